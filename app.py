@@ -1,0 +1,22 @@
+"""Officer Safety Explorer: the router. Page config, dataset and filters, then the chosen page."""
+from __future__ import annotations
+
+import streamlit as st
+
+from lib import ui
+from lib.query import UNRESTRICTED
+
+st.set_page_config(page_title="Officer Safety Explorer", page_icon="🛡️", layout="wide")
+
+PAGES = [
+    st.Page("pages/overview.py", title="Overview", icon="📊", default=True),
+]
+
+navigation = st.navigation(PAGES)
+st.sidebar.title("Officer Safety Explorer")
+st.sidebar.caption("Local single-user mode: serving 127.0.0.1 only, no login.")
+scope = UNRESTRICTED
+dataset = ui.dataset_picker()
+filters = ui.filter_sidebar(dataset, scope)
+ui.set_context(ui.Context(dataset=dataset, filters=filters, scope=scope))
+navigation.run()

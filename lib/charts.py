@@ -1,0 +1,128 @@
+"""Chart builders: pure functions from a small aggregate frame to an Altair chart.
+
+Every chart names its counting unit, shows intervals for rates, and greys out groups whose
+denominator is too small to read a rate from. One theme, a colour-blind-safe palette.
+"""
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+
+from lib import schema
+
+# Okabe-Ito: distinguishable under the common colour-vision deficiencies.
+PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
+MAIN, ACCENT, MUTED = "#0072B2", "#D55E00", "#B0B0B0"
+# Below this many answered reports a rate is shown grey: its interval is too wide to compare.
+MIN_DENOMINATOR = 30
+TACTIC_GROUP_COLOURS = dict(zip(schema.TACTIC_GROUPS, PALETTE, strict=False))
+
+
+def _style(chart: alt.TopLevelMixin) -> alt.TopLevelMixin:
+    """Apply the shared theme to a finished chart."""
+    return (
+        chart.configure(font="Source Sans Pro, Arial, sans-serif")
+        .configure_view(stroke=None)
+        .configure_axis(labelFontSize=12, titleFontSize=12, gridColor="#EEEEEE")
+        .configure_title(fontSize=15, anchor="start", fontWeight="bold")
+        .configure_range(category=PALETTE)
+        .configure_legend(labelFontSize=12, titleFontSize=12, orient="bottom")
+    )
+
+
+def _months(frame: pd.DataFrame) -> pd.DataFrame:
+    out = frame.copy()
+    out["month"] = pd.to_datetime(out["month"]).dt.strftime("%Y-%m-%d")
+    return out
+
+
+def reports_by_month(frame: pd.DataFrame, *, title: str | None = None) -> alt.TopLevelMixin:
+    """Draw reports per month as bars (counting unit: reports)."""
+    chart = alt.Chart(_months(frame), title=title or "Reports per month").mark_bar(color=MAIN).encode(
+        x=alt.X("yearmonth(month):T", title="Month", axis=alt.Axis(format="%b %Y", labelAngle=-45)),
+        y=alt.Y("reports:Q", title="Reports (one officer, one subject)"),
+        tooltip=[alt.Tooltip("yearmonth(month):T", title="Month", format="%B %Y"),
+                 alt.Tooltip("reports:Q", title="Reports", format=",")],
+    ).properties(height=260)
+    return _style(chart)
+
+
+def rate_by_month(frame: pd.DataFrame, measure: str = "officer_injured", *,
+                  title: str | None = None) -> alt.TopLevelMixin:
+    """Draw a monthly harm rate as a line with its 95% interval as a band."""
+    label = schema.HARM_FIELDS[measure]
+    data = _months(frame)
+    base = alt.Chart(data, title=title or f"{label} per month, with 95% interval").encode(
+        x=alt.X("yearmonth(month):T", title="Month", axis=alt.Axis(format="%b %Y", labelAngle=-45)))
+    band = base.mark_area(opacity=0.25, color=ACCENT).encode(
+        y=alt.Y(f"{measure}_low:Q", title=f"{label} (% of reports answering)",
+                axis=alt.Axis(format="%")),
+        y2=f"{measure}_high:Q")
+    line = base.mark_line(point=True, color=ACCENT).encode(
+        y=f"{measure}_rate:Q",
+        tooltip=[alt.Tooltip("yearmonth(month):T", title="Month", format="%B %Y"),
+                 alt.Tooltip(f"{measure}_rate:Q", title=label, format=".1%"),
+                 alt.Tooltip(f"{measure}_yes:Q", title="Yes", format=","),
+                 alt.Tooltip(f"{measure}_answered:Q", title="Reports answering", format=","),
+                 alt.Tooltip(f"{measure}_low:Q", title="95% interval from", format=".1%"),
+                 alt.Tooltip(f"{measure}_high:Q", title="95% interval to", format=".1%")])
+    return _style((band + line).properties(height=260))
+
+
+def harm_rates_by_group(frame: pd.DataFrame, dimension: str, dimension_label: str, *,
+                        title: str | None = None,
+                        measures: tuple[str, ...] = ("officer_injured", "officer_assaulted"),
+                        ) -> alt.TopLevelMixin:
+    """Draw reports per group beside each harm rate with its interval; thin groups in grey."""
+    data = frame.copy()
+    order = data[dimension].tolist()
+    y = alt.Y(f"{dimension}:N", title=dimension_label, sort=order)
+    counts = alt.Chart(data).mark_bar(color=MAIN).encode(
+        y=y, x=alt.X("reports:Q", title="Reports"),
+        tooltip=[alt.Tooltip(f"{dimension}:N", title=dimension_label),
+                 alt.Tooltip("reports:Q", title="Reports", format=",")],
+    ).properties(width=220, title="Reports")
+    panels = [counts]
+    for measure in measures:
+        label = schema.HARM_FIELDS[measure]
+        m = data.assign(
+            reliable=(data[f"{measure}_answered"] >= MIN_DENOMINATOR).map(
+                {True: "Enough reports", False: f"Under {MIN_DENOMINATOR} answering: too few to read"}))
+        colour = alt.Color("reliable:N", title=None, scale=alt.Scale(
+            domain=["Enough reports", f"Under {MIN_DENOMINATOR} answering: too few to read"],
+            range=[ACCENT, MUTED]))
+        tooltip = [alt.Tooltip(f"{dimension}:N", title=dimension_label),
+                   alt.Tooltip(f"{measure}_rate:Q", title=label, format=".1%"),
+                   alt.Tooltip(f"{measure}_yes:Q", title="Yes", format=","),
+                   alt.Tooltip(f"{measure}_answered:Q", title="Reports answering", format=","),
+                   alt.Tooltip(f"{measure}_low:Q", title="95% interval from", format=".1%"),
+                   alt.Tooltip(f"{measure}_high:Q", title="95% interval to", format=".1%")]
+        rule = alt.Chart(m).mark_rule(strokeWidth=2).encode(
+            y=y, x=alt.X(f"{measure}_low:Q", title=f"{label} (95% interval)",
+                         axis=alt.Axis(format="%")),
+            x2=f"{measure}_high:Q", color=colour, tooltip=tooltip)
+        point = alt.Chart(m).mark_point(filled=True, size=70).encode(
+            y=y, x=f"{measure}_rate:Q", color=colour, tooltip=tooltip)
+        panels.append((rule + point).properties(width=220, title=label))
+    chart = alt.hconcat(*panels, title=title).resolve_scale(y="shared")
+    return _style(chart)
+
+
+def most_used_tactics(frame: pd.DataFrame, *, top: int = 12,
+                      title: str | None = None) -> alt.TopLevelMixin:
+    """Draw the tactics used in most reports, coloured by Home Office type of force."""
+    data = frame.head(top).copy()
+    groups = [g for g in schema.TACTIC_GROUPS if g in set(data["tactic_group"])]
+    groups += sorted(set(data["tactic_group"]) - set(groups))
+    chart = alt.Chart(data, title=title or "Most-used tactics (reports using each)").mark_bar().encode(
+        y=alt.Y("tactic:N", title=None, sort=data["tactic"].tolist()),
+        x=alt.X("reports:Q", title="Reports using the tactic"),
+        color=alt.Color("tactic_group:N", title="Type of force",
+                        scale=alt.Scale(domain=groups,
+                                        range=[TACTIC_GROUP_COLOURS.get(g, MUTED) for g in groups])),
+        tooltip=[alt.Tooltip("tactic:N", title="Tactic"),
+                 alt.Tooltip("tactic_group:N", title="Type of force"),
+                 alt.Tooltip("reports:Q", title="Reports", format=","),
+                 alt.Tooltip("share:Q", title="Share of reports", format=".1%")],
+    ).properties(height=max(160, 24 * len(data)))
+    return _style(chart)

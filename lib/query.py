@@ -1,0 +1,372 @@
+"""Filters compile to one engine expression; measures and breakdowns come back as small frames.
+
+Every query starts from `scoped_reports`, which applies the user's data scope (the forces and
+areas they may see) before anything else, so no page can forget it.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields, replace
+from datetime import date, datetime, time, timedelta
+
+import ibis
+import numpy as np
+import pandas as pd
+
+from lib import schema
+from lib.stats import wilson_interval
+from lib.store import Dataset, Engine
+
+NOT_RECORDED = "Not recorded"
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The forces and areas a user may see; None means no restriction on that level."""
+
+    forces: frozenset[str] | None = None
+    areas: frozenset[str] | None = None
+
+    def describe(self) -> str:
+        """Say in words which data this scope covers."""
+        if self.forces is None and self.areas is None:
+            return "all forces"
+        parts = []
+        if self.forces is not None:
+            parts.append(", ".join(sorted(self.forces)) or "no force")
+        if self.areas is not None:
+            parts.append("areas " + (", ".join(sorted(self.areas)) or "none"))
+        return "; ".join(parts)
+
+
+UNRESTRICTED = Scope()
+
+
+@dataclass(frozen=True)
+class FilterKind:
+    """One kind of categorical filter: where its values live and how a sentence names them."""
+
+    field: str
+    column: str
+    label: str
+    phrase: str
+    table: str = "reports"
+
+
+FILTER_KINDS: tuple[FilterKind, ...] = (
+    FilterKind("forces", "force", "Force", "{}"),
+    FilterKind("areas", "area", "Area", "{}"),
+    FilterKind("roles", "officer_role", "Officer role", "{} officers"),
+    FilterKind("shifts", "shift", "Shift", "{} shift"),
+    FilterKind("tactic_groups", "tactic_group", "Tactic group", "{} used", table="tactics"),
+    FilterKind("tactics", "tactic", "Tactic", "{} used", table="tactics"),
+    FilterKind("location_types", "location_type", "Location", "at {}"),
+    FilterKind("age_bands", "subject_age_band", "Subject age", "subject aged {}"),
+    FilterKind("genders", "subject_gender", "Subject gender", "{} subject"),
+    FilterKind("ethnicities", "subject_ethnicity", "Subject ethnicity", "{} subject"),
+)
+KIND_BY_FIELD: dict[str, FilterKind] = {k.field: k for k in FILTER_KINDS}
+
+
+@dataclass(frozen=True)
+class Filters:
+    """The global filter state: a date range (inclusive) and a set of values per filter kind."""
+
+    date_from: date | None = None
+    date_to: date | None = None
+    forces: tuple[str, ...] = ()
+    areas: tuple[str, ...] = ()
+    roles: tuple[str, ...] = ()
+    shifts: tuple[str, ...] = ()
+    tactic_groups: tuple[str, ...] = ()
+    tactics: tuple[str, ...] = ()
+    location_types: tuple[str, ...] = ()
+    age_bands: tuple[str, ...] = ()
+    genders: tuple[str, ...] = ()
+    ethnicities: tuple[str, ...] = ()
+
+    def values(self, kind: FilterKind) -> tuple[str, ...]:
+        """Return the selected values of one filter kind."""
+        return getattr(self, kind.field)
+
+    def with_values(self, kind_field: str, values: tuple[str, ...]) -> Filters:
+        """Return a copy with one filter kind set to the given values."""
+        return replace(self, **{kind_field: tuple(values)})
+
+
+def _join_words(values: tuple[str, ...]) -> str:
+    if len(values) == 1:
+        return values[0]
+    return ", ".join(values[:-1]) + " or " + values[-1]
+
+
+def _format_day(d: date) -> str:
+    return f"{d.day} {d:%b %Y}"
+
+
+def describe(filters: Filters) -> str:
+    """Say in one human sentence which reports a filter state selects."""
+    parts: list[str] = []
+    if filters.date_from and filters.date_to:
+        parts.append(f"{_format_day(filters.date_from)} to {_format_day(filters.date_to)}")
+    elif filters.date_from:
+        parts.append(f"from {_format_day(filters.date_from)}")
+    elif filters.date_to:
+        parts.append(f"up to {_format_day(filters.date_to)}")
+    for kind in FILTER_KINDS:
+        values = filters.values(kind)
+        if values:
+            parts.append(kind.phrase.format(_join_words(tuple(values))))
+    if not parts:
+        return "All reports"
+    sentence = ", ".join(parts)
+    return sentence[0].upper() + sentence[1:]
+
+
+# --- compiling filters --------------------------------------------------------------------
+
+
+def _start_of(d: date) -> datetime:
+    return datetime.combine(d, time.min)
+
+
+def scoped_reports(engine: Engine, ds: Dataset, scope: Scope) -> ibis.Table:
+    """Return the reports a scope may see: every query starts here."""
+    r = engine.reports(ds)
+    preds = []
+    if scope.forces is not None:
+        preds.append(r.force.cast("string").isin(sorted(scope.forces)) if scope.forces
+                     else ibis.literal(False))
+    if scope.areas is not None:
+        preds.append(r.area.cast("string").isin(sorted(scope.areas)) if scope.areas
+                     else ibis.literal(False))
+    return r.filter(*preds) if preds else r
+
+
+def filtered_reports(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) -> ibis.Table:
+    """Compile a filter state into one expression over the reports the scope may see."""
+    r = scoped_reports(engine, ds, scope)
+    preds = []
+    if filters.date_from:
+        preds.append(r.occurred_at >= _start_of(filters.date_from))
+    if filters.date_to:
+        preds.append(r.occurred_at < _start_of(filters.date_to + timedelta(days=1)))
+    tactics = None
+    for kind in FILTER_KINDS:
+        values = list(filters.values(kind))
+        if not values:
+            continue
+        if kind.table == "reports":
+            preds.append(r[kind.column].isin(values))
+        else:
+            tactics = engine.tactics(ds) if tactics is None else tactics
+            chosen = tactics.filter(tactics[kind.column].isin(values)).report_id
+            preds.append(r.report_id.isin(chosen))
+    return r.filter(*preds) if preds else r
+
+
+# --- measures -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rate:
+    """A yes/no measure: yes count over the reports that answered, and how many did not."""
+
+    label: str
+    numerator: int
+    denominator: int
+    unanswered: int
+
+    @property
+    def rate(self) -> float:
+        return self.numerator / self.denominator if self.denominator else float("nan")
+
+    @property
+    def unanswered_share(self) -> float:
+        total = self.denominator + self.unanswered
+        return self.unanswered / total if total else float("nan")
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        low, high = wilson_interval(self.numerator, self.denominator)
+        return float(low), float(high)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Headline measures for one filter state."""
+
+    reports: int
+    incidents: int
+    officers: int
+    rates: dict[str, Rate] = field(default_factory=dict)
+
+
+def _harm_metrics(t: ibis.Table) -> dict[str, ibis.Expr]:
+    metrics: dict[str, ibis.Expr] = {}
+    for col in schema.HARM_FIELDS:
+        metrics[f"{col}_yes"] = t[col].cast("int64").sum().fill_null(0)
+        metrics[f"{col}_answered"] = t[col].count()
+    return metrics
+
+
+def summarise(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) -> Summary:
+    """Return reports, incidents, officers and the harm rates for a filter state."""
+    t = filtered_reports(engine, ds, filters, scope)
+    expr = t.aggregate(
+        reports=t.count(),
+        incidents=t.incident_id.fill_null(t.report_id).nunique(),
+        officers=t.officer_id.nunique(),
+        **_harm_metrics(t),
+    )
+    row = engine.execute(expr).iloc[0]
+    reports = int(row["reports"])
+    rates = {}
+    for col, label in schema.HARM_FIELDS.items():
+        answered = int(row[f"{col}_answered"])
+        rates[col] = Rate(label, int(row[f"{col}_yes"]), answered, reports - answered)
+    return Summary(reports, int(row["incidents"]), int(row["officers"]), rates)
+
+
+# --- breakdowns ---------------------------------------------------------------------------
+
+# A dimension is a canonical column or a derived expression over the reports.
+DIMENSIONS: dict[str, Callable[[ibis.Table], ibis.Expr]] = {
+    "month": lambda t: t.occurred_at.truncate("M").cast("date"),
+    "force": lambda t: t.force.cast("string"),
+    "area": lambda t: t.area.cast("string"),
+    "team": lambda t: t.team.cast("string"),
+    "officer_role": lambda t: t.officer_role.cast("string"),
+    "shift": lambda t: t.shift.cast("string"),
+    "location_type": lambda t: t.location_type.cast("string"),
+    "subject_age_band": lambda t: t.subject_age_band.cast("string"),
+    "subject_gender": lambda t: t.subject_gender.cast("string"),
+    "subject_ethnicity": lambda t: t.subject_ethnicity.cast("string"),
+}
+DIMENSION_LABELS: dict[str, str] = {
+    "month": "Month", "force": "Force", "area": "Area", "team": "Team",
+    "officer_role": "Officer role", "shift": "Shift", "location_type": "Location",
+    "subject_age_band": "Subject age", "subject_gender": "Subject gender",
+    "subject_ethnicity": "Subject ethnicity",
+}
+# Vocabulary order for sorting breakdowns, so Early/Late/Night read in time order.
+DIMENSION_ORDER: dict[str, tuple[str, ...]] = {
+    "officer_role": schema.OFFICER_ROLES, "shift": schema.SHIFTS,
+    "location_type": schema.LOCATION_TYPES, "subject_age_band": schema.AGE_BANDS,
+    "subject_gender": schema.GENDERS, "subject_ethnicity": schema.ETHNICITIES,
+}
+
+
+def add_rates(frame: pd.DataFrame) -> pd.DataFrame:
+    """Add rate and 95% Wilson interval columns for every harm field counted in a frame."""
+    out = frame.copy()
+    for col in schema.HARM_FIELDS:
+        yes, answered = out[f"{col}_yes"].to_numpy(), out[f"{col}_answered"].to_numpy()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out[f"{col}_rate"] = np.where(answered > 0, yes / answered, np.nan)
+        out[f"{col}_low"], out[f"{col}_high"] = wilson_interval(yes, answered)
+    return out
+
+
+def breakdown(engine: Engine, ds: Dataset, filters: Filters, scope: Scope,
+              by: tuple[str, ...]) -> pd.DataFrame:
+    """Return reports and harm counts and rates per group of the given dimensions."""
+    unknown = [d for d in by if d not in DIMENSIONS]
+    if unknown:
+        raise ValueError(f"unknown dimension(s): {', '.join(unknown)}")
+    t = filtered_reports(engine, ds, filters, scope)
+    t = t.mutate(**{d: DIMENSIONS[d](t) for d in by})
+    expr = t.group_by(list(by)).aggregate(reports=t.count(), **_harm_metrics(t))
+    frame = engine.execute(expr)
+    for d in by:
+        if d != "month":
+            frame[d] = frame[d].astype("object").where(frame[d].notna(), NOT_RECORDED)
+    frame = add_rates(frame)
+    return _sorted(frame, by)
+
+
+def _sorted(frame: pd.DataFrame, by: tuple[str, ...]) -> pd.DataFrame:
+    keys = []
+    for d in by:
+        order = DIMENSION_ORDER.get(d)
+        if order is None:
+            keys.append(frame[d].astype(str) if d != "month" else frame[d])
+        else:
+            rank = {v: i for i, v in enumerate(order)}
+            keys.append(frame[d].map(lambda v, r=rank: r.get(v, len(r))))
+    if not keys:
+        return frame.reset_index(drop=True)
+    sort_cols = [f"_k{i}" for i in range(len(keys))]
+    tmp = frame.assign(**dict(zip(sort_cols, keys, strict=True)))
+    return tmp.sort_values(sort_cols, kind="stable").drop(columns=sort_cols).reset_index(drop=True)
+
+
+def tactic_counts(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) -> pd.DataFrame:
+    """Return how many reports used each tactic (CED counted once, at its highest use)."""
+    reports = filtered_reports(engine, ds, filters, scope)
+    tactics = engine.tactics(ds)
+    chosen = tactics.filter(tactics.report_id.isin(reports.report_id))
+    expr = chosen.group_by(
+        tactic=chosen.tactic.cast("string"), tactic_group=chosen.tactic_group.cast("string")
+    ).aggregate(reports=chosen.report_id.nunique())
+    frame = engine.execute(expr)
+    total = engine.execute(reports.count())
+    frame["share"] = frame["reports"] / total if total else np.nan
+    frame["tactic_group"] = frame["tactic_group"].fillna("Unclassified")
+    return frame.sort_values(["reports", "tactic"], ascending=[False, True]).reset_index(drop=True)
+
+
+def filter_options(engine: Engine, ds: Dataset, scope: Scope) -> dict[str, list[str]]:
+    """Return the values present in the scoped data for each filter kind, in vocabulary order."""
+    reports = scoped_reports(engine, ds, scope)
+    tactics = engine.tactics(ds)
+    tactics = tactics.filter(tactics.report_id.isin(reports.report_id))
+    options: dict[str, list[str]] = {}
+    for kind in FILTER_KINDS:
+        table = reports if kind.table == "reports" else tactics
+        col = table[kind.column]
+        values = engine.execute(table.filter(col.notnull()).select(v=col.cast("string")).distinct())
+        found = set(values["v"].tolist())
+        order = DIMENSION_ORDER.get(kind.column) or {
+            "tactic": schema.TACTICS, "tactic_group": tuple(schema.TACTIC_GROUPS)
+        }.get(kind.column, ())
+        options[kind.field] = [v for v in order if v in found] + sorted(found - set(order))
+    return options
+
+
+# --- periods ------------------------------------------------------------------------------
+
+
+def default_filters(ds: Dataset, months: int = 12) -> Filters:
+    """Return the opening view: the latest twelve months of the dataset, nothing else filtered."""
+    if ds.last is None:
+        return Filters()
+    end = ds.last.date()
+    start = max(ds.first.date(), end - timedelta(days=365 * months // 12 - 1)) if ds.first else None
+    return Filters(date_from=start, date_to=end)
+
+
+def previous_period(filters: Filters, ds: Dataset) -> Filters | None:
+    """Return the same filters over the period of equal length just before; None if unbounded."""
+    start = filters.date_from or (ds.first.date() if ds.first else None)
+    end = filters.date_to or (ds.last.date() if ds.last else None)
+    if start is None or end is None or end < start:
+        return None
+    length = (end - start).days + 1
+    return replace(filters, date_from=start - timedelta(days=length),
+                   date_to=start - timedelta(days=1))
+
+
+def filters_from_mapping(data: dict[str, object]) -> Filters:
+    """Build Filters from a plain mapping (URL parameters, JSON); unknown keys are ignored."""
+    kwargs: dict[str, object] = {}
+    for f in fields(Filters):
+        if f.name not in data or data[f.name] in (None, "", []):
+            continue
+        value = data[f.name]
+        if f.name in ("date_from", "date_to"):
+            kwargs[f.name] = value if isinstance(value, date) else date.fromisoformat(str(value))
+        else:
+            items = [value] if isinstance(value, str) else list(value)  # type: ignore[arg-type]
+            kwargs[f.name] = tuple(str(v) for v in items)
+    return Filters(**kwargs)

@@ -1,0 +1,55 @@
+"""Plain-language wording of numbers: percentages, rates with their counts, period changes."""
+from __future__ import annotations
+
+import math
+from datetime import date
+
+from lib.query import Filters, Rate, Summary
+
+
+def percent(value: float, digits: int = 1) -> str:
+    """Format a proportion as a percentage ('5.1%'); a dash when it cannot be computed."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{value * 100:.{digits}f}%"
+
+
+def rate_detail(rate: Rate) -> str:
+    """Say a rate with its numerator, denominator, interval and unanswered share."""
+    if not rate.denominator:
+        return f"{rate.label}: no report answered this question"
+    low, high = rate.interval
+    text = (f"{rate.label}: {rate.numerator:,} of {rate.denominator:,} reports answering "
+            f"(95% interval {percent(low)} to {percent(high)})")
+    if rate.unanswered:
+        text += f"; {rate.unanswered:,} ({percent(rate.unanswered_share)}) not answered"
+    return text
+
+
+def count_change(current: int, previous: int | None) -> str | None:
+    """Describe the change in a count against the previous period, or None if there is none."""
+    if previous is None or previous == 0:
+        return None
+    diff = current - previous
+    return f"{diff:+,} ({diff / previous:+.1%})"
+
+
+def rate_change(current: Rate, previous: Rate | None) -> str | None:
+    """Describe the change in a rate in percentage points, or None if it cannot be computed."""
+    if previous is None or not previous.denominator or not current.denominator:
+        return None
+    return f"{(current.rate - previous.rate) * 100:+.1f} pp"
+
+
+def period_phrase(previous: Filters | None, previous_summary: Summary | None) -> str:
+    """Say which period the changes compare against, and whether it holds any data."""
+    if previous is None or previous.date_from is None or previous.date_to is None:
+        return "No earlier period to compare with."
+    span = f"{_day(previous.date_from)} to {_day(previous.date_to)}"
+    if previous_summary is None or previous_summary.reports == 0:
+        return f"No reports in the previous period of the same length ({span}), so no change is shown."
+    return f"Changes compare with the previous period of the same length: {span}."
+
+
+def _day(d: date) -> str:
+    return f"{d.day} {d:%b %Y}"

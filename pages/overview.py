@@ -1,0 +1,61 @@
+"""Overview: headline measures with change, monthly trend, role and shift, most-used tactics."""
+from __future__ import annotations
+
+import streamlit as st
+
+from lib import charts, query, tables, ui, wording
+
+ctx = ui.context()
+ds, filters, scope = ctx.dataset, ctx.filters, ctx.scope
+sentence = query.describe(filters)
+
+st.title("Overview")
+st.caption(f"{ds.name} · {sentence} · {scope.describe()}")
+
+now = ui.summary(ds, filters, scope)
+previous_filters = query.previous_period(filters, ds)
+before = ui.summary(ds, previous_filters, scope) if previous_filters else None
+if now.reports == 0:
+    st.info(f"No reports match these filters ({sentence}). Widen the dates or clear a filter.")
+    st.stop()
+
+cols = st.columns(4)
+cols[0].metric("Reports", f"{now.reports:,}",
+               wording.count_change(now.reports, before.reports if before else None),
+               delta_color="off",
+               help="One report is one officer's use of force on one subject.")
+for col, field in zip(cols[1:], ("officer_injured", "officer_assaulted", "subject_injured"), strict=True):
+    rate = now.rates[field]
+    col.metric(rate.label, wording.percent(rate.rate),
+               wording.rate_change(rate, before.rates[field] if before else None),
+               delta_color="inverse", help=wording.rate_detail(rate))
+st.caption(f"{now.incidents:,} incidents, {now.officers:,} officers. "
+           + wording.period_phrase(previous_filters, before))
+with st.expander("How these rates are counted"):
+    for rate in now.rates.values():
+        st.markdown("- " + wording.rate_detail(rate))
+
+st.subheader("Monthly trend")
+monthly = ui.breakdown(ds, filters, scope, ("month",))
+left, right = st.columns(2)
+with left:
+    ui.chart(charts.reports_by_month(monthly))
+with right:
+    ui.chart(charts.rate_by_month(monthly, "officer_injured"))
+ui.table_behind(tables.rates_table(monthly, ("month",)), f"{sentence}. Counting unit: reports.")
+
+for dimension in ("officer_role", "shift"):
+    label = query.DIMENSION_LABELS[dimension]
+    st.subheader(f"By {label.lower()}")
+    frame = ui.breakdown(ds, filters, scope, (dimension,))
+    ui.chart(charts.harm_rates_by_group(frame, dimension, label))
+    ui.table_behind(tables.rates_table(frame, (dimension,)),
+                    f"{sentence}. Counting unit: reports. Rates are over reports that answered; "
+                    f"grey points rest on fewer than {charts.MIN_DENOMINATOR} answers.")
+
+st.subheader("Most-used tactics")
+tactics = ui.tactic_counts(ds, filters, scope)
+ui.chart(charts.most_used_tactics(tactics))
+ui.table_behind(tables.tactics_table(tactics),
+                f"{sentence}. Counting unit: reports using each tactic; a report can use several, "
+                "and CED (Taser) counts once per report at its highest use.")

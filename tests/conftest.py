@@ -1,0 +1,22 @@
+"""Shared fixtures: a hand-readable canonical dataset and the real engine."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lib.store import Dataset, Engine
+
+FIXTURES = Path(__file__).parent / "fixtures"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def engine() -> Engine:
+    return Engine()
+
+
+@pytest.fixture(scope="session")
+def small(engine: Engine) -> Dataset:
+    """Ten reports in two forces whose every count is known by hand (see fixtures/)."""
+    return engine.open(FIXTURES / "small_canonical.csv")
