@@ -104,7 +104,7 @@ def harm_rates_by_group(frame: pd.DataFrame, dimension: str, dimension_label: st
         point = alt.Chart(m).mark_point(filled=True, size=70).encode(
             y=y, x=f"{measure}_rate:Q", color=colour, tooltip=tooltip)
         panels.append((rule + point).properties(width=220, title=label))
-    chart = alt.hconcat(*panels, title=title).resolve_scale(y="shared")
+    chart = alt.hconcat(*panels, **({"title": title} if title else {})).resolve_scale(y="shared")
     return _style(chart)
 
 

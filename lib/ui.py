@@ -86,6 +86,14 @@ def _open(source: Source) -> Dataset:
     return engine().open(source.path, name=source.label)
 
 
+def _warn_unopened(source: Source, reason: str) -> None:
+    if source.key == "env":
+        st.sidebar.warning(f"Could not open OSE_DATASET={source.path}: {reason}. "
+                           "Showing the synthetic sample instead.", icon="⚠️")
+    else:
+        st.sidebar.warning(f"Could not open {source.label} at {source.path}: {reason}.", icon="⚠️")
+
+
 def dataset_picker() -> Dataset:
     """Draw the dataset picker and return the chosen dataset, falling back to the sample."""
     usable: list[tuple[Source, Dataset]] = []
@@ -93,12 +101,9 @@ def dataset_picker() -> Dataset:
         try:
             usable.append((source, _open(source)))
         except DatasetError as exc:
-            origin = "OSE_DATASET" if source.key == "env" else source.label
-            st.sidebar.warning(f"Could not open {source.path} ({origin}): {exc}. "
-                               "Showing the synthetic sample instead.", icon="⚠️")
+            _warn_unopened(source, str(exc))
         except Exception as exc:  # an unreadable file must never take the page down
-            st.sidebar.warning(f"Could not open {source.path}: {type(exc).__name__}: {exc}. "
-                               "Showing the synthetic sample instead.", icon="⚠️")
+            _warn_unopened(source, f"{type(exc).__name__}: {exc}")
     if not usable:
         st.error("No dataset could be opened, not even the bundled sample. Run `make sample`.")
         st.stop()
