@@ -26,7 +26,8 @@ def _style(chart: alt.TopLevelMixin) -> alt.TopLevelMixin:
         .configure_axis(labelFontSize=12, titleFontSize=12, gridColor="#EEEEEE")
         .configure_title(fontSize=15, anchor="start", fontWeight="bold")
         .configure_range(category=PALETTE)
-        .configure_legend(labelFontSize=12, titleFontSize=12, orient="bottom")
+        .configure_legend(labelFontSize=12, titleFontSize=12, orient="bottom", labelLimit=400,
+                          columns=4)
     )
 
 

@@ -342,8 +342,18 @@ def default_filters(ds: Dataset, months: int = 12) -> Filters:
     if ds.last is None:
         return Filters()
     end = ds.last.date()
-    start = max(ds.first.date(), end - timedelta(days=365 * months // 12 - 1)) if ds.first else None
+    index = end.year * 12 + end.month - months  # the month after `end`, `months` months back
+    start = date(index // 12, index % 12 + 1, 1)
+    if end.day != _month_end(end).day:  # a part month at the end: take whole days instead
+        start = end - timedelta(days=365 * months // 12 - 1)
+    if ds.first is not None:
+        start = max(start, ds.first.date())
     return Filters(date_from=start, date_to=end)
+
+
+def _month_end(d: date) -> date:
+    following = date(d.year + d.month // 12, d.month % 12 + 1, 1)
+    return following - timedelta(days=1)
 
 
 def previous_period(filters: Filters, ds: Dataset) -> Filters | None:
@@ -352,6 +362,13 @@ def previous_period(filters: Filters, ds: Dataset) -> Filters | None:
     end = filters.date_to or (ds.last.date() if ds.last else None)
     if start is None or end is None or end < start:
         return None
+    if start.day == 1 and (end + timedelta(days=1)).day == 1:
+        # Whole calendar months compare with the same number of months before, so a
+        # financial year compares with the previous financial year whatever the leap days.
+        months = (end.year - start.year) * 12 + end.month - start.month + 1
+        index = start.year * 12 + start.month - 1 - months
+        prev_start = date(index // 12, index % 12 + 1, 1)
+        return replace(filters, date_from=prev_start, date_to=start - timedelta(days=1))
     length = (end - start).days + 1
     return replace(filters, date_from=start - timedelta(days=length),
                    date_to=start - timedelta(days=1))

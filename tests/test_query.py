@@ -119,8 +119,12 @@ def test_describe_says_the_filter_state_in_words(filters, sentence):
 def test_previous_period_is_same_length_just_before(small):
     f = Filters(date_from=date(2024, 3, 1), date_to=date(2024, 3, 31), shifts=("Night",))
     prev = query.previous_period(f, small)
-    assert (prev.date_from, prev.date_to) == (date(2024, 1, 30), date(2024, 2, 29))
+    assert (prev.date_from, prev.date_to) == (date(2024, 2, 1), date(2024, 2, 29))
     assert prev.shifts == ("Night",)
+    days = query.previous_period(Filters(date_from=date(2024, 3, 5), date_to=date(2024, 3, 14)), small)
+    assert (days.date_from, days.date_to) == (date(2024, 2, 24), date(2024, 3, 4))
+    year = query.previous_period(Filters(date_from=date(2024, 4, 1), date_to=date(2025, 3, 31)), small)
+    assert (year.date_from, year.date_to) == (date(2023, 4, 1), date(2024, 3, 31))
     unbounded = query.previous_period(Filters(), small)
     assert unbounded.date_to == date(2024, 1, 4)
 

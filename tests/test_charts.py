@@ -1,0 +1,59 @@
+"""Chart builders: valid Vega-Lite, aggregates only, units and intervals named, thin groups grey."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lib import charts, query
+from lib.query import UNRESTRICTED, Filters
+
+
+def _datasets(spec: dict) -> list[list[dict]]:
+    return list(spec.get("datasets", {}).values())
+
+
+@pytest.fixture(scope="module")
+def frames(engine, small):
+    return {
+        "month": query.breakdown(engine, small, Filters(), UNRESTRICTED, ("month",)),
+        "shift": query.breakdown(engine, small, Filters(), UNRESTRICTED, ("shift",)),
+        "tactics": query.tactic_counts(engine, small, Filters(), UNRESTRICTED),
+    }
+
+
+def test_reports_by_month_names_its_counting_unit(frames):
+    spec = charts.reports_by_month(frames["month"]).to_dict()
+    assert "Reports (one officer, one subject)" in json.dumps(spec)
+    assert sum(len(d) for d in _datasets(spec)) == 4  # four monthly aggregates, no raw rows
+
+
+def test_rate_by_month_draws_the_interval(frames):
+    text = json.dumps(charts.rate_by_month(frames["month"]).to_dict())
+    assert "officer_injured_low" in text and "officer_injured_high" in text
+    assert "95% interval" in text
+
+
+def test_harm_rates_grey_out_thin_groups(frames):
+    spec = charts.harm_rates_by_group(frames["shift"], "shift", "Shift").to_dict()
+    rows = [r for d in _datasets(spec) for r in d if "reliable" in r]
+    # Every shift in the hand fixture has fewer than 30 answers: all must be grey, none coloured.
+    assert rows and all(r["reliable"].startswith("Under 30") for r in rows)
+
+
+def test_harm_rates_colour_groups_with_enough_reports(engine):
+    from lib.store import SAMPLE_DIR
+    ds = engine.open(SAMPLE_DIR)
+    frame = query.breakdown(engine, ds, Filters(), UNRESTRICTED, ("shift",))
+    spec = charts.harm_rates_by_group(frame, "shift", "Shift").to_dict()
+    rows = [r for d in _datasets(spec) for r in d if "reliable" in r]
+    assert {r["reliable"] for r in rows} == {"Enough reports"}
+    assert max(len(d) for d in _datasets(spec)) == 3  # one row per shift
+
+
+def test_most_used_tactics_colours_by_type_of_force(frames):
+    spec = charts.most_used_tactics(frames["tactics"], top=3).to_dict()
+    assert max(len(d) for d in _datasets(spec)) == 3
+    colour = spec["encoding"]["color"]
+    assert colour["scale"]["domain"][0] == "Restraint"
+    assert colour["scale"]["range"][0] == charts.TACTIC_GROUP_COLOURS["Restraint"]

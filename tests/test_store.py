@@ -1,0 +1,110 @@
+"""Loading canonical datasets into the engine, and refusing unreadable ones with a clear reason."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from lib import schema
+from lib.store import SAMPLE_DIR, DatasetError, Engine, read_canonical
+
+from .conftest import FIXTURES
+
+
+def test_bundled_sample_loads_with_enum_categories(engine):
+    ds = engine.open(SAMPLE_DIR)
+    assert ds.name == "Synthetic sample"
+    assert ds.rows == 50_000 and ds.has_officers
+    types = dict(engine.backend.raw_sql(
+        f"SELECT column_name, data_type FROM information_schema.columns "
+        f"WHERE table_name = '{ds.reports_table}'").fetchall())
+    # ENUM-typed categoricals are what make filtered group-bys fast.
+    for col in ("shift", "officer_role", "force", "area", "team", "subject_ethnicity"):
+        assert types[col].startswith("ENUM("), (col, types[col])
+    assert types["officer_injured"] == "BOOLEAN"
+    assert types["reasons"] == "VARCHAR[]"
+
+
+def test_opening_twice_reuses_the_loaded_tables(engine):
+    assert engine.open(SAMPLE_DIR) is engine.open(SAMPLE_DIR)
+
+
+def test_changed_file_is_a_new_dataset(tmp_path):
+    eng = Engine()
+    path = tmp_path / "one.csv"
+    shutil.copy(FIXTURES / "small_canonical.csv", path)
+    first = eng.open(path)
+    text = path.read_text().splitlines()
+    path.write_text("\n".join(text[:-1]) + "\n")  # drop the last report
+    second = eng.open(path)
+    assert first.id != second.id
+    assert (first.rows, second.rows) == (10, 9)
+
+
+def test_canonical_csv_splits_tactics_and_applies_ced_rule(engine, small):
+    tactics = engine.execute(engine.tactics(small).filter(lambda t: t.report_id == "R01"))
+    assert sorted(tactics["tactic"].astype(str)) == ["CED fired", "Compliant handcuffing"]
+    reports = engine.execute(engine.reports(small).select("report_id", "shift", "officer_injured"))
+    r05 = reports.set_index("report_id").loc["R05"]
+    assert r05["shift"] == "Night"            # derived from 02:00
+    assert pd.isna(r05["officer_injured"])    # blank stays unknown, never "No"
+
+
+def test_single_parquet_file_with_tactic_lists(tmp_path, engine):
+    frame = pd.read_csv(FIXTURES / "small_canonical.csv", dtype=str)
+    frame["tactics"] = frame["tactics"].fillna("").str.split(";")
+    path = tmp_path / "export.parquet"
+    frame.to_parquet(path)
+    ds = engine.open(path)
+    assert ds.rows == 10
+    n = engine.execute(engine.tactics(ds).count())
+    assert n == 13  # 15 listed tactics less R01's CED drawn, less R09's empty cell
+
+
+def test_drop_removes_tables(tmp_path):
+    eng = Engine()
+    ds = eng.open(FIXTURES / "small_canonical.csv")
+    eng.drop(ds)
+    left = eng.backend.raw_sql("SELECT table_name FROM duckdb_tables()").fetchall()
+    assert ds.reports_table not in {name for (name,) in left}
+    assert eng.open(FIXTURES / "small_canonical.csv").rows == 10  # and it can load again
+
+
+@pytest.mark.parametrize(("name", "content", "reason"), [
+    ("missing.parquet", None, "does not exist"),
+    ("binary.parquet", b"\x00\x01\x02 not parquet", "not a readable Parquet file"),
+    ("nocols.csv", b"a,b\n1,2\n", "lacks required column(s): report_id, occurred_at, force, officer_id"),
+    ("empty.csv", b"", "not a readable CSV file"),
+    ("latin1.csv", "report_id,occurred_at,force,officer_id\nR1,2024-01-01,Caf\xe9,O1\n".encode("latin-1"),
+     "not a readable CSV file"),
+    ("baddates.csv", b"report_id,occurred_at,force,officer_id\nR1,yesterday,X,O1\n",
+     "no row has a readable occurred_at date"),
+    ("data.xlsx", b"PK\x03\x04", "is not a Parquet or CSV file"),
+])
+def test_unreadable_sources_are_refused_with_a_reason(tmp_path, name, content, reason):
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(DatasetError) as err:
+        Engine().open(path)
+    assert reason in str(err.value)
+
+
+def test_folder_without_reports_is_refused(tmp_path):
+    with pytest.raises(DatasetError, match="has no reports.parquet"):
+        read_canonical(tmp_path)
+
+
+def test_vocabulary_order_is_enum_order(engine):
+    ds = engine.open(SAMPLE_DIR)
+    enum = engine.backend.raw_sql(
+        f"SELECT data_type FROM information_schema.columns WHERE table_name = '{ds.reports_table}' "
+        "AND column_name = 'shift'").fetchone()[0]
+    assert enum == "ENUM(" + ", ".join(f"'{s}'" for s in schema.SHIFTS) + ")"
+
+
+def test_sample_readme_says_synthetic():
+    text = (Path(SAMPLE_DIR).parent / "README.md").read_text()
+    assert "synthetic" in text.lower() and "not real" in text.lower()
