@@ -182,7 +182,7 @@ def filter_sidebar(ds: Dataset, scope: Scope) -> Filters:
         values = side.multiselect(kind.label, options.get(kind.field, []), key=_widget_key(kind.field),
                                   placeholder="All")
         chosen[kind.field] = tuple(values)
-    side.button("Reset filters", on_click=_reset, args=(ds, options), use_container_width=True)
+    side.button("Reset filters", on_click=_reset, args=(ds, options), width="stretch")
     filters = Filters(date_from=date_from, date_to=date_to, **chosen)
     _write_url(filters)
     return filters
@@ -227,18 +227,19 @@ def context() -> Context:
     """Return this run's context (set by app.py before the page runs)."""
     ctx = st.session_state.get(CONTEXT_KEY)
     if ctx is None:
-        st.error("Open the app from its home page so the dataset and filters are set.")
-        st.stop()
+        # Only the first run of a fresh server can run a page without app.py (Streamlit's old
+        # folder navigation); send it through the router, which sets the context.
+        st.switch_page("app.py")
     return ctx
 
 
 def chart(spec: alt.TopLevelMixin, *, key: str | None = None) -> None:
     """Draw an Altair chart in the project's own theme (not Streamlit's)."""
-    st.altair_chart(spec, theme=None, use_container_width=False, key=key)
+    st.altair_chart(spec, theme=None, width="content", key=key)
 
 
 def table_behind(frame: pd.DataFrame, caption: str, *, label: str = "Table behind this chart") -> None:
     """Show the aggregate behind a chart in an expander, with the filter sentence."""
     with st.expander(label):
-        st.dataframe(frame, hide_index=True, use_container_width=True)
+        st.dataframe(frame, hide_index=True, width="stretch")
         st.caption(caption)

@@ -1,0 +1,135 @@
+"""AppTest: the app shell and the Overview page, run as Streamlit runs them."""
+from __future__ import annotations
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from lib import query
+from lib.query import UNRESTRICTED, Filters
+from lib.store import SAMPLE_DIR
+
+from .conftest import FIXTURES, ROOT
+
+METRICS = ["Reports", "Officer injury rate", "Officer assault rate", "Subject injury rate"]
+
+
+@pytest.fixture(autouse=True)
+def fresh_caches(monkeypatch):
+    """Each app run starts with empty Streamlit caches and no OSE_DATASET unless a test sets it."""
+    monkeypatch.delenv("OSE_DATASET", raising=False)
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+def run_app(**query_params) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    for key, value in query_params.items():
+        at.query_params[key] = value
+    return at.run()
+
+
+def metric(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def reports_in_sample(engine, filters: Filters) -> int:
+    return query.summarise(engine, engine.open(SAMPLE_DIR), filters, UNRESTRICTED).reports
+
+
+def test_overview_shows_the_four_headline_measures(engine):
+    at = run_app()
+    assert not at.exception
+    assert [m.label for m in at.metric] == METRICS
+    defaults = query.default_filters(engine.open(SAMPLE_DIR))
+    assert metric(at, "Reports") == f"{reports_in_sample(engine, defaults):,}"
+    assert all(m.delta for m in at.metric)  # the sample has a previous year to compare with
+    assert len(at.get("vega_lite_chart")) == 5
+    assert len(at.expander) >= 5  # a table behind every chart
+    assert any("1 Apr 2024 to 31 Mar 2025" in c.value for c in at.caption)
+
+
+def test_changing_the_shift_filter_changes_the_numbers(engine):
+    at = run_app()
+    before = metric(at, "Reports")
+    at.multiselect(key="flt_shifts").set_value(["Night"]).run()
+    assert not at.exception
+    defaults = query.default_filters(engine.open(SAMPLE_DIR))
+    night = reports_in_sample(engine, defaults.with_values("shifts", ("Night",)))
+    assert metric(at, "Reports") == f"{night:,}" != before
+    assert at.query_params["shifts"] in ("Night", ["Night"])  # a one-value list reads back as a string
+    assert any("Night shift" in c.value for c in at.caption)
+
+
+def test_filters_arrive_from_a_shared_link(engine):
+    at = run_app(shifts=["Late"], roles=["Response", "Custody"], **{"from": "2024-01-01", "to": "2024-06-30"})
+    assert not at.exception
+    assert at.multiselect(key="flt_shifts").value == ["Late"]
+    expected = reports_in_sample(engine, Filters(
+        date_from=query.date(2024, 1, 1), date_to=query.date(2024, 6, 30), shifts=("Late",),
+        roles=("Response", "Custody")))
+    assert metric(at, "Reports") == f"{expected:,}"
+
+
+def test_unknown_values_in_a_link_are_ignored():
+    at = run_app(shifts=["Teatime"], **{"from": "not-a-date"})
+    assert not at.exception
+    assert at.multiselect(key="flt_shifts").value == []
+
+
+def test_missing_ose_dataset_falls_back_to_the_sample_with_a_warning(monkeypatch, tmp_path):
+    missing = tmp_path / "nowhere.parquet"
+    monkeypatch.setenv("OSE_DATASET", str(missing))
+    at = run_app()
+    assert not at.exception
+    warning = " ".join(w.value for w in at.warning)
+    assert str(missing) in warning and "does not exist" in warning and "synthetic sample" in warning
+    assert at.selectbox(key="dataset_choice").value.startswith("Synthetic sample")
+    assert [m.label for m in at.metric] == METRICS
+
+
+def test_unreadable_ose_dataset_names_the_file_and_reason(monkeypatch, tmp_path):
+    broken = tmp_path / "broken.parquet"
+    broken.write_bytes(b"PAR1 this is not parquet")
+    monkeypatch.setenv("OSE_DATASET", str(broken))
+    at = run_app()
+    assert not at.exception
+    warning = " ".join(w.value for w in at.warning)
+    assert "broken.parquet" in warning and "not a readable Parquet file" in warning
+
+
+def test_ose_dataset_becomes_the_default_and_switching_resets_filters(monkeypatch):
+    monkeypatch.setenv("OSE_DATASET", str(FIXTURES / "small_canonical.csv"))
+    at = run_app()
+    assert not at.exception
+    assert metric(at, "Reports") == "10"
+    at.multiselect(key="flt_forces").set_value(["Southshire Police"]).run()
+    assert metric(at, "Reports") == "5"
+    at.selectbox(key="dataset_choice").select_index(1).run()
+    assert not at.exception
+    # The sample has no "Southshire Police": the filter must not carry over as a stale value.
+    assert at.multiselect(key="flt_forces").value == []
+    assert "Southshire Police" not in at.multiselect(key="flt_forces").options
+    assert metric(at, "Reports") != "5"
+
+
+def test_filters_matching_nothing_say_so(monkeypatch):
+    monkeypatch.setenv("OSE_DATASET", str(FIXTURES / "small_canonical.csv"))
+    at = run_app()
+    at.multiselect(key="flt_forces").set_value(["Northshire Police"])
+    at.multiselect(key="flt_roles").set_value(["Roads policing"]).run()
+    assert not at.exception
+    assert any("No reports match" in i.value for i in at.info)
+
+
+def test_reset_filters_restores_the_opening_view():
+    at = run_app()
+    opening = metric(at, "Reports")
+    at.multiselect(key="flt_shifts").set_value(["Early"]).run()
+    assert metric(at, "Reports") != opening
+    next(b for b in at.button if b.label == "Reset filters").click().run()
+    assert metric(at, "Reports") == opening
+    assert at.multiselect(key="flt_shifts").value == []
