@@ -39,7 +39,8 @@ def _months(frame: pd.DataFrame) -> pd.DataFrame:
 
 def reports_by_month(frame: pd.DataFrame, *, title: str | None = None) -> alt.TopLevelMixin:
     """Draw reports per month as bars (counting unit: reports)."""
-    chart = alt.Chart(_months(frame), title=title or "Reports per month").mark_bar(color=MAIN).encode(
+    title = "Reports per month" if title is None else title
+    chart = alt.Chart(_months(frame), **({"title": title} if title else {})).mark_bar(color=MAIN).encode(
         x=alt.X("yearmonth(month):T", title="Month", axis=alt.Axis(format="%b %Y", labelAngle=-45)),
         y=alt.Y("reports:Q", title="Reports (one officer, one subject)"),
         tooltip=[alt.Tooltip("yearmonth(month):T", title="Month", format="%B %Y"),
@@ -53,13 +54,13 @@ def rate_by_month(frame: pd.DataFrame, measure: str = "officer_injured", *,
     """Draw a monthly harm rate as a line with its 95% interval as a band."""
     label = schema.HARM_FIELDS[measure]
     data = _months(frame)
-    base = alt.Chart(data, title=title or f"{label} per month, with 95% interval").encode(
+    base = alt.Chart(data).encode(
         x=alt.X("yearmonth(month):T", title="Month", axis=alt.Axis(format="%b %Y", labelAngle=-45)))
     band = base.mark_area(opacity=0.25, color=ACCENT).encode(
-        y=alt.Y(f"{measure}_low:Q", title=f"{label} (% of reports answering)",
+        y=alt.Y(f"{measure}_low:Q", title="% of answering reports",
                 axis=alt.Axis(format="%")),
         y2=f"{measure}_high:Q")
-    line = base.mark_line(point=True, color=ACCENT).encode(
+    line = base.mark_line(point=alt.OverlayMarkDef(color=ACCENT), color=ACCENT).encode(
         y=f"{measure}_rate:Q",
         tooltip=[alt.Tooltip("yearmonth(month):T", title="Month", format="%B %Y"),
                  alt.Tooltip(f"{measure}_rate:Q", title=label, format=".1%"),
@@ -67,7 +68,8 @@ def rate_by_month(frame: pd.DataFrame, measure: str = "officer_injured", *,
                  alt.Tooltip(f"{measure}_answered:Q", title="Reports answering", format=","),
                  alt.Tooltip(f"{measure}_low:Q", title="95% interval from", format=".1%"),
                  alt.Tooltip(f"{measure}_high:Q", title="95% interval to", format=".1%")])
-    return _style((band + line).properties(height=260))
+    title = f"{label} per month, with 95% interval" if title is None else title
+    return _style(alt.layer(band, line, **({"title": title} if title else {})).properties(height=260))
 
 
 def harm_rates_by_group(frame: pd.DataFrame, dimension: str, dimension_label: str, *,
@@ -119,6 +121,7 @@ def most_used_tactics(frame: pd.DataFrame, *, top: int = 12,
         y=alt.Y("tactic:N", title=None, sort=data["tactic"].tolist()),
         x=alt.X("reports:Q", title="Reports using the tactic"),
         color=alt.Color("tactic_group:N", title="Type of force",
+                        legend=alt.Legend(orient="right", columns=1),
                         scale=alt.Scale(domain=groups,
                                         range=[TACTIC_GROUP_COLOURS.get(g, MUTED) for g in groups])),
         tooltip=[alt.Tooltip("tactic:N", title="Tactic"),

@@ -6,7 +6,7 @@ small values (a Dataset, a Filters, a Scope), never on DataFrames.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 
@@ -114,7 +114,8 @@ def dataset_picker() -> Dataset:
         st.session_state["dataset_choice"] = labels[keys.index(wanted)] if wanted in keys else labels[0]
     choice = st.sidebar.selectbox("Dataset", labels, key="dataset_choice")
     source, ds = usable[labels.index(choice)]
-    st.session_state["_ose_dataset_key"] = source.key
+    # The URL names the dataset only when it is not the default, so plain links stay short.
+    st.session_state["_ose_dataset_param"] = source.key if source.key != keys[0] else None
     return ds
 
 
@@ -144,7 +145,8 @@ def _apply_to_widgets(filters: Filters, options: dict[str, list[str]]) -> None:
     for kind in FILTER_KINDS:
         allowed = set(options.get(kind.field, []))
         st.session_state[_widget_key(kind.field)] = [v for v in filters.values(kind) if v in allowed]
-    st.session_state[DATES_KEY] = (filters.date_from, filters.date_to)
+    # date_input takes no None inside its range: an open end is left out of the tuple.
+    st.session_state[DATES_KEY] = tuple(d for d in (filters.date_from, filters.date_to) if d)
 
 
 def _reset(ds: Dataset, options: dict[str, list[str]]) -> None:
@@ -162,9 +164,13 @@ def filter_sidebar(ds: Dataset, scope: Scope) -> Filters:
     options = filter_options(ds, scope)
     if st.session_state.get(FILTER_DATASET_KEY) != ds.id:
         first_visit = FILTER_DATASET_KEY not in st.session_state
-        initial = (_filters_from_url(options) if first_visit else None) or query.default_filters(ds)
-        initial = Filters(**{**initial.__dict__, "date_from": _clamp(initial.date_from, ds),
-                             "date_to": _clamp(initial.date_to, ds)})
+        initial = query.default_filters(ds)
+        shared = _filters_from_url(options) if first_visit else None
+        if shared is not None:  # a shared link: its values, the opening dates where it has none
+            initial = replace(shared, date_from=shared.date_from or initial.date_from,
+                              date_to=shared.date_to or initial.date_to)
+        initial = replace(initial, date_from=_clamp(initial.date_from, ds),
+                          date_to=_clamp(initial.date_to, ds))
         _apply_to_widgets(initial, options)
         st.session_state[FILTER_DATASET_KEY] = ds.id
 
@@ -190,8 +196,8 @@ def filter_sidebar(ds: Dataset, scope: Scope) -> Filters:
 
 def _write_url(filters: Filters) -> None:
     params: dict[str, list[str]] = {}
-    key = st.session_state.get("_ose_dataset_key")
-    if key and key != "sample":
+    key = st.session_state.get("_ose_dataset_param")
+    if key:
         params["dataset"] = [key]
     if filters.date_from:
         params["from"] = [filters.date_from.isoformat()]
@@ -235,7 +241,9 @@ def context() -> Context:
 
 def chart(spec: alt.TopLevelMixin, *, key: str | None = None) -> None:
     """Draw an Altair chart in the project's own theme (not Streamlit's)."""
-    st.altair_chart(spec, theme=None, width="content", key=key)
+    # Single and layered charts stretch to their column; concatenated panels keep their widths.
+    stretch = isinstance(spec, (alt.Chart, alt.LayerChart))
+    st.altair_chart(spec, theme=None, width="stretch" if stretch else "content", key=key)
 
 
 def table_behind(frame: pd.DataFrame, caption: str, *, label: str = "Table behind this chart") -> None:

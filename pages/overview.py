@@ -38,10 +38,13 @@ with st.expander("How these rates are counted"):
 st.subheader("Monthly trend")
 monthly = ui.breakdown(ds, filters, scope, ("month",))
 left, right = st.columns(2)
+# Headings sit outside charts that share a row: Streamlit clips a stretched chart's own title.
 with left:
-    ui.chart(charts.reports_by_month(monthly))
+    st.markdown("**Reports per month**")
+    ui.chart(charts.reports_by_month(monthly, title=""))
 with right:
-    ui.chart(charts.rate_by_month(monthly, "officer_injured"))
+    st.markdown("**Officer injury rate per month, with 95% interval**")
+    ui.chart(charts.rate_by_month(monthly, "officer_injured", title=""))
 ui.table_behind(tables.rates_table(monthly, ("month",)), f"{sentence}. Counting unit: reports.")
 
 for dimension in ("officer_role", "shift"):

@@ -1,6 +1,8 @@
 """AppTest: the app shell and the Overview page, run as Streamlit runs them."""
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
@@ -69,7 +71,7 @@ def test_filters_arrive_from_a_shared_link(engine):
     assert not at.exception
     assert at.multiselect(key="flt_shifts").value == ["Late"]
     expected = reports_in_sample(engine, Filters(
-        date_from=query.date(2024, 1, 1), date_to=query.date(2024, 6, 30), shifts=("Late",),
+        date_from=date(2024, 1, 1), date_to=date(2024, 6, 30), shifts=("Late",),
         roles=("Response", "Custody")))
     assert metric(at, "Reports") == f"{expected:,}"
 
@@ -133,3 +135,19 @@ def test_reset_filters_restores_the_opening_view():
     next(b for b in at.button if b.label == "Reset filters").click().run()
     assert metric(at, "Reports") == opening
     assert at.multiselect(key="flt_shifts").value == []
+
+
+def test_link_with_filters_but_no_dates_opens_on_the_default_dates(monkeypatch):
+    monkeypatch.setenv("OSE_DATASET", str(FIXTURES / "small_canonical.csv"))
+    at = run_app(forces=["Southshire Police"])
+    assert not at.exception
+    assert metric(at, "Reports") == "5"
+    assert at.date_input(key="flt_dates").value == (date(2024, 1, 5), date(2024, 4, 30))
+
+
+def test_link_can_name_a_dataset_other_than_the_default(monkeypatch):
+    monkeypatch.setenv("OSE_DATASET", str(FIXTURES / "small_canonical.csv"))
+    at = run_app(dataset="sample")
+    assert not at.exception
+    assert at.selectbox(key="dataset_choice").value.startswith("Synthetic sample")
+    assert at.query_params["dataset"] in ("sample", ["sample"])

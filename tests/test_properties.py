@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from lib import query, schema, synth
 from lib.query import FILTER_KINDS, UNRESTRICTED, Filters, Scope
 
+
 def _settings(examples: int) -> settings:
     return settings(max_examples=examples, deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -1,0 +1,92 @@
+"""Run the real app on a loopback port and drive it with Debian's chromium (never a downloaded one)."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from playwright.sync_api import Page, sync_playwright
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def running_app(env: dict[str, str] | None = None) -> Iterator[str]:
+    """Start `streamlit run app.py` on 127.0.0.1 and yield its URL; stop it afterwards."""
+    port = _free_port()
+    log = open(ROOT / ".pytest-streamlit.log", "w")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
+         "--server.address", "127.0.0.1", "--server.port", str(port),
+         "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1)
+                break
+            except OSError:
+                if time.time() > deadline or proc.poll() is not None:
+                    raise RuntimeError("the app did not start; see .pytest-streamlit.log") from None
+                time.sleep(0.2)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@contextmanager
+def browser_page() -> Iterator[Page]:
+    """Yield a page in headless Debian chromium."""
+    if not Path(CHROMIUM).exists():
+        raise RuntimeError(f"{CHROMIUM} is missing: apt-get install chromium (never a downloaded browser)")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser.new_page(viewport={"width": 1400, "height": 1000})
+        finally:
+            browser.close()
+
+
+def settle(page: Page, timeout_s: float = 60) -> None:
+    """Wait until Streamlit has finished running the script."""
+    page.wait_for_timeout(300)
+    end = time.time() + timeout_s
+    while time.time() < end and page.locator('[data-testid="stStatusWidget"]').count():
+        page.wait_for_timeout(100)
+    page.wait_for_timeout(300)
+
+
+def metric_value(page: Page, label: str) -> str:
+    """Return the displayed value of the st.metric with this label."""
+    metric = page.locator('[data-testid="stMetric"]').filter(
+        has=page.locator('[data-testid="stMetricLabel"]', has_text=label)).first
+    return metric.locator('[data-testid="stMetricValue"]').inner_text().strip()
+
+
+def choose(page: Page, label: str, option: str) -> None:
+    """Pick an option in the sidebar multiselect with this label."""
+    box = page.locator('[data-testid="stMultiSelect"]').filter(has_text=label).first
+    box.locator("input").click()
+    page.locator('[role="option"]').filter(has_text=option).first.click()
+    page.keyboard.press("Escape")

@@ -1,0 +1,58 @@
+"""Journeys in a real browser: Debian chromium driven by playwright against the running app."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from lib import query
+from lib.query import UNRESTRICTED
+from lib.store import SAMPLE_DIR, Engine
+
+from .browser import browser_page, choose, metric_value, running_app, settle
+from .conftest import FIXTURES
+
+pytestmark = pytest.mark.browser
+
+
+def test_changing_the_shift_filter_changes_the_overview_numbers():
+    engine = Engine()
+    ds = engine.open(SAMPLE_DIR)
+    opening = query.default_filters(ds)
+    expected_all = query.summarise(engine, ds, opening, UNRESTRICTED).reports
+    expected_night = query.summarise(engine, ds, opening.with_values("shifts", ("Night",)),
+                                     UNRESTRICTED).reports
+    with running_app() as url, browser_page() as page:
+        page.goto(url)
+        settle(page)
+        page.get_by_text("Overview").first.wait_for()
+        assert metric_value(page, "Reports") == f"{expected_all:,}"
+        injury_before = metric_value(page, "Officer injury rate")
+        choose(page, "Shift", "Night")
+        settle(page)
+        page.wait_for_function(
+            "v => [...document.querySelectorAll('[data-testid=stMetricValue]')]"
+            ".some(e => e.innerText.trim() === v)", arg=f"{expected_night:,}", timeout=20000)
+        assert metric_value(page, "Reports") == f"{expected_night:,}"
+        assert metric_value(page, "Officer injury rate") != injury_before  # night is riskier
+        assert "shifts=Night" in page.url  # the view can be shared as a link
+        assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def test_shared_link_opens_with_its_filters_and_switching_dataset_clears_stale_chips():
+    with running_app({"OSE_DATASET": str(FIXTURES / "small_canonical.csv")}) as url, \
+            browser_page() as page:
+        page.goto(url + "/?forces=Southshire+Police")
+        settle(page)
+        assert metric_value(page, "Reports") == "5"
+        forces = page.locator('[data-testid="stMultiSelect"]').filter(has_text="Force").first
+        assert "Southshire Police" in forces.inner_text()
+        page.locator('[data-testid="stSelectbox"]').filter(has_text="Dataset").first.click()
+        page.locator('[role="option"]').filter(has_text="Synthetic sample").first.click()
+        settle(page)
+        forces = page.locator('[data-testid="stMultiSelect"]').filter(has_text="Force").first
+        assert "Southshire Police" not in forces.inner_text()
+        assert re.fullmatch(r"[\d,]+", metric_value(page, "Reports"))
+        assert metric_value(page, "Reports") != "5"
+        assert "forces=" not in page.url
+        assert "dataset=sample" in page.url  # not the default here, so the link names it
