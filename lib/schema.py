@@ -174,6 +174,18 @@ class ShiftBoundaries:
 DEFAULT_SHIFTS = ShiftBoundaries()
 
 
+def parse_shift_boundaries(text: str) -> ShiftBoundaries:
+    """Read 'HH:MM,HH:MM,HH:MM' (Early, Late and Night start times) into shift boundaries."""
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) != 3:
+        raise ValueError(f"expected three start times like 07:00,15:00,23:00, got {text!r}")
+    try:
+        starts = [time.fromisoformat(p) for p in parts]
+    except ValueError as exc:
+        raise ValueError(f"{text!r} is not three HH:MM times") from exc
+    return ShiftBoundaries(*starts)
+
+
 def _minutes(t: time) -> int:
     return t.hour * 60 + t.minute
 

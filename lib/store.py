@@ -8,6 +8,7 @@ group-bys about four times faster than VARCHAR on this machine class.
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -285,6 +286,17 @@ def _to_list(values: pd.Series) -> pd.Series:
     return values.map(split)
 
 
+def shift_boundaries() -> schema.ShiftBoundaries:
+    """Return the shift start times set in OSE_SHIFT_STARTS, or the defaults (07:00, 15:00, 23:00)."""
+    text = os.environ.get("OSE_SHIFT_STARTS", "").strip()
+    if not text:
+        return schema.DEFAULT_SHIFTS
+    try:
+        return schema.parse_shift_boundaries(text)
+    except ValueError as exc:
+        raise DatasetError(f"OSE_SHIFT_STARTS: {exc}") from exc
+
+
 def split_single_file(frame: pd.DataFrame) -> tuple[pa.Table, pa.Table, None]:
     """Turn a one-table canonical export (tactics as a list column) into reports and tactics."""
     frame = frame.copy()
@@ -302,7 +314,7 @@ def split_single_file(frame: pd.DataFrame) -> tuple[pa.Table, pa.Table, None]:
             frame[col] = pd.to_numeric(frame[col], errors="coerce")
         elif kind in ("string", "category"):
             frame[col] = frame[col].astype("string")
-    frame = schema.fill_shift(frame)
+    frame = schema.fill_shift(frame, shift_boundaries())
     tactic_lists = _to_list(frame["tactics"]) if "tactics" in frame.columns else None
     reports = frame[list(schema.REPORT_COLUMNS)]
     if tactic_lists is None:

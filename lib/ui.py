@@ -247,7 +247,7 @@ def chart(spec: alt.TopLevelMixin, *, key: str | None = None) -> None:
 
 
 def table_behind(frame: pd.DataFrame, caption: str, *, label: str = "Table behind this chart") -> None:
-    """Show the aggregate behind a chart in an expander, with the filter sentence."""
+    """Caption a chart with the filter sentence and put the aggregate behind it in an expander."""
+    st.caption(caption)
     with st.expander(label):
         st.dataframe(frame, hide_index=True, width="stretch")
-        st.caption(caption)
