@@ -5,6 +5,7 @@ is a bug. Unknown is always null, never a silent "No".
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import time
 
@@ -190,8 +191,15 @@ def _minutes(t: time) -> int:
     return t.hour * 60 + t.minute
 
 
-def derive_shift(occurred_at: pd.Series, bounds: ShiftBoundaries = DEFAULT_SHIFTS) -> pd.Series:
+def configured_shifts() -> ShiftBoundaries:
+    """Return the shift start times set in OSE_SHIFT_STARTS, else the defaults (07:00, 15:00, 23:00)."""
+    text = os.environ.get("OSE_SHIFT_STARTS", "").strip()
+    return parse_shift_boundaries(text) if text else DEFAULT_SHIFTS
+
+
+def derive_shift(occurred_at: pd.Series, bounds: ShiftBoundaries | None = None) -> pd.Series:
     """Return the shift (Early/Late/Night) for each timestamp; null where the time is unknown."""
+    bounds = bounds or configured_shifts()
     ts = pd.to_datetime(occurred_at, errors="coerce")
     minute = (ts.dt.hour * 60 + ts.dt.minute).to_numpy(dtype="float64", na_value=np.nan)
     starts = np.array([_minutes(bounds.early), _minutes(bounds.late), _minutes(bounds.night)])
@@ -204,7 +212,7 @@ def derive_shift(occurred_at: pd.Series, bounds: ShiftBoundaries = DEFAULT_SHIFT
     return pd.Series(out, index=occurred_at.index, name="shift")
 
 
-def fill_shift(reports: pd.DataFrame, bounds: ShiftBoundaries = DEFAULT_SHIFTS) -> pd.DataFrame:
+def fill_shift(reports: pd.DataFrame, bounds: ShiftBoundaries | None = None) -> pd.DataFrame:
     """Keep the shift the data gives; derive it from the time of day where it is missing."""
     derived = derive_shift(reports["occurred_at"], bounds)
     if "shift" not in reports.columns:

@@ -25,7 +25,8 @@ from lib import schema
 
 SAMPLE_DIR = Path(__file__).resolve().parent.parent / "data" / "sample"
 REPORTS_FILE, TACTICS_FILE, OFFICERS_FILE = "reports.parquet", "tactics.parquet", "officers.parquet"
-CSV_LIST_SEPARATOR = ";"
+# A folder dataset was written by us (synth or ingest); these columns must be there.
+REQUIRED_IN_FOLDER = ("report_id", "occurred_at", "force")
 
 
 class DatasetError(Exception):
@@ -75,6 +76,7 @@ class Engine:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._datasets: dict[str, Dataset] = {}
+        self._ingest_reports: dict[str, dict] = {}
 
     # -- connections -----------------------------------------------------------------------
 
@@ -119,10 +121,16 @@ class Engine:
         with self._lock:
             if ds_id in self._datasets:
                 return self._datasets[ds_id]
-            reports, tactics, officers = read_canonical(path)
+            (reports, tactics, officers), report = read_source(path)
             ds = self._load(ds_id, name or _default_name(path), str(path), reports, tactics, officers)
             self._datasets[ds_id] = ds
+            if report is not None:
+                self._ingest_reports[ds_id] = report
             return ds
+
+    def ingest_report(self, ds: Dataset) -> dict | None:
+        """Return how a single-file dataset was read (rows in, loaded, set aside), if it was."""
+        return self._ingest_reports.get(ds.id)
 
     def add(self, name: str, reports: pa.Table, tactics: pa.Table,
             officers: pa.Table | None = None, key: str | None = None) -> Dataset:
@@ -221,25 +229,38 @@ def _enum_ddl(enum: str, values: list[str]) -> str:
 
 
 def read_canonical(path: Path) -> tuple[pa.Table | str, pa.Table | str, pa.Table | str | None]:
-    """Return the reports, tactics and roster of a canonical dataset (Parquet paths or tables)."""
+    """Return the reports, tactics and roster of a dataset folder, or of one file run through ingest."""
+    tables, _ = read_source(path)
+    return tables
+
+
+def read_source(path: Path) -> tuple[tuple[pa.Table | str, pa.Table | str, pa.Table | str | None],
+                                     dict | None]:
+    """Return a source's tables and, for a single file, the ingest report (rows set aside etc.)."""
     if path.is_dir():
         reports, tactics, officers = (path / REPORTS_FILE, path / TACTICS_FILE, path / OFFICERS_FILE)
         if not reports.exists():
             raise DatasetError(f"{path} has no {REPORTS_FILE}")
-        _check_parquet(reports, schema.REQUIRED_REPORT_COLUMNS)
+        _check_parquet(reports, REQUIRED_IN_FOLDER)
         if not tactics.exists():
             raise DatasetError(f"{path} has no {TACTICS_FILE}")
         _check_parquet(tactics, ("report_id", "tactic"))
-        return str(reports), str(tactics), (str(officers) if officers.exists() else None)
-    suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        _check_parquet(path, schema.REQUIRED_REPORT_COLUMNS)
-        frame = pq.read_table(path).to_pandas()
-    elif suffix == ".csv":
-        frame = _read_canonical_csv(path)
-    else:
-        raise DatasetError(f"{path.name} is not a Parquet or CSV file (expected .parquet or .csv)")
-    return split_single_file(frame)
+        return (str(reports), str(tactics), (str(officers) if officers.exists() else None)), None
+    from lib import ingest  # the ingester imports this module's neighbours; import when needed
+
+    try:
+        result = ingest.ingest([(path.name, path.read_bytes())])
+    except ingest.RejectedFile as exc:
+        raise DatasetError(str(exc)) from exc
+    except OSError as exc:
+        raise DatasetError(f"{path.name} cannot be read: {exc.strerror or exc}") from exc
+    if result.report["rows_loaded"] == 0:
+        reasons = result.report["quarantine_reasons"]
+        first = next(iter(reasons), "no data rows")
+        raise DatasetError(f"none of the {result.report['rows_in']:,} rows in {path.name} could be loaded "
+                           f"(most common reason: {first})")
+    reports, tactics = ingest.tables(result)
+    return (reports, tactics, None), result.report
 
 
 def _check_parquet(path: Path, required: Iterable[str]) -> None:
@@ -250,81 +271,3 @@ def _check_parquet(path: Path, required: Iterable[str]) -> None:
     missing = [c for c in required if c not in meta.names]
     if missing:
         raise DatasetError(f"{path.name} lacks required column(s): {', '.join(missing)}")
-
-
-def _read_canonical_csv(path: Path) -> pd.DataFrame:
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""],
-                            encoding="utf-8-sig")
-    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise DatasetError(f"{path.name} is not a readable CSV file ({exc})") from exc
-    missing = [c for c in schema.REQUIRED_REPORT_COLUMNS if c not in frame.columns]
-    if missing:
-        raise DatasetError(f"{path.name} lacks required column(s): {', '.join(missing)}")
-    return frame
-
-
-_TRUE = {"true", "yes", "y", "1"}
-_FALSE = {"false", "no", "n", "0"}
-
-
-def _to_bool(values: pd.Series) -> pd.Series:
-    low = values.astype("string").str.strip().str.lower()
-    out = pd.Series(pd.NA, index=values.index, dtype="boolean")
-    out[low.isin(_TRUE)] = True
-    out[low.isin(_FALSE)] = False
-    return out
-
-
-def _to_list(values: pd.Series) -> pd.Series:
-    def split(v: object) -> list[str]:
-        if v is None or (isinstance(v, float) and pd.isna(v)) or v is pd.NA:
-            return []
-        if isinstance(v, str):
-            return [p.strip() for p in v.split(CSV_LIST_SEPARATOR) if p.strip()]
-        return [str(p) for p in v]
-    return values.map(split)
-
-
-def shift_boundaries() -> schema.ShiftBoundaries:
-    """Return the shift start times set in OSE_SHIFT_STARTS, or the defaults (07:00, 15:00, 23:00)."""
-    text = os.environ.get("OSE_SHIFT_STARTS", "").strip()
-    if not text:
-        return schema.DEFAULT_SHIFTS
-    try:
-        return schema.parse_shift_boundaries(text)
-    except ValueError as exc:
-        raise DatasetError(f"OSE_SHIFT_STARTS: {exc}") from exc
-
-
-def split_single_file(frame: pd.DataFrame) -> tuple[pa.Table, pa.Table, None]:
-    """Turn a one-table canonical export (tactics as a list column) into reports and tactics."""
-    frame = frame.copy()
-    frame["occurred_at"] = pd.to_datetime(frame["occurred_at"], errors="coerce")
-    if frame["occurred_at"].isna().all():
-        raise DatasetError("no row has a readable occurred_at date")
-    for col, kind in schema.REPORT_COLUMNS.items():
-        if col not in frame.columns:
-            frame[col] = [[] for _ in range(len(frame))] if kind == "list" else pd.NA
-        elif kind == "bool":
-            frame[col] = _to_bool(frame[col])
-        elif kind == "list":
-            frame[col] = _to_list(frame[col])
-        elif kind == "float":
-            frame[col] = pd.to_numeric(frame[col], errors="coerce")
-        elif kind in ("string", "category"):
-            frame[col] = frame[col].astype("string")
-    frame = schema.fill_shift(frame, shift_boundaries())
-    tactic_lists = _to_list(frame["tactics"]) if "tactics" in frame.columns else None
-    reports = frame[list(schema.REPORT_COLUMNS)]
-    if tactic_lists is None:
-        tactics = pd.DataFrame({"report_id": pd.Series(dtype="string"),
-                                "tactic": pd.Series(dtype="string")})
-    else:
-        tactics = (pd.DataFrame({"report_id": frame["report_id"], "tactic": tactic_lists})
-                   .explode("tactic").dropna(subset=["tactic"]).reset_index(drop=True))
-    tactics = schema.apply_ced_highest_use(tactics)
-    tactics = tactics.assign(tactic_group=schema.tactic_group(tactics["tactic"]).astype("string"),
-                             effective=pd.Series(pd.NA, index=tactics.index, dtype="boolean"))
-    return (pa.Table.from_pandas(reports, preserve_index=False),
-            pa.Table.from_pandas(tactics, preserve_index=False), None)

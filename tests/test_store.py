@@ -60,7 +60,7 @@ def test_single_parquet_file_with_tactic_lists(tmp_path, engine):
     ds = engine.open(path)
     assert ds.rows == 10
     n = engine.execute(engine.tactics(ds).count())
-    assert n == 13  # 15 listed tactics less R01's CED drawn, less R09's empty cell
+    assert n == 12  # 13 listed tactics less R01's CED drawn (highest use only)
 
 
 def test_drop_removes_tables(tmp_path):
@@ -75,13 +75,11 @@ def test_drop_removes_tables(tmp_path):
 @pytest.mark.parametrize(("name", "content", "reason"), [
     ("missing.parquet", None, "does not exist"),
     ("binary.parquet", b"\x00\x01\x02 not parquet", "not a readable Parquet file"),
-    ("nocols.csv", b"a,b\n1,2\n", "lacks required column(s): report_id, occurred_at, force, officer_id"),
-    ("empty.csv", b"", "not a readable CSV file"),
-    ("latin1.csv", "report_id,occurred_at,force,officer_id\nR1,2024-01-01,Caf\xe9,O1\n".encode("latin-1"),
-     "not a readable CSV file"),
+    ("nocols.csv", b"a,b\n1,2\n", "no known format recognises its header"),
+    ("empty.csv", b"", "empty.csv is empty"),
     ("baddates.csv", b"report_id,occurred_at,force,officer_id\nR1,yesterday,X,O1\n",
-     "no row has a readable occurred_at date"),
-    ("data.xlsx", b"PK\x03\x04", "is not a Parquet or CSV file"),
+     "none of the 1 rows in baddates.csv could be loaded (most common reason: occurred_at '…' is not a date)"),
+    ("data.xlsx", b"PK\x03\x04", "is not a readable Excel workbook"),
 ])
 def test_unreadable_sources_are_refused_with_a_reason(tmp_path, name, content, reason):
     path = tmp_path / name
@@ -90,6 +88,17 @@ def test_unreadable_sources_are_refused_with_a_reason(tmp_path, name, content, r
     with pytest.raises(DatasetError) as err:
         Engine().open(path)
     assert reason in str(err.value)
+
+
+def test_windows_encoded_csv_loads_and_reports_what_it_set_aside(tmp_path, engine):
+    path = tmp_path / "latin1.csv"
+    path.write_bytes("report_id,occurred_at,force,officer_id\nR1,2024-01-01,Caf\xe9,O1\nR2,never,X,O2\n"
+                     .encode("cp1252"))
+    ds = engine.open(path)
+    assert ds.rows == 1
+    assert engine.execute(engine.reports(ds).force.cast("string")).tolist() == ["Café"]
+    report = engine.ingest_report(ds)
+    assert (report["rows_in"], report["rows_loaded"], report["rows_quarantined"]) == (2, 1, 1)
 
 
 def test_folder_without_reports_is_refused(tmp_path):

@@ -1,0 +1,640 @@
+"""Ingest extracts: read CSV, Parquet or Excel safely, detect the format, adapt, quarantine, report.
+
+Run headless for scheduled loads:
+
+    python -m lib.ingest FILE... --out DIR [--format auto|canonical|uk-national|profile:NAME]
+
+It writes the canonical dataset (Parquet) and DIR/report.json, exits 0 on success and 2 with a
+one-line reason on stderr when a file is rejected. Nothing is lost: every data row is either
+loaded or set aside in the quarantine with its reason, and rows_in = rows_loaded + rows_quarantined.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import sys
+import time
+import zipfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from lib import schema
+from lib.formats import FILE, ROW, ROWS, Adapted, Format, empty_quarantine
+from lib.formats.canonical import CanonicalFormat
+
+Progress = Callable[[float, str], None]
+AUTO = "auto"
+DUPLICATE_CHOICES = ("set-aside", "keep-all")
+MIN_SCORE = 0.6
+
+
+class RejectedFile(Exception):
+    """A whole file cannot be read; the message is one line a user can act on."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one upload may hold before it is refused, so no file can take the server down."""
+
+    max_bytes: int = 1 << 30
+    max_columns: int = 2_000
+    max_rows: int = 20_000_000
+    max_cell_chars: int = 1_000_000
+
+    @classmethod
+    def from_env(cls) -> Limits:
+        """Read OSE_MAX_UPLOAD_MB (default 1024) for the size limit."""
+        mb = os.environ.get("OSE_MAX_UPLOAD_MB", "").strip()
+        return cls(max_bytes=int(float(mb) * 1024 * 1024)) if mb else cls()
+
+
+@dataclass
+class RawExtract:
+    """One file read into text cells, with its data rows numbered from 1."""
+
+    name: str
+    kind: str
+    encoding: str | None
+    columns: list[str]
+    frame: pd.DataFrame
+    notes: list[str] = field(default_factory=list)
+    quarantine: pd.DataFrame = field(default_factory=empty_quarantine)
+
+    @property
+    def rows_in(self) -> int:
+        return len(self.frame) + int(self.quarantine[ROWS].sum())
+
+
+# --- reading ------------------------------------------------------------------------------
+
+
+def _size_text(n: int) -> str:
+    return f"{n / 1024 / 1024:,.1f} MB" if n >= 1024 * 1024 else f"{n:,} bytes"
+
+
+def read_extract(name: str, data: bytes, limits: Limits = Limits()) -> RawExtract:
+    """Read one uploaded file into text cells, refusing anything unsafe with a clear reason."""
+    if len(data) > limits.max_bytes:
+        raise RejectedFile(f"{name} is {_size_text(len(data))}; the limit is {_size_text(limits.max_bytes)}")
+    if not data.strip():
+        raise RejectedFile(f"{name} is empty")
+    if data[:4] == b"PAR1":
+        return _read_parquet(name, data, limits)
+    if data[:4] == b"PK\x03\x04":
+        return _read_xlsx(name, data, limits)
+    if name.lower().endswith((".parquet", ".xlsx", ".xls")):
+        kind = "Parquet" if name.lower().endswith(".parquet") else "Excel"
+        raise RejectedFile(f"{name} is not a readable {kind} file (its content is not {kind})")
+    return _read_csv(name, data, limits)
+
+
+def _decode(name: str, data: bytes) -> tuple[str, str]:
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return data.decode("utf-16"), "utf-16"
+    if b"\x00" in data[:65536]:
+        raise RejectedFile(f"{name} is not a text file (it holds binary content), so it cannot be read as CSV")
+    try:
+        return data.decode("utf-8-sig"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    try:
+        return data.decode("cp1252"), "cp1252"  # Windows exports of the national form
+    except UnicodeDecodeError:
+        return data.decode("latin-1"), "latin-1"
+
+
+def _unique(names: Sequence[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for raw in names:
+        base = str(raw).replace("\ufeff", "").strip() or "column"
+        n = seen.get(base, 0)
+        seen[base] = n + 1
+        out.append(base if n == 0 else f"{base}.{n + 1}")
+    return out
+
+
+def _numbered(frame: pd.DataFrame, name: str, first_row: int = 1) -> pd.DataFrame:
+    frame.insert(0, ROW, np.arange(first_row, first_row + len(frame), dtype="int64"))
+    frame.insert(0, FILE, name)
+    return frame
+
+
+def _read_csv(name: str, data: bytes, limits: Limits) -> RawExtract:
+    text, encoding = _decode(name, data)
+    sample = text[:65536]
+    try:
+        delimiter = csv.Sniffer().sniff(sample.split("\n", 1)[0], delimiters=",;\t|").delimiter
+    except csv.Error:
+        delimiter = ","
+    header_line = text.split("\n", 1)[0]
+    if header_line.count(delimiter) + 1 > limits.max_columns:
+        raise RejectedFile(f"{name} has {header_line.count(delimiter) + 1:,} columns; "
+                           f"the limit is {limits.max_columns:,}")
+    header = next(csv.reader([header_line.rstrip("\r")], delimiter=delimiter))
+    columns = _unique(header)
+    if not any(c.strip() for c in header):
+        raise RejectedFile(f"{name} has an empty header row")
+    # Arrow's parser is fast; it reads the original bytes and transcodes a Windows encoding itself.
+    source, arrow_encoding = ((data, "cp1252" if encoding == "cp1252" else
+                               "latin1" if encoding == "latin-1" else "utf8")
+                              if encoding != "utf-16" else (text.encode("utf-8"), "utf8"))
+    fast = _read_csv_fast(source, arrow_encoding, columns, delimiter, len(data))
+    if fast is not None:
+        frame, quarantine = _numbered(fast, name), empty_quarantine()
+    else:  # a malformed row somewhere: read row by row so every row keeps its number
+        frame, quarantine = _read_csv_exact(name, text, columns, delimiter)
+    out = RawExtract(name, "CSV", encoding, columns, frame, quarantine=quarantine)
+    if encoding != "utf-8":
+        out.notes.append(f"{name}: read as {encoding}")
+    return _set_aside_long_cells(out, limits, could_hold_long_cell=len(text) > limits.max_cell_chars)
+
+
+def _read_csv_fast(data: bytes, encoding: str, columns: list[str], delimiter: str,
+                   size: int) -> pd.DataFrame | None:
+    """Read with Arrow's parser; None when any row is malformed (the exact reader then numbers them)."""
+    bad: list[int] = []
+
+    def invalid(row: pacsv.InvalidRow) -> str:
+        bad.append(row.actual_columns)
+        return "skip"
+
+    try:
+        table = pacsv.read_csv(
+            io.BytesIO(data),
+            read_options=pacsv.ReadOptions(column_names=columns, skip_rows=1, encoding=encoding,
+                                           block_size=max(1 << 20, min(size + 1, 1 << 28))),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=invalid,
+                                             newlines_in_values=True),
+            convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in columns},
+                                                 strings_can_be_null=False,
+                                                 quoted_strings_can_be_null=False))
+    except (pa.ArrowInvalid, pa.ArrowException):
+        return None
+    if bad:
+        return None
+    return table.to_pandas(types_mapper={pa.string(): pd.StringDtype("pyarrow")}.get)
+
+
+def _read_csv_exact(name: str, text: str, columns: list[str],
+                    delimiter: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Read row by row, numbering every data row and setting aside malformed ones."""
+    csv.field_size_limit(sys.maxsize)
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    next(reader, None)
+    good: list[list[str]] = []
+    rows: list[int] = []
+    bad_rows: list[int] = []
+    reasons: list[str] = []
+    width = len(columns)
+    try:
+        for number, record in enumerate(reader, start=1):
+            if len(record) == width:
+                good.append(record)
+                rows.append(number)
+            elif not any(cell.strip() for cell in record):
+                continue  # a blank line is not a data row
+            else:
+                bad_rows.append(number)
+                reasons.append(f"has {len(record)} fields where the header has {width}")
+    except csv.Error as exc:
+        raise RejectedFile(f"{name} cannot be read as CSV: {exc}") from exc
+    frame = pd.DataFrame(good, columns=columns, dtype="string")
+    frame.insert(0, ROW, np.array(rows, dtype="int64"))
+    frame.insert(0, FILE, name)
+    quarantine = pd.DataFrame({FILE: pd.Series([name] * len(bad_rows), dtype="string"),
+                               ROW: pd.Series(bad_rows, dtype="int64"), ROWS: 1,
+                               "reason": pd.Series(reasons, dtype="string")})
+    return frame, quarantine
+
+
+def _read_parquet(name: str, data: bytes, limits: Limits) -> RawExtract:
+    try:
+        meta = pq.ParquetFile(io.BytesIO(data)).metadata
+    except (pa.ArrowException, OSError) as exc:
+        raise RejectedFile(f"{name} is not a readable Parquet file ({exc})") from exc
+    if meta.num_columns > limits.max_columns:
+        raise RejectedFile(f"{name} has {meta.num_columns:,} columns; the limit is {limits.max_columns:,}")
+    if meta.num_rows > limits.max_rows:
+        raise RejectedFile(f"{name} says it holds {meta.num_rows:,} rows; the limit is {limits.max_rows:,}")
+    try:
+        table = pq.read_table(io.BytesIO(data))
+    except (pa.ArrowException, OSError) as exc:
+        raise RejectedFile(f"{name} is not a readable Parquet file ({exc})") from exc
+    columns = _unique(table.column_names)
+    frame = pd.DataFrame({c: _as_text(table.column(i)) for i, c in enumerate(columns)})
+    return RawExtract(name, "Parquet", None, columns, _numbered(frame, name))
+
+
+def _as_text(column: pa.ChunkedArray) -> pd.Series:
+    """Turn one typed Parquet column into text cells, lists joined with ';'."""
+    kind = column.type
+    if pa.types.is_dictionary(kind):
+        column = column.cast(kind.value_type)
+        kind = kind.value_type
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        return pd.Series([";".join(map(str, v)) if v is not None else None for v in column.to_pylist()],
+                         dtype="string")
+    if pa.types.is_timestamp(kind) or pa.types.is_date(kind):
+        return pd.Series(column.to_pandas()).dt.strftime("%Y-%m-%d %H:%M:%S").astype("string")
+    return pd.Series(column.to_pandas()).astype("string")
+
+
+def _read_xlsx(name: str, data: bytes, limits: Limits) -> RawExtract:
+    from openpyxl import load_workbook  # only Excel uploads pay for the import
+
+    try:
+        book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
+        raise RejectedFile(f"{name} is not a readable Excel workbook ({type(exc).__name__})") from exc
+    try:
+        sheet = next((ws for ws in book.worksheets if ws.max_row and ws.max_row > 0), None)
+        if sheet is None:
+            raise RejectedFile(f"{name} has no sheet with data")
+        if (sheet.max_column or 0) > limits.max_columns:
+            raise RejectedFile(f"{name} has {sheet.max_column:,} columns; the limit is {limits.max_columns:,}")
+        if (sheet.max_row or 0) > limits.max_rows:
+            raise RejectedFile(f"{name} says it holds {sheet.max_row:,} rows; the limit is {limits.max_rows:,}")
+        rows = sheet.iter_rows(values_only=True)
+        header = next(rows, None)
+        if header is None or not any(h is not None and str(h).strip() for h in header):
+            raise RejectedFile(f"{name} has an empty header row")
+        columns = _unique(["" if h is None else str(h) for h in header])
+        width = len(columns)
+        cells = [[_cell_text(v) for v in (list(r) + [None] * width)[:width]] for r in rows]
+    finally:
+        book.close()
+    while cells and not any(cells[-1]):
+        cells.pop()  # trailing empty rows Excel keeps in its dimensions
+    frame = pd.DataFrame(cells, columns=columns, dtype="string")
+    out = RawExtract(name, "Excel", None, columns, _numbered(frame, name))
+    if len(book.worksheets) > 1:
+        out.notes.append(f"{name}: read the first sheet with data ('{sheet.title}')")
+    return _set_aside_long_cells(out, limits, could_hold_long_cell=True)
+
+
+def _cell_text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    return str(value)
+
+
+def _set_aside_long_cells(raw: RawExtract, limits: Limits, could_hold_long_cell: bool) -> RawExtract:
+    """Quarantine rows with a cell longer than the limit (a 50 MB field is not a record)."""
+    if not could_hold_long_cell:
+        return raw
+    frame = raw.frame
+    too_long = pd.Series(False, index=frame.index)
+    reason = pd.Series("", index=frame.index, dtype="string")
+    for col in raw.columns:
+        lengths = frame[col].str.len().fillna(0)
+        hit = (lengths > limits.max_cell_chars) & ~too_long
+        if hit.any():
+            reason[hit] = (f"cell in column '{col[:40]}' is " + lengths[hit].astype(int).map("{:,}".format)
+                           + f" characters long; the limit is {limits.max_cell_chars:,}")
+            too_long |= hit
+    if too_long.any():
+        picked = frame.loc[too_long, [FILE, ROW]]
+        set_aside = pd.DataFrame({FILE: picked[FILE].astype("string"), ROW: picked[ROW], ROWS: 1,
+                                  "reason": reason[too_long]})
+        raw.quarantine = pd.concat([raw.quarantine, set_aside], ignore_index=True)
+        raw.frame = frame[~too_long]
+    return raw
+
+
+# --- formats ------------------------------------------------------------------------------
+
+
+def profile_dir() -> Path:
+    """Return where user-saved mapping profiles live (OSE_DATA_DIR/profiles)."""
+    return Path(os.environ.get("OSE_DATA_DIR", "var")) / "profiles"
+
+
+def available_formats() -> list[Format]:
+    """Return every format the ingester knows: canonical, national form, shipped and saved profiles."""
+    found: list[Format] = [CanonicalFormat()]
+    try:
+        from lib.formats.uk_national import UkNationalForm
+        found.append(UkNationalForm())
+    except ImportError:
+        pass
+    try:
+        from lib.formats.profile import ProfileFormat, load_profile, shipped_profiles
+        profiles = list(shipped_profiles())
+        if profile_dir().is_dir():
+            profiles += [load_profile(p) for p in sorted(profile_dir().glob("*.json"))]
+        found += [ProfileFormat(p) for p in profiles]
+    except ImportError:
+        pass
+    return found
+
+
+def choose_format(columns: list[str], wanted: str = AUTO,
+                  formats: Sequence[Format] | None = None) -> tuple[Format | None, dict[str, float]]:
+    """Pick the named format, or the best-scoring one for this header; None if nothing fits."""
+    formats = list(formats) if formats is not None else available_formats()
+    scores = {f.name: round(float(f.score(columns)), 3) for f in formats}
+    if wanted != AUTO:
+        match = next((f for f in formats if f.name == wanted), None)
+        if match is None:
+            raise RejectedFile(f"unknown format '{wanted}'; known: {', '.join(f.name for f in formats)}")
+        return match, scores
+    best = max(formats, key=lambda f: scores[f.name])
+    return (best if scores[best.name] >= MIN_SCORE else None), scores
+
+
+# --- the pipeline -------------------------------------------------------------------------
+
+
+@dataclass
+class IngestResult:
+    """Canonical tables ready for the store, the quarantine, and the report a user reads."""
+
+    reports: pd.DataFrame
+    tactics: pd.DataFrame
+    quarantine: pd.DataFrame
+    report: dict
+
+
+def ingest(files: Sequence[tuple[str, bytes]], *, fmt: str = AUTO, duplicates: str = "set-aside",
+           force: str | None = None, limits: Limits | None = None,
+           formats: Sequence[Format] | None = None, progress: Progress | None = None) -> IngestResult:
+    """Read, adapt and validate one or more extracts of the same kind into canonical tables."""
+    limits = limits or Limits.from_env()
+    try:
+        schema.configured_shifts()
+    except ValueError as exc:
+        raise RejectedFile(f"OSE_SHIFT_STARTS: {exc}") from exc
+    say = progress or (lambda fraction, message: None)
+    formats = list(formats) if formats is not None else available_formats()
+    parts: list[Adapted] = []
+    file_reports = []
+    raws: list[RawExtract] = []
+    for i, (name, data) in enumerate(files):
+        say(i / max(len(files), 1) * 0.8, f"Reading {name}")
+        raw = read_extract(name, data, limits)
+        chosen, scores = choose_format(raw.columns, fmt, formats)
+        if chosen is None:
+            raise RejectedFile(f"{name}: no known format recognises its header "
+                               f"({', '.join(raw.columns[:6])}{' ...' if len(raw.columns) > 6 else ''}); "
+                               "map its columns in the app, or pass --format profile:NAME")
+        if chosen.extra_header_rows:
+            extra = raw.frame.iloc[:chosen.extra_header_rows]
+            raw.frame = raw.frame.iloc[chosen.extra_header_rows:].copy()
+            raw.frame[ROW] -= chosen.extra_header_rows
+            raw.notes.append(f"{name}: skipped {len(extra)} extra header row(s)")
+        say((i + 0.5) / max(len(files), 1) * 0.8, f"Mapping {name} as {chosen.label}")
+        adapted = chosen.adapt(raw.frame)
+        adapted.quarantine = pd.concat([raw.quarantine, adapted.quarantine], ignore_index=True)
+        parts.append(adapted)
+        raws.append(raw)
+        file_reports.append({"name": name, "kind": raw.kind, "encoding": raw.encoding,
+                             "rows_in": raw.rows_in, "format": chosen.name, "scores": scores})
+    say(0.85, "Checking required fields and duplicates")
+    reports, tactics, quarantine, dup = _finalise(parts, duplicates=duplicates, force=force)
+    rows_in = sum(f["rows_in"] for f in file_reports)
+    rows_loaded = int(reports[ROWS].sum()) if len(reports) else 0
+    rows_quarantined = int(quarantine[ROWS].sum()) if len(quarantine) else 0
+    if rows_in != rows_loaded + rows_quarantined:  # the promise to the user: nothing lost
+        raise AssertionError(f"rows do not reconcile: {rows_in} in, {rows_loaded} loaded, "
+                             f"{rows_quarantined} set aside")
+    names = sorted({f["format"] for f in file_reports})
+    report = {
+        "rows_in": rows_in,
+        "rows_loaded": rows_loaded,
+        "rows_quarantined": rows_quarantined,
+        "reports_loaded": len(reports),
+        "tactics_loaded": len(tactics),
+        "detected_format": names[0] if len(names) == 1 else "mixed: " + ", ".join(names),
+        "mapping": _merge_dicts(p.mapping for p in parts),
+        "unmapped": _merge_counts(p.unmapped for p in parts),
+        "completeness": completeness(reports),
+        "quarantine_reasons": reason_counts(quarantine),
+        "duplicates": dup,
+        "files": file_reports,
+        "notes": [n for r in raws for n in r.notes] + [n for p in parts for n in p.notes],
+        "date_range": _date_range(reports),
+        "ingested_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    quarantine = _with_raw_values(quarantine, raws)
+    say(1.0, "Done")
+    return IngestResult(reports, tactics, quarantine, report)
+
+
+def _merge_dicts(dicts) -> dict:
+    out: dict = {}
+    for d in dicts:
+        out.update(d)
+    return out
+
+
+def _merge_counts(dicts) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for d in dicts:
+        for fld, counts in d.items():
+            slot = out.setdefault(fld, {})
+            for value, n in counts.items():
+                slot[value] = slot.get(value, 0) + int(n)
+    return {f: dict(sorted(c.items(), key=lambda kv: -kv[1])) for f, c in out.items()}
+
+
+def _date_range(reports: pd.DataFrame) -> dict[str, str | None]:
+    if not len(reports):
+        return {"first": None, "last": None}
+    return {"first": str(reports["occurred_at"].min()), "last": str(reports["occurred_at"].max())}
+
+
+def _finalise(parts: list[Adapted], *, duplicates: str, force: str | None
+              ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
+    if duplicates not in DUPLICATE_CHOICES:
+        raise ValueError(f"duplicates must be one of {DUPLICATE_CHOICES}")
+    reports = pd.concat([p.reports for p in parts], ignore_index=True) if parts else pd.DataFrame()
+    tactics = pd.concat([p.tactics for p in parts], ignore_index=True) if parts else pd.DataFrame()
+    quarantine = [p.quarantine for p in parts]
+    reports = _conform(reports, force)
+    missing = pd.Series("", index=reports.index, dtype="string")
+    for col, label in (("report_id", "no report id"), ("occurred_at", "no date"),
+                       ("force", "no force (name one with --force or in the upload form)")):
+        gap = reports[col].isna() & (missing == "")
+        missing[gap] = label
+    bad = missing != ""
+    quarantine.append(pd.DataFrame({FILE: reports.loc[bad, FILE].astype("string"),
+                                    ROW: reports.loc[bad, ROW].astype("int64"),
+                                    ROWS: reports.loc[bad, ROWS].astype("int64"),
+                                    "reason": missing[bad]}))
+    reports = reports[~bad]
+    reports, dup_quarantine, dup = _deduplicate(reports, duplicates)
+    quarantine.append(dup_quarantine)
+    tactics = _conform_tactics(tactics, reports)
+    q = pd.concat([x for x in quarantine if len(x)], ignore_index=True) if any(len(x) for x in quarantine) \
+        else empty_quarantine()
+    return reports.reset_index(drop=True), tactics, q, dup
+
+
+def _conform(reports: pd.DataFrame, force: str | None) -> pd.DataFrame:
+    """Give a frame every canonical column with its canonical type; unknown stays null."""
+    out = pd.DataFrame(index=reports.index)
+    for meta in (FILE, ROW, ROWS):
+        out[meta] = reports[meta] if meta in reports else (1 if meta == ROWS else pd.NA)
+    for col, kind in schema.REPORT_COLUMNS.items():
+        have = col in reports.columns
+        if kind == "list":
+            out[col] = reports[col] if have else pd.Series([[] for _ in range(len(reports))],
+                                                           index=reports.index, dtype=object)
+        elif kind == "timestamp":
+            out[col] = pd.to_datetime(reports[col], errors="coerce") if have else pd.NaT
+        elif kind == "bool":
+            out[col] = reports[col].astype("boolean") if have else pd.Series(pd.NA, index=reports.index,
+                                                                              dtype="boolean")
+        elif kind == "float":
+            out[col] = pd.to_numeric(reports[col], errors="coerce") if have else np.nan
+        else:
+            out[col] = (reports[col].astype("string") if have
+                        else pd.Series(pd.NA, index=reports.index, dtype="string"))
+    if force:
+        out["force"] = out["force"].fillna(force)
+    if out["shift"].isna().any():
+        out = schema.fill_shift(out)
+    out["shift"] = out["shift"].astype("string")
+    return out
+
+
+def _deduplicate(reports: pd.DataFrame, duplicates: str) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Report repeated report ids and identical rows; set later copies aside or keep them all."""
+    content = [c for c in schema.REPORT_COLUMNS if c not in ("report_id",)]
+    hashable = reports[content].map(lambda v: tuple(v) if isinstance(v, list) else v) \
+        if len(reports) else reports[content]
+    identical = int(hashable.assign(_id=reports["report_id"]).duplicated().sum()) if len(reports) else 0
+    repeated = reports["report_id"].duplicated(keep="first")
+    info = {"repeated_report_ids": int(repeated.sum()), "identical_rows": identical, "choice": duplicates}
+    if not repeated.any():
+        return reports, empty_quarantine(), info
+    if duplicates == "keep-all":
+        n = reports.groupby("report_id").cumcount() + 1
+        reports = reports.assign(report_id=reports["report_id"].where(~repeated,
+                                                                      reports["report_id"] + "-copy"
+                                                                      + n.astype(str)))
+        return reports, empty_quarantine(), info
+    first = reports.loc[~repeated].set_index("report_id")
+    later = reports.loc[repeated]
+    where = first.loc[later["report_id"], [FILE, ROW]]
+    reason = ("duplicate of report '" + later["report_id"].astype(str) + "' first seen in "
+              + where[FILE].astype(str).to_numpy() + " row " + where[ROW].astype(str).to_numpy())
+    q = pd.DataFrame({FILE: later[FILE].astype("string"), ROW: later[ROW].astype("int64"),
+                      ROWS: later[ROWS].astype("int64"), "reason": reason.astype("string")})
+    return reports.loc[~repeated], q, info
+
+
+def _conform_tactics(tactics: pd.DataFrame, reports: pd.DataFrame) -> pd.DataFrame:
+    if not len(tactics):
+        return pd.DataFrame({"report_id": pd.Series(dtype="string"), "tactic": pd.Series(dtype="string"),
+                             "tactic_group": pd.Series(dtype="string"),
+                             "effective": pd.Series(dtype="boolean")})
+    t = tactics[tactics["report_id"].isin(set(reports["report_id"]))]
+    t = t.dropna(subset=["tactic"]).drop_duplicates(subset=["report_id", "tactic"])
+    t = schema.apply_ced_highest_use(t.reset_index(drop=True))
+    effective = t["effective"].astype("boolean") if "effective" in t else pd.NA
+    return pd.DataFrame({"report_id": t["report_id"].astype("string"), "tactic": t["tactic"].astype("string"),
+                         "tactic_group": t["tactic"].map(schema.TACTIC_GROUP_OF).astype("string"),
+                         "effective": effective}).reset_index(drop=True)
+
+
+def completeness(reports: pd.DataFrame) -> dict[str, float]:
+    """Return the share of loaded reports that answer each canonical field."""
+    if not len(reports):
+        return {c: 0.0 for c in schema.REPORT_COLUMNS}
+    out = {}
+    for col, kind in schema.REPORT_COLUMNS.items():
+        answered = reports[col].map(len).gt(0) if kind == "list" else reports[col].notna()
+        out[col] = round(float(answered.mean()), 4)
+    return out
+
+
+def reason_counts(quarantine: pd.DataFrame) -> dict[str, int]:
+    """Count quarantined rows by the kind of reason (values in quotes folded together)."""
+    if not len(quarantine):
+        return {}
+    kinds = quarantine["reason"].astype(str).str.replace(r"'[^']*'", "'…'", regex=True)
+    kinds = kinds.str.replace(r"\d[\d,]*", "N", regex=True)
+    counts = quarantine.groupby(kinds)[ROWS].sum().sort_values(ascending=False)
+    return {str(k): int(v) for k, v in counts.items()}
+
+
+def _with_raw_values(quarantine: pd.DataFrame, raws: list[RawExtract]) -> pd.DataFrame:
+    """Attach each set-aside row's original cells, so the download shows what to fix."""
+    if not len(quarantine):
+        return quarantine
+    pieces = []
+    for raw in raws:
+        rows = quarantine.loc[quarantine[FILE] == raw.name, ROW]
+        if len(rows) and len(raw.frame):
+            pieces.append(raw.frame[raw.frame[ROW].isin(set(rows))])
+    if not pieces:
+        return quarantine
+    original = pd.concat(pieces, ignore_index=True)
+    return quarantine.merge(original, on=[FILE, ROW], how="left")
+
+
+# --- output -------------------------------------------------------------------------------
+
+
+def tables(result: IngestResult) -> tuple[pa.Table, pa.Table]:
+    """Return the loaded reports and tactics as Arrow tables in the canonical layout."""
+    reports = result.reports[list(schema.REPORT_COLUMNS)]
+    return (pa.Table.from_pandas(reports, preserve_index=False),
+            pa.Table.from_pandas(result.tactics, preserve_index=False))
+
+
+def write(result: IngestResult, out_dir: Path) -> None:
+    """Write the canonical dataset, the quarantine and report.json into a folder."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    reports, tactics = tables(result)
+    pq.write_table(reports, out_dir / "reports.parquet")
+    pq.write_table(tactics, out_dir / "tactics.parquet")
+    result.quarantine.astype("string").to_csv(out_dir / "quarantine.csv", index=False)
+    (out_dir / "report.json").write_text(json.dumps(result.report, indent=2, default=str))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: ingest files into a dataset folder; exit 2 with a reason if one is rejected."""
+    parser = argparse.ArgumentParser(prog="python -m lib.ingest", description=__doc__.splitlines()[0])
+    parser.add_argument("files", nargs="+", type=Path)
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--format", default=AUTO, help="auto | canonical | uk-national | profile:NAME")
+    parser.add_argument("--force", help="force name for extracts that do not carry one")
+    parser.add_argument("--duplicates", default="set-aside", choices=DUPLICATE_CHOICES)
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    try:
+        files = []
+        for path in args.files:
+            try:
+                files.append((path.name, path.read_bytes()))
+            except OSError as exc:
+                raise RejectedFile(f"{path} cannot be read: {exc.strerror or exc}") from exc
+        result = ingest(files, fmt=args.format, duplicates=args.duplicates, force=args.force)
+    except RejectedFile as exc:
+        print(f"rejected: {exc}", file=sys.stderr)
+        return 2
+    write(result, args.out)
+    r = result.report
+    print(f"{r['rows_in']:,} rows in, {r['rows_loaded']:,} loaded, {r['rows_quarantined']:,} set aside "
+          f"({r['detected_format']}) -> {args.out} in {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

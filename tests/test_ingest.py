@@ -1,0 +1,176 @@
+"""Ingestion: safe reading, format detection, quarantine with reasons, and counts that reconcile."""
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from lib import ingest
+from lib.ingest import Limits, RejectedFile
+
+from .conftest import FIXTURES, ROOT
+
+SMALL = (FIXTURES / "small_canonical.csv").read_bytes()
+HEADER = SMALL.split(b"\n", 1)[0]
+WIDTH = HEADER.count(b",") + 1
+
+
+def pad(row: bytes) -> bytes:
+    """Complete a short canonical row with empty cells up to the header's width."""
+    return row + b"," * (WIDTH - 1 - row.count(b",")) + b"\n"
+
+
+def reconciles(result: ingest.IngestResult) -> bool:
+    r = result.report
+    return r["rows_in"] == r["rows_loaded"] + r["rows_quarantined"] == (
+        int(result.reports["_rows"].sum()) + int(result.quarantine["_rows"].sum()))
+
+
+def test_canonical_csv_loads_every_row():
+    result = ingest.ingest([("small.csv", SMALL)])
+    r = result.report
+    assert (r["rows_in"], r["rows_loaded"], r["rows_quarantined"]) == (10, 10, 0)
+    assert r["detected_format"] == "canonical"
+    assert r["completeness"]["officer_injured"] == 0.9
+    assert len(result.tactics) == 12  # R01's CED drawn gives way to CED fired
+    assert reconciles(result)
+
+
+def test_multiple_files_append_and_duplicates_are_set_aside_with_the_first_seen_place():
+    second = HEADER + b"\n" + SMALL.split(b"\n")[1] + b"\n" + pad(b"R20,I20,2024-05-01 10:00,Southshire Police,East,OF9")
+    result = ingest.ingest([("q1.csv", SMALL), ("q2.csv", second)])
+    r = result.report
+    assert (r["rows_in"], r["rows_loaded"], r["rows_quarantined"]) == (12, 11, 1)
+    assert r["duplicates"]["repeated_report_ids"] == 1 and r["duplicates"]["identical_rows"] == 1
+    reason = result.quarantine["reason"].iloc[0]
+    assert reason == "duplicate of report 'R01' first seen in q1.csv row 1"
+    assert reconciles(result)
+
+
+def test_keeping_all_duplicates_renames_the_copies():
+    result = ingest.ingest([("q1.csv", SMALL), ("q2.csv", SMALL)], duplicates="keep-all")
+    assert result.report["rows_loaded"] == 20
+    assert result.reports["report_id"].is_unique
+    assert "R01-copy2" in set(result.reports["report_id"])
+
+
+def test_broken_rows_are_set_aside_with_reasons_and_good_rows_load():
+    broken = (SMALL + b"R11,I11,yesterday,Southshire Police,West,OF9\n"
+              + b"R12,I12,2024-05-02 09:00\n"
+              + pad(b"R13,I13,2024-05-03 09:00,,West,OF9"))
+    result = ingest.ingest([("broken.csv", broken)])
+    q = result.quarantine.set_index("_row")["reason"].to_dict()
+    assert q[11].startswith("has 6 fields where the header has")
+    assert q[12] == "has 3 fields where the header has 19"
+    assert q[13].startswith("no force")
+    assert result.report["rows_loaded"] == 10
+    assert reconciles(result)
+    # The download shows the original cells next to the reason.
+    assert "occurred_at" in result.quarantine.columns
+
+
+def test_unreadable_date_is_named_in_the_reason():
+    text = HEADER + b"\n" + pad(b"R1,I1,13/45/2024,Kent Police,North,OF1") + pad(b"R2,I2,2024-02-01 10:00,Kent Police,North,OF2")
+    result = ingest.ingest([("dates.csv", text)])
+    assert result.quarantine["reason"].tolist() == ["occurred_at '13/45/2024' is not a date"]
+    assert result.report["rows_loaded"] == 1 and reconciles(result)
+
+
+def test_force_can_be_supplied_for_extracts_without_one():
+    text = b"report_id,occurred_at,force,officer_id\nR1,2024-02-01 10:00,,OF1\n"
+    assert ingest.ingest([("a.csv", text)]).report["rows_quarantined"] == 1
+    assert ingest.ingest([("a.csv", text)], force="Kent Police").reports["force"].tolist() == ["Kent Police"]
+
+
+def _parquet_with_rows(n: int) -> bytes:
+    buf = io.BytesIO()
+    pq.write_table(pa.table({"x": pa.nulls(n, pa.int8())}), buf, compression="zstd")
+    return buf.getvalue()
+
+
+def _wide_csv(columns: int) -> bytes:
+    return ",".join(f"c{i}" for i in range(columns)).encode() + b"\n" + b"1," * (columns - 1) + b"1\n"
+
+
+@pytest.mark.parametrize(("name", "make", "limits", "message"), [
+    ("empty.csv", lambda: b"", Limits(), "empty.csv is empty"),
+    ("blank.csv", lambda: b"\n\n  \n", Limits(), "blank.csv is empty"),
+    ("photo.csv", lambda: b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 40, Limits(),
+     "not a text file"),
+    ("wide.csv", lambda: _wide_csv(100_000), Limits(), "has 100,000 columns; the limit is 2,000"),
+    ("huge.parquet", lambda: _parquet_with_rows(100_000_000), Limits(),
+     "says it holds 100,000,000 rows; the limit is 20,000,000"),
+    ("big.csv", lambda: SMALL * 3, Limits(max_bytes=1_000), "the limit is 1,000 bytes"),
+    ("fake.parquet", lambda: b"not parquet at all", Limits(), "is not a readable Parquet file"),
+    ("fake.xlsx", lambda: b"PK\x03\x04 broken zip", Limits(), "is not a readable Excel workbook"),
+    ("nothing.csv", lambda: b"colour,flavour\nred,sweet\n", Limits(), "no known format recognises its header"),
+])
+def test_bad_files_are_rejected_with_a_clear_message(name, make, limits, message):
+    with pytest.raises(RejectedFile) as err:
+        ingest.ingest([(name, make())], limits=limits)
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_a_fifty_megabyte_field_sets_its_row_aside_and_keeps_the_rest():
+    big = b"x" * (50 * 1024 * 1024)
+    data = SMALL + b"R11,I11,2024-05-01 10:00,Kent Police,North,OF9,Response,T,No,Other,Male,18-34,White,No,,No,No," \
+        + big + b",\n"
+    result = ingest.ingest([("bigcell.csv", data)])
+    reason = result.quarantine.set_index("_row").loc[11, "reason"]
+    assert reason == "cell in column 'reasons' is 52,428,800 characters long; the limit is 1,000,000"
+    assert result.report["rows_loaded"] == 10 and reconciles(result)
+
+
+@pytest.mark.parametrize(("encoding", "bom"), [("cp1252", b""), ("utf-16", b""), ("utf-8", b"\xef\xbb\xbf")])
+def test_encodings_are_detected(encoding, bom):
+    text = "report_id,occurred_at,force,officer_id,area\nR1,2024-02-01 10:00,Café Police,OF1,Señor £\n"
+    result = ingest.ingest([("enc.csv", bom + text.encode(encoding))])
+    assert result.reports["force"].tolist() == ["Café Police"]
+    assert result.reports["area"].tolist() == ["Señor £"]
+
+
+def test_excel_and_parquet_uploads(tmp_path):
+    frame = pd.read_csv(FIXTURES / "small_canonical.csv", dtype=str)
+    xlsx = tmp_path / "small.xlsx"
+    frame.to_excel(xlsx, index=False)
+    from_excel = ingest.ingest([("small.xlsx", xlsx.read_bytes())])
+    assert from_excel.report["rows_loaded"] == 10
+    assert from_excel.reports.set_index("report_id").loc["R04", "shift"] == "Night"
+    typed = frame.assign(occurred_at=pd.to_datetime(frame["occurred_at"]),
+                         tactics=frame["tactics"].fillna("").str.split(";"))
+    buf = io.BytesIO()
+    typed.to_parquet(buf)
+    from_parquet = ingest.ingest([("small.parquet", buf.getvalue())])
+    assert from_parquet.report["rows_loaded"] == 10
+    assert len(from_parquet.tactics) == 12
+
+
+def test_written_dataset_opens_in_the_engine(tmp_path, engine):
+    result = ingest.ingest([("small.csv", SMALL)])
+    ingest.write(result, tmp_path / "ds")
+    ds = engine.open(tmp_path / "ds")
+    assert ds.rows == 10
+    report = json.loads((tmp_path / "ds" / "report.json").read_text())
+    assert {"rows_in", "rows_loaded", "rows_quarantined", "detected_format", "mapping",
+            "completeness"} <= set(report)
+
+
+def test_command_line_exit_codes(tmp_path):
+    ok = subprocess.run([sys.executable, "-m", "lib.ingest", str(FIXTURES / "small_canonical.csv"),
+                         "--out", str(tmp_path / "out")], cwd=ROOT, capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    assert "10 rows in, 10 loaded, 0 set aside (canonical)" in ok.stdout
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    bad = subprocess.run([sys.executable, "-m", "lib.ingest", str(empty), "--out", str(tmp_path / "x")],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == "rejected: empty.csv is empty"
+    assert not (tmp_path / "x").exists()
