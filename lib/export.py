@@ -18,4 +18,5 @@ def to_csv_bytes(frame: pd.DataFrame) -> bytes:
     """Return a frame as UTF-8 CSV (with BOM, so Excel reads it right), formulas neutralised."""
     text = frame.astype("object").map(neutralise)
     text.columns = [neutralise(str(c)) for c in frame.columns]
-    return text.to_csv(index=False).encode("utf-8-sig")
+    # CRLF line ends make the writer quote any cell holding a bare CR or LF.
+    return text.to_csv(index=False, lineterminator="\r\n").encode("utf-8-sig")
