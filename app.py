@@ -10,6 +10,7 @@ st.set_page_config(page_title="Officer Safety Explorer", page_icon="🛡️", la
 
 PAGES = [
     st.Page("pages/overview.py", title="Overview", icon="📊", default=True),
+    st.Page("pages/data.py", title="Data", icon="📥"),
 ]
 
 navigation = st.navigation(PAGES)

@@ -37,6 +37,7 @@ Progress = Callable[[float, str], None]
 AUTO = "auto"
 DUPLICATE_CHOICES = ("set-aside", "keep-all")
 MIN_SCORE = 0.6
+NO_FORMAT = "no known format recognises its header"
 
 
 class RejectedFile(Exception):
@@ -388,7 +389,7 @@ def ingest(files: Sequence[tuple[str, bytes]], *, fmt: str = AUTO, duplicates: s
         raw = read_extract(name, data, limits)
         chosen, scores = choose_format(raw.columns, fmt, formats)
         if chosen is None:
-            raise RejectedFile(f"{name}: no known format recognises its header "
+            raise RejectedFile(f"{name}: {NO_FORMAT} "
                                f"({', '.join(raw.columns[:6])}{' ...' if len(raw.columns) > 6 else ''}); "
                                "map its columns in the app, or pass --format profile:NAME")
         if chosen.extra_header_rows:

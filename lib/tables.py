@@ -33,3 +33,37 @@ def tactics_table(frame: pd.DataFrame) -> pd.DataFrame:
         "Reports using it": frame["reports"],
         "Share of reports (%)": (frame["share"] * 100).round(2),
     })
+
+
+def quarantine_reasons_table(report: dict) -> pd.DataFrame:
+    """Return why rows were set aside, most common first."""
+    reasons = report.get("quarantine_reasons", {})
+    return pd.DataFrame({"Reason": list(reasons), "Rows": list(reasons.values())})
+
+
+def unmapped_table(report: dict) -> pd.DataFrame:
+    """Return values kept as they were because no vocabulary entry matched them."""
+    rows = [(field, value, n) for field, counts in report.get("unmapped", {}).items()
+            for value, n in counts.items()]
+    return pd.DataFrame(rows, columns=["Field", "Value kept as given", "Rows"])
+
+
+def completeness_table(report: dict) -> pd.DataFrame:
+    """Return the share of loaded reports answering each canonical field, least complete first."""
+    shares = report.get("completeness", {})
+    mapping = report.get("mapping", {})
+    frame = pd.DataFrame({"Field": list(shares), "Answered (%)": [round(v * 100, 1) for v in shares.values()],
+                          "Taken from": [mapping.get(f, "not in this extract") for f in shares]})
+    return frame.sort_values("Answered (%)", kind="stable").reset_index(drop=True)
+
+
+def reconciliation_sentence(report: dict) -> str:
+    """Say how the rows in an upload were accounted for."""
+    r = report
+    text = (f"{r['rows_in']:,} rows read = {r['rows_loaded']:,} loaded + {r['rows_quarantined']:,} set aside. "
+            f"They make {r['reports_loaded']:,} reports.")
+    dup = r.get("duplicates", {})
+    if dup.get("repeated_report_ids"):
+        text += (f" {dup['repeated_report_ids']:,} rows repeat a report id "
+                 f"({dup['identical_rows']:,} of them identical in every field).")
+    return text

@@ -5,16 +5,17 @@ small values (a Dataset, a Filters, a Scope), never on DataFrames.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import altair as alt
 import pandas as pd
 import streamlit as st
 
-from lib import query
+from lib import ingest, library, query
 from lib.query import FILTER_KINDS, Filters, Scope, Summary
 from lib.store import SAMPLE_DIR, Dataset, DatasetError, Engine
 
@@ -65,25 +66,55 @@ def filter_options(ds: Dataset, scope: Scope) -> dict[str, list[str]]:
 
 @dataclass(frozen=True)
 class Source:
-    """A dataset the picker offers."""
+    """A dataset the picker offers: a path the engine opens, or a dataset already loaded."""
 
     key: str
     label: str
-    path: str
+    path: str | None = None
+    dataset: Dataset | None = None
+
+
+SESSION_DATASET_KEY = "_ose_session_dataset"
+PICK_NEXT_KEY = "_ose_pick_next"
 
 
 def sources() -> list[Source]:
-    """Return the datasets on offer: OSE_DATASET first when set, then the bundled sample."""
+    """Return the datasets on offer: OSE_DATASET first when set, the sample, saved, this session's."""
     found = []
     env = os.environ.get("OSE_DATASET", "").strip()
     if env:
         found.append(Source("env", f"{Path(env).name} (OSE_DATASET)", env))
     found.append(Source("sample", "Synthetic sample (not real data)", str(SAMPLE_DIR)))
+    for entry in library.entries():
+        found.append(Source(f"lib:{entry.name}", f"{entry.name} (saved)", str(entry.path)))
+    session = st.session_state.get(SESSION_DATASET_KEY)
+    if session is not None:
+        found.append(Source("session", f"{session.name} (this session only)", dataset=session))
     return found
 
 
 def _open(source: Source) -> Dataset:
+    if source.dataset is not None:
+        return source.dataset
     return engine().open(source.path, name=source.label)
+
+
+def pick_next(label_key: str) -> None:
+    """Make the picker show the dataset with this source key on the next run."""
+    st.session_state[PICK_NEXT_KEY] = label_key
+
+
+def use_for_session(name: str, result: ingest.IngestResult) -> Dataset:
+    """Load an ingest result for this session only and make it the current dataset."""
+    reports, tactics = ingest.tables(result)
+    key = hashlib.sha1(f"{id(st.session_state)}:{name}:{datetime.now().isoformat()}".encode()).hexdigest()[:12]
+    ds = engine().add(name, reports, tactics, key=key)
+    previous = st.session_state.get(SESSION_DATASET_KEY)
+    if previous is not None and previous.id != ds.id:
+        engine().drop(previous)  # one session upload at a time: the old one goes
+    st.session_state[SESSION_DATASET_KEY] = ds
+    pick_next("session")
+    return ds
 
 
 def _warn_unopened(source: Source, reason: str) -> None:
@@ -108,9 +139,12 @@ def dataset_picker() -> Dataset:
         st.error("No dataset could be opened, not even the bundled sample. Run `make sample`.")
         st.stop()
     labels = [s.label for s, _ in usable]
-    wanted = st.query_params.get("dataset")
     keys = [s.key for s, _ in usable]
+    wanted = st.session_state.pop(PICK_NEXT_KEY, None)
+    if wanted in keys:
+        st.session_state["dataset_choice"] = labels[keys.index(wanted)]
     if "dataset_choice" not in st.session_state or st.session_state["dataset_choice"] not in labels:
+        wanted = st.query_params.get("dataset")
         st.session_state["dataset_choice"] = labels[keys.index(wanted)] if wanted in keys else labels[0]
     choice = st.sidebar.selectbox("Dataset", labels, key="dataset_choice")
     source, ds = usable[labels.index(choice)]
@@ -251,3 +285,131 @@ def table_behind(frame: pd.DataFrame, caption: str, *, label: str = "Table behin
     st.caption(caption)
     with st.expander(label):
         st.dataframe(frame, hide_index=True, width="stretch")
+
+
+# --- uploads ------------------------------------------------------------------------------
+
+UPLOAD_KEY = "_ose_upload"
+MAPPING_KEY = "_ose_mapping"
+AUTO_LABEL = "Detect automatically"
+
+
+def format_choices() -> dict[str, str]:
+    """Return the formats a user can pick for an upload, automatic detection first."""
+    return {ingest.AUTO: AUTO_LABEL, **{f.name: f.label for f in ingest.available_formats()}}
+
+
+def read_uploads(files: list, fmt: str, force: str | None, duplicates: str) -> None:
+    """Ingest uploaded files with a progress bar; keep the result, or start the mapping step."""
+    st.session_state.pop(UPLOAD_KEY, None)
+    st.session_state.pop(MAPPING_KEY, None)
+    payload = [(f.name, f.getvalue()) for f in files]
+    bar = st.progress(0.0, text="Reading")
+    try:
+        result = ingest.ingest(payload, fmt=fmt, force=force, duplicates=duplicates,
+                               progress=lambda done, message: bar.progress(min(done, 1.0), text=message))
+    except ingest.RejectedFile as exc:
+        bar.empty()
+        if ingest.NO_FORMAT in str(exc):
+            st.session_state[MAPPING_KEY] = {"files": payload, "force": force, "duplicates": duplicates}
+            st.warning(f"{exc}. Map its columns below; the mapping is saved as a profile for next time.")
+        else:
+            st.error(f"This upload cannot be read: {exc}")
+        return
+    except Exception as exc:  # a file we did not foresee must never show a traceback
+        bar.empty()
+        st.error(f"This upload cannot be read ({type(exc).__name__}: {exc}). Nothing was loaded.")
+        return
+    bar.empty()
+    st.session_state[UPLOAD_KEY] = result
+
+
+def upload_name(report: dict) -> str:
+    """Propose a dataset name from the uploaded files."""
+    names = [Path(f["name"]).stem for f in report["files"]]
+    base = names[0] if len(names) == 1 else f"{names[0]} and {len(names) - 1} more"
+    return "".join(c if c.isalnum() or c in " _.-" else "-" for c in base)[:64].strip(" .-_") or "Upload"
+
+
+def save_upload(name: str, result: ingest.IngestResult) -> None:
+    """Save an upload to the library and open it."""
+    try:
+        library.save(name, result)
+    except library.LibraryError as exc:
+        st.error(str(exc))
+        return
+    pick_next(f"lib:{name.strip()}")
+    st.success(f"Saved as '{name.strip()}'. It is now the current dataset.")
+    st.rerun()
+
+
+def append_upload(name: str, result: ingest.IngestResult) -> None:
+    """Append an upload to a saved dataset and open it."""
+    try:
+        record = library.append(name, result)
+    except library.LibraryError as exc:
+        st.error(str(exc))
+        return
+    pick_next(f"lib:{name}")
+    st.success(f"Appended {record['rows_loaded']:,} rows to '{name}'; {record['rows_quarantined']:,} set aside "
+               f"({record['already_in_dataset']:,} already in the dataset).")
+
+
+def delete_saved(name: str) -> None:
+    """Delete a saved dataset."""
+    try:
+        library.delete(name)
+    except library.LibraryError as exc:
+        st.error(str(exc))
+
+
+def provenance_table(name: str) -> pd.DataFrame:
+    """Return a saved dataset's loads as a table."""
+    loads = library.provenance(name)
+    return pd.DataFrame([{"When (UTC)": p["loaded_at"], "By": p["by"], "Action": p["action"],
+                          "Files": ", ".join(p["files"]), "Format": p["format"], "Rows read": p["rows_in"],
+                          "Loaded": p["rows_loaded"], "Set aside": p["rows_quarantined"]} for p in loads])
+
+
+def mapping_step() -> None:
+    """Let the user confirm a proposed column mapping for an unrecognised extract."""
+    pending = st.session_state.get(MAPPING_KEY)
+    if not pending:
+        return
+    from lib import mapping  # the mapping UI's pure parts
+
+    name, data = pending["files"][0]
+    try:
+        raw = ingest.read_extract(name, data, ingest.Limits.from_env())
+    except ingest.RejectedFile as exc:
+        st.error(str(exc))
+        return
+    st.subheader("Map the columns")
+    proposal = mapping.propose(raw.frame, Path(name).stem)
+    st.caption("The app proposed where each field comes from, from the column names and the values. "
+               "Check each line; pick '(not in this extract)' where a field is missing.")
+    edited = st.data_editor(
+        mapping.editor_frame(proposal, raw.columns), hide_index=True, width="stretch", key="mapping_editor",
+        disabled=["Field", "Confidence", "Example values"],
+        column_config={"Source column": st.column_config.SelectboxColumn(
+            options=[mapping.NONE, *raw.columns], required=True)})
+    profile_name = st.text_input("Save this mapping as profile", value=mapping.safe_name(Path(name).stem),
+                                 key="mapping_name")
+    if st.button("Save profile and read the files", type="primary"):
+        try:
+            fmt = mapping.save(proposal, edited, profile_name, ingest.profile_dir())
+        except ValueError as exc:
+            st.error(str(exc))
+            return
+        st.session_state.pop(MAPPING_KEY, None)
+        read_uploads_payload(pending["files"], fmt, pending["force"], pending["duplicates"])
+        st.rerun()
+
+
+def read_uploads_payload(payload: list[tuple[str, bytes]], fmt: str, force: str | None,
+                         duplicates: str) -> None:
+    """Ingest already-read files (after a mapping was confirmed) and keep the result."""
+    try:
+        st.session_state[UPLOAD_KEY] = ingest.ingest(payload, fmt=fmt, force=force, duplicates=duplicates)
+    except ingest.RejectedFile as exc:
+        st.error(f"This upload cannot be read: {exc}")

@@ -53,3 +53,17 @@ def period_phrase(previous: Filters | None, previous_summary: Summary | None) ->
 
 def _day(d: date) -> str:
     return f"{d.day} {d:%b %Y}"
+
+
+def unavailable(summary: Summary) -> list[str]:
+    """Return the harm rates this data cannot give because no report answers the field."""
+    if summary.reports == 0:
+        return []
+    return [rate.label for rate in summary.rates.values() if rate.denominator == 0]
+
+
+def unavailable_message(labels: list[str]) -> str:
+    """Explain why some rates are missing, instead of showing an empty chart."""
+    fields = ", ".join(label.replace(" rate", "").lower() for label in labels)
+    return (f"Not in this extract: {fields}. No report answers these fields, so the "
+            f"{', '.join(labels)} cannot be computed. Unknown answers are never counted as 'No'.")

@@ -24,11 +24,14 @@ cols[0].metric("Reports", f"{now.reports:,}",
                wording.count_change(now.reports, before.reports if before else None),
                delta_color="off",
                help="One report is one officer's use of force on one subject.")
+missing = wording.unavailable(now)
 for col, field in zip(cols[1:], ("officer_injured", "officer_assaulted", "subject_injured"), strict=True):
     rate = now.rates[field]
-    col.metric(rate.label, wording.percent(rate.rate),
+    col.metric(rate.label, "Not recorded" if rate.label in missing else wording.percent(rate.rate),
                wording.rate_change(rate, before.rates[field] if before else None),
                delta_color="inverse", help=wording.rate_detail(rate))
+if missing:
+    st.info(wording.unavailable_message(missing))
 st.caption(f"{now.incidents:,} incidents, {now.officers:,} officers. "
            + wording.period_phrase(previous_filters, before))
 with st.expander("How these rates are counted"):
@@ -44,7 +47,10 @@ with left:
     ui.chart(charts.reports_by_month(monthly, title=""))
 with right:
     st.markdown("**Officer injury rate per month, with 95% interval**")
-    ui.chart(charts.rate_by_month(monthly, "officer_injured", title=""))
+    if now.rates["officer_injured"].denominator:
+        ui.chart(charts.rate_by_month(monthly, "officer_injured", title=""))
+    else:
+        st.caption("Unavailable: this extract does not record whether an officer was injured.")
 ui.table_behind(tables.rates_table(monthly, ("month",)), f"{sentence}. Counting unit: reports.")
 
 for dimension in ("officer_role", "shift"):

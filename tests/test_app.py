@@ -151,3 +151,15 @@ def test_link_can_name_a_dataset_other_than_the_default(monkeypatch):
     assert not at.exception
     assert at.selectbox(key="dataset_choice").value.startswith("Synthetic sample")
     assert at.query_params["dataset"] in ("sample", ["sample"])
+
+
+def test_extract_without_injury_fields_says_why_rates_are_unavailable(monkeypatch, tmp_path):
+    path = tmp_path / "no_injuries.csv"
+    path.write_text("report_id,occurred_at,force,officer_id,officer_role\n"
+                    "R1,2024-01-05 08:00,Kent Police,O1,Response\nR2,2024-02-05 23:30,Kent Police,O2,Custody\n")
+    monkeypatch.setenv("OSE_DATASET", str(path))
+    at = run_app()
+    assert not at.exception
+    assert metric(at, "Reports") == "2"
+    assert metric(at, "Officer injury rate") == "Not recorded"
+    assert any("Not in this extract" in i.value and "officer injury" in i.value for i in at.info)

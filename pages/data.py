@@ -1,0 +1,91 @@
+"""Data: load extracts (CSV, Parquet, Excel), see what was set aside and why, keep datasets."""
+from __future__ import annotations
+
+import streamlit as st
+
+from lib import export, ingest, library, tables, ui
+
+st.title("Data")
+st.caption("Load your force's extracts. Rows that cannot be read are set aside with a reason: nothing is lost.")
+
+upload_tab, library_tab = st.tabs(["Load extracts", "Saved datasets"])
+
+with upload_tab:
+    files = st.file_uploader("Extracts: CSV, Parquet or Excel (several at once, e.g. quarterly files)",
+                             type=["csv", "parquet", "xlsx"], accept_multiple_files=True, key="upload_files")
+    choices = ui.format_choices()
+    left, middle, right = st.columns(3)
+    fmt = left.selectbox("Format", list(choices), format_func=choices.get, key="upload_format")
+    force = middle.text_input("Force name, if the extract does not say", key="upload_force")
+    dup_label = right.radio("Rows repeating a report id", ["Set later copies aside", "Keep them all"],
+                            key="upload_duplicates")
+    if st.button("Read files", type="primary", disabled=not files):
+        ui.read_uploads(files, fmt, force or None,
+                        "set-aside" if dup_label == "Set later copies aside" else "keep-all")
+
+    ui.mapping_step()
+
+    result = st.session_state.get(ui.UPLOAD_KEY)
+    if result is not None:
+        report = result.report
+        st.subheader("What was read")
+        cols = st.columns(4)
+        cols[0].metric("Rows read", f"{report['rows_in']:,}")
+        cols[1].metric("Loaded", f"{report['rows_loaded']:,}")
+        cols[2].metric("Set aside", f"{report['rows_quarantined']:,}")
+        cols[3].metric("Reports", f"{report['reports_loaded']:,}")
+        st.caption(tables.reconciliation_sentence(report) + f" Format: {report['detected_format']}.")
+        for note in report["notes"]:
+            st.caption("· " + note)
+        if report["rows_quarantined"]:
+            st.markdown("**Why rows were set aside**")
+            st.dataframe(tables.quarantine_reasons_table(report), hide_index=True, width="stretch")
+            st.download_button("Download the rows set aside (CSV)", export.to_csv_bytes(result.quarantine),
+                               file_name="set-aside-rows.csv", mime="text/csv")
+        unmapped = tables.unmapped_table(report)
+        if len(unmapped):
+            with st.expander(f"Values kept as given ({len(unmapped)}): not in the national vocabularies"):
+                st.dataframe(unmapped, hide_index=True, width="stretch")
+        with st.expander("Completeness of each field, and where it came from"):
+            st.dataframe(tables.completeness_table(report), hide_index=True, width="stretch")
+
+        st.subheader("Use it")
+        if report["reports_loaded"] == 0:
+            st.warning("No report could be loaded from these files; see the reasons above.")
+        else:
+            a, b, c = st.columns(3)
+            with a:
+                st.markdown("**Explore now**, this session only")
+                session_name = st.text_input("Name", value=ui.upload_name(report), key="session_name")
+                if st.button("Explore now"):
+                    ui.use_for_session(session_name, result)
+                    st.switch_page("pages/overview.py")
+            with b:
+                st.markdown("**Save** as a named dataset")
+                save_name = st.text_input("Dataset name", value=ui.upload_name(report), key="save_name")
+                if st.button("Save to library"):
+                    ui.save_upload(save_name, result)
+            with c:
+                st.markdown("**Append** to a saved dataset")
+                names = [e.name for e in library.entries()]
+                target = st.selectbox("Dataset", names, key="append_target", disabled=not names,
+                                      placeholder="No saved dataset yet")
+                if st.button("Append", disabled=not names):
+                    ui.append_upload(target, result)
+
+with library_tab:
+    entries = library.entries()
+    if not entries:
+        st.info("No saved datasets yet. Load extracts and save them to keep them between sessions.")
+    for entry in entries:
+        with st.expander(f"{entry.name}: {entry.reports:,} reports, {entry.loads} load(s), updated {entry.updated}"):
+            st.dataframe(ui.provenance_table(entry.name), hide_index=True, width="stretch")
+            set_aside = library.quarantine(entry.name)
+            if len(set_aside):
+                st.download_button(f"Download the {len(set_aside):,} rows set aside (CSV)",
+                                   export.to_csv_bytes(set_aside), file_name=f"{entry.name}-set-aside.csv",
+                                   key=f"q_{entry.name}")
+            if st.checkbox("I want to delete this dataset", key=f"confirm_{entry.name}"):
+                if st.button(f"Delete {entry.name}", key=f"delete_{entry.name}"):
+                    ui.delete_saved(entry.name)
+                    st.rerun()
