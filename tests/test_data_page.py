@@ -1,0 +1,65 @@
+"""AppTest: the Data page loads uploads, shows what was set aside, and keeps datasets."""
+from __future__ import annotations
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from .conftest import FIXTURES, ROOT
+
+SMALL = (FIXTURES / "small_canonical.csv").read_bytes()
+
+
+@pytest.fixture(autouse=True)
+def fresh(monkeypatch, tmp_path):
+    monkeypatch.delenv("OSE_DATASET", raising=False)
+    monkeypatch.setenv("OSE_DATA_DIR", str(tmp_path / "var"))
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+def data_page() -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    return at.switch_page("pages/data.py").run()
+
+
+def upload(at: AppTest, *files: tuple[str, bytes]) -> AppTest:
+    at.file_uploader(key="upload_files").set_value([(n, b, "text/csv") for n, b in files]).run()
+    next(b for b in at.button if b.label == "Read files").click().run()
+    return at
+
+
+def metric(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def test_upload_shows_counts_that_reconcile_and_can_be_saved():
+    at = upload(data_page(), ("small.csv", SMALL + b"R11,I11,never,Kent Police,North,OF9" + b"," * 13 + b"\n"))
+    assert not at.exception
+    assert (metric(at, "Rows read"), metric(at, "Loaded"), metric(at, "Set aside")) == ("11", "10", "1")
+    assert any("11 rows read = 10 loaded + 1 set aside" in c.value for c in at.caption)
+    reasons = at.dataframe[0].value
+    assert reasons["Reason"].tolist() == ["occurred_at '…' is not a date"]
+    assert any(b.label == "Download the rows set aside (CSV)" for b in at.get("download_button"))
+    at.text_input(key="save_name").set_value("Kent Q1").run()
+    next(b for b in at.button if b.label == "Save to library").click().run()
+    assert not at.exception
+    assert at.selectbox(key="dataset_choice").value == "Kent Q1 (saved)"
+
+
+@pytest.mark.parametrize(("name", "content", "message"), [
+    ("empty.csv", b"", "empty.csv is empty"),
+    ("photo.csv", b"\x89PNG\r\n\x1a\n\x00\x00" + bytes(range(256)), "not a text file"),
+])
+def test_bad_uploads_get_a_clear_message_and_no_traceback(name, content, message):
+    at = upload(data_page(), (name, content))
+    assert not at.exception
+    assert any(message in e.value for e in at.error)
+
+
+def test_explore_now_keeps_the_upload_for_this_session_only():
+    at = upload(data_page(), ("small.csv", SMALL))
+    next(b for b in at.button if b.label == "Explore now").click().run()
+    assert not at.exception
+    assert at.selectbox(key="dataset_choice").value == "small (this session only)"
+    assert next(m.value for m in at.metric if m.label == "Reports") == "10"
