@@ -25,6 +25,8 @@ from lib import schema
 
 SAMPLE_DIR = Path(__file__).resolve().parent.parent / "data" / "sample"
 REPORTS_FILE, TACTICS_FILE, OFFICERS_FILE = "reports.parquet", "tactics.parquet", "officers.parquet"
+SQL_TYPES = {"string": "VARCHAR", "bool": "BOOLEAN", "float": "DOUBLE", "list": "VARCHAR[]",
+             "timestamp": "TIMESTAMP", "date": "DATE"}
 # A folder dataset was written by us (synth or ingest); these columns must be there.
 REQUIRED_IN_FOLDER = ("report_id", "occurred_at", "force")
 
@@ -203,6 +205,9 @@ def _create_table(cur: duckdb.DuckDBPyConnection, table: str, data: pa.Table | s
             cur.execute(f'DROP TYPE IF EXISTS "{enum}"')
             cur.execute(_enum_ddl(enum, values))
             selects.append(f'CAST(CAST("{col}" AS VARCHAR) AS "{enum}") AS "{col}"')
+        elif kind in SQL_TYPES:
+            # An all-null column arrives typed NULL, which Ibis cannot use: give it its real type.
+            selects.append(f'CAST("{col}" AS {SQL_TYPES[kind]}) AS "{col}"')
         else:
             selects.append(f'"{col}"')
     cur.execute(f'CREATE OR REPLACE TABLE "{table}" AS SELECT {", ".join(selects)} FROM "{staging}"')

@@ -117,3 +117,12 @@ def test_vocabulary_order_is_enum_order(engine):
 def test_sample_readme_says_synthetic():
     text = (Path(SAMPLE_DIR).parent / "README.md").read_text()
     assert "synthetic" in text.lower() and "not real" in text.lower()
+
+
+def test_all_null_columns_keep_their_canonical_types(engine, small):
+    types = dict(engine.backend.raw_sql(
+        f"SELECT column_name, data_type FROM information_schema.columns "
+        f"WHERE table_name = '{small.reports_table}'").fetchall())
+    # The hand fixture has no impact factors, outcomes or CED training at all.
+    assert (types["impact_factors"], types["outcomes"], types["ced_trained"]) == (
+        "VARCHAR[]", "VARCHAR[]", "BOOLEAN")
