@@ -9,8 +9,9 @@ from lib.query import UNRESTRICTED
 st.set_page_config(page_title="Officer Safety Explorer", page_icon="🛡️", layout="wide")
 
 PAGES = [
-    st.Page("pages/overview.py", title="Overview", icon="📊", default=True),
-    st.Page("pages/data.py", title="Data", icon="📥"),
+    st.Page("pages/overview.py", title="Overview", icon=":material/monitoring:", default=True),
+    st.Page("pages/data.py", title="Data", icon=":material/upload_file:"),
+    st.Page("pages/quality.py", title="Data quality", icon=":material/fact_check:"),
 ]
 
 navigation = st.navigation(PAGES)

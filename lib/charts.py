@@ -6,6 +6,7 @@ denominator is too small to read a rate from. One theme, a colour-blind-safe pal
 from __future__ import annotations
 
 import altair as alt
+import numpy as np
 import pandas as pd
 
 from lib import schema
@@ -129,4 +130,38 @@ def most_used_tactics(frame: pd.DataFrame, *, top: int = 12,
                  alt.Tooltip("reports:Q", title="Reports", format=","),
                  alt.Tooltip("share:Q", title="Share of reports", format=".1%")],
     ).properties(height=max(160, 24 * len(data)))
+    return _style(chart)
+
+
+def completeness_by_field(frame: pd.DataFrame, *, title: str | None = None) -> alt.TopLevelMixin:
+    """Draw the share of reports answering each field, least complete first."""
+    data = frame.assign(missing=1 - frame["share"])
+    chart = alt.Chart(data, **({"title": title} if title else {})).mark_bar(color=MAIN).encode(
+        y=alt.Y("field:N", title=None, sort=data["field"].tolist()),
+        x=alt.X("share:Q", title="Share of reports answering", axis=alt.Axis(format="%", tickCount=5),
+                scale=alt.Scale(domain=[0, 1])),
+        color=alt.condition(alt.datum.share < 0.9, alt.value(ACCENT), alt.value(MAIN)),
+        tooltip=[alt.Tooltip("field:N", title="Field"),
+                 alt.Tooltip("answered:Q", title="Reports answering", format=","),
+                 alt.Tooltip("total:Q", title="Reports it applies to", format=","),
+                 alt.Tooltip("share:Q", title="Answered", format=".1%")],
+    ).properties(height=max(160, 18 * len(data)))
+    return _style(chart)
+
+
+def monthly_coverage(frame: pd.DataFrame, *, title: str | None = None) -> alt.TopLevelMixin:
+    """Draw reports per month, marking months with no reports or far fewer than usual."""
+    data = _months(frame).assign(
+        status=lambda d: np.select([d["gap"], d["thin"]], ["No reports", "Far fewer than usual"],
+                                   "Typical"))
+    domain = ["Typical", "Far fewer than usual", "No reports"]
+    chart = alt.Chart(data, **({"title": title} if title else {})).mark_bar().encode(
+        x=alt.X("yearmonth(month):T", title="Month", axis=alt.Axis(format="%b %Y", labelAngle=-45)),
+        y=alt.Y("reports:Q", title="Reports"),
+        color=alt.Color("status:N", title=None, scale=alt.Scale(domain=domain, range=[MAIN, ACCENT, "#000000"])),
+        tooltip=[alt.Tooltip("yearmonth(month):T", title="Month", format="%B %Y"),
+                 alt.Tooltip("reports:Q", title="Reports", format=","),
+                 alt.Tooltip("share_of_median:Q", title="Of a typical month", format=".0%"),
+                 alt.Tooltip("status:N", title="Status")],
+    ).properties(height=220)
     return _style(chart)

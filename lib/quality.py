@@ -346,3 +346,8 @@ def late_recorded(engine: Engine, ds: Dataset, filters: Filters, scope: Scope,
     while run < len(below) and below[len(below) - 1 - run]:
         run += 1
     return frame.iloc[len(frame) - run:].reset_index(drop=True)
+
+
+def rule_columns(rule: str) -> tuple[str, ...]:
+    """Return the report fields a contradiction rule reads, to show beside its reports."""
+    return RULE_BY_NAME[rule].columns

@@ -67,3 +67,57 @@ def reconciliation_sentence(report: dict) -> str:
         text += (f" {dup['repeated_report_ids']:,} rows repeat a report id "
                  f"({dup['identical_rows']:,} of them identical in every field).")
     return text
+
+
+def completeness_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return per-field completeness with readable headings."""
+    return pd.DataFrame({"Field": frame["field"], "Reports answering": frame["answered"],
+                         "Reports it applies to": frame["total"],
+                         "Answered (%)": (frame["share"] * 100).round(1)})
+
+
+def completeness_by_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return completeness per force or area with shares as percentages."""
+    out = frame.copy()
+    for col in out.columns:
+        if col not in ("force", "area", "reports"):
+            out[col] = (out[col] * 100).round(1)
+    return out.rename(columns=lambda c: c if c in ("force", "area", "reports") else f"{c} (%)")
+
+
+def invalid_codes_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return off-vocabulary values with readable headings."""
+    return pd.DataFrame({"Field": frame["field"], "Value": frame["value"], "Reports": frame["reports"]})
+
+
+def contradictions_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return each consistency rule with how many reports break it."""
+    return pd.DataFrame({"Check": frame["explanation"],
+                         "Reports breaking it": frame["reports"].astype("Int64"),
+                         "Of reports checked": frame["total"].astype("Int64"),
+                         "Share (%)": (frame["share"] * 100).round(2)})
+
+
+ROW_COLUMNS = ("report_id", "occurred_at", "force", "area", "officer_role")
+
+
+def report_rows(frame: pd.DataFrame, extra: tuple[str, ...]) -> pd.DataFrame:
+    """Return the identifying columns of reports plus the fields a check read."""
+    cols = [c for c in (*ROW_COLUMNS, *extra) if c in frame.columns]
+    return frame[list(dict.fromkeys(cols))]
+
+
+def coverage_sentence(months: pd.DataFrame, late: pd.DataFrame) -> str:
+    """Say the date span, the months with no reports and the months that look incomplete."""
+    first, last = months["first"].min(), months["last"].max()
+    text = f"Reports from {pd.Timestamp(first):%d %b %Y} to {pd.Timestamp(last):%d %b %Y}."
+    gaps = months.loc[months["gap"], "month"]
+    if len(gaps):
+        text += " No reports in " + ", ".join(f"{pd.Timestamp(m):%b %Y}" for m in gaps) + "."
+    thin = months.loc[months["thin"], "month"]
+    if len(thin):
+        text += " Far fewer than usual in " + ", ".join(f"{pd.Timestamp(m):%b %Y}" for m in thin) + "."
+    if len(late):
+        text += (" The last " + (f"{len(late)} months look" if len(late) > 1 else "month looks")
+                 + " incomplete: forms may still be coming in.")
+    return text

@@ -413,3 +413,35 @@ def read_uploads_payload(payload: list[tuple[str, bytes]], fmt: str, force: str 
         st.session_state[UPLOAD_KEY] = ingest.ingest(payload, fmt=fmt, force=force, duplicates=duplicates)
     except ingest.RejectedFile as exc:
         st.error(f"This upload cannot be read: {exc}")
+
+
+# --- data quality (cached on small keys) --------------------------------------------------
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def quality_check(check: str, ds: Dataset, filters: Filters, scope: Scope) -> pd.DataFrame:
+    """Run one data-quality check by name (completeness, invalid_codes, contradictions, ...)."""
+    from lib import quality
+
+    checks = {"completeness": quality.completeness, "invalid_codes": quality.invalid_codes,
+              "contradictions": quality.contradictions, "coverage": quality.coverage,
+              "late_recorded": quality.late_recorded}
+    return checks[check](engine(), ds, filters, scope)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def completeness_by(ds: Dataset, filters: Filters, scope: Scope, level: str) -> pd.DataFrame:
+    """Return completeness per force or area (cached)."""
+    from lib import quality
+
+    return quality.completeness_by(engine(), ds, filters, scope, level=level)
+
+
+@st.cache_data(show_spinner=False, max_entries=128)
+def contradiction_rows(ds: Dataset, filters: Filters, scope: Scope, rule: str,
+                       limit: int = 500) -> pd.DataFrame:
+    """Return up to `limit` reports that break a rule (cached)."""
+    from lib import quality
+
+    expr = quality.contradiction_rows(engine(), ds, filters, scope, rule)
+    return engine().execute(expr.limit(limit))

@@ -163,3 +163,22 @@ def test_extract_without_injury_fields_says_why_rates_are_unavailable(monkeypatc
     assert metric(at, "Reports") == "2"
     assert metric(at, "Officer injury rate") == "Not recorded"
     assert any("Not in this extract" in i.value and "officer injury" in i.value for i in at.info)
+
+
+def test_data_quality_page_shows_completeness_contradictions_and_the_rows_behind_them(monkeypatch):
+    monkeypatch.setenv("OSE_DATASET", str(FIXTURES / "small_canonical.csv"))
+    at = run_app().switch_page("pages/quality.py").run()
+    assert not at.exception
+    assert [h.value for h in at.subheader][:2] == ["How complete is each field?",
+                                                   "Values outside the national vocabularies"]
+    complete = at.dataframe[0].value.set_index("Field")
+    assert complete.loc["officer_injured", "Reports answering"] == 9
+    assert complete.loc["subject_ethnicity", "Answered (%)"] == 90.0
+
+
+def test_every_page_runs_without_error_on_the_sample():
+    at = run_app()
+    for page in ("pages/overview.py", "pages/data.py", "pages/quality.py"):
+        at.switch_page(page).run()
+        assert not at.exception, page
+        assert at.title[0].value in ("Overview", "Data", "Data quality")

@@ -1,0 +1,55 @@
+"""Data quality: what is missing, what breaks the vocabularies, what contradicts itself, and gaps in time."""
+from __future__ import annotations
+
+import streamlit as st
+
+from lib import charts, query, quality, tables, ui
+
+ctx = ui.context()
+ds, filters, scope = ctx.dataset, ctx.filters, ctx.scope
+sentence = query.describe(filters)
+
+st.title("Data quality")
+st.caption(f"{ds.name} · {sentence} · {scope.describe()}. Counting unit: reports.")
+
+st.subheader("How complete is each field?")
+complete = ui.quality_check("completeness", ds, filters, scope)
+ui.chart(charts.completeness_by_field(complete))
+st.caption("Orange: fewer than 9 in 10 reports answer it. Injury levels count only reports where someone "
+           "was injured. " + sentence + ".")
+with st.expander("Table behind this chart"):
+    st.dataframe(tables.completeness_rows(complete), hide_index=True, width="stretch")
+
+level = st.radio("Recorded characteristics by", ["force", "area"], horizontal=True, key="quality_level")
+by = ui.completeness_by(ds, filters, scope, level)
+st.dataframe(tables.completeness_by_table(by), hide_index=True, width="stretch")
+st.caption("Share of reports recording each field, like HMICFRS's table of records with age, sex and "
+           "ethnicity. " + sentence + ".")
+
+st.subheader("Values outside the national vocabularies")
+invalid = ui.quality_check("invalid_codes", ds, filters, scope)
+if len(invalid):
+    st.dataframe(tables.invalid_codes_table(invalid), hide_index=True, width="stretch")
+else:
+    st.success("Every recorded value is in the national vocabularies.")
+
+st.subheader("Records that contradict themselves")
+rules = ui.quality_check("contradictions", ds, filters, scope)
+st.dataframe(tables.contradictions_table(rules), hide_index=True, width="stretch")
+broken = rules[rules["reports"].fillna(0) > 0]
+if len(broken):
+    rule = st.selectbox("Show the reports behind", broken["rule"].tolist(),
+                        format_func=dict(zip(rules["rule"], rules["explanation"], strict=True)).get,
+                        key="quality_rule")
+    rows = ui.contradiction_rows(ds, filters, scope, rule)
+    st.dataframe(tables.report_rows(rows, quality.rule_columns(rule)), hide_index=True, width="stretch")
+    st.caption(f"Up to 500 reports, oldest first. {sentence}.")
+
+st.subheader("Coverage in time")
+months = ui.quality_check("coverage", ds, filters, scope)
+if len(months):
+    ui.chart(charts.monthly_coverage(months))
+    late = ui.quality_check("late_recorded", ds, filters, scope)
+    st.caption(tables.coverage_sentence(months, late) + f" {sentence}.")
+    with st.expander("Table behind this chart"):
+        st.dataframe(months, hide_index=True, width="stretch")
