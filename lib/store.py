@@ -8,7 +8,6 @@ group-bys about four times faster than VARCHAR on this machine class.
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass

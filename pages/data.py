@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lib import export, ingest, library, tables, ui
+from lib import export, library, tables, ui
 
 st.title("Data")
 st.caption("Load your force's extracts. Rows that cannot be read are set aside with a reason: nothing is lost.")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lib import charts, query, quality, tables, ui
+from lib import charts, quality, query, tables, ui
 
 ctx = ui.context()
 ds, filters, scope = ctx.dataset, ctx.filters, ctx.scope
