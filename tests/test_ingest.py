@@ -43,7 +43,8 @@ def test_canonical_csv_loads_every_row():
 
 
 def test_multiple_files_append_and_duplicates_are_set_aside_with_the_first_seen_place():
-    second = HEADER + b"\n" + SMALL.split(b"\n")[1] + b"\n" + pad(b"R20,I20,2024-05-01 10:00,Southshire Police,East,OF9")
+    second = (HEADER + b"\n" + SMALL.split(b"\n")[1] + b"\n"
+              + pad(b"R20,I20,2024-05-01 10:00,Southshire Police,East,OF9"))
     result = ingest.ingest([("q1.csv", SMALL), ("q2.csv", second)])
     r = result.report
     assert (r["rows_in"], r["rows_loaded"], r["rows_quarantined"]) == (12, 11, 1)
@@ -76,7 +77,8 @@ def test_broken_rows_are_set_aside_with_reasons_and_good_rows_load():
 
 
 def test_unreadable_date_is_named_in_the_reason():
-    text = HEADER + b"\n" + pad(b"R1,I1,13/45/2024,Kent Police,North,OF1") + pad(b"R2,I2,2024-02-01 10:00,Kent Police,North,OF2")
+    text = (HEADER + b"\n" + pad(b"R1,I1,13/45/2024,Kent Police,North,OF1")
+            + pad(b"R2,I2,2024-02-01 10:00,Kent Police,North,OF2"))
     result = ingest.ingest([("dates.csv", text)])
     assert result.quarantine["reason"].tolist() == ["occurred_at '13/45/2024' is not a date"]
     assert result.report["rows_loaded"] == 1 and reconciles(result)
