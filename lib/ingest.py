@@ -507,7 +507,9 @@ def _conform(reports: pd.DataFrame, force: str | None) -> pd.DataFrame:
                         else pd.Series(pd.NA, index=reports.index, dtype="string"))
     if force:
         out["force"] = out["force"].fillna(force)
-    if out["shift"].isna().any():
+    if "shift" not in reports.columns:
+        # Only a layout with no shift at all gets one derived here; adapters that read a time
+        # already derived it, and never from a date with no time (midnight is not Night).
         out = schema.fill_shift(out)
     out["shift"] = out["shift"].astype("string")
     return out

@@ -84,8 +84,11 @@ def to_time_minutes(values: pd.Series) -> pd.Series:
     hour = pd.to_numeric(parts[0], errors="coerce")
     minute = pd.to_numeric(parts[1], errors="coerce")
     ampm = parts[3].str.lower()
-    hour = hour.where(~((ampm == "pm") & (hour < 12)), hour + 12)
-    hour = hour.where(~((ampm == "am") & (hour == 12)), 0)
+    # Without AM/PM the comparison is null, and a null condition would count as "replace".
+    pm = (ampm == "pm").fillna(False).astype(bool)
+    am = (ampm == "am").fillna(False).astype(bool)
+    hour = hour.where(~(pm & (hour < 12)), hour + 12)
+    hour = hour.where(~(am & (hour == 12)), 0)
     valid = hour.between(0, 23) & minute.between(0, 59)
     return (hour * 60 + minute).where(valid).astype("Float64")
 
