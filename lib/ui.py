@@ -292,11 +292,13 @@ def table_behind(frame: pd.DataFrame, caption: str, *, label: str = "Table behin
 UPLOAD_KEY = "_ose_upload"
 MAPPING_KEY = "_ose_mapping"
 AUTO_LABEL = "Detect automatically"
+MAP_MYSELF = "map"
 
 
 def format_choices() -> dict[str, str]:
     """Return the formats a user can pick for an upload, automatic detection first."""
-    return {ingest.AUTO: AUTO_LABEL, **{f.name: f.label for f in ingest.available_formats()}}
+    return {ingest.AUTO: AUTO_LABEL, **{f.name: f.label for f in ingest.available_formats()},
+            MAP_MYSELF: "Map the columns myself"}
 
 
 def read_uploads(files: list, fmt: str, force: str | None, duplicates: str) -> None:
@@ -304,6 +306,9 @@ def read_uploads(files: list, fmt: str, force: str | None, duplicates: str) -> N
     st.session_state.pop(UPLOAD_KEY, None)
     st.session_state.pop(MAPPING_KEY, None)
     payload = [(f.name, f.getvalue()) for f in files]
+    if fmt == MAP_MYSELF:
+        st.session_state[MAPPING_KEY] = {"files": payload, "force": force, "duplicates": duplicates}
+        return
     bar = st.progress(0.0, text="Reading")
     try:
         result = ingest.ingest(payload, fmt=fmt, force=force, duplicates=duplicates,
@@ -389,15 +394,20 @@ def mapping_step() -> None:
     st.caption("The app proposed where each field comes from, from the column names and the values. "
                "Check each line; pick '(not in this extract)' where a field is missing.")
     edited = st.data_editor(
-        mapping.editor_frame(proposal, raw.columns), hide_index=True, width="stretch", key="mapping_editor",
+        mapping.editor_frame(proposal, raw.frame), hide_index=True, width="stretch", key="mapping_editor",
         disabled=["Field", "Confidence", "Example values"],
+        column_order=["Field", "Source column", "Confidence", "Example values"],
         column_config={"Source column": st.column_config.SelectboxColumn(
-            options=[mapping.NONE, *raw.columns], required=True)})
-    profile_name = st.text_input("Save this mapping as profile", value=mapping.safe_name(Path(name).stem),
-                                 key="mapping_name")
+                           options=[mapping.NONE, *raw.columns], required=True),
+                       "Confidence": st.column_config.ProgressColumn(min_value=0, max_value=1, format="%.1f")})
+    left, right = st.columns(2)
+    profile_name = left.text_input("Save this mapping as profile", value=mapping.safe_name(Path(name).stem),
+                                   key="mapping_name")
+    force = right.text_input("Force these records belong to", value=pending.get("force") or "",
+                             key="mapping_force")
     if st.button("Save profile and read the files", type="primary"):
         try:
-            fmt = mapping.save(proposal, edited, profile_name, ingest.profile_dir())
+            fmt = mapping.save(proposal, edited, profile_name, ingest.profile_dir(), force)
         except ValueError as exc:
             st.error(str(exc))
             return
