@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +14,7 @@ from .browser import browser_page, choose, metric_value, running_app, settle
 from .conftest import FIXTURES
 
 pytestmark = pytest.mark.browser
+REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
 
 
 def test_changing_the_shift_filter_changes_the_overview_numbers():
@@ -56,3 +58,43 @@ def test_shared_link_opens_with_its_filters_and_switching_dataset_clears_stale_c
         assert metric_value(page, "Reports") != "5"
         assert "forces=" not in page.url
         assert "dataset=sample" in page.url  # not the default here, so the link names it
+
+
+def test_upload_a_real_file_confirm_the_mapping_and_see_the_overview(tmp_path):
+    dallas = REALDATA / "dallas_uof_2016_cpe_37-00049.csv"
+    with running_app({"OSE_DATA_DIR": str(tmp_path / "var")}) as url, browser_page() as page:
+        page.goto(url)
+        settle(page)
+        page.locator('[data-testid="stSidebarNav"] a').filter(has_text="Data").first.click()
+        settle(page)
+        page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(dallas))
+        settle(page)
+        page.locator('[data-testid="stSelectbox"]').filter(has_text="Format").first.click()
+        page.locator('[role="option"]').filter(has_text="Map the columns myself").first.click()
+        settle(page)
+        page.get_by_role("button", name="Read files").click()
+        settle(page)
+        page.get_by_text("Map the columns").first.wait_for(timeout=30000)
+        # The proposal is shown for checking: the date and officer injury columns were found.
+        editor = page.locator('[data-testid="stDataFrame"]').first
+        editor.wait_for()
+        force = page.get_by_label("Force these records belong to")
+        force.fill("Dallas Police Department")
+        force.press("Enter")
+        settle(page)
+        page.get_by_role("button", name="Save profile and read the files").click()
+        settle(page)
+        page.get_by_text("What was read").first.wait_for(timeout=60000)
+        assert metric_value(page, "Rows read") == "2,383"
+        assert metric_value(page, "Loaded") == "2,383"
+        assert metric_value(page, "Set aside") == "0"
+        page.get_by_role("button", name="Explore now").click()
+        settle(page)
+        page.get_by_text("Overview").first.wait_for()
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('[data-testid=stMetricValue]')].length >= 4", timeout=30000)
+        settle(page)
+        # The Overview opens on the latest twelve months of the upload (2016): every report.
+        assert metric_value(page, "Reports") == "2,383"
+        assert metric_value(page, "Officer injury rate") == "9.8%"  # 234 of 2,383
+        assert page.locator('[data-testid="stException"]').count() == 0
