@@ -12,6 +12,7 @@ above its header and a Notes block below its data. ':' (not available) is read a
 """
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -537,3 +538,52 @@ def national_benchmarks(tables: Mapping[str, pd.DataFrame]) -> dict[str, object]
         "ced_fired_share": _share(int(ced["fired"]), ced_total),
         "force_names": synth_force_names(forces),
     }
+
+
+# --- national figures kept for the app ----------------------------------------------------
+
+BENCHMARK_GLOB = "national-*.json"
+
+
+def benchmarks_json(bench: Mapping[str, object]) -> str:
+    """Return national benchmarks as JSON (frames become lists of records)."""
+    def plain(value: object) -> object:
+        if isinstance(value, pd.DataFrame):
+            return json.loads(value.to_json(orient="records"))
+        return value
+    return json.dumps({k: plain(v) for k, v in bench.items()}, indent=2, default=str)
+
+
+def save_benchmarks(bench: Mapping[str, object], directory: Path) -> Path:
+    """Keep national benchmarks for one year under DIRECTORY (national-YYYY-YY.json)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"national-{str(bench['year']).replace('/', '-')}.json"
+    path.write_text(benchmarks_json(bench))
+    return path
+
+
+def load_benchmarks(directory: Path) -> dict | None:
+    """Return the latest year's kept national benchmarks, or None if none were imported."""
+    found = sorted(directory.glob(BENCHMARK_GLOB)) if directory.is_dir() else []
+    return json.loads(found[-1].read_text()) if found else None
+
+
+def comparison(summary_rates: Mapping[str, float], tactic_shares: Mapping[str, float],
+               bench: Mapping[str, object]) -> pd.DataFrame:
+    """Set a dataset's officer-injury share and tactic mix beside the national figures."""
+    rows = [{"Measure": "Officer injured (share of reports answering)",
+             "This data (%)": summary_rates.get("officer_injured"),
+             "England and Wales (%)": bench.get("officer_injured_share_of_answered")},
+            {"Measure": "Officer intentionally assaulted (share of reports)",
+             "This data (%)": summary_rates.get("officer_assaulted"),
+             "England and Wales (%)": bench.get("intentional_assault_share")}]
+    for item in bench.get("tactic_mix", []):
+        tactic = item.get("canonical_tactic")
+        if not tactic or tactic == "Tactical communication":
+            continue
+        rows.append({"Measure": f"Reports using {tactic}", "This data (%)": tactic_shares.get(tactic, 0.0),
+                     "England and Wales (%)": item.get("incident_share")})
+    frame = pd.DataFrame(rows)
+    for col in ("This data (%)", "England and Wales (%)"):
+        frame[col] = (pd.to_numeric(frame[col], errors="coerce") * 100).round(1)
+    return frame

@@ -455,3 +455,47 @@ def contradiction_rows(ds: Dataset, filters: Filters, scope: Scope, rule: str,
 
     expr = quality.contradiction_rows(engine(), ds, filters, scope, rule)
     return engine().execute(expr.limit(limit))
+
+
+# --- national reference figures -----------------------------------------------------------
+
+
+def reference_dir() -> Path:
+    """Return where imported Home Office figures are kept (OSE_DATA_DIR/reference)."""
+    return library.data_dir() / "reference"
+
+
+def import_national(uploaded) -> None:
+    """Read the Home Office data tables (.ods) and keep the national figures they give."""
+    import tempfile
+
+    from lib import reference
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "tables.ods"
+        path.write_bytes(uploaded.getvalue())
+        try:
+            with st.spinner("Reading the Home Office tables"):
+                bench = reference.national_benchmarks(reference.read_ods_tables(path))
+        except Exception as exc:  # any malformed workbook gets a message, never a traceback
+            st.error(f"{uploaded.name} is not the Home Office use-of-force data tables workbook "
+                     f"({type(exc).__name__}: {exc})")
+            return
+    reference.save_benchmarks(bench, reference_dir())
+    st.success(f"Imported the national figures for {bench['year']}: {bench['incidents']:,} reports.")
+
+
+def national() -> dict | None:
+    """Return the imported national figures (latest year), if any."""
+    from lib import reference
+
+    return reference.load_benchmarks(reference_dir())
+
+
+def national_comparison(ds: Dataset, filters: Filters, scope: Scope, bench: dict) -> pd.DataFrame:
+    """Return this view's injury share and tactic mix beside the national figures."""
+    from lib import reference
+
+    now = summary(ds, filters, scope)
+    shares = tactic_counts(ds, filters, scope).set_index("tactic")["share"].to_dict()
+    return reference.comparison({k: r.rate for k, r in now.rates.items()}, shares, bench)

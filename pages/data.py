@@ -8,7 +8,7 @@ from lib import export, library, tables, ui
 st.title("Data")
 st.caption("Load your force's extracts. Rows that cannot be read are set aside with a reason: nothing is lost.")
 
-upload_tab, library_tab = st.tabs(["Load extracts", "Saved datasets"])
+upload_tab, library_tab, national_tab = st.tabs(["Load extracts", "Saved datasets", "National figures"])
 
 with upload_tab:
     files = st.file_uploader("Extracts: CSV, Parquet or Excel (several at once, e.g. quarterly files)",
@@ -89,3 +89,14 @@ with library_tab:
                 if st.button(f"Delete {entry.name}", key=f"delete_{entry.name}"):
                     ui.delete_saved(entry.name)
                     st.rerun()
+
+with national_tab:
+    st.markdown("Import the Home Office *Police use of force statistics* data tables (the `.ods` workbook) "
+                "to set your own figures beside the national ones on the Overview.")
+    workbook = st.file_uploader("Home Office data tables (.ods)", type=["ods"], key="national_upload")
+    if workbook is not None and st.button("Import national figures"):
+        ui.import_national(workbook)
+    bench = ui.national()
+    if bench:
+        st.caption(f"Imported: England and Wales {bench['year']}, {bench['incidents']:,} reports; officer injured "
+                   f"in {bench['officer_injured_share_of_answered']:.1%} of reports answering.")

@@ -68,3 +68,10 @@ ui.chart(charts.most_used_tactics(tactics))
 ui.table_behind(tables.tactics_table(tactics),
                 f"{sentence}. Counting unit: reports using each tactic; a report can use several, "
                 "and CED (Taser) counts once per report at its highest use.")
+
+bench = ui.national()
+if bench:
+    st.subheader(f"Beside the national figures (Home Office, {bench['year']})")
+    st.dataframe(ui.national_comparison(ds, filters, scope, bench), hide_index=True, width="stretch")
+    st.caption(f"This view: {sentence}. National: England and Wales, financial year {bench['year']}; "
+               "a different period from this view, so read differences as context, not as a test.")

@@ -63,3 +63,23 @@ def test_explore_now_keeps_the_upload_for_this_session_only():
     assert not at.exception
     assert at.selectbox(key="dataset_choice").value == "small (this session only)"
     assert next(m.value for m in at.metric if m.label == "Reports") == "10"
+
+
+def test_importing_national_figures_puts_them_beside_the_overview():
+    ods = (ROOT.parent / "shared" / "realdata" / "homeoffice_uof_apr2019-mar2020_hosb3720_tables.ods").read_bytes()
+    at = data_page()
+    at.file_uploader(key="national_upload").set_value(("tables.ods", ods, "application/octet-stream")).run()
+    next(b for b in at.button if b.label == "Import national figures").click().run()
+    assert not at.exception
+    assert any("2019/20" in s.value for s in at.success)
+    at.switch_page("pages/overview.py").run()
+    assert not at.exception
+    assert any(h.value == "Beside the national figures (Home Office, 2019/20)" for h in at.subheader)
+
+
+def test_a_broken_workbook_gets_a_message():
+    at = data_page()
+    at.file_uploader(key="national_upload").set_value(("tables.ods", b"PK\x03\x04 nope", "application/zip")).run()
+    next(b for b in at.button if b.label == "Import national figures").click().run()
+    assert not at.exception
+    assert any("is not the Home Office" in e.value for e in at.error)

@@ -303,3 +303,22 @@ def test_every_force_maps_to_a_synthetic_force(tables, tactics, ced, benchmarks)
 ])
 def test_force_key_ignores_the_words_that_differ(name, key):
     assert reference.force_key(name) == key
+
+
+def test_imported_national_figures_sit_beside_a_dataset(tmp_path, engine):
+    from lib import query, reference
+    from lib.store import SAMPLE_DIR
+
+    bench = reference.national_benchmarks(reference.read_ods_tables(TABLES_ODS))
+    reference.save_benchmarks(bench, tmp_path)
+    kept = reference.load_benchmarks(tmp_path)
+    assert kept["year"] == "2019/20" and kept["incidents"] == 491_984
+    ds = engine.open(SAMPLE_DIR)
+    s = query.summarise(engine, ds, query.Filters(), query.UNRESTRICTED)
+    shares = query.tactic_counts(engine, ds, query.Filters(), query.UNRESTRICTED).set_index("tactic")["share"]
+    table = reference.comparison({k: r.rate for k, r in s.rates.items()}, shares.to_dict(), kept)
+    row = table.set_index("Measure").loc["Officer injured (share of reports answering)"]
+    assert row["England and Wales (%)"] == 4.7
+    assert 4.0 <= row["This data (%)"] <= 6.0  # the sample is calibrated to the national figure
+    hand = table.set_index("Measure").loc["Reports using Compliant handcuffing"]
+    assert hand["England and Wales (%)"] == 40.1
