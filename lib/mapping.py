@@ -12,9 +12,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from lib import schema, values
 from lib.formats.profile import MAPPABLE_FIELDS, Profile, propose_profile, save_profile
 
 NONE = "(not in this extract)"
+KEEP = "(keep as given)"
+MAX_TACTIC_VALUES = 200
 TACTICS_FIELD = "tactics"
 # Fields the profile keeps in its own slots rather than in `columns`.
 SLOTS: dict[str, str] = {
@@ -67,8 +70,20 @@ def editor_frame(profile: Profile, raw: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def apply(profile: Profile, edited: pd.DataFrame, name: str, force: str | None = None) -> Profile:
-    """Return the proposed profile changed to match the user's edited table and force name."""
+def tactic_frame(profile: Profile, raw: pd.DataFrame) -> pd.DataFrame:
+    """Return each tactic name the extract uses with its proposed Home Office tactic."""
+    cells = [values.split_list(raw[c]).explode().dropna() for c in profile.tactic_columns if c in raw.columns]
+    if not cells:
+        return pd.DataFrame(columns=["Tactic in the extract", "Times used", "Home Office tactic"])
+    counts = pd.concat(cells).astype(str).value_counts().head(MAX_TACTIC_VALUES)
+    lookup = {values.normalise_name(k): v for k, v in profile.tactic_map.items()}
+    return pd.DataFrame({"Tactic in the extract": counts.index, "Times used": counts.to_numpy(),
+                         "Home Office tactic": [lookup.get(values.normalise_name(v), KEEP) for v in counts.index]})
+
+
+def apply(profile: Profile, edited: pd.DataFrame, name: str, force: str | None = None,
+          tactics_edited: pd.DataFrame | None = None) -> Profile:
+    """Return the proposed profile changed to match the user's edited tables and force name."""
     chosen = {row["key"]: (None if row["Source column"] in (NONE, "", None) else row["Source column"])
               for row in edited.to_dict("records")}
     if not chosen.get("date"):
@@ -84,14 +99,22 @@ def apply(profile: Profile, edited: pd.DataFrame, name: str, force: str | None =
         tactics = []
     elif not tactics or tactics[0] != picked:
         tactics = [picked]
+    tactic_map = dict(profile.tactic_map)
+    if tactics_edited is not None:
+        for row in tactics_edited.to_dict("records"):
+            source, target = str(row["Tactic in the extract"]), row["Home Office tactic"]
+            if target in schema.TACTICS:
+                tactic_map[source] = target
+            else:  # kept as given: shown as an unmapped value after loading, never dropped
+                tactic_map.pop(source, None)
     updated = replace(profile, name=safe_name(name), label=f"{name} (saved mapping)", columns=columns,
-                      tactic_columns=tactics, force=force, **slots)
+                      tactic_columns=tactics, force=force, tactic_map=tactic_map, **slots)
     return updated
 
 
 def save(profile: Profile, edited: pd.DataFrame, name: str, directory: Path,
-         force: str | None = None) -> str:
+         force: str | None = None, tactics_edited: pd.DataFrame | None = None) -> str:
     """Save the edited profile and return the format name to ingest with."""
-    updated = apply(profile, edited, name, force)
+    updated = apply(profile, edited, name, force, tactics_edited)
     save_profile(updated, directory)
     return f"profile:{updated.name}"

@@ -15,7 +15,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from lib import ingest, library, query
+from lib import ingest, library, query, schema
 from lib.query import FILTER_KINDS, Filters, Scope, Summary
 from lib.store import SAMPLE_DIR, Dataset, DatasetError, Engine
 
@@ -400,6 +400,16 @@ def mapping_step() -> None:
         column_config={"Source column": st.column_config.SelectboxColumn(
                            options=[mapping.NONE, *raw.columns], required=True),
                        "Confidence": st.column_config.ProgressColumn(min_value=0, max_value=1, format="%.1f")})
+    tactic_names = mapping.tactic_frame(proposal, raw.frame)
+    tactics_edited = None
+    if len(tactic_names):
+        st.markdown("**Tactic names**: match the extract's own names to the Home Office list. "
+                    "Names kept as given still load, and are listed as values outside the vocabulary.")
+        tactics_edited = st.data_editor(
+            tactic_names, hide_index=True, width="stretch", key="tactic_editor",
+            disabled=["Tactic in the extract", "Times used"],
+            column_config={"Home Office tactic": st.column_config.SelectboxColumn(
+                options=[mapping.KEEP, *schema.TACTICS], required=True)})
     left, right = st.columns(2)
     profile_name = left.text_input("Save this mapping as profile", value=mapping.safe_name(Path(name).stem),
                                    key="mapping_name")
@@ -407,7 +417,7 @@ def mapping_step() -> None:
                              key="mapping_force")
     if st.button("Save profile and read the files", type="primary"):
         try:
-            fmt = mapping.save(proposal, edited, profile_name, ingest.profile_dir(), force)
+            fmt = mapping.save(proposal, edited, profile_name, ingest.profile_dir(), force, tactics_edited)
         except ValueError as exc:
             st.error(str(exc))
             return

@@ -65,3 +65,24 @@ def test_a_mapping_without_date_or_force_is_refused(tmp_path):
 def test_unknown_layout_is_not_guessed_silently():
     with pytest.raises(ingest.RejectedFile, match=ingest.NO_FORMAT):
         ingest.ingest([("own.csv", OWN_LAYOUT)])
+
+
+def test_tactic_names_can_be_matched_to_the_home_office_list(tmp_path):
+    raw = ingest.read_extract("own.csv", OWN_LAYOUT)
+    proposal = mapping.propose(raw.frame, "own")
+    table = mapping.editor_frame(proposal, raw.frame)
+    table.loc[table["key"] == "date", "Source column"] = "When"
+    table.loc[table["key"] == "report_id", "Source column"] = "Ref"
+    table.loc[table["key"] == mapping.TACTICS_FIELD, "Source column"] = "Tactic Used"
+    proposal.tactic_columns = ["Tactic Used"]
+    names = mapping.tactic_frame(proposal, raw.frame).set_index("Tactic in the extract")
+    assert set(names.index) == {"Handcuffing", "Taser", "Baton"}
+    names["Home Office tactic"] = names.index.map(
+        {"Handcuffing": "Compliant handcuffing", "Taser": mapping.KEEP, "Baton": "Baton used"})
+    fmt = mapping.save(proposal, table, "own-tactics", tmp_path, force="Kent Police",
+                       tactics_edited=names.reset_index())
+    profile = load_profile(tmp_path / "own-tactics.json")
+    result = ingest.ingest([("own.csv", OWN_LAYOUT)], fmt=fmt, formats=[ProfileFormat(profile)])
+    tactics = dict(zip(result.tactics["report_id"], result.tactics["tactic"], strict=True))
+    assert tactics == {"A1": "Compliant handcuffing", "A2": "Taser", "A3": "Baton used"}
+    assert result.report["unmapped"]["tactic"] == {"Taser": 1}  # kept as given, and shown
