@@ -67,7 +67,7 @@ def test_upload_a_real_file_confirm_the_mapping_and_see_the_overview(tmp_path):
         settle(page)
         page.locator('[data-testid="stSidebarNav"] a').filter(has_text="Data").first.click()
         settle(page)
-        page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(dallas))
+        page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(str(dallas))
         settle(page)
         page.locator('[data-testid="stSelectbox"]').filter(has_text="Format").first.click()
         page.locator('[role="option"]').filter(has_text="Map the columns myself").first.click()
