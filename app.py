@@ -6,7 +6,8 @@ import streamlit as st
 from lib import ui
 from lib.query import UNRESTRICTED
 
-st.set_page_config(page_title="Officer Safety Explorer", page_icon="🛡️", layout="wide")
+ui.ensure_router()
+st.set_page_config(page_title="Officer Safety Explorer", page_icon=":material/shield:", layout="wide")
 
 PAGES = [
     st.Page("pages/overview.py", title="Overview", icon=":material/monitoring:", default=True),

@@ -107,7 +107,8 @@ def apply(profile: Profile, edited: pd.DataFrame, name: str, force: str | None =
                 tactic_map[source] = target
             else:  # kept as given: shown as an unmapped value after loading, never dropped
                 tactic_map.pop(source, None)
-    updated = replace(profile, name=safe_name(name), label=f"{name} (saved mapping)", columns=columns,
+    notes = [n for n in profile.notes if not (force and n.startswith("force is not in the data"))]
+    updated = replace(profile, name=safe_name(name), notes=notes, label=f"{name} (saved mapping)", columns=columns,
                       tactic_columns=tactics, force=force, tactic_map=tactic_map, **slots)
     return updated
 

@@ -28,6 +28,24 @@ def _widget_key(field: str) -> str:
     return f"flt_{field}"
 
 
+# --- routing ------------------------------------------------------------------------------
+
+
+def ensure_router() -> None:
+    """Rerun through app.py's st.navigation if Streamlit started in its old folder mode.
+
+    With a folder named pages/ beside app.py, Streamlit's first run in a fresh process uses its
+    old folder-based navigation: it lists every file in pages/ and may run a page without
+    app.py. app.py's st.navigation switches that mode off for the process; rerunning at once
+    makes the very first run use it too, so no user ever sees the old navigation.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 # --- engine and cached queries ------------------------------------------------------------
 
 
@@ -265,10 +283,9 @@ def set_context(ctx: Context) -> None:
 
 def context() -> Context:
     """Return this run's context (set by app.py before the page runs)."""
+    ensure_router()
     ctx = st.session_state.get(CONTEXT_KEY)
-    if ctx is None:
-        # Only the first run of a fresh server can run a page without app.py (Streamlit's old
-        # folder navigation); send it through the router, which sets the context.
+    if ctx is None:  # reached without the router (should not happen after ensure_router)
         st.switch_page("app.py")
     return ctx
 

@@ -5,6 +5,7 @@ import streamlit as st
 
 from lib import export, library, tables, ui
 
+ui.ensure_router()
 st.title("Data")
 st.caption("Load your force's extracts. Rows that cannot be read are set aside with a reason: nothing is lost.")
 

@@ -98,3 +98,14 @@ def test_upload_a_real_file_confirm_the_mapping_and_see_the_overview(tmp_path):
         assert metric_value(page, "Reports") == "2,383"
         assert metric_value(page, "Officer injury rate") == "9.8%"  # 234 of 2,383
         assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def test_a_deep_link_as_the_first_request_gets_the_app_navigation():
+    """A fresh server's first run must not fall back to Streamlit's folder navigation."""
+    with running_app() as url, browser_page() as page:
+        page.goto(url + "/quality")
+        settle(page)
+        page.get_by_text("How complete is each field?").first.wait_for(timeout=30000)
+        links = page.locator('[data-testid="stSidebarNav"] a').all_inner_texts()
+        assert [t.strip().splitlines()[-1] for t in links] == ["Overview", "Data", "Data quality"]
+        assert page.get_by_text("Filters").count() >= 1  # the router's sidebar ran too
