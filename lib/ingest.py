@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -159,7 +160,14 @@ def _read_csv(name: str, data: bytes, limits: Limits) -> RawExtract:
     out = RawExtract(name, "CSV", encoding, columns, frame, quarantine=quarantine)
     if encoding != "utf-8":
         out.notes.append(f"{name}: read as {encoding}")
-    return _set_aside_long_cells(out, limits, could_hold_long_cell=len(text) > limits.max_cell_chars)
+    return _set_aside_long_cells(out, limits, could_hold_long_cell=_longest_line(data) > limits.max_cell_chars)
+
+
+def _longest_line(data: bytes) -> int:
+    """Return the length in bytes of the longest line; no cell can be longer than its line."""
+    breaks = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
+    edges = np.concatenate(([-1], breaks, [len(data)]))
+    return int(np.diff(edges).max()) - 1
 
 
 def _read_csv_fast(data: bytes, encoding: str, columns: list[str], delimiter: str,
@@ -174,18 +182,19 @@ def _read_csv_fast(data: bytes, encoding: str, columns: list[str], delimiter: st
     try:
         table = pacsv.read_csv(
             io.BytesIO(data),
+            # Blocks parse in parallel; a quoted line break or a huge cell makes a row invalid or
+            # the read fail, and the exact reader below then takes over.
             read_options=pacsv.ReadOptions(column_names=columns, skip_rows=1, encoding=encoding,
-                                           block_size=max(1 << 20, min(size + 1, 1 << 28))),
-            parse_options=pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=invalid,
-                                             newlines_in_values=True),
-            convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in columns},
+                                           block_size=8 << 20),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=invalid),
+            convert_options=pacsv.ConvertOptions(column_types={c: pa.large_string() for c in columns},
                                                  strings_can_be_null=False,
                                                  quoted_strings_can_be_null=False))
     except (pa.ArrowInvalid, pa.ArrowException):
         return None
     if bad:
         return None
-    return table.to_pandas(types_mapper={pa.string(): pd.StringDtype("pyarrow")}.get)
+    return table.to_pandas(types_mapper={pa.large_string(): pd.StringDtype("pyarrow")}.get)
 
 
 def _read_csv_exact(name: str, text: str, columns: list[str],
@@ -517,10 +526,7 @@ def _conform(reports: pd.DataFrame, force: str | None) -> pd.DataFrame:
 
 def _deduplicate(reports: pd.DataFrame, duplicates: str) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Report repeated report ids and identical rows; set later copies aside or keep them all."""
-    content = [c for c in schema.REPORT_COLUMNS if c not in ("report_id",)]
-    hashable = reports[content].map(lambda v: tuple(v) if isinstance(v, list) else v) \
-        if len(reports) else reports[content]
-    identical = int(hashable.assign(_id=reports["report_id"]).duplicated().sum()) if len(reports) else 0
+    identical = int(pd.Series(_row_hashes(reports)).duplicated().sum()) if len(reports) else 0
     repeated = reports["report_id"].duplicated(keep="first")
     info = {"repeated_report_ids": int(repeated.sum()), "identical_rows": identical, "choice": duplicates}
     if not repeated.any():
@@ -541,12 +547,25 @@ def _deduplicate(reports: pd.DataFrame, duplicates: str) -> tuple[pd.DataFrame, 
     return reports.loc[~repeated], q, info
 
 
+def _row_hashes(reports: pd.DataFrame) -> np.ndarray:
+    """Hash each report's canonical content (lists joined), so identical rows can be counted."""
+    lists = [c for c, kind in schema.REPORT_COLUMNS.items() if kind == "list"]
+    plain = [c for c in schema.REPORT_COLUMNS if c not in lists]
+    combined = pd.util.hash_pandas_object(reports[plain], index=False).to_numpy()
+    for col in lists:
+        joined = reports[col].map(lambda items: "\x1f".join(items), na_action="ignore")
+        combined = combined * np.uint64(1_000_003) ^ pd.util.hash_array(joined.fillna("").to_numpy(dtype=object))
+    return combined
+
+
 def _conform_tactics(tactics: pd.DataFrame, reports: pd.DataFrame) -> pd.DataFrame:
     if not len(tactics):
         return pd.DataFrame({"report_id": pd.Series(dtype="string"), "tactic": pd.Series(dtype="string"),
                              "tactic_group": pd.Series(dtype="string"),
                              "effective": pd.Series(dtype="boolean")})
-    t = tactics[tactics["report_id"].isin(set(reports["report_id"]))]
+    keep = pc.is_in(pa.array(tactics["report_id"].astype("string").to_numpy(dtype=object), pa.string()),
+                    value_set=pa.array(reports["report_id"].astype("string").to_numpy(dtype=object), pa.string()))
+    t = tactics[keep.to_numpy(zero_copy_only=False)]
     t = t.dropna(subset=["tactic"]).drop_duplicates(subset=["report_id", "tactic"])
     t = schema.apply_ced_highest_use(t.reset_index(drop=True))
     effective = t["effective"].astype("boolean") if "effective" in t else pd.NA
