@@ -176,3 +176,40 @@ def test_command_line_exit_codes(tmp_path):
     assert bad.returncode == 2
     assert bad.stderr.strip() == "rejected: empty.csv is empty"
     assert not (tmp_path / "x").exists()
+
+
+REAL = ROOT.parent / "shared" / "realdata"
+
+
+@pytest.mark.parametrize(("name", "fmt", "rows_in", "reports", "officer_injured"), [
+    ("dallas_uof_2016_cpe_37-00049.csv", "profile:dallas", 2383, 2383, 234),
+    ("nopd_uof_incidents_2016-2019.csv", "profile:nopd", 4907, 4330, 516),
+])
+def test_real_files_are_detected_and_load_whole(name, fmt, rows_in, reports, officer_injured):
+    result = ingest.ingest([(name, (REAL / name).read_bytes())])
+    r = result.report
+    assert r["detected_format"] == fmt
+    assert (r["rows_in"], r["rows_loaded"], r["rows_quarantined"]) == (rows_in, rows_in, 0)
+    assert r["reports_loaded"] == reports
+    assert int(result.reports["officer_injured"].sum()) == officer_injured
+    assert reconciles(result)
+    assert r["unmapped"]["subject_ethnicity"]["Hispanic"] > 0  # kept and shown, not dropped
+
+
+def test_national_form_with_drift_is_detected_and_quarantines_bad_dates(tmp_path):
+    out = tmp_path / "met.csv"
+    done = subprocess.run([sys.executable, "-m", "lib.formats.uk_national", "--reports", "20000", "--seed", "3",
+                           "--out", str(out), "--drift"], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    result = ingest.ingest([("met.csv", out.read_bytes())], force="Metropolitan Police")
+    r = result.report
+    assert r["detected_format"] == "uk-national"
+    assert r["files"][0]["encoding"] == "cp1252"
+    assert r["rows_quarantined"] > 0 and reconciles(result)
+    kinds = set(r["quarantine_reasons"])
+    assert any("IncidentDate" in k for k in kinds)
+    assert r["completeness"]["officer_injured"] > 0.9
+    assert result.reports["force"].eq("Metropolitan Police").all()
+    # CED counts once per report, at its highest use.
+    ced = result.tactics[result.tactics["tactic"].str.startswith("CED")]
+    assert ced["report_id"].is_unique
