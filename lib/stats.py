@@ -1,8 +1,9 @@
 """Statistics for honest numbers: intervals for proportions (more arrive with the risk pages)."""
 from __future__ import annotations
 
+from statistics import NormalDist
+
 import numpy as np
-from scipy import stats as _st
 
 
 def wilson_interval(
@@ -11,7 +12,7 @@ def wilson_interval(
     """Return the Wilson score interval for successes out of trials (NaN where trials is 0)."""
     x = np.asarray(successes, dtype="float64")
     n = np.asarray(trials, dtype="float64")
-    z = _st.norm.ppf(0.5 + level / 2)
+    z = NormalDist().inv_cdf(0.5 + level / 2)
     with np.errstate(divide="ignore", invalid="ignore"):
         p = x / n
         denom = 1 + z**2 / n

@@ -1,6 +1,6 @@
 """The Streamlit seam: the shared engine, cached queries, the dataset picker and global filters.
 
-Only this module (with app.py, pages/ and lib/auth.py) imports streamlit. Caches are keyed on
+Only this module (with app.py, app_pages/ and lib/auth.py) imports streamlit. Caches are keyed on
 small values (a Dataset, a Filters, a Scope), never on DataFrames.
 """
 from __future__ import annotations
@@ -26,24 +26,6 @@ DATES_KEY = "flt_dates"
 
 def _widget_key(field: str) -> str:
     return f"flt_{field}"
-
-
-# --- routing ------------------------------------------------------------------------------
-
-
-def ensure_router() -> None:
-    """Rerun through app.py's st.navigation if Streamlit started in its old folder mode.
-
-    With a folder named pages/ beside app.py, Streamlit's first run in a fresh process uses its
-    old folder-based navigation: it lists every file in pages/ and may run a page without
-    app.py. app.py's st.navigation switches that mode off for the process; rerunning at once
-    makes the very first run use it too, so no user ever sees the old navigation.
-    """
-    from streamlit.runtime.pages_manager import PagesManager
-
-    if PagesManager.uses_pages_directory:
-        PagesManager.uses_pages_directory = False
-        st.rerun()
 
 
 # --- engine and cached queries ------------------------------------------------------------
@@ -283,9 +265,8 @@ def set_context(ctx: Context) -> None:
 
 def context() -> Context:
     """Return this run's context (set by app.py before the page runs)."""
-    ensure_router()
     ctx = st.session_state.get(CONTEXT_KEY)
-    if ctx is None:  # reached without the router (should not happen after ensure_router)
+    if ctx is None:  # a page is only ever run by app.py's navigation, which sets the context
         st.switch_page("app.py")
     return ctx
 

@@ -167,7 +167,7 @@ def test_extract_without_injury_fields_says_why_rates_are_unavailable(monkeypatc
 
 def test_data_quality_page_shows_completeness_contradictions_and_the_rows_behind_them(monkeypatch):
     monkeypatch.setenv("OSE_DATASET", str(FIXTURES / "small_canonical.csv"))
-    at = run_app().switch_page("pages/quality.py").run()
+    at = run_app().switch_page("app_pages/quality.py").run()
     assert not at.exception
     assert [h.value for h in at.subheader][:2] == ["How complete is each field?",
                                                    "Values outside the national vocabularies"]
@@ -178,7 +178,7 @@ def test_data_quality_page_shows_completeness_contradictions_and_the_rows_behind
 
 def test_every_page_runs_without_error_on_the_sample():
     at = run_app()
-    for page in ("pages/overview.py", "pages/data.py", "pages/quality.py"):
+    for page in ("app_pages/overview.py", "app_pages/data.py", "app_pages/quality.py"):
         at.switch_page(page).run()
         assert not at.exception, page
         assert at.title[0].value in ("Overview", "Data", "Data quality")

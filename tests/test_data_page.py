@@ -20,7 +20,7 @@ def fresh(monkeypatch, tmp_path):
 
 def data_page() -> AppTest:
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
-    return at.switch_page("pages/data.py").run()
+    return at.switch_page("app_pages/data.py").run()
 
 
 def upload(at: AppTest, *files: tuple[str, bytes]) -> AppTest:
@@ -72,7 +72,7 @@ def test_importing_national_figures_puts_them_beside_the_overview():
     next(b for b in at.button if b.label == "Import national figures").click().run()
     assert not at.exception
     assert any("2019/20" in s.value for s in at.success)
-    at.switch_page("pages/overview.py").run()
+    at.switch_page("app_pages/overview.py").run()
     assert not at.exception
     assert any(h.value == "Beside the national figures (Home Office, 2019/20)" for h in at.subheader)
 

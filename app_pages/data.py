@@ -5,7 +5,6 @@ import streamlit as st
 
 from lib import export, library, tables, ui
 
-ui.ensure_router()
 st.title("Data")
 st.caption("Load your force's extracts. Rows that cannot be read are set aside with a reason: nothing is lost.")
 
@@ -60,7 +59,7 @@ with upload_tab:
                 session_name = st.text_input("Name", value=ui.upload_name(report), key="session_name")
                 if st.button("Explore now"):
                     ui.use_for_session(session_name, result)
-                    st.switch_page("pages/overview.py")
+                    st.switch_page("app_pages/overview.py")
             with b:
                 st.markdown("**Save** as a named dataset")
                 save_name = st.text_input("Dataset name", value=ui.upload_name(report), key="save_name")

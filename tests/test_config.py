@@ -1,0 +1,15 @@
+"""The shipped Streamlit configuration: uploads sized for real extracts, no usage statistics."""
+from __future__ import annotations
+
+import tomllib
+
+from lib.ingest import Limits
+
+from .conftest import ROOT
+
+
+def test_upload_limit_matches_the_ingest_limit_and_telemetry_is_off():
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["maxUploadSize"] * 1024 * 1024 == Limits().max_bytes
+    assert config["server"]["enableXsrfProtection"] is True
+    assert config["browser"]["gatherUsageStats"] is False
