@@ -242,18 +242,25 @@ DIMENSIONS: dict[str, Callable[[ibis.Table], ibis.Expr]] = {
     "subject_age_band": lambda t: t.subject_age_band.cast("string"),
     "subject_gender": lambda t: t.subject_gender.cast("string"),
     "subject_ethnicity": lambda t: t.subject_ethnicity.cast("string"),
+    "hour": lambda t: t.occurred_at.hour(),
+    "weekday": lambda t: t.occurred_at.day_of_week.full_name(),
+    # Unknown crewing stays unknown (ifelse would put it with "Double crewed").
+    "single_crewed": lambda t: ibis.cases((t.single_crewed, "Single crewed"), (~t.single_crewed, "Double crewed")),
 }
 DIMENSION_LABELS: dict[str, str] = {
     "month": "Month", "force": "Force", "area": "Area", "team": "Team",
     "officer_role": "Officer role", "shift": "Shift", "location_type": "Location",
     "subject_age_band": "Subject age", "subject_gender": "Subject gender",
-    "subject_ethnicity": "Subject ethnicity",
+    "subject_ethnicity": "Subject ethnicity", "hour": "Hour of day", "weekday": "Day of week",
+    "single_crewed": "Crewing",
 }
 # Vocabulary order for sorting breakdowns, so Early/Late/Night read in time order.
 DIMENSION_ORDER: dict[str, tuple[str, ...]] = {
     "officer_role": schema.OFFICER_ROLES, "shift": schema.SHIFTS,
     "location_type": schema.LOCATION_TYPES, "subject_age_band": schema.AGE_BANDS,
     "subject_gender": schema.GENDERS, "subject_ethnicity": schema.ETHNICITIES,
+    "weekday": ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
+    "single_crewed": ("Double crewed", "Single crewed"),
 }
 
 
@@ -279,7 +286,7 @@ def breakdown(engine: Engine, ds: Dataset, filters: Filters, scope: Scope,
     expr = t.group_by(list(by)).aggregate(reports=t.count(), **_harm_metrics(t))
     frame = engine.execute(expr)
     for d in by:
-        if d != "month":
+        if d not in ("month", "hour"):
             frame[d] = frame[d].astype("object").where(frame[d].notna(), NOT_RECORDED)
     frame = add_rates(frame)
     return _sorted(frame, by)
@@ -290,7 +297,7 @@ def _sorted(frame: pd.DataFrame, by: tuple[str, ...]) -> pd.DataFrame:
     for d in by:
         order = DIMENSION_ORDER.get(d)
         if order is None:
-            keys.append(frame[d].astype(str) if d != "month" else frame[d])
+            keys.append(frame[d] if d in ("month", "hour") else frame[d].astype(str))
         else:
             rank = {v: i for i, v in enumerate(order)}
             keys.append(frame[d].map(lambda v, r=rank: r.get(v, len(r))))

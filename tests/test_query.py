@@ -139,3 +139,14 @@ def test_filters_from_mapping_round_trip():
     f = query.filters_from_mapping({"shifts": ["Night"], "date_from": "2024-01-01", "bogus": "x",
                                     "roles": "Response", "forces": []})
     assert f == Filters(shifts=("Night",), roles=("Response",), date_from=date(2024, 1, 1))
+
+
+def test_time_and_crewing_dimensions(engine, small):
+    hours = query.breakdown(engine, small, Filters(), UNRESTRICTED, ("hour",))
+    assert hours["reports"].sum() == 10
+    assert hours.set_index("hour").loc[8, "reports"] == 2  # R01 08:10 and R02 08:12
+    days = query.breakdown(engine, small, Filters(), UNRESTRICTED, ("weekday",))
+    assert days.set_index("weekday").loc["Friday", "reports"] == 4  # R01 and R02 on 5 Jan, R04 2 Feb, R06 1 Mar
+    crew = query.breakdown(engine, small, Filters(), UNRESTRICTED, ("single_crewed",)).set_index("single_crewed")
+    assert (crew.loc["Single crewed", "reports"], crew.loc["Double crewed", "reports"],
+            crew.loc[query.NOT_RECORDED, "reports"]) == (3, 6, 1)
