@@ -507,3 +507,21 @@ def national_comparison(ds: Dataset, filters: Filters, scope: Scope, bench: dict
     now = summary(ds, filters, scope)
     shares = tactic_counts(ds, filters, scope).set_index("tactic")["share"].to_dict()
     return reference.comparison({k: r.rate for k, r in now.rates.items()}, shares, bench)
+
+
+# --- any lib query, cached on small keys --------------------------------------------------
+
+
+@st.cache_data(show_spinner=False, max_entries=2048)
+def cached_query(path: str, ds: Dataset, filters: Filters, scope: Scope, *args: object) -> object:
+    """Run `module:function(engine, ds, filters, scope, *args)` from lib, cached on small keys.
+
+    `path` names a function in code (for example "lib.tactics:use_over_time"), never user input;
+    the arguments after the scope must be small values (strings, numbers, tuples).
+    """
+    import importlib
+
+    module, _, name = path.partition(":")
+    if not module.startswith("lib."):
+        raise ValueError(f"cached_query runs lib functions only, not {path!r}")
+    return getattr(importlib.import_module(module), name)(engine(), ds, filters, scope, *args)

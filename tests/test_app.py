@@ -182,3 +182,13 @@ def test_every_page_runs_without_error_on_the_sample():
         at.switch_page(page).run()
         assert not at.exception, page
         assert at.title[0].value in ("Overview", "Data", "Data quality")
+
+
+def test_cached_query_runs_lib_functions_only(engine):
+    from lib import ui
+
+    ds = engine.open(FIXTURES / "small_canonical.csv")
+    counts = ui.cached_query("lib.query:tactic_counts", ds, Filters(), UNRESTRICTED)
+    assert counts["reports"].sum() == 12
+    with pytest.raises(ValueError, match="lib functions only"):
+        ui.cached_query("os:system", ds, Filters(), UNRESTRICTED)
