@@ -184,10 +184,10 @@ def test_every_page_runs_without_error_on_the_sample():
         assert at.title[0].value in ("Overview", "Data", "Data quality")
 
 
-def test_cached_query_runs_lib_functions_only(engine):
+def test_cached_query_runs_lib_functions_only():
     from lib import ui
 
-    ds = engine.open(FIXTURES / "small_canonical.csv")
+    ds = ui.engine().open(FIXTURES / "small_canonical.csv")
     counts = ui.cached_query("lib.query:tactic_counts", ds, Filters(), UNRESTRICTED)
     assert counts["reports"].sum() == 12
     with pytest.raises(ValueError, match="lib functions only"):
