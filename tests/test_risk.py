@@ -1,0 +1,96 @@
+"""Risk analytics recover the effects planted in synthetic data, and flag nothing extra by chance."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lib import risk, stats, synth
+from lib.query import UNRESTRICTED, Filters, Scope
+
+ALL = Filters()
+
+
+@pytest.fixture(scope="module")
+def planted(engine):
+    data = synth.generate(400_000, seed=11)
+    ds = engine.add("planted", data.reports, data.tactics, data.officers, key="risk00000011")
+    return ds, data.effects
+
+
+@pytest.mark.parametrize("measure", ["officer_injured", "officer_assaulted"])
+@pytest.mark.parametrize(("dimension", "reference", "group"), [
+    ("shift", "Early", "Night"), ("shift", "Early", "Late"),
+    ("officer_role", "Neighbourhood", "Response"), ("officer_role", "Neighbourhood", "Public order"),
+])
+def test_planted_rate_ratios_lie_inside_the_95_percent_interval(engine, planted, measure, dimension, reference, group):
+    ds, effects = planted
+    truth = effects[measure]["expected_marginal_rate_ratio"][dimension]["ratios"][group]
+    found = risk.rate_ratios(engine, ds, ALL, UNRESTRICTED, measure, dimension, reference).set_index("group")
+    row = found.loc[group]
+    assert row["reference"] == reference
+    assert row["ci_low"] <= truth <= row["ci_high"], (truth, row["ratio"], row["ci_low"], row["ci_high"])
+    assert row["ci_low"] > 1  # each planted effect is a real rise, and the interval says so
+
+
+def test_planted_outlier_teams_are_above_the_upper_limit(engine, planted):
+    ds, effects = planted
+    points, limits = risk.funnel(engine, ds, ALL, UNRESTRICTED, "officer_injured", "team")
+    flagged = set(risk.outliers(points)["group"])
+    planted_teams = {t["team"] for t in effects["outlier_teams"]}
+    assert planted_teams <= flagged
+    # Chance alone flags few of the other teams (99.8% limits, over a thousand teams).
+    assert len(flagged - planted_teams) <= 0.01 * len(points)
+    assert {"low_95", "high_95", "low_998", "high_998", "overall"} <= set(limits.columns)
+
+
+def test_with_no_effects_about_one_in_a_thousand_groups_is_flagged():
+    rng = np.random.default_rng(3)
+    p, flagged, groups = 0.05, 0, 0
+    for _ in range(20):
+        n = rng.integers(50, 3000, size=500)
+        x = rng.binomial(n, p)
+        flags = stats.flag_outliers(x, n, level=0.998, overall=p)
+        flagged += int((flags["flag"] == stats.HIGHER).sum())
+        groups += len(n)
+    assert flagged / groups < 0.003  # nominal 0.1% above the upper limit
+
+
+def test_intervals_cover_the_planted_ratio_about_95_percent_of_the_time(engine):
+    """Rate-ratio intervals cover the truth in about 95% of repeated draws."""
+    rng = np.random.default_rng(7)
+    p0, ratio, hits, trials = 0.04, 1.6, 0, 400
+    for _ in range(trials):
+        x1, x0 = rng.binomial(5000, p0 * ratio), rng.binomial(8000, p0)
+        r = stats.rate_ratio(x1, 5000, x0, 8000)
+        hits += float(r.low) <= ratio <= float(r.high)
+    assert 0.92 <= hits / trials <= 0.98
+
+
+def test_rate_grid_greys_thin_cells_and_keeps_counts(engine, small):
+    grid = risk.rate_grid(engine, small, ALL, UNRESTRICTED, "officer_injured", "officer_role", "shift")
+    night_response = grid[(grid["officer_role"] == "Response") & (grid["shift"] == "Night")].iloc[0]
+    assert (night_response["yes"], night_response["answered"]) == (2, 2)  # R04 and R08
+    assert night_response["per_100"] == 100.0
+    assert not grid["enough"].any()  # ten reports: every cell too thin to colour
+    assert grid["reports"].sum() == 10
+
+
+def test_scope_applies_to_ratios_and_funnels(engine, small):
+    south = Scope(forces=frozenset({"Southshire Police"}))
+    ratios = risk.rate_ratios(engine, small, ALL, south, "officer_injured", "shift")
+    assert ratios["answered"].sum() == 5
+    points, _ = risk.funnel(engine, small, ALL, south, "officer_injured", "area")
+    assert set(points["group"]) == {"East", "West"}
+
+
+def test_funnel_sentence_never_ranks():
+    points = pd.DataFrame({"flag": [stats.HIGHER, stats.AVERAGE, stats.AVERAGE, stats.LOWER]})
+    assert risk.funnel_sentence(points, "team") == (
+        "Of 4 teams, 1 is higher than expected (above the 99.8% limit), 1 lower than expected, "
+        "and 2 not distinguishable from the average.")
+
+
+def test_unknown_measure_is_refused(engine, small):
+    with pytest.raises(ValueError, match="unknown measure"):
+        risk.rate_ratios(engine, small, ALL, UNRESTRICTED, "coffee", "shift")
