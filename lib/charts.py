@@ -165,3 +165,80 @@ def monthly_coverage(frame: pd.DataFrame, *, title: str | None = None) -> alt.To
                  alt.Tooltip("status:N", title="Status")],
     ).properties(height=220)
     return _style(chart)
+
+
+def rate_heatmap(frame: pd.DataFrame, rows: str, cols: str, row_label: str, col_label: str, measure_label: str, *,
+                 title: str | None = None, row_order: list | None = None,
+                 col_order: list | None = None) -> alt.TopLevelMixin:
+    """Draw a rate per 100 reports for each cell of two dimensions; cells with too few reports are grey."""
+    data = frame.copy()
+    data["label"] = np.where(data["enough"], data["per_100"].round(1).astype(str), "")
+    tooltip = [alt.Tooltip(f"{rows}:O", title=row_label), alt.Tooltip(f"{cols}:O", title=col_label),
+               alt.Tooltip("per_100:Q", title=f"{measure_label} per 100 reports", format=".1f"),
+               alt.Tooltip("low_100:Q", title="95% interval from", format=".1f"),
+               alt.Tooltip("high_100:Q", title="95% interval to", format=".1f"),
+               alt.Tooltip("yes:Q", title="Yes", format=","),
+               alt.Tooltip("answered:Q", title="Reports answering", format=",")]
+    base = alt.Chart(data, **({"title": title} if title else {})).encode(
+        x=alt.X(f"{cols}:O", title=col_label, sort=col_order),
+        y=alt.Y(f"{rows}:O", title=row_label, sort=row_order), tooltip=tooltip)
+    cells = base.mark_rect(stroke="white").encode(
+        color=alt.condition(alt.datum.enough,
+                            alt.Color("per_100:Q", title=f"{measure_label} per 100 reports",
+                                      scale=alt.Scale(scheme="orangered", zero=True)),
+                            alt.value("#E5E5E5")))
+    text = base.mark_text(fontSize=11).encode(text="label:N")
+    return _style((cells + text).properties(height=max(120, 28 * data[rows].nunique())))
+
+
+def forest_plot(frame: pd.DataFrame, measure_label: str, *, title: str | None = None) -> alt.TopLevelMixin:
+    """Draw rate ratios against each dimension's reference with 95% intervals on a log scale."""
+    data = frame.assign(label=frame["group"] + " vs " + frame["reference"],
+                        is_reference=frame["group"] == frame["reference"])
+    data = data[~data["is_reference"]]
+    tooltip = [alt.Tooltip("label:N", title="Comparison"),
+               alt.Tooltip("ratio:Q", title="Rate ratio", format=".2f"),
+               alt.Tooltip("ci_low:Q", title="95% interval from", format=".2f"),
+               alt.Tooltip("ci_high:Q", title="95% interval to", format=".2f"),
+               alt.Tooltip("yes:Q", title="Yes (group)", format=","),
+               alt.Tooltip("answered:Q", title="Reports answering (group)", format=","),
+               alt.Tooltip("reference_yes:Q", title="Yes (reference)", format=","),
+               alt.Tooltip("reference_answered:Q", title="Reports answering (reference)", format=",")]
+    x = alt.X("ci_low:Q", title=f"{measure_label}: rate ratio against the reference (log scale, 95% interval)",
+              scale=alt.Scale(type="log"))
+    y = alt.Y("label:N", title=None, sort=data["label"].tolist())
+    rules = alt.Chart(data).mark_rule(strokeWidth=2, color=ACCENT).encode(y=y, x=x, x2="ci_high:Q", tooltip=tooltip)
+    points = alt.Chart(data).mark_point(filled=True, size=70, color=ACCENT).encode(y=y, x="ratio:Q", tooltip=tooltip)
+    one = alt.Chart(pd.DataFrame({"one": [1.0]})).mark_rule(color="#555555", strokeDash=[4, 4]).encode(x="one:Q")
+    chart = alt.layer(rules, points, one, **({"title": title} if title else {}))
+    return _style(chart.properties(height=max(120, 24 * len(data))))
+
+
+def funnel_plot(points: pd.DataFrame, limits: pd.DataFrame, level_label: str, measure_label: str, *,
+                title: str | None = None) -> alt.TopLevelMixin:
+    """Draw each group's rate against its volume inside the 95% and 99.8% limits."""
+    lines = limits.melt(id_vars=["denominator"], value_vars=["low_95", "high_95", "low_998", "high_998"],
+                        var_name="limit", value_name="rate")
+    lines["band"] = np.where(lines["limit"].str.endswith("998"), "99.8% limits", "95% limits")
+    limit_lines = alt.Chart(lines).mark_line(strokeDash=[4, 3]).encode(
+        x=alt.X("denominator:Q", title=f"Reports answering per {level_label} (volume)"),
+        y=alt.Y("rate:Q", title=f"{measure_label} (% of answering reports)", axis=alt.Axis(format="%")),
+        detail="limit:N",
+        color=alt.Color("band:N", title=None, scale=alt.Scale(domain=["95% limits", "99.8% limits"],
+                                                              range=["#999999", "#333333"])))
+    overall = alt.Chart(pd.DataFrame({"overall": [float(limits["overall"].iloc[0])]})).mark_rule(
+        color=MAIN).encode(y="overall:Q")
+    dots = alt.Chart(points).mark_circle(size=45, opacity=0.8).encode(
+        x="answered:Q", y="rate:Q",
+        color=alt.Color("flag:N", title=None, scale=alt.Scale(
+            domain=["higher than expected", "not distinguishable from the average", "lower than expected"],
+            range=[ACCENT, MUTED, MAIN])),
+        tooltip=[alt.Tooltip("group:N", title=level_label.capitalize()),
+                 alt.Tooltip("rate:Q", title=measure_label, format=".1%"),
+                 alt.Tooltip("yes:Q", title="Yes", format=","),
+                 alt.Tooltip("answered:Q", title="Reports answering", format=","),
+                 alt.Tooltip("expected:Q", title="Expected at the average", format=",.1f"),
+                 alt.Tooltip("flag:N", title="Verdict")])
+    chart = alt.layer(limit_lines, overall, dots, **({"title": title} if title else {}))
+    chart = chart.resolve_scale(color="independent")
+    return _style(chart.properties(height=360))

@@ -121,3 +121,30 @@ def coverage_sentence(months: pd.DataFrame, late: pd.DataFrame) -> str:
         text += (" The last " + (f"{len(late)} months look" if len(late) > 1 else "month looks")
                  + " incomplete: forms may still be coming in.")
     return text
+
+
+def grid_table(frame: pd.DataFrame, rows: str, cols: str) -> pd.DataFrame:
+    """Return a rate grid with readable headings."""
+    return pd.DataFrame({
+        DIMENSION_LABELS.get(rows, rows): frame[rows], DIMENSION_LABELS.get(cols, cols): frame[cols],
+        "Reports": frame["reports"], "Yes": frame["yes"], "Answered": frame["answered"],
+        "Per 100": frame["per_100"].round(2), "95% from": frame["low_100"].round(2),
+        "95% to": frame["high_100"].round(2), "Enough to read": frame["enough"]})
+
+
+def ratios_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return rate ratios with their counts and intervals."""
+    return pd.DataFrame({
+        "Group": frame["group"], "Reference": frame["reference"], "Rate ratio": frame["ratio"].round(3),
+        "95% from": frame["ci_low"].round(3), "95% to": frame["ci_high"].round(3),
+        "Yes": frame["yes"], "Answered": frame["answered"],
+        "Reference yes": frame["reference_yes"], "Reference answered": frame["reference_answered"]})
+
+
+def funnel_table(frame: pd.DataFrame, level: str) -> pd.DataFrame:
+    """Return funnel points with their verdicts, not a league table."""
+    return pd.DataFrame({
+        level.capitalize(): frame["group"], "Yes": frame["yes"], "Answered": frame["answered"],
+        "Rate (%)": (frame["rate"] * 100).round(2), "Expected at the average": frame["expected"].round(1),
+        "99.8% limit from (%)": (frame["low"] * 100).round(2), "99.8% limit to (%)": (frame["high"] * 100).round(2),
+        "Verdict": frame["flag"]})

@@ -178,10 +178,10 @@ def test_data_quality_page_shows_completeness_contradictions_and_the_rows_behind
 
 def test_every_page_runs_without_error_on_the_sample():
     at = run_app()
-    for page in ("app_pages/overview.py", "app_pages/data.py", "app_pages/quality.py"):
+    for page in ("app_pages/overview.py", "app_pages/risk.py", "app_pages/data.py", "app_pages/quality.py"):
         at.switch_page(page).run()
         assert not at.exception, page
-        assert at.title[0].value in ("Overview", "Data", "Data quality")
+        assert at.title[0].value in ("Overview", "Officer risk", "Data", "Data quality")
 
 
 def test_cached_query_runs_lib_functions_only():
@@ -192,3 +192,14 @@ def test_cached_query_runs_lib_functions_only():
     assert counts["reports"].sum() == 12
     with pytest.raises(ValueError, match="lib functions only"):
         ui.cached_query("os:system", ds, Filters(), UNRESTRICTED)
+
+
+def test_officer_risk_page_flags_groups_against_funnel_limits_not_a_ranking():
+    at = run_app().switch_page("app_pages/risk.py").run()
+    assert not at.exception
+    assert [h.value for h in at.subheader][:3] == ["By role and shift", "By hour of day and day of week",
+                                                   "Rate ratios, with 95% intervals"]
+    assert len(at.get("vega_lite_chart")) == 4
+    assert any("not distinguishable from the average" in c.value for c in at.caption)
+    at.radio(key="risk_level").set_value("team").run()
+    assert not at.exception

@@ -1,0 +1,64 @@
+"""Officer risk: who gets hurt, when, doing what; compared honestly, with intervals and funnel limits."""
+from __future__ import annotations
+
+import streamlit as st
+
+from lib import charts, query, risk, schema, tables, ui, wording
+
+ctx = ui.context()
+ds, filters, scope = ctx.dataset, ctx.filters, ctx.scope
+sentence = query.describe(filters)
+
+st.title("Officer risk")
+st.caption(f"{ds.name} · {sentence} · {scope.describe()}. Counting unit: reports (one officer, one subject).")
+
+measure = st.radio("Measure", list(schema.HARM_FIELDS), format_func=schema.HARM_FIELDS.get, horizontal=True,
+                   key="risk_measure")
+label = schema.HARM_FIELDS[measure]
+now = ui.summary(ds, filters, scope)
+if label in wording.unavailable(now):
+    st.info(wording.unavailable_message([label]))
+    st.stop()
+
+st.subheader("By role and shift")
+grid = ui.cached_query("lib.risk:rate_grid", ds, filters, scope, measure, "officer_role", "shift")
+ui.chart(charts.rate_heatmap(grid, "officer_role", "shift", "Officer role", "Shift", label,
+                             row_order=[*schema.OFFICER_ROLES, query.NOT_RECORDED],
+                             col_order=[*schema.SHIFTS, query.NOT_RECORDED]))
+ui.table_behind(tables.grid_table(grid, "officer_role", "shift"),
+                f"{sentence}. Per 100 reports answering; grey cells rest on fewer than {risk.MIN_CELL} answers "
+                "and are not coloured.")
+
+st.subheader("By hour of day and day of week")
+hours = ui.cached_query("lib.risk:rate_grid", ds, filters, scope, measure, "weekday", "hour")
+ui.chart(charts.rate_heatmap(hours, "weekday", "hour", "Day of week", "Hour of day", label,
+                             row_order=list(query.DIMENSION_ORDER["weekday"])))
+ui.table_behind(tables.grid_table(hours, "weekday", "hour"),
+                f"{sentence}. Per 100 reports answering; grey cells rest on fewer than {risk.MIN_CELL} answers.")
+
+st.subheader("Rate ratios, with 95% intervals")
+dimension = st.selectbox("Compare groups of", list(risk.RATIO_DIMENSIONS), format_func=query.DIMENSION_LABELS.get,
+                         key="risk_dimension")
+groups = ui.breakdown(ds, filters, scope, (dimension,))[dimension].tolist()
+groups = [g for g in groups if g != query.NOT_RECORDED]
+reference = st.selectbox("Against the reference group", groups, key=f"risk_reference_{dimension}") if groups else None
+ratios = ui.cached_query("lib.risk:rate_ratios", ds, filters, scope, measure, dimension, reference)
+ui.chart(charts.forest_plot(ratios, label))
+ui.table_behind(tables.ratios_table(ratios),
+                f"{sentence}. A ratio of 2 means twice the reference's rate; an interval that crosses 1 "
+                "cannot tell the group from the reference.")
+
+st.subheader("Areas and teams against the average (funnel plot)")
+level = st.radio("Compare", list(risk.FUNNEL_LEVELS), horizontal=True, key="risk_level")
+points, limits = ui.cached_query("lib.risk:funnel", ds, filters, scope, measure, level)
+if len(points):
+    ui.chart(charts.funnel_plot(points, limits, level, label))
+    st.caption(risk.funnel_sentence(points, level) + " Small groups sit in the wide mouth of the funnel: "
+               "their rates swing by chance, so they are judged against the limits, never ranked.")
+    flagged = risk.outliers(points)
+    if len(flagged):
+        st.markdown(f"**Higher than expected** ({len(flagged)}): above the 99.8% limit for their volume")
+        st.dataframe(tables.funnel_table(flagged, level), hide_index=True, width="stretch")
+    ui.table_behind(tables.funnel_table(points, level), f"{sentence}. Limits: exact binomial around the overall rate.")
+else:
+    st.info(f"No {level} in this view has answering reports.")
