@@ -16,6 +16,8 @@ from lib.store import Dataset, Engine
 # Below this many answering reports a heatmap cell is greyed out rather than coloured.
 MIN_CELL = 30
 FUNNEL_LEVELS = ("area", "team")
+# Officer-level views are personal data: only callers allowed to see them ask for this level.
+OFFICER_LEVEL = "officer"
 RATIO_DIMENSIONS = ("shift", "officer_role", "location_type", "single_crewed")
 
 
@@ -66,9 +68,10 @@ def funnel(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, measure:
            level: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Return each group's rate against volume with its verdict, and the 95% / 99.8% limit curves."""
     _check_measure(measure)
-    if level not in FUNNEL_LEVELS:
-        raise ValueError(f"funnel level must be one of {FUNNEL_LEVELS}")
-    frame = query.breakdown(engine, ds, filters, scope, (level,))
+    if level not in (*FUNNEL_LEVELS, OFFICER_LEVEL):
+        raise ValueError(f"funnel level must be one of {(*FUNNEL_LEVELS, OFFICER_LEVEL)}")
+    frame = (by_officer(engine, ds, filters, scope) if level == OFFICER_LEVEL
+             else query.breakdown(engine, ds, filters, scope, (level,)))
     frame = frame[(frame[level] != query.NOT_RECORDED) & (frame[f"{measure}_answered"] > 0)]
     x, n = frame[f"{measure}_yes"].to_numpy(), frame[f"{measure}_answered"].to_numpy()
     if len(frame) == 0:
@@ -101,3 +104,15 @@ def funnel_sentence(points: pd.DataFrame, level: str) -> str:
     text = f"Of {len(points):,} {level}s, {high} {'is' if high == 1 else 'are'} higher than expected"
     text += f" (above the 99.8% limit), {low} lower than expected, and {rest:,} not distinguishable from the average."
     return text
+
+
+def by_officer(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) -> pd.DataFrame:
+    """Return reports and harm counts per (pseudonymised) officer, column `officer`."""
+    t = query.filtered_reports(engine, ds, filters, scope)
+    t = t.filter(t.officer_id.notnull())
+    metrics = {}
+    for col in schema.HARM_FIELDS:
+        metrics[f"{col}_yes"] = t[col].cast("int64").sum().fill_null(0)
+        metrics[f"{col}_answered"] = t[col].count()
+    frame = engine.execute(t.group_by(officer=t.officer_id).aggregate(reports=t.count(), **metrics))
+    return query.add_rates(frame)

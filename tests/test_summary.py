@@ -1,0 +1,69 @@
+"""Headless monitoring: JSON of the overall rate, rate ratios and funnel outliers, from any dataset form."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from lib import ingest, library, summary, synth
+from lib.query import UNRESTRICTED, Filters
+
+from .conftest import FIXTURES, ROOT
+
+
+def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    import os
+    return subprocess.run([sys.executable, "-m", "lib.summary", *args], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, **(env or {})})
+
+
+def test_summary_of_a_synthetic_folder_names_the_planted_outlier_teams(tmp_path):
+    data = synth.generate(300_000, seed=21)
+    synth.write(data, tmp_path / "ds")
+    done = run(str(tmp_path / "ds"), "--by", "team")
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["measure"] == "officer_injured"
+    assert set(out["overall"]) >= {"numerator", "denominator", "rate", "ci_low", "ci_high"}
+    assert out["overall"]["ci_low"] < out["overall"]["rate"] < out["overall"]["ci_high"]
+    night = next(r for r in out["rate_ratios"]["shift"] if r["group"] == "Night")
+    truth = data.effects["officer_injured"]["expected_marginal_rate_ratio"]["shift"]["ratios"]["Night"]
+    # The reference is the largest shift group, so compare Night with it through the planted ratios.
+    ref = night["reference"]
+    ref_truth = 1.0 if ref == "Early" else data.effects["officer_injured"]["expected_marginal_rate_ratio"][
+        "shift"]["ratios"][ref]
+    assert night["ci_low"] <= truth / ref_truth <= night["ci_high"]
+    flagged = {o["group"] for o in out["outliers"]}
+    assert {t["team"] for t in data.effects["outlier_teams"]} <= flagged
+    assert all(o["limit"] == "99.8%" and o["level"] == "team" for o in out["outliers"])
+
+
+def test_summary_reads_a_csv_file_and_a_saved_dataset_by_name(tmp_path, monkeypatch):
+    csv = run(str(FIXTURES / "small_canonical.csv"), "--by", "area", "--measure", "subject_injured")
+    assert csv.returncode == 0, csv.stderr
+    out = json.loads(csv.stdout)
+    assert (out["overall"]["numerator"], out["overall"]["denominator"]) == (2, 9)
+    monkeypatch.setenv("OSE_DATA_DIR", str(tmp_path / "var"))
+    library.save("Kent", ingest.ingest([("small.csv", (FIXTURES / "small_canonical.csv").read_bytes())]))
+    saved = run("Kent", "--force", "Southshire Police", env={"OSE_DATA_DIR": str(tmp_path / "var")})
+    assert saved.returncode == 0, saved.stderr
+    out = json.loads(saved.stdout)
+    assert out["filters"] == "Southshire Police"
+    assert out["overall"]["denominator"] == 5
+
+
+def test_officer_level_funnel(engine, small):
+    out = summary.summarise(engine, small, Filters(), UNRESTRICTED, "officer_injured", "officer")
+    assert out["groups_compared"] == 7  # OF1..OF8 less OF4, whose one report did not answer
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["nowhere"], "neither a file, a dataset folder nor a saved dataset's name"),
+    ([str(FIXTURES / "small_canonical.csv"), "--from", "yesterday"], "is not YYYY-MM-DD"),
+])
+def test_bad_arguments_exit_2_with_a_reason(args, message):
+    done = run(*args)
+    assert done.returncode == 2
+    assert message in done.stderr and done.stderr.count("\n") == 1
