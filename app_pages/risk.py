@@ -62,3 +62,14 @@ if len(points):
     ui.table_behind(tables.funnel_table(points, level), f"{sentence}. Limits: exact binomial around the overall rate.")
 else:
     st.info(f"No {level} in this view has answering reports.")
+
+st.subheader("Officers with most exposure to harm")
+st.caption("Officer-level detail (pseudonymised ids). Rates are shrunk towards the average, because a handful of "
+           "reports says little about one officer; the rank interval says how sure the ordering is.")
+exposure = ui.cached_query("lib.risk:officer_exposure", ds, filters, scope, measure)
+if len(exposure):
+    st.dataframe(tables.exposure_table(exposure, measure), hide_index=True, width="stretch")
+    st.caption(f"{sentence}. Top {len(exposure)} of {int(exposure['officers'].iloc[0]):,} officers by shrunken rate "
+               "(empirical-Bayes beta-binomial); mix compared with all officers in the same role.")
+else:
+    st.info("No officer identifiers in this view, so officer-level exposure is unavailable.")

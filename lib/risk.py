@@ -116,3 +116,64 @@ def by_officer(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) -> p
         metrics[f"{col}_answered"] = t[col].count()
     frame = engine.execute(t.group_by(officer=t.officer_id).aggregate(reports=t.count(), **metrics))
     return query.add_rates(frame)
+
+
+# What each officer's reports look like, against peers in the same role: the drivers of exposure.
+MIX_INDICATORS: dict[str, str] = {
+    "night": "Night shift",
+    "single": "Single crewed",
+    "resisting": "Aggressive or serious resistance",
+    "dwelling": "In a dwelling",
+    "ced": "Taser (CED) used",
+    "ground": "Ground restraint used",
+}
+
+
+def _mix(t, tactics):
+    ced = tactics.filter(tactics.tactic.cast("string").isin(list(schema.CED_LADDER))).report_id
+    ground = tactics.filter(tactics.tactic.cast("string") == "Ground restraint").report_id
+    return {
+        "night": (t.shift.cast("string") == "Night").cast("float64").mean(),
+        "single": t.single_crewed.cast("float64").mean(),
+        "resisting": t.resistance.cast("string").isin(
+            ["Aggressive resistance", "Serious or aggravated resistance"]).cast("float64").mean(),
+        "dwelling": (t.location_type.cast("string") == "Dwelling").cast("float64").mean(),
+        "ced": t.report_id.isin(ced).cast("float64").mean(),
+        "ground": t.report_id.isin(ground).cast("float64").mean(),
+    }
+
+
+def officer_exposure(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, measure: str,
+                     top: int = 15) -> pd.DataFrame:
+    """Return the officers with the highest shrunken rates, rank intervals, and their mix against peers."""
+    _check_measure(measure)
+    frame = by_officer(engine, ds, filters, scope)
+    frame = frame[frame[f"{measure}_answered"] > 0].reset_index(drop=True)
+    if frame.empty:
+        return pd.DataFrame()
+    x, n = frame[f"{measure}_yes"].to_numpy(), frame[f"{measure}_answered"].to_numpy()
+    ranks = stats.rank_intervals(x, n, draws=1000, seed=0)
+    shrunk = stats.shrunken_rates(x, n).table
+    frame = frame.assign(shrunken=shrunk["shrunken"].to_numpy(), low=shrunk["low"].to_numpy(),
+                         high=shrunk["high"].to_numpy(), rank_low=ranks["rank_low"].to_numpy(),
+                         rank_high=ranks["rank_high"].to_numpy(), officers=len(frame))
+    chosen = frame.nlargest(top, "shrunken")
+    t = query.filtered_reports(engine, ds, filters, scope)
+    tactics = engine.tactics(ds)
+    mine = t.filter(t.officer_id.isin(chosen["officer"].tolist()))
+    own = engine.execute(mine.group_by(officer=mine.officer_id).aggregate(
+        role=mine.officer_role.cast("string").mode(), **_mix(mine, tactics)))
+    peers = engine.execute(t.group_by(role=t.officer_role.cast("string")).aggregate(
+        **{f"peer_{k}": v for k, v in _mix(t, tactics).items()}))
+    out = chosen.merge(own, on="officer", how="left").merge(peers, on="role", how="left")
+    return out.sort_values("shrunken", ascending=False).reset_index(drop=True)
+
+
+def drivers(row: pd.Series, threshold: float = 1.5) -> str:
+    """Say how an officer's reports differ from peers in the same role (shares at least 1.5 times theirs)."""
+    found = []
+    for key, label in MIX_INDICATORS.items():
+        own, peer = row.get(key), row.get(f"peer_{key}")
+        if pd.notna(own) and pd.notna(peer) and peer > 0 and own >= threshold * peer and own >= 0.2:
+            found.append(f"{label} {own:.0%} (peers {peer:.0%})")
+    return "; ".join(found) or "no mix much different from peers in the same role"

@@ -148,3 +148,21 @@ def funnel_table(frame: pd.DataFrame, level: str) -> pd.DataFrame:
         "Rate (%)": (frame["rate"] * 100).round(2), "Expected at the average": frame["expected"].round(1),
         "99.8% limit from (%)": (frame["low"] * 100).round(2), "99.8% limit to (%)": (frame["high"] * 100).round(2),
         "Verdict": frame["flag"]})
+
+
+def exposure_table(frame: pd.DataFrame, measure: str) -> pd.DataFrame:
+    """Return officers' shrunken rates with rank intervals and drivers, in words."""
+    from lib.risk import drivers
+
+    if frame.empty:
+        return pd.DataFrame()
+    return pd.DataFrame({
+        "Officer (pseudonym)": frame["officer"], "Role": frame["role"],
+        "Yes": frame[f"{measure}_yes"], "Answered": frame[f"{measure}_answered"],
+        "Raw rate (%)": (frame[f"{measure}_rate"] * 100).round(1),
+        "Shrunken rate (%)": (frame["shrunken"] * 100).round(2),
+        "95% from (%)": (frame["low"] * 100).round(2), "95% to (%)": (frame["high"] * 100).round(2),
+        "Rank": [f"between {int(lo):,} and {int(hi):,} of {int(n):,}"
+                 for lo, hi, n in zip(frame["rank_low"], frame["rank_high"], frame["officers"], strict=True)],
+        "Compared with peers in the same role": [drivers(row) for _, row in frame.iterrows()],
+    })

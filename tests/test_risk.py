@@ -94,3 +94,21 @@ def test_funnel_sentence_never_ranks():
 def test_unknown_measure_is_refused(engine, small):
     with pytest.raises(ValueError, match="unknown measure"):
         risk.rate_ratios(engine, small, ALL, UNRESTRICTED, "coffee", "shift")
+
+
+def test_officer_exposure_shrinks_small_officers_and_names_drivers(engine, planted):
+    ds, effects = planted
+    top = risk.officer_exposure(engine, ds, ALL, UNRESTRICTED, "officer_injured", top=10)
+    assert len(top) == 10
+    assert (top["low"] <= top["shrunken"]).all() and (top["shrunken"] <= top["high"]).all()
+    raw = top["officer_injured_yes"] / top["officer_injured_answered"]
+    assert (top["shrunken"] <= raw + 1e-9).all()  # high raw rates are pulled towards the average
+    assert (top["rank_low"] <= top["rank_high"]).all()
+    assert set(top["role"]) <= set(top["role"].dropna())
+    assert isinstance(risk.drivers(top.iloc[0]), str)
+
+
+def test_drivers_name_what_differs_from_peers():
+    row = pd.Series({"night": 0.6, "peer_night": 0.3, "single": 0.1, "peer_single": 0.3,
+                     "ced": 0.25, "peer_ced": 0.05})
+    assert risk.drivers(row) == "Night shift 60% (peers 30%); Taser (CED) used 25% (peers 5%)"
