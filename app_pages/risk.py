@@ -29,6 +29,11 @@ ui.table_behind(tables.grid_table(grid, "officer_role", "shift"),
                 f"{sentence}. Per 100 reports answering; grey cells rest on fewer than {risk.MIN_CELL} answers "
                 "and are not coloured.")
 
+st.subheader("Month by month")
+monthly = ui.breakdown(ds, filters, scope, ("month",))
+ui.chart(charts.rate_by_month(monthly, measure, title=""))
+ui.table_behind(tables.rates_table(monthly, ("month",)), f"{sentence}. Counting unit: reports; 95% interval band.")
+
 st.subheader("By hour of day and day of week")
 hours = ui.cached_query("lib.risk:rate_grid", ds, filters, scope, measure, "weekday", "hour")
 ui.chart(charts.rate_heatmap(hours, "weekday", "hour", "Day of week", "Hour of day", label,
@@ -39,9 +44,11 @@ ui.table_behind(tables.grid_table(hours, "weekday", "hour"),
 st.subheader("Rate ratios, with 95% intervals")
 dimension = st.selectbox("Compare groups of", list(risk.RATIO_DIMENSIONS), format_func=query.DIMENSION_LABELS.get,
                          key="risk_dimension")
-groups = ui.breakdown(ds, filters, scope, (dimension,))[dimension].tolist()
-groups = [g for g in groups if g != query.NOT_RECORDED]
-reference = st.selectbox("Against the reference group", groups, key=f"risk_reference_{dimension}") if groups else None
+reference = None
+if dimension != "tactic_group":  # each type of force is compared with reports not using it
+    groups = ui.breakdown(ds, filters, scope, (dimension,))[dimension].tolist()
+    groups = [g for g in groups if g != query.NOT_RECORDED]
+    reference = st.selectbox("Against the reference group", groups, key=f"risk_reference_{dimension}") if groups else None
 ratios = ui.cached_query("lib.risk:rate_ratios", ds, filters, scope, measure, dimension, reference)
 ui.chart(charts.forest_plot(ratios, label))
 ui.table_behind(tables.ratios_table(ratios),

@@ -252,7 +252,7 @@ DIMENSION_LABELS: dict[str, str] = {
     "officer_role": "Officer role", "shift": "Shift", "location_type": "Location",
     "subject_age_band": "Subject age", "subject_gender": "Subject gender",
     "subject_ethnicity": "Subject ethnicity", "hour": "Hour of day", "weekday": "Day of week",
-    "single_crewed": "Crewing",
+    "single_crewed": "Crewing", "tactic_group": "Type of force used",
 }
 # Vocabulary order for sorting breakdowns, so Early/Late/Night read in time order.
 DIMENSION_ORDER: dict[str, tuple[str, ...]] = {

@@ -18,7 +18,7 @@ MIN_CELL = 30
 FUNNEL_LEVELS = ("area", "team")
 # Officer-level views are personal data: only callers allowed to see them ask for this level.
 OFFICER_LEVEL = "officer"
-RATIO_DIMENSIONS = ("shift", "officer_role", "location_type", "single_crewed")
+RATIO_DIMENSIONS = ("shift", "officer_role", "location_type", "single_crewed", "tactic_group")
 
 
 def _check_measure(measure: str) -> None:
@@ -45,6 +45,8 @@ def rate_ratios(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, mea
                 dimension: str, reference: str | None = None) -> pd.DataFrame:
     """Return each group's rate ratio against a reference group (default: the largest), with 95% intervals."""
     _check_measure(measure)
+    if dimension == "tactic_group":
+        return tactic_group_ratios(engine, ds, filters, scope, measure)
     frame = query.breakdown(engine, ds, filters, scope, (dimension,))
     frame = frame[frame[dimension] != query.NOT_RECORDED]
     yes, answered = frame[f"{measure}_yes"].to_numpy(), frame[f"{measure}_answered"].to_numpy()
@@ -177,3 +179,25 @@ def drivers(row: pd.Series, threshold: float = 1.5) -> str:
         if pd.notna(own) and pd.notna(peer) and peer > 0 and own >= threshold * peer and own >= 0.2:
             found.append(f"{label} {own:.0%} (peers {peer:.0%})")
     return "; ".join(found) or "no mix much different from peers in the same role"
+
+
+def tactic_group_ratios(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, measure: str) -> pd.DataFrame:
+    """Return, per type of force, the rate in reports using it against the rate in reports not using it."""
+    _check_measure(measure)
+    t = query.filtered_reports(engine, ds, filters, scope)
+    tactics = engine.tactics(ds)
+    total = engine.execute(t.aggregate(yes=t[measure].cast("int64").sum().fill_null(0), answered=t[measure].count()))
+    used = tactics.filter(tactics.report_id.isin(t.report_id))
+    pairs = used.select(report_id=used.report_id, group=used.tactic_group.cast("string")).distinct()
+    joined = pairs.join(t.select("report_id", measure), "report_id")
+    frame = engine.execute(joined.group_by("group").aggregate(yes=joined[measure].cast("int64").sum().fill_null(0),
+                                                              answered=joined[measure].count()))
+    frame = frame[frame["group"].notna() & (frame["group"] != "Tactical communication")]
+    x1, n1 = frame["yes"].to_numpy(), frame["answered"].to_numpy()
+    x0, n0 = int(total["yes"].iloc[0]) - x1, int(total["answered"].iloc[0]) - n1
+    ratio = stats.rate_ratio(x1, n1, x0, n0)
+    return pd.DataFrame({
+        "dimension": "tactic_group", "group": "Using " + frame["group"].to_numpy(dtype=object),
+        "reference": "not using it", "ratio": ratio.ratio, "ci_low": ratio.low, "ci_high": ratio.high,
+        "yes": x1, "answered": n1, "reference_yes": x0, "reference_answered": n0,
+    }).sort_values("ratio", ascending=False).reset_index(drop=True)

@@ -197,9 +197,12 @@ def test_cached_query_runs_lib_functions_only():
 def test_officer_risk_page_flags_groups_against_funnel_limits_not_a_ranking():
     at = run_app().switch_page("app_pages/risk.py").run()
     assert not at.exception
-    assert [h.value for h in at.subheader][:3] == ["By role and shift", "By hour of day and day of week",
+    assert [h.value for h in at.subheader][:4] == ["By role and shift", "Month by month",
+                                                   "By hour of day and day of week",
                                                    "Rate ratios, with 95% intervals"]
-    assert len(at.get("vega_lite_chart")) == 4
+    assert len(at.get("vega_lite_chart")) == 5
     assert any("not distinguishable from the average" in c.value for c in at.caption)
     at.radio(key="risk_level").set_value("team").run()
+    assert not at.exception
+    at.selectbox(key="risk_dimension").set_value("tactic_group").run()
     assert not at.exception

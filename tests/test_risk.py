@@ -112,3 +112,11 @@ def test_drivers_name_what_differs_from_peers():
     row = pd.Series({"night": 0.6, "peer_night": 0.3, "single": 0.1, "peer_single": 0.3,
                      "ced": 0.25, "peer_ced": 0.05})
     assert risk.drivers(row) == "Night shift 60% (peers 30%); Taser (CED) used 25% (peers 5%)"
+
+
+def test_tactic_group_ratios_compare_using_with_not_using(engine, small):
+    frame = risk.rate_ratios(engine, small, ALL, UNRESTRICTED, "officer_injured", "tactic_group").set_index("group")
+    # Less lethal weapons: R01 (injured) and R07 (not): 1 of 2; the other 7 answering reports: 2 of 7.
+    row = frame.loc["Using Less lethal weapons"]
+    assert (row["yes"], row["answered"], row["reference_yes"], row["reference_answered"]) == (1, 2, 2, 7)
+    assert row["ratio"] == pytest.approx((1 / 2) / (2 / 7))
