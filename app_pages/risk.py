@@ -48,7 +48,8 @@ reference = None
 if dimension != "tactic_group":  # each type of force is compared with reports not using it
     groups = ui.breakdown(ds, filters, scope, (dimension,))[dimension].tolist()
     groups = [g for g in groups if g != query.NOT_RECORDED]
-    reference = st.selectbox("Against the reference group", groups, key=f"risk_reference_{dimension}") if groups else None
+    if groups:
+        reference = st.selectbox("Against the reference group", groups, key=f"risk_reference_{dimension}")
 ratios = ui.cached_query("lib.risk:rate_ratios", ds, filters, scope, measure, dimension, reference)
 ui.chart(charts.forest_plot(ratios, label))
 ui.table_behind(tables.ratios_table(ratios),
