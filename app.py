@@ -13,6 +13,7 @@ st.set_page_config(page_title="Officer Safety Explorer", page_icon=":material/sh
 PAGES = [
     st.Page("app_pages/overview.py", title="Overview", default=True),
     st.Page("app_pages/risk.py", title="Officer risk"),
+    st.Page("app_pages/tactics.py", title="Tactics"),
     st.Page("app_pages/data.py", title="Data"),
     st.Page("app_pages/quality.py", title="Data quality"),
 ]

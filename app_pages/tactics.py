@@ -1,0 +1,85 @@
+"""Tactics: use over time, effectiveness, injuries alongside each tactic, co-occurrence, the Taser ladder."""
+from __future__ import annotations
+
+import streamlit as st
+
+from lib import charts, query, tactics, ui, wording
+
+ctx = ui.context()
+ds, filters, scope = ctx.dataset, ctx.filters, ctx.scope
+sentence = query.describe(filters)
+
+st.title("Tactics")
+st.caption(f"{ds.name} · {sentence} · {scope.describe()}")
+
+now = ui.summary(ds, filters, scope)
+if now.reports == 0:
+    st.info(f"No reports match these filters ({sentence}). Widen the dates or clear a filter.")
+    st.stop()
+if ui.tactic_counts(ds, filters, scope).empty:
+    st.info(f"None of the {now.reports:,} reports in view records a tactic ({sentence}), so there is nothing "
+            "to show here. Check the Data quality page: the extract may not carry the tactics columns.")
+    st.stop()
+
+st.subheader("Tactic use over time")
+use = ui.cached_query("lib.tactics:use_over_time", ds, filters, scope)
+measure = st.segmented_control("Show", ["Reports", "Share of reports"], default="Reports",
+                               key="tactics_use_measure") or "Reports"
+ui.chart(tactics.tactic_use_by_month(use, measure="share" if measure == "Share of reports" else "reports"))
+ui.table_behind(tactics.use_over_time_table(use),
+                f"{sentence}. Counting unit: reports. A report using two types of force counts in both, so the "
+                "lines add up to more than the month's reports; CED counts once per report, at its highest use.")
+
+st.subheader("How often each tactic was effective")
+effective = ui.cached_query("lib.tactics:effectiveness", ds, filters, scope)
+if int(effective["answered"].sum()) == 0:
+    st.info("Not in this extract: no tactic use records whether it was effective, so effectiveness cannot be "
+            "shown. Unknown answers are never counted as 'No'.")
+else:
+    ui.chart(tactics.effectiveness_by_tactic(effective))
+ui.table_behind(tactics.effectiveness_table(effective),
+                f"{sentence}. Counting unit: tactic uses (one tactic recorded on one report). Rates are over "
+                f"uses whose effectiveness was answered; grey points rest on fewer than {charts.MIN_DENOMINATOR} "
+                "answers. 'Effective' is the officer's own judgement on the form.")
+
+st.subheader("Injuries when each tactic was used")
+measures = tactics.injury_measures(now)
+missing = tactics.missing_injuries(now)
+if missing:
+    st.info(wording.unavailable_message(missing))
+if measures:
+    by_label = st.segmented_control("By", ["Tactic", "Type of force"], default="Tactic",
+                                    key="tactics_harm_by") or "Tactic"
+    by = "tactic_group" if by_label == "Type of force" else "tactic"
+    harm = ui.cached_query("lib.tactics:harm_when_used", ds, filters, scope, by)
+    ui.chart(tactics.injury_rate_when_used(harm, measures=measures, label=by_label))
+    ui.table_behind(tactics.harm_table(harm, label=by_label),
+                    f"{sentence}. Counting unit: reports using the tactic; a report using several tactics counts "
+                    "under each. Rates are over reports that answered; the dashed line is the rate over all "
+                    f"reports in view; grey points rest on fewer than {charts.MIN_DENOMINATOR} answers. Tactics "
+                    "are used in different situations, so these rates describe; they do not show that a tactic "
+                    "causes or prevents injury.")
+
+st.subheader("Which tactics occur together")
+pairs = ui.cached_query("lib.tactics:co_occurrence", ds, filters, scope, tactics.TOP_TACTICS)
+if pairs["tactic"].nunique() < 2:
+    st.info("Only one tactic is recorded in these reports, so there are no pairs to show.")
+else:
+    ui.chart(tactics.tactic_co_occurrence(pairs))
+    ui.table_behind(tactics.co_occurrence_table(pairs),
+                    f"{sentence}. Counting unit: reports. Read across a row: of the reports using that tactic "
+                    "(count in brackets), the share that also used the column's tactic. The "
+                    f"{tactics.TOP_TACTICS} most-used tactics are shown; grey rows rest on fewer than "
+                    f"{charts.MIN_DENOMINATOR} reports.")
+
+st.subheader("The Taser ladder (highest use per report)")
+ladder = ui.cached_query("lib.tactics:taser_ladder", ds, filters, scope)
+st.markdown(tactics.ladder_sentence(ladder))
+if int(ladder["ced_reports"].iloc[0]) == 0:
+    st.info("No report in view used CED (Taser).")
+else:
+    ui.chart(tactics.taser_ladder_shares(ladder))
+    ui.table_behind(tactics.ladder_table(ladder),
+                    f"{sentence}. Counting unit: reports using CED, each counted once at its highest use (the "
+                    "national rule): a Taser drawn, aimed and then fired counts as fired only. 'Reaching at "
+                    "least this level' adds the levels above it.")
