@@ -56,8 +56,8 @@ ui.table_behind(tables.ratios_table(ratios),
                 f"{sentence}. A ratio of 2 means twice the reference's rate; an interval that crosses 1 "
                 "cannot tell the group from the reference.")
 
-st.subheader("Areas and teams against the average (funnel plot)")
-level = st.radio("Compare", list(risk.FUNNEL_LEVELS), horizontal=True, key="risk_level")
+st.subheader("Areas, teams and officers against the average (funnel plot)")
+level = st.radio("Compare", [*risk.FUNNEL_LEVELS, risk.OFFICER_LEVEL], horizontal=True, key="risk_level")
 points, limits = ui.cached_query("lib.risk:funnel", ds, filters, scope, measure, level)
 if len(points):
     ui.chart(charts.funnel_plot(points, limits, level, label))

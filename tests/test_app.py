@@ -203,7 +203,9 @@ def test_officer_risk_page_flags_groups_against_funnel_limits_not_a_ranking():
                                                    "Rate ratios, with 95% intervals"]
     assert len(at.get("vega_lite_chart")) == 5
     assert any("not distinguishable from the average" in c.value for c in at.caption)
-    at.radio(key="risk_level").set_value("team").run()
-    assert not at.exception
+    for level in ("team", "officer"):
+        at.radio(key="risk_level").set_value(level).run()
+        assert not at.exception
+        assert any(f"{level}s, " in c.value and "not distinguishable" in c.value for c in at.caption)
     at.selectbox(key="risk_dimension").set_value("tactic_group").run()
     assert not at.exception
