@@ -178,11 +178,11 @@ def test_data_quality_page_shows_completeness_contradictions_and_the_rows_behind
 
 def test_every_page_runs_without_error_on_the_sample():
     at = run_app()
-    for page in ("app_pages/overview.py", "app_pages/risk.py", "app_pages/tactics.py", "app_pages/data.py",
-                 "app_pages/quality.py"):
+    for page in ("app_pages/overview.py", "app_pages/risk.py", "app_pages/tactics.py", "app_pages/explore.py",
+                 "app_pages/data.py", "app_pages/quality.py"):
         at.switch_page(page).run()
         assert not at.exception, page
-        assert at.title[0].value in ("Overview", "Officer risk", "Tactics", "Data", "Data quality")
+        assert at.title[0].value in ("Overview", "Officer risk", "Tactics", "Explore", "Data", "Data quality")
 
 
 def test_cached_query_runs_lib_functions_only():

@@ -1,0 +1,72 @@
+"""Explore: any measure by one or two dimensions, optionally in small multiples; a click can filter every page."""
+from __future__ import annotations
+
+import streamlit as st
+
+from lib import explore, query, ui, wording
+
+ctx = ui.context()
+ds, filters, scope = ctx.dataset, ctx.filters, ctx.scope
+sentence = query.describe(filters)
+
+st.title("Explore")
+st.caption(f"{ds.name} · {sentence} · {scope.describe()}. Counting unit: reports (one officer, one subject).")
+
+NO_FACET = "none"
+if "explore_measure" not in st.session_state:  # the opening question
+    st.session_state["explore_measure"] = "officer_injured"
+    st.session_state["explore_dimensions"] = ["officer_role"]
+
+left, middle, right = st.columns([1, 2, 1])
+measure = left.selectbox("Measure", list(explore.MEASURES), format_func=explore.MEASURES.get, key="explore_measure")
+dimensions = tuple(middle.multiselect(
+    "By (one or two)", list(query.DIMENSIONS), format_func=query.DIMENSION_LABELS.get, max_selections=2,
+    key="explore_dimensions", help="Month or hour draws lines; two sets of groups draw a grid."))
+facets = [NO_FACET, *(d for d in explore.FACET_DIMENSIONS if d not in dimensions)]
+# The facet's options change with the dimensions: reset a facet that is now charted, before drawing it.
+if st.session_state.get("explore_facet", NO_FACET) not in facets:
+    st.session_state["explore_facet"] = NO_FACET
+facet = right.selectbox("One small chart per", facets, key="explore_facet",
+                        format_func=lambda d: "No small multiples" if d == NO_FACET else query.DIMENSION_LABELS[d])
+facet = None if facet == NO_FACET else facet
+
+if not dimensions:
+    st.info("Pick one or two dimensions to break the measure down by.")
+    st.stop()
+
+now = ui.summary(ds, filters, scope)
+if now.reports == 0:
+    st.info(f"No reports match these filters ({sentence}). Widen the dates or clear a filter.")
+    st.stop()
+if measure in now.rates and explore.MEASURES[measure] in wording.unavailable(now):
+    st.info(wording.unavailable_message([explore.MEASURES[measure]]))
+    st.stop()
+
+frame = ui.cached_query("lib.explore:explore_frame", ds, filters, scope, measure, dimensions, facet)
+spec = explore.explore_chart(frame, measure, dimensions, facet)
+event = st.altair_chart(spec, on_select="rerun", key="explore_chart", theme=None)
+
+charted = (*dimensions, facet) if facet else dimensions
+pick = explore.picked(event, charted)
+chosen = explore.apply_selection(filters, event, charted)
+changes = explore.filter_changes(filters, chosen, ui.filter_options(ds, scope))
+
+
+def filter_every_page(new_values: dict[str, list[str]]) -> None:
+    # The sidebar's filter widgets (keys flt_<field>) hold the global filters: set them and they apply everywhere.
+    for field, values in new_values.items():
+        st.session_state[f"flt_{field}"] = values
+
+
+if changes:
+    st.button(f"Filter every page to {explore.pick_sentence(pick)}", icon=":material/filter_alt:",
+              on_click=filter_every_page, args=(changes,), type="primary")
+elif pick.values:
+    st.caption(f"Every page is already filtered to {explore.pick_sentence(pick)}.")
+for note in pick.notes:
+    st.caption(note)
+if not pick.values and not pick.notes:
+    st.caption("Click a bar, point or cell to filter every page to it.")
+
+ui.table_behind(explore.table(frame, measure, dimensions, facet),
+                explore.caption(filters, measure, frame, dimensions, facet))
