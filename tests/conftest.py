@@ -21,3 +21,15 @@ def small(engine: Engine) -> Dataset:
     """Ten reports in two forces whose every count is known by hand (see fixtures/)."""
     return engine.open(FIXTURES / "small_canonical.csv")
 
+
+@pytest.fixture
+def fresh_caches(monkeypatch):
+    """Start an app run with empty Streamlit caches and no OSE_DATASET unless a test sets it."""
+    import streamlit as st
+
+    monkeypatch.delenv("OSE_DATASET", raising=False)
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield monkeypatch
+    st.cache_data.clear()
+    st.cache_resource.clear()

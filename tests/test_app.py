@@ -4,7 +4,6 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from lib import query
@@ -17,14 +16,8 @@ METRICS = ["Reports", "Officer injury rate", "Officer assault rate", "Subject in
 
 
 @pytest.fixture(autouse=True)
-def fresh_caches(monkeypatch):
-    """Each app run starts with empty Streamlit caches and no OSE_DATASET unless a test sets it."""
-    monkeypatch.delenv("OSE_DATASET", raising=False)
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    yield
-    st.cache_data.clear()
-    st.cache_resource.clear()
+def _fresh(fresh_caches):
+    """Every app run here starts with empty caches (see conftest)."""
 
 
 def run_app(**query_params) -> AppTest:

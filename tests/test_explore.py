@@ -5,7 +5,6 @@ import json
 
 import pandas as pd
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from lib import explore, synth
@@ -319,14 +318,6 @@ def test_table_and_caption_read_like_prose(engine, small):
 # --- the page -----------------------------------------------------------------------------
 
 
-@pytest.fixture
-def fresh_caches(monkeypatch):
-    monkeypatch.delenv("OSE_DATASET", raising=False)
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    yield
-    st.cache_data.clear()
-    st.cache_resource.clear()
 
 
 PAGE = "app_pages/explore.py"

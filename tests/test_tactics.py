@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from lib import query, schema, synth, tactics
@@ -339,15 +338,6 @@ def test_ladder_sentence_gives_numerator_denominator_and_interval(engine, small)
 # --- the page, as Streamlit runs it ---------------------------------------------------------
 
 
-@pytest.fixture
-def fresh_caches(monkeypatch):
-    """Each app run starts with empty Streamlit caches and no OSE_DATASET unless a test sets it."""
-    monkeypatch.delenv("OSE_DATASET", raising=False)
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    yield monkeypatch
-    st.cache_data.clear()
-    st.cache_resource.clear()
 
 
 @pytest.fixture
