@@ -1,0 +1,46 @@
+"""Roster extracts: officers, training events and exposure, matched by name, bad rows set aside."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from lib import ingest, roster
+
+OFFICERS = (b"Officer ID,Role,Team,Length of service\n"
+            b"OF1,Response,North Response A,3.5\nOF2,Custody,,12\n,Response,X,1\n")
+TRAINING = (b"Officer,Training date,Course,Hours\n"
+            b"OF1,05/01/2024,Personal safety training,6\n"
+            b"OF1,12/07/2024,Personal safety training,6\n"
+            b"OF2,31/02/2024,Personal safety training,12\n"
+            b"OF3,,Personal safety training,12\n")
+EXPOSURE = b"Officer ID,Month,Shifts worked\nOF1,01/01/2024,16\nOF1,01/02/2024,-2\nOF2,01/01/2024,14.0\n"
+
+
+@pytest.mark.parametrize(("data", "kind"), [(OFFICERS, "officers"), (TRAINING, "training"), (EXPOSURE, "exposure")])
+def test_the_kind_of_roster_file_is_recognised(data, kind):
+    assert roster.read("r.csv", data).kind == kind
+
+
+def test_officers_table_sets_aside_rows_without_an_id():
+    table = roster.read("officers.csv", OFFICERS)
+    assert table.records["officer_id"].tolist() == ["OF1", "OF2"]
+    assert table.records["length_of_service_years"].tolist() == [3.5, 12.0]
+    assert table.quarantine["reason"].tolist() == ["no officer id"] and table.rows_in == 3
+
+
+def test_training_events_with_bad_dates_are_set_aside_with_the_value():
+    table = roster.read("training.csv", TRAINING)
+    assert table.records["hours"].sum() == 12
+    assert table.quarantine["reason"].tolist() == ["Training date '31/02/2024' is not a date", "Training date is empty"]
+    assert table.records["trained_on"].iloc[1] == pd.Timestamp("2024-07-12")
+
+
+def test_exposure_rejects_negative_shifts_and_reads_float_counts():
+    table = roster.read("exposure.csv", EXPOSURE)
+    assert table.records["shifts"].tolist() == [16.0, 14.0]
+    assert table.quarantine["reason"].tolist() == ["negative shifts or hours"]
+
+
+def test_a_file_that_is_not_a_roster_is_refused():
+    with pytest.raises(ingest.RejectedFile, match="is not a roster"):
+        roster.read("x.csv", b"colour,flavour\nred,sweet\n")
