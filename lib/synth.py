@@ -146,6 +146,32 @@ SERVICE_EXTRA_YEARS: dict[str, float] = {
 }
 PST_TRAINED_SHARE = 0.60
 PST_RATE_MULTIPLIER = 0.91  # reports per officer-month after training / before
+DEFAULT_TRAINING_EFFECT = round(PST_RATE_MULTIPLIER - 1, 6)  # relative change in the rate, -0.09
+
+# --- training records and exposure (drawn from a second random stream, see _roster_records) --
+
+PST_COURSE = "Personal safety training"
+PST_STANDARD_HOURS = 12  # hours a year every officer is to receive
+PST_FIRST_COURSE_HOURS = (6, 12)
+PST_REFRESHER_HOURS = 6
+# P(an officer's first course is the full 12 hours) and the mean P(of a refresher at each
+# half-yearly opportunity), by role; teams vary around the role's mean (beta, this concentration).
+PST_FULL_COURSE_P: dict[str, float] = {
+    "Response": 0.45, "Neighbourhood": 0.30, "Custody": 0.35, "Roads policing": 0.30,
+    "Public order": 0.70, "Armed response": 0.85, "Investigation": 0.15, "Dog handler": 0.50,
+    "Other": 0.10,
+}
+PST_REFRESH_P: dict[str, float] = {
+    "Response": 0.75, "Neighbourhood": 0.60, "Custody": 0.65, "Roads policing": 0.60,
+    "Public order": 0.90, "Armed response": 0.95, "Investigation": 0.40, "Dog handler": 0.80,
+    "Other": 0.35,
+}
+TEAM_REFRESH_CONCENTRATION = 8.0
+REFRESH_GAP_DAYS = (150, 210)
+JOINER_SHARE = 0.08  # officers who join during the period (no shifts, no reports before)
+SHIFTS_PER_MONTH = (15.0, 3.0)  # mean and standard deviation of shifts in a full month
+MAX_SHIFTS_PER_MONTH = 24
+ROSTER_STREAM = 1  # second entropy word of the roster records' random stream
 
 # --- time ---------------------------------------------------------------------------------
 
@@ -353,6 +379,8 @@ class Synthetic:
     tactics: pa.Table
     officers: pa.Table
     effects: dict[str, Any]
+    training: pa.Table
+    exposure: pa.Table
 
 
 @dataclass(frozen=True)
@@ -601,15 +629,17 @@ def _hour_weights(period: _Period) -> np.ndarray:
             * np.where(weekend_night, WEEKEND_NIGHT_BOOST, 1.0))
 
 
-def _candidates(rng: np.random.Generator, org: _Organisation, period: _Period,
-                n_reports: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _candidates(rng: np.random.Generator, org: _Organisation, period: _Period, n_reports: int,
+                training_effect: float = DEFAULT_TRAINING_EFFECT,
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Draw incidents, their officers and times, thin after training; keep n_reports reports.
 
     Returns (officer, minute since start, incident code, lead officer by incident code).
     """
     mean_size = 1 + np.dot(np.arange(len(INCIDENT_EXTRA_OFFICERS)), INCIDENT_EXTRA_OFFICERS)
-    # Thinning removes under 0.6 * 0.09 of reports, so 8% spare is ample.
-    n_incidents = math.ceil((n_reports * 1.08 + 500) / mean_size)
+    # Thinning removes under 0.6 * |effect| of reports, so 8% spare is ample for -9%.
+    spare = max(1.08, 1.02 + 0.65 * -training_effect)
+    n_incidents = math.ceil((n_reports * spare + 500) / mean_size)
     size = 1 + _draw(rng, np.asarray(INCIDENT_EXTRA_OFFICERS), n_incidents).astype(np.int64)
     incident = np.repeat(np.arange(n_incidents), size)
     position = np.arange(incident.size) - (np.cumsum(size) - size)[incident]
@@ -633,10 +663,11 @@ def _candidates(rng: np.random.Generator, org: _Organisation, period: _Period,
     delay = rng.integers(0, EXTRA_OFFICER_DELAY_MINUTES, extra.size)
     when[extra] = np.minimum(when[extra] + delay, period.minutes - 1)
 
-    # Use of force after the day of an officer's training is thinned by 9%.
+    # Use of force after the day of an officer's training is thinned by the effect (9%).
     day = org.trained_day[officer]
     after = (day >= 0) & (when >= (day + 1) * 1440)
-    keep = np.flatnonzero(~(after & (rng.random(when.size) < 1 - PST_RATE_MULTIPLIER)))
+    # 1 - (1 + effect) rather than -effect: the same float as before for the default.
+    keep = np.flatnonzero(~(after & (rng.random(when.size) < 1 - (1 + training_effect))))
     if keep.size < n_reports:
         raise RuntimeError("too few candidate reports survived thinning")
     keep = keep[:n_reports]
@@ -655,15 +686,17 @@ def _shift_codes(minute_of_day: np.ndarray) -> np.ndarray:
 # --- generation ---------------------------------------------------------------------------
 
 
-def generate(reports: int, seed: int, start: str = DEFAULT_START,
-             months: int = DEFAULT_MONTHS) -> Synthetic:
+def generate(reports: int, seed: int, start: str = DEFAULT_START, months: int = DEFAULT_MONTHS,
+             training_effect: float = DEFAULT_TRAINING_EFFECT) -> Synthetic:
     """Generate a synthetic national use-of-force dataset with planted, recorded effects."""
     if reports < 1:
         raise ValueError("reports must be at least 1")
+    if not -1 < training_effect <= 0:
+        raise ValueError("training_effect must be in (-1, 0]: training thins reports")
     rng = np.random.default_rng(seed)
     period = _period(start, months)
     org = _organisation(rng, max(MIN_OFFICERS, reports // REPORTS_PER_OFFICER), period)
-    officer, when, incident_code, lead = _candidates(rng, org, period, reports)
+    officer, when, incident_code, lead = _candidates(rng, org, period, reports, training_effect)
 
     order = np.argsort(when, kind="stable")
     officer, when, incident_code = officer[order], when[order], incident_code[order]
@@ -834,8 +867,78 @@ def generate(reports: int, seed: int, start: str = DEFAULT_START,
         reports=n, seed=seed, period=period, probability=probability, baseline=baseline,
         outcome=outcomes_by_field, null=null, shift=shift, role=role, single=single,
         resistance=resistance, team=team, outliers=outliers, org=org,
-        tactic_rows=tactic_rows, tactic_codes=tactic_codes, n_incidents=codes.size)
-    return Synthetic(report_table, tactic_table, officer_table, effects)
+        tactic_rows=tactic_rows, tactic_codes=tactic_codes, n_incidents=codes.size,
+        training_effect=training_effect)
+    training_table, exposure_table, joiners = _roster_records(seed, org, period, officer, when,
+                                                             officer_ids, roster)
+    effects["training"]["joiners"] = joiners
+    effects["training"]["training_events"] = training_table.num_rows
+    return Synthetic(report_table, tactic_table, officer_table, effects,
+                     training=training_table, exposure=exposure_table)
+
+
+def _roster_records(seed: int, org: _Organisation, period: _Period, officer: np.ndarray,
+                    when: np.ndarray, officer_ids: pa.Array, roster: np.ndarray,
+                    ) -> tuple[pa.Table, pa.Table, int]:
+    """Draw training events and monthly shifts; return (training, exposure, number of joiners).
+
+    A second random stream keeps the report, tactic and officer tables exactly as they were
+    before these records existed. An officer's first event is on pst_trained_on; refreshers
+    follow about every six months with a probability that varies by role and team. Joiners
+    work no shifts before the day they join, which is never after their first report or training.
+    """
+    rng = np.random.default_rng([seed, ROSTER_STREAM])
+    n = org.force.size
+    trained = np.flatnonzero(org.trained_day >= 0)
+    team_role = org.role[org.team_start]
+    mean_p = _vector(PST_REFRESH_P, OFFICER_ROLES)[team_role]
+    team_p = rng.beta(mean_p * TEAM_REFRESH_CONCENTRATION, (1 - mean_p) * TEAM_REFRESH_CONCENTRATION)
+    full = rng.random(trained.size) < _vector(PST_FULL_COURSE_P, OFFICER_ROLES)[org.role[trained]]
+    first_hours = np.where(full, PST_FIRST_COURSE_HOURS[1], PST_FIRST_COURSE_HOURS[0])
+    who, days, hours = [trained], [org.trained_day[trained]], [first_hours]
+    current, day, p = trained, org.trained_day[trained], team_p[org.team[trained]]
+    while current.size:
+        day = day + rng.integers(REFRESH_GAP_DAYS[0], REFRESH_GAP_DAYS[1] + 1, current.size)
+        live = day < period.days
+        current, day, p = current[live], day[live], p[live]
+        taken = rng.random(current.size) < p
+        who.append(current[taken])
+        days.append(day[taken])
+        hours.append(np.full(int(taken.sum()), PST_REFRESHER_HOURS))
+    event_officer, event_day, event_hours = (np.concatenate(v) for v in (who, days, hours))
+    order = np.lexsort((event_day, org.id_number[event_officer]))
+    event_officer, event_day, event_hours = event_officer[order], event_day[order], event_hours[order]
+    start_day = period.start.to_datetime64().astype("datetime64[D]")
+    training = _with_pandas_metadata(pa.table({
+        "officer_id": pc.take(officer_ids, pa.array(event_officer)),
+        "trained_on": pa.array(start_day + event_day.astype("timedelta64[D]"), type=pa.date32()),
+        "course": _dictionary(np.zeros(event_officer.size, dtype=np.int8), [PST_COURSE]),
+        "hours": pa.array(event_hours.astype(np.float64), type=pa.float64()),
+    }))
+
+    first_report = np.full(n, period.days, dtype=np.int64)
+    np.minimum.at(first_report, officer, when // 1440)
+    join_day = rng.integers(1, period.days, n) if period.days > 1 else np.zeros(n, dtype=np.int64)
+    joiner = ((rng.random(n) < JOINER_SHARE) & (join_day <= first_report)
+              & ((org.trained_day < 0) | (join_day <= org.trained_day)))
+    join = np.where(joiner, join_day, 0)
+    first_month = period.start.to_period("M")
+    last_day = period.start + pd.Timedelta(days=period.days - 1)
+    months = pd.period_range(first_month, last_day.to_period("M"), freq="M")
+    month_start = months.start_time
+    lo = np.maximum(((month_start - period.start) / pd.Timedelta(days=1)).to_numpy(), 0).astype(np.int64)
+    hi = np.append(lo[1:], period.days)
+    length = months.days_in_month.to_numpy()
+    active = np.clip(hi[None, :] - np.maximum(lo[None, :], join[:, None]), 0, None)
+    full_month = rng.normal(*SHIFTS_PER_MONTH, (n, months.size))
+    shifts = np.clip(np.round(full_month), 1, MAX_SHIFTS_PER_MONTH) * active / length[None, :]
+    shifts = np.where(active > 0, np.maximum(np.round(shifts), 1), 0).astype(np.int16)
+    exposure = _with_pandas_metadata(pa.table({
+        "officer_id": pc.take(officer_ids, pa.array(np.repeat(roster, months.size))),
+        "month": pa.array(np.tile(month_start.to_numpy().astype("datetime64[D]"), n), type=pa.date32()),
+        "shifts": pa.array(shifts[roster].ravel(), type=pa.int16()),
+    }))
+    return training, exposure, int(joiner.sum())
 
 
 def _has_item(offsets: np.ndarray, codes: np.ndarray, item: int) -> np.ndarray:
@@ -905,7 +1008,7 @@ def _effects(*, reports: int, seed: int, period: _Period, probability: dict[str,
              null: dict[str, np.ndarray], shift: np.ndarray, role: np.ndarray,
              single: np.ndarray, resistance: np.ndarray, team: np.ndarray, outliers: np.ndarray,
              org: _Organisation, tactic_rows: np.ndarray, tactic_codes: np.ndarray,
-             n_incidents: int) -> dict[str, Any]:
+             n_incidents: int, training_effect: float = DEFAULT_TRAINING_EFFECT) -> dict[str, Any]:
     """Record what was planted and what a marginal estimator should find in these rows."""
     harm: dict[str, Any] = {}
     for field in HARM_FIELDS:
@@ -986,9 +1089,13 @@ def _effects(*, reports: int, seed: int, period: _Period, probability: dict[str,
         "outlier_teams": outlier_list,
         "training": {
             "share_trained": _finite(trained.mean()),
-            "effect_on_use_of_force": round(PST_RATE_MULTIPLIER - 1, 6),
-            "measure": "reports per officer-month",
-            "applies": "to an officer's reports from the day after pst_trained_on",
+            "effect_on_use_of_force": round(training_effect, 6),
+            "measure": "reports per 1,000 officer-shifts",
+            "applies": "to an officer's reports from the day after pst_trained_on (the first "
+                       "personal safety training event); shifts are drawn independently of "
+                       "training, so the rate per officer-month changes by the same amount",
+            "course": PST_COURSE,
+            "standard_hours": PST_STANDARD_HOURS,
         },
         "national_marginals": marginals,
     }
@@ -1029,11 +1136,11 @@ def _with_pandas_metadata(table: pa.Table) -> pa.Table:
 
 
 def write(synthetic: Synthetic, out_dir: str | Path) -> list[Path]:
-    """Write the dataset as reports/tactics/officers Parquet files and effects.json."""
+    """Write the dataset as reports/tactics/officers/training/exposure Parquet and effects.json."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = []
-    for name in ("reports", "tactics", "officers"):
+    for name in ("reports", "tactics", "officers", "training", "exposure"):
         path = out / f"{name}.parquet"
         pq.write_table(getattr(synthetic, name), path, compression="zstd")
         paths.append(path)
@@ -1053,13 +1160,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help=f"first day of the period (default {DEFAULT_START})")
     parser.add_argument("--months", type=int, default=DEFAULT_MONTHS,
                         help=f"length of the period in months (default {DEFAULT_MONTHS})")
+    parser.add_argument("--training-effect", type=float, default=DEFAULT_TRAINING_EFFECT,
+                        help="relative change in officers' use-of-force rate after personal safety "
+                             f"training, in (-1, 0] (default {DEFAULT_TRAINING_EFFECT})")
     args = parser.parse_args(argv)
     began = time.perf_counter()
-    synthetic = generate(args.reports, args.seed, args.start, args.months)
+    synthetic = generate(args.reports, args.seed, args.start, args.months, args.training_effect)
     write(synthetic, args.out)
     seconds = time.perf_counter() - began
-    print(f"wrote {args.reports:,} reports, {synthetic.tactics.num_rows:,} tactics and "
-          f"{synthetic.officers.num_rows:,} officers to {args.out} in {seconds:.1f} s")
+    print(f"wrote {args.reports:,} reports, {synthetic.tactics.num_rows:,} tactics, "
+          f"{synthetic.officers.num_rows:,} officers and {synthetic.training.num_rows:,} training "
+          f"events to {args.out} in {seconds:.1f} s")
     return 0
 
 
