@@ -15,6 +15,7 @@ PAGES = [
     st.Page("app_pages/risk.py", title="Officer risk"),
     st.Page("app_pages/tactics.py", title="Tactics"),
     st.Page("app_pages/explore.py", title="Explore"),
+    st.Page("app_pages/training.py", title="Training"),
     st.Page("app_pages/data.py", title="Data"),
     st.Page("app_pages/quality.py", title="Data quality"),
 ]

@@ -242,3 +242,43 @@ def funnel_plot(points: pd.DataFrame, limits: pd.DataFrame, level_label: str, me
     chart = alt.layer(limit_lines, overall, dots, **({"title": title} if title else {}))
     chart = chart.resolve_scale(color="independent")
     return _style(chart.properties(height=360))
+
+
+def training_event_study(frame: pd.DataFrame, measure_label: str, *, title: str | None = None) -> alt.TopLevelMixin:
+    """Draw the change in a rate by months since training, with 95% intervals (month -1 is the baseline)."""
+    data = frame.assign(after=np.where(frame["months_since_training"] > 0, "After training", "Before training"))
+    tooltip = [alt.Tooltip("months_since_training:Q", title="Months since training"),
+               alt.Tooltip("estimate:Q", title="Change", format="+.1%"),
+               alt.Tooltip("ci_low:Q", title="95% interval from", format="+.1%"),
+               alt.Tooltip("ci_high:Q", title="95% interval to", format="+.1%"),
+               alt.Tooltip("officers:Q", title="Officers", format=","),
+               alt.Tooltip("events:Q", title="Events", format=",")]
+    x = alt.X("months_since_training:Q", title="Months since training (0 = the training month, left out)")
+    colour = alt.Color("after:N", title=None, scale=alt.Scale(domain=["Before training", "After training"],
+                                                              range=[MUTED, ACCENT]))
+    rules = alt.Chart(data).mark_rule(strokeWidth=2).encode(
+        x=x, y=alt.Y("ci_low:Q", title=f"Change in {measure_label} per 1,000 shifts", axis=alt.Axis(format="%")),
+        y2="ci_high:Q", color=colour, tooltip=tooltip)
+    points = alt.Chart(data).mark_point(filled=True, size=60).encode(x=x, y="estimate:Q", color=colour,
+                                                                     tooltip=tooltip)
+    zero = alt.Chart(pd.DataFrame({"zero": [0.0]})).mark_rule(color="#555555", strokeDash=[4, 4]).encode(y="zero:Q")
+    chart = alt.layer(rules, points, zero, **({"title": title} if title else {}))
+    return _style(chart.properties(height=280))
+
+
+def compliance_by_group(frame: pd.DataFrame, group: str, group_label: str, *,
+                        title: str | None = None) -> alt.TopLevelMixin:
+    """Draw the share of officers meeting the hours standard per group, with 95% intervals."""
+    data = frame.copy()
+    y = alt.Y(f"{group}:N", title=group_label, sort=data[group].tolist())
+    tooltip = [alt.Tooltip(f"{group}:N", title=group_label),
+               alt.Tooltip("share_compliant:Q", title="Meeting the standard", format=".0%"),
+               alt.Tooltip("compliant:Q", title="Officers meeting it", format=","),
+               alt.Tooltip("officers:Q", title="Officers", format=","),
+               alt.Tooltip("mean_hours:Q", title="Mean hours in 12 months", format=".1f")]
+    bars = alt.Chart(data).mark_bar(color=MAIN).encode(
+        y=y, x=alt.X("share_compliant:Q", title="Officers meeting the 12-hour standard (share, 95% interval)",
+                     axis=alt.Axis(format="%", tickCount=5), scale=alt.Scale(domain=[0, 1])), tooltip=tooltip)
+    rules = alt.Chart(data).mark_rule(color="#333333").encode(y=y, x="low:Q", x2="high:Q", tooltip=tooltip)
+    chart = alt.layer(bars, rules, **({"title": title} if title else {}))
+    return _style(chart.properties(height=max(120, 24 * len(data))))

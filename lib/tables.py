@@ -166,3 +166,29 @@ def exposure_table(frame: pd.DataFrame, measure: str) -> pd.DataFrame:
                  for lo, hi, n in zip(frame["rank_low"], frame["rank_high"], frame["officers"], strict=True)],
         "Compared with peers in the same role": [drivers(row) for _, row in frame.iterrows()],
     })
+
+
+def compliance_table(frame: pd.DataFrame, group: str) -> pd.DataFrame:
+    """Return compliance with the hours standard per group."""
+    return pd.DataFrame({
+        DIMENSION_LABELS.get(group, group.capitalize()): frame[group], "Officers": frame["officers"],
+        "Meeting 12 hours": frame["compliant"], "Share (%)": (frame["share_compliant"] * 100).round(1),
+        "95% from (%)": (frame["low"] * 100).round(1), "95% to (%)": (frame["high"] * 100).round(1),
+        "Mean hours": frame["mean_hours"].round(1)})
+
+
+def overdue_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return officers short of the hours standard, furthest first."""
+    data = frame.sort_values("shortfall", ascending=False)
+    return pd.DataFrame({"Officer (pseudonym)": data["officer_id"], "Role": data.get("officer_role"),
+                         "Team": data.get("team"), "Hours in 12 months": data["hours"],
+                         "Hours short": data["shortfall"], "Last trained": data["last_trained_on"]})
+
+
+def event_study_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return the event-study estimates with readable headings."""
+    return pd.DataFrame({"Months since training": frame["months_since_training"],
+                         "Change (%)": (frame["estimate"] * 100).round(1),
+                         "95% from (%)": (frame["ci_low"] * 100).round(1),
+                         "95% to (%)": (frame["ci_high"] * 100).round(1),
+                         "Officers": frame["officers"], "Events": frame["events"]})

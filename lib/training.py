@@ -38,6 +38,7 @@ MEASURES: dict[str, str] = {
 }
 PER_SHIFTS = 1_000
 MIN_TRAINED_OFFICERS = 30
+MIN_TEAM = 10  # teams smaller than this are listed, not charted: one officer moves their share too far
 UNCLEAR_BOUND = 0.20  # an interval reaching both a 20% fall and a 20% rise cannot tell
 METHOD = ("Poisson regression of officer-month counts on officer and calendar-month fixed effects, "
           "log(shifts) offset; trained officers after training against officers not yet (or never) "
@@ -54,6 +55,26 @@ def officer_months(reports: pd.DataFrame, exposure: pd.DataFrame, officers: pd.D
            for field in ("officer_injured", "officer_assaulted") if field in reports},
     })
     counts = counts.groupby(["officer_id", "month"], sort=False).sum().astype("int64").reset_index()
+    return panel_from_counts(counts, exposure, officers)
+
+
+def officer_month_counts(engine: Any, ds: Any, filters: Any, scope: Any) -> pd.DataFrame:
+    """Count use of force, injuries and assaults per officer-month in the engine (scope and filters apply)."""
+    from lib.query import filtered_reports
+
+    t = filtered_reports(engine, ds, filters, scope)
+    t = t.filter(t.officer_id.notnull())
+    expr = t.group_by(officer_id=t.officer_id, month=t.occurred_at.truncate("M")).aggregate(
+        reports=t.count(),
+        officer_injured=t.officer_injured.cast("int64").sum().fill_null(0),
+        officer_assaulted=t.officer_assaulted.cast("int64").sum().fill_null(0))
+    return engine.execute(expr)
+
+
+def panel_from_counts(counts: pd.DataFrame, exposure: pd.DataFrame, officers: pd.DataFrame) -> pd.DataFrame:
+    """Build the officer-month panel from counts per officer-month, shifts worked and the roster."""
+    counts = counts.assign(officer_id=counts["officer_id"].astype(str),
+                           month=pd.to_datetime(counts["month"]).dt.to_period("M").dt.to_timestamp())
     worked = pd.DataFrame({
         "officer_id": exposure["officer_id"].astype(str).to_numpy(),
         "month": pd.to_datetime(exposure["month"]).dt.to_period("M").dt.to_timestamp().to_numpy(),
@@ -293,3 +314,31 @@ def _conditional_poisson(y: np.ndarray, offset: np.ndarray, unit: np.ndarray, de
     se = np.full(p_all, np.nan)
     coef[used], se[used] = theta, se_used
     return coef, se, kept, used
+
+
+def with_intervals(summary: pd.DataFrame) -> pd.DataFrame:
+    """Add 95% Wilson intervals to a compliance summary's share of compliant officers."""
+    from lib.stats import wilson_interval
+
+    low, high = wilson_interval(summary["compliant"].to_numpy(), summary["officers"].to_numpy())
+    return summary.assign(low=low, high=high)
+
+
+def effects(panel: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """Return the training effect on use of force, officer injuries and assaults."""
+    return {measure: difference_in_differences(panel, measure) for measure in MEASURES}
+
+
+def scoped_roster(tables: dict[str, pd.DataFrame], scope: Any) -> dict[str, pd.DataFrame]:
+    """Keep only the officers (and their training and exposure) in the forces and areas a scope allows."""
+    officers = tables.get("officers")
+    if officers is None or (scope.forces is None and scope.areas is None):
+        return dict(tables)
+    keep = pd.Series(True, index=officers.index)
+    if scope.forces is not None:
+        keep &= officers["force"].astype(str).isin(scope.forces) if "force" in officers else False
+    if scope.areas is not None:
+        keep &= officers["area"].astype(str).isin(scope.areas) if "area" in officers else False
+    allowed = set(officers.loc[keep, "officer_id"].astype(str))
+    return {kind: (frame[frame["officer_id"].astype(str).isin(allowed)] if "officer_id" in frame else frame)
+            for kind, frame in tables.items()}

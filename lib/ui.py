@@ -525,3 +525,76 @@ def cached_query(path: str, ds: Dataset, filters: Filters, scope: Scope, *args: 
     if not module.startswith("lib."):
         raise ValueError(f"cached_query runs lib functions only, not {path!r}")
     return getattr(importlib.import_module(module), name)(engine(), ds, filters, scope, *args)
+
+
+# --- roster and training ------------------------------------------------------------------
+
+ROSTER_KEY = "_ose_roster"
+
+
+def roster_tables(ds: Dataset) -> dict[str, pd.DataFrame]:
+    """Return the roster tables for a dataset: uploaded this session, else those saved beside it."""
+    uploaded = st.session_state.get(ROSTER_KEY, {}).get(ds.id)
+    if uploaded:
+        return uploaded
+    return _saved_roster(ds)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _saved_roster(ds: Dataset) -> dict[str, pd.DataFrame]:
+    folder = Path(ds.source)
+    found = {}
+    if folder.is_dir():
+        for kind in ("officers", "training", "exposure"):
+            path = folder / f"{kind}.parquet"
+            if path.exists():
+                found[kind] = pd.read_parquet(path)
+    return found
+
+
+def load_roster(ds: Dataset, files: list) -> None:
+    """Read uploaded roster files (officers, training, exposure) for this session and dataset."""
+    from lib import roster
+
+    tables = dict(roster_tables(ds))
+    for f in files:
+        try:
+            table = roster.read(f.name, f.getvalue())
+        except ingest.RejectedFile as exc:
+            st.error(f"{f.name}: {exc}")
+            continue
+        records = table.records.drop(columns=["_file", "_row"])
+        if table.kind == "officers" and "pst_trained_on" not in records:
+            records["pst_trained_on"] = pd.NaT
+        tables[table.kind] = records
+        st.success(f"{f.name}: {table.kind} table, {table.rows_in:,} rows read, {len(table.records):,} loaded, "
+                   f"{table.rows_in - len(table.records):,} set aside"
+                   + (f" ({', '.join(sorted(set(table.quarantine['reason'])))})" if len(table.quarantine) else ""))
+    if "training" in tables and "officers" in tables:
+        first = tables["training"].groupby("officer_id")["trained_on"].min()
+        officers = tables["officers"].copy()
+        officers["pst_trained_on"] = officers["officer_id"].map(first)
+        tables["officers"] = officers
+    st.session_state.setdefault(ROSTER_KEY, {})[ds.id] = tables
+
+
+def training_panel(ds: Dataset, filters: Filters, scope: Scope) -> pd.DataFrame | None:
+    """Return the officer-month panel for this dataset's roster (None without exposure and officers)."""
+    if st.session_state.get(ROSTER_KEY, {}).get(ds.id):  # an upload this session: not shared, not cached
+        return _panel(roster_tables(ds), ds, filters, scope)
+    return _saved_panel(ds, filters, scope)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _saved_panel(ds: Dataset, filters: Filters, scope: Scope) -> pd.DataFrame | None:
+    return _panel(_saved_roster(ds), ds, filters, scope)
+
+
+def _panel(tables: dict[str, pd.DataFrame], ds: Dataset, filters: Filters, scope: Scope) -> pd.DataFrame | None:
+    from lib import training
+
+    if "exposure" not in tables or "officers" not in tables:
+        return None
+    scoped = training.scoped_roster(tables, scope)
+    counts = training.officer_month_counts(engine(), ds, filters, scope)
+    return training.panel_from_counts(counts, scoped["exposure"], scoped["officers"])

@@ -202,3 +202,19 @@ def test_officer_risk_page_flags_groups_against_funnel_limits_not_a_ranking():
         assert any(f"{level}s, " in c.value and "not distinguishable" in c.value for c in at.caption)
     at.selectbox(key="risk_dimension").set_value("tactic_group").run()
     assert not at.exception
+
+
+def test_training_page_shows_compliance_and_the_effect_with_its_reading():
+    at = run_app().switch_page("app_pages/training.py").run()
+    assert not at.exception
+    assert [h.value for h in at.subheader] == ["Who has had their 12 hours", "Is the training working?"]
+    use = next(m for m in at.metric if m.label == "Change in use of force")
+    assert use.value.startswith("-")  # the sample plants a 9% fall
+    assert any("after training" in m.value for m in at.markdown)
+
+
+def test_training_page_explains_what_is_missing_without_a_roster(monkeypatch):
+    monkeypatch.setenv("OSE_DATASET", str(FIXTURES / "small_canonical.csv"))
+    at = run_app().switch_page("app_pages/training.py").run()
+    assert not at.exception
+    assert any("no officer roster" in i.value for i in at.info)

@@ -253,3 +253,23 @@ def test_too_few_officers_on_a_tiny_sample() -> None:
     data = synth.generate(600, seed=9)
     result = training.difference_in_differences(panel_of(data))
     assert training.reading(result).startswith("Too few officers to tell")
+
+
+def test_engine_counts_build_the_same_panel_as_raw_reports(engine):
+    import pandas as pd
+
+    from lib.query import UNRESTRICTED, Filters, Scope
+    from lib.store import SAMPLE_DIR
+
+    ds = engine.open(SAMPLE_DIR)
+    exposure = pd.read_parquet(SAMPLE_DIR / "exposure.parquet")
+    officers = pd.read_parquet(SAMPLE_DIR / "officers.parquet")
+    from_engine = training.panel_from_counts(training.officer_month_counts(engine, ds, Filters(), UNRESTRICTED),
+                                             exposure, officers)
+    from_rows = training.officer_months(pd.read_parquet(SAMPLE_DIR / "reports.parquet"), exposure, officers)
+    assert from_engine["reports"].sum() == from_rows["reports"].sum() == 50_000
+    assert from_engine["officer_injured"].sum() == from_rows["officer_injured"].sum()
+    one = sorted(officers["force"].astype(str).unique())[0]
+    scoped = training.scoped_roster({"officers": officers, "exposure": exposure}, Scope(forces=frozenset({one})))
+    assert set(scoped["officers"]["force"].astype(str)) == {one}
+    assert set(scoped["exposure"]["officer_id"]) <= set(scoped["officers"]["officer_id"])
