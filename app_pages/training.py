@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lib import charts, query, tables, training, ui
+from lib import charts, debriefs, query, tables, training, ui
 
 ctx = ui.context()
 ds, filters, scope = ctx.dataset, ctx.filters, ctx.scope
@@ -20,47 +20,73 @@ with st.expander("Load an officer roster, training records or shifts worked (thi
         ui.load_roster(ds, files)
 
 roster = training.scoped_roster(ui.roster_tables(ds), scope)
-if "officers" not in roster or "training" not in roster:
+has_roster = "officers" in roster and "training" in roster
+if not has_roster:
     st.info("This dataset has no officer roster with training records. Load one above to see compliance with the "
             "12-hours-a-year standard and whether training is working.")
-    st.stop()
 
-st.subheader("Who has had their 12 hours")
-as_of = ds.last.date()
-per_officer = training.compliance(roster["training"], roster["officers"], as_of)
-for group, label in (("officer_role", "Officer role"), ("team", "Team")):
-    if group not in per_officer:
-        continue
-    summary = training.with_intervals(training.summarise_compliance(per_officer, by=(group,)))
-    if group == "team":  # operational list of teams with enough officers to matter, lowest share first
-        summary = summary[summary["officers"] >= training.MIN_TEAM].sort_values("share_compliant").head(15)
-        label = f"Team (15 lowest shares, teams of {training.MIN_TEAM}+ officers)"
-        if summary.empty:
+if has_roster:
+    st.subheader("Who has had their 12 hours")
+    as_of = ds.last.date()
+    per_officer = training.compliance(roster["training"], roster["officers"], as_of)
+    for group, label in (("officer_role", "Officer role"), ("team", "Team")):
+        if group not in per_officer:
             continue
-    ui.chart(charts.compliance_by_group(summary, group, label))
-    ui.table_behind(tables.compliance_table(summary, group),
-                    f"Training hours in the 12 months to {as_of:%d %b %Y}. Counting unit: officers.")
-overdue = training.overdue(per_officer)
-st.caption(f"{len(overdue):,} of {len(per_officer):,} officers are short of 12 hours in the 12 months to "
-           f"{as_of:%d %b %Y}.")
-with st.expander(f"Officers overdue ({len(overdue):,}, pseudonymised ids)"):
-    st.dataframe(tables.overdue_table(overdue), hide_index=True, width="stretch")
+        summary = training.with_intervals(training.summarise_compliance(per_officer, by=(group,)))
+        if group == "team":  # operational list of teams with enough officers to matter, lowest share first
+            summary = summary[summary["officers"] >= training.MIN_TEAM].sort_values("share_compliant").head(15)
+            label = f"Team (15 lowest shares, teams of {training.MIN_TEAM}+ officers)"
+            if summary.empty:
+                continue
+        ui.chart(charts.compliance_by_group(summary, group, label))
+        ui.table_behind(tables.compliance_table(summary, group),
+                        f"Training hours in the 12 months to {as_of:%d %b %Y}. Counting unit: officers.")
+    overdue = training.overdue(per_officer)
+    st.caption(f"{len(overdue):,} of {len(per_officer):,} officers are short of 12 hours in the 12 months to "
+               f"{as_of:%d %b %Y}.")
+    with st.expander(f"Officers overdue ({len(overdue):,}, pseudonymised ids)"):
+        st.dataframe(tables.overdue_table(overdue), hide_index=True, width="stretch")
 
-st.subheader("Is the training working?")
-panel = ui.training_panel(ds, filters, scope)
-if panel is None:
-    st.info("Shifts worked per officer-month are needed to compare rates before and after training; load an "
-            "exposure file above.")
-    st.stop()
-found = training.effects(panel)
-cols = st.columns(len(found))
-for col, (measure, result) in zip(cols, found.items(), strict=True):
-    col.metric(f"Change in {training.MEASURES[measure]}", f"{result['estimate']:+.1%}",
-               help=f"95% interval {result['ci_low']:+.1%} to {result['ci_high']:+.1%}. {result['method']}.")
-st.markdown(training.reading(found["reports"]))
-st.caption(f"Per 1,000 officer-shifts; {found['reports']['officers_trained']:,} trained officers against "
-           f"{found['reports']['officers_comparison']:,} not yet (or never) trained, same months. {sentence}.")
-study = training.event_study(panel)
-ui.chart(charts.training_event_study(study, "use of force"))
-ui.table_behind(tables.event_study_table(study),
-                "Change against the month before training, by months since training; 95% intervals.")
+    st.subheader("Is the training working?")
+    panel = ui.training_panel(ds, filters, scope)
+    if panel is None:
+        st.info("Shifts worked per officer-month are needed to compare rates before and after training; load an "
+                "exposure file above.")
+    else:
+        found = training.effects(panel)
+        cols = st.columns(len(found))
+        for col, (measure, result) in zip(cols, found.items(), strict=True):
+            col.metric(f"Change in {training.MEASURES[measure]}", f"{result['estimate']:+.1%}",
+                       help=f"95% interval {result['ci_low']:+.1%} to {result['ci_high']:+.1%}. {result['method']}.")
+        st.markdown(training.reading(found["reports"]))
+        st.caption(f"Per 1,000 officer-shifts; {found['reports']['officers_trained']:,} trained officers against "
+                   f"{found['reports']['officers_comparison']:,} not yet (or never) trained, same months. {sentence}.")
+        study = training.event_study(panel)
+        ui.chart(charts.training_event_study(study, "use of force"))
+        ui.table_behind(tables.event_study_table(study),
+                        "Change against the month before training, by months since training; 95% intervals.")
+
+st.subheader("Learning the lessons: debriefs")
+records = ui.debrief_records(ds)
+with st.expander("Load post-incident debriefs (report or incident id, date, contributing factors, learning, actions)",
+                 expanded=records is None):
+    upload = st.file_uploader("Debrief records", type=["csv", "xlsx", "parquet"], key="debrief_file")
+    if upload is not None and st.button("Read debriefs"):
+        ui.load_debriefs(ds, upload)
+    if ds.name.startswith("Synthetic") and st.button("Use synthetic demo debriefs"):
+        ui.demo_debriefs(ds)
+    records = ui.debrief_records(ds)
+if records is not None:
+    missing, review = debriefs.review_list(ui.engine(), ds, filters, scope, records)
+    st.metric("Officer injured or assaulted, no debrief recorded", f"{missing:,}")
+    st.caption(f"The supervisor's review list: reports where an officer was injured or assaulted and no debrief "
+               f"names the report or its incident. {sentence}.")
+    with st.expander(f"Review list (latest {len(review):,})"):
+        st.dataframe(review, hide_index=True, width="stretch")
+    factors = debriefs.factor_table(ui.engine(), ds, filters, scope, records)
+    if len(factors):
+        ui.chart(charts.forest_plot(factors.assign(group=factors["factor"], reference="debriefs without it"),
+                                    "Officer injury rate"))
+        ui.table_behind(tables.factors_table(factors),
+                        "Among debriefed reports: the officer injury rate where the factor was named, against "
+                        "debriefs that did not name it. Counting unit: debriefed reports.")

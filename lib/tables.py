@@ -192,3 +192,13 @@ def event_study_table(frame: pd.DataFrame) -> pd.DataFrame:
                          "95% from (%)": (frame["ci_low"] * 100).round(1),
                          "95% to (%)": (frame["ci_high"] * 100).round(1),
                          "Officers": frame["officers"], "Events": frame["events"]})
+
+
+def factors_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return contributing factors with the injury rate with and without them."""
+    return pd.DataFrame({
+        "Contributing factor": frame["factor"], "Debriefs naming it": frame["debriefs"],
+        "Officer injured (with it)": frame["yes"], "Answered (with it)": frame["answered"],
+        "Officer injured (without it)": frame["reference_yes"], "Answered (without it)": frame["reference_answered"],
+        "Rate ratio": frame["ratio"].round(2), "95% from": frame["ci_low"].round(2),
+        "95% to": frame["ci_high"].round(2)})

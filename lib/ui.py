@@ -598,3 +598,37 @@ def _panel(tables: dict[str, pd.DataFrame], ds: Dataset, filters: Filters, scope
     scoped = training.scoped_roster(tables, scope)
     counts = training.officer_month_counts(engine(), ds, filters, scope)
     return training.panel_from_counts(counts, scoped["exposure"], scoped["officers"])
+
+
+DEBRIEFS_KEY = "_ose_debriefs"
+
+
+def load_debriefs(ds: Dataset, uploaded) -> None:
+    """Read an uploaded debrief file for this session and dataset."""
+    from lib import debriefs
+
+    try:
+        read = debriefs.read(uploaded.name, uploaded.getvalue())
+    except ingest.RejectedFile as exc:
+        st.error(f"{uploaded.name}: {exc}")
+        return
+    st.session_state.setdefault(DEBRIEFS_KEY, {})[ds.id] = read.records
+    set_aside = read.rows_in - len(read.records)
+    st.success(f"{uploaded.name}: {read.rows_in:,} rows read, {len(read.records):,} debriefs loaded, "
+               f"{set_aside:,} set aside" + (" (no report or incident id)" if set_aside else ""))
+
+
+def demo_debriefs(ds: Dataset) -> None:
+    """Make synthetic debriefs for the synthetic sample, so a demo can show the section."""
+    from lib import debriefs
+
+    reports = engine().execute(engine().reports(ds).select("report_id", "occurred_at", "officer_injured",
+                                                            "officer_assaulted"))
+    made = debriefs.synthesise(reports, seed=1)
+    read = debriefs.read("synthetic-debriefs.csv", made.to_csv(index=False).encode())
+    st.session_state.setdefault(DEBRIEFS_KEY, {})[ds.id] = read.records
+
+
+def debrief_records(ds: Dataset) -> pd.DataFrame | None:
+    """Return the debriefs loaded this session for a dataset, if any."""
+    return st.session_state.get(DEBRIEFS_KEY, {}).get(ds.id)

@@ -207,7 +207,8 @@ def test_officer_risk_page_flags_groups_against_funnel_limits_not_a_ranking():
 def test_training_page_shows_compliance_and_the_effect_with_its_reading():
     at = run_app().switch_page("app_pages/training.py").run()
     assert not at.exception
-    assert [h.value for h in at.subheader] == ["Who has had their 12 hours", "Is the training working?"]
+    assert [h.value for h in at.subheader] == ["Who has had their 12 hours", "Is the training working?",
+                                              "Learning the lessons: debriefs"]
     use = next(m for m in at.metric if m.label == "Change in use of force")
     assert use.value.startswith("-")  # the sample plants a 9% fall
     assert any("after training" in m.value for m in at.markdown)
@@ -218,3 +219,12 @@ def test_training_page_explains_what_is_missing_without_a_roster(monkeypatch):
     at = run_app().switch_page("app_pages/training.py").run()
     assert not at.exception
     assert any("no officer roster" in i.value for i in at.info)
+
+
+def test_training_page_debriefs_show_the_review_list_and_factors():
+    at = run_app().switch_page("app_pages/training.py").run()
+    next(b for b in at.button if b.label == "Use synthetic demo debriefs").click().run()
+    assert not at.exception
+    missing = next(m for m in at.metric if m.label == "Officer injured or assaulted, no debrief recorded")
+    assert int(missing.value.replace(",", "")) > 0
+    assert "Learning the lessons: debriefs" in [h.value for h in at.subheader]
