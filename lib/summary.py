@@ -3,6 +3,7 @@
     python -m lib.summary DATASET [--by area|team|officer] [--measure officer_injured|...]
                           [--from YYYY-MM-DD] [--to YYYY-MM-DD] [--force NAME] [--area NAME]
                           [--role NAME] [--shift NAME] [--tactic NAME] [--tactic-group NAME]
+                          [--roster FOLDER_OR_FILE ...]
 
 DATASET is a folder written by lib.ingest or lib.synth, a saved dataset's name, or a CSV/Parquet
 file. It prints one JSON document; it exits 2 with a one-line reason when the dataset cannot be opened.
@@ -16,7 +17,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from lib import library, query, risk, schema
+import pandas as pd
+
+from lib import ingest, library, query, risk, schema
 from lib.query import UNRESTRICTED, Filters, Scope
 from lib.store import Dataset, DatasetError, Engine
 
@@ -71,6 +74,49 @@ def summarise(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, measu
     }
 
 
+def read_roster(paths: Sequence[str]) -> dict[str, pd.DataFrame]:
+    """Read roster tables from a folder of officers/training/exposure Parquet files, or roster extracts."""
+    from lib import roster
+
+    tables: dict[str, pd.DataFrame] = {}
+    for text in paths:
+        path = Path(text)
+        if path.is_dir():
+            for kind in ("officers", "training", "exposure"):
+                if (path / f"{kind}.parquet").exists():
+                    tables[kind] = pd.read_parquet(path / f"{kind}.parquet")
+            continue
+        table = roster.read(path.name, path.read_bytes())
+        tables[table.kind] = table.records.drop(columns=["_file", "_row"])
+    if "training" in tables and "officers" in tables and "pst_trained_on" not in tables["officers"]:
+        first = tables["training"].groupby("officer_id")["trained_on"].min()
+        tables["officers"] = tables["officers"].assign(pst_trained_on=tables["officers"]["officer_id"].map(first))
+    return tables
+
+
+def training_summary(engine: Engine, ds: Dataset, filters: Filters, scope: Scope,
+                     tables: dict[str, pd.DataFrame]) -> dict:
+    """Return compliance with the hours standard and the training effect on use of force."""
+    from lib import training
+
+    out: dict = {}
+    if "officers" in tables and "training" in tables and ds.last is not None:
+        per_officer = training.compliance(tables["training"], tables["officers"], ds.last.date())
+        out["compliance"] = {"as_of": ds.last.date().isoformat(), "standard_hours": 12,
+                             "officers": int(len(per_officer)), "compliant": int(per_officer["compliant"].sum()),
+                             "share": _number(float(per_officer["compliant"].mean())) if len(per_officer) else None}
+    if "officers" in tables and "exposure" in tables:
+        counts = training.officer_month_counts(engine, ds, filters, scope)
+        panel = training.panel_from_counts(counts, tables["exposure"], tables["officers"])
+        result = training.difference_in_differences(panel, "reports")
+        out["effect"] = {"measure": "use of force per 1,000 officer-shifts", "estimate": _number(result["estimate"]),
+                         "ci_low": _number(result["ci_low"]), "ci_high": _number(result["ci_high"]),
+                         "method": result["method"], "officers_trained": int(result["officers_trained"]),
+                         "officers_comparison": int(result["officers_comparison"]),
+                         "reading": training.reading(result)}
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: print the monitoring summary as JSON."""
     parser = argparse.ArgumentParser(prog="python -m lib.summary", description=__doc__.splitlines()[0])
@@ -82,6 +128,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for flag, field in (("--force", "forces"), ("--area", "areas"), ("--role", "roles"), ("--shift", "shifts"),
                         ("--tactic", "tactics"), ("--tactic-group", "tactic_groups")):
         parser.add_argument(flag, dest=field, action="append", default=[])
+    parser.add_argument("--roster", action="append", default=[],
+                        help="a folder with officers/training/exposure.parquet, or roster files")
     args = parser.parse_args(argv)
     try:
         filters = query.filters_from_mapping(vars(args))
@@ -94,7 +142,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DatasetError as exc:
         print(f"rejected: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps(summarise(engine, ds, filters, UNRESTRICTED, args.measure, args.by), indent=2))
+    out = summarise(engine, ds, filters, UNRESTRICTED, args.measure, args.by)
+    if args.roster:
+        try:
+            tables = read_roster(args.roster)
+        except (OSError, ingest.RejectedFile) as exc:
+            print(f"rejected: roster: {exc}", file=sys.stderr)
+            return 2
+        out["training"] = training_summary(engine, ds, filters, UNRESTRICTED, tables)
+    print(json.dumps(out, indent=2))
     return 0
 
 

@@ -67,3 +67,27 @@ def test_bad_arguments_exit_2_with_a_reason(args, message):
     done = run(*args)
     assert done.returncode == 2
     assert message in done.stderr and done.stderr.count("\n") == 1
+
+
+def test_roster_adds_training_compliance_and_the_planted_effect(tmp_path):
+    data = synth.generate(200_000, seed=31)
+    synth.write(data, tmp_path / "ds")
+    done = run(str(tmp_path / "ds"), "--roster", str(tmp_path / "ds"))
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)["training"]
+    assert 0 < out["compliance"]["share"] < 1 and out["compliance"]["officers"] == len(data.officers)
+    effect = out["effect"]
+    truth = data.effects["training"]["effect_on_use_of_force"]
+    assert effect["ci_low"] <= truth <= effect["ci_high"]
+    assert set(effect) >= {"measure", "estimate", "ci_low", "ci_high", "method"}
+
+
+def test_roster_from_extract_files(tmp_path):
+    officers = tmp_path / "officers.csv"
+    officers.write_text("Officer ID,Role,Team\nOF1,Response,A\nOF2,Response,A\n")
+    events = tmp_path / "training.csv"
+    events.write_text("Officer,Training date,Course,Hours\nOF1,05/03/2024,Personal safety training,12\n")
+    done = run(str(FIXTURES / "small_canonical.csv"), "--roster", str(officers), "--roster", str(events))
+    assert done.returncode == 0, done.stderr
+    compliance = json.loads(done.stdout)["training"]["compliance"]
+    assert (compliance["officers"], compliance["compliant"]) == (2, 1)
