@@ -18,6 +18,7 @@ with st.expander("Load an officer roster, training records or shifts worked (thi
                              accept_multiple_files=True, key="roster_files")
     if files and st.button("Read roster files"):
         ui.load_roster(ds, files)
+    ui.roster_mapping_step(ds)
 
 roster = training.scoped_roster(ui.roster_tables(ds), scope)
 has_roster = "officers" in roster and "training" in roster

@@ -84,14 +84,33 @@ def detect_kind(columns: list[str]) -> str | None:
     return best
 
 
-def read(name: str, data: bytes, kind: str | None = None, limits: ingest.Limits | None = None) -> RosterTable:
-    """Read one roster file; set aside rows with no officer id or an unreadable date."""
+def propose(columns: list[str]) -> tuple[str, dict[str, str]]:
+    """Propose a table kind and column mapping for a roster file whose headers were not recognised."""
+    kind = detect_kind(columns) or "training"
+    return kind, _match(columns, kind)
+
+
+def read(name: str, data: bytes, kind: str | None = None, limits: ingest.Limits | None = None,
+         mapping: dict[str, str] | None = None) -> RosterTable:
+    """Read one roster file; set aside rows with no officer id or an unreadable date.
+
+    `kind` and `mapping` (canonical column -> source column) come from the user's mapping step
+    when the headers were not recognised by name.
+    """
     raw = ingest.read_extract(name, data, limits or ingest.Limits.from_env())
     kind = kind or detect_kind(raw.columns)
     if kind is None:
         raise ingest.RejectedFile(f"{name} is not a roster: it needs an officer id column and role/team, "
                                   "training date/course/hours, or month/shifts columns")
-    mapping = _match(raw.columns, kind)
+    if kind not in ALIASES:
+        raise ingest.RejectedFile(f"unknown roster table '{kind}'; tables are {', '.join(ALIASES)}")
+    if mapping is not None:
+        unknown = sorted(set(mapping.values()) - set(raw.columns))
+        if unknown:
+            raise ingest.RejectedFile(f"{name} has no column(s) {', '.join(unknown)}")
+        mapping = {canon: col for canon, col in mapping.items() if canon in ALIASES[kind] and col}
+    else:
+        mapping = _match(raw.columns, kind)
     if "officer_id" not in mapping:
         raise ingest.RejectedFile(f"{name} has no officer id column")
     frame = raw.frame
@@ -118,3 +137,19 @@ def read(name: str, data: bytes, kind: str | None = None, limits: ingest.Limits 
     bad = reasons != ""
     quarantine = pd.concat([raw.quarantine, quarantine_rows(frame, bad, reasons)], ignore_index=True)
     return RosterTable(kind, out[~bad].reset_index(drop=True), quarantine, mapping)
+
+
+NONE = "(not in this file)"
+
+
+def mapping_frame(kind: str, columns: list[str]) -> pd.DataFrame:
+    """Return one line per roster field with the column proposed for it, for the user to edit."""
+    proposed = _match(columns, kind)
+    return pd.DataFrame({"Field": list(ALIASES[kind]),
+                         "Source column": [proposed.get(f, NONE) for f in ALIASES[kind]]})
+
+
+def mapping_from_frame(frame: pd.DataFrame) -> dict[str, str]:
+    """Turn the user's edited mapping table back into canonical column -> source column."""
+    return {row["Field"]: row["Source column"] for row in frame.to_dict("records")
+            if row["Source column"] not in (NONE, "", None)}

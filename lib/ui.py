@@ -530,6 +530,7 @@ def cached_query(path: str, ds: Dataset, filters: Filters, scope: Scope, *args: 
 # --- roster and training ------------------------------------------------------------------
 
 ROSTER_KEY = "_ose_roster"
+ROSTER_MAPPING_KEY = "_ose_roster_mapping"
 
 
 def roster_tables(ds: Dataset) -> dict[str, pd.DataFrame]:
@@ -556,20 +557,26 @@ def load_roster(ds: Dataset, files: list) -> None:
     """Read uploaded roster files (officers, training, exposure) for this session and dataset."""
     from lib import roster
 
-    tables = dict(roster_tables(ds))
     for f in files:
         try:
             table = roster.read(f.name, f.getvalue())
         except ingest.RejectedFile as exc:
-            st.error(f"{f.name}: {exc}")
+            st.warning(f"{f.name}: {exc}. Map its columns below.")
+            st.session_state[ROSTER_MAPPING_KEY] = (f.name, f.getvalue())
             continue
-        records = table.records.drop(columns=["_file", "_row"])
-        if table.kind == "officers" and "pst_trained_on" not in records:
-            records["pst_trained_on"] = pd.NaT
-        tables[table.kind] = records
-        st.success(f"{f.name}: {table.kind} table, {table.rows_in:,} rows read, {len(table.records):,} loaded, "
-                   f"{table.rows_in - len(table.records):,} set aside"
-                   + (f" ({', '.join(sorted(set(table.quarantine['reason'])))})" if len(table.quarantine) else ""))
+        add_roster_table(ds, f.name, table)
+
+
+def add_roster_table(ds: Dataset, name: str, table) -> None:
+    """Attach one read roster table to this session's dataset and say what was loaded."""
+    tables = dict(roster_tables(ds))
+    records = table.records.drop(columns=["_file", "_row"])
+    if table.kind == "officers" and "pst_trained_on" not in records:
+        records["pst_trained_on"] = pd.NaT
+    tables[table.kind] = records
+    reasons = f" ({', '.join(sorted(set(table.quarantine['reason'])))})" if len(table.quarantine) else ""
+    st.success(f"{name}: {table.kind} table, {table.rows_in:,} rows read, {len(table.records):,} loaded, "
+               f"{table.rows_in - len(table.records):,} set aside{reasons}")
     if "training" in tables and "officers" in tables:
         first = tables["training"].groupby("officer_id")["trained_on"].min()
         officers = tables["officers"].copy()
@@ -632,3 +639,34 @@ def demo_debriefs(ds: Dataset) -> None:
 def debrief_records(ds: Dataset) -> pd.DataFrame | None:
     """Return the debriefs loaded this session for a dataset, if any."""
     return st.session_state.get(DEBRIEFS_KEY, {}).get(ds.id)
+
+
+def roster_mapping_step(ds: Dataset) -> None:
+    """Let the user map the columns of a roster file whose headers were not recognised."""
+    from lib import roster
+
+    pending = st.session_state.get(ROSTER_MAPPING_KEY)
+    if not pending:
+        return
+    name, data = pending
+    try:
+        raw = ingest.read_extract(name, data)
+    except ingest.RejectedFile as exc:
+        st.error(str(exc))
+        st.session_state.pop(ROSTER_MAPPING_KEY, None)
+        return
+    proposed_kind, _ = roster.propose(raw.columns)
+    kinds = list(roster.ALIASES)
+    kind = st.selectbox(f"What does {name} hold?", kinds, index=kinds.index(proposed_kind), key="roster_kind")
+    edited = st.data_editor(roster.mapping_frame(kind, raw.columns), hide_index=True, width="stretch",
+                            key=f"roster_mapping_{kind}", disabled=["Field"],
+                            column_config={"Source column": st.column_config.SelectboxColumn(
+                                options=[roster.NONE, *raw.columns], required=True)})
+    if st.button("Read with this mapping"):
+        try:
+            table = roster.read(name, data, kind=kind, mapping=roster.mapping_from_frame(edited))
+        except ingest.RejectedFile as exc:
+            st.error(str(exc))
+            return
+        st.session_state.pop(ROSTER_MAPPING_KEY, None)
+        add_roster_table(ds, name, table)

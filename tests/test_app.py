@@ -228,3 +228,19 @@ def test_training_page_debriefs_show_the_review_list_and_factors():
     missing = next(m for m in at.metric if m.label == "Officer injured or assaulted, no debrief recorded")
     assert int(missing.value.replace(",", "")) > 0
     assert "Learning the lessons: debriefs" in [h.value for h in at.subheader]
+
+
+def test_roster_upload_with_odd_headers_goes_through_the_mapping_step(monkeypatch):
+    monkeypatch.setenv("OSE_DATASET", str(FIXTURES / "small_canonical.csv"))
+    at = run_app().switch_page("app_pages/training.py").run()
+    officers = b"Officer ID,Role,Team\nOF1,Response,A\nOF2,Response,A\nOF9,Custody,B\n"
+    odd = b"Warrant,When,What,Length\nOF1,05/01/2024,Personal safety training,12\nOF2,,PST,6\n"
+    at.file_uploader(key="roster_files").set_value([("officers.csv", officers, "text/csv"),
+                                                    ("odd.csv", odd, "text/csv")]).run()
+    next(b for b in at.button if b.label == "Read roster files").click().run()
+    assert not at.exception
+    assert any("officers.csv: officers table, 3 rows read, 3 loaded" in s.value for s in at.success)
+    assert any("odd.csv" in w.value and "Map its columns" in w.value for w in at.warning)
+    assert at.selectbox(key="roster_kind").value == "training"  # proposed from the values it could read
+    assert len(at.dataframe) >= 1  # the mapping table, for editing
+    # AppTest cannot edit a data_editor's cells; the mapping itself is tested in tests/test_roster.py.

@@ -44,3 +44,17 @@ def test_exposure_rejects_negative_shifts_and_reads_float_counts():
 def test_a_file_that_is_not_a_roster_is_refused():
     with pytest.raises(ingest.RejectedFile, match="is not a roster"):
         roster.read("x.csv", b"colour,flavour\nred,sweet\n")
+
+
+def test_unrecognised_headers_can_be_mapped_by_hand():
+    data = b"Warrant,When,What,Length\nOF1,05/01/2024,Personal safety training,6\n,06/01/2024,PST,6\n"
+    with pytest.raises(ingest.RejectedFile, match="is not a roster"):
+        roster.read("odd.csv", data)
+    kind, proposed = roster.propose(["Warrant", "When", "What", "Length"])
+    assert kind == "training" and "officer_id" not in proposed
+    table = roster.read("odd.csv", data, kind="training",
+                        mapping={"officer_id": "Warrant", "trained_on": "When", "course": "What", "hours": "Length"})
+    assert table.records["officer_id"].tolist() == ["OF1"] and table.records["hours"].tolist() == [6.0]
+    assert table.quarantine["reason"].tolist() == ["no officer id"]
+    with pytest.raises(ingest.RejectedFile, match="has no column"):
+        roster.read("odd.csv", data, kind="training", mapping={"officer_id": "Nope"})
