@@ -49,12 +49,12 @@ if has_roster:
         st.dataframe(tables.overdue_table(overdue), hide_index=True, width="stretch")
 
     st.subheader("Is the training working?")
-    panel = ui.training_panel(ds, filters, scope)
-    if panel is None:
+    results = ui.training_results(ds, filters, scope)
+    if results is None:
         st.info("Shifts worked per officer-month are needed to compare rates before and after training; load an "
                 "exposure file above.")
     else:
-        found = training.effects(panel)
+        found, study = results
         cols = st.columns(len(found))
         for col, (measure, result) in zip(cols, found.items(), strict=True):
             col.metric(f"Change in {training.MEASURES[measure]}", f"{result['estimate']:+.1%}",
@@ -62,7 +62,6 @@ if has_roster:
         st.markdown(training.reading(found["reports"]))
         st.caption(f"Per 1,000 officer-shifts; {found['reports']['officers_trained']:,} trained officers against "
                    f"{found['reports']['officers_comparison']:,} not yet (or never) trained, same months. {sentence}.")
-        study = training.event_study(panel)
         ui.chart(charts.training_event_study(study, "use of force"))
         ui.table_behind(tables.event_study_table(study),
                         "Change against the month before training, by months since training; 95% intervals.")

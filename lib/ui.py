@@ -585,18 +585,6 @@ def add_roster_table(ds: Dataset, name: str, table) -> None:
     st.session_state.setdefault(ROSTER_KEY, {})[ds.id] = tables
 
 
-def training_panel(ds: Dataset, filters: Filters, scope: Scope) -> pd.DataFrame | None:
-    """Return the officer-month panel for this dataset's roster (None without exposure and officers)."""
-    if st.session_state.get(ROSTER_KEY, {}).get(ds.id):  # an upload this session: not shared, not cached
-        return _panel(roster_tables(ds), ds, filters, scope)
-    return _saved_panel(ds, filters, scope)
-
-
-@st.cache_data(show_spinner=False, max_entries=64)
-def _saved_panel(ds: Dataset, filters: Filters, scope: Scope) -> pd.DataFrame | None:
-    return _panel(_saved_roster(ds), ds, filters, scope)
-
-
 def _panel(tables: dict[str, pd.DataFrame], ds: Dataset, filters: Filters, scope: Scope) -> pd.DataFrame | None:
     from lib import training
 
@@ -670,3 +658,23 @@ def roster_mapping_step(ds: Dataset) -> None:
             return
         st.session_state.pop(ROSTER_MAPPING_KEY, None)
         add_roster_table(ds, name, table)
+
+
+def training_results(ds: Dataset, filters: Filters, scope: Scope) -> tuple[dict, pd.DataFrame] | None:
+    """Return the training effects and event study (cached unless the roster was uploaded this session)."""
+    if st.session_state.get(ROSTER_KEY, {}).get(ds.id):
+        return _training_results(_panel(roster_tables(ds), ds, filters, scope))
+    return _saved_training_results(ds, filters, scope)
+
+
+@st.cache_data(show_spinner="Estimating the effect of training", max_entries=64)
+def _saved_training_results(ds: Dataset, filters: Filters, scope: Scope) -> tuple[dict, pd.DataFrame] | None:
+    return _training_results(_panel(_saved_roster(ds), ds, filters, scope))
+
+
+def _training_results(panel: pd.DataFrame | None) -> tuple[dict, pd.DataFrame] | None:
+    from lib import training
+
+    if panel is None:
+        return None
+    return training.effects(panel), training.event_study(panel)
