@@ -87,6 +87,8 @@ def metric_value(page: Page, label: str) -> str:
 def choose(page: Page, label: str, option: str) -> None:
     """Pick an option in the sidebar multiselect with this label."""
     box = page.locator('[data-testid="stMultiSelect"]').filter(has_text=label).first
-    box.locator("input").click()
-    page.locator('[role="option"]').filter(has_text=option).first.click()
+    field = box.locator("input")
+    field.click()
+    field.fill(option)  # typing narrows the list, so the option is found even on a slow machine
+    page.locator('[role="option"]').filter(has_text=option).first.click(timeout=60_000)
     page.keyboard.press("Escape")
