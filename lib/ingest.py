@@ -335,21 +335,17 @@ def profile_dir() -> Path:
 
 def available_formats() -> list[Format]:
     """Return every format the ingester knows: canonical, national form, shipped and saved profiles."""
-    found: list[Format] = [CanonicalFormat()]
-    try:
-        from lib.formats.uk_national import UkNationalForm
-        found.append(UkNationalForm())
-    except ImportError:
-        pass
-    try:
-        from lib.formats.profile import ProfileFormat, load_profile, shipped_profiles
-        profiles = list(shipped_profiles())
-        if profile_dir().is_dir():
-            profiles += [load_profile(p) for p in sorted(profile_dir().glob("*.json"))]
-        found += [ProfileFormat(p) for p in profiles]
-    except ImportError:
-        pass
-    return found
+    from lib.formats.profile import ProfileFormat, load_profile, shipped_profiles
+    from lib.formats.uk_national import UkNationalForm
+
+    profiles = list(shipped_profiles())
+    if profile_dir().is_dir():
+        for path in sorted(profile_dir().glob("*.json")):
+            try:
+                profiles.append(load_profile(path))
+            except (ValueError, OSError):  # one broken saved profile must not block every upload
+                continue
+    return [CanonicalFormat(), UkNationalForm(), *(ProfileFormat(p) for p in profiles)]
 
 
 def choose_format(columns: list[str], wanted: str = AUTO,

@@ -213,3 +213,10 @@ def test_national_form_with_drift_is_detected_and_quarantines_bad_dates(tmp_path
     # CED counts once per report, at its highest use.
     ced = result.tactics[result.tactics["tactic"].str.startswith("CED")]
     assert ced["report_id"].is_unique
+
+
+def test_a_broken_saved_profile_does_not_block_uploads(tmp_path, monkeypatch):
+    monkeypatch.setenv("OSE_DATA_DIR", str(tmp_path))
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "broken.json").write_text("{not json")
+    assert ingest.ingest([("small.csv", SMALL)]).report["rows_loaded"] == 10
