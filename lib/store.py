@@ -90,19 +90,29 @@ class Engine:
             self._local.backend = be
         return be
 
+    def _table(self, name: str) -> ibis.Table:
+        # Ibis reads and parses a table's schema (ENUM types included) on every .table() call,
+        # which cost more than the query itself; table expressions are immutable, so keep them.
+        tables = getattr(self._local, "tables", None)
+        if tables is None:
+            tables = self._local.tables = {}
+        if name not in tables:
+            tables[name] = self.backend.table(name)
+        return tables[name]
+
     def reports(self, ds: Dataset) -> ibis.Table:
         """Return the reports table of a dataset as an Ibis expression."""
-        return self.backend.table(ds.reports_table)
+        return self._table(ds.reports_table)
 
     def tactics(self, ds: Dataset) -> ibis.Table:
         """Return the tactics table of a dataset as an Ibis expression."""
-        return self.backend.table(ds.tactics_table)
+        return self._table(ds.tactics_table)
 
     def officers(self, ds: Dataset) -> ibis.Table:
         """Return the officer roster of a dataset (raises if the dataset has none)."""
         if not ds.has_officers:
             raise DatasetError(f"{ds.name} has no officer roster")
-        return self.backend.table(ds.officers_table)
+        return self._table(ds.officers_table)
 
     def execute(self, expr: ibis.Expr) -> pd.DataFrame:
         """Run an expression on this thread's cursor and return a (small) DataFrame."""
@@ -156,6 +166,9 @@ class Engine:
             for (type_name,) in types:
                 cur.execute(f'DROP TYPE IF EXISTS "{type_name}"')
             self._datasets.pop(ds.id, None)
+            # Other threads keep their cached expressions; the ids of dropped datasets are never reused.
+            for name in (ds.reports_table, ds.tactics_table, ds.officers_table):
+                getattr(self._local, "tables", {}).pop(name, None)
 
     def _load(self, ds_id: str, name: str, source: str, reports: pa.Table | str,
               tactics: pa.Table | str, officers: pa.Table | str | None) -> Dataset:
