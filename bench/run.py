@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         "the pandas baseline computes the same aggregates from frames already in memory.", "",
         *table, "",
         f"Ingest of {args.ingest_rows:,} national-recording-form rows (CSV, cp1252) with `python -m lib.ingest`: "
-        f"{ingest_s:.1f} s (peak memory of that process: {peak_children_mb:,.0f} MB).",
+        f"{ingest_s:.1f} s (largest child process, generating the CSV or ingesting it: {peak_children_mb:,.0f} MB).",
         f"Peak memory of the benchmark process: {peak_mb:,.0f} MB.", "",
         "Not yet measured here: the many-users load test, browser latency, and the PostgreSQL and Spark backends.",
         "", "```", bench, "```", ""])
