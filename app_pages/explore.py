@@ -5,12 +5,7 @@ import streamlit as st
 
 from lib import explore, query, ui, wording
 
-ctx = ui.context()
-ds, filters, scope = ctx.dataset, ctx.filters, ctx.scope
-sentence = query.describe(filters)
-
-st.title("Explore")
-st.caption(f"{ds.name} · {sentence} · {scope.describe()}. Counting unit: reports (one officer, one subject).")
+ds, filters, scope, sentence = ui.page_header("Explore", "reports (one officer, one subject)")
 
 NO_FACET = "none"
 if "explore_measure" not in st.session_state:  # the opening question

@@ -5,12 +5,7 @@ import streamlit as st
 
 from lib import charts, query, tables, ui, wording
 
-ctx = ui.context()
-ds, filters, scope = ctx.dataset, ctx.filters, ctx.scope
-sentence = query.describe(filters)
-
-st.title("Overview")
-st.caption(f"{ds.name} · {sentence} · {scope.describe()}")
+ds, filters, scope, sentence = ui.page_header("Overview")
 
 now = ui.summary(ds, filters, scope)
 previous_filters = query.previous_period(filters, ds)

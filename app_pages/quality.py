@@ -3,14 +3,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lib import charts, quality, query, tables, ui
+from lib import charts, quality, tables, ui
 
-ctx = ui.context()
-ds, filters, scope = ctx.dataset, ctx.filters, ctx.scope
-sentence = query.describe(filters)
-
-st.title("Data quality")
-st.caption(f"{ds.name} · {sentence} · {scope.describe()}. Counting unit: reports.")
+ds, filters, scope, sentence = ui.page_header("Data quality", "reports")
 
 st.subheader("How complete is each field?")
 complete = ui.quality_check("completeness", ds, filters, scope)

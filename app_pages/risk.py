@@ -5,12 +5,7 @@ import streamlit as st
 
 from lib import charts, query, risk, schema, tables, ui, wording
 
-ctx = ui.context()
-ds, filters, scope = ctx.dataset, ctx.filters, ctx.scope
-sentence = query.describe(filters)
-
-st.title("Officer risk")
-st.caption(f"{ds.name} · {sentence} · {scope.describe()}. Counting unit: reports (one officer, one subject).")
+ds, filters, scope, sentence = ui.page_header("Officer risk", "reports (one officer, one subject)")
 
 measure = st.radio("Measure", list(schema.HARM_FIELDS), format_func=schema.HARM_FIELDS.get, horizontal=True,
                    key="risk_measure")

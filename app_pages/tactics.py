@@ -3,14 +3,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lib import charts, query, tactics, ui, wording
+from lib import charts, tactics, ui, wording
 
-ctx = ui.context()
-ds, filters, scope = ctx.dataset, ctx.filters, ctx.scope
-sentence = query.describe(filters)
-
-st.title("Tactics")
-st.caption(f"{ds.name} · {sentence} · {scope.describe()}")
+ds, filters, scope, sentence = ui.page_header("Tactics")
 
 now = ui.summary(ds, filters, scope)
 if now.reports == 0:

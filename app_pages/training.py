@@ -3,14 +3,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lib import charts, debriefs, query, tables, training, ui
+from lib import charts, debriefs, tables, training, ui
 
-ctx = ui.context()
-ds, filters, scope = ctx.dataset, ctx.filters, ctx.scope
-sentence = query.describe(filters)
-
-st.title("Training")
-st.caption(f"{ds.name} · {sentence} · {scope.describe()}")
+ds, filters, scope, sentence = ui.page_header("Training")
 
 with st.expander("Load an officer roster, training records or shifts worked (this session)"):
     files = st.file_uploader("Roster files: officers (id, role, team), training (officer, date, course, hours), "

@@ -678,3 +678,13 @@ def _training_results(panel: pd.DataFrame | None) -> tuple[dict, pd.DataFrame] |
     if panel is None:
         return None
     return training.effects(panel), training.event_study(panel)
+
+
+def page_header(title: str, unit: str | None = None) -> tuple[Dataset, Filters, Scope, str]:
+    """Draw a page's title and its caption (dataset, filter sentence, scope, counting unit); return the context."""
+    ctx = context()
+    sentence = query.describe(ctx.filters)
+    st.title(title)
+    caption = f"{ctx.dataset.name} · {sentence} · {ctx.scope.describe()}"
+    st.caption(caption + (f". Counting unit: {unit}." if unit else ""))
+    return ctx.dataset, ctx.filters, ctx.scope, sentence
