@@ -72,13 +72,12 @@ with st.expander("Load post-incident debriefs (report or incident id, date, cont
         ui.demo_debriefs(ds)
     records = ui.debrief_records(ds)
 if records is not None:
-    missing, review = debriefs.review_list(ui.engine(), ds, filters, scope, records)
+    missing, review, factors = debriefs.analyse(ui.engine(), ds, filters, scope, records)
     st.metric("Officer injured or assaulted, no debrief recorded", f"{missing:,}")
     st.caption(f"The supervisor's review list: reports where an officer was injured or assaulted and no debrief "
                f"names the report or its incident. {sentence}.")
     with st.expander(f"Review list (latest {len(review):,})"):
         st.dataframe(review, hide_index=True, width="stretch")
-    factors = debriefs.factor_table(ui.engine(), ds, filters, scope, records)
     if len(factors):
         ui.chart(charts.forest_plot(factors.assign(group=factors["factor"], reference="debriefs without it"),
                                     "Officer injury rate"))

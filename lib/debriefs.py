@@ -48,9 +48,7 @@ class Debriefs:
 def read(name: str, data: bytes, limits: ingest.Limits | None = None) -> Debriefs:
     """Read a debrief extract (CSV, Parquet or Excel); set aside rows with no report, incident or date."""
     raw = ingest.read_extract(name, data, limits or ingest.Limits.from_env())
-    by_name = {values.normalise_name(c): c for c in raw.columns}
-    mapping = {canon: by_name[a] for canon, names in ALIASES.items() for a in names if a in by_name}
-    mapping = {canon: mapping[canon] for canon in ALIASES if canon in mapping}
+    mapping = values.match_columns(raw.columns, ALIASES)
     if "report_id" not in mapping and "incident_id" not in mapping:
         raise ingest.RejectedFile(f"{name} has no report or incident id column (looked for "
                                   f"{', '.join(ALIASES['report_id'][:2] + ALIASES['incident_id'][:2])})")
@@ -85,17 +83,31 @@ def _reviewed(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, debri
 def review_list(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, debriefs: pd.DataFrame,
                 limit: int = 200) -> tuple[int, pd.DataFrame]:
     """Return how many reports with an officer injured or assaulted have no debrief, and the latest of them."""
+    return _review(_reviewed(engine, ds, filters, scope, debriefs), limit)
+
+
+def factor_table(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, debriefs: pd.DataFrame,
+                 measure: str = "officer_injured") -> pd.DataFrame:
+    """Return each contributing factor: debriefs naming it, and the measure's rate with it against without it."""
+    return _factors(_reviewed(engine, ds, filters, scope, debriefs), debriefs, measure)
+
+
+def analyse(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, debriefs: pd.DataFrame,
+            limit: int = 200) -> tuple[int, pd.DataFrame, pd.DataFrame]:
+    """Return the review list count, its latest rows and the factor table, reading the reports once."""
     reports = _reviewed(engine, ds, filters, scope, debriefs)
+    missing, review = _review(reports, limit)
+    return missing, review, _factors(reports, debriefs, "officer_injured")
+
+
+def _review(reports: pd.DataFrame, limit: int) -> tuple[int, pd.DataFrame]:
     harmed = reports["officer_injured"].fillna(False).astype(bool) | \
         reports["officer_assaulted"].fillna(False).astype(bool)
     missing = reports[harmed & ~reports["debriefed"]].sort_values("occurred_at", ascending=False)
     return len(missing), missing.head(limit).drop(columns=["debriefed"]).reset_index(drop=True)
 
 
-def factor_table(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, debriefs: pd.DataFrame,
-                 measure: str = "officer_injured") -> pd.DataFrame:
-    """Return each contributing factor: debriefs naming it, and the measure's rate with it against without it."""
-    reports = _reviewed(engine, ds, filters, scope, debriefs)
+def _factors(reports: pd.DataFrame, debriefs: pd.DataFrame, measure: str) -> pd.DataFrame:
     joined = _debriefed_reports(reports, debriefs)
     if joined.empty:
         return pd.DataFrame(columns=["factor", "debriefs", "yes", "answered", "reference_yes", "reference_answered",

@@ -61,14 +61,7 @@ class RosterTable:
 
 
 def _match(columns: list[str], kind: str) -> dict[str, str]:
-    by_name = {values.normalise_name(c): c for c in columns}
-    found: dict[str, str] = {}
-    for canon, names in ALIASES[kind].items():
-        for alias in names:
-            if alias in by_name and by_name[alias] not in found.values():
-                found[canon] = by_name[alias]
-                break
-    return found
+    return values.match_columns(columns, ALIASES[kind])
 
 
 def detect_kind(columns: list[str]) -> str | None:

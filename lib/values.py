@@ -118,3 +118,15 @@ def normalise_name(name: str) -> str:
     text = text.replace("possesion", "possession")
     text = re.sub(r"[^a-z0-9]+", " ", text)
     return re.sub(r"\s+", " ", text).strip()
+
+
+def match_columns(columns: list[str], aliases: dict[str, tuple[str, ...]]) -> dict[str, str]:
+    """Map each canonical name to the first header matching one of its aliases; a header is used once."""
+    by_name = {normalise_name(c): c for c in columns}
+    found: dict[str, str] = {}
+    for canon, names in aliases.items():
+        for alias in names:
+            if alias in by_name and by_name[alias] not in found.values():
+                found[canon] = by_name[alias]
+                break
+    return found

@@ -58,3 +58,10 @@ def test_planted_factor_stands_out_in_synthetic_debriefs(engine):
     harmed = (data.reports.to_pandas()[["officer_injured", "officer_assaulted"]].fillna(False).any(axis=1)).sum()
     assert 0.2 * harmed < missing < 0.4 * harmed  # about 30% of harmed reports left without a debrief
     assert isinstance(made, pd.DataFrame)
+
+
+def test_analyse_gives_the_review_list_and_factors_from_one_read(engine, small):
+    read = debriefs.read("debriefs.csv", HAND)
+    missing, rows, factors = debriefs.analyse(engine, small, ALL, UNRESTRICTED, read.records)
+    assert (missing, rows["report_id"].tolist()) == (1, ["R08"])
+    assert factors.equals(debriefs.factor_table(engine, small, ALL, UNRESTRICTED, read.records))

@@ -58,3 +58,11 @@ def test_unrecognised_headers_can_be_mapped_by_hand():
     assert table.quarantine["reason"].tolist() == ["no officer id"]
     with pytest.raises(ingest.RejectedFile, match="has no column"):
         roster.read("odd.csv", data, kind="training", mapping={"officer_id": "Nope"})
+
+
+def test_column_matching_uses_each_header_once_and_prefers_the_first_alias():
+    from lib.values import match_columns
+
+    aliases = {"officer_id": ("officer id", "officer"), "team": ("team", "officer")}
+    assert match_columns(["Officer", "OFFICER ID", "Team"], aliases) == {"officer_id": "OFFICER ID", "team": "Team"}
+    assert match_columns(["Officer"], aliases) == {"officer_id": "Officer"}
