@@ -299,11 +299,10 @@ def format_choices() -> dict[str, str]:
             MAP_MYSELF: "Map the columns myself"}
 
 
-def read_uploads(files: list, fmt: str, force: str | None, duplicates: str) -> None:
+def read_uploads(payload: list[tuple[str, bytes]], fmt: str, force: str | None, duplicates: str) -> None:
     """Ingest uploaded files with a progress bar; keep the result, or start the mapping step."""
     st.session_state.pop(UPLOAD_KEY, None)
     st.session_state.pop(MAPPING_KEY, None)
-    payload = [(f.name, f.getvalue()) for f in files]
     if fmt == MAP_MYSELF:
         st.session_state[MAPPING_KEY] = {"files": payload, "force": force, "duplicates": duplicates}
         return
@@ -420,17 +419,8 @@ def mapping_step() -> None:
             st.error(str(exc))
             return
         st.session_state.pop(MAPPING_KEY, None)
-        read_uploads_payload(pending["files"], fmt, pending["force"], pending["duplicates"])
+        read_uploads(pending["files"], fmt, pending["force"], pending["duplicates"])
         st.rerun()
-
-
-def read_uploads_payload(payload: list[tuple[str, bytes]], fmt: str, force: str | None,
-                         duplicates: str) -> None:
-    """Ingest already-read files (after a mapping was confirmed) and keep the result."""
-    try:
-        st.session_state[UPLOAD_KEY] = ingest.ingest(payload, fmt=fmt, force=force, duplicates=duplicates)
-    except ingest.RejectedFile as exc:
-        st.error(f"This upload cannot be read: {exc}")
 
 
 # --- data quality (cached on small keys) --------------------------------------------------
