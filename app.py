@@ -1,4 +1,4 @@
-"""Officer Safety Explorer: the router. Page config, dataset and filters, then the chosen page.
+"""Officer Safety Explorer: the router. Page config, the login gate, dataset and filters, then the page.
 
 Pages live in app_pages/, not pages/: with a folder named pages/ beside the main script,
 Streamlit 1.67 starts each fresh server in its old folder navigation, which lists every file
@@ -10,26 +10,33 @@ import streamlit as st
 
 st.set_page_config(page_title="Officer Safety Explorer", page_icon=":material/shield:", layout="wide")
 
-PAGES = [
-    st.Page("app_pages/overview.py", title="Overview", default=True),
-    st.Page("app_pages/risk.py", title="Officer risk"),
-    st.Page("app_pages/tactics.py", title="Tactics"),
-    st.Page("app_pages/explore.py", title="Explore"),
-    st.Page("app_pages/training.py", title="Training"),
-    st.Page("app_pages/data.py", title="Data"),
-    st.Page("app_pages/quality.py", title="Data quality"),
-]
+from lib import access, auth  # noqa: E402  (light: the login gate runs before the engine loads)
 
-navigation = st.navigation(PAGES)
+TITLES = {"overview": "Overview", "risk": "Officer risk", "tactics": "Tactics", "explore": "Explore",
+          "training": "Training", "data": "Data", "quality": "Data quality", "admin": "Administration"}
+
+user = auth.current_user()  # the login form, and a stop, for anyone not signed in
+demo = auth.demo_mode()
+allowed = access.allowed_pages(user, demo=demo)
+if not allowed:
+    st.error("Your account has no role that opens a page. Ask an administrator.")
+    st.stop()
+# Deny by default: only the pages the user's roles open are in the navigation (and each page checks again).
+navigation = st.navigation([st.Page(f"app_pages/{page}.py", title=TITLES[page], default=i == 0)
+                            for i, page in enumerate(allowed)])
+# Streamlit's own table download would bypass our formula-safe, audited and disclosure-checked exports.
+st.html('<style>button[aria-label="Download as CSV"]{display:none !important}</style>')
 # Imported after the navigation is drawn: the engine's libraries take a second to load, and the
 # browser should show the pages meanwhile.
 from lib import ui  # noqa: E402
-from lib.query import UNRESTRICTED  # noqa: E402
 
 st.sidebar.title("Officer Safety Explorer")
-st.sidebar.caption("Local single-user mode: serving 127.0.0.1 only, no login.")
-scope = UNRESTRICTED
-dataset = ui.dataset_picker()
-filters = ui.filter_sidebar(dataset, scope)
-ui.set_context(ui.Context(dataset=dataset, filters=filters, scope=scope))
+auth.account_sidebar(user)
+if demo:
+    auth.demo_banner()
+dataset = ui.dataset_picker(demo=demo)
+filters = ui.filter_sidebar(dataset, user.scope)
+disclosure = ui.disclosure_setting(user, demo, ui.disclosure_default_threshold())
+ui.set_context(ui.Context(dataset=dataset, filters=filters, scope=user.scope, user=user,
+                          officer_scope=user.officer_scope, disclosure=disclosure, demo=demo))
 navigation.run()

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lib import export, library, tables, ui
+from lib import library, tables, ui
 
+ui.guard("data")
 st.title("Data")
 st.caption("Load your force's extracts. Rows that cannot be read are set aside with a reason: nothing is lost.")
 
@@ -40,8 +41,8 @@ with upload_tab:
         if report["rows_quarantined"]:
             st.markdown("**Why rows were set aside**")
             st.dataframe(tables.quarantine_reasons_table(report), hide_index=True, width="stretch")
-            st.download_button("Download the rows set aside (CSV)", export.to_csv_bytes(result.quarantine),
-                               file_name="set-aside-rows.csv", mime="text/csv")
+            st.markdown("The rows set aside, with the reason for each, to fix and load again:")
+            ui.download(result.quarantine, "set-aside-rows", what="rows set aside")
         unmapped = tables.unmapped_table(report)
         if len(unmapped):
             with st.expander(f"Values kept as given ({len(unmapped)}): not in the national vocabularies"):
@@ -82,9 +83,8 @@ with library_tab:
             st.dataframe(ui.provenance_table(entry.name), hide_index=True, width="stretch")
             set_aside = library.quarantine(entry.name)
             if len(set_aside):
-                st.download_button(f"Download the {len(set_aside):,} rows set aside (CSV)",
-                                   export.to_csv_bytes(set_aside), file_name=f"{entry.name}-set-aside.csv",
-                                   key=f"q_{entry.name}")
+                st.markdown(f"The {len(set_aside):,} rows set aside, with reasons:")
+                ui.download(set_aside, f"{entry.name}-set-aside", what="rows set aside")
             if st.checkbox("I want to delete this dataset", key=f"confirm_{entry.name}"):
                 if st.button(f"Delete {entry.name}", key=f"delete_{entry.name}"):
                     ui.delete_saved(entry.name)

@@ -5,7 +5,7 @@ import streamlit as st
 
 from lib import explore, query, ui, wording
 
-ds, filters, scope, sentence = ui.page_header("Explore", "reports (one officer, one subject)")
+ds, filters, scope, sentence = ui.page_header("explore", "Explore", "reports (one officer, one subject)")
 
 NO_FACET = "none"
 if "explore_measure" not in st.session_state:  # the opening question
@@ -30,9 +30,7 @@ if not dimensions:
     st.stop()
 
 now = ui.summary(ds, filters, scope)
-if now.reports == 0:
-    st.info(f"No reports match these filters ({sentence}). Widen the dates or clear a filter.")
-    st.stop()
+ui.stop_if_empty(now, sentence)
 if measure in now.rates and explore.MEASURES[measure] in wording.unavailable(now):
     st.info(wording.unavailable_message([explore.MEASURES[measure]]))
     st.stop()

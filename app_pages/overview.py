@@ -5,29 +5,27 @@ import streamlit as st
 
 from lib import charts, query, tables, ui, wording
 
-ds, filters, scope, sentence = ui.page_header("Overview")
+ds, filters, scope, sentence = ui.page_header("overview", "Overview")
 
 now = ui.summary(ds, filters, scope)
 previous_filters = query.previous_period(filters, ds)
 before = ui.summary(ds, previous_filters, scope) if previous_filters else None
-if now.reports == 0:
-    st.info(f"No reports match these filters ({sentence}). Widen the dates or clear a filter.")
-    st.stop()
+ui.stop_if_empty(now, sentence)
 
 cols = st.columns(4)
-cols[0].metric("Reports", f"{now.reports:,}",
+cols[0].metric("Reports", ui.count_text(now.reports),
                wording.count_change(now.reports, before.reports if before else None),
                delta_color="off",
                help="One report is one officer's use of force on one subject.")
 missing = wording.unavailable(now)
 for col, field in zip(cols[1:], ("officer_injured", "officer_assaulted", "subject_injured"), strict=True):
     rate = now.rates[field]
-    col.metric(rate.label, "Not recorded" if rate.label in missing else wording.percent(rate.rate),
+    col.metric(rate.label, "Not recorded" if rate.label in missing else wording.rate_value(rate, ui.threshold()),
                wording.rate_change(rate, before.rates[field] if before else None),
                delta_color="inverse", help=wording.rate_detail(rate))
 if missing:
     st.info(wording.unavailable_message(missing))
-st.caption(f"{now.incidents:,} incidents, {now.officers:,} officers. "
+st.caption(f"{ui.count_text(now.incidents)} incidents, {ui.count_text(now.officers)} officers. "
            + wording.period_phrase(previous_filters, before))
 with st.expander("How these rates are counted"):
     for rate in now.rates.values():
@@ -67,6 +65,6 @@ ui.table_behind(tables.tactics_table(tactics),
 bench = ui.national()
 if bench:
     st.subheader(f"Beside the national figures (Home Office, {bench['year']})")
-    st.dataframe(ui.national_comparison(ds, filters, scope, bench), hide_index=True, width="stretch")
+    ui.table(ui.national_comparison(ds, filters, scope, bench), "beside the national figures")
     st.caption(f"This view: {sentence}. National: England and Wales, financial year {bench['year']}; "
                "a different period from this view, so read differences as context, not as a test.")

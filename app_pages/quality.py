@@ -5,7 +5,7 @@ import streamlit as st
 
 from lib import charts, quality, tables, ui
 
-ds, filters, scope, sentence = ui.page_header("Data quality", "reports")
+ds, filters, scope, sentence = ui.page_header("quality", "Data quality", "reports")
 
 st.subheader("How complete is each field?")
 complete = ui.quality_check("completeness", ds, filters, scope)
@@ -13,32 +13,35 @@ ui.chart(charts.completeness_by_field(complete))
 st.caption("Orange: fewer than 9 in 10 reports answer it. Injury levels count only reports where someone "
            "was injured. " + sentence + ".")
 with st.expander("Table behind this chart"):
-    st.dataframe(tables.completeness_rows(complete), hide_index=True, width="stretch")
+    ui.table(tables.completeness_rows(complete), "completeness of each field")
 
 level = st.radio("Recorded characteristics by", ["force", "area"], horizontal=True, key="quality_level")
 by = ui.completeness_by(ds, filters, scope, level)
-st.dataframe(tables.completeness_by_table(by), hide_index=True, width="stretch")
+ui.table(tables.completeness_by_table(by), f"completeness by {level}")
 st.caption("Share of reports recording each field, like HMICFRS's table of records with age, sex and "
            "ethnicity. " + sentence + ".")
 
 st.subheader("Values outside the national vocabularies")
 invalid = ui.quality_check("invalid_codes", ds, filters, scope)
 if len(invalid):
-    st.dataframe(tables.invalid_codes_table(invalid), hide_index=True, width="stretch")
+    ui.table(tables.invalid_codes_table(invalid), "values outside the vocabularies")
 else:
     st.success("Every recorded value is in the national vocabularies.")
 
 st.subheader("Records that contradict themselves")
 rules = ui.quality_check("contradictions", ds, filters, scope)
-st.dataframe(tables.contradictions_table(rules), hide_index=True, width="stretch")
+ui.table(tables.contradictions_table(rules), "contradictions")
 broken = rules[rules["reports"].fillna(0) > 0]
 if len(broken):
     rule = st.selectbox("Show the reports behind", broken["rule"].tolist(),
                         format_func=dict(zip(rules["rule"], rules["explanation"], strict=True)).get,
                         key="quality_rule")
     rows = ui.contradiction_rows(ds, filters, scope, rule)
-    st.dataframe(tables.report_rows(rows, quality.rule_columns(rule)), hide_index=True, width="stretch")
-    st.caption(f"Up to 500 reports, oldest first. {sentence}.")
+    if rows is None:
+        st.caption("Single reports are not shown to your role, or while small numbers are hidden.")
+    else:
+        ui.table(tables.report_rows(rows, quality.rule_columns(rule)), f"reports breaking {rule}", what="reports")
+        st.caption(f"Up to 500 reports, oldest first. {sentence}.")
 
 st.subheader("Coverage in time")
 months = ui.quality_check("coverage", ds, filters, scope)
@@ -47,4 +50,4 @@ if len(months):
     late = ui.quality_check("late_recorded", ds, filters, scope)
     st.caption(tables.coverage_sentence(months, late) + f" {sentence}.")
     with st.expander("Table behind this chart"):
-        st.dataframe(months, hide_index=True, width="stretch")
+        ui.table(months, "coverage in time")

@@ -5,12 +5,13 @@ import streamlit as st
 
 from lib import charts, query, risk, schema, tables, ui, wording
 
-ds, filters, scope, sentence = ui.page_header("Officer risk", "reports (one officer, one subject)")
+ds, filters, scope, sentence = ui.page_header("risk", "Officer risk", "reports (one officer, one subject)")
 
 measure = st.radio("Measure", list(schema.HARM_FIELDS), format_func=schema.HARM_FIELDS.get, horizontal=True,
                    key="risk_measure")
 label = schema.HARM_FIELDS[measure]
 now = ui.summary(ds, filters, scope)
+ui.stop_if_empty(now, sentence)
 if label in wording.unavailable(now):
     st.info(wording.unavailable_message([label]))
     st.stop()
@@ -52,8 +53,10 @@ ui.table_behind(tables.ratios_table(ratios),
                 "cannot tell the group from the reference.")
 
 st.subheader("Areas, teams and officers against the average (funnel plot)")
-level = st.radio("Compare", [*risk.FUNNEL_LEVELS, risk.OFFICER_LEVEL], horizontal=True, key="risk_level")
-points, limits = ui.cached_query("lib.risk:funnel", ds, filters, scope, measure, level)
+levels = [*risk.FUNNEL_LEVELS, *([risk.OFFICER_LEVEL] if ui.may_see_officers() else [])]
+level = st.radio("Compare", levels, horizontal=True, key="risk_level")
+level_scope = ui.officer_scope("officer funnel") if level == risk.OFFICER_LEVEL else scope
+points, limits = ui.cached_query("lib.risk:funnel", ds, filters, level_scope, measure, level)
 if len(points):
     ui.chart(charts.funnel_plot(points, limits, level, label))
     st.caption(risk.funnel_sentence(points, level) + " Small groups sit in the wide mouth of the funnel: "
@@ -61,18 +64,25 @@ if len(points):
     flagged = risk.outliers(points)
     if len(flagged):
         st.markdown(f"**Higher than expected** ({len(flagged)}): above the 99.8% limit for their volume")
-        st.dataframe(tables.funnel_table(flagged, level), hide_index=True, width="stretch")
+        ui.table(tables.funnel_table(flagged, level), f"higher than expected {level}")
     ui.table_behind(tables.funnel_table(points, level), f"{sentence}. Limits: exact binomial around the overall rate.")
 else:
     st.info(f"No {level} in this view has answering reports.")
 
 st.subheader("Officers with most exposure to harm")
+officers_scope = ui.officer_scope("officers with most exposure to harm")
+if officers_scope is None:
+    st.info("Officer-level views are not open to your role: the sections above compare roles, shifts, areas "
+            "and teams.")
+    st.stop()
 st.caption("Officer-level detail (pseudonymised ids). Rates are shrunk towards the average, because a handful of "
-           "reports says little about one officer; the rank interval says how sure the ordering is.")
-exposure = ui.cached_query("lib.risk:officer_exposure", ds, filters, scope, measure)
+           "reports says little about one officer; the rank interval says how sure the ordering is."
+           + (f" Officers in {officers_scope.describe()} only." if officers_scope.teams is not None else ""))
+exposure = ui.cached_query("lib.risk:officer_exposure", ds, filters, officers_scope, measure)
 if len(exposure):
-    st.dataframe(tables.exposure_table(exposure, measure), hide_index=True, width="stretch")
-    st.caption(f"{sentence}. Top {len(exposure)} of {int(exposure['officers'].iloc[0]):,} officers by shrunken rate "
+    ui.table(tables.exposure_table(exposure, measure), "officers with most exposure")
+    st.caption(f"{sentence}. Top {len(exposure)} of {ui.count_text(exposure['officers'].iloc[0])} officers by "
+               "shrunken rate "
                "(empirical-Bayes beta-binomial); mix compared with all officers in the same role.")
 else:
     st.info("No officer identifiers in this view, so officer-level exposure is unavailable.")

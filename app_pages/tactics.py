@@ -5,14 +5,13 @@ import streamlit as st
 
 from lib import charts, tactics, ui, wording
 
-ds, filters, scope, sentence = ui.page_header("Tactics")
+ds, filters, scope, sentence = ui.page_header("tactics", "Tactics")
 
 now = ui.summary(ds, filters, scope)
-if now.reports == 0:
-    st.info(f"No reports match these filters ({sentence}). Widen the dates or clear a filter.")
-    st.stop()
+ui.stop_if_empty(now, sentence)
 if ui.tactic_counts(ds, filters, scope).empty:
-    st.info(f"None of the {now.reports:,} reports in view records a tactic ({sentence}), so there is nothing "
+    st.info(f"None of the {ui.count_text(now.reports)} reports in view records a tactic ({sentence}), so there is "
+            "nothing "
             "to show here. Check the Data quality page: the extract may not carry the tactics columns.")
     st.stop()
 
@@ -70,7 +69,7 @@ else:
 st.subheader("The Taser ladder (highest use per report)")
 ladder = ui.cached_query("lib.tactics:taser_ladder", ds, filters, scope)
 st.markdown(tactics.ladder_sentence(ladder))
-if int(ladder["ced_reports"].iloc[0]) == 0:
+if ladder["ced_reports"].iloc[0] == 0:
     st.info("No report in view used CED (Taser).")
 else:
     ui.chart(tactics.taser_ladder_shares(ladder))

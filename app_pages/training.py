@@ -5,7 +5,7 @@ import streamlit as st
 
 from lib import charts, debriefs, tables, training, ui
 
-ds, filters, scope, sentence = ui.page_header("Training")
+ds, filters, scope, sentence = ui.page_header("training", "Training")
 
 with st.expander("Load an officer roster, training records or shifts worked (this session)"):
     files = st.file_uploader("Roster files: officers (id, role, team), training (officer, date, course, hours), "
@@ -28,7 +28,8 @@ if has_roster:
     for group, label in (("officer_role", "Officer role"), ("team", "Team")):
         if group not in per_officer:
             continue
-        summary = training.with_intervals(training.summarise_compliance(per_officer, by=(group,)))
+        summary = ui.protect("lib.training:summarise_compliance",
+                             training.with_intervals(training.summarise_compliance(per_officer, by=(group,))))
         if group == "team":  # operational list of teams with enough officers to matter, lowest share first
             summary = summary[summary["officers"] >= training.MIN_TEAM].sort_values("share_compliant").head(15)
             label = f"Team (15 lowest shares, teams of {training.MIN_TEAM}+ officers)"
@@ -38,10 +39,12 @@ if has_roster:
         ui.table_behind(tables.compliance_table(summary, group),
                         f"Training hours in the 12 months to {as_of:%d %b %Y}. Counting unit: officers.")
     overdue = training.overdue(per_officer)
-    st.caption(f"{len(overdue):,} of {len(per_officer):,} officers are short of 12 hours in the 12 months to "
-               f"{as_of:%d %b %Y}.")
-    with st.expander(f"Officers overdue ({len(overdue):,}, pseudonymised ids)"):
-        st.dataframe(tables.overdue_table(overdue), hide_index=True, width="stretch")
+    st.caption(f"{ui.count_phrase(len(overdue))} of {ui.count_phrase(len(per_officer))} officers are short of "
+               f"12 hours in the 12 months to {as_of:%d %b %Y}.")
+    mine = ui.overdue_officers(ds, as_of)
+    if mine is not None:
+        with st.expander(f"Officers overdue you may see ({len(mine):,}, pseudonymised ids)"):
+            ui.table(tables.overdue_table(mine), "officers overdue")
 
     st.subheader("Is the training working?")
     results = ui.training_results(ds, filters, scope)
@@ -52,11 +55,17 @@ if has_roster:
         found, study = results
         cols = st.columns(len(found))
         for col, (measure, result) in zip(cols, found.items(), strict=True):
+            if result.get("estimate") is None:
+                col.metric(f"Change in {training.MEASURES[measure]}", "suppressed",
+                           help="Hidden: it rests on counts below the disclosure threshold.")
+                continue
             col.metric(f"Change in {training.MEASURES[measure]}", f"{result['estimate']:+.1%}",
                        help=f"95% interval {result['ci_low']:+.1%} to {result['ci_high']:+.1%}. {result['method']}.")
         st.markdown(training.reading(found["reports"]))
-        st.caption(f"Per 1,000 officer-shifts; {found['reports']['officers_trained']:,} trained officers against "
-                   f"{found['reports']['officers_comparison']:,} not yet (or never) trained, same months. {sentence}.")
+        trained = ui.count_text(found["reports"]["officers_trained"])
+        untrained = ui.count_text(found["reports"]["officers_comparison"])
+        st.caption(f"Per 1,000 officer-shifts; {trained} trained officers against {untrained} not yet (or never) "
+                   f"trained, same months. {sentence}.")
         ui.chart(charts.training_event_study(study, "use of force"))
         ui.table_behind(tables.event_study_table(study),
                         "Change against the month before training, by months since training; 95% intervals.")
@@ -73,11 +82,13 @@ with st.expander("Load post-incident debriefs (report or incident id, date, cont
     records = ui.debrief_records(ds)
 if records is not None:
     missing, review, factors = debriefs.analyse(ui.engine(), ds, filters, scope, records)
-    st.metric("Officer injured or assaulted, no debrief recorded", f"{missing:,}")
+    factors = ui.protect("lib.debriefs:factor_table", factors)
+    st.metric("Officer injured or assaulted, no debrief recorded", ui.count_phrase(missing))
     st.caption(f"The supervisor's review list: reports where an officer was injured or assaulted and no debrief "
                f"names the report or its incident. {sentence}.")
-    with st.expander(f"Review list (latest {len(review):,})"):
-        st.dataframe(review, hide_index=True, width="stretch")
+    if ui.officer_detail_shown("debrief review list"):
+        with st.expander(f"Review list (latest {len(review):,})"):
+            ui.table(review, "debrief review list")
     if len(factors):
         ui.chart(charts.forest_plot(factors.assign(group=factors["factor"], reference="debriefs without it"),
                                     "Officer injury rate"))

@@ -19,6 +19,14 @@ MIN_DENOMINATOR = 30
 TACTIC_GROUP_COLOURS = dict(zip(schema.TACTIC_GROUPS, PALETTE, strict=False))
 
 
+def drop_hidden(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
+    """Return the rows to draw: those disclosure control hid (any of the columns missing) are left out."""
+    if "suppressed" not in frame.columns or not len(frame):
+        return frame
+    missing = frame[[c for c in columns if c in frame.columns]].isna().any(axis=1)
+    return frame[~(frame["suppressed"].fillna(False).astype(bool) & missing)]
+
+
 def _style(chart: alt.TopLevelMixin) -> alt.TopLevelMixin:
     """Apply the shared theme to a finished chart."""
     return (
@@ -41,7 +49,8 @@ def _months(frame: pd.DataFrame) -> pd.DataFrame:
 def reports_by_month(frame: pd.DataFrame, *, title: str | None = None) -> alt.TopLevelMixin:
     """Draw reports per month as bars (counting unit: reports)."""
     title = "Reports per month" if title is None else title
-    chart = alt.Chart(_months(frame), **({"title": title} if title else {})).mark_bar(color=MAIN).encode(
+    data = _months(drop_hidden(frame, "reports"))
+    chart = alt.Chart(data, **({"title": title} if title else {})).mark_bar(color=MAIN).encode(
         x=alt.X("yearmonth(month):T", title="Month", axis=alt.Axis(format="%b %Y", labelAngle=-45)),
         y=alt.Y("reports:Q", title="Reports (one officer, one subject)"),
         tooltip=[alt.Tooltip("yearmonth(month):T", title="Month", format="%B %Y"),
@@ -81,7 +90,7 @@ def harm_rates_by_group(frame: pd.DataFrame, dimension: str, dimension_label: st
     data = frame.copy()
     order = data[dimension].tolist()
     y = alt.Y(f"{dimension}:N", title=dimension_label, sort=order)
-    counts = alt.Chart(data).mark_bar(color=MAIN).encode(
+    counts = alt.Chart(drop_hidden(data, "reports")).mark_bar(color=MAIN).encode(
         y=y, x=alt.X("reports:Q", title="Reports"),
         tooltip=[alt.Tooltip(f"{dimension}:N", title=dimension_label),
                  alt.Tooltip("reports:Q", title="Reports", format=",")],
@@ -89,8 +98,9 @@ def harm_rates_by_group(frame: pd.DataFrame, dimension: str, dimension_label: st
     panels = [counts]
     for measure in measures:
         label = schema.HARM_FIELDS[measure]
-        m = data.assign(
-            reliable=(data[f"{measure}_answered"] >= MIN_DENOMINATOR).map(
+        m = drop_hidden(data, f"{measure}_rate")
+        m = m.assign(
+            reliable=(m[f"{measure}_answered"] >= MIN_DENOMINATOR).map(
                 {True: "Enough reports", False: f"Under {MIN_DENOMINATOR} answering: too few to read"}))
         colour = alt.Color("reliable:N", title=None, scale=alt.Scale(
             domain=["Enough reports", f"Under {MIN_DENOMINATOR} answering: too few to read"],
@@ -115,7 +125,7 @@ def harm_rates_by_group(frame: pd.DataFrame, dimension: str, dimension_label: st
 def most_used_tactics(frame: pd.DataFrame, *, top: int = 12,
                       title: str | None = None) -> alt.TopLevelMixin:
     """Draw the tactics used in most reports, coloured by Home Office type of force."""
-    data = frame.head(top).copy()
+    data = drop_hidden(frame.head(top), "reports").copy()
     groups = [g for g in schema.TACTIC_GROUPS if g in set(data["tactic_group"])]
     groups += sorted(set(data["tactic_group"]) - set(groups))
     chart = alt.Chart(data, title=title or "Most-used tactics (reports using each)").mark_bar().encode(
@@ -135,7 +145,8 @@ def most_used_tactics(frame: pd.DataFrame, *, top: int = 12,
 
 def completeness_by_field(frame: pd.DataFrame, *, title: str | None = None) -> alt.TopLevelMixin:
     """Draw the share of reports answering each field, least complete first."""
-    data = frame.assign(missing=1 - frame["share"])
+    data = drop_hidden(frame, "share", "answered", "total")
+    data = data.assign(missing=1 - data["share"])
     chart = alt.Chart(data, **({"title": title} if title else {})).mark_bar(color=MAIN).encode(
         y=alt.Y("field:N", title=None, sort=data["field"].tolist()),
         x=alt.X("share:Q", title="Share of reports answering", axis=alt.Axis(format="%", tickCount=5),
@@ -151,9 +162,9 @@ def completeness_by_field(frame: pd.DataFrame, *, title: str | None = None) -> a
 
 def monthly_coverage(frame: pd.DataFrame, *, title: str | None = None) -> alt.TopLevelMixin:
     """Draw reports per month, marking months with no reports or far fewer than usual."""
-    data = _months(frame).assign(
-        status=lambda d: np.select([d["gap"], d["thin"]], ["No reports", "Far fewer than usual"],
-                                   "Typical"))
+    data = _months(drop_hidden(frame, "reports")).assign(
+        status=lambda d: np.select([d["gap"].fillna(False).astype(bool), d["thin"].fillna(False).astype(bool)],
+                                   ["No reports", "Far fewer than usual"], "Typical"))
     domain = ["Typical", "Far fewer than usual", "No reports"]
     chart = alt.Chart(data, **({"title": title} if title else {})).mark_bar().encode(
         x=alt.X("yearmonth(month):T", title="Month", axis=alt.Axis(format="%b %Y", labelAngle=-45)),
@@ -171,7 +182,8 @@ def rate_heatmap(frame: pd.DataFrame, rows: str, cols: str, row_label: str, col_
                  title: str | None = None, row_order: list | None = None,
                  col_order: list | None = None) -> alt.TopLevelMixin:
     """Draw a rate per 100 reports for each cell of two dimensions; cells with too few reports are grey."""
-    data = frame.copy()
+    data = drop_hidden(frame, "per_100", "yes", "answered").copy()
+    data["enough"] = data["enough"].fillna(False).astype(bool)
     data["label"] = np.where(data["enough"], data["per_100"].round(1).astype(str), "")
     tooltip = [alt.Tooltip(f"{rows}:O", title=row_label), alt.Tooltip(f"{cols}:O", title=col_label),
                alt.Tooltip("per_100:Q", title=f"{measure_label} per 100 reports", format=".1f"),
@@ -193,6 +205,7 @@ def rate_heatmap(frame: pd.DataFrame, rows: str, cols: str, row_label: str, col_
 
 def forest_plot(frame: pd.DataFrame, measure_label: str, *, title: str | None = None) -> alt.TopLevelMixin:
     """Draw rate ratios against each dimension's reference with 95% intervals on a log scale."""
+    frame = drop_hidden(frame, "ratio", "ci_low", "ci_high")
     data = frame.assign(label=frame["group"] + " vs " + frame["reference"],
                         is_reference=frame["group"] == frame["reference"])
     data = data[~data["is_reference"]]
@@ -228,7 +241,7 @@ def funnel_plot(points: pd.DataFrame, limits: pd.DataFrame, level_label: str, me
                                                               range=["#999999", "#333333"])))
     overall = alt.Chart(pd.DataFrame({"overall": [float(limits["overall"].iloc[0])]})).mark_rule(
         color=MAIN).encode(y="overall:Q")
-    dots = alt.Chart(points).mark_circle(size=45, opacity=0.8).encode(
+    dots = alt.Chart(drop_hidden(points, "rate", "answered")).mark_circle(size=45, opacity=0.8).encode(
         x="answered:Q", y="rate:Q",
         color=alt.Color("flag:N", title=None, scale=alt.Scale(
             domain=["higher than expected", "not distinguishable from the average", "lower than expected"],
@@ -246,6 +259,7 @@ def funnel_plot(points: pd.DataFrame, limits: pd.DataFrame, level_label: str, me
 
 def training_event_study(frame: pd.DataFrame, measure_label: str, *, title: str | None = None) -> alt.TopLevelMixin:
     """Draw the change in a rate by months since training, with 95% intervals (month -1 is the baseline)."""
+    frame = drop_hidden(frame, "estimate", "officers", "events")
     data = frame.assign(after=np.where(frame["months_since_training"] > 0, "After training", "Before training"))
     tooltip = [alt.Tooltip("months_since_training:Q", title="Months since training"),
                alt.Tooltip("estimate:Q", title="Change", format="+.1%"),
@@ -269,7 +283,7 @@ def training_event_study(frame: pd.DataFrame, measure_label: str, *, title: str 
 def compliance_by_group(frame: pd.DataFrame, group: str, group_label: str, *,
                         title: str | None = None) -> alt.TopLevelMixin:
     """Draw the share of officers meeting the hours standard per group, with 95% intervals."""
-    data = frame.copy()
+    data = drop_hidden(frame, "share_compliant", "officers")
     y = alt.Y(f"{group}:N", title=group_label, sort=data[group].tolist())
     tooltip = [alt.Tooltip(f"{group}:N", title=group_label),
                alt.Tooltip("share_compliant:Q", title="Meeting the standard", format=".0%"),

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from lib import schema
-from lib.charts import ACCENT, MAIN, MIN_DENOMINATOR, MUTED, _style
+from lib.charts import ACCENT, MAIN, MIN_DENOMINATOR, MUTED, _style, drop_hidden
 from lib.query import (
     DIMENSION_LABELS,
     DIMENSION_ORDER,
@@ -34,6 +34,7 @@ from lib.query import (
 )
 from lib.stats import wilson_interval
 from lib.store import Dataset, Engine
+from lib.tables import counts
 
 REPORTS = "reports"
 MEASURES: dict[str, str] = {REPORTS: "Reports", **schema.HARM_FIELDS}
@@ -270,11 +271,11 @@ def table(frame: pd.DataFrame, measure: str, dimensions: tuple[str, ...], facet:
     out = pd.DataFrame()
     for d in dims:
         out[_label(d)] = pd.to_datetime(frame[d]).dt.strftime("%b %Y") if d == "month" else frame[d]
-    out["Reports"] = frame["reports"]
+    out["Reports"] = counts(frame["reports"])
     if measure != REPORTS:
         label = MEASURES[measure]
-        out[f"{label.removesuffix(' rate')}: yes"] = frame["yes"].astype("int64")
-        out["Reports answering"] = frame["answered"]
+        out[f"{label.removesuffix(' rate')}: yes"] = counts(frame["yes"].astype("float64"))
+        out["Reports answering"] = counts(frame["answered"])
         out[f"{label} (%)"] = (frame["value"] * 100).round(2)
         out["95% from (%)"] = (frame["low"] * 100).round(2)
         out["95% to (%)"] = (frame["high"] * 100).round(2)
@@ -288,8 +289,11 @@ ENOUGH = "Enough answering"
 TOO_FEW = f"Under {MIN_DENOMINATOR} answering: too few to read"
 
 
-def _chart_data(frame: pd.DataFrame, measure: str) -> pd.DataFrame:
-    data = frame.copy()
+def _chart_data(frame: pd.DataFrame, measure: str, *, gaps: bool = False) -> pd.DataFrame:
+    # Values disclosure control hid are not drawn: lines keep the row as a gap, other views drop it.
+    data = frame.copy() if gaps else drop_hidden(frame, "value", "reports").copy()
+    if "enough" in data:
+        data["enough"] = data["enough"].fillna(False).astype(bool)
     if "month" in data:
         data["month"] = pd.to_datetime(data["month"]).dt.strftime("%Y-%m-%d")
     if measure == REPORTS:
@@ -337,7 +341,7 @@ def _named(data: pd.DataFrame, dims: tuple[str, ...]) -> pd.Series:
     named = pd.Series(True, index=data.index)
     for d in dims:
         if d not in TIME_AXES:
-            named &= ~data[d].map(is_other) & (data[d] != NOT_RECORDED)
+            named &= ~data[d].map(is_other).astype(bool) & (data[d] != NOT_RECORDED).astype(bool)
     return named
 
 
@@ -478,7 +482,7 @@ def measure_over_time(frame: pd.DataFrame, measure: str, dimensions: tuple[str, 
                       title: str | None = None) -> alt.TopLevelMixin:
     """Draw the measure along month or hour, one line per group of a second dimension; rates with a band."""
     title = default_title(measure, dimensions) if title is None else title
-    view = _line_view(_chart_data(frame, measure), measure, tuple(dimensions), None)
+    view = _line_view(_chart_data(frame, measure, gaps=True), measure, tuple(dimensions), None)
     return _style(_fit_width(_titled(view, title)))
 
 
@@ -503,8 +507,8 @@ def small_multiples(frame: pd.DataFrame, measure: str, dimensions: tuple[str, ..
     """Draw one small chart per group of the facet dimension, all on shared scales."""
     dimensions = tuple(dimensions)
     title = default_title(measure, dimensions, facet) if title is None else title
-    data = _chart_data(frame, measure)
     inner = choose_chart(measure, dimensions, None)
+    data = _chart_data(frame, measure, gaps=inner == "line")
     view = VIEWS[inner](data, measure, dimensions, facet).properties(width=220 if inner == "bar" else 260)
     chart = view.facet(facet=alt.Facet(f"{facet}:N", title=_label(facet), sort=category_order(data, facet)),
                        columns=3)

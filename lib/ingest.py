@@ -7,6 +7,8 @@ Run headless for scheduled loads:
 It writes the canonical dataset (Parquet) and DIR/report.json, exits 0 on success and 2 with a
 one-line reason on stderr when a file is rejected. Nothing is lost: every data row is either
 loaded or set aside in the quarantine with its reason, and rows_in = rows_loaded + rows_quarantined.
+Officer ids are pseudonymised (lib/pseudonym.py) as the reports leave the format adapter, in the
+reports and in the set-aside rows' cells alike, so no raw id is stored, shown or exported.
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from lib import schema
+from lib import pseudonym, schema
 from lib.formats import FILE, ROW, ROWS, Adapted, Format, empty_quarantine
 from lib.formats.canonical import CanonicalFormat
 
@@ -72,6 +74,7 @@ class RawExtract:
     frame: pd.DataFrame
     notes: list[str] = field(default_factory=list)
     quarantine: pd.DataFrame = field(default_factory=empty_quarantine)
+    officer_id_columns: list[str] = field(default_factory=list)  # pseudonymised wherever a cell is kept
 
     @property
     def rows_in(self) -> int:
@@ -257,7 +260,8 @@ def _as_text(column: pa.ChunkedArray) -> pd.Series:
         return pd.Series([";".join(map(str, v)) if v is not None else None for v in column.to_pylist()],
                          dtype="string")
     if pa.types.is_timestamp(kind) or pa.types.is_date(kind):
-        return pd.Series(column.to_pandas()).dt.strftime("%Y-%m-%d %H:%M:%S").astype("string")
+        # Arrow dates come back as Python date objects: make them timestamps before formatting.
+        return pd.Series(pd.to_datetime(column.to_pandas())).dt.strftime("%Y-%m-%d %H:%M:%S").astype("string")
     return pd.Series(column.to_pandas()).astype("string")
 
 
@@ -384,6 +388,10 @@ def ingest(files: Sequence[tuple[str, bytes]], *, fmt: str = AUTO, duplicates: s
         schema.configured_shifts()
     except ValueError as exc:
         raise RejectedFile(f"OSE_SHIFT_STARTS: {exc}") from exc
+    try:
+        key = pseudonym.secret()  # before reading anything: no key, no load
+    except pseudonym.PseudonymKeyError as exc:
+        raise RejectedFile(f"officer ids cannot be pseudonymised: {exc}") from exc
     say = progress or (lambda fraction, message: None)
     formats = list(formats) if formats is not None else available_formats()
     parts: list[Adapted] = []
@@ -404,6 +412,7 @@ def ingest(files: Sequence[tuple[str, bytes]], *, fmt: str = AUTO, duplicates: s
             raw.notes.append(f"{name}: skipped {len(extra)} extra header row(s)")
         say((i + 0.5) / max(len(files), 1) * 0.8, f"Mapping {name} as {chosen.label}")
         adapted = chosen.adapt(raw.frame)
+        _pseudonymise(adapted, raw, key)
         adapted.quarantine = pd.concat([raw.quarantine, adapted.quarantine], ignore_index=True)
         parts.append(adapted)
         raws.append(raw)
@@ -433,11 +442,20 @@ def ingest(files: Sequence[tuple[str, bytes]], *, fmt: str = AUTO, duplicates: s
         "files": file_reports,
         "notes": [n for r in raws for n in r.notes] + [n for p in parts for n in p.notes],
         "date_range": _date_range(reports),
+        "pseudonym_key": pseudonym.fingerprint(key),  # rosters join only to reports hashed with the same key
         "ingested_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    quarantine = _with_raw_values(quarantine, raws)
+    quarantine = _with_raw_values(quarantine, raws, key)
     say(1.0, "Done")
     return IngestResult(reports, tactics, quarantine, report)
+
+
+def _pseudonymise(adapted: Adapted, raw: RawExtract, key: bytes) -> None:
+    """Replace the adapted reports' officer ids by pseudonyms; note which raw columns hold officer ids."""
+    if "officer_id" in adapted.reports.columns:
+        adapted.reports["officer_id"] = pseudonym.pseudonymise(adapted.reports["officer_id"], key)
+    named = [c for c in raw.columns if pseudonym.is_officer_id_header(c)]  # even when the format ignores it
+    raw.officer_id_columns = list(dict.fromkeys([*adapted.officer_id_columns, *named]))
 
 
 def _merge_dicts(dicts) -> dict:
@@ -591,15 +609,16 @@ def reason_counts(quarantine: pd.DataFrame) -> dict[str, int]:
     return {str(k): int(v) for k, v in counts.items()}
 
 
-def _with_raw_values(quarantine: pd.DataFrame, raws: list[RawExtract]) -> pd.DataFrame:
-    """Attach each set-aside row's original cells, so the download shows what to fix."""
+def _with_raw_values(quarantine: pd.DataFrame, raws: list[RawExtract], key: bytes) -> pd.DataFrame:
+    """Attach each set-aside row's original cells (officer ids pseudonymised), so the download shows what to fix."""
     if not len(quarantine):
         return quarantine
     pieces = []
     for raw in raws:
         rows = quarantine.loc[quarantine[FILE] == raw.name, ROW]
         if len(rows) and len(raw.frame):
-            pieces.append(raw.frame[raw.frame[ROW].isin(set(rows))])
+            piece = raw.frame[raw.frame[ROW].isin(set(rows))]
+            pieces.append(pseudonym.pseudonymise_columns(piece, raw.officer_id_columns, key))
     if not pieces:
         return quarantine
     original = pd.concat(pieces, ignore_index=True)

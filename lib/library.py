@@ -7,7 +7,6 @@ Appending de-duplicates on report id: a report already in the dataset is set asi
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 from dataclasses import dataclass
@@ -18,8 +17,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from lib import pseudonym
 from lib.formats import FILE, ROW, ROWS
 from lib.ingest import IngestResult, reason_counts, tables
+from lib.paths import data_dir  # noqa: F401  (re-exported)
 
 PROVENANCE = "provenance.json"
 QUARANTINE = "quarantine.csv"
@@ -39,11 +40,6 @@ class Entry:
     reports: int
     loads: int
     updated: str
-
-
-def data_dir() -> Path:
-    """Return the data directory (OSE_DATA_DIR, default ./var)."""
-    return Path(os.environ.get("OSE_DATA_DIR", "var"))
 
 
 def root() -> Path:
@@ -118,7 +114,7 @@ def append(name: str, result: IngestResult, user: str = "local user") -> dict:
     folder = path_of(name)
     if not (folder / "reports.parquet").exists():
         raise LibraryError(f"there is no saved dataset called '{name}'")
-    old_reports = pq.read_table(folder / "reports.parquet")
+    old_reports = _pseudonymised(pq.read_table(folder / "reports.parquet"))
     old_tactics = pq.read_table(folder / "tactics.parquet")
     known = set(old_reports.column("report_id").to_pylist())
     new = result.reports
@@ -143,6 +139,8 @@ def append(name: str, result: IngestResult, user: str = "local user") -> dict:
     pq.write_table(merged_reports, tmp / "reports.parquet")
     pq.write_table(merged_tactics, tmp / "tactics.parquet")
     old_q = pd.read_csv(tmp / QUARANTINE, dtype=str) if (tmp / QUARANTINE).exists() else pd.DataFrame()
+    old_q = pseudonym.pseudonymise_columns(old_q, [c for c in old_q.columns
+                                                   if c == "officer_id" or pseudonym.is_officer_id_header(c)])
     pd.concat([old_q, added.quarantine.astype("string")], ignore_index=True).to_csv(tmp / QUARANTINE,
                                                                                   index=False)
     record = _load_record(result, user, "append", {
@@ -158,6 +156,15 @@ def append(name: str, result: IngestResult, user: str = "local user") -> dict:
     tmp.rename(folder)
     shutil.rmtree(backup, ignore_errors=True)
     return record
+
+
+def _pseudonymised(reports: pa.Table) -> pa.Table:
+    """Return saved reports with pseudonymised officer ids (a dataset saved before pseudonymisation is fixed)."""
+    if "officer_id" not in reports.column_names:
+        return reports
+    at = reports.column_names.index("officer_id")
+    ids = pseudonym.pseudonymise(reports.column("officer_id"))
+    return reports.set_column(at, pa.field("officer_id", ids.type), ids)
 
 
 def delete(name: str) -> None:

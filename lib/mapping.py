@@ -2,7 +2,8 @@
 
 The app proposes where each canonical field comes from (header names and value sniffing, in
 `lib.formats.profile.propose_profile`); the user confirms or changes each line; the result is
-saved as a named profile that later extracts of the same layout reuse automatically.
+saved as a named profile that later extracts of the same layout reuse automatically. Example
+values of the officer id column are shown as pseudonyms: the raw ids never reach the page.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from lib import schema, values
+from lib import pseudonym, schema, values
 from lib.formats.profile import MAPPABLE_FIELDS, Profile, propose_profile, save_profile
 
 NONE = "(not in this extract)"
@@ -49,9 +50,23 @@ def _first(source: str | list[str] | None) -> str | None:
     return source
 
 
+def _sources(source: str | list[str] | None) -> list[str]:
+    return [source] if isinstance(source, str) else list(source or [])
+
+
+def _officer_examples(seen: pd.Series) -> str:
+    """Return up to three distinct officer ids as pseudonyms (or say they are hidden if there is no key)."""
+    try:
+        shown = pseudonym.pseudonymise(seen.head(50).astype("string")).dropna().drop_duplicates().head(3)
+    except pseudonym.PseudonymKeyError:
+        return pseudonym.HIDDEN
+    return ", ".join(shown) + " (pseudonymised)" if len(shown) else ""
+
+
 def editor_frame(profile: Profile, raw: pd.DataFrame) -> pd.DataFrame:
     """Return one line per field: where the proposal takes it from, how sure, example values."""
     rows = []
+    officer_columns = set(_sources(profile.officer_id_column))
     fields = [*SLOTS, TACTICS_FIELD, *MAPPABLE_FIELDS]
     for fld in dict.fromkeys(fields):
         if fld in SLOTS:
@@ -63,7 +78,11 @@ def editor_frame(profile: Profile, raw: pd.DataFrame) -> pd.DataFrame:
         examples = ""
         if source and source in raw.columns:
             seen = raw[source].dropna().astype(str).str.strip()
-            examples = ", ".join(seen[seen != ""].drop_duplicates().head(3).str.slice(0, 24))
+            seen = seen[seen != ""].drop_duplicates()
+            if fld == "officer_id" or source in officer_columns or pseudonym.is_officer_id_header(source):
+                examples = _officer_examples(seen)
+            else:
+                examples = ", ".join(seen.head(3).str.slice(0, 24))
         rows.append({"Field": LABELS.get(fld, fld), "key": fld, "Source column": source or NONE,
                      "Confidence": round(float(profile.confidence.get(fld, 0.0 if not source else 0.5)), 2),
                      "Example values": examples})

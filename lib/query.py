@@ -14,32 +14,13 @@ import numpy as np
 import pandas as pd
 
 from lib import schema
+from lib.scope import UNRESTRICTED, Scope  # noqa: F401  (re-exported: pages and tests import them from here)
 from lib.stats import wilson_interval
 from lib.store import Dataset, Engine
 
 NOT_RECORDED = "Not recorded"
 
 
-@dataclass(frozen=True)
-class Scope:
-    """The forces and areas a user may see; None means no restriction on that level."""
-
-    forces: frozenset[str] | None = None
-    areas: frozenset[str] | None = None
-
-    def describe(self) -> str:
-        """Say in words which data this scope covers."""
-        if self.forces is None and self.areas is None:
-            return "all forces"
-        parts = []
-        if self.forces is not None:
-            parts.append(", ".join(sorted(self.forces)) or "no force")
-        if self.areas is not None:
-            parts.append("areas " + (", ".join(sorted(self.areas)) or "none"))
-        return "; ".join(parts)
-
-
-UNRESTRICTED = Scope()
 
 
 @dataclass(frozen=True)
@@ -134,12 +115,14 @@ def scoped_reports(engine: Engine, ds: Dataset, scope: Scope) -> ibis.Table:
     """Return the reports a scope may see: every query starts here."""
     r = engine.reports(ds)
     preds = []
-    if scope.forces is not None:
-        preds.append(r.force.cast("string").isin(sorted(scope.forces)) if scope.forces
-                     else ibis.literal(False))
-    if scope.areas is not None:
-        preds.append(r.area.cast("string").isin(sorted(scope.areas)) if scope.areas
-                     else ibis.literal(False))
+    for allowed, column in ((scope.forces, "force"), (scope.areas, "area"), (scope.teams, "team")):
+        if allowed is None:
+            continue
+        # A dataset without the column cannot show that a row is in scope, so it shows none.
+        if allowed and column in r.columns:
+            preds.append(r[column].cast("string").isin(sorted(allowed)))
+        else:
+            preds.append(ibis.literal(False))
     return r.filter(*preds) if preds else r
 
 
@@ -170,35 +153,48 @@ def filtered_reports(engine: Engine, ds: Dataset, filters: Filters, scope: Scope
 
 @dataclass(frozen=True)
 class Rate:
-    """A yes/no measure: yes count over the reports that answered, and how many did not."""
+    """A yes/no measure: yes count over the reports that answered, and how many did not.
+
+    A count is None when disclosure control hides it; the rate and interval are then NaN.
+    """
 
     label: str
-    numerator: int
-    denominator: int
-    unanswered: int
+    numerator: int | None
+    denominator: int | None
+    unanswered: int | None
+
+    @property
+    def hidden(self) -> bool:
+        return self.numerator is None or self.denominator is None
 
     @property
     def rate(self) -> float:
+        if self.hidden:
+            return float("nan")
         return self.numerator / self.denominator if self.denominator else float("nan")
 
     @property
     def unanswered_share(self) -> float:
+        if self.denominator is None or self.unanswered is None:
+            return float("nan")
         total = self.denominator + self.unanswered
         return self.unanswered / total if total else float("nan")
 
     @property
     def interval(self) -> tuple[float, float]:
+        if self.hidden:
+            return float("nan"), float("nan")
         low, high = wilson_interval(self.numerator, self.denominator)
         return float(low), float(high)
 
 
 @dataclass(frozen=True)
 class Summary:
-    """Headline measures for one filter state."""
+    """Headline measures for one filter state (a count is None when disclosure control hides it)."""
 
-    reports: int
-    incidents: int
-    officers: int
+    reports: int | None
+    incidents: int | None
+    officers: int | None
     rates: dict[str, Rate] = field(default_factory=dict)
 
 

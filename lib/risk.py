@@ -102,10 +102,13 @@ def funnel_sentence(points: pd.DataFrame, level: str) -> str:
         return f"No {level} has answering reports in this view."
     high = int((points["flag"] == stats.HIGHER).sum())
     low = int((points["flag"] == stats.LOWER).sum())
-    rest = len(points) - high - low
+    hidden = int(points["flag"].isna().sum())  # disclosure control hid their rates
+    rest = len(points) - high - low - hidden
     text = f"Of {len(points):,} {level}s, {high} {'is' if high == 1 else 'are'} higher than expected"
-    text += f" (above the 99.8% limit), {low} lower than expected, and {rest:,} not distinguishable from the average."
-    return text
+    text += f" (above the 99.8% limit), {low} lower than expected, and {rest:,} not distinguishable from the average"
+    if hidden:
+        text += f"; {hidden:,} {'is' if hidden == 1 else 'are'} not shown: too few reports to publish"
+    return text + "."
 
 
 def by_officer(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) -> pd.DataFrame:
@@ -150,7 +153,9 @@ def officer_exposure(engine: Engine, ds: Dataset, filters: Filters, scope: Scope
     """Return the officers with the highest shrunken rates, rank intervals, and their mix against peers."""
     _check_measure(measure)
     frame = by_officer(engine, ds, filters, scope)
-    frame = frame[frame[f"{measure}_answered"] > 0].reset_index(drop=True)
+    # Sorted by officer: the rank draws depend on the order of groups, and the engine's order is not fixed,
+    # so without this the same view could show different rank intervals from one reload to the next.
+    frame = frame[frame[f"{measure}_answered"] > 0].sort_values("officer", kind="stable").reset_index(drop=True)
     if frame.empty:
         return pd.DataFrame()
     x, n = frame[f"{measure}_yes"].to_numpy(), frame[f"{measure}_answered"].to_numpy()
@@ -159,7 +164,7 @@ def officer_exposure(engine: Engine, ds: Dataset, filters: Filters, scope: Scope
     frame = frame.assign(shrunken=shrunk["shrunken"].to_numpy(), low=shrunk["low"].to_numpy(),
                          high=shrunk["high"].to_numpy(), rank_low=ranks["rank_low"].to_numpy(),
                          rank_high=ranks["rank_high"].to_numpy(), officers=len(frame))
-    chosen = frame.nlargest(top, "shrunken")
+    chosen = frame.sort_values(["shrunken", "officer"], ascending=[False, True], kind="stable").head(top)
     t = query.filtered_reports(engine, ds, filters, scope)
     tactics = engine.tactics(ds)
     mine = t.filter(t.officer_id.isin(chosen["officer"].tolist()))
@@ -168,7 +173,7 @@ def officer_exposure(engine: Engine, ds: Dataset, filters: Filters, scope: Scope
     peers = engine.execute(t.group_by(role=t.officer_role.cast("string")).aggregate(
         **{f"peer_{k}": v for k, v in _mix(t, tactics).items()}))
     out = chosen.merge(own, on="officer", how="left").merge(peers, on="role", how="left")
-    return out.sort_values("shrunken", ascending=False).reset_index(drop=True)
+    return out.sort_values(["shrunken", "officer"], ascending=[False, True]).reset_index(drop=True)
 
 
 def drivers(row: pd.Series, threshold: float = 1.5) -> str:

@@ -3,7 +3,9 @@
 A force's roster usually arrives as one or more spreadsheets: who the officers are (a pseudonymised
 id, role, team), what training each received (date, course, hours), and how many shifts or hours
 each worked per month (the exposure that turns counts into risk). Columns are matched by name;
-rows that cannot be used are set aside with a reason and the counts reconcile.
+rows that cannot be used are set aside with a reason and the counts reconcile. Officer ids are
+pseudonymised as they are read, with the same key as the reports (lib/pseudonym.py), so a roster
+joins to reports loaded before or after it and no raw id is kept.
 """
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from lib import ingest, values
+from lib import ingest, pseudonym, values
 from lib.formats import FILE, ROW, ROWS, empty_quarantine, quarantine_rows
 
 # table -> canonical column -> header names (normalised) that mean it
@@ -114,6 +116,11 @@ def read(name: str, data: bytes, kind: str | None = None, limits: ingest.Limits 
             out[canon] = values.to_datetime(cells).dt.normalize()
         elif canon in ("hours", "shifts", "hours_worked", "length_of_service_years"):
             out[canon] = values.to_number(cells)
+        elif canon == "officer_id":
+            try:
+                out[canon] = pseudonym.pseudonymise(values.blank_to_null(cells))
+            except pseudonym.PseudonymKeyError as exc:
+                raise ingest.RejectedFile(f"officer ids cannot be pseudonymised: {exc}") from exc
         else:
             out[canon] = values.blank_to_null(cells)
     reasons = pd.Series("", index=frame.index, dtype="string")

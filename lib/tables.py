@@ -7,6 +7,13 @@ from lib import schema
 from lib.query import DIMENSION_LABELS
 
 
+def counts(values: pd.Series) -> pd.Series:
+    """Return counts as whole numbers, a hidden (missing) count left blank rather than 0."""
+    if pd.api.types.is_bool_dtype(values.dtype) or not pd.api.types.is_numeric_dtype(values.dtype):
+        return values
+    return values.round().astype("Int64")
+
+
 def rates_table(frame: pd.DataFrame, by: tuple[str, ...]) -> pd.DataFrame:
     """Return a breakdown with readable headings: counts, rates (%) and their 95% intervals."""
     out = pd.DataFrame()
@@ -15,10 +22,10 @@ def rates_table(frame: pd.DataFrame, by: tuple[str, ...]) -> pd.DataFrame:
         if d == "month":
             values = pd.to_datetime(values).dt.strftime("%b %Y")
         out[DIMENSION_LABELS.get(d, d)] = values
-    out["Reports"] = frame["reports"]
+    out["Reports"] = counts(frame["reports"])
     for col, label in schema.HARM_FIELDS.items():
-        out[f"{label}: yes"] = frame[f"{col}_yes"]
-        out[f"{label}: answered"] = frame[f"{col}_answered"]
+        out[f"{label}: yes"] = counts(frame[f"{col}_yes"])
+        out[f"{label}: answered"] = counts(frame[f"{col}_answered"])
         out[f"{label} (%)"] = (frame[f"{col}_rate"] * 100).round(2)
         out[f"{label}: 95% from (%)"] = (frame[f"{col}_low"] * 100).round(2)
         out[f"{label}: 95% to (%)"] = (frame[f"{col}_high"] * 100).round(2)
@@ -30,7 +37,7 @@ def tactics_table(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "Tactic": frame["tactic"],
         "Type of force": frame["tactic_group"],
-        "Reports using it": frame["reports"],
+        "Reports using it": counts(frame["reports"]),
         "Share of reports (%)": (frame["share"] * 100).round(2),
     })
 
@@ -71,30 +78,32 @@ def reconciliation_sentence(report: dict) -> str:
 
 def completeness_rows(frame: pd.DataFrame) -> pd.DataFrame:
     """Return per-field completeness with readable headings."""
-    return pd.DataFrame({"Field": frame["field"], "Reports answering": frame["answered"],
-                         "Reports it applies to": frame["total"],
+    return pd.DataFrame({"Field": frame["field"], "Reports answering": counts(frame["answered"]),
+                         "Reports it applies to": counts(frame["total"]),
                          "Answered (%)": (frame["share"] * 100).round(1)})
 
 
 def completeness_by_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Return completeness per force or area with shares as percentages."""
-    out = frame.copy()
+    keep = ("force", "area", "reports")
+    out = frame.drop(columns=["suppressed"], errors="ignore")
     for col in out.columns:
-        if col not in ("force", "area", "reports"):
-            out[col] = (out[col] * 100).round(1)
-    return out.rename(columns=lambda c: c if c in ("force", "area", "reports") else f"{c} (%)")
+        if col not in keep:
+            out[col] = (out[col].astype("float64") * 100).round(1)
+    out["reports"] = counts(out["reports"])
+    return out.rename(columns=lambda c: c if c in keep else f"{c} (%)")
 
 
 def invalid_codes_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Return off-vocabulary values with readable headings."""
-    return pd.DataFrame({"Field": frame["field"], "Value": frame["value"], "Reports": frame["reports"]})
+    return pd.DataFrame({"Field": frame["field"], "Value": frame["value"], "Reports": counts(frame["reports"])})
 
 
 def contradictions_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Return each consistency rule with how many reports break it."""
     return pd.DataFrame({"Check": frame["explanation"],
-                         "Reports breaking it": frame["reports"].astype("Int64"),
-                         "Of reports checked": frame["total"].astype("Int64"),
+                         "Reports breaking it": counts(frame["reports"].astype("Float64")),
+                         "Of reports checked": counts(frame["total"].astype("Float64")),
                          "Share (%)": (frame["share"] * 100).round(2)})
 
 
@@ -109,12 +118,14 @@ def report_rows(frame: pd.DataFrame, extra: tuple[str, ...]) -> pd.DataFrame:
 
 def coverage_sentence(months: pd.DataFrame, late: pd.DataFrame) -> str:
     """Say the date span, the months with no reports and the months that look incomplete."""
-    first, last = months["first"].min(), months["last"].max()
-    text = f"Reports from {pd.Timestamp(first):%d %b %Y} to {pd.Timestamp(last):%d %b %Y}."
-    gaps = months.loc[months["gap"], "month"]
+    first, last = pd.to_datetime(months["first"]).min(), pd.to_datetime(months["last"]).max()
+    # Under disclosure control a thin month's first and last dates are hidden: the span is the shown months'.
+    text = (f"Reports from {first:%d %b %Y} to {last:%d %b %Y}." if pd.notna(first) and pd.notna(last)
+            else "The dates of the reports are hidden: too few to show.")
+    gaps = months.loc[months["gap"].fillna(False).astype(bool), "month"]
     if len(gaps):
         text += " No reports in " + ", ".join(f"{pd.Timestamp(m):%b %Y}" for m in gaps) + "."
-    thin = months.loc[months["thin"], "month"]
+    thin = months.loc[months["thin"].fillna(False).astype(bool), "month"]
     if len(thin):
         text += " Far fewer than usual in " + ", ".join(f"{pd.Timestamp(m):%b %Y}" for m in thin) + "."
     if len(late):
@@ -127,7 +138,7 @@ def grid_table(frame: pd.DataFrame, rows: str, cols: str) -> pd.DataFrame:
     """Return a rate grid with readable headings."""
     return pd.DataFrame({
         DIMENSION_LABELS.get(rows, rows): frame[rows], DIMENSION_LABELS.get(cols, cols): frame[cols],
-        "Reports": frame["reports"], "Yes": frame["yes"], "Answered": frame["answered"],
+        "Reports": counts(frame["reports"]), "Yes": counts(frame["yes"]), "Answered": counts(frame["answered"]),
         "Per 100": frame["per_100"].round(2), "95% from": frame["low_100"].round(2),
         "95% to": frame["high_100"].round(2), "Enough to read": frame["enough"]})
 
@@ -137,14 +148,14 @@ def ratios_table(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "Group": frame["group"], "Reference": frame["reference"], "Rate ratio": frame["ratio"].round(3),
         "95% from": frame["ci_low"].round(3), "95% to": frame["ci_high"].round(3),
-        "Yes": frame["yes"], "Answered": frame["answered"],
-        "Reference yes": frame["reference_yes"], "Reference answered": frame["reference_answered"]})
+        "Yes": counts(frame["yes"]), "Answered": counts(frame["answered"]),
+        "Reference yes": counts(frame["reference_yes"]), "Reference answered": counts(frame["reference_answered"])})
 
 
 def funnel_table(frame: pd.DataFrame, level: str) -> pd.DataFrame:
     """Return funnel points with their verdicts, not a league table."""
     return pd.DataFrame({
-        level.capitalize(): frame["group"], "Yes": frame["yes"], "Answered": frame["answered"],
+        level.capitalize(): frame["group"], "Yes": counts(frame["yes"]), "Answered": counts(frame["answered"]),
         "Rate (%)": (frame["rate"] * 100).round(2), "Expected at the average": frame["expected"].round(1),
         "99.8% limit from (%)": (frame["low"] * 100).round(2), "99.8% limit to (%)": (frame["high"] * 100).round(2),
         "Verdict": frame["flag"]})
@@ -158,21 +169,23 @@ def exposure_table(frame: pd.DataFrame, measure: str) -> pd.DataFrame:
         return pd.DataFrame()
     return pd.DataFrame({
         "Officer (pseudonym)": frame["officer"], "Role": frame["role"],
-        "Yes": frame[f"{measure}_yes"], "Answered": frame[f"{measure}_answered"],
+        "Yes": counts(frame[f"{measure}_yes"]), "Answered": counts(frame[f"{measure}_answered"]),
         "Raw rate (%)": (frame[f"{measure}_rate"] * 100).round(1),
         "Shrunken rate (%)": (frame["shrunken"] * 100).round(2),
         "95% from (%)": (frame["low"] * 100).round(2), "95% to (%)": (frame["high"] * 100).round(2),
-        "Rank": [f"between {int(lo):,} and {int(hi):,} of {int(n):,}"
+        "Rank": [f"between {int(lo):,} and {int(hi):,} of {int(n):,}" if pd.notna(lo) and pd.notna(hi) and pd.notna(n)
+                 else None
                  for lo, hi, n in zip(frame["rank_low"], frame["rank_high"], frame["officers"], strict=True)],
-        "Compared with peers in the same role": [drivers(row) for _, row in frame.iterrows()],
+        "Compared with peers in the same role": [None if pd.isna(row.get("reports")) else drivers(row)
+                                                 for _, row in frame.iterrows()],
     })
 
 
 def compliance_table(frame: pd.DataFrame, group: str) -> pd.DataFrame:
     """Return compliance with the hours standard per group."""
     return pd.DataFrame({
-        DIMENSION_LABELS.get(group, group.capitalize()): frame[group], "Officers": frame["officers"],
-        "Meeting 12 hours": frame["compliant"], "Share (%)": (frame["share_compliant"] * 100).round(1),
+        DIMENSION_LABELS.get(group, group.capitalize()): frame[group], "Officers": counts(frame["officers"]),
+        "Meeting 12 hours": counts(frame["compliant"]), "Share (%)": (frame["share_compliant"] * 100).round(1),
         "95% from (%)": (frame["low"] * 100).round(1), "95% to (%)": (frame["high"] * 100).round(1),
         "Mean hours": frame["mean_hours"].round(1)})
 
@@ -191,14 +204,15 @@ def event_study_table(frame: pd.DataFrame) -> pd.DataFrame:
                          "Change (%)": (frame["estimate"] * 100).round(1),
                          "95% from (%)": (frame["ci_low"] * 100).round(1),
                          "95% to (%)": (frame["ci_high"] * 100).round(1),
-                         "Officers": frame["officers"], "Events": frame["events"]})
+                         "Officers": counts(frame["officers"]), "Events": counts(frame["events"])})
 
 
 def factors_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Return contributing factors with the injury rate with and without them."""
     return pd.DataFrame({
-        "Contributing factor": frame["factor"], "Debriefs naming it": frame["debriefs"],
-        "Officer injured (with it)": frame["yes"], "Answered (with it)": frame["answered"],
-        "Officer injured (without it)": frame["reference_yes"], "Answered (without it)": frame["reference_answered"],
+        "Contributing factor": frame["factor"], "Debriefs naming it": counts(frame["debriefs"]),
+        "Officer injured (with it)": counts(frame["yes"]), "Answered (with it)": counts(frame["answered"]),
+        "Officer injured (without it)": counts(frame["reference_yes"]),
+        "Answered (without it)": counts(frame["reference_answered"]),
         "Rate ratio": frame["ratio"].round(2), "95% from": frame["ci_low"].round(2),
         "95% to": frame["ci_high"].round(2)})

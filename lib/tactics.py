@@ -14,10 +14,11 @@ import numpy as np
 import pandas as pd
 
 from lib import schema
-from lib.charts import ACCENT, MAIN, MIN_DENOMINATOR, MUTED, TACTIC_GROUP_COLOURS, _style
+from lib.charts import ACCENT, MAIN, MIN_DENOMINATOR, MUTED, TACTIC_GROUP_COLOURS, _style, drop_hidden
 from lib.query import DIMENSIONS, Filters, Scope, Summary, _harm_metrics, add_rates, filtered_reports
 from lib.stats import wilson_interval
 from lib.store import Dataset, Engine
+from lib.tables import counts
 
 UNCLASSIFIED = "Unclassified"
 INJURY_MEASURES: tuple[str, ...] = ("officer_injured", "subject_injured")
@@ -123,8 +124,8 @@ def use_over_time_table(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "Month": pd.to_datetime(frame["month"]).dt.strftime("%b %Y"),
         "Type of force": frame["tactic_group"],
-        "Reports using it": frame["reports"],
-        "Reports that month": frame["total_reports"],
+        "Reports using it": counts(frame["reports"]),
+        "Reports that month": counts(frame["total_reports"]),
         "Share of the month's reports (%)": _percent(frame["share"], 2),
     })
 
@@ -201,9 +202,9 @@ def effectiveness_table(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "Tactic": frame["tactic"],
         "Type of force": frame["tactic_group"],
-        "Uses": frame["uses"],
-        "Recorded effective": frame["effective_yes"],
-        "Uses with an answer": frame["answered"],
+        "Uses": counts(frame["uses"]),
+        "Recorded effective": counts(frame["effective_yes"]),
+        "Uses with an answer": counts(frame["answered"]),
         "Effective (%)": _percent(frame["rate"]),
         "95% from (%)": _percent(frame["low"]),
         "95% to (%)": _percent(frame["high"]),
@@ -234,6 +235,8 @@ def harm_when_used(engine: Engine, ds: Dataset, filters: Filters, scope: Scope,
     for col in schema.HARM_FIELDS:
         yes, answered = int(overall[f"{col}_yes"]), int(overall[f"{col}_answered"])
         frame[f"{col}_overall"] = yes / answered if answered else np.nan
+        # The counts behind the overall rate, so disclosure control can hide it with them.
+        frame[f"{col}_overall_yes"], frame[f"{col}_overall_answered"] = yes, answered
         frame[f"{col}_unanswered"] = frame["reports"] - frame[f"{col}_answered"]
     vocabulary = schema.TACTICS if by == "tactic" else (*schema.TACTIC_GROUPS, UNCLASSIFIED)
     order = {t: i for i, t in enumerate(_vocabulary_order(frame["tactic"], vocabulary))}
@@ -242,12 +245,12 @@ def harm_when_used(engine: Engine, ds: Dataset, filters: Filters, scope: Scope,
 
 def injury_measures(summary: Summary) -> tuple[str, ...]:
     """Return the injury fields (officer, subject) that at least one report in view answers."""
-    return tuple(m for m in INJURY_MEASURES if summary.rates[m].denominator)
+    return tuple(m for m in INJURY_MEASURES if summary.rates[m].denominator != 0)  # None: hidden, not absent
 
 
 def missing_injuries(summary: Summary) -> list[str]:
     """Return the labels of the injury rates no report in view answers (empty when all are there)."""
-    return [schema.HARM_FIELDS[m] for m in INJURY_MEASURES if not summary.rates[m].denominator]
+    return [schema.HARM_FIELDS[m] for m in INJURY_MEASURES if summary.rates[m].denominator == 0]
 
 
 def injury_rate_when_used(frame: pd.DataFrame, *, measures: tuple[str, ...] = INJURY_MEASURES,
@@ -255,18 +258,18 @@ def injury_rate_when_used(frame: pd.DataFrame, *, measures: tuple[str, ...] = IN
     """Draw reports using each tactic beside the injury rates among them, with intervals and the overall rate."""
     data = frame.copy()
     order = data["tactic"].tolist()
-    counts = alt.Chart(data).mark_bar(color=MAIN).encode(
+    bars = alt.Chart(drop_hidden(data, "reports")).mark_bar(color=MAIN).encode(
         y=alt.Y("tactic:N", title=None, sort=order, axis=alt.Axis(labelLimit=220)),
         x=alt.X("reports:Q", title="Reports using it", axis=alt.Axis(tickMinStep=1)),
         tooltip=[alt.Tooltip("tactic:N", title=label), alt.Tooltip("reports:Q", title="Reports", format=",")],
     ).properties(width=190, title="Reports using it")
-    panels = [counts]
+    panels = [bars]
     # Rate panels share the first panel's rows, so they drop the repeated labels to fit the page.
     y = alt.Y("tactic:N", title=None, sort=order, axis=None)
     for measure in measures:
         name = schema.HARM_FIELDS[measure]
         m = data.assign(reliable=_reliability(data[f"{measure}_answered"]))
-        m = m[m[f"{measure}_answered"] > 0]
+        m = drop_hidden(m[m[f"{measure}_answered"] > 0], f"{measure}_rate")
         colour = alt.Color("reliable:N", title=None,
                            scale=alt.Scale(domain=RELIABILITY_DOMAIN, range=[ACCENT, MUTED]))
         tooltip = [alt.Tooltip("tactic:N", title=label),
@@ -284,7 +287,8 @@ def injury_rate_when_used(frame: pd.DataFrame, *, measures: tuple[str, ...] = IN
         point = alt.Chart(m).mark_point(filled=True, size=70, clip=True).encode(
             y=y, x=alt.X(f"{measure}_rate:Q", scale=scale), color=colour, tooltip=tooltip)
         # The dashed line is the rate over all reports in view: the yardstick for each tactic.
-        overall = alt.Chart(m.head(1)).mark_rule(strokeDash=[4, 3], color="#555555").encode(
+        yardstick = m[m[f"{measure}_overall"].notna()].head(1)
+        overall = alt.Chart(yardstick).mark_rule(strokeDash=[4, 3], color="#555555").encode(
             x=alt.X(f"{measure}_overall:Q", scale=scale),
             tooltip=[alt.Tooltip(f"{measure}_overall:Q", title=f"{name}, all reports in view", format=".1%")])
         panels.append((overall + rule + point).properties(width=230, title=name))
@@ -311,11 +315,11 @@ def harm_table(frame: pd.DataFrame, *, label: str = "Tactic") -> pd.DataFrame:
     out = pd.DataFrame({label: frame["tactic"]})
     if label == "Tactic":
         out["Type of force"] = frame["tactic_group"]
-    out["Reports using it"] = frame["reports"]
+    out["Reports using it"] = counts(frame["reports"])
     for col in INJURY_MEASURES:
         name = schema.HARM_FIELDS[col]
-        out[f"{name}: injured"] = frame[f"{col}_yes"]
-        out[f"{name}: answered"] = frame[f"{col}_answered"]
+        out[f"{name}: injured"] = counts(frame[f"{col}_yes"])
+        out[f"{name}: answered"] = counts(frame[f"{col}_answered"])
         out[f"{name} (%)"] = _percent(frame[f"{col}_rate"])
         out[f"{name}: 95% from (%)"] = _percent(frame[f"{col}_low"])
         out[f"{name}: 95% to (%)"] = _percent(frame[f"{col}_high"])
@@ -354,15 +358,14 @@ def tactic_co_occurrence(frame: pd.DataFrame, *, title: str | None = None) -> al
     """Draw a heatmap: of reports using the row tactic, the share also using the column tactic."""
     order = list(dict.fromkeys(frame["tactic"]))
     data = frame.assign(
-        row=lambda d: d["tactic"] + " (" + d["tactic_reports"].map("{:,}".format) + ")",
+        row=lambda d: d["tactic"] + " (" + d["tactic_reports"].map(_count_label) + ")",
         diagonal=lambda d: d["tactic"] == d["other"],
         reliable=lambda d: _reliability(d["tactic_reports"]),
-        label=lambda d: np.where((d["share"] > 0) & (d["share"] < 0.005), "<1%",
-                                 (d["share"] * 100).round(0).astype("int64").astype(str) + "%"),
+        label=lambda d: [("" if pd.isna(s) else "<1%" if 0 < s < 0.005 else f"{s * 100:.0f}%") for s in d["share"]],
         dark=lambda d: (d["share"] > 0.55) & (d["reliable"] == ENOUGH),
     )
     rows = list(dict.fromkeys(data["row"]))
-    off = data[~data["diagonal"]]
+    off = drop_hidden(data[~data["diagonal"]], "share", "both")
     x = alt.X("other:N", title="…also using this tactic", sort=order,
               axis=alt.Axis(labelAngle=-35, orient="top", labelLimit=180))
     y = alt.Y("row:N", title="Of reports using this tactic (reports)", sort=rows, axis=alt.Axis(labelLimit=260))
@@ -389,14 +392,18 @@ def tactic_co_occurrence(frame: pd.DataFrame, *, title: str | None = None) -> al
     return _style(chart)
 
 
+def _count_label(value: float) -> str:
+    return "count hidden" if pd.isna(value) else f"{int(value):,}"
+
+
 def co_occurrence_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Return each pair of different tactics with its counts and conditional share."""
     pairs = frame[frame["tactic"] != frame["other"]]
     return pd.DataFrame({
         "Reports using": pairs["tactic"],
-        "Reports using it": pairs["tactic_reports"],
+        "Reports using it": counts(pairs["tactic_reports"]),
         "Also using": pairs["other"],
-        "Reports using both": pairs["both"],
+        "Reports using both": counts(pairs["both"]),
         "Share also using it (%)": _percent(pairs["share"]),
     }).reset_index(drop=True)
 
@@ -434,9 +441,11 @@ def taser_ladder(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) ->
 
 def taser_ladder_shares(frame: pd.DataFrame, *, title: str | None = None) -> alt.TopLevelMixin:
     """Draw the share of CED reports at each highest level, drawn to angle drive-stun, with share labels."""
-    ced_reports = int(frame["ced_reports"].iloc[0]) if len(frame) else 0
-    data = frame.assign(label=frame["share"].map("{:.1%}".format) + " (" + frame["reports"].map("{:,}".format) + ")")
-    top = float(data["share"].max()) if ced_reports else 1.0
+    first = frame["ced_reports"].iloc[0] if len(frame) else 0
+    ced_reports = int(first) if pd.notna(first) else 0
+    data = drop_hidden(frame, "share", "reports")
+    data = data.assign(label=[f"{s:.1%} ({int(r):,})" for s, r in zip(data["share"], data["reports"], strict=True)])
+    top = float(data["share"].max()) if ced_reports and len(data) else 1.0
     y = alt.Y("level:N", title="Highest CED use", sort=list(schema.CED_LADDER))
     tooltip = [alt.Tooltip("level:N", title="Highest CED use"),
                alt.Tooltip("reports:Q", title="Reports", format=","),
@@ -445,7 +454,8 @@ def taser_ladder_shares(frame: pd.DataFrame, *, title: str | None = None) -> alt
                alt.Tooltip("ced_reports:Q", title="CED reports", format=",")]
     thin = ced_reports < MIN_DENOMINATOR
     colour = MUTED if thin else TACTIC_GROUP_COLOURS["Less lethal weapons"]
-    x_title = f"Share of the {ced_reports:,} reports using CED"
+    x_title = (f"Share of the {ced_reports:,} reports using CED" if pd.notna(first)
+               else "Share of the reports using CED (count hidden: too few)")
     if thin:
         x_title += f" (under {MIN_DENOMINATOR}: too few to read)"
     bars = alt.Chart(data).mark_bar(color=colour).encode(
@@ -463,7 +473,7 @@ def ladder_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Return the CED ladder with readable headings."""
     return pd.DataFrame({
         "Highest CED use": frame["level"],
-        "Reports": frame["reports"],
+        "Reports": counts(frame["reports"]),
         "Share of CED reports (%)": _percent(frame["share"]),
         "95% from (%)": _percent(frame["share_low"]),
         "95% to (%)": _percent(frame["share_high"]),
@@ -474,6 +484,10 @@ def ladder_table(frame: pd.DataFrame) -> pd.DataFrame:
 def ladder_sentence(frame: pd.DataFrame) -> str:
     """Say how many reports used CED, of how many, with the share's 95% interval."""
     row = frame.iloc[0]
+    if pd.isna(row["all_reports"]):
+        return "Too few reports in view to show how many used CED (Taser)."
+    if pd.isna(row["ced_reports"]):
+        return f"Too few of the {int(row['all_reports']):,} reports in view used CED (Taser) to show how many."
     ced, total = int(row["ced_reports"]), int(row["all_reports"])
     if not total:
         return "No reports in view."

@@ -200,6 +200,8 @@ def reading(result: dict[str, Any]) -> str:
     what = MEASURES.get(result["measure"], result["measure"]).capitalize()
     trained = result.get("officers_trained", 0)
     estimate, low, high = result.get("estimate"), result.get("ci_low"), result.get("ci_high")
+    if trained is None:  # disclosure control hid the count, and with it the estimate
+        return "Too few officers to show: the number of trained officers is below the disclosure threshold."
     if estimate is None or low is None or high is None or not np.isfinite([estimate, low, high]).all():
         return f"Too few officers to tell: no estimate could be made from {trained:,} trained officers."
     span = f"(95% interval {_percent(low)} to {_percent(high)})"
@@ -330,15 +332,18 @@ def effects(panel: pd.DataFrame) -> dict[str, dict[str, Any]]:
 
 
 def scoped_roster(tables: dict[str, pd.DataFrame], scope: Any) -> dict[str, pd.DataFrame]:
-    """Keep only the officers (and their training and exposure) in the forces and areas a scope allows."""
+    """Keep only the officers (and their training and exposure) in the forces, areas and teams a scope allows."""
     officers = tables.get("officers")
-    if officers is None or (scope.forces is None and scope.areas is None):
+    teams = getattr(scope, "teams", None)
+    if officers is None or (scope.forces is None and scope.areas is None and teams is None):
         return dict(tables)
     keep = pd.Series(True, index=officers.index)
     if scope.forces is not None:
         keep &= officers["force"].astype(str).isin(scope.forces) if "force" in officers else False
     if scope.areas is not None:
         keep &= officers["area"].astype(str).isin(scope.areas) if "area" in officers else False
+    if teams is not None:
+        keep &= officers["team"].astype(str).isin(teams) if "team" in officers else False
     allowed = set(officers.loc[keep, "officer_id"].astype(str))
     return {kind: (frame[frame["officer_id"].astype(str).isin(allowed)] if "officer_id" in frame else frame)
             for kind, frame in tables.items()}

@@ -8,14 +8,14 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import altair as alt
 import pandas as pd
 import streamlit as st
 
-from lib import ingest, library, query, schema
+from lib import access, audit, export, ingest, library, query, schema
 from lib.query import FILTER_KINDS, Filters, Scope, Summary
 from lib.store import SAMPLE_DIR, Dataset, DatasetError, Engine
 
@@ -37,22 +37,61 @@ def engine() -> Engine:
     return Engine()
 
 
+# Every result below reaches a page through `protect`: with disclosure control on, small counts are
+# hidden before any chart, table, tooltip or download is built from it. The cache holds the full
+# result (keyed by scope, so it never crosses forces); suppression is cheap and runs on each read.
+
+
+def disclosure_threshold() -> int | None:
+    """Return this run's disclosure threshold, or None when disclosure control is off."""
+    ctx = st.session_state.get(CONTEXT_KEY)
+    return ctx.disclosure if ctx is not None else None
+
+
+def protect(kind: str, result: object) -> object:
+    """Apply disclosure control to a result produced by the lib function `kind`, when it is on."""
+    threshold = disclosure_threshold()
+    if threshold is None:
+        return result
+    from lib import disclosure
+
+    return disclosure.protect(kind, result, threshold)
+
+
 @st.cache_data(show_spinner=False, max_entries=1024)
-def summary(ds: Dataset, filters: Filters, scope: Scope) -> Summary:
-    """Return headline measures (cached on the dataset, filters and scope)."""
+def _summary(ds: Dataset, filters: Filters, scope: Scope) -> Summary:
     return query.summarise(engine(), ds, filters, scope)
 
 
+def summary(ds: Dataset, filters: Filters, scope: Scope) -> Summary:
+    """Return headline measures (cached on the dataset, filters and scope; small counts hidden if required)."""
+    result = _summary(ds, filters, scope)
+    threshold = disclosure_threshold()
+    if threshold is None:
+        return result
+    from lib import disclosure
+
+    return disclosure.protect_summary(result, threshold)
+
+
 @st.cache_data(show_spinner=False, max_entries=1024)
-def breakdown(ds: Dataset, filters: Filters, scope: Scope, by: tuple[str, ...]) -> pd.DataFrame:
-    """Return a breakdown by dimensions (cached on small keys)."""
+def _breakdown(ds: Dataset, filters: Filters, scope: Scope, by: tuple[str, ...]) -> pd.DataFrame:
     return query.breakdown(engine(), ds, filters, scope, by)
 
 
+def breakdown(ds: Dataset, filters: Filters, scope: Scope, by: tuple[str, ...]) -> pd.DataFrame:
+    """Return a breakdown by dimensions (cached on small keys)."""
+    return protect("lib.query:breakdown", _breakdown(ds, filters, scope, by))
+
+
 @st.cache_data(show_spinner=False, max_entries=1024)
+def _tactic_counts(ds: Dataset, filters: Filters, scope: Scope) -> pd.DataFrame:
+    return query.tactic_counts(engine(), ds, filters, scope)
+
+
 def tactic_counts(ds: Dataset, filters: Filters, scope: Scope) -> pd.DataFrame:
     """Return reports per tactic (cached on small keys)."""
-    return query.tactic_counts(engine(), ds, filters, scope)
+    return protect("lib.query:tactic_counts", _tactic_counts(ds, filters, scope))
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -78,13 +117,23 @@ SESSION_DATASET_KEY = "_ose_session_dataset"
 PICK_NEXT_KEY = "_ose_pick_next"
 
 
-def sources() -> list[Source]:
-    """Return the datasets on offer: OSE_DATASET first when set, the sample, saved, this session's."""
+def is_synthetic(path: str | Path) -> bool:
+    """Say whether a dataset folder was written by the synthetic generator (it leaves effects.json)."""
+    return (Path(path) / "effects.json").is_file()
+
+
+def sources(demo: bool = False) -> list[Source]:
+    """Return the datasets on offer: OSE_DATASET first when set, the sample, saved, this session's.
+
+    In demo mode only synthetic data is offered: the sample, and OSE_DATASET if the generator wrote it.
+    """
     found = []
     env = os.environ.get("OSE_DATASET", "").strip()
-    if env:
+    if env and (not demo or is_synthetic(env)):
         found.append(Source("env", f"{Path(env).name} (OSE_DATASET)", env))
     found.append(Source("sample", "Synthetic sample (not real data)", str(SAMPLE_DIR)))
+    if demo:
+        return found
     for entry in library.entries():
         found.append(Source(f"lib:{entry.name}", f"{entry.name} (saved)", str(entry.path)))
     session = st.session_state.get(SESSION_DATASET_KEY)
@@ -114,6 +163,8 @@ def use_for_session(name: str, result: ingest.IngestResult) -> Dataset:
         engine().drop(previous)  # one session upload at a time: the old one goes
     st.session_state[SESSION_DATASET_KEY] = ds
     pick_next("session")
+    audit_event("upload", dataset=name, rows=result.report["rows_loaded"],
+                set_aside=result.report["rows_quarantined"], kept="this session")
     return ds
 
 
@@ -125,10 +176,10 @@ def _warn_unopened(source: Source, reason: str) -> None:
         st.sidebar.warning(f"Could not open {source.label} at {source.path}: {reason}.", icon="⚠️")
 
 
-def dataset_picker() -> Dataset:
+def dataset_picker(demo: bool = False) -> Dataset:
     """Draw the dataset picker and return the chosen dataset, falling back to the sample."""
     usable: list[tuple[Source, Dataset]] = []
-    for source in sources():
+    for source in sources(demo):
         try:
             usable.append((source, _open(source)))
         except DatasetError as exc:
@@ -151,6 +202,28 @@ def dataset_picker() -> Dataset:
     # The URL names the dataset only when it is not the default, so plain links stay short.
     st.session_state["_ose_dataset_param"] = source.key if source.key != keys[0] else None
     return ds
+
+
+def disclosure_default_threshold() -> int:
+    """Return the disclosure threshold: the users file's, else OSE_DISCLOSURE_THRESHOLD, else 10."""
+    from lib import auth, disclosure
+
+    cfg = auth.config()
+    if cfg is not None and cfg.disclosure_threshold:
+        return cfg.disclosure_threshold
+    return disclosure.threshold_from_env()
+
+
+def disclosure_setting(user: access.User, demo: bool, threshold: int) -> int | None:
+    """Return the disclosure threshold in force: always for viewers and demos, a sidebar choice for others."""
+    if demo or user.suppression_forced:
+        st.sidebar.caption(f"Small numbers hidden: counts below {threshold} are suppressed"
+                           + (" (demonstration)." if demo else " for your role."))
+        return threshold
+    on = st.sidebar.toggle(f"Hide counts below {threshold}", key="ose_disclosure",
+                           help="Disclosure control, as for publication: small counts, and counts that could be "
+                                "worked out from totals, are hidden in every chart, table and download.")
+    return threshold if on else None
 
 
 # --- global filters -----------------------------------------------------------------------
@@ -251,11 +324,19 @@ def _write_url(filters: Filters) -> None:
 
 @dataclass(frozen=True)
 class Context:
-    """What every page needs: the dataset, the filter state and the user's data scope."""
+    """What every page needs: the dataset, the filters, the user, their data scope and disclosure setting.
+
+    `officer_scope` is the scope of officer-level views (None: the user may not see officers one by one);
+    `disclosure` is the threshold below which counts are hidden (None: disclosure control off).
+    """
 
     dataset: Dataset
     filters: Filters
     scope: Scope
+    user: access.User = access.LOCAL_USER
+    officer_scope: Scope | None = None
+    disclosure: int | None = None
+    demo: bool = False
 
 
 def set_context(ctx: Context) -> None:
@@ -271,6 +352,108 @@ def context() -> Context:
     return ctx
 
 
+def guard(page: str) -> Context:
+    """Refuse a page this user's roles do not open (a direct link or a stale tab); return the context."""
+    ctx = context()
+    if not ctx.user.may_open(page) or (ctx.demo and page not in access.allowed_pages(ctx.user, demo=True)):
+        st.error("Your role does not open this page. Ask an administrator if you need it.")
+        st.stop()
+    return ctx
+
+
+def may_see_officers() -> bool:
+    """Say whether this user may see officer-level views at all."""
+    return context().officer_scope is not None
+
+
+def officer_scope(section: str) -> Scope | None:
+    """Return the scope for an officer-level section and audit its view, or None if the user may not see it."""
+    ctx = context()
+    if ctx.officer_scope is None:
+        return None
+    _audit_once("officer_view", section)
+    return ctx.officer_scope
+
+
+def officer_detail_shown(section: str) -> bool:
+    """Say whether an officer-level list may be shown here (never under disclosure control); audit it if so."""
+    ctx = context()
+    if ctx.officer_scope is None or ctx.disclosure is not None:
+        return False
+    _audit_once("officer_view", section)
+    return True
+
+
+def stop_if_empty(now: Summary, sentence: str) -> None:
+    """Stop a page with a message when no report matches, or so few that disclosure control hides them."""
+    if now.reports == 0:
+        st.info(f"No reports match these filters ({sentence}). Widen the dates or clear a filter.")
+        st.stop()
+    if now.reports is None:
+        st.info(f"Fewer than {disclosure_threshold()} reports match these filters ({sentence}): small numbers "
+                "are hidden, so there is nothing to show. Widen the dates or clear a filter.")
+        st.stop()
+
+
+def threshold() -> int:
+    """Return the threshold wording should quote (the one in force, else the default)."""
+    return disclosure_threshold() or 10
+
+
+def count_text(n: object) -> str:
+    """Format a count for a metric or table, or 'suppressed (<N)' when disclosure control hid it."""
+    from lib import wording
+
+    return wording.count(None if n is None or pd.isna(n) else int(n), threshold())
+
+
+def count_phrase(n: int | None) -> str:
+    """Write a count for a sentence, or 'fewer than N' when disclosure control hides it."""
+    threshold = disclosure_threshold()
+    if n is None or (threshold is not None and 0 < n < threshold):
+        return f"fewer than {threshold}" if threshold else "an unknown number of"
+    return f"{n:,}"
+
+
+def row_detail_allowed() -> bool:
+    """Say whether this user may see single reports (never under disclosure control)."""
+    ctx = context()
+    return ctx.user.may(access.ROW_DETAIL) and ctx.disclosure is None
+
+
+def _audit_filters(filters: Filters) -> dict:
+    out: dict[str, object] = {}
+    if filters.date_from:
+        out["from"] = filters.date_from.isoformat()
+    if filters.date_to:
+        out["to"] = filters.date_to.isoformat()
+    for kind in FILTER_KINDS:
+        values = filters.values(kind)
+        if values:
+            out[kind.field] = [str(v)[:200] for v in values[:100]]
+    return out
+
+
+def audit_event(event: str, *, rows: int | None = None, dataset: str | None = None, **detail: object) -> None:
+    """Write one audit record for this user, with the current dataset and filters (never data values)."""
+    ctx = st.session_state.get(CONTEXT_KEY)
+    user = ctx.user if ctx is not None else access.LOCAL_USER
+    name = dataset if dataset is not None else (ctx.dataset.name if ctx is not None else None)
+    filters = _audit_filters(ctx.filters) if ctx is not None else None
+    audit.record(event, user=user.username, role=user.role, dataset=name, filters=filters, rows=rows,
+                 detail={k: v for k, v in detail.items() if v is not None} or None)
+
+
+def _audit_once(event: str, section: str) -> None:
+    # Once per session for each section, dataset and filter state: reruns of the same view are not new views.
+    ctx = context()
+    marker = (event, section, ctx.dataset.id, ctx.filters)
+    seen = st.session_state.setdefault("_ose_audited", set())
+    if marker not in seen:
+        seen.add(marker)
+        audit_event(event, section=section)
+
+
 def chart(spec: alt.TopLevelMixin, *, key: str | None = None) -> None:
     """Draw an Altair chart in the project's own theme (not Streamlit's)."""
     # Single and layered charts stretch to their column; concatenated panels keep their widths.
@@ -278,11 +461,48 @@ def chart(spec: alt.TopLevelMixin, *, key: str | None = None) -> None:
     st.altair_chart(spec, theme=None, width="stretch" if stretch else "content", key=key)
 
 
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")[:60] or "table"
+
+
+def table(frame: pd.DataFrame, name: str, *, what: str = "table") -> None:
+    """Show a table with our own download (formula-safe CSV and XLSX, audited) in place of Streamlit's.
+
+    The frame is already disclosure-protected by the wrappers above, so what is shown and what is
+    downloaded are the same. Streamlit's own toolbar download is hidden by the app's style (app.py).
+    """
+    st.dataframe(frame, hide_index=True, width="stretch")
+    download(frame, name, what=what)
+
+
+def download(frame: pd.DataFrame, name: str, *, what: str = "table", label: str | None = None) -> None:
+    """Offer a frame as CSV and XLSX downloads; each download is written to the audit log."""
+    slug = _slug(name)
+    ident = hashlib.sha1(repr((name, tuple(map(str, frame.columns)), len(frame))).encode()).hexdigest()[:10]
+    left, right, _ = st.columns([1, 1, 4])
+    for col, fmt in ((left, "csv"), (right, "xlsx")):
+        writer, mime, suffix = export.FORMATS[fmt]
+        col.download_button(label or f"Download {fmt.upper()}", lambda w=writer: w(frame), file_name=slug + suffix,
+                            mime=mime, key=f"dl_{ident}_{fmt}",
+                            on_click=audit_event, args=("export",),
+                            kwargs={"rows": len(frame), "what": what, "file": slug + suffix},
+                            icon=":material/download:", type="tertiary")
+
+
 def table_behind(frame: pd.DataFrame, caption: str, *, label: str = "Table behind this chart") -> None:
     """Caption a chart with the filter sentence and put the aggregate behind it in an expander."""
-    st.caption(caption)
+    note = None
+    if disclosure_threshold() is not None:
+        from lib import disclosure
+
+        note = disclosure.note(frame)
+    st.caption(caption + (f" {note}" if note else ""))
     with st.expander(label):
-        st.dataframe(frame, hide_index=True, width="stretch")
+        table(frame, label if label != "Table behind this chart" else _caption_name(caption))
+
+
+def _caption_name(caption: str) -> str:
+    return caption.split(".")[0][:50]
 
 
 # --- uploads ------------------------------------------------------------------------------
@@ -336,10 +556,12 @@ def upload_name(report: dict) -> str:
 def save_upload(name: str, result: ingest.IngestResult) -> None:
     """Save an upload to the library and open it."""
     try:
-        library.save(name, result)
+        library.save(name, result, user=context().user.username)
     except library.LibraryError as exc:
         st.error(str(exc))
         return
+    audit_event("save", dataset=name.strip(), rows=result.report["rows_loaded"],
+                set_aside=result.report["rows_quarantined"])
     pick_next(f"lib:{name.strip()}")
     st.success(f"Saved as '{name.strip()}'. It is now the current dataset.")
     st.rerun()
@@ -348,10 +570,11 @@ def save_upload(name: str, result: ingest.IngestResult) -> None:
 def append_upload(name: str, result: ingest.IngestResult) -> None:
     """Append an upload to a saved dataset and open it."""
     try:
-        record = library.append(name, result)
+        record = library.append(name, result, user=context().user.username)
     except library.LibraryError as exc:
         st.error(str(exc))
         return
+    audit_event("append", dataset=name, rows=record["rows_loaded"], set_aside=record["rows_quarantined"])
     pick_next(f"lib:{name}")
     st.success(f"Appended {record['rows_loaded']:,} rows to '{name}'; {record['rows_quarantined']:,} set aside "
                f"({record['already_in_dataset']:,} already in the dataset).")
@@ -363,6 +586,8 @@ def delete_saved(name: str) -> None:
         library.delete(name)
     except library.LibraryError as exc:
         st.error(str(exc))
+        return
+    audit_event("delete", dataset=name)
 
 
 def provenance_table(name: str) -> pd.DataFrame:
@@ -426,9 +651,13 @@ def mapping_step() -> None:
 # --- data quality (cached on small keys) --------------------------------------------------
 
 
-@st.cache_data(show_spinner=False, max_entries=256)
 def quality_check(check: str, ds: Dataset, filters: Filters, scope: Scope) -> pd.DataFrame:
     """Run one data-quality check by name (completeness, invalid_codes, contradictions, ...)."""
+    return protect(f"lib.quality:{check}", _quality_check(check, ds, filters, scope))
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _quality_check(check: str, ds: Dataset, filters: Filters, scope: Scope) -> pd.DataFrame:
     from lib import quality
 
     checks = {"completeness": quality.completeness, "invalid_codes": quality.invalid_codes,
@@ -437,18 +666,28 @@ def quality_check(check: str, ds: Dataset, filters: Filters, scope: Scope) -> pd
     return checks[check](engine(), ds, filters, scope)
 
 
-@st.cache_data(show_spinner=False, max_entries=256)
 def completeness_by(ds: Dataset, filters: Filters, scope: Scope, level: str) -> pd.DataFrame:
     """Return completeness per force or area (cached)."""
+    return protect("lib.quality:completeness_by", _completeness_by(ds, filters, scope, level))
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _completeness_by(ds: Dataset, filters: Filters, scope: Scope, level: str) -> pd.DataFrame:
     from lib import quality
 
     return quality.completeness_by(engine(), ds, filters, scope, level=level)
 
 
-@st.cache_data(show_spinner=False, max_entries=128)
 def contradiction_rows(ds: Dataset, filters: Filters, scope: Scope, rule: str,
-                       limit: int = 500) -> pd.DataFrame:
-    """Return up to `limit` reports that break a rule (cached)."""
+                       limit: int = 500) -> pd.DataFrame | None:
+    """Return up to `limit` reports that break a rule, or None if this user may not see single reports."""
+    if not row_detail_allowed():
+        return None
+    return _contradiction_rows(ds, filters, scope, rule, limit)
+
+
+@st.cache_data(show_spinner=False, max_entries=128)
+def _contradiction_rows(ds: Dataset, filters: Filters, scope: Scope, rule: str, limit: int) -> pd.DataFrame:
     from lib import quality
 
     expr = quality.contradiction_rows(engine(), ds, filters, scope, rule)
@@ -502,13 +741,17 @@ def national_comparison(ds: Dataset, filters: Filters, scope: Scope, bench: dict
 # --- any lib query, cached on small keys --------------------------------------------------
 
 
-@st.cache_data(show_spinner=False, max_entries=2048)
 def cached_query(path: str, ds: Dataset, filters: Filters, scope: Scope, *args: object) -> object:
-    """Run `module:function(engine, ds, filters, scope, *args)` from lib, cached on small keys.
+    """Run `module:function(engine, ds, filters, scope, *args)` from lib, cached on small keys, then protect it.
 
     `path` names a function in code (for example "lib.tactics:use_over_time"), never user input;
     the arguments after the scope must be small values (strings, numbers, tuples).
     """
+    return protect(path, _cached_query(path, ds, filters, scope, *args))
+
+
+@st.cache_data(show_spinner=False, max_entries=2048)
+def _cached_query(path: str, ds: Dataset, filters: Filters, scope: Scope, *args: object) -> object:
     import importlib
 
     module, _, name = path.partition(":")
@@ -650,11 +893,28 @@ def roster_mapping_step(ds: Dataset) -> None:
         add_roster_table(ds, name, table)
 
 
+def overdue_officers(ds: Dataset, as_of: date) -> pd.DataFrame | None:
+    """Return the overdue officers this user may see one by one (a supervisor: their teams), or None."""
+    from lib import training
+
+    if not officer_detail_shown("officers overdue"):
+        return None
+    roster = training.scoped_roster(roster_tables(ds), context().officer_scope)
+    if "officers" not in roster or "training" not in roster:
+        return None
+    return training.overdue(training.compliance(roster["training"], roster["officers"], as_of))
+
+
 def training_results(ds: Dataset, filters: Filters, scope: Scope) -> tuple[dict, pd.DataFrame] | None:
     """Return the training effects and event study (cached unless the roster was uploaded this session)."""
     if st.session_state.get(ROSTER_KEY, {}).get(ds.id):
-        return _training_results(_panel(roster_tables(ds), ds, filters, scope))
-    return _saved_training_results(ds, filters, scope)
+        results = _training_results(_panel(roster_tables(ds), ds, filters, scope))
+    else:
+        results = _saved_training_results(ds, filters, scope)
+    if results is None:
+        return None
+    found, study = results
+    return protect("lib.training:effects", found), protect("lib.training:event_study", study)
 
 
 @st.cache_data(show_spinner="Estimating the effect of training", max_entries=64)
@@ -670,11 +930,68 @@ def _training_results(panel: pd.DataFrame | None) -> tuple[dict, pd.DataFrame] |
     return training.effects(panel), training.event_study(panel)
 
 
-def page_header(title: str, unit: str | None = None) -> tuple[Dataset, Filters, Scope, str]:
-    """Draw a page's title and its caption (dataset, filter sentence, scope, counting unit); return the context."""
-    ctx = context()
+def page_header(page: str, title: str, unit: str | None = None) -> tuple[Dataset, Filters, Scope, str]:
+    """Check the user may open the page; draw its title and caption (dataset, filters, scope, unit)."""
+    ctx = guard(page)
     sentence = query.describe(ctx.filters)
     st.title(title)
     caption = f"{ctx.dataset.name} · {sentence} · {ctx.scope.describe()}"
     st.caption(caption + (f". Counting unit: {unit}." if unit else ""))
     return ctx.dataset, ctx.filters, ctx.scope, sentence
+
+
+# --- administration -----------------------------------------------------------------------
+
+
+def accounts_table(cfg) -> pd.DataFrame:
+    """Return the accounts in the users file, with live sessions and lockouts (never a password hash)."""
+    from lib import auth
+
+    live = auth.store().live_sessions()
+    locked = dict(auth.store().locked_users())
+    rows = []
+    for username in sorted(cfg.users):
+        user = cfg.user(username)
+        rows.append({"Username": username, "Name": user.name, "Roles": ", ".join(user.roles),
+                     "Force": ", ".join(sorted(user.forces)) if user.forces is not None else "every force",
+                     "Areas": ", ".join(sorted(user.areas)) if user.areas is not None else "",
+                     "Teams": ", ".join(sorted(user.teams)) if user.teams is not None else "",
+                     "Live sessions": live.get(username, 0),
+                     "Locked until (UTC)": (datetime.fromtimestamp(locked[username], UTC).strftime("%H:%M")
+                                            if username in locked else "")})
+    return pd.DataFrame(rows)
+
+
+def unlock(username: str) -> None:
+    """Clear a username's failed logins (administrator)."""
+    from lib import auth
+
+    auth.store().clear_failures(username)
+    audit_event("user_change", account=username, action="unlocked")
+
+
+def sign_out_everywhere(username: str) -> int:
+    """End every session of a user (administrator); return how many ended."""
+    from lib import auth
+
+    ended = auth.store().revoke_user(username)
+    audit_event("session_revoked", account=username, sessions_ended=ended)
+    return ended
+
+
+def save_account(cfg, username: str, name: str, role: str, force: str, teams: str,
+                 password: str) -> tuple[str, bool]:
+    """Create or update an account from the admin form; return a message and whether it worked."""
+    from lib import auth, users
+
+    username = username.strip()
+    team_list = [t.strip() for t in teams.split(",") if t.strip()]
+    try:
+        created = users.upsert_user(cfg.path, username, role=role, password=password or None, name=name or None,
+                                    force=force.strip(), teams=team_list)
+    except (ValueError, OSError) as exc:
+        return f"Not saved: {exc}.", False
+    ended = auth.store().revoke_user(username) if password and not created else 0
+    audit_event("user_change", account=username, action="created" if created else "updated", role=role)
+    return (f"{'Created' if created else 'Updated'} {username}" + (f"; {ended} session(s) signed out" if ended else "")
+            + "."), True

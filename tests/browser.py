@@ -26,13 +26,13 @@ def _free_port() -> int:
 
 
 @contextmanager
-def running_app(env: dict[str, str] | None = None) -> Iterator[str]:
-    """Start `streamlit run app.py` on 127.0.0.1 and yield its URL; stop it afterwards."""
+def running_app(env: dict[str, str] | None = None, address: str = "127.0.0.1") -> Iterator[str]:
+    """Start `streamlit run app.py` (listening on `address`) and yield its loopback URL; stop it afterwards."""
     port = _free_port()
     log = open(ROOT / ".pytest-streamlit.log", "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
-         "--server.address", "127.0.0.1", "--server.port", str(port),
+         "--server.address", address, "--server.port", str(port),
          "--browser.gatherUsageStats", "false"],
         cwd=ROOT, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT)
     try:

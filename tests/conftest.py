@@ -1,6 +1,7 @@
 """Shared fixtures: a hand-readable canonical dataset and the real engine."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,12 @@ from lib.store import Dataset, Engine
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ROOT = Path(__file__).resolve().parent.parent
+TEST_PSEUDONYM_KEY = "test-only pseudonymisation key, 32+ bytes long"
+
+
+def pytest_configure(config) -> None:
+    """Give every test (and the app servers it starts) a fixed key, so no key file lands in ./var."""
+    os.environ.setdefault("OSE_PSEUDONYM_KEY", TEST_PSEUDONYM_KEY)
 
 
 @pytest.fixture(scope="session")

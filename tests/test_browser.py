@@ -108,5 +108,5 @@ def test_a_deep_link_as_the_first_request_gets_the_app_navigation():
         page.get_by_text("How complete is each field?").first.wait_for(timeout=30000)
         links = page.locator('[data-testid="stSidebarNav"] a').all_inner_texts()
         assert [t.strip() for t in links] == ["Overview", "Officer risk", "Tactics", "Explore", "Training",
-                                                  "Data", "Data quality"]
+                                                  "Data", "Data quality", "Administration"]
         assert page.get_by_text("Filters").count() >= 1  # the router's sidebar ran too

@@ -13,3 +13,14 @@ def test_upload_limit_matches_the_ingest_limit_and_telemetry_is_off():
     assert config["server"]["maxUploadSize"] * 1024 * 1024 == Limits().max_bytes
     assert config["server"]["enableXsrfProtection"] is True
     assert config["browser"]["gatherUsageStats"] is False
+
+
+def test_the_shipped_config_is_hardened():
+    """XSRF on, no tracebacks for users, no telemetry, loopback by default, no developer toolbar."""
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["enableXsrfProtection"] is True
+    assert config["server"]["address"] == "127.0.0.1"
+    assert config["client"]["showErrorDetails"] == "none"
+    assert config["client"]["toolbarMode"] == "minimal"
+    assert config["browser"]["gatherUsageStats"] is False
+    assert 0 < config["server"]["maxUploadSize"] <= 1024

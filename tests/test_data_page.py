@@ -40,11 +40,16 @@ def test_upload_shows_counts_that_reconcile_and_can_be_saved():
     assert any("11 rows read = 10 loaded + 1 set aside" in c.value for c in at.caption)
     reasons = at.dataframe[0].value
     assert reasons["Reason"].tolist() == ["occurred_at '…' is not a date"]
-    assert any(b.label == "Download the rows set aside (CSV)" for b in at.get("download_button"))
+    labels = [b.label for b in at.get("download_button")]
+    assert "Download CSV" in labels and "Download XLSX" in labels  # ours: formula-safe and audited
     at.text_input(key="save_name").set_value("Kent Q1").run()
     next(b for b in at.button if b.label == "Save to library").click().run()
     assert not at.exception
     assert at.selectbox(key="dataset_choice").value == "Kent Q1 (saved)"
+    from lib import audit  # the save is in the audit log: who, what, how many rows, never the values
+    saved = audit.read().iloc[-1]
+    assert (saved["event"], saved["user"], saved["dataset"], saved["rows"]) == ("save", "local", "Kent Q1", 10)
+    assert "set_aside: 1" in saved["detail"] and audit.verify().ok
 
 
 @pytest.mark.parametrize(("name", "content", "message"), [

@@ -154,6 +154,15 @@ def test_excel_and_parquet_uploads(tmp_path):
     assert len(from_parquet.tactics) == 12
 
 
+def test_a_parquet_date_column_is_read_as_text():
+    table = pa.table({"officer_id": ["OF1", "OF2"],
+                      "trained_on": pa.array([pd.Timestamp("2024-01-05").date(), None], pa.date32())})
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    raw = ingest.read_extract("roster.parquet", buf.getvalue())
+    assert raw.frame["trained_on"].tolist() == ["2024-01-05 00:00:00", pd.NA]
+
+
 def test_written_dataset_opens_in_the_engine(tmp_path, engine):
     result = ingest.ingest([("small.csv", SMALL)])
     ingest.write(result, tmp_path / "ds")

@@ -5,7 +5,9 @@ The contract every adapter keeps, so that nothing a user uploads is lost:
   plus `_file` (source file name) and `_row` (1-based data row number in that file);
 - every raw row ends up either folded into exactly one report (`reports["_rows"]` counts the raw
   rows folded into each report; 1 when a row is a report) or in `quarantine` with a reason;
-- values outside a vocabulary are kept as they were and counted in `unmapped`, never dropped.
+- values outside a vocabulary are kept as they were and counted in `unmapped`, never dropped;
+- `officer_id` holds the id as the source writes it, and `officer_id_columns` names the source
+  columns it came from: the ingester pseudonymises both (lib/pseudonym.py) before anything is kept.
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ class Adapted:
     mapping: dict[str, str] = field(default_factory=dict)
     unmapped: dict[str, dict[str, int]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    officer_id_columns: list[str] = field(default_factory=list)  # source columns holding officer ids
 
 
 class Format(Protocol):

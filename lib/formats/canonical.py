@@ -26,7 +26,8 @@ class CanonicalFormat:
 
     def adapt(self, raw: pd.DataFrame) -> Adapted:
         """Parse canonical columns from text; quarantine rows whose date cannot be read."""
-        raw = raw.rename(columns={c: c.strip().lower() for c in raw.columns if c not in (FILE, ROW)})
+        original = [c for c in raw.columns if c not in (FILE, ROW)]
+        raw = raw.rename(columns={c: c.strip().lower() for c in original})
         out = pd.DataFrame({FILE: raw[FILE], ROW: raw[ROW], ROWS: 1}, index=raw.index)
         unmapped: dict[str, dict[str, int]] = {}
         for col, kind in schema.REPORT_COLUMNS.items():
@@ -64,7 +65,8 @@ class CanonicalFormat:
         mapping = {c: c for c in schema.REPORT_COLUMNS if c in raw.columns}
         if "tactics" in raw.columns:
             mapping["tactics"] = "tactics (';'-separated)"
-        return Adapted(out, tactics, quarantine, mapping, unmapped)
+        officer_columns = [c for c in original if c.strip().lower() == "officer_id"]
+        return Adapted(out, tactics, quarantine, mapping, unmapped, officer_id_columns=officer_columns)
 
 
 def _tactics(raw: pd.DataFrame, reports: pd.DataFrame) -> pd.DataFrame:

@@ -313,7 +313,8 @@ class _Reader:
         tactics = schema.apply_ced_highest_use(tactics).reset_index(drop=True)
         tactics["tactic_group"] = tactics["tactic"].map(schema.TACTIC_GROUP_OF).astype("string")
         tactics = tactics[["report_id", "tactic", "tactic_group", "effective"]]
-        return Adapted(reports, tactics, quarantine, self.mapping, self.unmapped, self.notes)
+        return Adapted(reports, tactics, quarantine, self.mapping, self.unmapped, self.notes,
+                       officer_id_columns=_as_list(self.p.officer_id_column))
 
     def empty(self, quarantine: pd.DataFrame) -> Adapted:
         """Return empty canonical tables (every row was quarantined)."""
@@ -324,7 +325,8 @@ class _Reader:
         tactics = pd.DataFrame({"report_id": pd.Series(dtype="string"), "tactic": pd.Series(dtype="string"),
                                 "tactic_group": pd.Series(dtype="string"),
                                 "effective": pd.Series(dtype="boolean")})
-        return Adapted(reports, tactics, quarantine, self.mapping, self.unmapped, self.notes)
+        return Adapted(reports, tactics, quarantine, self.mapping, self.unmapped, self.notes,
+                       officer_id_columns=_as_list(self.p.officer_id_column))
 
     # when ---------------------------------------------------------------------------------
 

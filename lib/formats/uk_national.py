@@ -732,8 +732,10 @@ class _Adaptation:
         unmapped_tactics = _unmapped_counts(tactics["tactic"], schema.TACTICS)
         if unmapped_tactics:
             self.unmapped["tactic"] = unmapped_tactics
-        return Adapted(reports=reports, tactics=tactics, quarantine=quarantine,
-                       mapping=self.mapping, unmapped=self.unmapped, notes=self.notes)
+        # Every column named like an officer id, the ignored repeats too: the ingester pseudonymises them.
+        officer_columns = [c for c in self.raw.columns if _ALIAS_FIELD.get(_key(c)) == "officer_id"]
+        return Adapted(reports=reports, tactics=tactics, quarantine=quarantine, mapping=self.mapping,
+                       unmapped=self.unmapped, notes=self.notes, officer_id_columns=officer_columns)
 
     def occurred_at(self) -> tuple[pd.Series, np.ndarray]:
         dates = self.column("date")

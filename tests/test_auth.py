@@ -1,0 +1,303 @@
+"""Login, roles and their pages, lockout, sessions and the config checks, run as Streamlit runs them."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from streamlit.testing.v1 import AppTest
+
+from lib import access, audit, security, users
+from lib.store import SAMPLE_DIR
+
+from .conftest import ROOT
+
+PASSWORD = "correct horse battery staple"
+FORCE = "Thames Valley Police"
+PAGES = {"overview": "Overview", "risk": "Officer risk", "tactics": "Tactics", "explore": "Explore",
+         "training": "Training", "data": "Data", "quality": "Data quality", "admin": "Administration"}
+EXPECTED = {
+    "admin": {"data", "quality", "admin"},
+    "analyst": {"overview", "risk", "tactics", "explore", "training", "data", "quality"},
+    "supervisor": {"overview", "risk", "tactics", "explore", "training"},
+    "viewer": {"overview", "risk", "tactics", "explore", "training"},
+}
+
+
+@pytest.fixture(autouse=True)
+def _fresh(fresh_caches):
+    """Every app run here starts with empty caches (see conftest)."""
+
+
+@pytest.fixture(scope="module")
+def users_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("auth") / "users.yaml"
+    for role in access.ROLES:
+        users.upsert_user(path, role, role=role, password=PASSWORD, name=f"A {role}")
+    users.upsert_user(path, "northern", role="analyst", password=PASSWORD, force=FORCE)
+    users.upsert_user(path, "sarge", role="supervisor", password=PASSWORD, teams=["No team"])
+    return path
+
+
+@pytest.fixture
+def login_mode(users_file, tmp_path, monkeypatch) -> Path:
+    """Serve with the users file, and a fresh data directory (sessions, lockouts, audit log)."""
+    monkeypatch.setenv("OSE_AUTH_CONFIG", str(users_file))
+    monkeypatch.setenv("OSE_DATA_DIR", str(tmp_path / "var"))
+    monkeypatch.delenv("OSE_DEMO", raising=False)
+    monkeypatch.delenv("OSE_DATASET", raising=False)
+    return tmp_path / "var"
+
+
+def app() -> AppTest:
+    return AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
+
+
+def sign_in(at: AppTest, username: str, password: str = PASSWORD) -> AppTest:
+    if not at.text_input:  # not yet run
+        at.run()
+    at.text_input(key="ose_login_username").input(username)
+    at.text_input(key="ose_login_password").input(password)
+    next(b for b in at.button if b.label == "Sign in").click().run()
+    return at
+
+
+def navigation(at: AppTest) -> set[str]:
+    return {Path(str(info["script_path"])).stem for info in at._registered_pages.values() if info.get("script_path")}
+
+
+def titles(at: AppTest) -> list[str]:
+    return [t.value for t in at.title]
+
+
+def shows_data(at: AppTest) -> bool:
+    return bool(at.metric or at.get("vega_lite_chart") or at.dataframe or at.get("arrow_data_frame"))
+
+
+def test_no_page_shows_anything_but_the_login_form_before_sign_in(login_mode):
+    at = app().run()
+    assert not at.exception
+    assert titles(at) == ["Officer Safety Explorer"]
+    assert [t.label for t in at.text_input] == ["Username", "Password"]
+    assert not shows_data(at)
+    assert not at.sidebar.selectbox and not at.sidebar.multiselect  # no dataset picker, no filters
+    assert navigation(at) <= {"app"}  # only the router: no page is registered until someone signs in
+
+
+@pytest.mark.parametrize("role", list(access.ROLES))
+def test_each_role_sees_only_its_pages(login_mode, role):
+    at = sign_in(app(), role)
+    assert not at.exception
+    assert navigation(at) == EXPECTED[role]
+    for page in EXPECTED[role]:
+        at.switch_page(f"app_pages/{page}.py").run()
+        assert not at.exception, (role, page)
+        assert PAGES[page] in titles(at), (role, page)
+        assert not any("does not open this page" in e.value for e in at.error)
+    for page in set(PAGES) - EXPECTED[role]:
+        with pytest.raises(ValueError, match="Could not find a navigation page"):
+            at.switch_page(f"app_pages/{page}.py")
+
+
+@pytest.mark.parametrize("page", ["data", "quality", "admin", "risk"])
+def test_a_page_reached_without_its_role_refuses(login_mode, page):
+    """A page file run directly (a stale tab, a crafted link) checks the role again and shows nothing."""
+    from lib import query, ui
+    from lib.store import Engine
+
+    engine = Engine()
+    ds = engine.open(SAMPLE_DIR)
+    nobody = access.User(username="x", name="x", roles=("viewer",) if page != "risk" else ("admin",))
+    at = AppTest.from_file(str(ROOT / "app_pages" / f"{page}.py"), default_timeout=60)
+    at.session_state[ui.CONTEXT_KEY] = ui.Context(dataset=ds, filters=query.default_filters(ds),
+                                                  scope=nobody.scope, user=nobody)
+    at.run()
+    assert not at.exception
+    assert any("does not open this page" in e.value for e in at.error)
+    assert not shows_data(at) and not at.get("file_uploader")
+
+
+def test_viewer_has_small_numbers_hidden_and_no_officer_views(login_mode):
+    at = sign_in(app(), "viewer")
+    assert any("counts below 10 are suppressed" in c.value for c in at.sidebar.caption)
+    assert not at.sidebar.toggle  # a viewer cannot switch disclosure control off
+    at.switch_page("app_pages/risk.py").run()
+    assert not at.exception
+    assert "officer" not in at.radio(key="risk_level").options
+    assert any("not open to your role" in i.value for i in at.info)
+
+
+def test_a_supervisor_sees_officers_of_their_own_teams_only(login_mode):
+    at = sign_in(app(), "sarge")  # their team, "No team", has no reports
+    at.switch_page("app_pages/risk.py").run()
+    assert not at.exception
+    assert "officer" in at.radio(key="risk_level").options
+    at.radio(key="risk_level").set_value("officer").run()
+    assert any("No officer in this view" in i.value or "No officer" in i.value for i in at.info)
+    events = audit.read()
+    assert "officer_view" in set(events["event"])
+
+
+def test_a_force_scoped_user_sees_only_their_force(login_mode, engine):
+    from lib import query
+    from lib.query import Scope
+
+    ds = engine.open(SAMPLE_DIR)
+    at = sign_in(app(), "northern")
+    assert not at.exception
+    assert at.multiselect(key="flt_forces").options == [FORCE]
+    expected = query.summarise(engine, ds, query.default_filters(ds), Scope(forces=frozenset({FORCE}))).reports
+    assert next(m.value for m in at.metric if m.label == "Reports") == f"{expected:,}"
+
+
+def test_a_shared_link_cannot_widen_a_scoped_users_force(login_mode, engine):
+    at = app()
+    at.query_params["forces"] = "Metropolitan Police"
+    sign_in(at, "northern")
+    assert not at.exception
+    assert at.multiselect(key="flt_forces").value == []  # the other force is not an option, so not applied
+    assert all("Metropolitan" not in c.value for c in at.caption)
+
+
+def test_wrong_password_and_unknown_user_get_the_same_answer(login_mode):
+    wrong = sign_in(app(), "analyst", "not the password at all")
+    unknown = sign_in(app(), "nobody-here", "not the password at all")
+    assert [e.value for e in wrong.error] == [e.value for e in unknown.error] == [security.FAILED]
+    assert not shows_data(wrong) and not shows_data(unknown)
+
+
+def test_unknown_users_cost_a_real_password_check(tmp_path):
+    """The time does not tell a real username from an unknown one: both run bcrypt."""
+    store = security.Store(tmp_path / "s.sqlite")
+    hashed = users.hash_password(PASSWORD).encode()
+
+    def timed(h: bytes | None) -> float:
+        start = time.perf_counter()
+        security.attempt_login(store, h, "someone", "wrong password", attempts=1000)
+        return time.perf_counter() - start
+
+    known = min(timed(hashed) for _ in range(3))
+    unknown = min(timed(None) for _ in range(3))
+    assert known > 0.02  # a real bcrypt check takes tens of milliseconds
+    assert 0.5 < unknown / known < 2
+
+
+def test_lockout_holds_across_sessions_and_a_restart(login_mode, users_file):
+    for _ in range(5):
+        at = sign_in(app(), "analyst", "wrong password again")
+    assert at.error[0].value == security.LOCKED
+    fresh = sign_in(app(), "analyst")  # a new session, with the right password
+    assert fresh.error[0].value == security.LOCKED
+    assert not shows_data(fresh)
+    restarted = security.Store.for_data_dir()  # a new process opens the same store
+    assert restarted.locked_until("analyst") is not None
+    other = sign_in(app(), "viewer")  # the lockout is per username
+    assert not other.error and other.metric
+    events = list(audit.read()["event"])
+    assert events.count("failed_login") == 4 and events.count("locked_out") >= 2
+
+
+def test_logout_ends_the_session_server_side(login_mode):
+    at = sign_in(app(), "analyst")
+    sid = at.session_state["_ose_sid"]
+    store = security.Store.for_data_dir()
+    assert store.session_user(sid) == "analyst"
+    next(b for b in at.sidebar.button if b.label == "Log out").click().run()
+    assert not at.exception
+    assert store.session_user(sid) is None  # the cookie that names this session no longer signs anyone in
+    assert [t.label for t in at.text_input] == ["Username", "Password"] and not shows_data(at)
+    assert list(audit.read()["event"]) == ["login", "logout"]
+
+
+def test_a_password_change_signs_the_user_out_everywhere(login_mode, users_file, tmp_path):
+    own = tmp_path / "own.yaml"
+    own.write_bytes(users_file.read_bytes())
+    import os
+    os.environ["OSE_AUTH_CONFIG"] = str(own)
+    elsewhere = sign_in(app(), "analyst")
+    here = sign_in(app(), "analyst")
+    form = here.sidebar
+    inputs = [t for t in form.text_input]
+    inputs[0].input(PASSWORD)
+    inputs[1].input("a brand new long password")
+    inputs[2].input("a brand new long password")
+    next(b for b in here.sidebar.button if b.label == "Change password").click().run()
+    assert not here.exception
+    assert any("Password changed" in i.value for i in here.info)
+    elsewhere.run()  # the other session's next click
+    assert [t.label for t in elsewhere.text_input] == ["Username", "Password"] and not shows_data(elsewhere)
+    assert sign_in(app(), "analyst", "a brand new long password").metric
+    assert "password_change" in set(audit.read()["event"])
+
+
+@pytest.mark.parametrize(("cookie", "message"), [
+    ({"name": "c", "expiry_days": 0.5}, "cookie.key is missing"),
+    ({"name": "c", "key": "short-key", "expiry_days": 0.5}, "must be at least 32"),
+    ({"name": "c", "key": "some_key", "expiry_days": 0.5}, "published example"),
+    ({"name": "c", "key": "random_signature_key", "expiry_days": 0.5}, "published example"),
+    ({"name": "c", "key": "k" * 40, "expiry_days": 30}, "at most 1 day"),
+])
+def test_the_app_refuses_to_start_with_an_unsafe_cookie_setting(tmp_path, monkeypatch, cookie, message):
+    path = tmp_path / "users.yaml"
+    path.write_text(yaml.safe_dump({"credentials": {"usernames": {}}, "cookie": cookie}))
+    with pytest.raises(users.ConfigError, match=message):
+        users.load_config(path)
+    monkeypatch.setenv("OSE_AUTH_CONFIG", str(path))
+    monkeypatch.setenv("OSE_DATA_DIR", str(tmp_path / "var"))
+    at = app().run()
+    assert not at.exception
+    assert any("will not start" in e.value and message.split()[0] in e.value for e in at.error)
+    assert not at.text_input and not shows_data(at)
+
+
+def test_plain_text_passwords_and_unknown_roles_are_refused(tmp_path):
+    base = {"cookie": {"name": "c", "key": "k" * 40, "expiry_days": 0.5}}
+    for entry, message in (({"password": "hunter2", "roles": ["analyst"]}, "bcrypt"),
+                           ({"password": users.hash_password(PASSWORD), "roles": ["superuser"]}, "unknown: superuser")):
+        path = tmp_path / "u.yaml"
+        path.write_text(yaml.safe_dump({**base, "credentials": {"usernames": {"u": entry}}}))
+        with pytest.raises(users.ConfigError, match=message):
+            users.load_config(path)
+
+
+def test_users_command_creates_a_hashed_user_and_refuses_weak_passwords(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    path = tmp_path / "users.yaml"
+    env = {"OSE_DATA_DIR": str(tmp_path / "var"), "PATH": "/usr/bin:/bin"}
+    run = lambda *args, password: subprocess.run(  # noqa: E731
+        [sys.executable, "-m", "lib.users", "--config", str(path), *args, "--password-stdin"],
+        input=password + "\n", capture_output=True, text=True, cwd=ROOT, env=env)
+    done = run("add", "jo", "--role", "supervisor", "--force", FORCE, "--team", "Response A", password=PASSWORD)
+    assert done.returncode == 0, done.stderr
+    config = users.load_config(path)
+    user = config.user("jo")
+    assert user.roles == ("supervisor",) and user.forces == {FORCE} and user.teams == {"Response A"}
+    assert PASSWORD not in path.read_text() and security.check_password(PASSWORD, config.password_hash("jo"))
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    weak = run("passwd", "jo", password="short")
+    assert weak.returncode == 2 and "at least 12" in weak.stderr
+    assert security.check_password(PASSWORD, users.load_config(path).password_hash("jo"))  # unchanged
+    assert audit.read(tmp_path / "var" / "audit" / "audit.jsonl")["event"].tolist() == ["user_change"]
+
+
+def test_the_administrator_manages_accounts_and_reads_the_audit_log(login_mode, users_file):
+    for _ in range(5):
+        sign_in(app(), "viewer", "wrong password again")
+    at = sign_in(app(), "admin")
+    at.switch_page("app_pages/admin.py").run()
+    assert not at.exception
+    accounts = at.dataframe[0].value
+    assert set(accounts["Username"]) == set(users.load_config(users_file).users)
+    assert not accounts.astype(str).apply(lambda c: c.str.contains(r"\$2[aby]\$")).any().any()  # no hashes
+    assert at.selectbox(key="admin_unlock_user").options == ["viewer"]
+    next(b for b in at.button if b.label == "Unlock").click().run()
+    assert security.Store.for_data_dir().locked_until("viewer") is None
+    assert sign_in(app(), "viewer").metric  # unlocked
+    assert any("chain intact" in s.value for s in at.success)
+    assert audit.verify().ok
+    log = audit.read()
+    assert {"failed_login", "locked_out", "login", "user_change"} <= set(log["event"])
+    assert log[log["event"] == "user_change"].iloc[-1]["user"] == "admin"

@@ -1,0 +1,92 @@
+"""Disclosure control in the running app: demo mode and viewers never see a small count, on any page."""
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from lib import disclosure
+
+from .conftest import ROOT
+
+COUNT_COLUMNS = {c.name for spec in disclosure.SPECS.values() for c in spec.counts}
+PAGES = ["overview", "risk", "tactics", "explore", "training"]
+# A narrow view of the sample: one small force, Night shift, so many cells hold fewer than 10 reports.
+NARROW = {"forces": "Cumbria Constabulary", "shifts": "Night"}
+
+
+@pytest.fixture(autouse=True)
+def _demo(fresh_caches, tmp_path):
+    fresh_caches.setenv("OSE_DEMO", "1")
+    fresh_caches.delenv("OSE_AUTH_CONFIG", raising=False)
+    fresh_caches.setenv("OSE_DATA_DIR", str(tmp_path / "var"))
+
+
+def chart_rows(at: AppTest) -> list[dict]:
+    rows: list[dict] = []
+    for el in at.get("vega_lite_chart"):
+        for dataset in el.proto.datasets:
+            table = pa.ipc.open_stream(dataset.data.data).read_all()
+            rows += table.to_pylist()
+        spec = json.loads(el.proto.spec)
+        if isinstance(spec.get("data"), dict):
+            rows += spec["data"].get("values", [])
+    return rows
+
+
+def small_counts(rows: list[dict], threshold: int = disclosure.DEFAULT_THRESHOLD) -> list[tuple[str, object]]:
+    return [(k, v) for r in rows for k, v in r.items()
+            if k in COUNT_COLUMNS and isinstance(v, (int, float)) and 0 < v < threshold]
+
+
+def open_page(page: str, **params) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    for key, value in params.items():
+        at.query_params[key] = value
+    at.run()
+    if page != "overview":
+        at.switch_page(f"app_pages/{page}.py").run()
+    return at
+
+
+def test_the_narrow_view_really_has_small_counts_to_hide(engine):
+    from lib import query
+    from lib.store import SAMPLE_DIR
+
+    ds = engine.open(SAMPLE_DIR)
+    filters = query.filters_from_mapping({"forces": [NARROW["forces"]], "shifts": [NARROW["shifts"]]})
+    frame = query.breakdown(engine, ds, filters, query.UNRESTRICTED, ("officer_role",))
+    assert ((frame["reports"] > 0) & (frame["reports"] < 10)).any()
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_demo_mode_shows_no_small_count_on_any_page(page):
+    at = open_page(page, **NARROW)
+    assert not at.exception
+    assert any("Demonstration" in w.value for w in at.warning)  # the banner, on every page
+    rows = chart_rows(at)
+    assert small_counts(rows) == []
+    assert not at.sidebar.toggle  # disclosure control cannot be switched off in a demo
+
+
+def test_demo_mode_hides_something_and_says_so():
+    at = open_page("overview", **NARROW)
+    assert any("hidden" in c.value for c in at.caption)
+    plain = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    for key, value in NARROW.items():
+        plain.query_params[key] = value
+    import os
+    del os.environ["OSE_DEMO"]
+    plain.run()
+    assert small_counts(chart_rows(plain))  # without disclosure control the same view shows small counts
+
+
+def test_demo_mode_offers_synthetic_data_only(tmp_path, monkeypatch):
+    real = ROOT.parent / "shared" / "realdata"
+    monkeypatch.setenv("OSE_DATASET", str(next(real.rglob("*.csv"))))
+    at = open_page("overview")
+    assert at.selectbox(key="dataset_choice").options == ["Synthetic sample (not real data)"]
+    assert "data" not in {p.split("/")[-1].removesuffix(".py") for p in
+                          (str(i.get("script_path")) for i in at._registered_pages.values())}
