@@ -44,7 +44,8 @@ PRODUCERS = {
     "completeness by force": lambda e, ds, f, s: quality.completeness_by(e, ds, f, s, level="force"),
     "contradictions": quality.contradictions,
     "coverage": quality.coverage,
-    "contradiction rows": lambda e, ds, f, s: e.execute(quality.contradiction_rows(e, ds, f, s, "officer_level_not_injured")),
+    "contradiction rows": lambda e, ds, f, s: e.execute(
+        quality.contradiction_rows(e, ds, f, s, "officer_level_not_injured")),
 }
 
 
