@@ -62,4 +62,4 @@ if not pick.values and not pick.notes:
     st.caption("Click a bar, point or cell to filter every page to it.")
 
 ui.table_behind(explore.table(frame, measure, dimensions, facet),
-                explore.caption(filters, measure, frame, dimensions, facet))
+                explore.caption(filters, measure, frame, dimensions, facet), source=frame)

@@ -20,12 +20,13 @@ cols[0].metric("Reports", ui.count_text(now.reports),
 missing = wording.unavailable(now)
 for col, field in zip(cols[1:], ("officer_injured", "officer_assaulted", "subject_injured"), strict=True):
     rate = now.rates[field]
-    col.metric(rate.label, "Not recorded" if rate.label in missing else wording.rate_value(rate, ui.threshold()),
+    col.metric(rate.label, "Not recorded" if rate.label in missing else "Hidden" if rate.hidden
+               else wording.percent(rate.rate),
                wording.rate_change(rate, before.rates[field] if before else None),
                delta_color="inverse", help=wording.rate_detail(rate))
 if missing:
     st.info(wording.unavailable_message(missing))
-st.caption(f"{ui.count_text(now.incidents)} incidents, {ui.count_text(now.officers)} officers. "
+st.caption(f"{ui.count_phrase(now.incidents)} incidents, {ui.count_phrase(now.officers)} officers. "
            + wording.period_phrase(previous_filters, before))
 with st.expander("How these rates are counted"):
     for rate in now.rates.values():
@@ -44,7 +45,7 @@ with right:
         ui.chart(charts.rate_by_month(monthly, "officer_injured", title=""))
     else:
         st.caption("Unavailable: this extract does not record whether an officer was injured.")
-ui.table_behind(tables.rates_table(monthly, ("month",)), f"{sentence}. Counting unit: reports.")
+ui.table_behind(tables.rates_table(monthly, ("month",)), f"{sentence}. Counting unit: reports.", source=monthly)
 
 for dimension in ("officer_role", "shift"):
     label = query.DIMENSION_LABELS[dimension]
@@ -53,14 +54,14 @@ for dimension in ("officer_role", "shift"):
     ui.chart(charts.harm_rates_by_group(frame, dimension, label))
     ui.table_behind(tables.rates_table(frame, (dimension,)),
                     f"{sentence}. Counting unit: reports. Rates are over reports that answered; "
-                    f"grey points rest on fewer than {charts.MIN_DENOMINATOR} answers.")
+                    f"grey points rest on fewer than {charts.MIN_DENOMINATOR} answers.", source=frame)
 
 st.subheader("Most-used tactics")
 tactics = ui.tactic_counts(ds, filters, scope)
 ui.chart(charts.most_used_tactics(tactics))
 ui.table_behind(tables.tactics_table(tactics),
                 f"{sentence}. Counting unit: reports using each tactic; a report can use several, "
-                "and CED (Taser) counts once per report at its highest use.")
+                "and CED (Taser) counts once per report at its highest use.", source=tactics)
 
 bench = ui.national()
 if bench:

@@ -23,19 +23,21 @@ ui.chart(charts.rate_heatmap(grid, "officer_role", "shift", "Officer role", "Shi
                              col_order=[*schema.SHIFTS, query.NOT_RECORDED]))
 ui.table_behind(tables.grid_table(grid, "officer_role", "shift"),
                 f"{sentence}. Per 100 reports answering; grey cells rest on fewer than {risk.MIN_CELL} answers "
-                "and are not coloured.")
+                "and are not coloured.", source=grid)
 
 st.subheader("Month by month")
 monthly = ui.breakdown(ds, filters, scope, ("month",))
 ui.chart(charts.rate_by_month(monthly, measure, title=""))
-ui.table_behind(tables.rates_table(monthly, ("month",)), f"{sentence}. Counting unit: reports; 95% interval band.")
+ui.table_behind(tables.rates_table(monthly, ("month",)), f"{sentence}. Counting unit: reports; 95% interval band.",
+                source=monthly)
 
 st.subheader("By hour of day and day of week")
 hours = ui.cached_query("lib.risk:rate_grid", ds, filters, scope, measure, "weekday", "hour")
 ui.chart(charts.rate_heatmap(hours, "weekday", "hour", "Day of week", "Hour of day", label,
                              row_order=list(query.DIMENSION_ORDER["weekday"])))
 ui.table_behind(tables.grid_table(hours, "weekday", "hour"),
-                f"{sentence}. Per 100 reports answering; grey cells rest on fewer than {risk.MIN_CELL} answers.")
+                f"{sentence}. Per 100 reports answering; grey cells rest on fewer than {risk.MIN_CELL} answers.",
+                source=hours)
 
 st.subheader("Rate ratios, with 95% intervals")
 dimension = st.selectbox("Compare groups of", list(risk.RATIO_DIMENSIONS), format_func=query.DIMENSION_LABELS.get,
@@ -50,7 +52,7 @@ ratios = ui.cached_query("lib.risk:rate_ratios", ds, filters, scope, measure, di
 ui.chart(charts.forest_plot(ratios, label))
 ui.table_behind(tables.ratios_table(ratios),
                 f"{sentence}. A ratio of 2 means twice the reference's rate; an interval that crosses 1 "
-                "cannot tell the group from the reference.")
+                "cannot tell the group from the reference.", source=ratios)
 
 st.subheader("Areas, teams and officers against the average (funnel plot)")
 levels = [*risk.FUNNEL_LEVELS, *([risk.OFFICER_LEVEL] if ui.may_see_officers() else [])]
@@ -65,7 +67,8 @@ if len(points):
     if len(flagged):
         st.markdown(f"**Higher than expected** ({len(flagged)}): above the 99.8% limit for their volume")
         ui.table(tables.funnel_table(flagged, level), f"higher than expected {level}")
-    ui.table_behind(tables.funnel_table(points, level), f"{sentence}. Limits: exact binomial around the overall rate.")
+    ui.table_behind(tables.funnel_table(points, level), f"{sentence}. Limits: exact binomial around the overall rate.",
+                    source=points)
 else:
     st.info(f"No {level} in this view has answering reports.")
 

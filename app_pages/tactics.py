@@ -22,7 +22,8 @@ measure = st.segmented_control("Show", ["Reports", "Share of reports"], default=
 ui.chart(tactics.tactic_use_by_month(use, measure="share" if measure == "Share of reports" else "reports"))
 ui.table_behind(tactics.use_over_time_table(use),
                 f"{sentence}. Counting unit: reports. A report using two types of force counts in both, so the "
-                "lines add up to more than the month's reports; CED counts once per report, at its highest use.")
+                "lines add up to more than the month's reports; CED counts once per report, at its highest use.",
+                source=use)
 
 st.subheader("How often each tactic was effective")
 effective = ui.cached_query("lib.tactics:effectiveness", ds, filters, scope)
@@ -34,7 +35,7 @@ else:
 ui.table_behind(tactics.effectiveness_table(effective),
                 f"{sentence}. Counting unit: tactic uses (one tactic recorded on one report). Rates are over "
                 f"uses whose effectiveness was answered; grey points rest on fewer than {charts.MIN_DENOMINATOR} "
-                "answers. 'Effective' is the officer's own judgement on the form.")
+                "answers. 'Effective' is the officer's own judgement on the form.", source=effective)
 
 st.subheader("Injuries when each tactic was used")
 measures = tactics.injury_measures(now)
@@ -52,7 +53,7 @@ if measures:
                     "under each. Rates are over reports that answered; the dashed line is the rate over all "
                     f"reports in view; grey points rest on fewer than {charts.MIN_DENOMINATOR} answers. Tactics "
                     "are used in different situations, so these rates describe; they do not show that a tactic "
-                    "causes or prevents injury.")
+                    "causes or prevents injury.", source=harm)
 
 st.subheader("Which tactics occur together")
 pairs = ui.cached_query("lib.tactics:co_occurrence", ds, filters, scope, tactics.TOP_TACTICS)
@@ -64,7 +65,7 @@ else:
                     f"{sentence}. Counting unit: reports. Read across a row: of the reports using that tactic "
                     "(count in brackets), the share that also used the column's tactic. The "
                     f"{tactics.TOP_TACTICS} most-used tactics are shown; grey rows rest on fewer than "
-                    f"{charts.MIN_DENOMINATOR} reports.")
+                    f"{charts.MIN_DENOMINATOR} reports.", source=pairs)
 
 st.subheader("The Taser ladder (highest use per report)")
 ladder = ui.cached_query("lib.tactics:taser_ladder", ds, filters, scope)
@@ -76,4 +77,4 @@ else:
     ui.table_behind(tactics.ladder_table(ladder),
                     f"{sentence}. Counting unit: reports using CED, each counted once at its highest use (the "
                     "national rule): a Taser drawn, aimed and then fired counts as fired only. 'Reaching at "
-                    "least this level' adds the levels above it.")
+                    "least this level' adds the levels above it.", source=ladder)

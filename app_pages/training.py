@@ -37,7 +37,8 @@ if has_roster:
                 continue
         ui.chart(charts.compliance_by_group(summary, group, label))
         ui.table_behind(tables.compliance_table(summary, group),
-                        f"Training hours in the 12 months to {as_of:%d %b %Y}. Counting unit: officers.")
+                        f"Training hours in the 12 months to {as_of:%d %b %Y}. Counting unit: officers.",
+                        source=summary)
     overdue = training.overdue(per_officer)
     st.caption(f"{ui.count_phrase(len(overdue))} of {ui.count_phrase(len(per_officer))} officers are short of "
                f"12 hours in the 12 months to {as_of:%d %b %Y}.")
@@ -68,7 +69,8 @@ if has_roster:
                    f"trained, same months. {sentence}.")
         ui.chart(charts.training_event_study(study, "use of force"))
         ui.table_behind(tables.event_study_table(study),
-                        "Change against the month before training, by months since training; 95% intervals.")
+                        "Change against the month before training, by months since training; 95% intervals.",
+                        source=study)
 
 st.subheader("Learning the lessons: debriefs")
 records = ui.debrief_records(ds)
@@ -94,4 +96,4 @@ if records is not None:
                                     "Officer injury rate"))
         ui.table_behind(tables.factors_table(factors),
                         "Among debriefed reports: the officer injury rate where the factor was named, against "
-                        "debriefs that did not name it. Counting unit: debriefed reports.")
+                        "debriefs that did not name it. Counting unit: debriefed reports.", source=factors)

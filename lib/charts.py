@@ -50,13 +50,24 @@ def reports_by_month(frame: pd.DataFrame, *, title: str | None = None) -> alt.To
     """Draw reports per month as bars (counting unit: reports)."""
     title = "Reports per month" if title is None else title
     data = _months(drop_hidden(frame, "reports"))
+    x = alt.X("yearmonth(month):T", title="Month", axis=alt.Axis(format="%b %Y", labelAngle=-45))
     chart = alt.Chart(data, **({"title": title} if title else {})).mark_bar(color=MAIN).encode(
-        x=alt.X("yearmonth(month):T", title="Month", axis=alt.Axis(format="%b %Y", labelAngle=-45)),
+        x=x,
         y=alt.Y("reports:Q", title="Reports (one officer, one subject)"),
         tooltip=[alt.Tooltip("yearmonth(month):T", title="Month", format="%B %Y"),
                  alt.Tooltip("reports:Q", title="Reports", format=",")],
-    ).properties(height=260)
-    return _style(chart)
+    )
+    hidden = _months(frame[frame["reports"].isna()]) if "suppressed" in frame and len(frame) else frame.iloc[:0]
+    if len(hidden):
+        # Months whose count disclosure control hid keep their place on the axis, marked, so the bars that
+        # remain are not read as the whole year.
+        marks = alt.Chart(hidden[["month"]].assign(label="hidden")).mark_text(
+            angle=270, align="left", dy=3, color=MUTED, fontSize=11).encode(
+            x=x, y=alt.datum(0), text="label:N",
+            tooltip=[alt.Tooltip("yearmonth(month):T", title="Month", format="%B %Y"),
+                     alt.Tooltip("label:N", title="Reports")])
+        chart = alt.layer(chart, marks)
+    return _style(chart.properties(height=260))
 
 
 def rate_by_month(frame: pd.DataFrame, measure: str = "officer_injured", *,
@@ -182,9 +193,14 @@ def rate_heatmap(frame: pd.DataFrame, rows: str, cols: str, row_label: str, col_
                  title: str | None = None, row_order: list | None = None,
                  col_order: list | None = None) -> alt.TopLevelMixin:
     """Draw a rate per 100 reports for each cell of two dimensions; cells with too few reports are grey."""
-    data = drop_hidden(frame, "per_100", "yes", "answered").copy()
-    data["enough"] = data["enough"].fillna(False).astype(bool)
-    data["label"] = np.where(data["enough"], data["per_100"].round(1).astype(str), "")
+    # Cells disclosure control hid stay in the grid, grey and marked, so the grid keeps its shape.
+    data = frame.copy()
+    hidden = data["per_100"].isna() & data.get("suppressed", pd.Series(False, index=data.index)).fillna(False)
+    data["enough"] = data["enough"].fillna(False).astype(bool) & ~hidden
+    data["label"] = np.where(data["enough"], data["per_100"].round(1).astype(str), np.where(hidden, "hidden", ""))
+    # Colour from a copy with no gaps: Vega-Lite drops a mark whose colour field is empty, and a hidden cell
+    # must still be drawn (grey). The tooltip keeps the real, possibly empty, value.
+    data["shade"] = data["per_100"].where(data["enough"], 0.0)
     tooltip = [alt.Tooltip(f"{rows}:O", title=row_label), alt.Tooltip(f"{cols}:O", title=col_label),
                alt.Tooltip("per_100:Q", title=f"{measure_label} per 100 reports", format=".1f"),
                alt.Tooltip("low_100:Q", title="95% interval from", format=".1f"),
@@ -196,11 +212,12 @@ def rate_heatmap(frame: pd.DataFrame, rows: str, cols: str, row_label: str, col_
         y=alt.Y(f"{rows}:O", title=row_label, sort=row_order), tooltip=tooltip)
     cells = base.mark_rect(stroke="white").encode(
         color=alt.condition(alt.datum.enough,
-                            alt.Color("per_100:Q", title=f"{measure_label} per 100 reports",
+                            alt.Color("shade:Q", title=f"{measure_label} per 100 reports",
                                       scale=alt.Scale(scheme="orangered", zero=True)),
                             alt.value("#E5E5E5")))
     text = base.mark_text(fontSize=11).encode(text="label:N")
-    return _style((cells + text).properties(height=max(120, 28 * data[rows].nunique())))
+    # Streamlit fits the whole chart (axes and the legend below) into the height: leave room for them.
+    return _style((cells + text).properties(height=max(120, 28 * data[rows].nunique()) + 110))
 
 
 def forest_plot(frame: pd.DataFrame, measure_label: str, *, title: str | None = None) -> alt.TopLevelMixin:

@@ -489,13 +489,18 @@ def download(frame: pd.DataFrame, name: str, *, what: str = "table", label: str 
                             icon=":material/download:", type="tertiary")
 
 
-def table_behind(frame: pd.DataFrame, caption: str, *, label: str = "Table behind this chart") -> None:
-    """Caption a chart with the filter sentence and put the aggregate behind it in an expander."""
+def table_behind(frame: pd.DataFrame, caption: str, *, label: str = "Table behind this chart",
+                 source: pd.DataFrame | None = None) -> None:
+    """Caption a chart with the filter sentence and put the aggregate behind it in an expander.
+
+    `source` is the protected frame the chart and table were built from: the caption says how many values
+    disclosure control hid in it.
+    """
     note = None
     if disclosure_threshold() is not None:
         from lib import disclosure
 
-        note = disclosure.note(frame)
+        note = disclosure.note(source if source is not None else frame)
     st.caption(caption + (f" {note}" if note else ""))
     with st.expander(label):
         table(frame, label if label != "Table behind this chart" else _caption_name(caption))
