@@ -75,6 +75,17 @@ def test_local_mode_will_not_serve_beyond_this_machine(tmp_path):
         assert page.locator('[data-testid="stMetric"]').count() == 0
 
 
+def test_local_mode_refuses_clients_forwarded_by_a_proxy(tmp_path):
+    """A reverse proxy on this machine makes every client look local: local mode refuses what it forwards."""
+    env = {"OSE_DATA_DIR": str(tmp_path / "var")}
+    with running_app(env) as url, browser_page() as page:
+        page.context.set_extra_http_headers({"X-Forwarded-For": "203.0.113.7"})
+        page.goto(url)
+        page.get_by_text("will not serve other machines without a login").wait_for(timeout=60_000)
+        settle(page)
+        assert page.locator('[data-testid="stMetric"]').count() == 0
+
+
 def test_tables_offer_our_downloads_not_streamlits(tmp_path):
     env = {"OSE_DATA_DIR": str(tmp_path / "var")}
     with running_app(env) as url, browser_page() as page:
