@@ -38,11 +38,11 @@ left, right = st.columns(2)
 # Headings sit outside charts that share a row: Streamlit clips a stretched chart's own title.
 with left:
     st.markdown("**Reports per month**")
-    ui.chart(charts.reports_by_month(monthly, title=""))
+    ui.chart(charts.reports_by_month, monthly, title="")
 with right:
     st.markdown("**Officer injury rate per month, with 95% interval**")
     if now.rates["officer_injured"].denominator:
-        ui.chart(charts.rate_by_month(monthly, "officer_injured", title=""))
+        ui.chart(charts.rate_by_month, monthly, "officer_injured", title="")
     else:
         st.caption("Unavailable: this extract does not record whether an officer was injured.")
 ui.table_behind(tables.rates_table(monthly, ("month",)), f"{sentence}. Counting unit: reports.", source=monthly)
@@ -51,14 +51,14 @@ for dimension in ("officer_role", "shift"):
     label = query.DIMENSION_LABELS[dimension]
     st.subheader(f"By {label.lower()}")
     frame = ui.breakdown(ds, filters, scope, (dimension,))
-    ui.chart(charts.harm_rates_by_group(frame, dimension, label))
+    ui.chart(charts.harm_rates_by_group, frame, dimension, label)
     ui.table_behind(tables.rates_table(frame, (dimension,)),
                     f"{sentence}. Counting unit: reports. Rates are over reports that answered; "
                     f"grey points rest on fewer than {charts.MIN_DENOMINATOR} answers.", source=frame)
 
 st.subheader("Most-used tactics")
 tactics = ui.tactic_counts(ds, filters, scope)
-ui.chart(charts.most_used_tactics(tactics))
+ui.chart(charts.most_used_tactics, tactics)
 ui.table_behind(tables.tactics_table(tactics),
                 f"{sentence}. Counting unit: reports using each tactic; a report can use several, "
                 "and CED (Taser) counts once per report at its highest use.", source=tactics)

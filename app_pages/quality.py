@@ -9,7 +9,7 @@ ds, filters, scope, sentence = ui.page_header("quality", "Data quality", "report
 
 st.subheader("How complete is each field?")
 complete = ui.quality_check("completeness", ds, filters, scope)
-ui.chart(charts.completeness_by_field(complete))
+ui.chart(charts.completeness_by_field, complete)
 st.caption("Orange: fewer than 9 in 10 reports answer it. Injury levels count only reports where someone "
            "was injured. " + sentence + ".")
 with st.expander("Table behind this chart"):
@@ -46,7 +46,7 @@ if len(broken):
 st.subheader("Coverage in time")
 months = ui.quality_check("coverage", ds, filters, scope)
 if len(months):
-    ui.chart(charts.monthly_coverage(months))
+    ui.chart(charts.monthly_coverage, months)
     late = ui.quality_check("late_recorded", ds, filters, scope)
     st.caption(tables.coverage_sentence(months, late) + f" {sentence}.")
     with st.expander("Table behind this chart"):

@@ -18,23 +18,23 @@ if label in wording.unavailable(now):
 
 st.subheader("By role and shift")
 grid = ui.cached_query("lib.risk:rate_grid", ds, filters, scope, measure, "officer_role", "shift")
-ui.chart(charts.rate_heatmap(grid, "officer_role", "shift", "Officer role", "Shift", label,
+ui.chart(charts.rate_heatmap, grid, "officer_role", "shift", "Officer role", "Shift", label,
                              row_order=[*schema.OFFICER_ROLES, query.NOT_RECORDED],
-                             col_order=[*schema.SHIFTS, query.NOT_RECORDED]))
+                             col_order=[*schema.SHIFTS, query.NOT_RECORDED])
 ui.table_behind(tables.grid_table(grid, "officer_role", "shift"),
                 f"{sentence}. Per 100 reports answering; grey cells rest on fewer than {risk.MIN_CELL} answers "
                 "and are not coloured.", source=grid)
 
 st.subheader("Month by month")
 monthly = ui.breakdown(ds, filters, scope, ("month",))
-ui.chart(charts.rate_by_month(monthly, measure, title=""))
+ui.chart(charts.rate_by_month, monthly, measure, title="")
 ui.table_behind(tables.rates_table(monthly, ("month",)), f"{sentence}. Counting unit: reports; 95% interval band.",
                 source=monthly)
 
 st.subheader("By hour of day and day of week")
 hours = ui.cached_query("lib.risk:rate_grid", ds, filters, scope, measure, "weekday", "hour")
-ui.chart(charts.rate_heatmap(hours, "weekday", "hour", "Day of week", "Hour of day", label,
-                             row_order=list(query.DIMENSION_ORDER["weekday"])))
+ui.chart(charts.rate_heatmap, hours, "weekday", "hour", "Day of week", "Hour of day", label,
+                             row_order=list(query.DIMENSION_ORDER["weekday"]))
 ui.table_behind(tables.grid_table(hours, "weekday", "hour"),
                 f"{sentence}. Per 100 reports answering; grey cells rest on fewer than {risk.MIN_CELL} answers.",
                 source=hours)
@@ -49,7 +49,7 @@ if dimension != "tactic_group":  # each type of force is compared with reports n
     if groups:
         reference = st.selectbox("Against the reference group", groups, key=f"risk_reference_{dimension}")
 ratios = ui.cached_query("lib.risk:rate_ratios", ds, filters, scope, measure, dimension, reference)
-ui.chart(charts.forest_plot(ratios, label))
+ui.chart(charts.forest_plot, ratios, label)
 ui.table_behind(tables.ratios_table(ratios),
                 f"{sentence}. A ratio of 2 means twice the reference's rate; an interval that crosses 1 "
                 "cannot tell the group from the reference.", source=ratios)
@@ -60,7 +60,7 @@ level = st.radio("Compare", levels, horizontal=True, key="risk_level")
 level_scope = ui.officer_scope("officer funnel") if level == risk.OFFICER_LEVEL else scope
 points, limits = ui.cached_query("lib.risk:funnel", ds, filters, level_scope, measure, level)
 if len(points):
-    ui.chart(charts.funnel_plot(points, limits, level, label))
+    ui.chart(charts.funnel_plot, points, limits, level, label)
     st.caption(risk.funnel_sentence(points, level) + " Small groups sit in the wide mouth of the funnel: "
                "their rates swing by chance, so they are judged against the limits, never ranked.")
     flagged = risk.outliers(points)

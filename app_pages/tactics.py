@@ -19,7 +19,7 @@ st.subheader("Tactic use over time")
 use = ui.cached_query("lib.tactics:use_over_time", ds, filters, scope)
 measure = st.segmented_control("Show", ["Reports", "Share of reports"], default="Reports",
                                key="tactics_use_measure") or "Reports"
-ui.chart(tactics.tactic_use_by_month(use, measure="share" if measure == "Share of reports" else "reports"))
+ui.chart(tactics.tactic_use_by_month, use, measure="share" if measure == "Share of reports" else "reports")
 ui.table_behind(tactics.use_over_time_table(use),
                 f"{sentence}. Counting unit: reports. A report using two types of force counts in both, so the "
                 "lines add up to more than the month's reports; CED counts once per report, at its highest use.",
@@ -31,7 +31,7 @@ if int(effective["answered"].sum()) == 0:
     st.info("Not in this extract: no tactic use records whether it was effective, so effectiveness cannot be "
             "shown. Unknown answers are never counted as 'No'.")
 else:
-    ui.chart(tactics.effectiveness_by_tactic(effective))
+    ui.chart(tactics.effectiveness_by_tactic, effective)
 ui.table_behind(tactics.effectiveness_table(effective),
                 f"{sentence}. Counting unit: tactic uses (one tactic recorded on one report). Rates are over "
                 f"uses whose effectiveness was answered; grey points rest on fewer than {charts.MIN_DENOMINATOR} "
@@ -47,7 +47,7 @@ if measures:
                                     key="tactics_harm_by") or "Tactic"
     by = "tactic_group" if by_label == "Type of force" else "tactic"
     harm = ui.cached_query("lib.tactics:harm_when_used", ds, filters, scope, by)
-    ui.chart(tactics.injury_rate_when_used(harm, measures=measures, label=by_label))
+    ui.chart(tactics.injury_rate_when_used, harm, measures=measures, label=by_label)
     ui.table_behind(tactics.harm_table(harm, label=by_label),
                     f"{sentence}. Counting unit: reports using the tactic; a report using several tactics counts "
                     "under each. Rates are over reports that answered; the dashed line is the rate over all "
@@ -60,7 +60,7 @@ pairs = ui.cached_query("lib.tactics:co_occurrence", ds, filters, scope, tactics
 if pairs["tactic"].nunique() < 2:
     st.info("Only one tactic is recorded in these reports, so there are no pairs to show.")
 else:
-    ui.chart(tactics.tactic_co_occurrence(pairs))
+    ui.chart(tactics.tactic_co_occurrence, pairs)
     ui.table_behind(tactics.co_occurrence_table(pairs),
                     f"{sentence}. Counting unit: reports. Read across a row: of the reports using that tactic "
                     "(count in brackets), the share that also used the column's tactic. The "
@@ -73,7 +73,7 @@ st.markdown(tactics.ladder_sentence(ladder))
 if ladder["ced_reports"].iloc[0] == 0:
     st.info("No report in view used CED (Taser).")
 else:
-    ui.chart(tactics.taser_ladder_shares(ladder))
+    ui.chart(tactics.taser_ladder_shares, ladder)
     ui.table_behind(tactics.ladder_table(ladder),
                     f"{sentence}. Counting unit: reports using CED, each counted once at its highest use (the "
                     "national rule): a Taser drawn, aimed and then fired counts as fired only. 'Reaching at "

@@ -35,7 +35,7 @@ if has_roster:
             label = f"Team (15 lowest shares, teams of {training.MIN_TEAM}+ officers)"
             if summary.empty:
                 continue
-        ui.chart(charts.compliance_by_group(summary, group, label))
+        ui.chart(charts.compliance_by_group, summary, group, label)
         ui.table_behind(tables.compliance_table(summary, group),
                         f"Training hours in the 12 months to {as_of:%d %b %Y}. Counting unit: officers.",
                         source=summary)
@@ -67,7 +67,7 @@ if has_roster:
         untrained = ui.count_text(found["reports"]["officers_comparison"])
         st.caption(f"Per 1,000 officer-shifts; {trained} trained officers against {untrained} not yet (or never) "
                    f"trained, same months. {sentence}.")
-        ui.chart(charts.training_event_study(study, "use of force"))
+        ui.chart(charts.training_event_study, study, "use of force")
         ui.table_behind(tables.event_study_table(study),
                         "Change against the month before training, by months since training; 95% intervals.",
                         source=study)
@@ -92,8 +92,8 @@ if records is not None:
         with st.expander(f"Review list (latest {len(review):,})"):
             ui.table(review, "debrief review list")
     if len(factors):
-        ui.chart(charts.forest_plot(factors.assign(group=factors["factor"], reference="debriefs without it"),
-                                    "Officer injury rate"))
+        ui.chart(charts.forest_plot, factors.assign(group=factors["factor"], reference="debriefs without it"),
+                                    "Officer injury rate")
         ui.table_behind(tables.factors_table(factors),
                         "Among debriefed reports: the officer injury rate where the factor was named, against "
                         "debriefs that did not name it. Counting unit: debriefed reports.", source=factors)

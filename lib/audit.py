@@ -24,8 +24,11 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
+
 
 from lib.paths import data_dir
 
@@ -94,7 +97,9 @@ def _scalar(value: object, what: str) -> str | int | float | bool | None:
     """Return a short JSON scalar for a filter or detail value, or raise ValueError."""
     if value is None or isinstance(value, bool):
         return value
-    if isinstance(value, pd.DataFrame | pd.Series | pd.Index | bytes | bytearray | memoryview):
+    # Frames, series, indexes and arrays carry data: refused by shape, without importing pandas here
+    # (the login gate imports this module before anything heavy loads).
+    if isinstance(value, bytes | bytearray | memoryview) or (getattr(value, "ndim", 0) or 0) >= 1:
         raise ValueError(f"audit {what} must not hold data ({type(value).__name__}); log counts, not values")
     if hasattr(value, "item") and hasattr(value, "dtype") and getattr(value, "ndim", 1) == 0:
         value = value.item()  # a numpy scalar
@@ -271,6 +276,8 @@ def entries(log: Path | None = None) -> list[dict[str, object]]:
 
 def read(log: Path | None = None) -> pd.DataFrame:
     """Return the audit log as a table for the admin page, oldest first."""
+    import pandas as pd
+
     found = entries(log)
     frame = pd.DataFrame({
         "seq": pd.array([e.get("seq") for e in found], dtype="Int64"),

@@ -17,6 +17,7 @@ import csv
 import io
 import json
 import os
+import re
 import sys
 import time
 import zipfile
@@ -104,19 +105,33 @@ def read_extract(name: str, data: bytes, limits: Limits = Limits()) -> RawExtrac
     return _read_csv(name, data, limits)
 
 
-def _decode(name: str, data: bytes) -> tuple[str, str]:
+# Bytes cp1252 leaves undefined: a file holding one is not cp1252 (latin-1 reads every byte).
+_CP1252_UNDEFINED = re.compile(rb"[\x81\x8d\x8f\x90\x9d]")
+
+
+def _encoding(name: str, data: bytes) -> str:
+    """Detect a CSV's encoding without keeping a decoded copy (Arrow's parser reads the bytes itself)."""
     if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        return data.decode("utf-16"), "utf-16"
+        return "utf-16"
     if b"\x00" in data[:65536]:
         raise RejectedFile(f"{name} is not a text file (it holds binary content), so it cannot be read as CSV")
     try:
-        return data.decode("utf-8-sig"), "utf-8"
+        data.decode("utf-8-sig")  # validity only; the text is made when a reader needs it
+        return "utf-8"
     except UnicodeDecodeError:
         pass
-    try:
-        return data.decode("cp1252"), "cp1252"  # Windows exports of the national form
-    except UnicodeDecodeError:
-        return data.decode("latin-1"), "latin-1"
+    return "latin-1" if _CP1252_UNDEFINED.search(data) else "cp1252"  # cp1252: Windows exports of the form
+
+
+def _decode(data: bytes, encoding: str) -> str:
+    return data.decode({"utf-8": "utf-8-sig"}.get(encoding, encoding))
+
+
+def _head(data: bytes, encoding: str, size: int = 65536) -> str:
+    """Decode the start of a file (a multi-byte character cut at the end is dropped)."""
+    if encoding == "utf-16":
+        return data[: size * 2].decode("utf-16", errors="ignore")
+    return data[:size].decode({"utf-8": "utf-8-sig"}.get(encoding, encoding), errors="ignore")
 
 
 def _unique(names: Sequence[str]) -> list[str]:
@@ -137,13 +152,15 @@ def _numbered(frame: pd.DataFrame, name: str, first_row: int = 1) -> pd.DataFram
 
 
 def _read_csv(name: str, data: bytes, limits: Limits) -> RawExtract:
-    text, encoding = _decode(name, data)
-    sample = text[:65536]
+    encoding = _encoding(name, data)
+    sample = _head(data, encoding)
     try:
         delimiter = csv.Sniffer().sniff(sample.split("\n", 1)[0], delimiters=",;\t|").delimiter
     except csv.Error:
         delimiter = ","
-    header_line = text.split("\n", 1)[0]
+    if "\n" not in sample and len(data) > len(sample.encode("utf-8", errors="ignore")):
+        sample = _decode(data, encoding)  # a header longer than the sample: read it all
+    header_line = sample.split("\n", 1)[0]
     if header_line.count(delimiter) + 1 > limits.max_columns:
         raise RejectedFile(f"{name} has {header_line.count(delimiter) + 1:,} columns; "
                            f"the limit is {limits.max_columns:,}")
@@ -154,12 +171,12 @@ def _read_csv(name: str, data: bytes, limits: Limits) -> RawExtract:
     # Arrow's parser is fast; it reads the original bytes and transcodes a Windows encoding itself.
     source, arrow_encoding = ((data, "cp1252" if encoding == "cp1252" else
                                "latin1" if encoding == "latin-1" else "utf8")
-                              if encoding != "utf-16" else (text.encode("utf-8"), "utf8"))
+                              if encoding != "utf-16" else (_decode(data, encoding).encode("utf-8"), "utf8"))
     fast = _read_csv_fast(source, arrow_encoding, columns, delimiter, len(data))
     if fast is not None:
         frame, quarantine = _numbered(fast, name), empty_quarantine()
     else:  # a malformed row somewhere: read row by row so every row keeps its number
-        frame, quarantine = _read_csv_exact(name, text, columns, delimiter)
+        frame, quarantine = _read_csv_exact(name, _decode(data, encoding), columns, delimiter)
     out = RawExtract(name, "CSV", encoding, columns, frame, quarantine=quarantine)
     if encoding != "utf-8":
         out.notes.append(f"{name}: read as {encoding}")

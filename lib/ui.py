@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -454,11 +455,35 @@ def _audit_once(event: str, section: str) -> None:
         audit_event(event, section=section)
 
 
-def chart(spec: alt.TopLevelMixin, *, key: str | None = None) -> None:
-    """Draw an Altair chart in the project's own theme (not Streamlit's)."""
+def chart(builder: Callable[..., alt.TopLevelMixin] | alt.TopLevelMixin, *args: object, key: str | None = None,
+          **kwargs: object) -> None:
+    """Draw `builder(*args, **kwargs)` (a pure chart builder from lib) in the project's own theme.
+
+    The finished Vega-Lite spec is cached on the builder and its small arguments: building an Altair
+    chart and validating it against the schema cost more than the queries behind a cached rerun.
+    A ready chart object is also accepted (drawn uncached).
+    """
+    if isinstance(builder, alt.TopLevelMixin):
+        with alt.data_transformers.disable_max_rows():
+            spec = builder.to_dict()
+    else:
+        spec = _chart_spec(f"{builder.__module__}:{builder.__qualname__}", args, tuple(sorted(kwargs.items())))
     # Single and layered charts stretch to their column; concatenated panels keep their widths.
-    stretch = isinstance(spec, (alt.Chart, alt.LayerChart))
-    st.altair_chart(spec, theme=None, width="stretch" if stretch else "content", key=key)
+    stretch = not any(k in spec for k in ("hconcat", "vconcat", "concat", "facet", "repeat"))
+    st.vega_lite_chart(spec, theme=None, width="stretch" if stretch else "content", key=key)
+
+
+@st.cache_data(show_spinner=False, max_entries=1024)
+def _chart_spec(path: str, args: tuple, kwargs: tuple) -> dict:
+    import importlib
+
+    module, _, name = path.partition(":")
+    if not module.startswith("lib."):
+        raise ValueError(f"charts come from lib builders only, not {path!r}")
+    # Frames reaching a chart are aggregates (an officer funnel has a point per officer, past Altair's
+    # 5,000-row guard), never raw records: the engine aggregates first.
+    with alt.data_transformers.disable_max_rows():
+        return getattr(importlib.import_module(module), name)(*args, **dict(kwargs)).to_dict()
 
 
 def _slug(text: str) -> str:
