@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8501
 
-.PHONY: run test bench lint install install-dev sample
+.PHONY: run test test-backends bench lint install install-dev sample
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ run: $(VENV)/.installed
 
 test: $(VENV)/.installed-dev
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The query-layer tests on DuckDB, a throwaway PostgreSQL on loopback, and Spark in local mode.
+test-backends: $(VENV)/.installed-dev
+	PY=$(PY) bash bench/backends.sh $(BACKENDS)
 
 bench: $(VENV)/.installed-dev
 	$(PY) -m bench.run

@@ -61,7 +61,7 @@ def _answered(t: ibis.Table, col: str, present: set[str]) -> ibis.Expr:
     parent = CONDITIONAL_FIELDS.get(col)
     if parent is not None:
         given = given & (t[parent].fill_null(False) if parent in present else ibis.literal(False))
-    return given.cast("int64").sum().fill_null(0)
+    return given.sum().fill_null(0)
 
 
 def _is_given(t: ibis.Table, col: str) -> ibis.Expr:
@@ -78,7 +78,7 @@ def _applicable(t: ibis.Table, col: str, present: set[str]) -> ibis.Expr:
         return t.count()
     if parent not in present:
         return ibis.literal(0, type="int64")
-    return t[parent].fill_null(False).cast("int64").sum().fill_null(0)
+    return t[parent].fill_null(False).sum().fill_null(0)
 
 
 def _check_fields(fields: tuple[str, ...]) -> None:
@@ -246,8 +246,8 @@ def contradictions(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) 
     present = _present(t)
     typed = [rule for rule in RULES if set(rule.columns) <= present]
     needed = sorted({c for rule in typed for c in rule.columns})
-    metrics = {f"{c}__given": _is_given(t, c).cast("int64").sum().fill_null(0) for c in needed}
-    metrics |= {rule.name: rule.selects(t, tactics).cast("int64").sum().fill_null(0) for rule in typed}
+    metrics = {f"{c}__given": _is_given(t, c).sum().fill_null(0) for c in needed}
+    metrics |= {rule.name: rule.selects(t, tactics).sum().fill_null(0) for rule in typed}
     row = engine.execute(t.aggregate(_total=t.count(), **metrics)).iloc[0]
     checkable = {rule.name for rule in typed if all(row[f"{c}__given"] > 0 for c in rule.columns)}
     total = int(row["_total"])

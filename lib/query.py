@@ -5,6 +5,9 @@ areas they may see) before anything else, so no page can forget it.
 """
 from __future__ import annotations
 
+import threading
+import weakref
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime, time, timedelta
@@ -12,8 +15,9 @@ from datetime import date, datetime, time, timedelta
 import ibis
 import numpy as np
 import pandas as pd
+import pyarrow.compute as pc
 
-from lib import schema
+from lib import schema, store
 from lib.scope import UNRESTRICTED, Scope  # noqa: F401  (re-exported: pages and tests import them from here)
 from lib.stats import wilson_interval
 from lib.store import Dataset, Engine
@@ -201,21 +205,23 @@ class Summary:
 def _harm_metrics(t: ibis.Table) -> dict[str, ibis.Expr]:
     metrics: dict[str, ibis.Expr] = {}
     for col in schema.HARM_FIELDS:
-        metrics[f"{col}_yes"] = t[col].cast("int64").sum().fill_null(0)
+        metrics[f"{col}_yes"] = t[col].sum().fill_null(0)
         metrics[f"{col}_answered"] = t[col].count()
     return metrics
 
 
 def summarise(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) -> Summary:
     """Return reports, incidents, officers and the harm rates for a filter state."""
-    t = filtered_reports(engine, ds, filters, scope)
-    expr = t.aggregate(
-        reports=t.count(),
-        incidents=t.incident_id.fill_null(t.report_id).nunique(),
-        officers=t.officer_id.nunique(),
-        **_harm_metrics(t),
-    )
-    row = engine.execute(expr).iloc[0]
+    row = _page_totals(engine, ds, filters, scope)
+    if row is None:
+        t = filtered_reports(engine, ds, filters, scope)
+        expr = t.aggregate(
+            reports=t.count(),
+            incidents=t.incident_id.fill_null(t.report_id).nunique(),
+            officers=t.officer_id.nunique(),
+            **_harm_metrics(t),
+        )
+        row = engine.execute(expr).iloc[0]
     reports = int(row["reports"])
     rates = {}
     for col, label in schema.HARM_FIELDS.items():
@@ -277,10 +283,12 @@ def breakdown(engine: Engine, ds: Dataset, filters: Filters, scope: Scope,
     unknown = [d for d in by if d not in DIMENSIONS]
     if unknown:
         raise ValueError(f"unknown dimension(s): {', '.join(unknown)}")
-    t = filtered_reports(engine, ds, filters, scope)
-    t = t.mutate(**{d: DIMENSIONS[d](t) for d in by})
-    expr = t.group_by(list(by)).aggregate(reports=t.count(), **_harm_metrics(t))
-    frame = engine.execute(expr)
+    frame = _page_breakdown(engine, ds, filters, scope, by)
+    if frame is None:
+        t = filtered_reports(engine, ds, filters, scope)
+        t = t.mutate(**{d: DIMENSIONS[d](t) for d in by})
+        expr = t.group_by(list(by)).aggregate(reports=t.count(), **_harm_metrics(t))
+        frame = engine.execute(expr)
     for d in by:
         if d not in ("month", "hour"):
             frame[d] = frame[d].astype("object").where(frame[d].notna(), NOT_RECORDED)
@@ -306,17 +314,248 @@ def _sorted(frame: pd.DataFrame, by: tuple[str, ...]) -> pd.DataFrame:
 
 def tactic_counts(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) -> pd.DataFrame:
     """Return how many reports used each tactic (CED counted once, at its highest use)."""
-    reports = filtered_reports(engine, ds, filters, scope)
-    tactics = engine.tactics(ds)
-    chosen = tactics.filter(tactics.report_id.isin(reports.report_id))
-    expr = chosen.group_by(
-        tactic=chosen.tactic.cast("string"), tactic_group=chosen.tactic_group.cast("string")
-    ).aggregate(reports=chosen.report_id.nunique())
-    frame = engine.execute(expr)
-    total = engine.execute(reports.count())
+    found = _page_tactics(engine, ds, filters, scope)
+    if found is None:
+        reports = filtered_reports(engine, ds, filters, scope)
+        tactics = engine.tactics(ds)
+        chosen = tactics.filter(tactics.report_id.isin(reports.report_id))
+        expr = chosen.group_by(
+            tactic=chosen.tactic.cast("string"), tactic_group=chosen.tactic_group.cast("string")
+        ).aggregate(reports=chosen.report_id.nunique())
+        found = engine.execute(expr), engine.execute(reports.count())
+    frame, total = found
     frame["share"] = frame["reports"] / total if total else np.nan
     frame["tactic_group"] = frame["tactic_group"].fillna("Unclassified")
     return frame.sort_values(["reports", "tactic"], ascending=[False, True]).reset_index(drop=True)
+
+
+# --- one scan per filter state (embedded DuckDB) ----------------------------------------------
+#
+# A page asks for the summary of a filter state, the previous period's summary and several
+# breakdowns and tactic counts; one query each scanned the same rows about ten times. On the
+# embedded engine the reports table carries derived columns (store.DERIVED_COLUMNS), and two
+# scans answer them all: the totals of this period and the previous one (split at the start of
+# this one), and a GROUPING SETS query at the finest grain the breakdowns need (month and
+# week-hour; role, shift and area; tactic mask), which pandas adds up exactly. The small results
+# are kept per engine and filter state, so the rest of the page reads them. Other backends, and
+# other dimensions, run the Ibis queries above; tests check that both give the same frames.
+
+PAGE_WHEN = ("month", "weekday", "hour")
+PAGE_WHO = ("officer_role", "shift", "area")
+PAGE_STATES = 256  # filter states whose results an engine keeps (each a few small frames)
+_PARTS = ("when", "who", "tactics")
+_COUNTS = ["reports", *(f"{c}_{k}" for c in schema.HARM_FIELDS for k in ("yes", "answered"))]
+_WEEKDAYS = np.array(DIMENSION_ORDER["weekday"], dtype=object)
+
+
+@dataclass(frozen=True)
+class _PageColumns:
+    """What a dataset's reports table offers the one-scan queries."""
+
+    officer_max: int | None
+    incident_max: int | None
+    tactic_bits: tuple[tuple[str | None, str | None], ...] | None
+    who: tuple[str, ...]
+
+    def keys(self, part: str) -> list[str] | None:
+        """Return the grouping columns of a part, or None if this dataset cannot give it."""
+        if part == "when":
+            return ["_month", "_weekhour"]
+        if part == "who":
+            return list(self.who) or None
+        return ["_tactics"] if self.tactic_bits is not None else None
+
+
+@dataclass
+class _PageState:
+    """The results kept for one (dataset, filters, scope)."""
+
+    totals: dict[str, int] | None = None
+    span: tuple[str, str | None] | None = None  # compiled SQL over this and the previous period, and the split
+    parts: dict[str, pd.DataFrame] = field(default_factory=dict)
+    frames: dict[tuple[str, ...], pd.DataFrame] = field(default_factory=dict)
+
+
+class _PageMemo:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.states: OrderedDict[tuple, _PageState] = OrderedDict()
+        self.columns: dict[str, _PageColumns | None] = {}
+
+
+_MEMOS: weakref.WeakKeyDictionary[Engine, _PageMemo] = weakref.WeakKeyDictionary()
+_MEMOS_LOCK = threading.Lock()
+
+
+def forget_page_results(engine: Engine) -> None:
+    """Drop the results an engine keeps per filter state (a benchmark times a fresh filter change)."""
+    with _MEMOS_LOCK:
+        memo = _MEMOS.get(engine)
+    if memo is not None:
+        with memo.lock:
+            memo.states.clear()
+
+
+def _memo(engine: Engine) -> _PageMemo:
+    with _MEMOS_LOCK:
+        memo = _MEMOS.get(engine)
+        if memo is None:
+            memo = _MEMOS[engine] = _PageMemo()
+        return memo
+
+
+def _state(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) -> _PageState:
+    memo, key = _memo(engine), (ds.id, filters, scope)
+    with memo.lock:
+        state = memo.states.get(key)
+        if state is None:
+            state = memo.states[key] = _PageState()
+            while len(memo.states) > PAGE_STATES:
+                memo.states.popitem(last=False)
+        else:
+            memo.states.move_to_end(key)
+        return state
+
+
+def _page_columns(engine: Engine, ds: Dataset) -> _PageColumns | None:
+    """Return what the one-scan queries can use of a dataset, or None to use the Ibis queries."""
+    memo = _memo(engine)
+    with memo.lock:
+        if ds.id in memo.columns:
+            return memo.columns[ds.id]
+    info = None
+    if engine.backend.name == "duckdb":
+        cols = set(engine.reports(ds).columns)
+        needed = {"occurred_at", "report_id", *schema.HARM_FIELDS, *store.DERIVED_COLUMNS[:4]}
+        if needed <= cols:
+            con = engine.backend.con
+            # The relation API, as Ibis uses: an execute() result left open on this cursor would block it.
+            [(officer_max, incident_max)] = con.sql(
+                f'SELECT max(_officer_key), max(_incident_key) FROM "{ds.reports_table}"').fetchall()
+            bits = store.tactic_bits(con, ds.tactics_table) if "_tactics" in cols else None
+            info = _PageColumns(officer_max, incident_max, None if bits is None else tuple(bits),
+                                tuple(c for c in PAGE_WHO if c in cols))
+    with memo.lock:
+        memo.columns[ds.id] = info
+    return info
+
+
+def _counts_sql() -> str:
+    return ", ".join(f'coalesce(count_if("{c}"), 0) AS "{c}_yes", count("{c}") AS "{c}_answered"'
+                     for c in schema.HARM_FIELDS)
+
+
+def _distinct_sql(column: str, top: int | None) -> str:
+    # Dense integer keys: a bitmap counts distinct values exactly, far faster than hashing strings.
+    if top is None:
+        return "0"
+    return f"coalesce(bit_count(bitstring_agg({column}, 0, {int(top)})), 0)"
+
+
+def _timestamp_sql(moment: datetime) -> str:
+    # A literal rather than a bound value, so the scan can skip row groups by date; it is built
+    # from a datetime, never from text.
+    return f"TIMESTAMP '{moment.isoformat(sep=' ')}'"
+
+
+def _page_totals(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) -> pd.Series | None:
+    """Return the summary counts of a filter state from the one scan (with its previous period's)."""
+    info = _page_columns(engine, ds)
+    if info is None:
+        return None
+    state = _state(engine, ds, filters, scope)
+    if state.totals is None:
+        previous = previous_period(filters, ds)
+        start = filters.date_from or (ds.first.date() if ds.first else None)
+        if previous is None or start is None:
+            span, split = filters, None
+        else:  # this period and the one before are contiguous: one scan over both, split at the start
+            span, split = replace(filters, date_from=previous.date_from), _timestamp_sql(_start_of(start))
+        inner = engine.backend.compile(filtered_reports(engine, ds, span, scope))
+        sql = (f"SELECT {f'occurred_at >= {split}' if split else 'TRUE'} AS current, count(*) AS reports, "
+               f"{_counts_sql()}, {_distinct_sql('_incident_key', info.incident_max)} AS incidents, "
+               f"{_distinct_sql('_officer_key', info.officer_max)} AS officers FROM ({inner}) AS f GROUP BY ALL")
+        names = [*_COUNTS, "incidents", "officers"]
+        found = {bool(r[0]): dict(zip(names, (int(v) for v in r[1:]), strict=True))
+                 for r in engine.backend.con.sql(sql).fetchall()}
+        empty = dict.fromkeys(names, 0)
+        state.span = inner, split
+        state.totals = found.get(True, empty)
+        if previous is not None and split is not None:
+            _state(engine, ds, previous, scope).totals = found.get(False, empty)
+    return pd.Series(state.totals)
+
+
+def _page_part(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, part: str) -> pd.DataFrame | None:
+    """Return one finest-grain count table of a filter state: "when", "who" or "tactics"."""
+    info = _page_columns(engine, ds)
+    if info is None or info.keys(part) is None:
+        return None
+    state = _state(engine, ds, filters, scope)
+    if part not in state.parts:
+        # A page that asked for the summary goes on to ask for breakdowns: count them all in one scan.
+        wanted = [part] if state.span is None else [
+            p for p in _PARTS if p not in state.parts and info.keys(p) is not None]
+        if state.span is None:
+            source = engine.backend.compile(filtered_reports(engine, ds, filters, scope))
+            where = ""
+        else:
+            source, split = state.span
+            where = f" WHERE occurred_at >= {split}" if split else ""
+        sets = ", ".join("(" + ", ".join(info.keys(p)) + ")" for p in wanted)
+        columns = [c for p in wanted for c in info.keys(p)]
+        flags = ", ".join(f"GROUPING({info.keys(p)[0]}) AS g_{p}" for p in wanted)
+        selects = ", ".join(f"CAST({c} AS VARCHAR) AS {c}" if c in PAGE_WHO else c for c in columns)
+        sql = (f"SELECT {flags}, {selects}, count(*) AS reports, {_counts_sql()} "
+               f"FROM ({source}) AS f{where} GROUP BY GROUPING SETS ({sets})")
+        # Through Arrow, part by part: a 64-bit mask must not pass through a float column with nulls.
+        table = engine.backend.con.sql(sql).to_arrow_table()
+        for p in wanted:
+            rows = table.filter(pc.equal(table[f"g_{p}"], 0)).select([*info.keys(p), *_COUNTS])
+            state.parts[p] = rows.to_pandas(date_as_object=False)
+    return state.parts[part]
+
+
+def _page_breakdown(engine: Engine, ds: Dataset, filters: Filters, scope: Scope,
+                    by: tuple[str, ...]) -> pd.DataFrame | None:
+    """Return the counts of a breakdown added up from the one scan, or None if it cannot give them."""
+    if not by or not (set(by) <= set(PAGE_WHEN) or set(by) <= set(PAGE_WHO)):
+        return None
+    part = "when" if set(by) <= set(PAGE_WHEN) else "who"
+    fine = _page_part(engine, ds, filters, scope, part)
+    if fine is None or (part == "who" and not set(by) <= set(fine.columns)):
+        return None
+    if part == "when":
+        weekhour = fine["_weekhour"]
+        known = weekhour.notna().to_numpy()
+        slot = np.where(known, weekhour.fillna(0).to_numpy(), 0).astype(np.int64)
+        derived = {  # as the Ibis dimensions give them: month a timestamp, weekday a name, hour an int32
+            "month": lambda: fine["_month"].astype("datetime64[s]"),
+            "weekday": lambda: pd.Series(np.where(known, _WEEKDAYS[slot // 24], None), index=fine.index),
+            "hour": lambda: pd.Series(slot % 24, index=fine.index).astype("int32").where(known)
+            if not known.all() else pd.Series((slot % 24).astype(np.int32), index=fine.index),
+        }
+        fine = fine[_COUNTS].assign(**{d: derived[d]() for d in by})
+    frame = fine.groupby(list(by), dropna=False, sort=False)[_COUNTS].sum().reset_index()
+    return frame[[*by, *_COUNTS]].astype(dict.fromkeys(_COUNTS, "int64"))
+
+
+def _page_tactics(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) -> tuple[pd.DataFrame, int] | None:
+    """Return reports per (tactic, tactic group) and the reports in view, from the tactic masks."""
+    masks = _page_part(engine, ds, filters, scope, "tactics")
+    if masks is None:
+        return None
+    info = _page_columns(engine, ds)
+    mask = masks["_tactics"].to_numpy(dtype=np.uint64)
+    count = masks["reports"].to_numpy(dtype=np.int64)
+    rows = []
+    for bit, (tactic, group) in enumerate(info.tactic_bits):
+        used = int(count[(mask >> np.uint64(bit)) & np.uint64(1) == 1].sum())
+        if used:
+            rows.append((tactic, group, used))
+    frame = pd.DataFrame(rows, columns=["tactic", "tactic_group", "reports"])
+    frame = frame.astype({"tactic": "str", "tactic_group": "str", "reports": "int64"})
+    return frame, int(count.sum())
 
 
 def filter_options(engine: Engine, ds: Dataset, scope: Scope) -> dict[str, list[str]]:

@@ -117,7 +117,7 @@ def by_officer(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) -> p
     t = t.filter(t.officer_id.notnull())
     metrics = {}
     for col in schema.HARM_FIELDS:
-        metrics[f"{col}_yes"] = t[col].cast("int64").sum().fill_null(0)
+        metrics[f"{col}_yes"] = t[col].sum().fill_null(0)
         metrics[f"{col}_answered"] = t[col].count()
     frame = engine.execute(t.group_by(officer=t.officer_id).aggregate(reports=t.count(), **metrics))
     return query.add_rates(frame)
@@ -138,13 +138,13 @@ def _mix(t, tactics):
     ced = tactics.filter(tactics.tactic.cast("string").isin(list(schema.CED_LADDER))).report_id
     ground = tactics.filter(tactics.tactic.cast("string") == "Ground restraint").report_id
     return {
-        "night": (t.shift.cast("string") == "Night").cast("float64").mean(),
-        "single": t.single_crewed.cast("float64").mean(),
+        "night": (t.shift.cast("string") == "Night").mean(),
+        "single": t.single_crewed.mean(),
         "resisting": t.resistance.cast("string").isin(
-            ["Aggressive resistance", "Serious or aggravated resistance"]).cast("float64").mean(),
-        "dwelling": (t.location_type.cast("string") == "Dwelling").cast("float64").mean(),
-        "ced": t.report_id.isin(ced).cast("float64").mean(),
-        "ground": t.report_id.isin(ground).cast("float64").mean(),
+            ["Aggressive resistance", "Serious or aggravated resistance"]).mean(),
+        "dwelling": (t.location_type.cast("string") == "Dwelling").mean(),
+        "ced": t.report_id.isin(ced).mean(),
+        "ground": t.report_id.isin(ground).mean(),
     }
 
 
@@ -168,8 +168,12 @@ def officer_exposure(engine: Engine, ds: Dataset, filters: Filters, scope: Scope
     t = query.filtered_reports(engine, ds, filters, scope)
     tactics = engine.tactics(ds)
     mine = t.filter(t.officer_id.isin(chosen["officer"].tolist()))
-    own = engine.execute(mine.group_by(officer=mine.officer_id).aggregate(
-        role=mine.officer_role.cast("string").mode(), **_mix(mine, tactics)))
+    own = engine.execute(mine.group_by(officer=mine.officer_id).aggregate(**_mix(mine, tactics)))
+    # Each officer's most frequent role, counted here: Spark has no mode() in Ibis (ties go to the first name).
+    roles = engine.execute(mine.group_by(officer=mine.officer_id, role=mine.officer_role.cast("string"))
+                           .aggregate(n=mine.count())).dropna(subset=["role"])
+    roles = roles.sort_values(["officer", "n", "role"], ascending=[True, False, True]).drop_duplicates("officer")
+    own = roles[["officer", "role"]].merge(own, on="officer", how="right")
     peers = engine.execute(t.group_by(role=t.officer_role.cast("string")).aggregate(
         **{f"peer_{k}": v for k, v in _mix(t, tactics).items()}))
     out = chosen.merge(own, on="officer", how="left").merge(peers, on="role", how="left")
@@ -191,11 +195,11 @@ def tactic_group_ratios(engine: Engine, ds: Dataset, filters: Filters, scope: Sc
     _check_measure(measure)
     t = query.filtered_reports(engine, ds, filters, scope)
     tactics = engine.tactics(ds)
-    total = engine.execute(t.aggregate(yes=t[measure].cast("int64").sum().fill_null(0), answered=t[measure].count()))
+    total = engine.execute(t.aggregate(yes=t[measure].sum().fill_null(0), answered=t[measure].count()))
     used = tactics.filter(tactics.report_id.isin(t.report_id))
     pairs = used.select(report_id=used.report_id, group=used.tactic_group.cast("string")).distinct()
     joined = pairs.join(t.select("report_id", measure), "report_id")
-    frame = engine.execute(joined.group_by("group").aggregate(yes=joined[measure].cast("int64").sum().fill_null(0),
+    frame = engine.execute(joined.group_by("group").aggregate(yes=joined[measure].sum().fill_null(0),
                                                               answered=joined[measure].count()))
     frame = frame[frame["group"].notna() & (frame["group"] != "Tactical communication")]
     x1, n1 = frame["yes"].to_numpy(), frame["answered"].to_numpy()

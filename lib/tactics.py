@@ -140,7 +140,7 @@ def effectiveness(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) -
     t = t.filter(t.report_id.isin(reports.report_id))
     expr = t.group_by(tactic=t.tactic.cast("string"), tactic_group=t.tactic_group.cast("string")).aggregate(
         uses=t.count(),
-        effective_yes=t.effective.cast("int64").sum().fill_null(0),
+        effective_yes=t.effective.sum().fill_null(0),
         answered=t.effective.count(),
     )
     frame = engine.execute(expr)

@@ -66,8 +66,8 @@ def officer_month_counts(engine: Any, ds: Any, filters: Any, scope: Any) -> pd.D
     t = t.filter(t.officer_id.notnull())
     expr = t.group_by(officer_id=t.officer_id, month=t.occurred_at.truncate("M")).aggregate(
         reports=t.count(),
-        officer_injured=t.officer_injured.cast("int64").sum().fill_null(0),
-        officer_assaulted=t.officer_assaulted.cast("int64").sum().fill_null(0))
+        officer_injured=t.officer_injured.sum().fill_null(0),
+        officer_assaulted=t.officer_assaulted.sum().fill_null(0))
     return engine.execute(expr)
 
 

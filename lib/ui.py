@@ -481,9 +481,11 @@ def _chart_spec(path: str, args: tuple, kwargs: tuple) -> dict:
     if not module.startswith("lib."):
         raise ValueError(f"charts come from lib builders only, not {path!r}")
     # Frames reaching a chart are aggregates (an officer funnel has a point per officer, past Altair's
-    # 5,000-row guard), never raw records: the engine aggregates first.
+    # 5,000-row guard), never raw records: the engine aggregates first. Schema validation is left to the
+    # tests (test_charts, test_disclosure and the page modules build and validate them): here it cost more
+    # than the queries.
     with alt.data_transformers.disable_max_rows():
-        return getattr(importlib.import_module(module), name)(*args, **dict(kwargs)).to_dict()
+        return getattr(importlib.import_module(module), name)(*args, **dict(kwargs)).to_dict(validate=False)
 
 
 def _slug(text: str) -> str:

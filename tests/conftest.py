@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from lib import backends
 from lib.store import Dataset, Engine
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -18,8 +19,24 @@ def pytest_configure(config) -> None:
     os.environ.setdefault("OSE_PSEUDONYM_KEY", TEST_PSEUDONYM_KEY)
 
 
+def pytest_report_header(config) -> str:
+    """Name the engine backend the tests run on (OSE_ENGINE_URL; DuckDB in memory by default)."""
+    return f"engine: {backends.redact(backends.configured_url())}"
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Leave out DuckDB-storage tests (ENUM types) when the engine is another backend: deselected, not skipped."""
+    if backends.kind_of(backends.configured_url()) == "duckdb":
+        return
+    left_out = [item for item in items if item.get_closest_marker("duckdb_only")]
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = [item for item in items if not item.get_closest_marker("duckdb_only")]
+
+
 @pytest.fixture(scope="session")
 def engine() -> Engine:
+    """The engine OSE_ENGINE_URL names (in-memory DuckDB by default), one for the test session."""
     return Engine()
 
 

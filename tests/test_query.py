@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from datetime import date
 
+import pandas as pd
 import pytest
 
 from lib import query
@@ -150,3 +151,68 @@ def test_time_and_crewing_dimensions(engine, small):
     crew = query.breakdown(engine, small, Filters(), UNRESTRICTED, ("single_crewed",)).set_index("single_crewed")
     assert (crew.loc["Single crewed", "reports"], crew.loc["Double crewed", "reports"],
             crew.loc[query.NOT_RECORDED, "reports"]) == (3, 6, 1)
+
+
+# --- one scan per filter state: the same frames as the separate Ibis queries -----------------
+
+PAGE_BREAKDOWNS = [("month",), ("weekday", "hour"), ("hour", "weekday"), ("weekday",), ("hour",),
+                   ("officer_role",), ("shift",), ("area",), ("officer_role", "shift"), ("shift", "officer_role")]
+
+
+@pytest.fixture(scope="module")
+def page_world(engine):
+    from lib import synth
+    data = synth.generate(3000, seed=11)
+    return engine.add("page scan world", data.reports, data.tactics, data.officers, key="pagescan00011")
+
+
+def _separately(monkeypatch, fn):
+    with monkeypatch.context() as m:
+        m.setattr(query, "_page_columns", lambda engine, ds: None)
+        return fn()
+
+
+@pytest.mark.duckdb_only
+@pytest.mark.parametrize("filters", [
+    Filters(),
+    Filters(date_from=date(2024, 4, 1), date_to=date(2025, 3, 31), shifts=("Night",),
+            roles=("Response", "Neighbourhood")),
+    Filters(date_from=date(2024, 1, 10), date_to=date(2024, 2, 20)),
+    Filters(date_to=date(2023, 12, 31), tactic_groups=("Less lethal weapons",)),
+    Filters(date_from=date(2030, 1, 1)),  # nothing in view
+], ids=["all", "night-response-year", "part-months", "taser-upto", "empty"])
+@pytest.mark.parametrize("scope", [UNRESTRICTED, Scope(forces=frozenset())], ids=["unrestricted", "no-force"])
+def test_one_scan_gives_the_frames_of_the_separate_queries(engine, page_world, monkeypatch, filters, scope):
+    ds = page_world
+    query.forget_page_results(engine)
+    assert query._page_columns(engine, ds) is not None  # the one-scan path is the one under test
+    assert query.summarise(engine, ds, filters, scope) == _separately(
+        monkeypatch, lambda: query.summarise(engine, ds, filters, scope))
+    previous = query.previous_period(filters, ds)
+    if previous is not None:  # kept from the same scan as the current period's
+        assert query.summarise(engine, ds, previous, scope) == _separately(
+            monkeypatch, lambda: query.summarise(engine, ds, previous, scope))
+    for by in PAGE_BREAKDOWNS:
+        pd.testing.assert_frame_equal(query.breakdown(engine, ds, filters, scope, by), _separately(
+            monkeypatch, lambda by=by: query.breakdown(engine, ds, filters, scope, by)))
+    pd.testing.assert_frame_equal(query.tactic_counts(engine, ds, filters, scope), _separately(
+        monkeypatch, lambda: query.tactic_counts(engine, ds, filters, scope)))
+
+
+@pytest.mark.duckdb_only
+def test_a_breakdown_alone_scans_once_and_agrees(engine, page_world, monkeypatch):
+    # Without a summary first, a breakdown groups only its own part; later ones still agree.
+    ds, filters = page_world, Filters(shifts=("Night",))
+    query.forget_page_results(engine)
+    for by in (("officer_role",), ("month",), ("area",)):
+        pd.testing.assert_frame_equal(query.breakdown(engine, ds, filters, UNRESTRICTED, by), _separately(
+            monkeypatch, lambda by=by: query.breakdown(engine, ds, filters, UNRESTRICTED, by)))
+
+
+def test_small_fixture_counts_are_the_same_either_way(engine, small, monkeypatch):
+    query.forget_page_results(engine)
+    for by in PAGE_BREAKDOWNS:
+        pd.testing.assert_frame_equal(query.breakdown(engine, small, Filters(), UNRESTRICTED, by), _separately(
+            monkeypatch, lambda by=by: query.breakdown(engine, small, Filters(), UNRESTRICTED, by)))
+    assert query.summarise(engine, small, Filters(), UNRESTRICTED) == _separately(
+        monkeypatch, lambda: query.summarise(engine, small, Filters(), UNRESTRICTED))
