@@ -58,6 +58,6 @@ with audit_tab:
                "what, with dataset, filters and row counts, never data values.")
     if audit.path().exists():
         st.download_button("Download the audit log (JSON lines, verifiable with `python -m lib.audit verify`)",
-                           lambda: audit.path().read_bytes(), file_name="audit.jsonl", mime="application/jsonl",
-                           on_click=ui.audit_event, args=("audit_download",), kwargs={"rows": len(log)},
+                           ui.audited("audit_download", lambda: audit.path().read_bytes(), rows=len(log)),
+                           file_name="audit.jsonl", mime="application/jsonl", on_click="ignore",
                            icon=":material/download:")

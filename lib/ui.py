@@ -509,11 +509,30 @@ def download(frame: pd.DataFrame, name: str, *, what: str = "table", label: str 
     left, right, _ = st.columns([1, 1, 4])
     for col, fmt in ((left, "csv"), (right, "xlsx")):
         writer, mime, suffix = export.FORMATS[fmt]
-        col.download_button(label or f"Download {fmt.upper()}", lambda w=writer: w(frame), file_name=slug + suffix,
-                            mime=mime, key=f"dl_{ident}_{fmt}",
-                            on_click=audit_event, args=("export",),
-                            kwargs={"rows": len(frame), "what": what, "file": slug + suffix},
-                            icon=":material/download:", type="tertiary")
+        data = audited("export", lambda w=writer: w(frame), rows=len(frame), what=what, file=slug + suffix)
+        col.download_button(label or f"Download {fmt.upper()}", data, file_name=slug + suffix, mime=mime,
+                            key=f"dl_{ident}_{fmt}", on_click="ignore", icon=":material/download:", type="tertiary")
+
+
+def audited(event: str, produce: Callable[[], bytes], *, rows: int | None = None,
+            **detail: object) -> Callable[[], bytes]:
+    """Wrap a download's file maker so the file is logged when it is made (a click, not each render).
+
+    Streamlit runs the maker on its own thread after the click, outside the session: who, where and
+    which filters are taken now, while drawing the button.
+    """
+    ctx = st.session_state.get(CONTEXT_KEY)
+    user = ctx.user if ctx is not None else access.LOCAL_USER
+    dataset = ctx.dataset.name if ctx is not None else None
+    filters = _audit_filters(ctx.filters) if ctx is not None else None
+
+    def make() -> bytes:
+        data = produce()
+        audit.record(event, user=user.username, role=user.role, dataset=dataset, filters=filters, rows=rows,
+                     detail={k: v for k, v in detail.items() if v is not None} or None)
+        return data
+
+    return make
 
 
 def table_behind(frame: pd.DataFrame, caption: str, *, label: str = "Table behind this chart",
