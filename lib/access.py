@@ -110,8 +110,11 @@ LOCAL_USER = User(username=LOCAL, name="Local user", roles=("analyst", "admin"))
 
 
 def allowed_pages(user: User, demo: bool = False) -> list[str]:
-    """Return the page stems this user may open, in navigation order; demo mode drops data management."""
-    pages = [page for page in PAGES if user.may_open(page)]
-    if demo:
-        pages = [page for page in pages if PAGES[page] not in (MANAGE_DATA,)]
-    return pages
+    """Return the page stems this user may open, in navigation order.
+
+    A demo drops data management; a local demo (no accounts, no audience for the log) drops administration too.
+    """
+    dropped = {MANAGE_DATA} if demo else set()
+    if demo and user.username == LOCAL:
+        dropped.add(MANAGE_USERS)
+    return [page for page in PAGES if user.may_open(page) and PAGES[page] not in dropped]

@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 import jwt
 import streamlit as st
 
-from lib import access, audit, security, users
+from lib import audit, security, users
 from lib.access import LOCAL_USER, User
 from lib.paths import data_dir
 
@@ -296,12 +296,3 @@ def demo_banner() -> None:
     """Say, on every page, that this is a demonstration on synthetic data."""
     st.warning("**Demonstration** on synthetic data: no real person or force is shown. Counts below the "
                "disclosure threshold are hidden.", icon=":material/slideshow:")
-
-
-def refuse(page: str) -> None:
-    """Stop a page the user's roles do not open (reached by a direct link)."""
-    st.error("Your role does not open this page. Ask an administrator if you need it.")
-    st.stop()
-
-
-__all__ = ["access", "current_user", "logout", "refuse", "demo_mode", "demo_banner", "account_sidebar"]

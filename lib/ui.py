@@ -212,7 +212,11 @@ def disclosure_default_threshold() -> int:
     cfg = auth.config()
     if cfg is not None and cfg.disclosure_threshold:
         return cfg.disclosure_threshold
-    return disclosure.threshold_from_env()
+    try:
+        return disclosure.threshold_from_env()
+    except ValueError as exc:
+        st.error(f"Officer Safety Explorer will not start: {exc}.")
+        st.stop()
 
 
 def disclosure_setting(user: access.User, demo: bool, threshold: int) -> int | None:
@@ -396,16 +400,11 @@ def stop_if_empty(now: Summary, sentence: str) -> None:
         st.stop()
 
 
-def threshold() -> int:
-    """Return the threshold wording should quote (the one in force, else the default)."""
-    return disclosure_threshold() or 10
-
-
 def count_text(n: object) -> str:
     """Format a count for a metric or table, or 'suppressed (<N)' when disclosure control hid it."""
     from lib import wording
 
-    return wording.count(None if n is None or pd.isna(n) else int(n), threshold())
+    return wording.count(None if n is None or pd.isna(n) else int(n), disclosure_threshold() or 10)
 
 
 def count_phrase(n: int | None) -> str:
@@ -435,14 +434,20 @@ def _audit_filters(filters: Filters) -> dict:
     return out
 
 
-def audit_event(event: str, *, rows: int | None = None, dataset: str | None = None, **detail: object) -> None:
-    """Write one audit record for this user, with the current dataset and filters (never data values)."""
+def _audit_writer(event: str, rows: int | None, dataset: str | None, detail: dict) -> Callable[[], None]:
+    """Take who, which dataset and which filters from this run now; return what writes the record later."""
     ctx = st.session_state.get(CONTEXT_KEY)
     user = ctx.user if ctx is not None else access.LOCAL_USER
     name = dataset if dataset is not None else (ctx.dataset.name if ctx is not None else None)
     filters = _audit_filters(ctx.filters) if ctx is not None else None
-    audit.record(event, user=user.username, role=user.role, dataset=name, filters=filters, rows=rows,
-                 detail={k: v for k, v in detail.items() if v is not None} or None)
+    kept = {k: v for k, v in detail.items() if v is not None} or None
+    return lambda: audit.record(event, user=user.username, role=user.role, dataset=name, filters=filters,
+                                rows=rows, detail=kept)
+
+
+def audit_event(event: str, *, rows: int | None = None, dataset: str | None = None, **detail: object) -> None:
+    """Write one audit record for this user, with the current dataset and filters (never data values)."""
+    _audit_writer(event, rows, dataset, detail)()
 
 
 def _audit_once(event: str, section: str) -> None:
@@ -521,15 +526,11 @@ def audited(event: str, produce: Callable[[], bytes], *, rows: int | None = None
     Streamlit runs the maker on its own thread after the click, outside the session: who, where and
     which filters are taken now, while drawing the button.
     """
-    ctx = st.session_state.get(CONTEXT_KEY)
-    user = ctx.user if ctx is not None else access.LOCAL_USER
-    dataset = ctx.dataset.name if ctx is not None else None
-    filters = _audit_filters(ctx.filters) if ctx is not None else None
+    write = _audit_writer(event, rows, None, detail)
 
     def make() -> bytes:
         data = produce()
-        audit.record(event, user=user.username, role=user.role, dataset=dataset, filters=filters, rows=rows,
-                     detail={k: v for k, v in detail.items() if v is not None} or None)
+        write()
         return data
 
     return make

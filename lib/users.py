@@ -316,18 +316,18 @@ def main(argv: list[str] | None = None) -> int:
             created = upsert_user(path, args.username, role=args.role, password=password, name=args.name,
                                   force=args.force, teams=args.team, areas=args.area)
             if password is not None and not created:
-                _revoke(path, args.username)
+                _revoke(args.username)
             _audit("user_change", args.username, action="created" if created else "updated",
                    role=args.role or "unchanged")
             print(f"{'created' if created else 'updated'} user {args.username} in {path}")
         elif args.command == "passwd":
             upsert_user(path, args.username, password=_read_password(args.password_stdin))
-            ended = _revoke(path, args.username)
+            ended = _revoke(args.username)
             _audit("password_change", args.username, sessions_ended=ended)
             print(f"new password set for {args.username}; {ended} session(s) signed out")
         elif args.command == "remove":
             remove_user(path, args.username)
-            ended = _revoke(path, args.username)
+            ended = _revoke(args.username)
             _audit("user_change", args.username, action="removed")
             print(f"removed user {args.username}; {ended} session(s) signed out")
         elif args.command == "list":
@@ -346,7 +346,8 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _revoke(path: Path, username: str) -> int:
+def _revoke(username: str) -> int:
+    """End every session of a user (in the store under OSE_DATA_DIR)."""
     from lib import security
 
     return security.Store.for_data_dir().revoke_user(username)

@@ -88,5 +88,14 @@ def test_demo_mode_offers_synthetic_data_only(tmp_path, monkeypatch):
     monkeypatch.setenv("OSE_DATASET", str(next(real.rglob("*.csv"))))
     at = open_page("overview")
     assert at.selectbox(key="dataset_choice").options == ["Synthetic sample (not real data)"]
-    assert "data" not in {p.split("/")[-1].removesuffix(".py") for p in
-                          (str(i.get("script_path")) for i in at._registered_pages.values())}
+    pages = {p.split("/")[-1].removesuffix(".py") for p in
+             (str(i.get("script_path")) for i in at._registered_pages.values())}
+    assert "data" not in pages and "admin" not in pages  # a local demo has no data or accounts to manage
+
+
+def test_a_bad_threshold_setting_stops_the_app_with_a_message(monkeypatch):
+    monkeypatch.setenv("OSE_DISCLOSURE_THRESHOLD", "ten")
+    at = open_page("overview")
+    assert not at.exception
+    assert any("will not start" in e.value and "OSE_DISCLOSURE_THRESHOLD" in e.value for e in at.error)
+    assert not at.metric and not at.get("vega_lite_chart")
