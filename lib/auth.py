@@ -33,6 +33,7 @@ from lib.paths import data_dir
 
 SID_KEY = "_ose_sid"
 COOKIE_TOKEN_KEY = "_ose_cookie_token"
+COOKIE_RUNS = 3  # runs after signing in that draw the set-cookie component
 DELETE_COOKIE_KEY = "_ose_delete_cookie"
 LOGIN_NOTICE_KEY = "_ose_login_notice"
 LIBRARY_KEYS = ("authentication_status", "username", "name", "roles", "email")
@@ -115,13 +116,18 @@ def current_user() -> User:
         user = _login_form(cfg)
         if user is None:
             st.stop()
-    token = st.session_state.get(COOKIE_TOKEN_KEY)
-    if token and cfg.expiry_days > 0:
-        # Drawn on every run of this session (unchanged, so mounted once): the browser keeps the cookie
-        # even if the first rerun came before the component had loaded.
+    pending = st.session_state.get(COOKIE_TOKEN_KEY)
+    if pending and cfg.expiry_days > 0:
+        # Drawn, unchanged (so mounted once), on the first few runs after signing in: the cookie is set
+        # even if the next rerun comes before the component has loaded; after that it costs nothing.
+        token, runs_left = pending
         expires = datetime.fromtimestamp(jwt.decode(token, options={"verify_signature": False})["exp_date"])
         _cookie_manager(cfg).set(cfg.cookie_name, token, key="ose_set_cookie", expires_at=expires,
                                  secure=cfg.cookie_secure or None, same_site="strict")
+        if runs_left > 1:
+            st.session_state[COOKIE_TOKEN_KEY] = (token, runs_left - 1)
+        else:
+            st.session_state.pop(COOKIE_TOKEN_KEY)
     return user
 
 
@@ -227,7 +233,7 @@ def _login_form(cfg: users.AuthConfig) -> User | None:
     sid = store().open_session(username, max(cfg.expiry_days, 1 / 24) * 86400)
     st.session_state[SID_KEY] = sid
     if cfg.expiry_days > 0:
-        st.session_state[COOKIE_TOKEN_KEY] = _cookie_token(cfg, username, sid)
+        st.session_state[COOKIE_TOKEN_KEY] = (_cookie_token(cfg, username, sid), COOKIE_RUNS)
     audit.record("login", user=username, role=known.role)
     page.empty()  # the app is drawn in this same run, so the cookie component reaches the browser
     return _signed_in(cfg)

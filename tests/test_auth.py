@@ -301,3 +301,15 @@ def test_the_administrator_manages_accounts_and_reads_the_audit_log(login_mode, 
     log = audit.read()
     assert {"failed_login", "locked_out", "login", "user_change"} <= set(log["event"])
     assert log[log["event"] == "user_change"].iloc[-1]["user"] == "admin"
+
+
+def test_the_cookie_is_handed_over_on_the_first_runs_only(login_mode):
+    """The set-cookie component is drawn after sign-in, then no more: later reruns do not pay for it."""
+    from lib import auth
+
+    at = sign_in(app(), "analyst")
+    assert at.session_state[auth.COOKIE_TOKEN_KEY][1] == auth.COOKIE_RUNS - 1
+    for _ in range(auth.COOKIE_RUNS):
+        at.run()
+    assert auth.COOKIE_TOKEN_KEY not in at.session_state
+    assert at.metric  # still signed in: the server-side session, not the component, keeps the user

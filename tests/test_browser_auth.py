@@ -66,20 +66,15 @@ def test_a_copied_login_cookie_stops_working_at_logout(users_file, tmp_path):
         thief.close()
 
 
-def test_local_mode_will_not_serve_beyond_this_machine(tmp_path):
+@pytest.mark.parametrize(("address", "headers"), [
+    ("0.0.0.0", {}),  # bound beyond this machine
+    # A reverse proxy on this machine makes every client look local: local mode refuses what it forwards.
+    ("127.0.0.1", {"X-Forwarded-For": "203.0.113.7"}),
+], ids=["all-interfaces", "behind-a-proxy"])
+def test_local_mode_will_not_serve_beyond_this_machine(tmp_path, address, headers):
     env = {"OSE_DATA_DIR": str(tmp_path / "var")}
-    with running_app(env, address="0.0.0.0") as url, browser_page() as page:
-        page.goto(url)
-        page.get_by_text("will not serve other machines without a login").wait_for(timeout=60_000)
-        settle(page)
-        assert page.locator('[data-testid="stMetric"]').count() == 0
-
-
-def test_local_mode_refuses_clients_forwarded_by_a_proxy(tmp_path):
-    """A reverse proxy on this machine makes every client look local: local mode refuses what it forwards."""
-    env = {"OSE_DATA_DIR": str(tmp_path / "var")}
-    with running_app(env) as url, browser_page() as page:
-        page.context.set_extra_http_headers({"X-Forwarded-For": "203.0.113.7"})
+    with running_app(env, address=address) as url, browser_page() as page:
+        page.context.set_extra_http_headers(headers)
         page.goto(url)
         page.get_by_text("will not serve other machines without a login").wait_for(timeout=60_000)
         settle(page)
