@@ -268,13 +268,21 @@ DIMENSION_ORDER: dict[str, tuple[str, ...]] = {
 
 def add_rates(frame: pd.DataFrame) -> pd.DataFrame:
     """Add rate and 95% Wilson interval columns for every harm field counted in a frame."""
-    out = frame.copy()
-    for col in schema.HARM_FIELDS:
-        yes, answered = out[f"{col}_yes"].to_numpy(), out[f"{col}_answered"].to_numpy()
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out[f"{col}_rate"] = np.where(answered > 0, yes / answered, np.nan)
-        out[f"{col}_low"], out[f"{col}_high"] = wilson_interval(yes, answered)
-    return out
+    yes = frame[[f"{c}_yes" for c in schema.HARM_FIELDS]].to_numpy(dtype="float64")
+    answered = frame[[f"{c}_answered" for c in schema.HARM_FIELDS]].to_numpy(dtype="float64")
+    rates = pd.DataFrame(_rate_columns(yes, answered), index=frame.index)
+    return pd.concat([frame, rates], axis=1)
+
+
+def _rate_columns(yes: np.ndarray, answered: np.ndarray) -> dict[str, np.ndarray]:
+    """Return the rate, low and high columns of each harm field from (groups x fields) counts."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rate = np.where(answered > 0, yes / answered, np.nan)
+    low, high = wilson_interval(yes, answered)
+    columns = {}
+    for i, col in enumerate(schema.HARM_FIELDS):
+        columns[f"{col}_rate"], columns[f"{col}_low"], columns[f"{col}_high"] = rate[:, i], low[:, i], high[:, i]
+    return columns
 
 
 def breakdown(engine: Engine, ds: Dataset, filters: Filters, scope: Scope,
@@ -283,33 +291,49 @@ def breakdown(engine: Engine, ds: Dataset, filters: Filters, scope: Scope,
     unknown = [d for d in by if d not in DIMENSIONS]
     if unknown:
         raise ValueError(f"unknown dimension(s): {', '.join(unknown)}")
-    frame = _page_breakdown(engine, ds, filters, scope, by)
-    if frame is None:
+    found = _page_breakdown(engine, ds, filters, scope, by)
+    if found is None:
         t = filtered_reports(engine, ds, filters, scope)
         t = t.mutate(**{d: DIMENSIONS[d](t) for d in by})
-        expr = t.group_by(list(by)).aggregate(reports=t.count(), **_harm_metrics(t))
-        frame = engine.execute(expr)
+        frame = engine.execute(t.group_by(list(by)).aggregate(reports=t.count(), **_harm_metrics(t)))
+        found = {d: frame[d] for d in by}, frame[_COUNTS].to_numpy(dtype="int64")
+    return _finish(by, *found)
+
+
+def _finish(by: tuple[str, ...], keys: dict[str, pd.Series], counts: np.ndarray) -> pd.DataFrame:
+    """Return a breakdown frame: the groups in display order, their counts, rates and intervals.
+
+    Built from arrays in one go: a breakdown is asked for many times a page, and pandas costs a
+    little per column operation.
+    """
+    values: dict[str, pd.Series] = {}
     for d in by:
+        values[d] = keys[d].reset_index(drop=True)
         if d not in ("month", "hour"):
-            frame[d] = frame[d].astype("object").where(frame[d].notna(), NOT_RECORDED)
-    frame = add_rates(frame)
-    return _sorted(frame, by)
+            filled = values[d].to_numpy(dtype=object, na_value=None, copy=True)
+            filled[pd.isna(filled)] = NOT_RECORDED
+            values[d] = pd.Series(filled, dtype=object)
+    order = np.lexsort([_sort_key(d, values[d]) for d in reversed(by)]) if by else np.arange(len(counts))
+    columns: dict[str, object] = {d: values[d].iloc[order].reset_index(drop=True) for d in by}
+    counts = counts[order]
+    for i, c in enumerate(_COUNTS):
+        columns[c] = counts[:, i]
+    yes, answered = counts[:, 1::2].astype("float64"), counts[:, 2::2].astype("float64")
+    columns.update(_rate_columns(yes, answered))
+    return pd.DataFrame(columns)
 
 
-def _sorted(frame: pd.DataFrame, by: tuple[str, ...]) -> pd.DataFrame:
-    keys = []
-    for d in by:
-        order = DIMENSION_ORDER.get(d)
-        if order is None:
-            keys.append(frame[d] if d in ("month", "hour") else frame[d].astype(str))
-        else:
-            rank = {v: i for i, v in enumerate(order)}
-            keys.append(frame[d].map(lambda v, r=rank: r.get(v, len(r))))
-    if not keys:
-        return frame.reset_index(drop=True)
-    sort_cols = [f"_k{i}" for i in range(len(keys))]
-    tmp = frame.assign(**dict(zip(sort_cols, keys, strict=True)))
-    return tmp.sort_values(sort_cols, kind="stable").drop(columns=sort_cols).reset_index(drop=True)
+def _sort_key(dimension: str, values: pd.Series) -> np.ndarray:
+    """Return integer sort keys: vocabulary order, else time or number order, else text; unknown last."""
+    order = DIMENSION_ORDER.get(dimension)
+    if order is not None:
+        rank = {v: i for i, v in enumerate(order)}
+        return np.fromiter((rank.get(v, len(rank)) for v in values.to_numpy(dtype=object)), dtype=np.int64,
+                           count=len(values))
+    if dimension in ("month", "hour"):
+        codes, _ = pd.factorize(values, sort=True)  # missing values get -1: put them last
+        return np.where(codes < 0, len(values), codes)
+    return np.unique(values.astype(str).to_numpy(), return_inverse=True)[1].reshape(-1)
 
 
 def tactic_counts(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) -> pd.DataFrame:
@@ -512,32 +536,44 @@ def _page_part(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, part
         table = engine.backend.con.sql(sql).to_arrow_table()
         for p in wanted:
             rows = table.filter(pc.equal(table[f"g_{p}"], 0)).select([*info.keys(p), *_COUNTS])
-            state.parts[p] = rows.to_pandas(date_as_object=False)
+            frame = rows.to_pandas(date_as_object=False)
+            state.parts[p] = _when_dimensions(frame) if p == "when" else frame
     return state.parts[part]
 
 
 def _page_breakdown(engine: Engine, ds: Dataset, filters: Filters, scope: Scope,
-                    by: tuple[str, ...]) -> pd.DataFrame | None:
-    """Return the counts of a breakdown added up from the one scan, or None if it cannot give them."""
+                    by: tuple[str, ...]) -> tuple[dict[str, pd.Series], np.ndarray] | None:
+    """Return the groups and counts of a breakdown added up from the one scan, or None if it cannot."""
     if not by or not (set(by) <= set(PAGE_WHEN) or set(by) <= set(PAGE_WHO)):
         return None
     part = "when" if set(by) <= set(PAGE_WHEN) else "who"
     fine = _page_part(engine, ds, filters, scope, part)
     if fine is None or (part == "who" and not set(by) <= set(fine.columns)):
         return None
-    if part == "when":
-        weekhour = fine["_weekhour"]
-        known = weekhour.notna().to_numpy()
-        slot = np.where(known, weekhour.fillna(0).to_numpy(), 0).astype(np.int64)
-        derived = {  # as the Ibis dimensions give them: month a timestamp, weekday a name, hour an int32
-            "month": lambda: fine["_month"].astype("datetime64[s]"),
-            "weekday": lambda: pd.Series(np.where(known, _WEEKDAYS[slot // 24], None), index=fine.index),
-            "hour": lambda: pd.Series(slot % 24, index=fine.index).astype("int32").where(known)
-            if not known.all() else pd.Series((slot % 24).astype(np.int32), index=fine.index),
-        }
-        fine = fine[_COUNTS].assign(**{d: derived[d]() for d in by})
-    frame = fine.groupby(list(by), dropna=False, sort=False)[_COUNTS].sum().reset_index()
-    return frame[[*by, *_COUNTS]].astype(dict.fromkeys(_COUNTS, "int64"))
+    # Each group's counts are the sum of its finest-grain rows: number the groups, then add up.
+    group = np.zeros(len(fine), dtype=np.int64)
+    uniques = []
+    for d in by:
+        codes, values = pd.factorize(fine[d], use_na_sentinel=False)
+        group = group * max(len(values), 1) + codes
+        uniques.append(values)
+    groups, first, inverse = np.unique(group, return_index=True, return_inverse=True)
+    counts = np.zeros((len(groups), len(_COUNTS)), dtype=np.int64)
+    np.add.at(counts, inverse.reshape(-1), fine[_COUNTS].to_numpy(dtype=np.int64))
+    keys = {d: fine[d].iloc[first].reset_index(drop=True) for d in by}
+    return keys, counts
+
+
+def _when_dimensions(fine: pd.DataFrame) -> pd.DataFrame:
+    """Return the "when" part with month, weekday and hour, as the Ibis dimensions give them."""
+    weekhour = fine["_weekhour"]
+    known = weekhour.notna().to_numpy()
+    slot = np.where(known, weekhour.fillna(0).to_numpy(), 0).astype(np.int64)
+    hour = pd.Series((slot % 24).astype(np.int32), index=fine.index)
+    return fine.assign(  # month a timestamp, weekday a name, hour an int32 (a float when some are unknown)
+        month=fine["_month"].astype("datetime64[s]"),
+        weekday=pd.Series(np.where(known, _WEEKDAYS[slot // 24], None), index=fine.index),
+        hour=hour if known.all() else hour.where(known))
 
 
 def _page_tactics(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) -> tuple[pd.DataFrame, int] | None:
