@@ -17,13 +17,13 @@ import csv
 import io
 import json
 import os
-import re
 import sys
 import time
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -66,7 +66,12 @@ class Limits:
 
 @dataclass
 class RawExtract:
-    """One file read into text cells, with its data rows numbered from 1."""
+    """One file read into text cells, with its data rows numbered from 1.
+
+    `frame` holds every column of the header unless the reader was asked for only some of them
+    (a wide CSV whose format reads few of its columns); the others are then read, once, only
+    when `cells` needs them for rows that are set aside.
+    """
 
     name: str
     kind: str
@@ -76,10 +81,36 @@ class RawExtract:
     notes: list[str] = field(default_factory=list)
     quarantine: pd.DataFrame = field(default_factory=empty_quarantine)
     officer_id_columns: list[str] = field(default_factory=list)  # pseudonymised wherever a cell is kept
+    read_rest: Callable[[], pa.Table] | None = None  # the columns not in `frame`, every data row in order
+    _rest: pa.Table | None = field(default=None, repr=False)
+    _rows_dropped: int = 0  # leading rows dropped as extra header rows: `_row` counts after them
 
     @property
     def rows_in(self) -> int:
         return len(self.frame) + int(self.quarantine[ROWS].sum())
+
+    @property
+    def every_column_read(self) -> bool:
+        """Whether `frame` holds every column of the header."""
+        return self.read_rest is None
+
+    def drop_leading_rows(self, n: int) -> None:
+        """Drop the first n data rows (extra header rows) and number the rest from 1 again."""
+        self.frame = self.frame.iloc[n:].copy()
+        self.frame[ROW] -= n
+        self._rows_dropped += n
+
+    def cells(self, rows: Iterable[int]) -> pd.DataFrame:
+        """Return every cell of the given data rows (by `_row`), with `_file` and `_row`."""
+        picked = self.frame[self.frame[ROW].isin(set(rows))]
+        if self.read_rest is None or not len(picked):
+            return picked
+        if self._rest is None:
+            self._rest = self.read_rest()
+        at = picked[ROW].to_numpy(dtype="int64") + self._rows_dropped - 1
+        rest = _text_frame(self._rest.take(pa.array(at)))
+        rest.index = picked.index
+        return pd.concat([picked, rest], axis=1)[[FILE, ROW, *self.columns]]
 
 
 # --- reading ------------------------------------------------------------------------------
@@ -89,11 +120,16 @@ def _size_text(n: int) -> str:
     return f"{n / 1024 / 1024:,.1f} MB" if n >= 1024 * 1024 else f"{n:,} bytes"
 
 
-def read_extract(name: str, data: bytes, limits: Limits = Limits()) -> RawExtract:
-    """Read one uploaded file into text cells, refusing anything unsafe with a clear reason."""
+def read_extract(name: str, data: bytes, limits: Limits = Limits(),
+                 columns: Callable[[list[str]], Sequence[str] | None] | None = None) -> RawExtract:
+    """Read one uploaded file into text cells, refusing anything unsafe with a clear reason.
+
+    `columns`, given the header, may name the only columns needed up front (None: all). A CSV is
+    then read that far; the other columns are read only if a set-aside row needs its cells.
+    """
     if len(data) > limits.max_bytes:
         raise RejectedFile(f"{name} is {_size_text(len(data))}; the limit is {_size_text(limits.max_bytes)}")
-    if not data.strip():
+    if not data or data.isspace():  # as `not data.strip()`, without copying the file
         raise RejectedFile(f"{name} is empty")
     if data[:4] == b"PAR1":
         return _read_parquet(name, data, limits)
@@ -102,11 +138,11 @@ def read_extract(name: str, data: bytes, limits: Limits = Limits()) -> RawExtrac
     if name.lower().endswith((".parquet", ".xlsx", ".xls")):
         kind = "Parquet" if name.lower().endswith(".parquet") else "Excel"
         raise RejectedFile(f"{name} is not a readable {kind} file (its content is not {kind})")
-    return _read_csv(name, data, limits)
+    return _read_csv(name, data, limits, columns)
 
 
 # Bytes cp1252 leaves undefined: a file holding one is not cp1252 (latin-1 reads every byte).
-_CP1252_UNDEFINED = re.compile(rb"[\x81\x8d\x8f\x90\x9d]")
+_CP1252_UNDEFINED = (b"\x81", b"\x8d", b"\x8f", b"\x90", b"\x9d")
 
 
 def _encoding(name: str, data: bytes) -> str:
@@ -115,12 +151,16 @@ def _encoding(name: str, data: bytes) -> str:
         return "utf-16"
     if b"\x00" in data[:65536]:
         raise RejectedFile(f"{name} is not a text file (it holds binary content), so it cannot be read as CSV")
+    if data.isascii():  # ASCII is UTF-8; checked much faster than a decode
+        return "utf-8"
     try:
         data.decode("utf-8-sig")  # validity only; the text is made when a reader needs it
         return "utf-8"
     except UnicodeDecodeError:
         pass
-    return "latin-1" if _CP1252_UNDEFINED.search(data) else "cp1252"  # cp1252: Windows exports of the form
+    # One fast byte search each, not a regular expression over the whole file.
+    undefined = any(byte in data for byte in _CP1252_UNDEFINED)
+    return "latin-1" if undefined else "cp1252"  # cp1252: Windows exports of the form
 
 
 def _decode(data: bytes, encoding: str) -> str:
@@ -151,7 +191,8 @@ def _numbered(frame: pd.DataFrame, name: str, first_row: int = 1) -> pd.DataFram
     return frame
 
 
-def _read_csv(name: str, data: bytes, limits: Limits) -> RawExtract:
+def _read_csv(name: str, data: bytes, limits: Limits,
+              wanted: Callable[[list[str]], Sequence[str] | None] | None = None) -> RawExtract:
     encoding = _encoding(name, data)
     sample = _head(data, encoding)
     try:
@@ -172,27 +213,65 @@ def _read_csv(name: str, data: bytes, limits: Limits) -> RawExtract:
     source, arrow_encoding = ((data, "cp1252" if encoding == "cp1252" else
                                "latin1" if encoding == "latin-1" else "utf8")
                               if encoding != "utf-16" else (_decode(data, encoding).encode("utf-8"), "utf8"))
-    fast = _read_csv_fast(source, arrow_encoding, columns, delimiter, len(data))
+    could_hold_long_cell = _has_line_longer_than(data, limits.max_cell_chars)
+    # Every cell is checked against the length limit, so a file that could break it is read whole.
+    first = _columns_first(columns, wanted) if wanted is not None and not could_hold_long_cell else columns
+    fast = _read_csv_fast(source, arrow_encoding, columns, delimiter, first)
+    read_rest = None
     if fast is not None:
-        frame, quarantine = _numbered(fast, name), empty_quarantine()
+        frame, quarantine = _numbered(_text_frame(fast), name), empty_quarantine()
+        read_first = set(first)
+        rest = [c for c in columns if c not in read_first]
+        if rest:
+            read_rest = partial(_read_csv_again, source, arrow_encoding, columns, delimiter, rest, fast.num_rows)
     else:  # a malformed row somewhere: read row by row so every row keeps its number
         frame, quarantine = _read_csv_exact(name, _decode(data, encoding), columns, delimiter)
-    out = RawExtract(name, "CSV", encoding, columns, frame, quarantine=quarantine)
+    out = RawExtract(name, "CSV", encoding, columns, frame, quarantine=quarantine, read_rest=read_rest)
     if encoding != "utf-8":
         out.notes.append(f"{name}: read as {encoding}")
-    return _set_aside_long_cells(out, limits, could_hold_long_cell=_longest_line(data) > limits.max_cell_chars)
+    return _set_aside_long_cells(out, limits, could_hold_long_cell=could_hold_long_cell)
 
 
-def _longest_line(data: bytes) -> int:
-    """Return the length in bytes of the longest line; no cell can be longer than its line."""
-    breaks = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
-    edges = np.concatenate(([-1], breaks, [len(data)]))
-    return int(np.diff(edges).max()) - 1
+def _columns_first(columns: list[str], wanted: Callable[[list[str]], Sequence[str] | None]) -> list[str]:
+    """Return the header columns to read up front, in header order (all when none are named)."""
+    named = wanted(columns)
+    if not named:
+        return columns
+    named = set(named)
+    return [c for c in columns if c in named]
+
+
+def _has_line_longer_than(data: bytes, limit: int) -> bool:
+    """Whether any line (the bytes between line breaks) is longer than `limit` bytes.
+
+    No cell can be longer than its line. Each step looks for the last line break within the next
+    limit + 1 bytes, so a big file is crossed in a few long strides, not byte by byte.
+    """
+    start = 0
+    while len(data) - start > limit:
+        brk = data.rfind(b"\n", start, start + limit + 1)
+        if brk < 0:
+            return True
+        start = brk + 1
+    return False
+
+
+def _read_csv_again(data: bytes, encoding: str, columns: list[str], delimiter: str, include: list[str],
+                    rows: int) -> pa.Table:
+    """Read more columns of a CSV already read without a malformed row: the same rows, in the same order."""
+    table = _read_csv_fast(data, encoding, columns, delimiter, include)
+    if table is None or table.num_rows != rows:
+        raise AssertionError("a second read of the same bytes found different rows")
+    return table
+
+
+def _text_frame(table: pa.Table) -> pd.DataFrame:
+    return table.to_pandas(types_mapper={pa.large_string(): pd.StringDtype("pyarrow")}.get)
 
 
 def _read_csv_fast(data: bytes, encoding: str, columns: list[str], delimiter: str,
-                   size: int) -> pd.DataFrame | None:
-    """Read with Arrow's parser; None when any row is malformed (the exact reader then numbers them)."""
+                   include: list[str]) -> pa.Table | None:
+    """Read some columns with Arrow's parser; None when any row is malformed (the exact reader then numbers them)."""
     bad: list[int] = []
 
     def invalid(row: pacsv.InvalidRow) -> str:
@@ -207,14 +286,17 @@ def _read_csv_fast(data: bytes, encoding: str, columns: list[str], delimiter: st
             read_options=pacsv.ReadOptions(column_names=columns, skip_rows=1, encoding=encoding,
                                            block_size=8 << 20),
             parse_options=pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=invalid),
-            convert_options=pacsv.ConvertOptions(column_types={c: pa.large_string() for c in columns},
+            # Only the included columns' cells are converted, the costly part; every row is still
+            # split into all its fields, so a malformed row is found whichever columns are read.
+            convert_options=pacsv.ConvertOptions(include_columns=include,
+                                                 column_types={c: pa.large_string() for c in include},
                                                  strings_can_be_null=False,
                                                  quoted_strings_can_be_null=False))
     except (pa.ArrowInvalid, pa.ArrowException):
         return None
     if bad:
         return None
-    return table.to_pandas(types_mapper={pa.large_string(): pd.StringDtype("pyarrow")}.get)
+    return table
 
 
 def _read_csv_exact(name: str, text: str, columns: list[str],
@@ -369,6 +451,16 @@ def available_formats() -> list[Format]:
     return [CanonicalFormat(), UkNationalForm(), *(ProfileFormat(p) for p in profiles)]
 
 
+def _columns_read(columns: list[str], wanted: str, formats: Sequence[Format]) -> list[str] | None:
+    """Return the columns the format chosen for this header reads (None: all, or no format yet)."""
+    try:
+        chosen, _ = choose_format(columns, wanted, formats)
+    except RejectedFile:
+        return None  # reported when the file has been read, as for any other file
+    needs = getattr(chosen, "columns_read", None)
+    return None if needs is None else needs(columns)
+
+
 def choose_format(columns: list[str], wanted: str = AUTO,
                   formats: Sequence[Format] | None = None) -> tuple[Format | None, dict[str, float]]:
     """Pick the named format, or the best-scoring one for this header; None if nothing fits."""
@@ -416,19 +508,19 @@ def ingest(files: Sequence[tuple[str, bytes]], *, fmt: str = AUTO, duplicates: s
     raws: list[RawExtract] = []
     for i, (name, data) in enumerate(files):
         say(i / max(len(files), 1) * 0.8, f"Reading {name}")
-        raw = read_extract(name, data, limits)
+        raw = read_extract(name, data, limits, columns=partial(_columns_read, wanted=fmt, formats=formats))
         chosen, scores = choose_format(raw.columns, fmt, formats)
         if chosen is None:
             raise RejectedFile(f"{name}: {NO_FORMAT} "
                                f"({', '.join(raw.columns[:6])}{' ...' if len(raw.columns) > 6 else ''}); "
                                "map its columns in the app, or pass --format profile:NAME")
         if chosen.extra_header_rows:
-            extra = raw.frame.iloc[:chosen.extra_header_rows]
-            raw.frame = raw.frame.iloc[chosen.extra_header_rows:].copy()
-            raw.frame[ROW] -= chosen.extra_header_rows
-            raw.notes.append(f"{name}: skipped {len(extra)} extra header row(s)")
+            skipped = min(chosen.extra_header_rows, len(raw.frame))
+            raw.drop_leading_rows(chosen.extra_header_rows)
+            raw.notes.append(f"{name}: skipped {skipped} extra header row(s)")
         say((i + 0.5) / max(len(files), 1) * 0.8, f"Mapping {name} as {chosen.label}")
-        adapted = chosen.adapt(raw.frame)
+        # A frame with only the columns the format reads comes with the extract for the rest.
+        adapted = chosen.adapt(raw.frame) if raw.every_column_read else chosen.adapt(raw.frame, source=raw)
         _pseudonymise(adapted, raw, key)
         adapted.quarantine = pd.concat([raw.quarantine, adapted.quarantine], ignore_index=True)
         parts.append(adapted)
@@ -543,7 +635,7 @@ def _conform(reports: pd.DataFrame, force: str | None) -> pd.DataFrame:
         elif kind == "float":
             out[col] = pd.to_numeric(reports[col], errors="coerce") if have else np.nan
         else:
-            out[col] = (reports[col].astype("string") if have
+            out[col] = (_as_string(reports[col]) if have
                         else pd.Series(pd.NA, index=reports.index, dtype="string"))
     if force:
         out["force"] = out["force"].fillna(force)
@@ -555,10 +647,37 @@ def _conform(reports: pd.DataFrame, force: str | None) -> pd.DataFrame:
     return out
 
 
+def _as_string(values: pd.Series) -> pd.Series:
+    """Return values.astype("string"); a categorical of text is taken through Arrow, not Python objects."""
+    if isinstance(values.dtype, pd.CategoricalDtype) and values.cat.categories.inferred_type in ("string", "empty"):
+        codes = values.cat.codes.to_numpy()
+        labels = pa.array(values.cat.categories.tolist(), type=pa.large_string())
+        text = pc.take(labels, pa.array(codes, mask=codes < 0))
+        return pd.Series(pd.arrays.ArrowStringArray(text), index=values.index, name=values.name)
+    return values.astype("string")
+
+
+def _arrow_strings(values: pd.Series) -> pa.Array:
+    """Return a column as one Arrow string array (no copy for Arrow-backed text)."""
+    arr = pa.array(values.astype("string").array)
+    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+
+
+def _repeats(columns: Sequence[pd.Series | np.ndarray]) -> np.ndarray:
+    """Which rows repeat an earlier row's values in these columns (DataFrame.duplicated, on codes)."""
+    key = np.zeros(len(columns[0]), dtype=np.int64)
+    for values in columns:
+        codes, uniques = pd.factorize(values, use_na_sentinel=True)  # nulls match each other, code -1
+        key = key * (len(uniques) + 1) + (codes + 1)
+    return pd.Series(key).duplicated(keep="first").to_numpy()
+
+
 def _deduplicate(reports: pd.DataFrame, duplicates: str) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Report repeated report ids and identical rows; set later copies aside or keep them all."""
-    identical = int(pd.Series(_row_hashes(reports)).duplicated().sum()) if len(reports) else 0
     repeated = reports["report_id"].duplicated(keep="first")
+    # Identical rows share their report id, so only the rows whose id repeats are compared.
+    shared = reports["report_id"].duplicated(keep=False) if repeated.any() else repeated
+    identical = int(pd.Series(_row_hashes(reports[shared])).duplicated().sum()) if shared.any() else 0
     info = {"repeated_report_ids": int(repeated.sum()), "identical_rows": identical, "choice": duplicates}
     if not repeated.any():
         return reports, empty_quarantine(), info
@@ -594,13 +713,16 @@ def _conform_tactics(tactics: pd.DataFrame, reports: pd.DataFrame) -> pd.DataFra
         return pd.DataFrame({"report_id": pd.Series(dtype="string"), "tactic": pd.Series(dtype="string"),
                              "tactic_group": pd.Series(dtype="string"),
                              "effective": pd.Series(dtype="boolean")})
-    keep = pc.is_in(pa.array(tactics["report_id"].astype("string").to_numpy(dtype=object), pa.string()),
-                    value_set=pa.array(reports["report_id"].astype("string").to_numpy(dtype=object), pa.string()))
-    t = tactics[keep.to_numpy(zero_copy_only=False)]
-    t = t.dropna(subset=["tactic"]).drop_duplicates(subset=["report_id", "tactic"])
+    # Where each tactic's report id is among the loaded reports' (-1: not loaded). Equal ids get
+    # equal positions, so the positions also stand for the ids when repeats are dropped.
+    at = pc.index_in(_arrow_strings(tactics["report_id"]), value_set=_arrow_strings(reports["report_id"]))
+    position = pc.fill_null(at, -1).to_numpy(zero_copy_only=False)
+    keep = (position >= 0) & tactics["tactic"].notna().to_numpy()
+    t = tactics[keep]
+    t = t[~_repeats([position[keep], t["tactic"]])]  # one row per report and tactic
     t = schema.apply_ced_highest_use(t.reset_index(drop=True))
     effective = t["effective"].astype("boolean") if "effective" in t else pd.NA
-    return pd.DataFrame({"report_id": t["report_id"].astype("string"), "tactic": t["tactic"].astype("string"),
+    return pd.DataFrame({"report_id": _as_string(t["report_id"]), "tactic": _as_string(t["tactic"]),
                          "tactic_group": t["tactic"].map(schema.TACTIC_GROUP_OF).astype("string"),
                          "effective": effective}).reset_index(drop=True)
 
@@ -611,9 +733,27 @@ def completeness(reports: pd.DataFrame) -> dict[str, float]:
         return {c: 0.0 for c in schema.REPORT_COLUMNS}
     out = {}
     for col, kind in schema.REPORT_COLUMNS.items():
-        answered = reports[col].map(len).gt(0) if kind == "list" else reports[col].notna()
+        if kind == "list":
+            items, at, _ = _distinct_objects(reports[col])
+            answered = np.array([len(v) > 0 for v in items], dtype=bool)[at]
+        else:
+            answered = reports[col].notna()
         out[col] = round(float(answered.mean()), 4)
     return out
+
+
+def _distinct_objects(values: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return an object column's distinct objects (by identity), where each row's is among them, and
+    the first row holding each.
+
+    Adapters give the rows that hold the same items one shared list, so a list column of a million
+    rows holds only a few thousand objects: work on each once and spread the result by position.
+    """
+    cells = values.to_numpy(dtype=object)
+    at, _ = pd.factorize(np.fromiter(map(id, cells), dtype=np.uintp, count=len(cells)))
+    first = np.empty(at.max() + 1 if len(at) else 0, dtype=np.int64)
+    first[at[::-1]] = np.arange(len(at) - 1, -1, -1)  # the last write for an object is its first row
+    return cells[first], at, first
 
 
 def reason_counts(quarantine: pd.DataFrame) -> dict[str, int]:
@@ -634,8 +774,7 @@ def _with_raw_values(quarantine: pd.DataFrame, raws: list[RawExtract], key: byte
     for raw in raws:
         rows = quarantine.loc[quarantine[FILE] == raw.name, ROW]
         if len(rows) and len(raw.frame):
-            piece = raw.frame[raw.frame[ROW].isin(set(rows))]
-            pieces.append(pseudonym.pseudonymise_columns(piece, raw.officer_id_columns, key))
+            pieces.append(pseudonym.pseudonymise_columns(raw.cells(rows), raw.officer_id_columns, key))
     if not pieces:
         return quarantine
     original = pd.concat(pieces, ignore_index=True)
@@ -648,8 +787,23 @@ def _with_raw_values(quarantine: pd.DataFrame, raws: list[RawExtract], key: byte
 def tables(result: IngestResult) -> tuple[pa.Table, pa.Table]:
     """Return the loaded reports and tactics as Arrow tables in the canonical layout."""
     reports = result.reports[list(schema.REPORT_COLUMNS)]
-    return (pa.Table.from_pandas(reports, preserve_index=False),
-            pa.Table.from_pandas(result.tactics, preserve_index=False))
+    return _arrow_table(reports), pa.Table.from_pandas(result.tactics, preserve_index=False)
+
+
+def _arrow_table(frame: pd.DataFrame) -> pa.Table:
+    """Return pa.Table.from_pandas(frame), converting each list object of a list column only once."""
+    lists = [c for c, kind in schema.REPORT_COLUMNS.items()
+             if kind == "list" and c in frame.columns and frame[c].dtype == object]
+    if not len(frame) or not lists:
+        return pa.Table.from_pandas(frame, preserve_index=False)
+    distinct = {c: _distinct_objects(frame[c]) for c in lists}
+    # The rows holding every distinct list give Arrow the same types (and pandas metadata) as all rows.
+    firsts = np.unique(np.concatenate([first for _, _, first in distinct.values()]))
+    layout = pa.Table.from_pandas(frame.iloc[firsts], preserve_index=False).schema
+    rest = pa.Table.from_pandas(frame.drop(columns=lists), preserve_index=False)
+    columns = [pc.take(pa.array(distinct[c][0], type=layout.field(c).type, from_pandas=True),
+                       pa.array(distinct[c][1])) if c in distinct else rest.column(c) for c in frame.columns]
+    return pa.Table.from_arrays(columns, schema=layout)
 
 
 def write(result: IngestResult, out_dir: Path) -> None:

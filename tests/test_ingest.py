@@ -229,3 +229,68 @@ def test_a_broken_saved_profile_does_not_block_uploads(tmp_path, monkeypatch):
     (tmp_path / "profiles").mkdir()
     (tmp_path / "profiles" / "broken.json").write_text("{not json")
     assert ingest.ingest([("small.csv", SMALL)]).report["rows_loaded"] == 10
+
+
+def national_form_csv(rows: list[dict[str, str]]) -> tuple[list[str], bytes]:
+    """A national-form CSV with two columns the format does not read, one naming officer ids."""
+    import csv
+
+    from lib.formats.uk_national import FORM_COLUMNS
+
+    header = [*FORM_COLUMNS, "Free Text Notes", "Collar Number"]
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows([[row.get(c, "") for c in header] for row in rows])
+    return header, text.getvalue().encode("cp1252")
+
+
+NATIONAL_ROWS = [
+    {"IncidentDate": "01/04/2020", "IncidentTime": "10:00", "Tactic 1": "Ground Restraint",
+     "Collar Number": "PC 123"},
+    {"Free Text Notes": "date to follow", "Collar Number": "PC 456"},  # no date, but not empty
+    {},  # blank in every column
+    {"IncidentDate": "02/04/2020", "IncidentTime": "23:30", "Free Text Notes": "Café"},
+]
+
+
+def test_a_wide_extract_is_read_only_as_far_as_its_format_needs():
+    from lib.formats.uk_national import UkNationalForm
+
+    header, data = national_form_csv(NATIONAL_ROWS)
+    form = UkNationalForm()
+    raw = ingest.read_extract("met.csv", data, columns=form.columns_read)
+    assert not raw.every_column_read and raw.columns == header
+    assert "Free Text Notes" not in raw.frame.columns and "IncidentDate" in raw.frame.columns
+    cells = raw.cells([2, 4])
+    assert list(cells.columns) == ["_file", "_row", *header]
+    assert cells["Free Text Notes"].tolist() == ["date to follow", "Café"]
+    # Read whole or in part, the format adapts the extract the same way.
+    whole = ingest.read_extract("met.csv", data)
+    assert whole.every_column_read
+    partial, full = form.adapt(raw.frame, source=raw), form.adapt(whole.frame)
+    assert partial.reports.equals(full.reports) and partial.tactics.equals(full.tactics)
+    assert partial.quarantine.equals(full.quarantine)
+    assert partial.notes == full.notes and partial.mapping == full.mapping
+
+
+def test_set_aside_rows_of_a_partly_read_extract_keep_every_cell_pseudonymised():
+    from lib import pseudonym
+
+    _, data = national_form_csv(NATIONAL_ROWS)
+    result = ingest.ingest([("met.csv", data)], force="Metropolitan Police")
+    assert reconciles(result)
+    q = result.quarantine.set_index("_row")
+    # Row 2 has a note in a column the format does not read, so it is not an empty row.
+    assert q.loc[2, "reason"] == "IncidentDate is missing" and q.loc[3, "reason"] == "empty row"
+    assert q.loc[2, "Free Text Notes"] == "date to follow"
+    assert pseudonym.is_pseudonym(q.loc[2, "Collar Number"])
+    assert "PC 456" not in result.quarantine.astype(str).to_numpy()
+    assert any("Free Text Notes" in note for note in result.report["notes"])
+
+
+@pytest.mark.parametrize("limit", [0, 1, 3, 4, 5, 9, 10, 100])
+def test_long_line_check_matches_the_longest_line(limit):
+    for data in (b"", b"abc", b"abc\n", b"\n\n", b"ab\nabcd\nabc", b"abcdefghij\nab\n", b"a\r\nbcde\r\n"):
+        longest = max(len(line) for line in data.split(b"\n"))
+        assert ingest._has_line_longer_than(data, limit) == (longest > limit), (data, limit)

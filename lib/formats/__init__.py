@@ -8,9 +8,15 @@ The contract every adapter keeps, so that nothing a user uploads is lost:
 - values outside a vocabulary are kept as they were and counted in `unmapped`, never dropped;
 - `officer_id` holds the id as the source writes it, and `officer_id_columns` names the source
   columns it came from: the ingester pseudonymises both (lib/pseudonym.py) before anything is kept.
+
+A format may also say which columns it reads, `columns_read(header) -> list[str]`. The ingester
+then reads only those cells of a file up front and calls `adapt(raw, source=...)`, where `source`
+(a `Source`) has the whole header and every cell of any row the format asks for: a set-aside row
+is still kept, and judged, with all its cells.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -45,6 +51,15 @@ class Format(Protocol):
 
     def adapt(self, raw: pd.DataFrame) -> Adapted:
         """Turn a raw extract into canonical tables."""
+
+
+class Source(Protocol):
+    """The whole extract behind a raw frame that holds only the columns a format reads."""
+
+    columns: list[str]  # every column of the header, in order
+
+    def cells(self, rows: Iterable[int]) -> pd.DataFrame:
+        """Return every cell of the given data rows (by `_row`), with `_file` and `_row`."""
 
 
 def empty_quarantine() -> pd.DataFrame:

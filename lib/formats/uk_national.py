@@ -50,7 +50,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
 from lib import schema
-from lib.formats import FILE, ROW, ROWS, Adapted, empty_quarantine, quarantine_rows
+from lib.formats import FILE, ROW, ROWS, Adapted, Source, empty_quarantine, quarantine_rows
 from lib.values import NULL_MARKERS, combine_date_time, normalise_name, to_bool, to_datetime, to_time_minutes
 
 # --- the form's columns (FY20-21 spelling, in export order) --------------------------------
@@ -637,24 +637,38 @@ class UkNationalForm:
         keys = {_key(c) for c in columns}
         return len(_SIGNATURE_KEYS & keys) / len(_SIGNATURE_KEYS)
 
-    def adapt(self, raw: pd.DataFrame) -> Adapted:
-        """Turn a national-form extract into canonical reports and tactics."""
-        return _Adaptation(raw, self.force, self.shifts).run()
+    def columns_read(self, columns: list[str]) -> list[str]:
+        """Return the header columns adapt() reads (about half of the form's): the rest are ignored."""
+        cols = _resolve(columns)
+        used = {*cols.scalar.values(), *cols.tactic.values(), *cols.effective.values(),
+                *(h for items in cols.groups.values() for hs in items.values() for h in hs),
+                *(h for hs in cols.tactic_flags.values() for h in hs)}
+        return [c for c in columns if c in used]
+
+    def adapt(self, raw: pd.DataFrame, source: Source | None = None) -> Adapted:
+        """Turn a national-form extract into canonical reports and tactics.
+
+        `source` is the whole extract when `raw` holds only the columns_read() columns.
+        """
+        return _Adaptation(raw, self.force, self.shifts, source).run()
 
 
 class _Adaptation:
     """One adapt() call: the raw frame, what its columns mean, and what was learned on the way."""
 
-    def __init__(self, raw: pd.DataFrame, force: str, shifts: schema.ShiftBoundaries) -> None:
+    def __init__(self, raw: pd.DataFrame, force: str, shifts: schema.ShiftBoundaries,
+                 source: Source | None = None) -> None:
         if FILE not in raw.columns:
             raw = raw.assign(**{FILE: "upload"})
         if ROW not in raw.columns:
             raw = raw.assign(**{ROW: np.arange(1, len(raw) + 1)})
         self.raw = raw
+        self.source = source
+        self.header = list(source.columns) if source is not None else list(raw.columns)
         self.n = len(raw)
         self.force = force
         self.shifts = shifts
-        self.cols = _resolve([str(c) for c in raw.columns])
+        self.cols = _resolve([str(c) for c in self.header])
         self.mapping: dict[str, str] = {}
         self.unmapped: dict[str, dict[str, int]] = {}
         self.notes: list[str] = []
@@ -733,7 +747,7 @@ class _Adaptation:
         if unmapped_tactics:
             self.unmapped["tactic"] = unmapped_tactics
         # Every column named like an officer id, the ignored repeats too: the ingester pseudonymises them.
-        officer_columns = [c for c in self.raw.columns if _ALIAS_FIELD.get(_key(c)) == "officer_id"]
+        officer_columns = [c for c in self.header if _ALIAS_FIELD.get(_key(c)) == "officer_id"]
         return Adapted(reports=reports, tactics=tactics, quarantine=quarantine, mapping=self.mapping,
                        unmapped=self.unmapped, notes=self.notes, officer_id_columns=officer_columns)
 
@@ -791,17 +805,14 @@ class _Adaptation:
         return keep, quarantine_rows(self.raw, mask, reason).reset_index(drop=True)
 
     def empty_rows(self, rows: np.ndarray) -> np.ndarray:
-        """Which of the given rows are blank in every data column."""
-        empty = np.ones(rows.size, dtype=bool)
-        taken = pa.array(rows)
-        for column in self.raw.columns:
-            if column in (FILE, ROW):
-                continue
-            cells = pc.take(_arrow_text(self.raw[column]), taken)
-            blank = pc.fill_null(pc.equal(pc.utf8_trim_whitespace(cells), ""), True)
-            empty &= blank.to_numpy(zero_copy_only=False)
-            if not empty.any():
-                break
+        """Which of the given rows (positions) are blank in every data column."""
+        empty = _blank_rows(self.raw, rows)
+        if self.source is not None and empty.any():
+            # The frame holds only the columns this format reads: look at the other cells too.
+            numbers = self.raw[ROW].to_numpy()[rows[empty]]
+            whole = self.source.cells(numbers)
+            blank = whole[ROW].to_numpy()[_blank_rows(whole, np.arange(len(whole)))]
+            empty[empty] = np.isin(numbers, blank)
         return empty
 
     def reports(self, when: pd.Series, time_known: np.ndarray) -> pd.DataFrame:
@@ -1034,6 +1045,21 @@ class _Adaptation:
                               + ", ".join(missing))
         if "subject_injury_level" not in self.mapping:
             self.notes.append("subject_injury_level is null: no injury level column")
+
+
+def _blank_rows(frame: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
+    """Which of the given rows (positions) of a frame are blank in every data column."""
+    empty = np.ones(rows.size, dtype=bool)
+    taken = pa.array(rows)
+    for column in frame.columns:
+        if column in (FILE, ROW):
+            continue
+        cells = pc.take(_arrow_text(frame[column]), taken)
+        blank = pc.fill_null(pc.equal(pc.utf8_trim_whitespace(cells), ""), True)
+        empty &= blank.to_numpy(zero_copy_only=False)
+        if not empty.any():
+            break
+    return empty
 
 
 def _count(n: int, noun: str) -> str:
