@@ -83,18 +83,22 @@ def _is_loopback(host: str | None) -> bool:
         return False
 
 
+def serves_this_machine() -> bool:
+    """Say whether the server listens on this machine only (loopback, or no address: a test harness)."""
+    address = st.get_option("server.address")
+    return address is None or _is_loopback(address)
+
+
 def _local_user() -> User:
     # .streamlit/config.toml binds 127.0.0.1; an address set to anything else, or any client that is not
     # this machine (whatever the address), is refused. (No address and no client: a test harness.)
-    address = st.get_option("server.address")
     client = st.context.ip_address  # None for a client on this machine
     client = client if isinstance(client, str) else None  # (a test harness has no real connection)
     try:  # a reverse proxy on this machine would make every client look local: it says so in these headers
         proxied = any(h in st.context.headers for h in ("X-Forwarded-For", "Forwarded", "X-Real-Ip"))
     except Exception:  # no request headers (a test harness)
         proxied = False
-    if ((address is not None and not _is_loopback(address)) or (client is not None and not _is_loopback(client))
-            or proxied):
+    if not serves_this_machine() or (client is not None and not _is_loopback(client)) or proxied:
         st.error("Officer Safety Explorer will not serve other machines without a login. Run it on "
                  "127.0.0.1 (`make run` does), or set OSE_AUTH_CONFIG to a users file to require a login "
                  "(see README, Deployment).")

@@ -11,14 +11,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import altair as alt
 import pandas as pd
 import streamlit as st
 
 from lib import access, audit, export, ingest, library, query, schema
 from lib.query import FILTER_KINDS, Filters, Scope, Summary
 from lib.store import SAMPLE_DIR, Dataset, DatasetError, Engine
+
+if TYPE_CHECKING:  # Altair loads with the first chart: the engine can load the sample meanwhile (warm_up)
+    import altair as alt
 
 CONTEXT_KEY = "_ose_context"
 FILTER_DATASET_KEY = "_ose_filters_dataset"
@@ -114,6 +117,7 @@ class Source:
     dataset: Dataset | None = None
 
 
+SAMPLE_SOURCE = Source("sample", "Synthetic sample (not real data)", str(SAMPLE_DIR))
 SESSION_DATASET_KEY = "_ose_session_dataset"
 PICK_NEXT_KEY = "_ose_pick_next"
 
@@ -132,7 +136,7 @@ def sources(demo: bool = False) -> list[Source]:
     env = os.environ.get("OSE_DATASET", "").strip()
     if env and (not demo or is_synthetic(env)):
         found.append(Source("env", f"{Path(env).name} (OSE_DATASET)", env))
-    found.append(Source("sample", "Synthetic sample (not real data)", str(SAMPLE_DIR)))
+    found.append(SAMPLE_SOURCE)
     if demo:
         return found
     for entry in library.entries():
@@ -147,6 +151,62 @@ def _open(source: Source) -> Dataset:
     if source.dataset is not None:
         return source.dataset
     return engine().open(source.path, name=source.label)
+
+
+def warm_up() -> None:
+    """Get the opening page ready before the first browser connects: run once, on a thread, at server start.
+
+    Streamlit runs app.py only when a browser connects, once it has loaded the page; app.py starts this
+    as the server starts (its st.App lifespan), so the two overlap. It makes the first run's imports and,
+    in local mode only, loads the bundled sample and computes its opening Overview for the local user
+    into the caches the first run reads (which waits for anything not finished). With a users file it
+    loads no data: nothing is read before someone signs in, and every result is keyed by their scope.
+    """
+    import threading
+
+    from lib import auth, users
+
+    if users.config_path() is not None or not auth.serves_this_machine():
+        _warm_imports()
+        return
+    # DuckDB loads the sample with the interpreter mostly free: the other imports go meanwhile.
+    imports = threading.Thread(target=_warm_imports, name="ose-warm-up-imports", daemon=True)
+    imports.start()
+    try:
+        ds = _open(SAMPLE_SOURCE)  # the picker opens it on every first run
+        if not os.environ.get("OSE_DATASET", "").strip():  # else the picker opens OSE_DATASET first
+            _warm_overview(ds, access.LOCAL_USER.scope)
+    finally:
+        imports.join()
+
+
+def _warm_overview(ds: Dataset, scope: Scope) -> None:
+    # What app_pages/overview.py asks for on its opening view: the filters' values, the two summaries,
+    # the breakdowns (one scan of the engine, lib/query.py) and the charts.
+    from lib import charts
+
+    filter_options(ds, scope)
+    filters = query.default_filters(ds)
+    now = _summary(ds, filters, scope)
+    previous = query.previous_period(filters, ds)
+    if previous is not None:
+        _summary(ds, previous, scope)
+    monthly = _breakdown(ds, filters, scope, ("month",))
+    _spec(charts.reports_by_month, (monthly,), {"title": ""})
+    if now.rates["officer_injured"].denominator:
+        _spec(charts.rate_by_month, (monthly, "officer_injured"), {"title": ""})
+    for dimension in ("officer_role", "shift"):
+        frame = _breakdown(ds, filters, scope, (dimension,))
+        _spec(charts.harm_rates_by_group, (frame, dimension, query.DIMENSION_LABELS[dimension]), {})
+    _spec(charts.most_used_tactics, (_tactic_counts(ds, filters, scope),), {})
+
+
+def _warm_imports() -> None:
+    # The first run's other imports: Altair and the chart builders, Ibis's DuckDB backend (loaded by the
+    # first query), the login gate and the pages' helpers.
+    import ibis.backends.duckdb  # noqa: F401
+
+    from lib import auth, charts, chartspec, disclosure, reference, tables, wording  # noqa: F401
 
 
 def pick_next(label_key: str) -> None:
@@ -468,29 +528,36 @@ def chart(builder: Callable[..., alt.TopLevelMixin] | alt.TopLevelMixin, *args: 
     chart and validating it against the schema cost more than the queries behind a cached rerun.
     A ready chart object is also accepted (drawn uncached).
     """
+    import altair as alt
+
+    from lib import chartspec
+
     if isinstance(builder, alt.TopLevelMixin):
-        with alt.data_transformers.disable_max_rows():
-            spec = builder.to_dict()
+        spec = chartspec.to_spec(builder)
     else:
-        spec = _chart_spec(f"{builder.__module__}:{builder.__qualname__}", args, tuple(sorted(kwargs.items())))
+        spec = _spec(builder, args, kwargs)
     # Single and layered charts stretch to their column; concatenated panels keep their widths.
     stretch = not any(k in spec for k in ("hconcat", "vconcat", "concat", "facet", "repeat"))
     st.vega_lite_chart(spec, theme=None, width="stretch" if stretch else "content", key=key)
+
+
+def _spec(builder: Callable[..., alt.TopLevelMixin], args: tuple, kwargs: dict) -> dict:
+    return _chart_spec(f"{builder.__module__}:{builder.__qualname__}", args, tuple(sorted(kwargs.items())))
 
 
 @st.cache_data(show_spinner=False, max_entries=1024)
 def _chart_spec(path: str, args: tuple, kwargs: tuple) -> dict:
     import importlib
 
+    from lib import chartspec
+
     module, _, name = path.partition(":")
     if not module.startswith("lib."):
         raise ValueError(f"charts come from lib builders only, not {path!r}")
-    # Frames reaching a chart are aggregates (an officer funnel has a point per officer, past Altair's
-    # 5,000-row guard), never raw records: the engine aggregates first. Schema validation is left to the
-    # tests (test_charts, test_disclosure and the page modules build and validate them): here it cost more
-    # than the queries.
-    with alt.data_transformers.disable_max_rows():
-        return getattr(importlib.import_module(module), name)(*args, **dict(kwargs)).to_dict(validate=False)
+    # Frames reaching a chart are aggregates (an officer funnel has a point per officer), never raw
+    # records: the engine aggregates first. Schema validation is left to the tests (test_charts,
+    # test_disclosure and the page modules build and validate them): here it cost more than the queries.
+    return chartspec.to_spec(getattr(importlib.import_module(module), name)(*args, **dict(kwargs)))
 
 
 def _slug(text: str) -> str:

@@ -24,3 +24,9 @@ def test_the_shipped_config_is_hardened():
     assert config["client"]["toolbarMode"] == "minimal"
     assert config["browser"]["gatherUsageStats"] is False
     assert 0 < config["server"]["maxUploadSize"] <= 1024
+
+
+def test_edits_are_found_by_polling_not_by_watching_the_whole_project_folder():
+    """The event-based watcher walks the project folder, .venv included, as the first browser connects."""
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["fileWatcherType"] == "poll"

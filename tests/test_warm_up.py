@@ -1,0 +1,49 @@
+"""The warm-up at server start: `streamlit run app.py` finds it, and it loads data in local mode only."""
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+from streamlit.web.server.app_discovery import discover_asgi_app
+
+from lib import auth, ui
+from lib.store import SAMPLE_DIR
+
+from .conftest import ROOT
+
+
+@pytest.fixture(autouse=True)
+def _fresh(fresh_caches):
+    """Every warm-up here starts with empty caches and a new engine (see conftest)."""
+    fresh_caches.delenv("OSE_AUTH_CONFIG", raising=False)
+    fresh_caches.delenv("OSE_DEMO", raising=False)
+
+
+def test_streamlit_run_serves_app_py_with_its_start_up_hook():
+    # `streamlit run app.py` looks for an st.App in the file; without one it would start no warm-up.
+    found = discover_asgi_app(ROOT / "app.py")
+    assert found.is_asgi_app and found.import_string == "app:app"
+
+
+def test_in_local_mode_the_sample_is_loaded_as_the_picker_names_it():
+    ui.warm_up()
+    # The engine keeps a dataset under the name it was first opened with: the picker's label.
+    assert ui.engine().open(SAMPLE_DIR).name == ui.SAMPLE_SOURCE.label
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    assert not at.exception
+    assert at.selectbox(key="dataset_choice").value == ui.SAMPLE_SOURCE.label
+    assert len(at.get("vega_lite_chart")) == 5
+
+
+@pytest.mark.parametrize("setting", ["users file", "address"])
+def test_nothing_is_loaded_with_a_users_file_or_when_serving_other_machines(setting, monkeypatch, tmp_path):
+    if setting == "users file":  # login mode: no data before someone signs in
+        monkeypatch.setenv("OSE_AUTH_CONFIG", str(tmp_path / "users.yaml"))
+    else:  # local mode bound to a network address refuses every client
+        monkeypatch.setattr(auth, "serves_this_machine", lambda: False)
+
+    def refuse(*args):
+        raise AssertionError("the warm-up read data that no one may see")
+
+    monkeypatch.setattr(ui, "_open", refuse)
+    monkeypatch.setattr(ui, "filter_options", refuse)
+    ui.warm_up()  # the libraries only
