@@ -36,10 +36,13 @@ def _theme() -> dict:
 
 
 def _style(chart: alt.TopLevelMixin) -> alt.TopLevelMixin:
-    """Apply the shared theme to a finished chart."""
-    # One configure call: each chained configure_* deep-copies the whole chart, which was most of the
-    # time a page spent drawing a chart from a new result.
-    return chart.configure(**_theme())
+    """Apply the shared theme to a chart just built (in place, and returned)."""
+    # Set, not chart.configure(...): that deep-copies the whole chart, data included, which was a third
+    # of the time a page spent drawing a chart from a new result. (Likewise the builders here name every
+    # channel with its class, alt.X2("f") rather than x2="f": Altair turns a bare string into a channel
+    # by searching its whole schema, a millisecond or more each time.)
+    chart.config = alt.Config(**_theme())
+    return chart
 
 
 def _months(frame: pd.DataFrame) -> pd.DataFrame:
@@ -65,7 +68,7 @@ def reports_by_month(frame: pd.DataFrame, *, title: str | None = None) -> alt.To
         # remain are not read as the whole year.
         marks = alt.Chart(hidden[["month"]].assign(label="hidden")).mark_text(
             angle=270, align="left", dy=3, color=MUTED, fontSize=11).encode(
-            x=x, y=alt.datum(0), text="label:N",
+            x=x, y=alt.datum(0), text=alt.Text("label:N"),
             tooltip=[alt.Tooltip("yearmonth(month):T", title="Month", format="%B %Y"),
                      alt.Tooltip("label:N", title="Reports")])
         chart = alt.layer(chart, marks)
@@ -82,9 +85,9 @@ def rate_by_month(frame: pd.DataFrame, measure: str = "officer_injured", *,
     band = base.mark_area(opacity=0.25, color=ACCENT).encode(
         y=alt.Y(f"{measure}_low:Q", title="% of answering reports",
                 axis=alt.Axis(format="%")),
-        y2=f"{measure}_high:Q")
+        y2=alt.Y2(f"{measure}_high"))
     line = base.mark_line(point=alt.OverlayMarkDef(color=ACCENT), color=ACCENT).encode(
-        y=f"{measure}_rate:Q",
+        y=alt.Y(f"{measure}_rate:Q"),
         tooltip=[alt.Tooltip("yearmonth(month):T", title="Month", format="%B %Y"),
                  alt.Tooltip(f"{measure}_rate:Q", title=label, format=".1%"),
                  alt.Tooltip(f"{measure}_yes:Q", title="Yes", format=","),
@@ -100,39 +103,41 @@ def harm_rates_by_group(frame: pd.DataFrame, dimension: str, dimension_label: st
                         measures: tuple[str, ...] = ("officer_injured", "officer_assaulted"),
                         ) -> alt.TopLevelMixin:
     """Draw reports per group beside each harm rate with its interval; thin groups in grey."""
-    data = frame.copy()
-    order = data[dimension].tolist()
-    y = alt.Y(f"{dimension}:N", title=dimension_label, sort=order)
-    counts = alt.Chart(drop_hidden(data, "reports")).mark_bar(color=MAIN).encode(
+    thin = f"Under {MIN_DENOMINATOR} answering: too few to read"
+    # One dataset for every panel; each panel leaves out the groups disclosure control hid from it.
+    data = frame.assign(**{f"{m}_reliable": np.where(frame[f"{m}_answered"] >= MIN_DENOMINATOR, "Enough reports", thin)
+                           for m in measures})
+    y = alt.Y(f"{dimension}:N", title=dimension_label, sort=frame[dimension].tolist())
+    group = alt.Tooltip(f"{dimension}:N", title=dimension_label)
+    counts = alt.Chart(title="Reports", width=220, transform=[_shown("reports")]).mark_bar(color=MAIN).encode(
         y=y, x=alt.X("reports:Q", title="Reports"),
-        tooltip=[alt.Tooltip(f"{dimension}:N", title=dimension_label),
-                 alt.Tooltip("reports:Q", title="Reports", format=",")],
-    ).properties(width=220, title="Reports")
+        tooltip=[group, alt.Tooltip("reports:Q", title="Reports", format=",")])
     panels = [counts]
+    scale = alt.Scale(domain=["Enough reports", thin], range=[ACCENT, MUTED])
     for measure in measures:
         label = schema.HARM_FIELDS[measure]
-        m = drop_hidden(data, f"{measure}_rate")
-        m = m.assign(
-            reliable=(m[f"{measure}_answered"] >= MIN_DENOMINATOR).map(
-                {True: "Enough reports", False: f"Under {MIN_DENOMINATOR} answering: too few to read"}))
-        colour = alt.Color("reliable:N", title=None, scale=alt.Scale(
-            domain=["Enough reports", f"Under {MIN_DENOMINATOR} answering: too few to read"],
-            range=[ACCENT, MUTED]))
-        tooltip = [alt.Tooltip(f"{dimension}:N", title=dimension_label),
+        colour = alt.Color(f"{measure}_reliable:N", title=None, scale=scale)
+        tooltip = [group,
                    alt.Tooltip(f"{measure}_rate:Q", title=label, format=".1%"),
                    alt.Tooltip(f"{measure}_yes:Q", title="Yes", format=","),
                    alt.Tooltip(f"{measure}_answered:Q", title="Reports answering", format=","),
                    alt.Tooltip(f"{measure}_low:Q", title="95% interval from", format=".1%"),
                    alt.Tooltip(f"{measure}_high:Q", title="95% interval to", format=".1%")]
-        rule = alt.Chart(m).mark_rule(strokeWidth=2).encode(
-            y=y, x=alt.X(f"{measure}_low:Q", title=f"{label} (95% interval)",
-                         axis=alt.Axis(format="%")),
-            x2=f"{measure}_high:Q", color=colour, tooltip=tooltip)
-        point = alt.Chart(m).mark_point(filled=True, size=70).encode(
-            y=y, x=f"{measure}_rate:Q", color=colour, tooltip=tooltip)
-        panels.append((rule + point).properties(width=220, title=label))
-    chart = alt.hconcat(*panels, **({"title": title} if title else {})).resolve_scale(y="shared")
+        rule = alt.Chart().mark_rule(strokeWidth=2).encode(
+            y=y, x=alt.X(f"{measure}_low:Q", title=f"{label} (95% interval)", axis=alt.Axis(format="%")),
+            x2=alt.X2(f"{measure}_high"), color=colour, tooltip=tooltip)
+        point = alt.Chart().mark_point(filled=True, size=70).encode(
+            y=y, x=alt.X(f"{measure}_rate:Q"), color=colour, tooltip=tooltip)
+        panels.append(alt.LayerChart(layer=[rule, point], title=label, width=220,
+                                     transform=[_shown(f"{measure}_rate")]))
+    chart = alt.HConcatChart(hconcat=panels, data=data, resolve=alt.Resolve(scale=alt.ScaleResolveMap(y="shared")),
+                             **({"title": title} if title else {}))
     return _style(chart)
+
+
+def _shown(column: str) -> alt.FilterTransform:
+    """Keep the rows a panel draws: as drop_hidden(frame, column), in the browser."""
+    return alt.FilterTransform(filter=f"!datum.suppressed || isValid(datum['{column}'])")
 
 
 def most_used_tactics(frame: pd.DataFrame, *, top: int = 12,
@@ -164,7 +169,7 @@ def completeness_by_field(frame: pd.DataFrame, *, title: str | None = None) -> a
         y=alt.Y("field:N", title=None, sort=data["field"].tolist()),
         x=alt.X("share:Q", title="Share of reports answering", axis=alt.Axis(format="%", tickCount=5),
                 scale=alt.Scale(domain=[0, 1])),
-        color=alt.condition(alt.datum.share < 0.9, alt.value(ACCENT), alt.value(MAIN)),
+        color=alt.ColorValue(MAIN, condition={"test": "(datum.share < 0.9)", "value": ACCENT}),
         tooltip=[alt.Tooltip("field:N", title="Field"),
                  alt.Tooltip("answered:Q", title="Reports answering", format=","),
                  alt.Tooltip("total:Q", title="Reports it applies to", format=","),
@@ -213,11 +218,10 @@ def rate_heatmap(frame: pd.DataFrame, rows: str, cols: str, row_label: str, col_
         x=alt.X(f"{cols}:O", title=col_label, sort=col_order),
         y=alt.Y(f"{rows}:O", title=row_label, sort=row_order), tooltip=tooltip)
     cells = base.mark_rect(stroke="white").encode(
-        color=alt.condition(alt.datum.enough,
-                            alt.Color("shade:Q", title=f"{measure_label} per 100 reports",
-                                      scale=alt.Scale(scheme="orangered", zero=True)),
-                            alt.value("#E5E5E5")))
-    text = base.mark_text(fontSize=11).encode(text="label:N")
+        color=alt.ColorValue("#E5E5E5", condition={
+            "test": "datum.enough", "field": "shade", "type": "quantitative",
+            "title": f"{measure_label} per 100 reports", "scale": {"scheme": "orangered", "zero": True}}))
+    text = base.mark_text(fontSize=11).encode(text=alt.Text("label:N"))
     # Streamlit fits the whole chart (axes and the legend below) into the height: leave room for them.
     return _style((cells + text).properties(height=max(120, 28 * data[rows].nunique()) + 110))
 
@@ -239,9 +243,12 @@ def forest_plot(frame: pd.DataFrame, measure_label: str, *, title: str | None = 
     x = alt.X("ci_low:Q", title=f"{measure_label}: rate ratio against the reference (log scale, 95% interval)",
               scale=alt.Scale(type="log"))
     y = alt.Y("label:N", title=None, sort=data["label"].tolist())
-    rules = alt.Chart(data).mark_rule(strokeWidth=2, color=ACCENT).encode(y=y, x=x, x2="ci_high:Q", tooltip=tooltip)
-    points = alt.Chart(data).mark_point(filled=True, size=70, color=ACCENT).encode(y=y, x="ratio:Q", tooltip=tooltip)
-    one = alt.Chart(pd.DataFrame({"one": [1.0]})).mark_rule(color="#555555", strokeDash=[4, 4]).encode(x="one:Q")
+    rules = alt.Chart(data).mark_rule(strokeWidth=2, color=ACCENT).encode(
+        y=y, x=x, x2=alt.X2("ci_high"), tooltip=tooltip)
+    points = alt.Chart(data).mark_point(filled=True, size=70, color=ACCENT).encode(
+        y=y, x=alt.X("ratio:Q"), tooltip=tooltip)
+    one = alt.Chart(pd.DataFrame({"one": [1.0]})).mark_rule(color="#555555", strokeDash=[4, 4]).encode(
+        x=alt.X("one:Q"))
     chart = alt.layer(rules, points, one, **({"title": title} if title else {}))
     return _style(chart.properties(height=max(120, 24 * len(data))))
 
@@ -255,13 +262,13 @@ def funnel_plot(points: pd.DataFrame, limits: pd.DataFrame, level_label: str, me
     limit_lines = alt.Chart(lines).mark_line(strokeDash=[4, 3]).encode(
         x=alt.X("denominator:Q", title=f"Reports answering per {level_label} (volume)"),
         y=alt.Y("rate:Q", title=f"{measure_label} (% of answering reports)", axis=alt.Axis(format="%")),
-        detail="limit:N",
+        detail=alt.Detail("limit:N"),
         color=alt.Color("band:N", title=None, scale=alt.Scale(domain=["95% limits", "99.8% limits"],
                                                               range=["#999999", "#333333"])))
     overall = alt.Chart(pd.DataFrame({"overall": [float(limits["overall"].iloc[0])]})).mark_rule(
-        color=MAIN).encode(y="overall:Q")
+        color=MAIN).encode(y=alt.Y("overall:Q"))
     dots = alt.Chart(drop_hidden(points, "rate", "answered")).mark_circle(size=45, opacity=0.8).encode(
-        x="answered:Q", y="rate:Q",
+        x=alt.X("answered:Q"), y=alt.Y("rate:Q"),
         color=alt.Color("flag:N", title=None, scale=alt.Scale(
             domain=["higher than expected", "not distinguishable from the average", "lower than expected"],
             range=[ACCENT, MUTED, MAIN])),
@@ -291,10 +298,11 @@ def training_event_study(frame: pd.DataFrame, measure_label: str, *, title: str 
                                                               range=[MUTED, ACCENT]))
     rules = alt.Chart(data).mark_rule(strokeWidth=2).encode(
         x=x, y=alt.Y("ci_low:Q", title=f"Change in {measure_label} per 1,000 shifts", axis=alt.Axis(format="%")),
-        y2="ci_high:Q", color=colour, tooltip=tooltip)
-    points = alt.Chart(data).mark_point(filled=True, size=60).encode(x=x, y="estimate:Q", color=colour,
+        y2=alt.Y2("ci_high"), color=colour, tooltip=tooltip)
+    points = alt.Chart(data).mark_point(filled=True, size=60).encode(x=x, y=alt.Y("estimate:Q"), color=colour,
                                                                      tooltip=tooltip)
-    zero = alt.Chart(pd.DataFrame({"zero": [0.0]})).mark_rule(color="#555555", strokeDash=[4, 4]).encode(y="zero:Q")
+    zero = alt.Chart(pd.DataFrame({"zero": [0.0]})).mark_rule(color="#555555", strokeDash=[4, 4]).encode(
+        y=alt.Y("zero:Q"))
     chart = alt.layer(rules, points, zero, **({"title": title} if title else {}))
     return _style(chart.properties(height=280))
 
@@ -312,6 +320,6 @@ def compliance_by_group(frame: pd.DataFrame, group: str, group_label: str, *,
     bars = alt.Chart(data).mark_bar(color=MAIN).encode(
         y=y, x=alt.X("share_compliant:Q", title="Officers meeting the 12-hour standard (share, 95% interval)",
                      axis=alt.Axis(format="%", tickCount=5), scale=alt.Scale(domain=[0, 1])), tooltip=tooltip)
-    rules = alt.Chart(data).mark_rule(color="#333333").encode(y=y, x="low:Q", x2="high:Q", tooltip=tooltip)
+    rules = alt.Chart(data).mark_rule(color="#333333").encode(y=y, x=alt.X("low:Q"), x2=alt.X2("high"), tooltip=tooltip)
     chart = alt.layer(bars, rules, **({"title": title} if title else {}))
     return _style(chart.properties(height=max(120, 24 * len(data))))

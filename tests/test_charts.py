@@ -13,6 +13,11 @@ def _datasets(spec: dict) -> list[list[dict]]:
     return list(spec.get("datasets", {}).values())
 
 
+def _reliability(spec: dict) -> list[str]:
+    """Every 'is this rate readable' verdict in a chart's data, one per group and rate."""
+    return [v for d in _datasets(spec) for r in d for k, v in r.items() if k.endswith("_reliable")]
+
+
 @pytest.fixture(scope="module")
 def frames(engine, small):
     return {
@@ -36,9 +41,14 @@ def test_rate_by_month_draws_the_interval(frames):
 
 def test_harm_rates_grey_out_thin_groups(frames):
     spec = charts.harm_rates_by_group(frames["shift"], "shift", "Shift").to_dict()
-    rows = [r for d in _datasets(spec) for r in d if "reliable" in r]
+    verdicts = _reliability(spec)
     # Every shift in the hand fixture has fewer than 30 answers: all must be grey, none coloured.
-    assert rows and all(r["reliable"].startswith("Under 30") for r in rows)
+    assert len(verdicts) == 2 * 3 and all(v.startswith("Under 30") for v in verdicts)
+    # The colour of each rate panel is that verdict, grey for too few.
+    colours = [lay["encoding"]["color"] for panel in spec["hconcat"][1:] for lay in panel["layer"]]
+    assert {c["field"] for c in colours} == {"officer_injured_reliable", "officer_assaulted_reliable"}
+    assert all(dict(zip(c["scale"]["domain"], c["scale"]["range"], strict=True))[verdicts[0]] == charts.MUTED
+               for c in colours)
 
 
 def test_harm_rates_colour_groups_with_enough_reports(engine):
@@ -46,8 +56,7 @@ def test_harm_rates_colour_groups_with_enough_reports(engine):
     ds = engine.open(SAMPLE_DIR)
     frame = query.breakdown(engine, ds, Filters(), UNRESTRICTED, ("shift",))
     spec = charts.harm_rates_by_group(frame, "shift", "Shift").to_dict()
-    rows = [r for d in _datasets(spec) for r in d if "reliable" in r]
-    assert {r["reliable"] for r in rows} == {"Enough reports"}
+    assert set(_reliability(spec)) == {"Enough reports"}
     assert max(len(d) for d in _datasets(spec)) == 3  # one row per shift
 
 
