@@ -188,6 +188,7 @@ def _latency_section(browser: dict) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print the results table and the BENCH line."""
+    load_before = os.getloadavg()[0]  # how busy the machine was: other work makes every figure slower
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 5_000_000])
     parser.add_argument("--repeats", type=int, default=7)
@@ -260,8 +261,9 @@ def main(argv: list[str] | None = None) -> int:
              f"groupby_ms={largest['groupby_ms']:.1f} ingest_1m_s={ingest_s:.1f} peak_mb={peak_mb:.0f}")
     text = "\n".join([
         "# Benchmark results", "",
-        f"Measured by `make bench` (bench/run.py) on {time.strftime('%Y-%m-%d')}, one run, this machine (2 cores), "
-        "shared with other work, so figures move by tens of percent from run to run.",
+        f"Measured by `make bench` (bench/run.py) on {time.strftime('%Y-%m-%d')}, one run, this machine "
+        f"({os.cpu_count()} cores; load average {load_before:.1f} when the run began). Figures move by tens of "
+        "percent from run to run, more when other work shares the machine.",
         f"Filter change measured: {query.describe(filters)}. Medians of {args.repeats} runs after a warm-up; "
         "the pandas baseline computes the same aggregates from frames already in memory.", "",
         *table, "", *targets, "",
