@@ -11,6 +11,11 @@ import pandas as pd
 
 from lib import schema
 
+# Altair validates every schema object against Vega-Lite's schema as it is made, and again each time it
+# copies one (layering and concatenation copy every part): a third of a page's chart-building time. A
+# finished chart is validated whole by its to_dict(), which the tests call on every builder.
+alt.utils.schemapi.disable_debug_mode()
+
 # Okabe-Ito: distinguishable under the common colour-vision deficiencies.
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
 MAIN, ACCENT, MUTED = "#0072B2", "#D55E00", "#B0B0B0"
