@@ -599,12 +599,17 @@ def filter_options(engine: Engine, ds: Dataset, scope: Scope) -> dict[str, list[
     reports = scoped_reports(engine, ds, scope)
     tactics = engine.tactics(ds)
     tactics = tactics.filter(tactics.report_id.isin(reports.report_id))
-    options: dict[str, list[str]] = {}
+    # One query for every filter: each query's compilation costs more than its scan of a small dataset.
+    parts = []
     for kind in FILTER_KINDS:
         table = reports if kind.table == "reports" else tactics
         col = table[kind.column]
-        values = engine.execute(table.filter(col.notnull()).select(v=col.cast("string")).distinct())
-        found = set(values["v"].tolist())
+        parts.append(table.filter(col.notnull()).select(k=ibis.literal(kind.field), v=col.cast("string")).distinct())
+    values = engine.execute(ibis.union(*parts))
+    found_by_field = values.groupby("k")["v"].agg(set).to_dict()
+    options: dict[str, list[str]] = {}
+    for kind in FILTER_KINDS:
+        found = found_by_field.get(kind.field, set())
         order = DIMENSION_ORDER.get(kind.column) or {
             "tactic": schema.TACTICS, "tactic_group": tuple(schema.TACTIC_GROUPS)
         }.get(kind.column, ())
