@@ -110,7 +110,8 @@ def harm_rates_by_group(frame: pd.DataFrame, dimension: str, dimension_label: st
     """Draw reports per group beside each harm rate with its interval; thin groups in grey."""
     thin = f"Under {MIN_DENOMINATOR} answering: too few to read"
     # One dataset for every panel; each panel leaves out the groups disclosure control hid from it.
-    data = frame.assign(**{f"{m}_reliable": np.where(frame[f"{m}_answered"] >= MIN_DENOMINATOR, "Enough reports", thin)
+    data = frame.assign(**{f"{m}_reliable": np.where(frame[f"{m}_answered"].astype("float64") >= MIN_DENOMINATOR,
+                                                     "Enough reports", thin)
                            for m in measures})
     y = alt.Y(f"{dimension}:N", title=dimension_label, sort=frame[dimension].tolist())
     group = alt.Tooltip(f"{dimension}:N", title=dimension_label)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 
 from lib import charts, query
@@ -66,3 +67,14 @@ def test_most_used_tactics_colours_by_type_of_force(frames):
     colour = spec["encoding"]["color"]
     assert colour["scale"]["domain"][0] == "Restraint"
     assert colour["scale"]["range"][0] == charts.TACTIC_GROUP_COLOURS["Restraint"]
+
+
+def test_harm_rates_read_nullable_counts_with_gaps(frames):
+    # Counts can arrive as nullable integers (another engine, or a hidden cell): a gap is not a crash,
+    # and a group with no answers is grey, never coloured as readable.
+    frame = frames["shift"].copy()
+    for m in ("officer_injured", "officer_assaulted"):
+        frame[f"{m}_answered"] = frame[f"{m}_answered"].astype("Int64")
+    frame.loc[0, "officer_injured_answered"] = pd.NA
+    verdicts = _reliability(charts.harm_rates_by_group(frame, "shift", "Shift").to_dict())
+    assert len(verdicts) == 2 * len(frame) and all(v.startswith("Under 30") for v in verdicts)
