@@ -182,7 +182,8 @@ def warm_up() -> None:
 
 def _warm_overview(ds: Dataset, scope: Scope) -> None:
     # What app_pages/overview.py asks for on its opening view: the filters' values, the two summaries,
-    # the breakdowns (one scan of the engine, lib/query.py) and the charts.
+    # the breakdowns (one scan of the engine, lib/query.py) and the charts. tests/test_warm_up.py fails
+    # if the page's first run has to compute anything this left out.
     from lib import charts
 
     filter_options(ds, scope)

@@ -47,3 +47,25 @@ def test_nothing_is_loaded_with_a_users_file_or_when_serving_other_machines(sett
     monkeypatch.setattr(ui, "_open", refuse)
     monkeypatch.setattr(ui, "filter_options", refuse)
     ui.warm_up()  # the libraries only
+
+
+def test_the_first_run_finds_the_opening_overview_already_computed(monkeypatch):
+    # The warm-up repeats what app_pages/overview.py asks for: if the page changes and the warm-up does
+    # not, the first browser waits again. After it, the first run computes no query and builds no chart.
+    from lib import chartspec, query
+
+    calls: list[str] = []
+
+    def counted(module, name):
+        real = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, **k: calls.append(name) or real(*a, **k))
+
+    for name in ("filter_options", "summarise", "breakdown", "tactic_counts"):
+        counted(query, name)
+    counted(chartspec, "to_spec")
+    ui.warm_up()
+    assert {"filter_options", "summarise", "breakdown", "tactic_counts", "to_spec"} <= set(calls)
+    calls.clear()
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    assert not at.exception and len(at.get("vega_lite_chart")) == 5
+    assert calls == []
