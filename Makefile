@@ -4,8 +4,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8501
+# Test workers: one per core (pytest-xdist). `make test JOBS=0` runs in one process.
+JOBS ?= auto
 
-.PHONY: run test test-backends bench lint install install-dev sample
+.PHONY: run test test-quick test-backends bench lint install install-dev sample
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +28,11 @@ run: $(VENV)/.installed
 	$(PY) -m streamlit run app.py --server.address $(HOST) --server.port $(PORT)
 
 test: $(VENV)/.installed-dev
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(JOBS) $(PYTEST_ARGS)
+
+# The quick loop while coding: everything but the browser journeys and the slow statistical checks.
+test-quick: $(VENV)/.installed-dev
+	$(PY) -m pytest -n $(JOBS) -m "not browser and not slow" $(PYTEST_ARGS)
 
 # The query-layer tests on DuckDB, a throwaway PostgreSQL on loopback, and Spark in local mode.
 test-backends: $(VENV)/.installed-dev

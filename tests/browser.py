@@ -15,6 +15,7 @@ from playwright.sync_api import Page, sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
+NGINX = "/usr/sbin/nginx"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
@@ -29,22 +30,15 @@ def _free_port() -> int:
 def running_app(env: dict[str, str] | None = None, address: str = "127.0.0.1") -> Iterator[str]:
     """Start `streamlit run app.py` (listening on `address`) and yield its loopback URL; stop it afterwards."""
     port = _free_port()
-    log = open(ROOT / ".pytest-streamlit.log", "w")  # noqa: SIM115 - closed below
+    log_path = ROOT / f".pytest-streamlit-{port}.log"  # one per app: tests run in parallel
+    log = open(log_path, "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
          "--server.address", address, "--server.port", str(port),
          "--browser.gatherUsageStats", "false"],
         cwd=ROOT, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1)
-                break
-            except OSError:
-                if time.time() > deadline or proc.poll() is not None:
-                    raise RuntimeError("the app did not start; see .pytest-streamlit.log") from None
-                time.sleep(0.2)
+        _wait_for(f"http://127.0.0.1:{port}/_stcore/health", proc, "the app", log_path)
         yield f"http://127.0.0.1:{port}"
     finally:
         proc.terminate()
@@ -53,6 +47,73 @@ def running_app(env: dict[str, str] | None = None, address: str = "127.0.0.1") -
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+def _wait_for(url: str, proc: subprocess.Popen, what: str, log: Path) -> None:
+    deadline = time.time() + 60
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return
+        except OSError:
+            if time.time() > deadline or proc.poll() is not None:
+                raise RuntimeError(f"{what} did not start; see {log}") from None
+            time.sleep(0.2)
+
+
+@contextmanager
+def reverse_proxy(upstream: str, folder: Path) -> Iterator[str]:
+    """Put Debian's nginx on a loopback port in front of `upstream`, set up as a force's proxy would be.
+
+    It forwards the websocket and, as every reverse proxy does, says who the client was
+    (X-Forwarded-For, X-Real-IP) on each request, the websocket's upgrade request included.
+    Yields the proxy's URL; stops nginx afterwards.
+    """
+    if not Path(NGINX).exists():
+        raise RuntimeError(f"{NGINX} is missing: apt-get install nginx")
+    folder.mkdir(parents=True, exist_ok=True)
+    port = _free_port()
+    temp = "\n".join(f"  {kind}_temp_path {folder}/{kind};" for kind in ("client_body", "proxy", "fastcgi",
+                                                                        "uwsgi", "scgi"))
+    conf = folder / "nginx.conf"
+    conf.write_text(f"""{"user root;" if os.geteuid() == 0 else ""}
+daemon off;
+worker_processes 1;
+pid {folder}/nginx.pid;
+error_log {folder}/error.log;
+events {{ worker_connections 256; }}
+http {{
+{temp}
+  access_log {folder}/access.log;
+  map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{
+      proxy_pass {upstream};
+      proxy_http_version 1.1;
+      proxy_buffering off;
+      proxy_read_timeout 300s;
+      proxy_set_header Host $http_host;
+      proxy_set_header Upgrade $http_upgrade;
+      proxy_set_header Connection $connection_upgrade;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Real-IP $remote_addr;
+    }}
+  }}
+}}
+""")
+    log = folder / "nginx.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([NGINX, "-p", str(folder), "-c", str(conf)], stdout=out, stderr=subprocess.STDOUT)
+        try:
+            _wait_for(f"http://127.0.0.1:{port}/_stcore/health", proc, "nginx", log)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 @contextmanager

@@ -11,6 +11,7 @@ from lib.store import Dataset, Engine
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ROOT = Path(__file__).resolve().parent.parent
+REALDATA = ROOT.parent / "shared" / "realdata"  # the real public files, beside the repo (never copied in)
 TEST_PSEUDONYM_KEY = "test-only pseudonymisation key, 32+ bytes long"
 
 
@@ -32,6 +33,14 @@ def pytest_collection_modifyitems(config, items) -> None:
     if left_out:
         config.hook.pytest_deselected(items=left_out)
         items[:] = [item for item in items if not item.get_closest_marker("duckdb_only")]
+
+
+@pytest.fixture(scope="session")
+def realdata() -> Path:
+    """The folder of real public use-of-force files, ../shared/realdata beside the repo: a failure if missing."""
+    if not REALDATA.is_dir():
+        pytest.fail(f"{REALDATA} is missing: the tests read the real files in ../shared beside the repo")
+    return REALDATA
 
 
 @pytest.fixture(scope="session")

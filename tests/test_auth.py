@@ -1,7 +1,6 @@
 """Login, roles and their pages, lockout, sessions and the config checks, run as Streamlit runs them."""
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -167,20 +166,29 @@ def test_wrong_password_and_unknown_user_get_the_same_answer(login_mode):
     assert not shows_data(wrong) and not shows_data(unknown)
 
 
-def test_unknown_users_cost_a_real_password_check(tmp_path):
-    """The time does not tell a real username from an unknown one: both run bcrypt."""
+def test_unknown_users_cost_a_real_password_check(tmp_path, monkeypatch):
+    """An unknown username runs the same bcrypt check as a real one (same cost), so time cannot tell them apart."""
+    import bcrypt
+
     store = security.Store(tmp_path / "s.sqlite")
     hashed = users.hash_password(PASSWORD).encode()
+    checks: list[bytes] = []
+    real_check = bcrypt.checkpw
 
-    def timed(h: bytes | None) -> float:
-        start = time.perf_counter()
-        security.attempt_login(store, h, "someone", "wrong password", attempts=1000)
-        return time.perf_counter() - start
+    def recording(password: bytes, target: bytes) -> bool:  # the real check, with the hash it used noted
+        checks.append(target)
+        return real_check(password, target)
 
-    known = min(timed(hashed) for _ in range(3))
-    unknown = min(timed(None) for _ in range(3))
-    assert known > 0.02  # a real bcrypt check takes tens of milliseconds
-    assert 0.5 < unknown / known < 2
+    monkeypatch.setattr(bcrypt, "checkpw", recording)
+
+    def work(h: bytes | None) -> list[bytes]:
+        checks.clear()
+        assert not security.attempt_login(store, h, "someone", "wrong password", attempts=1000).ok
+        return [target.split(b"$")[2] for target in checks]  # the cost factor of each check made
+
+    known, unknown = work(hashed), work(None)
+    assert known == unknown == [hashed.split(b"$")[2]]
+    assert int(known[0]) >= 10  # a real bcrypt cost, not a cheap stand-in
 
 
 def test_lockout_holds_across_sessions_and_a_restart(login_mode, users_file):
@@ -283,6 +291,7 @@ def test_users_command_creates_a_hashed_user_and_refuses_weak_passwords(tmp_path
     assert audit.read(tmp_path / "var" / "audit" / "audit.jsonl")["event"].tolist() == ["user_change"]
 
 
+@pytest.mark.slow
 def test_the_administrator_manages_accounts_and_reads_the_audit_log(login_mode, users_file):
     for _ in range(5):
         sign_in(app(), "viewer", "wrong password again")

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
@@ -15,7 +14,6 @@ from .browser import browser_page, choose, metric_value, running_app, settle
 from .conftest import FIXTURES
 
 pytestmark = pytest.mark.browser
-REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
 
 
 def test_changing_the_shift_filter_changes_the_overview_numbers():
@@ -63,8 +61,8 @@ def test_shared_link_opens_with_its_filters_and_switching_dataset_clears_stale_c
         assert "dataset=sample" in page.url  # not the default here, so the link names it
 
 
-def test_upload_a_real_file_confirm_the_mapping_and_see_the_overview(tmp_path):
-    dallas = REALDATA / "dallas_uof_2016_cpe_37-00049.csv"
+def test_upload_a_real_file_confirm_the_mapping_and_see_the_overview(tmp_path, realdata):
+    dallas = realdata / "dallas_uof_2016_cpe_37-00049.csv"
     with running_app({"OSE_DATA_DIR": str(tmp_path / "var")}) as url, browser_page() as page:
         page.goto(url)
         settle(page)

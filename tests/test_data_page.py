@@ -70,8 +70,9 @@ def test_explore_now_keeps_the_upload_for_this_session_only():
     assert next(m.value for m in at.metric if m.label == "Reports") == "10"
 
 
-def test_importing_national_figures_puts_them_beside_the_overview():
-    ods = (ROOT.parent / "shared" / "realdata" / "homeoffice_uof_apr2019-mar2020_hosb3720_tables.ods").read_bytes()
+@pytest.mark.slow
+def test_importing_national_figures_puts_them_beside_the_overview(realdata):
+    ods = (realdata / "homeoffice_uof_apr2019-mar2020_hosb3720_tables.ods").read_bytes()
     at = data_page()
     at.file_uploader(key="national_upload").set_value(("tables.ods", ods, "application/octet-stream")).run()
     next(b for b in at.button if b.label == "Import national figures").click().run()

@@ -83,9 +83,8 @@ def test_demo_mode_hides_something_and_says_so():
     assert small_counts(chart_rows(plain))  # without disclosure control the same view shows small counts
 
 
-def test_demo_mode_offers_synthetic_data_only(tmp_path, monkeypatch):
-    real = ROOT.parent / "shared" / "realdata"
-    monkeypatch.setenv("OSE_DATASET", str(next(real.rglob("*.csv"))))
+def test_demo_mode_offers_synthetic_data_only(tmp_path, monkeypatch, realdata):
+    monkeypatch.setenv("OSE_DATASET", str(next(realdata.rglob("*.csv"))))
     at = open_page("overview")
     assert at.selectbox(key="dataset_choice").options == ["Synthetic sample (not real data)"]
     pages = {p.split("/")[-1].removesuffix(".py") for p in

@@ -187,15 +187,12 @@ def test_command_line_exit_codes(tmp_path):
     assert not (tmp_path / "x").exists()
 
 
-REAL = ROOT.parent / "shared" / "realdata"
-
-
 @pytest.mark.parametrize(("name", "fmt", "rows_in", "reports", "officer_injured"), [
     ("dallas_uof_2016_cpe_37-00049.csv", "profile:dallas", 2383, 2383, 234),
     ("nopd_uof_incidents_2016-2019.csv", "profile:nopd", 4907, 4330, 516),
 ])
-def test_real_files_are_detected_and_load_whole(name, fmt, rows_in, reports, officer_injured):
-    result = ingest.ingest([(name, (REAL / name).read_bytes())])
+def test_real_files_are_detected_and_load_whole(name, fmt, rows_in, reports, officer_injured, realdata):
+    result = ingest.ingest([(name, (realdata / name).read_bytes())])
     r = result.report
     assert r["detected_format"] == fmt
     assert (r["rows_in"], r["rows_loaded"], r["rows_quarantined"]) == (rows_in, rows_in, 0)

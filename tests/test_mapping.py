@@ -1,23 +1,21 @@
 """The column-mapping step: a proposal the user can edit, saved as a profile that loads the file."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 import pytest
 
 from lib import ingest, mapping
 from lib.formats.profile import ProfileFormat, load_profile
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "realdata"
 OWN_LAYOUT = (b"Ref,When,Clock,PC number,Hurt,Tactic Used,Division\n"
               b"A1,05/01/2024,08:10,1234,Yes,Handcuffing,North\n"
               b"A2,06/01/2024,23:40,2345,No,Taser,South\n"
               b"A3,07/01/2024,,1234,,Baton,North\n")
 
 
-def test_proposal_for_the_dallas_file_loads_it_whole(tmp_path):
-    data = (REAL / "dallas_uof_2016_cpe_37-00049.csv").read_bytes()
+@pytest.mark.slow
+def test_proposal_for_the_dallas_file_loads_it_whole(tmp_path, realdata):
+    data = (realdata / "dallas_uof_2016_cpe_37-00049.csv").read_bytes()
     raw = ingest.read_extract("dallas.csv", data)
     proposal = mapping.propose(raw.frame, "dallas upload")
     table = mapping.editor_frame(proposal, raw.frame).set_index("key")

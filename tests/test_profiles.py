@@ -22,20 +22,16 @@ from lib.formats.profile import (
     shipped_profiles,
 )
 
-REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
 DALLAS_FILE = "dallas_uof_2016_cpe_37-00049.csv"
 NOPD_FILE = "nopd_uof_incidents_2016-2019.csv"
 DALLAS_FORCES = [f"TYPE_OF_FORCE_USED{i}" for i in range(1, 11)]
 
-pytestmark = pytest.mark.skipif(not REALDATA.is_dir(), reason="real data files not present")
-
-
 # --- fixtures ------------------------------------------------------------------------------
 
 
-def read_real(name: str, extra_header_rows: int) -> pd.DataFrame:
+def read_real(folder: Path, name: str, extra_header_rows: int) -> pd.DataFrame:
     """A minimal stand-in for lib.ingest: text cells, extra header rows skipped, rows numbered."""
-    frame = pd.read_csv(REALDATA / name, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    frame = pd.read_csv(folder / name, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     frame = frame.iloc[extra_header_rows:].reset_index(drop=True)
     frame.insert(0, ROW, range(1, len(frame) + 1))
     frame.insert(0, FILE, name)
@@ -48,13 +44,13 @@ def profiles() -> dict[str, Profile]:
 
 
 @pytest.fixture(scope="module")
-def dallas_raw(profiles) -> pd.DataFrame:
-    return read_real(DALLAS_FILE, profiles["dallas"].extra_header_rows)
+def dallas_raw(profiles, realdata) -> pd.DataFrame:
+    return read_real(realdata, DALLAS_FILE, profiles["dallas"].extra_header_rows)
 
 
 @pytest.fixture(scope="module")
-def nopd_raw(profiles) -> pd.DataFrame:
-    return read_real(NOPD_FILE, profiles["nopd"].extra_header_rows)
+def nopd_raw(profiles, realdata) -> pd.DataFrame:
+    return read_real(realdata, NOPD_FILE, profiles["nopd"].extra_header_rows)
 
 
 @pytest.fixture(scope="module")
@@ -104,8 +100,8 @@ def test_dallas_second_header_row_is_not_data(dallas_raw, dallas):
     assert not dallas.reports.isin(["OCCURRED_D", "CURRENT_BA"]).any().any()
 
 
-def test_dallas_second_header_row_read_as_data_is_quarantined_with_its_value(profiles):
-    raw = read_real(DALLAS_FILE, 0)
+def test_dallas_second_header_row_read_as_data_is_quarantined_with_its_value(profiles, realdata):
+    raw = read_real(realdata, DALLAS_FILE, 0)
     adapted = ProfileFormat(profiles["dallas"]).adapt(raw)
     assert adapted.quarantine[[ROW, "reason"]].to_dict("records") == [
         {ROW: 1, "reason": "INCIDENT_DATE 'OCCURRED_D' is not a date"}]
@@ -481,8 +477,8 @@ def test_unknown_keys_are_refused():
 # --- proposals ------------------------------------------------------------------------------
 
 
-def test_propose_dallas_without_its_profile():
-    raw = read_real(DALLAS_FILE, 0)  # the second header row still in: the proposal must notice it
+def test_propose_dallas_without_its_profile(realdata):
+    raw = read_real(realdata, DALLAS_FILE, 0)  # the second header row still in: the proposal must notice it
     proposed = propose_profile(raw, "dallas-guess")
     assert proposed.extra_header_rows == 1
     assert proposed.date_column == "INCIDENT_DATE"

@@ -1,34 +1,31 @@
 """Home Office national tables read from the real published files, checked against their own figures."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 import pytest
 
 from lib import reference, schema
 from lib.synth import FORCES
 
-REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
-TACTICS_CSV = REALDATA / "homeoffice_uof_by_age_force_apr2019-mar2020.csv"
-CED_CSV = REALDATA / "homeoffice_ced_by_type_force_apr2019-mar2020.csv"
-TABLES_ODS = REALDATA / "homeoffice_uof_apr2019-mar2020_hosb3720_tables.ods"
+TACTICS_CSV = "homeoffice_uof_by_age_force_apr2019-mar2020.csv"
+CED_CSV = "homeoffice_ced_by_type_force_apr2019-mar2020.csv"
+TABLES_ODS = "homeoffice_uof_apr2019-mar2020_hosb3720_tables.ods"
 COUNT = "times_reported"
 
 
 @pytest.fixture(scope="module")
-def tactics() -> pd.DataFrame:
-    return reference.read_tactics_by_force(TACTICS_CSV)
+def tactics(realdata) -> pd.DataFrame:
+    return reference.read_tactics_by_force(realdata / TACTICS_CSV)
 
 
 @pytest.fixture(scope="module")
-def ced() -> pd.DataFrame:
-    return reference.read_ced_by_force(CED_CSV)
+def ced(realdata) -> pd.DataFrame:
+    return reference.read_ced_by_force(realdata / CED_CSV)
 
 
 @pytest.fixture(scope="module")
-def tables() -> dict[str, pd.DataFrame]:
-    return reference.read_ods_tables(TABLES_ODS)
+def tables(realdata) -> dict[str, pd.DataFrame]:
+    return reference.read_ods_tables(realdata / TABLES_ODS)
 
 
 @pytest.fixture(scope="module")
@@ -305,11 +302,12 @@ def test_force_key_ignores_the_words_that_differ(name, key):
     assert reference.force_key(name) == key
 
 
-def test_imported_national_figures_sit_beside_a_dataset(tmp_path, engine):
+@pytest.mark.slow
+def test_imported_national_figures_sit_beside_a_dataset(tmp_path, engine, realdata):
     from lib import query, reference
     from lib.store import SAMPLE_DIR
 
-    bench = reference.national_benchmarks(reference.read_ods_tables(TABLES_ODS))
+    bench = reference.national_benchmarks(reference.read_ods_tables(realdata / TABLES_ODS))
     reference.save_benchmarks(bench, tmp_path)
     kept = reference.load_benchmarks(tmp_path)
     assert kept["year"] == "2019/20" and kept["incidents"] == 491_984

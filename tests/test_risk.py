@@ -96,6 +96,7 @@ def test_unknown_measure_is_refused(engine, small):
         risk.rate_ratios(engine, small, ALL, UNRESTRICTED, "coffee", "shift")
 
 
+@pytest.mark.slow
 def test_officer_exposure_shrinks_small_officers_and_names_drivers(engine, planted):
     ds, effects = planted
     top = risk.officer_exposure(engine, ds, ALL, UNRESTRICTED, "officer_injured", top=10)

