@@ -54,13 +54,14 @@ if __name__ != "__main__":  # imported to be served: the server, with its start-
 else:
     st.set_page_config(page_title="Officer Safety Explorer", page_icon=":material/shield:", layout="wide")
 
-    from lib import access, auth  # (light: the login gate runs before the engine loads)
+    from lib.security import access
+    from lib.ui import login  # (light: the login gate runs before the engine loads)
 
     TITLES = {"overview": "Overview", "risk": "Officer risk", "tactics": "Tactics", "explore": "Explore",
               "training": "Training", "data": "Data", "quality": "Data quality", "admin": "Administration"}
 
-    user = auth.current_user()  # the login form, and a stop, for anyone not signed in
-    demo = auth.demo_mode()
+    user = login.current_user()  # the login form, and a stop, for anyone not signed in
+    demo = login.demo_mode()
     allowed = access.allowed_pages(user, demo=demo)
     if not allowed:
         st.error("Your account has no role that opens a page. Ask an administrator.")
@@ -75,9 +76,9 @@ else:
     from lib import ui
 
     st.sidebar.title("Officer Safety Explorer")
-    auth.account_sidebar(user)
+    login.account_sidebar(user)
     if demo:
-        auth.demo_banner()
+        login.demo_banner()
     dataset = ui.dataset_picker(demo=demo)
     filters = ui.filter_sidebar(dataset, user.scope)
     disclosure = ui.disclosure_setting(user, demo, ui.disclosure_default_threshold())

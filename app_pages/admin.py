@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lib import access, audit, auth, ui, users
+from lib import ui
+from lib.security import access, audit, users
+from lib.ui import login
 
 ctx = ui.guard("admin")
 st.title("Administration")
@@ -11,7 +13,7 @@ st.title("Administration")
 users_tab, audit_tab = st.tabs(["Users", "Audit log"])
 
 with users_tab:
-    cfg = auth.config()
+    cfg = login.config()
     if cfg is None:
         st.info("Local single-user mode: there are no accounts. Set OSE_AUTH_CONFIG to a users file to require "
                 "a login (README, Deployment).")
@@ -21,7 +23,7 @@ with users_tab:
                    f"{cfg.expiry_days:g} day(s) at most and end at logout.")
         left, right = st.columns(2)
         with left:
-            locked = auth.store().locked_users()
+            locked = login.store().locked_users()
             who = st.selectbox("Locked usernames", [u for u, _ in locked], key="admin_unlock_user",
                                placeholder="None locked", disabled=not locked)
             if st.button("Unlock", disabled=not locked):

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lib import library, tables, ui
+from lib import ui
+from lib.ingest import library
+from lib.present import tables
 
 ui.guard("data")
 st.title("Data")

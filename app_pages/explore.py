@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lib import explore, query, ui, wording
+from lib import ui
+from lib.analysis import explore
+from lib.engine import query
+from lib.present import wording
 
 ds, filters, scope, sentence = ui.page_header("explore", "Explore", "reports (one officer, one subject)")
 
@@ -35,7 +38,7 @@ if measure in now.rates and explore.MEASURES[measure] in wording.unavailable(now
     st.info(wording.unavailable_message([explore.MEASURES[measure]]))
     st.stop()
 
-frame = ui.cached_query("lib.explore:explore_frame", ds, filters, scope, measure, dimensions, facet)
+frame = ui.cached_query("lib.analysis.explore:explore_frame", ds, filters, scope, measure, dimensions, facet)
 spec = explore.explore_chart(frame, measure, dimensions, facet)
 event = st.altair_chart(spec, on_select="rerun", key="explore_chart", theme=None)
 

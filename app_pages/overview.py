@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lib import charts, query, tables, ui, wording
+from lib import ui
+from lib.engine import query
+from lib.present import charts, tables, wording
 
 ds, filters, scope, sentence = ui.page_header("overview", "Overview")
 

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lib import charts, quality, tables, ui
+from lib import ui
+from lib.analysis import quality
+from lib.present import charts, tables
 
 ds, filters, scope, sentence = ui.page_header("quality", "Data quality", "reports")
 

@@ -3,7 +3,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lib import charts, query, risk, schema, tables, ui, wording
+from lib import ui
+from lib.analysis import risk
+from lib.engine import query
+from lib.model import schema
+from lib.present import charts, tables, wording
 
 ds, filters, scope, sentence = ui.page_header("risk", "Officer risk", "reports (one officer, one subject)")
 
@@ -17,7 +21,7 @@ if label in wording.unavailable(now):
     st.stop()
 
 st.subheader("By role and shift")
-grid = ui.cached_query("lib.risk:rate_grid", ds, filters, scope, measure, "officer_role", "shift")
+grid = ui.cached_query("lib.analysis.risk:rate_grid", ds, filters, scope, measure, "officer_role", "shift")
 ui.chart(charts.rate_heatmap, grid, "officer_role", "shift", "Officer role", "Shift", label,
                              row_order=[*schema.OFFICER_ROLES, query.NOT_RECORDED],
                              col_order=[*schema.SHIFTS, query.NOT_RECORDED])
@@ -32,7 +36,7 @@ ui.table_behind(tables.rates_table(monthly, ("month",)), f"{sentence}. Counting 
                 source=monthly)
 
 st.subheader("By hour of day and day of week")
-hours = ui.cached_query("lib.risk:rate_grid", ds, filters, scope, measure, "weekday", "hour")
+hours = ui.cached_query("lib.analysis.risk:rate_grid", ds, filters, scope, measure, "weekday", "hour")
 ui.chart(charts.rate_heatmap, hours, "weekday", "hour", "Day of week", "Hour of day", label,
                              row_order=list(query.DIMENSION_ORDER["weekday"]))
 ui.table_behind(tables.grid_table(hours, "weekday", "hour"),
@@ -48,7 +52,7 @@ if dimension != "tactic_group":  # each type of force is compared with reports n
     groups = [g for g in groups if g != query.NOT_RECORDED]
     if groups:
         reference = st.selectbox("Against the reference group", groups, key=f"risk_reference_{dimension}")
-ratios = ui.cached_query("lib.risk:rate_ratios", ds, filters, scope, measure, dimension, reference)
+ratios = ui.cached_query("lib.analysis.risk:rate_ratios", ds, filters, scope, measure, dimension, reference)
 ui.chart(charts.forest_plot, ratios, label)
 ui.table_behind(tables.ratios_table(ratios),
                 f"{sentence}. A ratio of 2 means twice the reference's rate; an interval that crosses 1 "
@@ -58,7 +62,7 @@ st.subheader("Areas, teams and officers against the average (funnel plot)")
 levels = [*risk.FUNNEL_LEVELS, *([risk.OFFICER_LEVEL] if ui.may_see_officers() else [])]
 level = st.radio("Compare", levels, horizontal=True, key="risk_level")
 level_scope = ui.officer_scope("officer funnel") if level == risk.OFFICER_LEVEL else scope
-points, limits = ui.cached_query("lib.risk:funnel", ds, filters, level_scope, measure, level)
+points, limits = ui.cached_query("lib.analysis.risk:funnel", ds, filters, level_scope, measure, level)
 if len(points):
     ui.chart(charts.funnel_plot, points, limits, level, label)
     st.caption(risk.funnel_sentence(points, level) + " Small groups sit in the wide mouth of the funnel: "
@@ -81,7 +85,7 @@ if officers_scope is None:
 st.caption("Officer-level detail (pseudonymised ids). Rates are shrunk towards the average, because a handful of "
            "reports says little about one officer; the rank interval says how sure the ordering is."
            + (f" Officers in {officers_scope.describe()} only." if officers_scope.teams is not None else ""))
-exposure = ui.cached_query("lib.risk:officer_exposure", ds, filters, officers_scope, measure)
+exposure = ui.cached_query("lib.analysis.risk:officer_exposure", ds, filters, officers_scope, measure)
 if len(exposure):
     ui.table(tables.exposure_table(exposure, measure), "officers with most exposure")
     st.caption(f"{sentence}. Top {len(exposure)} of {ui.count_text(exposure['officers'].iloc[0])} officers by "

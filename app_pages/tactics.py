@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lib import charts, tactics, ui, wording
+from lib import ui
+from lib.analysis import tactics
+from lib.present import charts, wording
 
 ds, filters, scope, sentence = ui.page_header("tactics", "Tactics")
 
@@ -16,7 +18,7 @@ if ui.tactic_counts(ds, filters, scope).empty:
     st.stop()
 
 st.subheader("Tactic use over time")
-use = ui.cached_query("lib.tactics:use_over_time", ds, filters, scope)
+use = ui.cached_query("lib.analysis.tactics:use_over_time", ds, filters, scope)
 measure = st.segmented_control("Show", ["Reports", "Share of reports"], default="Reports",
                                key="tactics_use_measure") or "Reports"
 ui.chart(tactics.tactic_use_by_month, use, measure="share" if measure == "Share of reports" else "reports")
@@ -26,7 +28,7 @@ ui.table_behind(tactics.use_over_time_table(use),
                 source=use)
 
 st.subheader("How often each tactic was effective")
-effective = ui.cached_query("lib.tactics:effectiveness", ds, filters, scope)
+effective = ui.cached_query("lib.analysis.tactics:effectiveness", ds, filters, scope)
 if int(effective["answered"].sum()) == 0:
     st.info("Not in this extract: no tactic use records whether it was effective, so effectiveness cannot be "
             "shown. Unknown answers are never counted as 'No'.")
@@ -46,7 +48,7 @@ if measures:
     by_label = st.segmented_control("By", ["Tactic", "Type of force"], default="Tactic",
                                     key="tactics_harm_by") or "Tactic"
     by = "tactic_group" if by_label == "Type of force" else "tactic"
-    harm = ui.cached_query("lib.tactics:harm_when_used", ds, filters, scope, by)
+    harm = ui.cached_query("lib.analysis.tactics:harm_when_used", ds, filters, scope, by)
     ui.chart(tactics.injury_rate_when_used, harm, measures=measures, label=by_label)
     ui.table_behind(tactics.harm_table(harm, label=by_label),
                     f"{sentence}. Counting unit: reports using the tactic; a report using several tactics counts "
@@ -56,7 +58,7 @@ if measures:
                     "causes or prevents injury.", source=harm)
 
 st.subheader("Which tactics occur together")
-pairs = ui.cached_query("lib.tactics:co_occurrence", ds, filters, scope, tactics.TOP_TACTICS)
+pairs = ui.cached_query("lib.analysis.tactics:co_occurrence", ds, filters, scope, tactics.TOP_TACTICS)
 if pairs["tactic"].nunique() < 2:
     st.info("Only one tactic is recorded in these reports, so there are no pairs to show.")
 else:
@@ -68,7 +70,7 @@ else:
                     f"{charts.MIN_DENOMINATOR} reports.", source=pairs)
 
 st.subheader("The Taser ladder (highest use per report)")
-ladder = ui.cached_query("lib.tactics:taser_ladder", ds, filters, scope)
+ladder = ui.cached_query("lib.analysis.tactics:taser_ladder", ds, filters, scope)
 st.markdown(tactics.ladder_sentence(ladder))
 if ladder["ced_reports"].iloc[0] == 0:
     st.info("No report in view used CED (Taser).")

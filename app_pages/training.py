@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lib import charts, debriefs, tables, training, ui
+from lib import ui
+from lib.analysis import debriefs, training
+from lib.present import charts, tables
 
 ds, filters, scope, sentence = ui.page_header("training", "Training")
 
@@ -28,7 +30,7 @@ if has_roster:
     for group, label in (("officer_role", "Officer role"), ("team", "Team")):
         if group not in per_officer:
             continue
-        summary = ui.protect("lib.training:summarise_compliance",
+        summary = ui.protect("lib.analysis.training:summarise_compliance",
                              training.with_intervals(training.summarise_compliance(per_officer, by=(group,))))
         if group == "team":  # operational list of teams with enough officers to matter, lowest share first
             summary = summary[summary["officers"] >= training.MIN_TEAM].sort_values("share_compliant").head(15)
@@ -84,7 +86,7 @@ with st.expander("Load post-incident debriefs (report or incident id, date, cont
     records = ui.debrief_records(ds)
 if records is not None:
     missing, review, factors = debriefs.analyse(ui.engine(), ds, filters, scope, records)
-    factors = ui.protect("lib.debriefs:factor_table", factors)
+    factors = ui.protect("lib.analysis.debriefs:factor_table", factors)
     st.metric("Officer injured or assaulted, no debrief recorded", ui.count_phrase(missing))
     st.caption(f"The supervisor's review list: reports where an officer was injured or assaulted and no debrief "
                f"names the report or its incident. {sentence}.")

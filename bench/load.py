@@ -53,7 +53,7 @@ from websockets.asyncio.client import connect
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 CACHE = HERE / "cache"  # shared with bench/run.py: bench/cache/synth-<n>
-# The sidebar filters a session changes (keys in lib/ui.py: flt_<field>).
+# The sidebar filters a session changes (keys in lib/ui/__init__.py: flt_<field>).
 FILTER_KEYS = ("flt_shifts", "flt_roles")
 RERUN_TIMEOUT_S = 120.0
 

@@ -8,7 +8,7 @@ same run; (c) one filtered group-by; (d) ingest of a 1,000,000-row national-reco
 (e) cold start: from launching `streamlit run app.py` to the first chart drawn in Debian chromium;
 (f) peak memory. Prints a table, writes bench/RESULTS.md, and ends with one BENCH line.
 
-The engine keeps each filter state's small results (lib/query.py, one scan per filter state), so
+The engine keeps each filter state's small results (lib/engine/query.py, one scan per filter state), so
 every timed run first forgets them: each run costs what a new filter change costs.
 """
 from __future__ import annotations
@@ -26,9 +26,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from lib import query, risk, synth
-from lib.query import UNRESTRICTED, Filters
-from lib.store import Engine
+from lib import synth
+from lib.analysis import risk
+from lib.engine import query
+from lib.engine.query import UNRESTRICTED, Filters
+from lib.engine.store import Engine
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -109,7 +111,7 @@ def ingest_seconds(n: int) -> float:
     """Time `python -m lib.ingest` on an n-row national-recording-form CSV (generated once)."""
     csv = CACHE / f"national-{n}.csv"
     if not csv.exists():
-        subprocess.run([sys.executable, "-m", "lib.formats.uk_national", "--reports", str(n), "--seed", "1",
+        subprocess.run([sys.executable, "-m", "lib.ingest.formats.uk_national", "--reports", str(n), "--seed", "1",
                         "--out", str(csv)], check=True)
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "lib.ingest", str(csv), "--out", str(CACHE / f"national-{n}-out"),

@@ -19,9 +19,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from lib import ingest, library, query, risk, schema
-from lib.query import UNRESTRICTED, Filters, Scope
-from lib.store import Dataset, DatasetError, Engine
+from lib import ingest
+from lib.analysis import risk
+from lib.engine import query
+from lib.engine.query import UNRESTRICTED, Filters, Scope
+from lib.engine.store import Dataset, DatasetError, Engine
+from lib.ingest import library
+from lib.model import schema
 
 RATIO_DIMENSIONS = {"shift": "shift", "role": "officer_role"}
 
@@ -76,7 +80,7 @@ def summarise(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, measu
 
 def read_roster(paths: Sequence[str]) -> dict[str, pd.DataFrame]:
     """Read roster tables from a folder of officers/training/exposure Parquet files, or roster extracts."""
-    from lib import roster
+    from lib.ingest import roster
 
     tables: dict[str, pd.DataFrame] = {}
     for text in paths:
@@ -97,7 +101,7 @@ def read_roster(paths: Sequence[str]) -> dict[str, pd.DataFrame]:
 def training_summary(engine: Engine, ds: Dataset, filters: Filters, scope: Scope,
                      tables: dict[str, pd.DataFrame]) -> dict:
     """Return compliance with the hours standard and the training effect on use of force."""
-    from lib import training
+    from lib.analysis import training
 
     out: dict = {}
     if "officers" in tables and "training" in tables and ds.last is not None:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from lib import backends
-from lib.store import Dataset, Engine
+from lib.engine import backends
+from lib.engine.store import Dataset, Engine
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ROOT = Path(__file__).resolve().parent.parent

@@ -6,9 +6,9 @@ from datetime import date
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from lib import query
-from lib.query import UNRESTRICTED, Filters
-from lib.store import SAMPLE_DIR
+from lib.engine import query
+from lib.engine.query import UNRESTRICTED, Filters
+from lib.engine.store import SAMPLE_DIR
 
 from .conftest import FIXTURES, ROOT
 
@@ -182,7 +182,7 @@ def test_cached_query_runs_lib_functions_only():
     from lib import ui
 
     ds = ui.engine().open(FIXTURES / "small_canonical.csv")
-    counts = ui.cached_query("lib.query:tactic_counts", ds, Filters(), UNRESTRICTED)
+    counts = ui.cached_query("lib.engine.query:tactic_counts", ds, Filters(), UNRESTRICTED)
     assert counts["reports"].sum() == 12
     with pytest.raises(ValueError, match="lib functions only"):
         ui.cached_query("os:system", ds, Filters(), UNRESTRICTED)

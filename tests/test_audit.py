@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lib import audit
+from lib.security import audit
 from tests.conftest import ROOT
 
 

@@ -7,8 +7,8 @@ import pytest
 import yaml
 from streamlit.testing.v1 import AppTest
 
-from lib import access, audit, security, users
-from lib.store import SAMPLE_DIR
+from lib.engine.store import SAMPLE_DIR
+from lib.security import access, audit, sessions, users
 
 from .conftest import ROOT
 
@@ -102,8 +102,9 @@ def test_each_role_sees_only_its_pages(login_mode, role):
 @pytest.mark.parametrize("page", ["data", "quality", "admin", "risk"])
 def test_a_page_reached_without_its_role_refuses(login_mode, page):
     """A page file run directly (a stale tab, a crafted link) checks the role again and shows nothing."""
-    from lib import query, ui
-    from lib.store import Engine
+    from lib import ui
+    from lib.engine import query
+    from lib.engine.store import Engine
 
     engine = Engine()
     ds = engine.open(SAMPLE_DIR)
@@ -139,8 +140,8 @@ def test_a_supervisor_sees_officers_of_their_own_teams_only(login_mode):
 
 
 def test_a_force_scoped_user_sees_only_their_force(login_mode, engine):
-    from lib import query
-    from lib.query import Scope
+    from lib.engine import query
+    from lib.engine.query import Scope
 
     ds = engine.open(SAMPLE_DIR)
     at = sign_in(app(), "northern")
@@ -162,7 +163,7 @@ def test_a_shared_link_cannot_widen_a_scoped_users_force(login_mode, engine):
 def test_wrong_password_and_unknown_user_get_the_same_answer(login_mode):
     wrong = sign_in(app(), "analyst", "not the password at all")
     unknown = sign_in(app(), "nobody-here", "not the password at all")
-    assert [e.value for e in wrong.error] == [e.value for e in unknown.error] == [security.FAILED]
+    assert [e.value for e in wrong.error] == [e.value for e in unknown.error] == [sessions.FAILED]
     assert not shows_data(wrong) and not shows_data(unknown)
 
 
@@ -170,7 +171,7 @@ def test_unknown_users_cost_a_real_password_check(tmp_path, monkeypatch):
     """An unknown username runs the same bcrypt check as a real one (same cost), so time cannot tell them apart."""
     import bcrypt
 
-    store = security.Store(tmp_path / "s.sqlite")
+    store = sessions.Store(tmp_path / "s.sqlite")
     hashed = users.hash_password(PASSWORD).encode()
     checks: list[bytes] = []
     real_check = bcrypt.checkpw
@@ -183,7 +184,7 @@ def test_unknown_users_cost_a_real_password_check(tmp_path, monkeypatch):
 
     def work(h: bytes | None) -> list[bytes]:
         checks.clear()
-        assert not security.attempt_login(store, h, "someone", "wrong password", attempts=1000).ok
+        assert not sessions.attempt_login(store, h, "someone", "wrong password", attempts=1000).ok
         return [target.split(b"$")[2] for target in checks]  # the cost factor of each check made
 
     known, unknown = work(hashed), work(None)
@@ -194,11 +195,11 @@ def test_unknown_users_cost_a_real_password_check(tmp_path, monkeypatch):
 def test_lockout_holds_across_sessions_and_a_restart(login_mode, users_file):
     for _ in range(5):
         at = sign_in(app(), "analyst", "wrong password again")
-    assert at.error[0].value == security.LOCKED
+    assert at.error[0].value == sessions.LOCKED
     fresh = sign_in(app(), "analyst")  # a new session, with the right password
-    assert fresh.error[0].value == security.LOCKED
+    assert fresh.error[0].value == sessions.LOCKED
     assert not shows_data(fresh)
-    restarted = security.Store.for_data_dir()  # a new process opens the same store
+    restarted = sessions.Store.for_data_dir()  # a new process opens the same store
     assert restarted.locked_until("analyst") is not None
     other = sign_in(app(), "viewer")  # the lockout is per username
     assert not other.error and other.metric
@@ -209,7 +210,7 @@ def test_lockout_holds_across_sessions_and_a_restart(login_mode, users_file):
 def test_logout_ends_the_session_server_side(login_mode):
     at = sign_in(app(), "analyst")
     sid = at.session_state["_ose_sid"]
-    store = security.Store.for_data_dir()
+    store = sessions.Store.for_data_dir()
     assert store.session_user(sid) == "analyst"
     next(b for b in at.sidebar.button if b.label == "Log out").click().run()
     assert not at.exception
@@ -283,11 +284,11 @@ def test_users_command_creates_a_hashed_user_and_refuses_weak_passwords(tmp_path
     config = users.load_config(path)
     user = config.user("jo")
     assert user.roles == ("supervisor",) and user.forces == {FORCE} and user.teams == {"Response A"}
-    assert PASSWORD not in path.read_text() and security.check_password(PASSWORD, config.password_hash("jo"))
+    assert PASSWORD not in path.read_text() and sessions.check_password(PASSWORD, config.password_hash("jo"))
     assert oct(path.stat().st_mode & 0o777) == "0o600"
     weak = run("passwd", "jo", password="short")
     assert weak.returncode == 2 and "at least 12" in weak.stderr
-    assert security.check_password(PASSWORD, users.load_config(path).password_hash("jo"))  # unchanged
+    assert sessions.check_password(PASSWORD, users.load_config(path).password_hash("jo"))  # unchanged
     assert audit.read(tmp_path / "var" / "audit" / "audit.jsonl")["event"].tolist() == ["user_change"]
 
 
@@ -303,7 +304,7 @@ def test_the_administrator_manages_accounts_and_reads_the_audit_log(login_mode, 
     assert not accounts.astype(str).apply(lambda c: c.str.contains(r"\$2[aby]\$")).any().any()  # no hashes
     assert at.selectbox(key="admin_unlock_user").options == ["viewer"]
     next(b for b in at.button if b.label == "Unlock").click().run()
-    assert security.Store.for_data_dir().locked_until("viewer") is None
+    assert sessions.Store.for_data_dir().locked_until("viewer") is None
     assert sign_in(app(), "viewer").metric  # unlocked
     assert any("chain intact" in s.value for s in at.success)
     assert audit.verify().ok
@@ -314,11 +315,11 @@ def test_the_administrator_manages_accounts_and_reads_the_audit_log(login_mode, 
 
 def test_the_cookie_is_handed_over_on_the_first_runs_only(login_mode):
     """The set-cookie component is drawn after sign-in, then no more: later reruns do not pay for it."""
-    from lib import auth
+    from lib.ui import login
 
     at = sign_in(app(), "analyst")
-    assert at.session_state[auth.COOKIE_TOKEN_KEY][1] == auth.COOKIE_RUNS - 1
-    for _ in range(auth.COOKIE_RUNS):
+    assert at.session_state[login.COOKIE_TOKEN_KEY][1] == login.COOKIE_RUNS - 1
+    for _ in range(login.COOKIE_RUNS):
         at.run()
-    assert auth.COOKIE_TOKEN_KEY not in at.session_state
+    assert login.COOKIE_TOKEN_KEY not in at.session_state
     assert at.metric  # still signed in: the server-side session, not the component, keeps the user

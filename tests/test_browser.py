@@ -6,9 +6,9 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from lib import query
-from lib.query import UNRESTRICTED
-from lib.store import SAMPLE_DIR, Engine
+from lib.engine import query
+from lib.engine.query import UNRESTRICTED
+from lib.engine.store import SAMPLE_DIR, Engine
 
 from .browser import browser_page, choose, metric_value, running_app, settle
 from .conftest import FIXTURES

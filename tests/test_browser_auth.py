@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from lib import access, users
+from lib.security import access, users
 
 from .browser import browser_page, metric_value, reverse_proxy, running_app, settle
 
@@ -105,7 +105,7 @@ def wait_for_line(path: Path, text: str, timeout_s: float = 20) -> bool:
 
 
 def test_tables_offer_our_downloads_not_streamlits(tmp_path):
-    from lib import audit
+    from lib.security import audit
 
     env = {"OSE_DATA_DIR": str(tmp_path / "var")}
     with running_app(env) as url, browser_page() as page:

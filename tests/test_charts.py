@@ -6,8 +6,9 @@ import json
 import pandas as pd
 import pytest
 
-from lib import charts, query
-from lib.query import UNRESTRICTED, Filters
+from lib.engine import query
+from lib.engine.query import UNRESTRICTED, Filters
+from lib.present import charts
 
 
 def _datasets(spec: dict) -> list[list[dict]]:
@@ -53,7 +54,7 @@ def test_harm_rates_grey_out_thin_groups(frames):
 
 
 def test_harm_rates_colour_groups_with_enough_reports(engine):
-    from lib.store import SAMPLE_DIR
+    from lib.engine.store import SAMPLE_DIR
     ds = engine.open(SAMPLE_DIR)
     frame = query.breakdown(engine, ds, Filters(), UNRESTRICTED, ("shift",))
     spec = charts.harm_rates_by_group(frame, "shift", "Shift").to_dict()

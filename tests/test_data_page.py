@@ -46,7 +46,7 @@ def test_upload_shows_counts_that_reconcile_and_can_be_saved():
     next(b for b in at.button if b.label == "Save to library").click().run()
     assert not at.exception
     assert at.selectbox(key="dataset_choice").value == "Kent Q1 (saved)"
-    from lib import audit  # the save is in the audit log: who, what, how many rows, never the values
+    from lib.security import audit  # the save is in the audit log: who, what, how many rows, never the values
     saved = audit.read().iloc[-1]
     assert (saved["event"], saved["user"], saved["dataset"], saved["rows"]) == ("save", "local", "Kent Q1", 10)
     assert "set_aside: 1" in saved["detail"] and audit.verify().ok

@@ -4,8 +4,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from lib import debriefs, ingest, synth
-from lib.query import UNRESTRICTED, Filters, Scope
+from lib import ingest, synth
+from lib.analysis import debriefs
+from lib.engine.query import UNRESTRICTED, Filters, Scope
 
 ALL = Filters()
 HAND = (b"Incident ID,Report ID,Debrief date,Contributing factors,Learning points,Actions\n"

@@ -7,7 +7,7 @@ import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from lib import disclosure
+from lib.privacy import disclosure
 
 from .conftest import ROOT
 
@@ -52,8 +52,8 @@ def open_page(page: str, **params) -> AppTest:
 
 
 def test_the_narrow_view_really_has_small_counts_to_hide(engine):
-    from lib import query
-    from lib.store import SAMPLE_DIR
+    from lib.engine import query
+    from lib.engine.store import SAMPLE_DIR
 
     ds = engine.open(SAMPLE_DIR)
     filters = query.filters_from_mapping({"forces": [NARROW["forces"]], "shifts": [NARROW["shifts"]]})

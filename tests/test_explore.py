@@ -7,9 +7,10 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from lib import explore, synth
-from lib.charts import MIN_DENOMINATOR
-from lib.query import NOT_RECORDED, UNRESTRICTED, Filters
+from lib import synth
+from lib.analysis import explore
+from lib.engine.query import NOT_RECORDED, UNRESTRICTED, Filters
+from lib.present.charts import MIN_DENOMINATOR
 
 from .conftest import ROOT
 

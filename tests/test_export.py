@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from openpyxl import load_workbook
 
-from lib.export import FORMATS, FORMULA_STARTS, XLSX_TYPE, sheet_name, to_csv_bytes, to_xlsx_bytes
+from lib.present.export import FORMATS, FORMULA_STARTS, XLSX_TYPE, sheet_name, to_csv_bytes, to_xlsx_bytes
 
 PAYLOADS = ["=HYPERLINK(\"http://x\",\"y\")", "+1+1", "-2+3", "@SUM(A1)", "\t=1", "\r=1", "=cmd|' /C calc'!A0"]
 

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from lib import ingest
-from lib.ingest import Limits, RejectedFile
+from lib.ingest import Limits, RejectedFile, pipeline
 
 from .conftest import FIXTURES, ROOT
 
@@ -204,7 +204,7 @@ def test_real_files_are_detected_and_load_whole(name, fmt, rows_in, reports, off
 
 def test_national_form_with_drift_is_detected_and_quarantines_bad_dates(tmp_path):
     out = tmp_path / "met.csv"
-    done = subprocess.run([sys.executable, "-m", "lib.formats.uk_national", "--reports", "20000", "--seed", "3",
+    done = subprocess.run([sys.executable, "-m", "lib.ingest.formats.uk_national", "--reports", "20000", "--seed", "3",
                            "--out", str(out), "--drift"], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     result = ingest.ingest([("met.csv", out.read_bytes())], force="Metropolitan Police")
@@ -232,7 +232,7 @@ def national_form_csv(rows: list[dict[str, str]]) -> tuple[list[str], bytes]:
     """A national-form CSV with two columns the format does not read, one naming officer ids."""
     import csv
 
-    from lib.formats.uk_national import FORM_COLUMNS
+    from lib.ingest.formats.uk_national import FORM_COLUMNS
 
     header = [*FORM_COLUMNS, "Free Text Notes", "Collar Number"]
     text = io.StringIO()
@@ -252,7 +252,7 @@ NATIONAL_ROWS = [
 
 
 def test_a_wide_extract_is_read_only_as_far_as_its_format_needs():
-    from lib.formats.uk_national import UkNationalForm
+    from lib.ingest.formats.uk_national import UkNationalForm
 
     header, data = national_form_csv(NATIONAL_ROWS)
     form = UkNationalForm()
@@ -272,7 +272,7 @@ def test_a_wide_extract_is_read_only_as_far_as_its_format_needs():
 
 
 def test_set_aside_rows_of_a_partly_read_extract_keep_every_cell_pseudonymised():
-    from lib import pseudonym
+    from lib.ingest import pseudonym
 
     _, data = national_form_csv(NATIONAL_ROWS)
     result = ingest.ingest([("met.csv", data)], force="Metropolitan Police")
@@ -290,4 +290,4 @@ def test_set_aside_rows_of_a_partly_read_extract_keep_every_cell_pseudonymised()
 def test_long_line_check_matches_the_longest_line(limit):
     for data in (b"", b"abc", b"abc\n", b"\n\n", b"ab\nabcd\nabc", b"abcdefghij\nab\n", b"a\r\nbcde\r\n"):
         longest = max(len(line) for line in data.split(b"\n"))
-        assert ingest._has_line_longer_than(data, limit) == (longest > limit), (data, limit)
+        assert pipeline._has_line_longer_than(data, limit) == (longest > limit), (data, limit)

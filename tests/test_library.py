@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from lib import ingest, library
-from lib.library import LibraryError
+from lib import ingest
+from lib.ingest import library
+from lib.ingest.library import LibraryError
 
 from .conftest import FIXTURES
 

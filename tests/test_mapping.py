@@ -4,8 +4,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from lib import ingest, mapping
-from lib.formats.profile import ProfileFormat, load_profile
+from lib import ingest
+from lib.ingest import mapping
+from lib.ingest.formats.profile import ProfileFormat, load_profile
 
 OWN_LAYOUT = (b"Ref,When,Clock,PC number,Hurt,Tactic Used,Division\n"
               b"A1,05/01/2024,08:10,1234,Yes,Handcuffing,North\n"

@@ -9,9 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from lib import schema, values
-from lib.formats import FILE, ROW, ROWS, Adapted
-from lib.formats.profile import (
+from lib.ingest.formats import FILE, ROW, ROWS, Adapted
+from lib.ingest.formats.profile import (
     Profile,
     ProfileFormat,
     load_profile,
@@ -21,6 +20,7 @@ from lib.formats.profile import (
     save_profile,
     shipped_profiles,
 )
+from lib.model import schema, values
 
 DALLAS_FILE = "dallas_uof_2016_cpe_37-00049.csv"
 NOPD_FILE = "nopd_uof_incidents_2016-2019.csv"

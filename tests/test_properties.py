@@ -8,8 +8,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lib import query, schema, synth
-from lib.query import FILTER_KINDS, UNRESTRICTED, Filters, Scope
+from lib import synth
+from lib.engine import query
+from lib.engine.query import FILTER_KINDS, UNRESTRICTED, Filters, Scope
+from lib.model import schema
 
 
 def _settings(examples: int) -> settings:

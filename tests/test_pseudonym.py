@@ -17,9 +17,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from lib import ingest, library, mapping, pseudonym, roster
-from lib.formats.profile import PROFILE_DIR, ProfileFormat, load_profile
-from lib.pseudonym import PseudonymKeyError, pseudonymise
+from lib import ingest
+from lib.ingest import library, mapping, pseudonym, roster
+from lib.ingest.formats.profile import PROFILE_DIR, ProfileFormat, load_profile
+from lib.ingest.pseudonym import PseudonymKeyError, pseudonymise
 
 from .conftest import ROOT
 
@@ -129,13 +130,14 @@ def test_the_key_file_is_made_private_once_and_reused(key_file_only):
 
 def test_a_fresh_process_with_the_same_key_file_gives_the_same_pseudonym(key_file_only):
     here = pseudonymise(["PC-4471-SECRET"])
-    there = _in_fresh_process("from lib.pseudonym import pseudonymise; print(pseudonymise(['PC-4471-SECRET'])[0])",
+    there = _in_fresh_process("from lib.ingest.pseudonym import pseudonymise; "
+                              "print(pseudonymise(['PC-4471-SECRET'])[0])",
                               _env_without_key(key_file_only.parents[1]))
     assert there == here[0]
 
 
 def test_processes_racing_to_make_the_key_all_get_the_same_one(key_file_only):
-    code = "from lib.pseudonym import secret; print(secret().hex())"
+    code = "from lib.ingest.pseudonym import secret; print(secret().hex())"
     env = _env_without_key(key_file_only.parents[1])
     racers = [subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
               for _ in range(4)]
@@ -226,7 +228,7 @@ def test_a_canonical_ingest_stores_no_raw_officer_id_yet_counts_and_roster_joins
     assert all(raw.encode() in CANONICAL for raw in RAW_IDS)  # the check below can fail
     out = tmp_path / "cli-out"
     env = _env_without_key(key_file_only.parents[1])  # a separate process, which makes the key file
-    _in_fresh_process(f"from lib import ingest; raise SystemExit(ingest.main([{str(source)!r}, '--out', "
+    _in_fresh_process(f"from lib.ingest import pipeline; raise SystemExit(pipeline.main([{str(source)!r}, '--out', "
                       f"{str(out)!r}]))", env)
     result = ingest.ingest([("reports.csv", CANONICAL)])
     saved = library.save("Northshire", result, user="analyst")

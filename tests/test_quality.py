@@ -7,8 +7,9 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from lib import quality, schema
-from lib.query import UNRESTRICTED, Filters, Scope
+from lib.analysis import quality
+from lib.engine.query import UNRESTRICTED, Filters, Scope
+from lib.model import schema
 
 ALPHA, BETA = "Alpha Police", "Beta Police"
 ONLY_BETA = Scope(forces=frozenset({BETA}))

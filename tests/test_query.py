@@ -6,8 +6,8 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from lib import query
-from lib.query import UNRESTRICTED, Filters, Scope
+from lib.engine import query
+from lib.engine.query import UNRESTRICTED, Filters, Scope
 
 
 def test_summary_counts_match_hand_counts(engine, small):

@@ -4,8 +4,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from lib import reference, schema
-from lib.synth import FORCES
+from lib.analysis import reference
+from lib.model import schema
+from lib.model.forces import FORCES
 
 TACTICS_CSV = "homeoffice_uof_by_age_force_apr2019-mar2020.csv"
 CED_CSV = "homeoffice_ced_by_type_force_apr2019-mar2020.csv"
@@ -304,8 +305,9 @@ def test_force_key_ignores_the_words_that_differ(name, key):
 
 @pytest.mark.slow
 def test_imported_national_figures_sit_beside_a_dataset(tmp_path, engine, realdata):
-    from lib import query, reference
-    from lib.store import SAMPLE_DIR
+    from lib.analysis import reference
+    from lib.engine import query
+    from lib.engine.store import SAMPLE_DIR
 
     bench = reference.national_benchmarks(reference.read_ods_tables(realdata / TABLES_ODS))
     reference.save_benchmarks(bench, tmp_path)

@@ -5,8 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lib import risk, stats, synth
-from lib.query import UNRESTRICTED, Filters, Scope
+from lib import synth
+from lib.analysis import risk, stats
+from lib.engine.query import UNRESTRICTED, Filters, Scope
 
 ALL = Filters()
 

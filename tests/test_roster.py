@@ -4,8 +4,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from lib import ingest, roster
-from lib.pseudonym import pseudonymise
+from lib import ingest
+from lib.ingest import roster
+from lib.ingest.pseudonym import pseudonymise
 
 OFFICERS = (b"Officer ID,Role,Team,Length of service\n"
             b"OF1,Response,North Response A,3.5\nOF2,Custody,,12\n,Response,X,1\n")
@@ -62,7 +63,7 @@ def test_unrecognised_headers_can_be_mapped_by_hand():
 
 
 def test_column_matching_uses_each_header_once_and_prefers_the_first_alias():
-    from lib.values import match_columns
+    from lib.model.values import match_columns
 
     aliases = {"officer_id": ("officer id", "officer"), "team": ("team", "officer")}
     assert match_columns(["Officer", "OFFICER ID", "Team"], aliases) == {"officer_id": "OFFICER ID", "team": "Team"}

@@ -6,8 +6,8 @@ from datetime import time
 import pandas as pd
 import pytest
 
-from lib import schema
-from lib.store import Engine
+from lib.engine.store import Engine
+from lib.model import schema
 
 from .conftest import FIXTURES
 

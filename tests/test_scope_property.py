@@ -15,9 +15,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lib import explore, quality, query, risk, schema, tactics
-from lib.query import UNRESTRICTED, Filters, Scope
-from lib.store import SAMPLE_DIR
+from lib.analysis import explore, quality, risk, tactics
+from lib.engine import query
+from lib.engine.query import UNRESTRICTED, Filters, Scope
+from lib.engine.store import SAMPLE_DIR
+from lib.model import schema
 
 PRODUCERS = {
     "summary": lambda e, ds, f, s: pd.DataFrame([{"reports": (m := query.summarise(e, ds, f, s)).reports,

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lib.stats import wilson_interval
+from lib.analysis.stats import wilson_interval
 
 
 @pytest.mark.parametrize(("x", "n", "low", "high"), [

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from lib.stats import (
+from lib.analysis.stats import (
     AVERAGE,
     HIGHER,
     LOWER,

@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from lib import schema
-from lib.store import SAMPLE_DIR, DatasetError, Engine, read_canonical
+from lib.engine.store import SAMPLE_DIR, DatasetError, Engine, read_canonical
+from lib.model import schema
 
 from .conftest import FIXTURES
 
@@ -155,7 +155,7 @@ def test_threads_query_at_once(engine, small):
 def test_reports_are_stored_clustered_only_when_there_are_blocks_to_skip(min_rows, monkeypatch, tmp_path):
     # Stored in shift, role and time order, a shift or role filter skips whole row groups at scale; a
     # table too small to have two row groups loads as it came (sorting it would only slow the start).
-    import lib.store as store
+    import lib.engine.store as store
 
     if min_rows is not None:
         monkeypatch.setattr(store, "CLUSTER_MIN_ROWS", min_rows)

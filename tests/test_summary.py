@@ -7,8 +7,9 @@ import sys
 
 import pytest
 
-from lib import ingest, library, summary, synth
-from lib.query import UNRESTRICTED, Filters
+from lib import ingest, summary, synth
+from lib.engine.query import UNRESTRICTED, Filters
+from lib.ingest import library
 
 from .conftest import FIXTURES, ROOT
 

@@ -1,4 +1,4 @@
-"""Tests for lib/synth.py: determinism, schema conformance, calibration and planted effects."""
+"""Tests for lib/synth/generator.py: determinism, schema conformance, calibration and planted effects."""
 from __future__ import annotations
 
 import json
@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lib import synth
-from lib.schema import (
+from lib.model.schema import (
     CED_LADDER,
     HARM_FIELDS,
     LIST_VOCABULARIES,

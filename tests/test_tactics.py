@@ -9,9 +9,12 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from lib import query, schema, synth, tactics
-from lib.charts import MIN_DENOMINATOR, MUTED
-from lib.query import UNRESTRICTED, Filters, Scope
+from lib import synth
+from lib.analysis import tactics
+from lib.engine import query
+from lib.engine.query import UNRESTRICTED, Filters, Scope
+from lib.model import schema
+from lib.present.charts import MIN_DENOMINATOR, MUTED
 
 from .conftest import FIXTURES, ROOT
 

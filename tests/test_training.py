@@ -1,4 +1,4 @@
-"""Tests for lib/training.py and the synthetic roster records: compliance, panel, DiD and event study."""
+"""Tests for lib/analysis/training.py and the synthetic roster records: compliance, panel, DiD and event study."""
 from __future__ import annotations
 
 import json
@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lib import synth, training
+from lib import synth
+from lib.analysis import training
 
 PLANTED = -0.09
 BIG = 300_000
@@ -248,8 +249,8 @@ def test_too_few_officers_on_a_tiny_sample() -> None:
 def test_engine_counts_build_the_same_panel_as_raw_reports(engine):
     import pandas as pd
 
-    from lib.query import UNRESTRICTED, Filters, Scope
-    from lib.store import SAMPLE_DIR
+    from lib.engine.query import UNRESTRICTED, Filters, Scope
+    from lib.engine.store import SAMPLE_DIR
 
     ds = engine.open(SAMPLE_DIR)
     exposure = pd.read_parquet(SAMPLE_DIR / "exposure.parquet")

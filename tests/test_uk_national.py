@@ -1,4 +1,4 @@
-"""Tests for lib/formats/uk_national.py: the national recording form, read and written."""
+"""Tests for lib/ingest/formats/uk_national.py: the national recording form, read and written."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lib import schema, synth
-from lib.formats import FILE, ROW, ROWS, Adapted
-from lib.formats.uk_national import (
+from lib import synth
+from lib.ingest.formats import FILE, ROW, ROWS, Adapted
+from lib.ingest.formats.uk_national import (
     FORM_COLUMNS,
     UkNationalForm,
     add_drift,
@@ -17,6 +17,7 @@ from lib.formats.uk_national import (
     main,
     write_csv,
 )
+from lib.model import schema
 
 FIXTURES = Path(__file__).parent / "fixtures"
 N_REPORTS = 5000

@@ -5,8 +5,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 from streamlit.web.server.app_discovery import discover_asgi_app
 
-from lib import auth, ui
-from lib.store import SAMPLE_DIR
+from lib import ui
+from lib.engine.store import SAMPLE_DIR
+from lib.ui import login
 
 from .conftest import ROOT
 
@@ -39,7 +40,7 @@ def test_nothing_is_loaded_with_a_users_file_or_when_serving_other_machines(sett
     if setting == "users file":  # login mode: no data before someone signs in
         monkeypatch.setenv("OSE_AUTH_CONFIG", str(tmp_path / "users.yaml"))
     else:  # local mode bound to a network address refuses every client
-        monkeypatch.setattr(auth, "serves_this_machine", lambda: False)
+        monkeypatch.setattr(login, "serves_this_machine", lambda: False)
 
     def refuse(*args):
         raise AssertionError("the warm-up read data that no one may see")
@@ -52,7 +53,8 @@ def test_nothing_is_loaded_with_a_users_file_or_when_serving_other_machines(sett
 def test_the_first_run_finds_the_opening_overview_already_computed(monkeypatch):
     # The warm-up repeats what app_pages/overview.py asks for: if the page changes and the warm-up does
     # not, the first browser waits again. After it, the first run computes no query and builds no chart.
-    from lib import chartspec, query
+    from lib.engine import query
+    from lib.present import chartspec
 
     calls: list[str] = []
 

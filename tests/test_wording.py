@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from datetime import date
 
-from lib import wording
-from lib.query import Filters, Rate, Summary
+from lib.engine.query import Filters, Rate, Summary
+from lib.present import wording
 
 
 def test_percent_and_missing_values():

@@ -1,0 +1,1 @@
+"""Analyses over the engine: statistics, officer risk, tactics, explore, training, quality, debriefs."""

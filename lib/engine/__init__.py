@@ -1,0 +1,1 @@
+"""The query engine: datasets in DuckDB (or PostgreSQL, Spark) through Ibis, filters and breakdowns."""

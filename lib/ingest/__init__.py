@@ -1,0 +1,23 @@
+"""Reading uploads into canonical reports: files, formats, mapping, pseudonyms, the dataset library.
+
+`ingest(files)` runs the whole pipeline (lib/ingest/pipeline.py); `read_extract(name, data)` reads one
+file's cells as text. `python -m lib.ingest FILE... --out DIR` runs it from the command line.
+"""
+from lib.ingest.pipeline import (
+    AUTO,
+    NO_FORMAT,
+    IngestResult,
+    Limits,
+    RawExtract,
+    RejectedFile,
+    available_formats,
+    ingest,
+    profile_dir,
+    read_extract,
+    reason_counts,
+    tables,
+    write,
+)
+
+__all__ = ["AUTO", "NO_FORMAT", "IngestResult", "Limits", "RawExtract", "RejectedFile", "available_formats",
+           "ingest", "profile_dir", "read_extract", "reason_counts", "tables", "write"]

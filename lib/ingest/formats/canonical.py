@@ -1,0 +1,80 @@
+"""The canonical layout: what the app itself exports (one row per report, tactics as a list)."""
+from __future__ import annotations
+
+import pandas as pd
+
+from lib.ingest.formats import FILE, ROW, ROWS, Adapted, count_unmapped, quarantine_rows
+from lib.model import schema, values
+
+LIST_SEPARATOR = ";"
+
+
+class CanonicalFormat:
+    """Files whose header uses the canonical column names."""
+
+    name = "canonical"
+    label = "Officer Safety Explorer canonical export"
+    extra_header_rows = 0
+
+    def score(self, columns: list[str]) -> float:
+        """Return 1 when the required canonical columns are all present, else the share present."""
+        names = {c.strip().lower() for c in columns}
+        required = sum(c in names for c in schema.REQUIRED_REPORT_COLUMNS)
+        if required == len(schema.REQUIRED_REPORT_COLUMNS):
+            return 1.0
+        return 0.5 * required / len(schema.REQUIRED_REPORT_COLUMNS)
+
+    def adapt(self, raw: pd.DataFrame) -> Adapted:
+        """Parse canonical columns from text; quarantine rows whose date cannot be read."""
+        original = [c for c in raw.columns if c not in (FILE, ROW)]
+        raw = raw.rename(columns={c: c.strip().lower() for c in original})
+        out = pd.DataFrame({FILE: raw[FILE], ROW: raw[ROW], ROWS: 1}, index=raw.index)
+        unmapped: dict[str, dict[str, int]] = {}
+        for col, kind in schema.REPORT_COLUMNS.items():
+            if col not in raw.columns:
+                continue
+            cells = raw[col]
+            if kind == "timestamp":
+                out[col] = values.to_datetime(cells)
+            elif kind == "bool":
+                out[col] = values.to_bool(cells)
+            elif kind == "float":
+                out[col] = values.to_number(cells)
+            elif kind == "list":
+                out[col] = values.split_list(cells, LIST_SEPARATOR)
+            else:
+                out[col] = values.blank_to_null(cells)
+                vocab = schema.REPORT_VOCABULARIES.get(col)
+                if vocab:
+                    found = count_unmapped(out[col], vocab)
+                    if found:
+                        unmapped[col] = found
+        bad_date = out["occurred_at"].isna() if "occurred_at" in out else pd.Series(True, index=raw.index)
+        shown = values.blank_to_null(raw["occurred_at"]) if "occurred_at" in raw else None
+        reason = ("occurred_at is empty" if shown is None else
+                  shown.fillna("").map(lambda v: f"occurred_at '{v[:40]}' is not a date" if v
+                                       else "occurred_at is empty"))
+        quarantine = quarantine_rows(raw, bad_date, reason)
+        out = out[~bad_date]
+        if "shift" in out.columns:
+            out = schema.fill_shift(out)
+        tactics = _tactics(raw.loc[out.index], out)
+        found = count_unmapped(tactics["tactic"], schema.TACTICS)
+        if found:
+            unmapped["tactic"] = found
+        mapping = {c: c for c in schema.REPORT_COLUMNS if c in raw.columns}
+        if "tactics" in raw.columns:
+            mapping["tactics"] = "tactics (';'-separated)"
+        officer_columns = [c for c in original if c.strip().lower() == "officer_id"]
+        return Adapted(out, tactics, quarantine, mapping, unmapped, officer_id_columns=officer_columns)
+
+
+def _tactics(raw: pd.DataFrame, reports: pd.DataFrame) -> pd.DataFrame:
+    if "tactics" not in raw.columns or "report_id" not in reports.columns:
+        return pd.DataFrame({"report_id": pd.Series(dtype="string"), "tactic": pd.Series(dtype="string"),
+                             "effective": pd.Series(dtype="boolean")})
+    lists = values.split_list(raw["tactics"], LIST_SEPARATOR)
+    long = (pd.DataFrame({"report_id": reports["report_id"], "tactic": lists})
+            .explode("tactic").dropna(subset=["tactic"]))
+    long = long.assign(effective=pd.Series(pd.NA, index=long.index, dtype="boolean"))
+    return long.reset_index(drop=True)

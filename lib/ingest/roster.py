@@ -1,0 +1,157 @@
+"""Officer roster extracts: officers, training events and exposure, read through the safe ingest reader.
+
+A force's roster usually arrives as one or more spreadsheets: who the officers are (a pseudonymised
+id, role, team), what training each received (date, course, hours), and how many shifts or hours
+each worked per month (the exposure that turns counts into risk). Columns are matched by name;
+rows that cannot be used are set aside with a reason and the counts reconcile. Officer ids are
+pseudonymised as they are read, with the same key as the reports (lib/ingest/pseudonym.py), so a roster
+joins to reports loaded before or after it and no raw id is kept.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from lib import ingest
+from lib.ingest import pseudonym
+from lib.ingest.formats import FILE, ROW, ROWS, empty_quarantine, quarantine_rows
+from lib.model import values
+
+# table -> canonical column -> header names (normalised) that mean it
+ALIASES: dict[str, dict[str, tuple[str, ...]]] = {
+    "officers": {
+        "officer_id": ("officer id", "officer", "pseudonymised id", "staff id", "collar number", "pseudonym"),
+        "officer_role": ("role", "main duty", "officer role", "duty"),
+        "team": ("team", "unit", "shift team"),
+        "force": ("force", "police force"),
+        "area": ("area", "bcu", "division", "borough"),
+        "length_of_service_years": ("length of service", "years of service", "service years",
+                                    "length of service years"),
+    },
+    "training": {
+        "officer_id": ("officer id", "officer", "pseudonymised id", "staff id", "collar number", "pseudonym"),
+        "trained_on": ("date", "training date", "trained on", "course date", "date completed"),
+        "course": ("course", "course name", "training", "module"),
+        "hours": ("hours", "training hours", "duration hours", "duration"),
+    },
+    "exposure": {
+        "officer_id": ("officer id", "officer", "pseudonymised id", "staff id", "collar number", "pseudonym"),
+        "month": ("month", "period", "month starting"),
+        "shifts": ("shifts", "shifts worked", "tours", "duties"),
+        "hours_worked": ("hours worked", "hours on duty", "duty hours"),
+    },
+}
+# What marks each table out: the columns whose presence says which kind of roster file it is.
+SIGNATURES: dict[str, tuple[str, ...]] = {
+    "training": ("trained_on", "course", "hours"),
+    "exposure": ("month", "shifts", "hours_worked"),
+    "officers": ("officer_role", "team"),
+}
+
+
+@dataclass
+class RosterTable:
+    """One roster table read from a file, the rows set aside, and how columns were matched."""
+
+    kind: str
+    records: pd.DataFrame
+    quarantine: pd.DataFrame = field(default_factory=empty_quarantine)
+    mapping: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def rows_in(self) -> int:
+        return len(self.records) + (int(self.quarantine[ROWS].sum()) if len(self.quarantine) else 0)
+
+
+def _match(columns: list[str], kind: str) -> dict[str, str]:
+    return values.match_columns(columns, ALIASES[kind])
+
+
+def detect_kind(columns: list[str]) -> str | None:
+    """Say whether a header is a training, exposure or officers table (None if it is none of them)."""
+    best, score = None, 0
+    for kind in ("training", "exposure", "officers"):
+        mapping = _match(columns, kind)
+        if "officer_id" not in mapping:
+            continue
+        hits = sum(c in mapping for c in SIGNATURES[kind])
+        if hits > score:
+            best, score = kind, hits
+    return best
+
+
+def propose(columns: list[str]) -> tuple[str, dict[str, str]]:
+    """Propose a table kind and column mapping for a roster file whose headers were not recognised."""
+    kind = detect_kind(columns) or "training"
+    return kind, _match(columns, kind)
+
+
+def read(name: str, data: bytes, kind: str | None = None, limits: ingest.Limits | None = None,
+         mapping: dict[str, str] | None = None) -> RosterTable:
+    """Read one roster file; set aside rows with no officer id or an unreadable date.
+
+    `kind` and `mapping` (canonical column -> source column) come from the user's mapping step
+    when the headers were not recognised by name.
+    """
+    raw = ingest.read_extract(name, data, limits or ingest.Limits.from_env())
+    kind = kind or detect_kind(raw.columns)
+    if kind is None:
+        raise ingest.RejectedFile(f"{name} is not a roster: it needs an officer id column and role/team, "
+                                  "training date/course/hours, or month/shifts columns")
+    if kind not in ALIASES:
+        raise ingest.RejectedFile(f"unknown roster table '{kind}'; tables are {', '.join(ALIASES)}")
+    if mapping is not None:
+        unknown = sorted(set(mapping.values()) - set(raw.columns))
+        if unknown:
+            raise ingest.RejectedFile(f"{name} has no column(s) {', '.join(unknown)}")
+        mapping = {canon: col for canon, col in mapping.items() if canon in ALIASES[kind] and col}
+    else:
+        mapping = _match(raw.columns, kind)
+    if "officer_id" not in mapping:
+        raise ingest.RejectedFile(f"{name} has no officer id column")
+    frame = raw.frame
+    out = pd.DataFrame({FILE: frame[FILE], ROW: frame[ROW]}, index=frame.index)
+    for canon in ALIASES[kind]:
+        cells = frame[mapping[canon]] if canon in mapping else pd.Series(pd.NA, index=frame.index, dtype="string")
+        if canon in ("trained_on", "month"):
+            out[canon] = values.to_datetime(cells).dt.normalize()
+        elif canon in ("hours", "shifts", "hours_worked", "length_of_service_years"):
+            out[canon] = values.to_number(cells)
+        elif canon == "officer_id":
+            try:
+                out[canon] = pseudonym.pseudonymise(values.blank_to_null(cells))
+            except pseudonym.PseudonymKeyError as exc:
+                raise ingest.RejectedFile(f"officer ids cannot be pseudonymised: {exc}") from exc
+        else:
+            out[canon] = values.blank_to_null(cells)
+    reasons = pd.Series("", index=frame.index, dtype="string")
+    reasons[out["officer_id"].isna()] = "no officer id"
+    for date_col in ("trained_on", "month"):
+        if date_col in out and date_col in mapping:
+            bad = out[date_col].isna() & (reasons == "")
+            shown = values.blank_to_null(frame[mapping[date_col]]).fillna("")
+            reasons[bad] = shown[bad].map(lambda v, c=mapping[date_col]: f"{c} '{v[:30]}' is not a date" if v
+                                          else f"{c} is empty")
+    if kind == "exposure":
+        negative = (out["shifts"].fillna(0) < 0) | (out["hours_worked"].fillna(0) < 0)
+        reasons[negative & (reasons == "")] = "negative shifts or hours"
+    bad = reasons != ""
+    quarantine = pd.concat([raw.quarantine, quarantine_rows(frame, bad, reasons)], ignore_index=True)
+    return RosterTable(kind, out[~bad].reset_index(drop=True), quarantine, mapping)
+
+
+NONE = "(not in this file)"
+
+
+def mapping_frame(kind: str, columns: list[str]) -> pd.DataFrame:
+    """Return one line per roster field with the column proposed for it, for the user to edit."""
+    proposed = _match(columns, kind)
+    return pd.DataFrame({"Field": list(ALIASES[kind]),
+                         "Source column": [proposed.get(f, NONE) for f in ALIASES[kind]]})
+
+
+def mapping_from_frame(frame: pd.DataFrame) -> dict[str, str]:
+    """Turn the user's edited mapping table back into canonical column -> source column."""
+    return {row["Field"]: row["Source column"] for row in frame.to_dict("records")
+            if row["Source column"] not in (NONE, "", None)}

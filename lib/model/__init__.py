@@ -1,0 +1,1 @@
+"""The data model: canonical columns and vocabularies, value parsing, scopes, paths, the force list."""

@@ -1,0 +1,1 @@
+"""Presentation without Streamlit: Altair chart builders, chart specs, tables, wording, exports."""

@@ -1,0 +1,218 @@
+"""Tables behind charts: aggregate frames renamed and rounded for people to read."""
+from __future__ import annotations
+
+import pandas as pd
+
+from lib.engine.query import DIMENSION_LABELS
+from lib.model import schema
+
+
+def counts(values: pd.Series) -> pd.Series:
+    """Return counts as whole numbers, a hidden (missing) count left blank rather than 0."""
+    if pd.api.types.is_bool_dtype(values.dtype) or not pd.api.types.is_numeric_dtype(values.dtype):
+        return values
+    return values.round().astype("Int64")
+
+
+def rates_table(frame: pd.DataFrame, by: tuple[str, ...]) -> pd.DataFrame:
+    """Return a breakdown with readable headings: counts, rates (%) and their 95% intervals."""
+    out: dict[str, pd.Series] = {}  # one constructor call: inserting column by column cost 30 ms a table
+    for d in by:
+        values = frame[d]
+        if d == "month":
+            values = pd.to_datetime(values).dt.strftime("%b %Y")
+        out[DIMENSION_LABELS.get(d, d)] = values
+    out["Reports"] = counts(frame["reports"])
+    for col, label in schema.HARM_FIELDS.items():
+        out[f"{label}: yes"] = counts(frame[f"{col}_yes"])
+        out[f"{label}: answered"] = counts(frame[f"{col}_answered"])
+        out[f"{label} (%)"] = (frame[f"{col}_rate"] * 100).round(2)
+        out[f"{label}: 95% from (%)"] = (frame[f"{col}_low"] * 100).round(2)
+        out[f"{label}: 95% to (%)"] = (frame[f"{col}_high"] * 100).round(2)
+    return pd.DataFrame(out)
+
+
+def tactics_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return tactic counts with readable headings."""
+    return pd.DataFrame({
+        "Tactic": frame["tactic"],
+        "Type of force": frame["tactic_group"],
+        "Reports using it": counts(frame["reports"]),
+        "Share of reports (%)": (frame["share"] * 100).round(2),
+    })
+
+
+def quarantine_reasons_table(report: dict) -> pd.DataFrame:
+    """Return why rows were set aside, most common first."""
+    reasons = report.get("quarantine_reasons", {})
+    return pd.DataFrame({"Reason": list(reasons), "Rows": list(reasons.values())})
+
+
+def unmapped_table(report: dict) -> pd.DataFrame:
+    """Return values kept as they were because no vocabulary entry matched them."""
+    rows = [(field, value, n) for field, counts in report.get("unmapped", {}).items()
+            for value, n in counts.items()]
+    return pd.DataFrame(rows, columns=["Field", "Value kept as given", "Rows"])
+
+
+def completeness_table(report: dict) -> pd.DataFrame:
+    """Return the share of loaded reports answering each canonical field, least complete first."""
+    shares = report.get("completeness", {})
+    mapping = report.get("mapping", {})
+    frame = pd.DataFrame({"Field": list(shares), "Answered (%)": [round(v * 100, 1) for v in shares.values()],
+                          "Taken from": [mapping.get(f, "not in this extract") for f in shares]})
+    return frame.sort_values("Answered (%)", kind="stable").reset_index(drop=True)
+
+
+def reconciliation_sentence(report: dict) -> str:
+    """Say how the rows in an upload were accounted for."""
+    r = report
+    text = (f"{r['rows_in']:,} rows read = {r['rows_loaded']:,} loaded + {r['rows_quarantined']:,} set aside. "
+            f"They make {r['reports_loaded']:,} reports.")
+    dup = r.get("duplicates", {})
+    if dup.get("repeated_report_ids"):
+        text += (f" {dup['repeated_report_ids']:,} rows repeat a report id "
+                 f"({dup['identical_rows']:,} of them identical in every field).")
+    return text
+
+
+def completeness_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return per-field completeness with readable headings."""
+    return pd.DataFrame({"Field": frame["field"], "Reports answering": counts(frame["answered"]),
+                         "Reports it applies to": counts(frame["total"]),
+                         "Answered (%)": (frame["share"] * 100).round(1)})
+
+
+def completeness_by_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return completeness per force or area with shares as percentages."""
+    keep = ("force", "area", "reports")
+    out = frame.drop(columns=["suppressed"], errors="ignore")
+    for col in out.columns:
+        if col not in keep:
+            out[col] = (out[col].astype("float64") * 100).round(1)
+    out["reports"] = counts(out["reports"])
+    return out.rename(columns=lambda c: c if c in keep else f"{c} (%)")
+
+
+def invalid_codes_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return off-vocabulary values with readable headings."""
+    return pd.DataFrame({"Field": frame["field"], "Value": frame["value"], "Reports": counts(frame["reports"])})
+
+
+def contradictions_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return each consistency rule with how many reports break it."""
+    return pd.DataFrame({"Check": frame["explanation"],
+                         "Reports breaking it": counts(frame["reports"].astype("Float64")),
+                         "Of reports checked": counts(frame["total"].astype("Float64")),
+                         "Share (%)": (frame["share"] * 100).round(2)})
+
+
+ROW_COLUMNS = ("report_id", "occurred_at", "force", "area", "officer_role")
+
+
+def report_rows(frame: pd.DataFrame, extra: tuple[str, ...]) -> pd.DataFrame:
+    """Return the identifying columns of reports plus the fields a check read."""
+    cols = [c for c in (*ROW_COLUMNS, *extra) if c in frame.columns]
+    return frame[list(dict.fromkeys(cols))]
+
+
+def coverage_sentence(months: pd.DataFrame, late: pd.DataFrame) -> str:
+    """Say the date span, the months with no reports and the months that look incomplete."""
+    first, last = pd.to_datetime(months["first"]).min(), pd.to_datetime(months["last"]).max()
+    # Under disclosure control a thin month's first and last dates are hidden: the span is the shown months'.
+    text = (f"Reports from {first:%d %b %Y} to {last:%d %b %Y}." if pd.notna(first) and pd.notna(last)
+            else "The dates of the reports are hidden: too few to show.")
+    gaps = months.loc[months["gap"].fillna(False).astype(bool), "month"]
+    if len(gaps):
+        text += " No reports in " + ", ".join(f"{pd.Timestamp(m):%b %Y}" for m in gaps) + "."
+    thin = months.loc[months["thin"].fillna(False).astype(bool), "month"]
+    if len(thin):
+        text += " Far fewer than usual in " + ", ".join(f"{pd.Timestamp(m):%b %Y}" for m in thin) + "."
+    if len(late):
+        text += (" The last " + (f"{len(late)} months look" if len(late) > 1 else "month looks")
+                 + " incomplete: forms may still be coming in.")
+    return text
+
+
+def grid_table(frame: pd.DataFrame, rows: str, cols: str) -> pd.DataFrame:
+    """Return a rate grid with readable headings."""
+    return pd.DataFrame({
+        DIMENSION_LABELS.get(rows, rows): frame[rows], DIMENSION_LABELS.get(cols, cols): frame[cols],
+        "Reports": counts(frame["reports"]), "Yes": counts(frame["yes"]), "Answered": counts(frame["answered"]),
+        "Per 100": frame["per_100"].round(2), "95% from": frame["low_100"].round(2),
+        "95% to": frame["high_100"].round(2), "Enough to read": frame["enough"]})
+
+
+def ratios_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return rate ratios with their counts and intervals."""
+    return pd.DataFrame({
+        "Group": frame["group"], "Reference": frame["reference"], "Rate ratio": frame["ratio"].round(3),
+        "95% from": frame["ci_low"].round(3), "95% to": frame["ci_high"].round(3),
+        "Yes": counts(frame["yes"]), "Answered": counts(frame["answered"]),
+        "Reference yes": counts(frame["reference_yes"]), "Reference answered": counts(frame["reference_answered"])})
+
+
+def funnel_table(frame: pd.DataFrame, level: str) -> pd.DataFrame:
+    """Return funnel points with their verdicts, not a league table."""
+    return pd.DataFrame({
+        level.capitalize(): frame["group"], "Yes": counts(frame["yes"]), "Answered": counts(frame["answered"]),
+        "Rate (%)": (frame["rate"] * 100).round(2), "Expected at the average": frame["expected"].round(1),
+        "99.8% limit from (%)": (frame["low"] * 100).round(2), "99.8% limit to (%)": (frame["high"] * 100).round(2),
+        "Verdict": frame["flag"]})
+
+
+def exposure_table(frame: pd.DataFrame, measure: str) -> pd.DataFrame:
+    """Return officers' shrunken rates with rank intervals and drivers, in words."""
+    from lib.analysis.risk import drivers
+
+    if frame.empty:
+        return pd.DataFrame()
+    return pd.DataFrame({
+        "Officer (pseudonym)": frame["officer"], "Role": frame["role"],
+        "Yes": counts(frame[f"{measure}_yes"]), "Answered": counts(frame[f"{measure}_answered"]),
+        "Raw rate (%)": (frame[f"{measure}_rate"] * 100).round(1),
+        "Shrunken rate (%)": (frame["shrunken"] * 100).round(2),
+        "95% from (%)": (frame["low"] * 100).round(2), "95% to (%)": (frame["high"] * 100).round(2),
+        "Rank": [f"between {int(lo):,} and {int(hi):,} of {int(n):,}" if pd.notna(lo) and pd.notna(hi) and pd.notna(n)
+                 else None
+                 for lo, hi, n in zip(frame["rank_low"], frame["rank_high"], frame["officers"], strict=True)],
+        "Compared with peers in the same role": [None if pd.isna(row.get("reports")) else drivers(row)
+                                                 for _, row in frame.iterrows()],
+    })
+
+
+def compliance_table(frame: pd.DataFrame, group: str) -> pd.DataFrame:
+    """Return compliance with the hours standard per group."""
+    return pd.DataFrame({
+        DIMENSION_LABELS.get(group, group.capitalize()): frame[group], "Officers": counts(frame["officers"]),
+        "Meeting 12 hours": counts(frame["compliant"]), "Share (%)": (frame["share_compliant"] * 100).round(1),
+        "95% from (%)": (frame["low"] * 100).round(1), "95% to (%)": (frame["high"] * 100).round(1),
+        "Mean hours": frame["mean_hours"].round(1)})
+
+
+def overdue_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return officers short of the hours standard, furthest first."""
+    data = frame.sort_values("shortfall", ascending=False)
+    return pd.DataFrame({"Officer (pseudonym)": data["officer_id"], "Role": data.get("officer_role"),
+                         "Team": data.get("team"), "Hours in 12 months": data["hours"],
+                         "Hours short": data["shortfall"], "Last trained": data["last_trained_on"]})
+
+
+def event_study_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return the event-study estimates with readable headings."""
+    return pd.DataFrame({"Months since training": frame["months_since_training"],
+                         "Change (%)": (frame["estimate"] * 100).round(1),
+                         "95% from (%)": (frame["ci_low"] * 100).round(1),
+                         "95% to (%)": (frame["ci_high"] * 100).round(1),
+                         "Officers": counts(frame["officers"]), "Events": counts(frame["events"])})
+
+
+def factors_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return contributing factors with the injury rate with and without them."""
+    return pd.DataFrame({
+        "Contributing factor": frame["factor"], "Debriefs naming it": counts(frame["debriefs"]),
+        "Officer injured (with it)": counts(frame["yes"]), "Answered (with it)": counts(frame["answered"]),
+        "Officer injured (without it)": counts(frame["reference_yes"]),
+        "Answered (without it)": counts(frame["reference_answered"]),
+        "Rate ratio": frame["ratio"].round(2), "95% from": frame["ci_low"].round(2),
+        "95% to": frame["ci_high"].round(2)})

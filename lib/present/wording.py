@@ -1,0 +1,94 @@
+"""Plain-language wording of numbers: percentages, rates with their counts, period changes."""
+from __future__ import annotations
+
+import math
+from datetime import date
+
+from lib.engine.query import Filters, Rate, Summary
+from lib.privacy.disclosure import DEFAULT_THRESHOLD
+
+
+def hidden(threshold: int = DEFAULT_THRESHOLD) -> str:
+    """Say that disclosure control hides a value ('suppressed (<10)')."""
+    return f"suppressed (<{threshold})"
+
+
+def count(value: int | None, threshold: int = DEFAULT_THRESHOLD) -> str:
+    """Format a count ('1,234'), or say it is suppressed when disclosure control hid it (None)."""
+    return hidden(threshold) if value is None else f"{value:,}"
+
+
+def rate_value(rate: Rate, threshold: int = DEFAULT_THRESHOLD) -> str:
+    """Format a rate as a percentage, or say it is suppressed when a count behind it is hidden."""
+    return hidden(threshold) if rate.hidden else percent(rate.rate)
+
+
+def percent(value: float, digits: int = 1) -> str:
+    """Format a proportion as a percentage ('5.1%'); a dash when it cannot be computed."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{value * 100:.{digits}f}%"
+
+
+def rate_detail(rate: Rate, threshold: int = DEFAULT_THRESHOLD) -> str:
+    """Say a rate with its numerator, denominator, interval and unanswered share."""
+    if rate.denominator is None:
+        return f"{rate.label}: {hidden(threshold)}: fewer than {threshold} reports answered, so no rate is shown"
+    if rate.numerator is None:
+        return (f"{rate.label}: {hidden(threshold)}: fewer than {threshold} of {rate.denominator:,} reports "
+                "answering said yes, so no rate is shown")
+    if not rate.denominator:
+        return f"{rate.label}: no report answered this question"
+    low, high = rate.interval
+    text = (f"{rate.label}: {rate.numerator:,} of {rate.denominator:,} reports answering "
+            f"(95% interval {percent(low)} to {percent(high)})")
+    if rate.unanswered:  # None (hidden) or 0: nothing to add
+        text += f"; {rate.unanswered:,} ({percent(rate.unanswered_share)}) not answered"
+    return text
+
+
+def count_change(current: int | None, previous: int | None) -> str | None:
+    """Describe the change in a count against the previous period, or None if there is none (or it is hidden)."""
+    if current is None or previous is None or previous == 0:
+        return None
+    diff = current - previous
+    return f"{diff:+,} ({diff / previous:+.1%})"
+
+
+def rate_change(current: Rate, previous: Rate | None) -> str | None:
+    """Describe the change in a rate in percentage points, or None if it cannot be computed."""
+    if previous is None or not previous.denominator or not current.denominator:
+        return None
+    if previous.hidden or current.hidden:
+        return None
+    return f"{(current.rate - previous.rate) * 100:+.1f} pp"
+
+
+def period_phrase(previous: Filters | None, previous_summary: Summary | None) -> str:
+    """Say which period the changes compare against, and whether it holds any data."""
+    if previous is None or previous.date_from is None or previous.date_to is None:
+        return "No earlier period to compare with."
+    span = f"{_day(previous.date_from)} to {_day(previous.date_to)}"
+    if previous_summary is None or previous_summary.reports is None:
+        return f"Too few reports in the previous period to compare ({span}), so no change is shown."
+    if previous_summary.reports == 0:
+        return f"No reports in the previous period of the same length ({span}), so no change is shown."
+    return f"Changes compare with the previous period of the same length: {span}."
+
+
+def _day(d: date) -> str:
+    return f"{d.day} {d:%b %Y}"
+
+
+def unavailable(summary: Summary) -> list[str]:
+    """Return the harm rates this data cannot give because no report answers the field."""
+    if not summary.reports:  # none, or hidden
+        return []
+    return [rate.label for rate in summary.rates.values() if rate.denominator == 0]
+
+
+def unavailable_message(labels: list[str]) -> str:
+    """Explain why some rates are missing, instead of showing an empty chart."""
+    fields = ", ".join(label.replace(" rate", "").lower() for label in labels)
+    return (f"Not in this extract: {fields}. No report answers these fields, so the "
+            f"{', '.join(labels)} cannot be computed. Unknown answers are never counted as 'No'.")
