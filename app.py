@@ -5,7 +5,7 @@ Streamlit 1.67 starts each fresh server in its old folder navigation, which list
 there and can run a page without this router (seen in the browser on first load).
 
 `streamlit run app.py` imports this file once before serving it and finds `app` below (Streamlit's
-st.App): its lifespan starts a warm-up thread at server start (`ui.warm_up`), so the libraries load,
+st.App): its lifespan starts a warm-up thread at server start (`warmup.warm_up`), so the libraries load,
 and in local mode the bundled sample with its opening Overview, while the first browser is still
 loading the page. Streamlit runs the file as a script, once per rerun of each session, as __main__:
 that run is the router.
@@ -34,9 +34,9 @@ if __name__ != "__main__":  # imported to be served: the server, with its start-
         sys.setswitchinterval(WARM_UP_SWITCH_INTERVAL_S)
         gc.disable()
         try:
-            from lib import ui
+            from lib.ui import warmup
 
-            ui.warm_up()
+            warmup.warm_up()
         except Exception:  # the first run does the same work again, and says what went wrong
             logging.getLogger(__name__).warning("warm-up at server start failed", exc_info=True)
         finally:
@@ -73,15 +73,16 @@ else:
     st.html('<style>button[aria-label="Download as CSV"]{display:none !important}</style>')
     # Imported after the navigation is drawn: the engine's libraries take a second to load, and the
     # browser should show the pages meanwhile.
-    from lib import ui
+    from lib.ui import context, datasets
+    from lib.ui.filters import filter_sidebar
 
     st.sidebar.title("Officer Safety Explorer")
     login.account_sidebar(user)
     if demo:
         login.demo_banner()
-    dataset = ui.dataset_picker(demo=demo)
-    filters = ui.filter_sidebar(dataset, user.scope)
-    disclosure = ui.disclosure_setting(user, demo, ui.disclosure_default_threshold())
-    ui.set_context(ui.Context(dataset=dataset, filters=filters, scope=user.scope, user=user,
+    dataset = datasets.dataset_picker(demo=demo)
+    filters = filter_sidebar(dataset, user.scope)
+    disclosure = datasets.disclosure_setting(user, demo, datasets.disclosure_default_threshold())
+    context.set_context(context.Context(dataset=dataset, filters=filters, scope=user.scope, user=user,
                               officer_scope=user.officer_scope, disclosure=disclosure, demo=demo))
     navigation.run()

@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lib import ui
 from lib.security import access, audit, users
-from lib.ui import login
+from lib.ui import admin, context, login
 
-ctx = ui.guard("admin")
+ctx = context.guard("admin")
 st.title("Administration")
 
 users_tab, audit_tab = st.tabs(["Users", "Audit log"])
@@ -18,7 +17,7 @@ with users_tab:
         st.info("Local single-user mode: there are no accounts. Set OSE_AUTH_CONFIG to a users file to require "
                 "a login (README, Deployment).")
     else:
-        st.dataframe(ui.accounts_table(cfg), hide_index=True, width="stretch")
+        st.dataframe(admin.accounts_table(cfg), hide_index=True, width="stretch")
         st.caption(f"From {cfg.path}. Passwords are stored as bcrypt hashes only; sign-in cookies last "
                    f"{cfg.expiry_days:g} day(s) at most and end at logout.")
         left, right = st.columns(2)
@@ -27,12 +26,12 @@ with users_tab:
             who = st.selectbox("Locked usernames", [u for u, _ in locked], key="admin_unlock_user",
                                placeholder="None locked", disabled=not locked)
             if st.button("Unlock", disabled=not locked):
-                ui.unlock(who)
+                admin.unlock(who)
                 st.rerun()
         with right:
             who = st.selectbox("Sign a user out everywhere", sorted(cfg.users), key="admin_revoke_user")
             if st.button("Sign out everywhere", disabled=not cfg.users):
-                st.success(f"{ui.sign_out_everywhere(who)} session(s) ended for {who}.")
+                st.success(f"{admin.sign_out_everywhere(who)} session(s) ended for {who}.")
         with st.expander("Add a user, or change one's role, scope or password"):
             with st.form("admin_user", clear_on_submit=True):
                 a, b = st.columns(2)
@@ -45,7 +44,7 @@ with users_tab:
                 password = b.text_input(f"New password ({users.MIN_PASSWORD}+ characters; blank keeps it)",
                                         type="password")
                 if st.form_submit_button("Save user"):
-                    message, ok = ui.save_account(cfg, username, name, role, force, teams, password)
+                    message, ok = admin.save_account(cfg, username, name, role, force, teams, password)
                     (st.success if ok else st.error)(message)
 
 with audit_tab:
@@ -60,6 +59,6 @@ with audit_tab:
                "what, with dataset, filters and row counts, never data values.")
     if audit.path().exists():
         st.download_button("Download the audit log (JSON lines, verifiable with `python -m lib.audit verify`)",
-                           ui.audited("audit_download", lambda: audit.path().read_bytes(), rows=len(log)),
+                           context.audited("audit_download", lambda: audit.path().read_bytes(), rows=len(log)),
                            file_name="audit.jsonl", mime="application/jsonl", on_click="ignore",
                            icon=":material/download:")

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lib import ui
 from lib.ingest import library
 from lib.present import tables
+from lib.ui import cache, context, datasets, render, uploads
 
-ui.guard("data")
+context.guard("data")
 st.title("Data")
 st.caption("Load your force's extracts. Rows that cannot be read are set aside with a reason: nothing is lost.")
 
@@ -16,19 +16,19 @@ upload_tab, library_tab, national_tab = st.tabs(["Load extracts", "Saved dataset
 with upload_tab:
     files = st.file_uploader("Extracts: CSV, Parquet or Excel (several at once, e.g. quarterly files)",
                              type=["csv", "parquet", "xlsx"], accept_multiple_files=True, key="upload_files")
-    choices = ui.format_choices()
+    choices = uploads.format_choices()
     left, middle, right = st.columns(3)
     fmt = left.selectbox("Format", list(choices), format_func=choices.get, key="upload_format")
     force = middle.text_input("Force name, if the extract does not say", key="upload_force")
     dup_label = right.radio("Rows repeating a report id", ["Set later copies aside", "Keep them all"],
                             key="upload_duplicates")
     if st.button("Read files", type="primary", disabled=not files):
-        ui.read_uploads([(f.name, f.getvalue()) for f in files], fmt, force or None,
+        uploads.read_uploads([(f.name, f.getvalue()) for f in files], fmt, force or None,
                         "set-aside" if dup_label == "Set later copies aside" else "keep-all")
 
-    ui.mapping_step()
+    uploads.mapping_step()
 
-    result = st.session_state.get(ui.UPLOAD_KEY)
+    result = st.session_state.get(uploads.UPLOAD_KEY)
     if result is not None:
         report = result.report
         st.subheader("What was read")
@@ -44,7 +44,7 @@ with upload_tab:
             st.markdown("**Why rows were set aside**")
             st.dataframe(tables.quarantine_reasons_table(report), hide_index=True, width="stretch")
             st.markdown("The rows set aside, with the reason for each, to fix and load again:")
-            ui.download(result.quarantine, "set-aside-rows", what="rows set aside")
+            render.download(result.quarantine, "set-aside-rows", what="rows set aside")
         unmapped = tables.unmapped_table(report)
         if len(unmapped):
             with st.expander(f"Values kept as given ({len(unmapped)}): not in the national vocabularies"):
@@ -59,22 +59,22 @@ with upload_tab:
             a, b, c = st.columns(3)
             with a:
                 st.markdown("**Explore now**, this session only")
-                session_name = st.text_input("Name", value=ui.upload_name(report), key="session_name")
+                session_name = st.text_input("Name", value=uploads.upload_name(report), key="session_name")
                 if st.button("Explore now"):
-                    ui.use_for_session(session_name, result)
+                    datasets.use_for_session(session_name, result)
                     st.switch_page("app_pages/overview.py")
             with b:
                 st.markdown("**Save** as a named dataset")
-                save_name = st.text_input("Dataset name", value=ui.upload_name(report), key="save_name")
+                save_name = st.text_input("Dataset name", value=uploads.upload_name(report), key="save_name")
                 if st.button("Save to library"):
-                    ui.save_upload(save_name, result)
+                    uploads.save_upload(save_name, result)
             with c:
                 st.markdown("**Append** to a saved dataset")
                 names = [e.name for e in library.entries()]
                 target = st.selectbox("Dataset", names, key="append_target", disabled=not names,
                                       placeholder="No saved dataset yet")
                 if st.button("Append", disabled=not names):
-                    ui.append_upload(target, result)
+                    uploads.append_upload(target, result)
 
 with library_tab:
     entries = library.entries()
@@ -82,14 +82,14 @@ with library_tab:
         st.info("No saved datasets yet. Load extracts and save them to keep them between sessions.")
     for entry in entries:
         with st.expander(f"{entry.name}: {entry.reports:,} reports, {entry.loads} load(s), updated {entry.updated}"):
-            st.dataframe(ui.provenance_table(entry.name), hide_index=True, width="stretch")
+            st.dataframe(uploads.provenance_table(entry.name), hide_index=True, width="stretch")
             set_aside = library.quarantine(entry.name)
             if len(set_aside):
                 st.markdown(f"The {len(set_aside):,} rows set aside, with reasons:")
-                ui.download(set_aside, f"{entry.name}-set-aside", what="rows set aside")
+                render.download(set_aside, f"{entry.name}-set-aside", what="rows set aside")
             if st.checkbox("I want to delete this dataset", key=f"confirm_{entry.name}"):
                 if st.button(f"Delete {entry.name}", key=f"delete_{entry.name}"):
-                    ui.delete_saved(entry.name)
+                    uploads.delete_saved(entry.name)
                     st.rerun()
 
 with national_tab:
@@ -97,8 +97,8 @@ with national_tab:
                 "to set your own figures beside the national ones on the Overview.")
     workbook = st.file_uploader("Home Office data tables (.ods)", type=["ods"], key="national_upload")
     if workbook is not None and st.button("Import national figures"):
-        ui.import_national(workbook)
-    bench = ui.national()
+        uploads.import_national(workbook)
+    bench = cache.national()
     if bench:
         st.caption(f"Imported: England and Wales {bench['year']}, {bench['incidents']:,} reports; officer injured "
                    f"in {bench['officer_injured_share_of_answered']:.1%} of reports answering.")

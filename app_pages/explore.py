@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lib import ui
 from lib.analysis import explore
 from lib.engine import query
 from lib.present import wording
+from lib.ui import cache, render
 
-ds, filters, scope, sentence = ui.page_header("explore", "Explore", "reports (one officer, one subject)")
+ds, filters, scope, sentence = render.page_header("explore", "Explore", "reports (one officer, one subject)")
 
 NO_FACET = "none"
 if "explore_measure" not in st.session_state:  # the opening question
@@ -32,20 +32,20 @@ if not dimensions:
     st.info("Pick one or two dimensions to break the measure down by.")
     st.stop()
 
-now = ui.summary(ds, filters, scope)
-ui.stop_if_empty(now, sentence)
+now = cache.summary(ds, filters, scope)
+render.stop_if_empty(now, sentence)
 if measure in now.rates and explore.MEASURES[measure] in wording.unavailable(now):
     st.info(wording.unavailable_message([explore.MEASURES[measure]]))
     st.stop()
 
-frame = ui.cached_query("lib.analysis.explore:explore_frame", ds, filters, scope, measure, dimensions, facet)
+frame = cache.cached_query(explore.explore_frame, ds, filters, scope, measure, dimensions, facet)
 spec = explore.explore_chart(frame, measure, dimensions, facet)
 event = st.altair_chart(spec, on_select="rerun", key="explore_chart", theme=None)
 
 charted = (*dimensions, facet) if facet else dimensions
 pick = explore.picked(event, charted)
 chosen = explore.apply_selection(filters, event, charted)
-changes = explore.filter_changes(filters, chosen, ui.filter_options(ds, scope))
+changes = explore.filter_changes(filters, chosen, cache.filter_options(ds, scope))
 
 
 def filter_every_page(new_values: dict[str, list[str]]) -> None:
@@ -64,5 +64,5 @@ for note in pick.notes:
 if not pick.values and not pick.notes:
     st.caption("Click a bar, point or cell to filter every page to it.")
 
-ui.table_behind(explore.table(frame, measure, dimensions, facet),
+render.table_behind(explore.table(frame, measure, dimensions, facet),
                 explore.caption(filters, measure, frame, dimensions, facet), source=frame)

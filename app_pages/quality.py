@@ -3,53 +3,53 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lib import ui
 from lib.analysis import quality
 from lib.present import charts, tables
+from lib.ui import cache, render
 
-ds, filters, scope, sentence = ui.page_header("quality", "Data quality", "reports")
+ds, filters, scope, sentence = render.page_header("quality", "Data quality", "reports")
 
 st.subheader("How complete is each field?")
-complete = ui.quality_check("completeness", ds, filters, scope)
-ui.chart(charts.completeness_by_field, complete)
+complete = cache.cached_query(quality.completeness, ds, filters, scope)
+render.chart(charts.completeness_by_field, complete)
 st.caption("Orange: fewer than 9 in 10 reports answer it. Injury levels count only reports where someone "
            "was injured. " + sentence + ".")
 with st.expander("Table behind this chart"):
-    ui.table(tables.completeness_rows(complete), "completeness of each field")
+    render.table(tables.completeness_rows(complete), "completeness of each field")
 
 level = st.radio("Recorded characteristics by", ["force", "area"], horizontal=True, key="quality_level")
-by = ui.completeness_by(ds, filters, scope, level)
-ui.table(tables.completeness_by_table(by), f"completeness by {level}")
+by = cache.cached_query(quality.completeness_by, ds, filters, scope, level)
+render.table(tables.completeness_by_table(by), f"completeness by {level}")
 st.caption("Share of reports recording each field, like HMICFRS's table of records with age, sex and "
            "ethnicity. " + sentence + ".")
 
 st.subheader("Values outside the national vocabularies")
-invalid = ui.quality_check("invalid_codes", ds, filters, scope)
+invalid = cache.cached_query(quality.invalid_codes, ds, filters, scope)
 if len(invalid):
-    ui.table(tables.invalid_codes_table(invalid), "values outside the vocabularies")
+    render.table(tables.invalid_codes_table(invalid), "values outside the vocabularies")
 else:
     st.success("Every recorded value is in the national vocabularies.")
 
 st.subheader("Records that contradict themselves")
-rules = ui.quality_check("contradictions", ds, filters, scope)
-ui.table(tables.contradictions_table(rules), "contradictions")
+rules = cache.cached_query(quality.contradictions, ds, filters, scope)
+render.table(tables.contradictions_table(rules), "contradictions")
 broken = rules[rules["reports"].fillna(0) > 0]
 if len(broken):
     rule = st.selectbox("Show the reports behind", broken["rule"].tolist(),
                         format_func=dict(zip(rules["rule"], rules["explanation"], strict=True)).get,
                         key="quality_rule")
-    rows = ui.contradiction_rows(ds, filters, scope, rule)
+    rows = cache.contradiction_rows(ds, filters, scope, rule)
     if rows is None:
         st.caption("Single reports are not shown to your role, or while small numbers are hidden.")
     else:
-        ui.table(tables.report_rows(rows, quality.rule_columns(rule)), f"reports breaking {rule}", what="reports")
+        render.table(tables.report_rows(rows, quality.rule_columns(rule)), f"reports breaking {rule}", what="reports")
         st.caption(f"Up to 500 reports, oldest first. {sentence}.")
 
 st.subheader("Coverage in time")
-months = ui.quality_check("coverage", ds, filters, scope)
+months = cache.cached_query(quality.coverage, ds, filters, scope)
 if len(months):
-    ui.chart(charts.monthly_coverage, months)
-    late = ui.quality_check("late_recorded", ds, filters, scope)
+    render.chart(charts.monthly_coverage, months)
+    late = cache.cached_query(quality.late_recorded, ds, filters, scope)
     st.caption(tables.coverage_sentence(months, late) + f" {sentence}.")
     with st.expander("Table behind this chart"):
-        ui.table(months, "coverage in time")
+        render.table(months, "coverage in time")

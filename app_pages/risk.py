@@ -3,43 +3,43 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lib import ui
 from lib.analysis import risk
 from lib.engine import query
 from lib.model import schema
 from lib.present import charts, tables, wording
+from lib.ui import cache, context, render
 
-ds, filters, scope, sentence = ui.page_header("risk", "Officer risk", "reports (one officer, one subject)")
+ds, filters, scope, sentence = render.page_header("risk", "Officer risk", "reports (one officer, one subject)")
 
 measure = st.radio("Measure", list(schema.HARM_FIELDS), format_func=schema.HARM_FIELDS.get, horizontal=True,
                    key="risk_measure")
 label = schema.HARM_FIELDS[measure]
-now = ui.summary(ds, filters, scope)
-ui.stop_if_empty(now, sentence)
+now = cache.summary(ds, filters, scope)
+render.stop_if_empty(now, sentence)
 if label in wording.unavailable(now):
     st.info(wording.unavailable_message([label]))
     st.stop()
 
 st.subheader("By role and shift")
-grid = ui.cached_query("lib.analysis.risk:rate_grid", ds, filters, scope, measure, "officer_role", "shift")
-ui.chart(charts.rate_heatmap, grid, "officer_role", "shift", "Officer role", "Shift", label,
+grid = cache.cached_query(risk.rate_grid, ds, filters, scope, measure, "officer_role", "shift")
+render.chart(charts.rate_heatmap, grid, "officer_role", "shift", "Officer role", "Shift", label,
                              row_order=[*schema.OFFICER_ROLES, query.NOT_RECORDED],
                              col_order=[*schema.SHIFTS, query.NOT_RECORDED])
-ui.table_behind(tables.grid_table(grid, "officer_role", "shift"),
+render.table_behind(tables.grid_table(grid, "officer_role", "shift"),
                 f"{sentence}. Per 100 reports answering; grey cells rest on fewer than {risk.MIN_CELL} answers "
                 "and are not coloured.", source=grid)
 
 st.subheader("Month by month")
-monthly = ui.breakdown(ds, filters, scope, ("month",))
-ui.chart(charts.rate_by_month, monthly, measure, title="")
-ui.table_behind(tables.rates_table(monthly, ("month",)), f"{sentence}. Counting unit: reports; 95% interval band.",
+monthly = cache.breakdown(ds, filters, scope, ("month",))
+render.chart(charts.rate_by_month, monthly, measure, title="")
+render.table_behind(tables.rates_table(monthly, ("month",)), f"{sentence}. Counting unit: reports; 95% interval band.",
                 source=monthly)
 
 st.subheader("By hour of day and day of week")
-hours = ui.cached_query("lib.analysis.risk:rate_grid", ds, filters, scope, measure, "weekday", "hour")
-ui.chart(charts.rate_heatmap, hours, "weekday", "hour", "Day of week", "Hour of day", label,
+hours = cache.cached_query(risk.rate_grid, ds, filters, scope, measure, "weekday", "hour")
+render.chart(charts.rate_heatmap, hours, "weekday", "hour", "Day of week", "Hour of day", label,
                              row_order=list(query.DIMENSION_ORDER["weekday"]))
-ui.table_behind(tables.grid_table(hours, "weekday", "hour"),
+render.table_behind(tables.grid_table(hours, "weekday", "hour"),
                 f"{sentence}. Per 100 reports answering; grey cells rest on fewer than {risk.MIN_CELL} answers.",
                 source=hours)
 
@@ -48,36 +48,36 @@ dimension = st.selectbox("Compare groups of", list(risk.RATIO_DIMENSIONS), forma
                          key="risk_dimension")
 reference = None
 if dimension != "tactic_group":  # each type of force is compared with reports not using it
-    groups = ui.breakdown(ds, filters, scope, (dimension,))[dimension].tolist()
+    groups = cache.breakdown(ds, filters, scope, (dimension,))[dimension].tolist()
     groups = [g for g in groups if g != query.NOT_RECORDED]
     if groups:
         reference = st.selectbox("Against the reference group", groups, key=f"risk_reference_{dimension}")
-ratios = ui.cached_query("lib.analysis.risk:rate_ratios", ds, filters, scope, measure, dimension, reference)
-ui.chart(charts.forest_plot, ratios, label)
-ui.table_behind(tables.ratios_table(ratios),
+ratios = cache.cached_query(risk.rate_ratios, ds, filters, scope, measure, dimension, reference)
+render.chart(charts.forest_plot, ratios, label)
+render.table_behind(tables.ratios_table(ratios),
                 f"{sentence}. A ratio of 2 means twice the reference's rate; an interval that crosses 1 "
                 "cannot tell the group from the reference.", source=ratios)
 
 st.subheader("Areas, teams and officers against the average (funnel plot)")
-levels = [*risk.FUNNEL_LEVELS, *([risk.OFFICER_LEVEL] if ui.may_see_officers() else [])]
+levels = [*risk.FUNNEL_LEVELS, *([risk.OFFICER_LEVEL] if context.may_see_officers() else [])]
 level = st.radio("Compare", levels, horizontal=True, key="risk_level")
-level_scope = ui.officer_scope("officer funnel") if level == risk.OFFICER_LEVEL else scope
-points, limits = ui.cached_query("lib.analysis.risk:funnel", ds, filters, level_scope, measure, level)
+level_scope = context.officer_scope("officer funnel") if level == risk.OFFICER_LEVEL else scope
+points, limits = cache.cached_query(risk.funnel, ds, filters, level_scope, measure, level)
 if len(points):
-    ui.chart(charts.funnel_plot, points, limits, level, label)
+    render.chart(charts.funnel_plot, points, limits, level, label)
     st.caption(risk.funnel_sentence(points, level) + " Small groups sit in the wide mouth of the funnel: "
                "their rates swing by chance, so they are judged against the limits, never ranked.")
     flagged = risk.outliers(points)
     if len(flagged):
         st.markdown(f"**Higher than expected** ({len(flagged)}): above the 99.8% limit for their volume")
-        ui.table(tables.funnel_table(flagged, level), f"higher than expected {level}")
-    ui.table_behind(tables.funnel_table(points, level), f"{sentence}. Limits: exact binomial around the overall rate.",
-                    source=points)
+        render.table(tables.funnel_table(flagged, level), f"higher than expected {level}")
+    render.table_behind(tables.funnel_table(points, level),
+                        f"{sentence}. Limits: exact binomial around the overall rate.", source=points)
 else:
     st.info(f"No {level} in this view has answering reports.")
 
 st.subheader("Officers with most exposure to harm")
-officers_scope = ui.officer_scope("officers with most exposure to harm")
+officers_scope = context.officer_scope("officers with most exposure to harm")
 if officers_scope is None:
     st.info("Officer-level views are not open to your role: the sections above compare roles, shifts, areas "
             "and teams.")
@@ -85,10 +85,10 @@ if officers_scope is None:
 st.caption("Officer-level detail (pseudonymised ids). Rates are shrunk towards the average, because a handful of "
            "reports says little about one officer; the rank interval says how sure the ordering is."
            + (f" Officers in {officers_scope.describe()} only." if officers_scope.teams is not None else ""))
-exposure = ui.cached_query("lib.analysis.risk:officer_exposure", ds, filters, officers_scope, measure)
+exposure = cache.cached_query(risk.officer_exposure, ds, filters, officers_scope, measure)
 if len(exposure):
-    ui.table(tables.exposure_table(exposure, measure), "officers with most exposure")
-    st.caption(f"{sentence}. Top {len(exposure)} of {ui.count_text(exposure['officers'].iloc[0])} officers by "
+    render.table(tables.exposure_table(exposure, measure), "officers with most exposure")
+    st.caption(f"{sentence}. Top {len(exposure)} of {render.count_text(exposure['officers'].iloc[0])} officers by "
                "shrunken rate "
                "(empirical-Bayes beta-binomial); mix compared with all officers in the same role.")
 else:

@@ -3,38 +3,38 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lib import ui
 from lib.analysis import tactics
 from lib.present import charts, wording
+from lib.ui import cache, render
 
-ds, filters, scope, sentence = ui.page_header("tactics", "Tactics")
+ds, filters, scope, sentence = render.page_header("tactics", "Tactics")
 
-now = ui.summary(ds, filters, scope)
-ui.stop_if_empty(now, sentence)
-if ui.tactic_counts(ds, filters, scope).empty:
-    st.info(f"None of the {ui.count_text(now.reports)} reports in view records a tactic ({sentence}), so there is "
+now = cache.summary(ds, filters, scope)
+render.stop_if_empty(now, sentence)
+if cache.tactic_counts(ds, filters, scope).empty:
+    st.info(f"None of the {render.count_text(now.reports)} reports in view records a tactic ({sentence}), so there is "
             "nothing "
             "to show here. Check the Data quality page: the extract may not carry the tactics columns.")
     st.stop()
 
 st.subheader("Tactic use over time")
-use = ui.cached_query("lib.analysis.tactics:use_over_time", ds, filters, scope)
+use = cache.cached_query(tactics.use_over_time, ds, filters, scope)
 measure = st.segmented_control("Show", ["Reports", "Share of reports"], default="Reports",
                                key="tactics_use_measure") or "Reports"
-ui.chart(tactics.tactic_use_by_month, use, measure="share" if measure == "Share of reports" else "reports")
-ui.table_behind(tactics.use_over_time_table(use),
+render.chart(tactics.tactic_use_by_month, use, measure="share" if measure == "Share of reports" else "reports")
+render.table_behind(tactics.use_over_time_table(use),
                 f"{sentence}. Counting unit: reports. A report using two types of force counts in both, so the "
                 "lines add up to more than the month's reports; CED counts once per report, at its highest use.",
                 source=use)
 
 st.subheader("How often each tactic was effective")
-effective = ui.cached_query("lib.analysis.tactics:effectiveness", ds, filters, scope)
+effective = cache.cached_query(tactics.effectiveness, ds, filters, scope)
 if int(effective["answered"].sum()) == 0:
     st.info("Not in this extract: no tactic use records whether it was effective, so effectiveness cannot be "
             "shown. Unknown answers are never counted as 'No'.")
 else:
-    ui.chart(tactics.effectiveness_by_tactic, effective)
-ui.table_behind(tactics.effectiveness_table(effective),
+    render.chart(tactics.effectiveness_by_tactic, effective)
+render.table_behind(tactics.effectiveness_table(effective),
                 f"{sentence}. Counting unit: tactic uses (one tactic recorded on one report). Rates are over "
                 f"uses whose effectiveness was answered; grey points rest on fewer than {charts.MIN_DENOMINATOR} "
                 "answers. 'Effective' is the officer's own judgement on the form.", source=effective)
@@ -48,9 +48,9 @@ if measures:
     by_label = st.segmented_control("By", ["Tactic", "Type of force"], default="Tactic",
                                     key="tactics_harm_by") or "Tactic"
     by = "tactic_group" if by_label == "Type of force" else "tactic"
-    harm = ui.cached_query("lib.analysis.tactics:harm_when_used", ds, filters, scope, by)
-    ui.chart(tactics.injury_rate_when_used, harm, measures=measures, label=by_label)
-    ui.table_behind(tactics.harm_table(harm, label=by_label),
+    harm = cache.cached_query(tactics.harm_when_used, ds, filters, scope, by)
+    render.chart(tactics.injury_rate_when_used, harm, measures=measures, label=by_label)
+    render.table_behind(tactics.harm_table(harm, label=by_label),
                     f"{sentence}. Counting unit: reports using the tactic; a report using several tactics counts "
                     "under each. Rates are over reports that answered; the dashed line is the rate over all "
                     f"reports in view; grey points rest on fewer than {charts.MIN_DENOMINATOR} answers. Tactics "
@@ -58,25 +58,25 @@ if measures:
                     "causes or prevents injury.", source=harm)
 
 st.subheader("Which tactics occur together")
-pairs = ui.cached_query("lib.analysis.tactics:co_occurrence", ds, filters, scope, tactics.TOP_TACTICS)
+pairs = cache.cached_query(tactics.co_occurrence, ds, filters, scope, tactics.TOP_TACTICS)
 if pairs["tactic"].nunique() < 2:
     st.info("Only one tactic is recorded in these reports, so there are no pairs to show.")
 else:
-    ui.chart(tactics.tactic_co_occurrence, pairs)
-    ui.table_behind(tactics.co_occurrence_table(pairs),
+    render.chart(tactics.tactic_co_occurrence, pairs)
+    render.table_behind(tactics.co_occurrence_table(pairs),
                     f"{sentence}. Counting unit: reports. Read across a row: of the reports using that tactic "
                     "(count in brackets), the share that also used the column's tactic. The "
                     f"{tactics.TOP_TACTICS} most-used tactics are shown; grey rows rest on fewer than "
                     f"{charts.MIN_DENOMINATOR} reports.", source=pairs)
 
 st.subheader("The Taser ladder (highest use per report)")
-ladder = ui.cached_query("lib.analysis.tactics:taser_ladder", ds, filters, scope)
+ladder = cache.cached_query(tactics.taser_ladder, ds, filters, scope)
 st.markdown(tactics.ladder_sentence(ladder))
 if ladder["ced_reports"].iloc[0] == 0:
     st.info("No report in view used CED (Taser).")
 else:
-    ui.chart(tactics.taser_ladder_shares, ladder)
-    ui.table_behind(tactics.ladder_table(ladder),
+    render.chart(tactics.taser_ladder_shares, ladder)
+    render.table_behind(tactics.ladder_table(ladder),
                     f"{sentence}. Counting unit: reports using CED, each counted once at its highest use (the "
                     "national rule): a Taser drawn, aimed and then fired counts as fired only. 'Reaching at "
                     "least this level' adds the levels above it.", source=ladder)

@@ -3,22 +3,22 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lib import ui
 from lib.analysis import debriefs, training
 from lib.present import charts, tables
+from lib.ui import cache, context, render, roster
 
-ds, filters, scope, sentence = ui.page_header("training", "Training")
+ds, filters, scope, sentence = render.page_header("training", "Training")
 
 with st.expander("Load an officer roster, training records or shifts worked (this session)"):
     files = st.file_uploader("Roster files: officers (id, role, team), training (officer, date, course, hours), "
                              "exposure (officer, month, shifts)", type=["csv", "xlsx", "parquet"],
                              accept_multiple_files=True, key="roster_files")
     if files and st.button("Read roster files"):
-        ui.load_roster(ds, files)
-    ui.roster_mapping_step(ds)
+        roster.load_roster(ds, files)
+    roster.roster_mapping_step(ds)
 
-roster = training.scoped_roster(ui.roster_tables(ds), scope)
-has_roster = "officers" in roster and "training" in roster
+scoped = training.scoped_roster(roster.roster_tables(ds), scope)
+has_roster = "officers" in scoped and "training" in scoped
 if not has_roster:
     st.info("This dataset has no officer roster with training records. Load one above to see compliance with the "
             "12-hours-a-year standard and whether training is working.")
@@ -26,31 +26,31 @@ if not has_roster:
 if has_roster:
     st.subheader("Who has had their 12 hours")
     as_of = ds.last.date()
-    per_officer = training.compliance(roster["training"], roster["officers"], as_of)
+    per_officer = training.compliance(scoped["training"], scoped["officers"], as_of)
     for group, label in (("officer_role", "Officer role"), ("team", "Team")):
         if group not in per_officer:
             continue
-        summary = ui.protect("lib.analysis.training:summarise_compliance",
+        summary = cache.protect(training.summarise_compliance,
                              training.with_intervals(training.summarise_compliance(per_officer, by=(group,))))
         if group == "team":  # operational list of teams with enough officers to matter, lowest share first
             summary = summary[summary["officers"] >= training.MIN_TEAM].sort_values("share_compliant").head(15)
             label = f"Team (15 lowest shares, teams of {training.MIN_TEAM}+ officers)"
             if summary.empty:
                 continue
-        ui.chart(charts.compliance_by_group, summary, group, label)
-        ui.table_behind(tables.compliance_table(summary, group),
+        render.chart(charts.compliance_by_group, summary, group, label)
+        render.table_behind(tables.compliance_table(summary, group),
                         f"Training hours in the 12 months to {as_of:%d %b %Y}. Counting unit: officers.",
                         source=summary)
     overdue = training.overdue(per_officer)
-    st.caption(f"{ui.count_phrase(len(overdue))} of {ui.count_phrase(len(per_officer))} officers are short of "
+    st.caption(f"{render.count_phrase(len(overdue))} of {render.count_phrase(len(per_officer))} officers are short of "
                f"12 hours in the 12 months to {as_of:%d %b %Y}.")
-    mine = ui.overdue_officers(ds, as_of)
+    mine = roster.overdue_officers(ds, as_of)
     if mine is not None:
         with st.expander(f"Officers overdue you may see ({len(mine):,}, pseudonymised ids)"):
-            ui.table(tables.overdue_table(mine), "officers overdue")
+            render.table(tables.overdue_table(mine), "officers overdue")
 
     st.subheader("Is the training working?")
-    results = ui.training_results(ds, filters, scope)
+    results = roster.training_results(ds, filters, scope)
     if results is None:
         st.info("Shifts worked per officer-month are needed to compare rates before and after training; load an "
                 "exposure file above.")
@@ -65,37 +65,37 @@ if has_roster:
             col.metric(f"Change in {training.MEASURES[measure]}", f"{result['estimate']:+.1%}",
                        help=f"95% interval {result['ci_low']:+.1%} to {result['ci_high']:+.1%}. {result['method']}.")
         st.markdown(training.reading(found["reports"]))
-        trained = ui.count_text(found["reports"]["officers_trained"])
-        untrained = ui.count_text(found["reports"]["officers_comparison"])
+        trained = render.count_text(found["reports"]["officers_trained"])
+        untrained = render.count_text(found["reports"]["officers_comparison"])
         st.caption(f"Per 1,000 officer-shifts; {trained} trained officers against {untrained} not yet (or never) "
                    f"trained, same months. {sentence}.")
-        ui.chart(charts.training_event_study, study, "use of force")
-        ui.table_behind(tables.event_study_table(study),
+        render.chart(charts.training_event_study, study, "use of force")
+        render.table_behind(tables.event_study_table(study),
                         "Change against the month before training, by months since training; 95% intervals.",
                         source=study)
 
 st.subheader("Learning the lessons: debriefs")
-records = ui.debrief_records(ds)
+records = roster.debrief_records(ds)
 with st.expander("Load post-incident debriefs (report or incident id, date, contributing factors, learning, actions)",
                  expanded=records is None):
     upload = st.file_uploader("Debrief records", type=["csv", "xlsx", "parquet"], key="debrief_file")
     if upload is not None and st.button("Read debriefs"):
-        ui.load_debriefs(ds, upload)
+        roster.load_debriefs(ds, upload)
     if ds.name.startswith("Synthetic") and st.button("Use synthetic demo debriefs"):
-        ui.demo_debriefs(ds)
-    records = ui.debrief_records(ds)
+        roster.demo_debriefs(ds)
+    records = roster.debrief_records(ds)
 if records is not None:
-    missing, review, factors = debriefs.analyse(ui.engine(), ds, filters, scope, records)
-    factors = ui.protect("lib.analysis.debriefs:factor_table", factors)
-    st.metric("Officer injured or assaulted, no debrief recorded", ui.count_phrase(missing))
+    missing, review, factors = debriefs.analyse(cache.engine(), ds, filters, scope, records)
+    factors = cache.protect(debriefs.factor_table, factors)
+    st.metric("Officer injured or assaulted, no debrief recorded", render.count_phrase(missing))
     st.caption(f"The supervisor's review list: reports where an officer was injured or assaulted and no debrief "
                f"names the report or its incident. {sentence}.")
-    if ui.officer_detail_shown("debrief review list"):
+    if context.officer_detail_shown("debrief review list"):
         with st.expander(f"Review list (latest {len(review):,})"):
-            ui.table(review, "debrief review list")
+            render.table(review, "debrief review list")
     if len(factors):
-        ui.chart(charts.forest_plot, factors.assign(group=factors["factor"], reference="debriefs without it"),
+        render.chart(charts.forest_plot, factors.assign(group=factors["factor"], reference="debriefs without it"),
                                     "Officer injury rate")
-        ui.table_behind(tables.factors_table(factors),
+        render.table_behind(tables.factors_table(factors),
                         "Among debriefed reports: the officer injury rate where the factor was named, against "
                         "debriefs that did not name it. Counting unit: debriefed reports.", source=factors)

@@ -178,14 +178,16 @@ def test_every_page_runs_without_error_on_the_sample():
         assert at.title[0].value in ("Overview", "Officer risk", "Tactics", "Explore", "Data", "Data quality")
 
 
-def test_cached_query_runs_lib_functions_only():
-    from lib import ui
+def test_cached_query_runs_lib_queries_only():
+    from lib.ui import cache
 
-    ds = ui.engine().open(FIXTURES / "small_canonical.csv")
-    counts = ui.cached_query("lib.engine.query:tactic_counts", ds, Filters(), UNRESTRICTED)
+    ds = cache.engine().open(FIXTURES / "small_canonical.csv")
+    counts = cache.cached_query(query.tactic_counts, ds, Filters(), UNRESTRICTED)
     assert counts["reports"].sum() == 12
-    with pytest.raises(ValueError, match="lib functions only"):
-        ui.cached_query("os:system", ds, Filters(), UNRESTRICTED)
+    import os
+
+    with pytest.raises(ValueError, match="lib queries only"):
+        cache.cached_query(os.system, ds, Filters(), UNRESTRICTED)
 
 
 def test_officer_risk_page_flags_groups_against_funnel_limits_not_a_ranking():

@@ -102,15 +102,15 @@ def test_each_role_sees_only_its_pages(login_mode, role):
 @pytest.mark.parametrize("page", ["data", "quality", "admin", "risk"])
 def test_a_page_reached_without_its_role_refuses(login_mode, page):
     """A page file run directly (a stale tab, a crafted link) checks the role again and shows nothing."""
-    from lib import ui
     from lib.engine import query
     from lib.engine.store import Engine
+    from lib.ui import context
 
     engine = Engine()
     ds = engine.open(SAMPLE_DIR)
     nobody = access.User(username="x", name="x", roles=("viewer",) if page != "risk" else ("admin",))
     at = AppTest.from_file(str(ROOT / "app_pages" / f"{page}.py"), default_timeout=60)
-    at.session_state[ui.CONTEXT_KEY] = ui.Context(dataset=ds, filters=query.default_filters(ds),
+    at.session_state[context.CONTEXT_KEY] = context.Context(dataset=ds, filters=query.default_filters(ds),
                                                   scope=nobody.scope, user=nobody)
     at.run()
     assert not at.exception

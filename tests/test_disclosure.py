@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import date
 
@@ -154,7 +155,7 @@ def test_rates_and_derived_columns_hide_with_their_counts() -> None:
         "officer_assaulted_yes": [0, 10, 11], "officer_assaulted_answered": [8, 45, 50],
         "subject_injured_yes": [10, 10, 10], "subject_injured_answered": [40, 50, 60],
     }))
-    out = disclosure.protect("lib.engine.query:breakdown", frame, 10)
+    out = disclosure.protect(query.breakdown, frame, 10)
     # officer injured: 4 is small, 12 is the smallest other: both rates and intervals hidden.
     assert out["officer_injured_yes"].isna().tolist() == [True, True, False]
     for col in ("officer_injured_rate", "officer_injured_low", "officer_injured_high"):
@@ -179,12 +180,12 @@ def test_nothing_small_changes_nothing_and_has_no_note() -> None:
 
 def test_unknown_and_row_level_kinds_are_refused() -> None:
     with pytest.raises(DisclosureError):
-        disclosure.protect("lib.engine.query:no_such_thing", pd.DataFrame(), 10)
+        disclosure.protect(query.filter_options, pd.DataFrame(), 10)
     for kind in disclosure.ROW_LEVEL:
         assert not disclosure.row_level_allowed(kind)
         with pytest.raises(DisclosureError):
             disclosure.protect(kind, pd.DataFrame(), 10)
-    assert disclosure.row_level_allowed("lib.engine.query:breakdown")
+    assert disclosure.row_level_allowed(query.breakdown)
 
 
 def test_threshold_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -197,7 +198,7 @@ def test_threshold_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
         with pytest.raises(ValueError, match=disclosure.THRESHOLD_ENV):
             disclosure.threshold_from_env()
     with pytest.raises(ValueError):
-        disclosure.protect("lib.engine.query:breakdown", pd.DataFrame(), 1)
+        disclosure.protect(query.breakdown, pd.DataFrame(), 1)
 
 
 def test_summary_hides_small_counts_and_rates_on_them() -> None:
@@ -230,7 +231,7 @@ def test_training_effects_hide_small_counts_and_the_estimate() -> None:
               "rates": {"trained_before": {"events": 3, "shifts": 100.0, "rate": 30.0},
                         "trained_after": {"events": 50, "shifts": 900.0, "rate": 55.0},
                         "never_trained": {"events": 247, "shifts": 5000.0, "rate": 49.4}}}
-    out = disclosure.protect("lib.analysis.training:effects", {"reports": result}, 10)["reports"]
+    out = disclosure.protect(training.effects, {"reports": result}, 10)["reports"]
     assert out["officers_trained"] is None and out["estimate"] is None and out["suppressed"]
     assert out["rates"]["trained_before"]["events"] is None and out["rates"]["trained_after"]["rate"] is None
     assert out["rates"]["never_trained"]["events"] == 247
@@ -251,7 +252,7 @@ def chart_records(chart: alt.TopLevelMixin) -> list[dict]:
 COUNT_WORDS = re.compile(r"\((\d[\d,]*)\)")
 
 
-def assert_safe(protected: pd.DataFrame, kind: str, *outputs: object, threshold: int = T) -> None:
+def assert_safe(protected: pd.DataFrame, kind: Callable, *outputs: object, threshold: int = T) -> None:
     """No count column of the protected frame, nor of any chart's data or table, holds a small count."""
     counts = {c.name for c in disclosure.SPECS[kind].counts} | {"other_reports"}
     for c in counts & set(protected.columns):
@@ -297,7 +298,7 @@ def views(sample_engine, engine, small) -> list[tuple[Engine, object, query.Filt
     return [(e, ds, f) for f in narrow_filters(ds)] + [(engine, small, query.Filters())]
 
 
-def run_views(views, kind: str, produce, draw) -> int:
+def run_views(views, kind: Callable, produce, draw) -> int:
     hidden = 0
     for e, ds, f in views:
         raw = produce(e, ds, f)
@@ -318,15 +319,15 @@ def test_breakdown(views) -> None:
             out.append(charts.rate_by_month(p, "officer_injured"))
         return [*out, table]
 
-    assert run_views(views, "lib.engine.query:breakdown",
+    assert run_views(views, query.breakdown,
                      lambda e, ds, f: query.breakdown(e, ds, f, UNRESTRICTED, ("shift",)), draw) > 0
-    run_views(views, "lib.engine.query:breakdown", lambda e, ds, f: query.breakdown(e, ds, f, UNRESTRICTED, ("month",)), draw)
+    run_views(views, query.breakdown, lambda e, ds, f: query.breakdown(e, ds, f, UNRESTRICTED, ("month",)), draw)
 
 
 def test_tactic_counts(views) -> None:
     def draw(p, raw):
         return [charts.most_used_tactics(p), tables.tactics_table(p)]
-    assert run_views(views, "lib.engine.query:tactic_counts",
+    assert run_views(views, query.tactic_counts,
                      lambda e, ds, f: query.tactic_counts(e, ds, f, UNRESTRICTED), draw) > 0
 
 
@@ -337,7 +338,7 @@ def test_rate_grid(views) -> None:
         hidden_values_stay_blank(p, table, {"yes": "Yes", "answered": "Answered", "reports": "Reports"})
         return [charts.rate_heatmap(p, rows, cols, "Rows", "Cols", "Officer injury"), table]
     for rows, cols in (("officer_role", "shift"), ("weekday", "hour")):
-        assert run_views(views, "lib.analysis.risk:rate_grid", lambda e, ds, f, r=rows, c=cols: risk.rate_grid(
+        assert run_views(views, risk.rate_grid, lambda e, ds, f, r=rows, c=cols: risk.rate_grid(
             e, ds, f, UNRESTRICTED, "officer_injured", r, c), draw) > 0
 
 
@@ -347,7 +348,7 @@ def test_rate_ratios(views) -> None:
         assert p.loc[hidden_ref | p["yes"].isna(), "ratio"].isna().all()
         return [charts.forest_plot(p, "Officer injury rate"), tables.ratios_table(p)]
     for dimension in ("shift", "officer_role", "tactic_group"):
-        run_views(views, "lib.analysis.risk:rate_ratios", lambda e, ds, f, d=dimension: risk.rate_ratios(
+        run_views(views, risk.rate_ratios, lambda e, ds, f, d=dimension: risk.rate_ratios(
             e, ds, f, UNRESTRICTED, "officer_injured", d), draw)
 
 
@@ -362,7 +363,7 @@ def test_funnel(views) -> None:
         return [charts.funnel_plot(points, limits, "team", "Officer injury rate"), tables.funnel_table(points, "team"),
                 sentence]
     for level in ("team", "area", "officer"):
-        run_views(views, "lib.analysis.risk:funnel", lambda e, ds, f, lv=level: risk.funnel(
+        run_views(views, risk.funnel, lambda e, ds, f, lv=level: risk.funnel(
             e, ds, f, UNRESTRICTED, "officer_injured", lv), draw)
 
 
@@ -373,7 +374,7 @@ def test_officer_exposure(views) -> None:
             hidden = p["officer_injured_yes"].isna().to_numpy()
             assert table.loc[hidden, "Rank"].isna().all() and table.loc[hidden, "Shrunken rate (%)"].isna().all()
         return [table]
-    assert run_views(views, "lib.analysis.risk:officer_exposure", lambda e, ds, f: risk.officer_exposure(
+    assert run_views(views, risk.officer_exposure, lambda e, ds, f: risk.officer_exposure(
         e, ds, f, UNRESTRICTED, "officer_injured"), draw) > 0
 
 
@@ -381,7 +382,7 @@ def test_use_over_time(views) -> None:
     def draw(p, raw):
         return [tactics.tactic_use_by_month(p), tactics.tactic_use_by_month(p, measure="share"),
                 tactics.use_over_time_table(p)]
-    assert run_views(views, "lib.analysis.tactics:use_over_time",
+    assert run_views(views, tactics.use_over_time,
                      lambda e, ds, f: tactics.use_over_time(e, ds, f, UNRESTRICTED), draw) > 0
 
 
@@ -390,7 +391,7 @@ def test_effectiveness(views) -> None:
         table = tactics.effectiveness_table(p)
         hidden_values_stay_blank(p, table, {"effective_yes": "Recorded effective", "uses": "Uses"})
         return [tactics.effectiveness_by_tactic(p), table]
-    assert run_views(views, "lib.analysis.tactics:effectiveness",
+    assert run_views(views, tactics.effectiveness,
                      lambda e, ds, f: tactics.effectiveness(e, ds, f, UNRESTRICTED), draw) > 0
 
 
@@ -399,7 +400,7 @@ def test_harm_when_used(views) -> None:
         label = "Type of force" if p["tactic"].equals(p["tactic_group"]) else "Tactic"
         return [tactics.injury_rate_when_used(p, label=label), tactics.harm_table(p, label=label)]
     for by in ("tactic", "tactic_group"):
-        assert run_views(views, "lib.analysis.tactics:harm_when_used", lambda e, ds, f, b=by: tactics.harm_when_used(
+        assert run_views(views, tactics.harm_when_used, lambda e, ds, f, b=by: tactics.harm_when_used(
             e, ds, f, UNRESTRICTED, b), draw) > 0
 
 
@@ -413,7 +414,7 @@ def test_co_occurrence(views) -> None:
         if p["tactic"].nunique() >= 2:
             out.append(tactics.tactic_co_occurrence(p))
         return out
-    assert run_views(views, "lib.analysis.tactics:co_occurrence",
+    assert run_views(views, tactics.co_occurrence,
                      lambda e, ds, f: tactics.co_occurrence(e, ds, f, UNRESTRICTED), draw) > 0
 
 
@@ -423,7 +424,7 @@ def test_taser_ladder(views) -> None:
         if hidden.size:  # 'at least' from the top hidden level down would give that level away
             assert p["at_least"].iloc[: hidden.max() + 1].isna().all()
         return [tactics.taser_ladder_shares(p), tactics.ladder_table(p), tactics.ladder_sentence(p)]
-    assert run_views(views, "lib.analysis.tactics:taser_ladder",
+    assert run_views(views, tactics.taser_ladder,
                      lambda e, ds, f: tactics.taser_ladder(e, ds, f, UNRESTRICTED), draw) > 0
 
 
@@ -440,7 +441,7 @@ def test_explore_frame(views, measure: str, dimensions: tuple[str, ...], facet: 
         hidden_values_stay_blank(p, table, {"reports": "Reports"})
         return [explore.explore_chart(p, measure, dimensions, facet), table,
                 explore.caption(query.Filters(), measure, p, dimensions, facet)]
-    run_views(views, "lib.analysis.explore:explore_frame", lambda e, ds, f: explore.explore_frame(
+    run_views(views, explore.explore_frame, lambda e, ds, f: explore.explore_frame(
         e, ds, f, UNRESTRICTED, measure, dimensions, facet), draw)
 
 
@@ -458,23 +459,23 @@ def test_quality_kinds(views) -> None:
     def coverage(p, raw):
         return [charts.monthly_coverage(p), tables.coverage_sentence(p, p.tail(0))] if len(p) else []
 
-    run_views(views, "lib.analysis.quality:completeness", lambda e, ds, f: quality.completeness(e, ds, f, UNRESTRICTED),
+    run_views(views, quality.completeness, lambda e, ds, f: quality.completeness(e, ds, f, UNRESTRICTED),
               completeness)
     for level in ("force", "area"):
-        run_views(views, "lib.analysis.quality:completeness_by", lambda e, ds, f, lv=level: quality.completeness_by(
+        run_views(views, quality.completeness_by, lambda e, ds, f, lv=level: quality.completeness_by(
             e, ds, f, UNRESTRICTED, lv), by)
-    run_views(views, "lib.analysis.quality:invalid_codes", lambda e, ds, f: quality.invalid_codes(e, ds, f, UNRESTRICTED),
+    run_views(views, quality.invalid_codes, lambda e, ds, f: quality.invalid_codes(e, ds, f, UNRESTRICTED),
               lambda p, raw: [tables.invalid_codes_table(p)])
-    run_views(views, "lib.analysis.quality:contradictions", lambda e, ds, f: quality.contradictions(e, ds, f, UNRESTRICTED),
+    run_views(views, quality.contradictions, lambda e, ds, f: quality.contradictions(e, ds, f, UNRESTRICTED),
               lambda p, raw: [tables.contradictions_table(p)])
-    run_views(views, "lib.analysis.quality:coverage", lambda e, ds, f: quality.coverage(e, ds, f, UNRESTRICTED), coverage)
-    run_views(views, "lib.analysis.quality:late_recorded", lambda e, ds, f: quality.late_recorded(e, ds, f, UNRESTRICTED),
+    run_views(views, quality.coverage, lambda e, ds, f: quality.coverage(e, ds, f, UNRESTRICTED), coverage)
+    run_views(views, quality.late_recorded, lambda e, ds, f: quality.late_recorded(e, ds, f, UNRESTRICTED),
               lambda p, raw: [])
 
 
 def test_coverage_hides_thin_months_and_their_dates(engine, small) -> None:
     raw = quality.coverage(engine, small, query.Filters(), UNRESTRICTED)
-    p = disclosure.protect("lib.analysis.quality:coverage", raw, 10)
+    p = disclosure.protect(quality.coverage, raw, 10)
     assert p["reports"].isna().all() and p["first"].isna().all() and p["gap"].isna().all()
     assert "hidden" in tables.coverage_sentence(p, p.tail(0))
     charts.monthly_coverage(p).to_dict()
@@ -491,18 +492,18 @@ def test_training_kinds(sample_engine, roster) -> None:
     small_teams = per_officer[per_officer["team"].isin(per_officer["team"].drop_duplicates().head(12))]
     for frame, group in ((per_officer, "officer_role"), (per_officer, "team"), (small_teams, "team")):
         raw = training.with_intervals(training.summarise_compliance(frame, by=(group,)))
-        p = disclosure.protect("lib.analysis.training:summarise_compliance", raw, T)
-        assert_safe(p, "lib.analysis.training:summarise_compliance",
+        p = disclosure.protect(training.summarise_compliance, raw, T)
+        assert_safe(p, training.summarise_compliance,
                     charts.compliance_by_group(p, group, group), tables.compliance_table(p, group))
     f = replace(query.default_filters(ds), roles=("Dog handler",))
     counts = training.officer_month_counts(e, ds, f, UNRESTRICTED)
     panel = training.panel_from_counts(counts, roster["exposure"], roster["officers"])
-    study = disclosure.protect("lib.analysis.training:event_study", training.event_study(panel), T)
+    study = disclosure.protect(training.event_study, training.event_study(panel), T)
     assert study["suppressed"].any()
     assert study.loc[study["events"].isna() | study["officers"].isna(), "estimate"].isna().all()
-    assert_safe(study, "lib.analysis.training:event_study", charts.training_event_study(study, "use of force"),
+    assert_safe(study, training.event_study, charts.training_event_study(study, "use of force"),
                 tables.event_study_table(study))
-    found = disclosure.protect("lib.analysis.training:effects", training.effects(panel), T)
+    found = disclosure.protect(training.effects, training.effects(panel), T)
     for result in found.values():
         assert not is_small(result["officers_trained"]) and not is_small(result["events"])
         training.reading(result)
@@ -516,20 +517,20 @@ def test_debrief_factor_table(sample_engine) -> None:
     raw = debriefs.synthesise(reports, seed=3).to_csv(index=False).encode()
     records = debriefs.read("debriefs.csv", raw).records
     factors = debriefs.factor_table(e, ds, f, UNRESTRICTED, records)
-    p = disclosure.protect("lib.analysis.debriefs:factor_table", factors, 40)
+    p = disclosure.protect(debriefs.factor_table, factors, 40)
     assert p["suppressed"].any()
     assert p.loc[p["yes"].isna() | p["reference_yes"].isna(), "ratio"].isna().all()
     assert (p["yes"].isna() == p["reference_yes"].isna()).all()  # a complement gives the other away
     chart = charts.forest_plot(p.assign(group=p["factor"], reference="debriefs without it"), "Officer injury rate")
-    assert_safe(p, "lib.analysis.debriefs:factor_table", chart, tables.factors_table(p), threshold=40)
+    assert_safe(p, debriefs.factor_table, chart, tables.factors_table(p), threshold=40)
 
 
 def test_every_kind_is_tested() -> None:
-    tested = {"lib.engine.query:breakdown", "lib.engine.query:tactic_counts", "lib.analysis.risk:rate_grid", "lib.analysis.risk:rate_ratios",
-              "lib.analysis.risk:funnel", "lib.analysis.risk:officer_exposure", "lib.analysis.tactics:use_over_time",
-              "lib.analysis.tactics:effectiveness", "lib.analysis.tactics:harm_when_used", "lib.analysis.tactics:co_occurrence",
-              "lib.analysis.tactics:taser_ladder", "lib.analysis.explore:explore_frame", "lib.analysis.quality:completeness",
-              "lib.analysis.quality:completeness_by", "lib.analysis.quality:invalid_codes", "lib.analysis.quality:contradictions",
-              "lib.analysis.quality:coverage", "lib.analysis.quality:late_recorded", "lib.analysis.training:summarise_compliance",
-              "lib.analysis.training:event_study", "lib.analysis.training:effects", "lib.analysis.debriefs:factor_table"}
+    tested = {query.breakdown, query.tactic_counts, risk.rate_grid, risk.rate_ratios,
+              risk.funnel, risk.officer_exposure, tactics.use_over_time,
+              tactics.effectiveness, tactics.harm_when_used, tactics.co_occurrence,
+              tactics.taser_ladder, explore.explore_frame, quality.completeness,
+              quality.completeness_by, quality.invalid_codes, quality.contradictions,
+              quality.coverage, quality.late_recorded, training.summarise_compliance,
+              training.event_study, training.effects, debriefs.factor_table}
     assert disclosure.KINDS == tested

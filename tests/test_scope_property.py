@@ -101,16 +101,16 @@ def test_a_scoped_user_gets_exactly_their_forces_numbers(engine, forces, force, 
 
 
 def test_filter_options_and_cached_results_never_cross_forces(fresh_caches):
-    from lib import ui
+    from lib.ui import cache
 
-    whole = ui.engine().open(SAMPLE_DIR)  # the app's own engine, as the cached wrappers use it
-    engine = ui.engine()
+    whole = cache.engine().open(SAMPLE_DIR)  # the app's own engine, as the cached wrappers use it
+    engine = cache.engine()
     north = Scope(forces=frozenset({"Cumbria Constabulary"}))
     south = Scope(forces=frozenset({"Thames Valley Police"}))
     assert query.filter_options(engine, whole, north)["forces"] == ["Cumbria Constabulary"]
     f = query.default_filters(whole)
-    a = ui._breakdown(whole, f, north, ("month",))  # the cache is keyed on the scope
-    b = ui._breakdown(whole, f, south, ("month",))
+    a = cache._breakdown(whole, f, north, ("month",))  # the cache is keyed on the scope
+    b = cache._breakdown(whole, f, south, ("month",))
     assert a["reports"].sum() == query.summarise(engine, whole, f, north).reports
     assert b["reports"].sum() == query.summarise(engine, whole, f, south).reports != a["reports"].sum()
 

@@ -5,9 +5,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 from streamlit.web.server.app_discovery import discover_asgi_app
 
-from lib import ui
 from lib.engine.store import SAMPLE_DIR
-from lib.ui import login
+from lib.ui import cache, datasets, login, warmup
 
 from .conftest import ROOT
 
@@ -26,12 +25,12 @@ def test_streamlit_run_serves_app_py_with_its_start_up_hook():
 
 
 def test_in_local_mode_the_sample_is_loaded_as_the_picker_names_it():
-    ui.warm_up()
+    warmup.warm_up()
     # The engine keeps a dataset under the name it was first opened with: the picker's label.
-    assert ui.engine().open(SAMPLE_DIR).name == ui.SAMPLE_SOURCE.label
+    assert cache.engine().open(SAMPLE_DIR).name == datasets.SAMPLE_SOURCE.label
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
     assert not at.exception
-    assert at.selectbox(key="dataset_choice").value == ui.SAMPLE_SOURCE.label
+    assert at.selectbox(key="dataset_choice").value == datasets.SAMPLE_SOURCE.label
     assert len(at.get("vega_lite_chart")) == 5
 
 
@@ -45,9 +44,9 @@ def test_nothing_is_loaded_with_a_users_file_or_when_serving_other_machines(sett
     def refuse(*args):
         raise AssertionError("the warm-up read data that no one may see")
 
-    monkeypatch.setattr(ui, "_open", refuse)
-    monkeypatch.setattr(ui, "filter_options", refuse)
-    ui.warm_up()  # the libraries only
+    monkeypatch.setattr(datasets, "_open", refuse)
+    monkeypatch.setattr(cache, "filter_options", refuse)
+    warmup.warm_up()  # the libraries only
 
 
 def test_the_first_run_finds_the_opening_overview_already_computed(monkeypatch):
@@ -65,7 +64,7 @@ def test_the_first_run_finds_the_opening_overview_already_computed(monkeypatch):
     for name in ("filter_options", "summarise", "breakdown", "tactic_counts"):
         counted(query, name)
     counted(chartspec, "to_spec")
-    ui.warm_up()
+    warmup.warm_up()
     assert {"filter_options", "summarise", "breakdown", "tactic_counts", "to_spec"} <= set(calls)
     calls.clear()
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()

@@ -1,7 +1,7 @@
 """Statistical disclosure control: hide small counts, and the cells that would give them away.
 
-Every aggregate the app shows passes through `protect(kind, result, threshold)`, where `kind` names
-the lib function that made it ("lib.engine.query:breakdown"). A spec per kind says which columns are keys,
+Every aggregate the app shows passes through `protect(kind, result, threshold)`, where `kind` is
+the lib function that made it (`query.breakdown`, `risk.funnel`, ...). A spec per function says which columns are keys,
 which are counts, which columns are derived from each count (rates, intervals, shares, flags) and
 which count is another's denominator. The rules:
 
@@ -28,6 +28,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lib.analysis import debriefs, explore, quality, risk, tactics, training
+from lib.engine import query
 from lib.model import schema
 
 DEFAULT_THRESHOLD = 10
@@ -187,23 +189,23 @@ def _finish_ladder(frame: pd.DataFrame, masks: Masks) -> None:
 MIX = ("night", "single", "resisting", "dwelling", "ced", "ground")
 _BREAKDOWN = Spec(_harm_counts())
 
-SPECS: dict[str, Spec] = {
-    "lib.engine.query:breakdown": _BREAKDOWN,
-    "lib.engine.query:tactic_counts": Spec((Count("reports", derived=("share",)),), keys=("tactic",),
+SPECS: dict[Callable, Spec] = {
+    query.breakdown: _BREAKDOWN,
+    query.tactic_counts: Spec((Count("reports", derived=("share",)),), keys=("tactic",),
                                     attributes=("tactic_group",)),
-    "lib.analysis.risk:rate_grid": Spec(_rate_counts(rate_columns=("per_100", "low_100", "high_100"),
+    risk.rate_grid: Spec(_rate_counts(rate_columns=("per_100", "low_100", "high_100"),
                                             answered_columns=("enough",))),
-    "lib.analysis.risk:rate_ratios": Spec(
+    risk.rate_ratios: Spec(
         (Count("answered", derived=("ratio", "ci_low", "ci_high")),
          Count("yes", denominator="answered", derived=("ratio", "ci_low", "ci_high")),
          Count("reference_answered", additive=False, derived=("ratio", "ci_low", "ci_high")),
          Count("reference_yes", denominator="reference_answered", additive=False,
                derived=("ratio", "ci_low", "ci_high"))),
         keys=("group",), attributes=("dimension", "reference"), link=_link_ratios),
-    "lib.analysis.risk:funnel": Spec(
+    risk.funnel: Spec(
         (Count("answered", derived=("expected", "low", "high", "rate", "flag")),
          Count("yes", denominator="answered", derived=("rate", "flag"))), keys=("group",)),
-    "lib.analysis.risk:officer_exposure": Spec(
+    risk.officer_exposure: Spec(
         (Count("reports", derived=(*MIX, "shrunken", "low", "high", "rank_low", "rank_high")),
          *(c for m in HARM for c in (
              Count(f"{m}_answered", denominator="reports"),
@@ -214,57 +216,57 @@ SPECS: dict[str, Spec] = {
                             "rank_low", "rank_high")))),
          Count("officers", keys=(), additive=False, derived=("rank_low", "rank_high"))),
         keys=("officer",), attributes=("role", *(f"peer_{k}" for k in MIX))),
-    "lib.analysis.tactics:use_over_time": Spec(
+    tactics.use_over_time: Spec(
         (Count("total_reports", keys=("month",)),
          Count("reports", denominator="total_reports", derived=("share",))),
         keys=("month", "tactic_group")),
-    "lib.analysis.tactics:effectiveness": Spec(
+    tactics.effectiveness: Spec(
         (Count("uses"),
          Count("answered", denominator="uses", derived=("unanswered", "unanswered_share")),
          Count("effective_yes", denominator="answered", derived=("rate", "low", "high"))),
         keys=("tactic",), attributes=("tactic_group",)),
-    "lib.analysis.tactics:harm_when_used": Spec(
+    tactics.harm_when_used: Spec(
         (*(c for c in _harm_counts() if c.name != "reports"), Count("reports"),
          *(c for m in HARM for c in (
              Count(f"{m}_overall_answered", keys=(), additive=False, derived=(f"{m}_overall",)),
              Count(f"{m}_overall_yes", keys=(), additive=False, denominator=f"{m}_overall_answered",
                    derived=(f"{m}_overall",))))),
         keys=("tactic",), attributes=("tactic_group",)),
-    "lib.analysis.tactics:co_occurrence": Spec(
+    tactics.co_occurrence: Spec(
         (Count("tactic_reports", keys=("tactic",)),
          Count("both", denominator="tactic_reports", derived=("share",))),
         keys=("tactic", "other"), attributes=("other_reports",), link=_link_co_occurrence,
         finish=_finish_co_occurrence),
-    "lib.analysis.tactics:taser_ladder": Spec(
+    tactics.taser_ladder: Spec(
         (Count("all_reports", keys=(), additive=False),
          Count("ced_reports", keys=(), additive=False, denominator="all_reports",
                derived=("ced_share_of_reports", "ced_share_low", "ced_share_high")),
          Count("reports", denominator="ced_reports", derived=("share", "share_low", "share_high"))),
         keys=("level",), attributes=("rank", "at_least"), finish=_finish_ladder),
-    "lib.analysis.explore:explore_frame": Spec(_rate_counts(rate_columns=("value", "low", "high", "enough"))
+    explore.explore_frame: Spec(_rate_counts(rate_columns=("value", "low", "high", "enough"))
                                       + (Count("reports", derived=("value",)),)),
-    "lib.analysis.quality:completeness": Spec(
+    quality.completeness: Spec(
         (Count("total", additive=False, derived=("share",)),
          Count("answered", denominator="total", additive=False, derived=("share",))),
         keys=("field",), attributes=("kind", "applies_when")),
-    "lib.analysis.quality:completeness_by": Spec(
+    quality.completeness_by: Spec(
         (Count("reports", derived=tuple(c for c in schema.REPORT_COLUMNS if c not in ("force", "area"))),),
         crossed=False),
-    "lib.analysis.quality:invalid_codes": Spec((Count("reports"),), keys=("field", "value"), facets=("field",)),
-    "lib.analysis.quality:contradictions": Spec(
+    quality.invalid_codes: Spec((Count("reports"),), keys=("field", "value"), facets=("field",)),
+    quality.contradictions: Spec(
         (Count("total", keys=(), additive=False, derived=("share",)),
          Count("reports", denominator="total", additive=False, derived=("share",))),
         keys=("rule",), attributes=("explanation",)),
-    "lib.analysis.quality:coverage": Spec(
+    quality.coverage: Spec(
         (Count("reports", derived=("first", "last", "share_of_median", "gap", "thin")),), keys=("month",)),
-    "lib.analysis.training:summarise_compliance": Spec(
+    training.summarise_compliance: Spec(
         (Count("officers", derived=("mean_hours",)),
          Count("compliant", denominator="officers", derived=("share_compliant", "low", "high"))),
         crossed=False),
-    "lib.analysis.training:event_study": Spec(
+    training.event_study: Spec(
         (Count("officers", additive=False, derived=("estimate", "ci_low", "ci_high")),
          Count("events", derived=("estimate", "ci_low", "ci_high"))), keys=("months_since_training",)),
-    "lib.analysis.debriefs:factor_table": Spec(
+    debriefs.factor_table: Spec(
         (Count("debriefs"),
          Count("answered", derived=("ratio", "ci_low", "ci_high")),
          Count("yes", denominator="answered", derived=("ratio", "ci_low", "ci_high")),
@@ -273,18 +275,18 @@ SPECS: dict[str, Spec] = {
                derived=("ratio", "ci_low", "ci_high"))),
         keys=("factor",), link=_link_complements),
 }
-SPECS["lib.analysis.quality:late_recorded"] = SPECS["lib.analysis.quality:coverage"]
+SPECS[quality.late_recorded] = SPECS[quality.coverage]
 # Kinds that are not frames with a spec but are protected here all the same.
-SPECIAL_KINDS: frozenset[str] = frozenset({"lib.analysis.training:effects"})
+SPECIAL_KINDS: frozenset[Callable] = frozenset({training.effects})
 # Row-level results (one row per report or officer) are never published under disclosure control.
-ROW_LEVEL: frozenset[str] = frozenset({
-    "lib.analysis.quality:contradiction_rows", "lib.analysis.debriefs:review_list", "lib.analysis.debriefs:analyse",
-    "lib.analysis.training:overdue", "lib.analysis.training:compliance", "lib.analysis.risk:by_officer",
+ROW_LEVEL: frozenset[Callable] = frozenset({
+    quality.contradiction_rows, debriefs.review_list, debriefs.analyse,
+    training.overdue, training.compliance, risk.by_officer,
 })
-KINDS: frozenset[str] = frozenset(SPECS) | SPECIAL_KINDS
+KINDS: frozenset[Callable] = frozenset(SPECS) | SPECIAL_KINDS
 
 
-def row_level_allowed(kind: str) -> bool:
+def row_level_allowed(kind: Callable) -> bool:
     """Say whether a kind may be shown at all under disclosure control (row-level kinds may not)."""
     return kind not in ROW_LEVEL
 
@@ -510,21 +512,25 @@ def _check_threshold(threshold: int) -> None:
 # --- the public entry points --------------------------------------------------------------
 
 
-def protect(kind: str, result: Any, threshold: int = DEFAULT_THRESHOLD) -> Any:
+def _name(function: Callable) -> str:
+    return f"{getattr(function, '__module__', '?')}:{getattr(function, '__qualname__', repr(function))}"
+
+
+def protect(kind: Callable, result: Any, threshold: int = DEFAULT_THRESHOLD) -> Any:
     """Return a result with small counts, their rates and the cells that would reveal them hidden."""
     _check_threshold(threshold)
     if kind in ROW_LEVEL:
-        raise DisclosureError(f"{kind} returns row-level data, which is never shown under disclosure control")
-    if kind == "lib.analysis.training:effects":
+        raise DisclosureError(f"{_name(kind)} returns row-level data, which is never shown under disclosure control")
+    if kind == training.effects:
         return {m: _protect_effect(r, threshold) for m, r in result.items()}
     spec = SPECS.get(kind)
     if spec is None:
-        raise DisclosureError(f"no disclosure rules for {kind!r}: it cannot be shown under disclosure control")
-    if kind == "lib.analysis.risk:funnel":
+        raise DisclosureError(f"no disclosure rules for {_name(kind)}: it cannot be shown under disclosure control")
+    if kind == risk.funnel:
         points, limits = result
         return protect_frame(points, spec, threshold), _safe_limits(points, limits, threshold)
     if not isinstance(result, pd.DataFrame):
-        raise DisclosureError(f"{kind} should give a DataFrame, not {type(result).__name__}")
+        raise DisclosureError(f"{_name(kind)} should give a DataFrame, not {type(result).__name__}")
     return protect_frame(result, spec, threshold)
 
 

@@ -1,0 +1,138 @@
+"""The shared engine and every cached query: results keyed on small values, disclosure applied on each read.
+
+Caches are keyed on small values (a Dataset, a Filters, a Scope), never on DataFrames. Every result
+reaches a page through `protect`: with disclosure control on, small counts are hidden before any chart,
+table, tooltip or download is built from it. The cache holds the full result (keyed by scope, so it never
+crosses forces); suppression is cheap and runs on each read.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from lib.engine import query
+from lib.engine.query import Filters, Scope, Summary
+from lib.engine.store import Dataset, Engine
+from lib.ingest import library
+from lib.ui import context
+
+
+def name_of(function: Callable) -> str:
+    """Return a function's stable name, `module:qualified.name` (a cache key, and what the audit and errors say)."""
+    return f"{function.__module__}:{function.__qualname__}"
+
+
+@st.cache_resource(show_spinner=False)
+def engine() -> Engine:
+    """Return the process-wide engine shared by every session."""
+    return Engine()
+
+
+def protect(kind: Callable, result: object) -> object:
+    """Apply disclosure control to a result produced by the lib function `kind`, when it is on."""
+    threshold = context.disclosure_threshold()
+    if threshold is None:
+        return result
+    from lib.privacy import disclosure
+
+    return disclosure.protect(kind, result, threshold)
+
+
+@st.cache_data(show_spinner=False, max_entries=1024)
+def _summary(ds: Dataset, filters: Filters, scope: Scope) -> Summary:
+    return query.summarise(engine(), ds, filters, scope)
+
+
+def summary(ds: Dataset, filters: Filters, scope: Scope) -> Summary:
+    """Return headline measures (cached on the dataset, filters and scope; small counts hidden if required)."""
+    result = _summary(ds, filters, scope)
+    threshold = context.disclosure_threshold()
+    if threshold is None:
+        return result
+    from lib.privacy import disclosure
+
+    return disclosure.protect_summary(result, threshold)
+
+
+@st.cache_data(show_spinner=False, max_entries=1024)
+def _breakdown(ds: Dataset, filters: Filters, scope: Scope, by: tuple[str, ...]) -> pd.DataFrame:
+    return query.breakdown(engine(), ds, filters, scope, by)
+
+
+def breakdown(ds: Dataset, filters: Filters, scope: Scope, by: tuple[str, ...]) -> pd.DataFrame:
+    """Return a breakdown by dimensions (cached on small keys)."""
+    return protect(query.breakdown, _breakdown(ds, filters, scope, by))
+
+
+@st.cache_data(show_spinner=False, max_entries=1024)
+def _tactic_counts(ds: Dataset, filters: Filters, scope: Scope) -> pd.DataFrame:
+    return query.tactic_counts(engine(), ds, filters, scope)
+
+
+def tactic_counts(ds: Dataset, filters: Filters, scope: Scope) -> pd.DataFrame:
+    """Return reports per tactic (cached on small keys)."""
+    return protect(query.tactic_counts, _tactic_counts(ds, filters, scope))
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def filter_options(ds: Dataset, scope: Scope) -> dict[str, list[str]]:
+    """Return the values each filter can take in this dataset and scope."""
+    return query.filter_options(engine(), ds, scope)
+
+
+def contradiction_rows(ds: Dataset, filters: Filters, scope: Scope, rule: str,
+                       limit: int = 500) -> pd.DataFrame | None:
+    """Return up to `limit` reports that break a rule, or None if this user may not see single reports."""
+    if not context.row_detail_allowed():
+        return None
+    return _contradiction_rows(ds, filters, scope, rule, limit)
+
+
+@st.cache_data(show_spinner=False, max_entries=128)
+def _contradiction_rows(ds: Dataset, filters: Filters, scope: Scope, rule: str, limit: int) -> pd.DataFrame:
+    from lib.analysis import quality
+
+    expr = quality.contradiction_rows(engine(), ds, filters, scope, rule)
+    return engine().execute(expr.limit(limit))
+
+
+def reference_dir() -> Path:
+    """Return where imported Home Office figures are kept (OSE_DATA_DIR/reference)."""
+    return library.data_dir() / "reference"
+
+
+def national() -> dict | None:
+    """Return the imported national figures (latest year), if any."""
+    from lib.analysis import reference
+
+    return reference.load_benchmarks(reference_dir())
+
+
+def national_comparison(ds: Dataset, filters: Filters, scope: Scope, bench: dict) -> pd.DataFrame:
+    """Return this view's injury share and tactic mix beside the national figures."""
+    from lib.analysis import reference
+
+    now = summary(ds, filters, scope)
+    shares = tactic_counts(ds, filters, scope).set_index("tactic")["share"].to_dict()
+    return reference.comparison({k: r.rate for k, r in now.rates.items()}, shares, bench)
+
+
+def cached_query(function: Callable, ds: Dataset, filters: Filters, scope: Scope, *args: object) -> object:
+    """Run `function(engine, ds, filters, scope, *args)`, a query from lib, cached on small keys; then protect it.
+
+    The cache key is the function's module and qualified name with the small arguments (strings, numbers,
+    tuples) that follow the scope; with disclosure control on, a function without disclosure rules is refused.
+    """
+    if not function.__module__.startswith("lib."):
+        raise ValueError(f"cached_query runs lib queries only, not {name_of(function)}")
+    return protect(function, _cached_query(name_of(function), function, ds, filters, scope, *args))
+
+
+@st.cache_data(show_spinner=False, max_entries=2048)
+def _cached_query(name: str, _function: Callable, ds: Dataset, filters: Filters, scope: Scope,
+                  *args: object) -> object:
+    # Keyed on `name` (the underscore keeps the function object itself out of Streamlit's hashing).
+    return _function(engine(), ds, filters, scope, *args)

@@ -1,0 +1,153 @@
+"""The dataset picker: the sample, OSE_DATASET, saved datasets and this session's upload; the disclosure switch."""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import streamlit as st
+
+from lib import ingest
+from lib.engine.store import SAMPLE_DIR, Dataset, DatasetError
+from lib.ingest import library
+from lib.security import access
+from lib.ui import cache, context
+
+if TYPE_CHECKING:  # Altair loads with the first chart: the engine can load the sample meanwhile (warm-up)
+    pass
+
+
+@dataclass(frozen=True)
+class Source:
+    """A dataset the picker offers: a path the engine opens, or a dataset already loaded."""
+
+    key: str
+    label: str
+    path: str | None = None
+    dataset: Dataset | None = None
+
+
+SAMPLE_SOURCE = Source("sample", "Synthetic sample (not real data)", str(SAMPLE_DIR))
+
+
+SESSION_DATASET_KEY = "_ose_session_dataset"
+
+
+PICK_NEXT_KEY = "_ose_pick_next"
+
+
+def is_synthetic(path: str | Path) -> bool:
+    """Say whether a dataset folder was written by the synthetic generator (it leaves effects.json)."""
+    return (Path(path) / "effects.json").is_file()
+
+
+def sources(demo: bool = False) -> list[Source]:
+    """Return the datasets on offer: OSE_DATASET first when set, the sample, saved, this session's.
+
+    In demo mode only synthetic data is offered: the sample, and OSE_DATASET if the generator wrote it.
+    """
+    found = []
+    env = os.environ.get("OSE_DATASET", "").strip()
+    if env and (not demo or is_synthetic(env)):
+        found.append(Source("env", f"{Path(env).name} (OSE_DATASET)", env))
+    found.append(SAMPLE_SOURCE)
+    if demo:
+        return found
+    for entry in library.entries():
+        found.append(Source(f"lib:{entry.name}", f"{entry.name} (saved)", str(entry.path)))
+    session = st.session_state.get(SESSION_DATASET_KEY)
+    if session is not None:
+        found.append(Source("session", f"{session.name} (this session only)", dataset=session))
+    return found
+
+
+def _open(source: Source) -> Dataset:
+    if source.dataset is not None:
+        return source.dataset
+    return cache.engine().open(source.path, name=source.label)
+
+
+def pick_next(label_key: str) -> None:
+    """Make the picker show the dataset with this source key on the next run."""
+    st.session_state[PICK_NEXT_KEY] = label_key
+
+
+def use_for_session(name: str, result: ingest.IngestResult) -> Dataset:
+    """Load an ingest result for this session only and make it the current dataset."""
+    reports, tactics = ingest.tables(result)
+    key = hashlib.sha1(f"{id(st.session_state)}:{name}:{datetime.now().isoformat()}".encode()).hexdigest()[:12]
+    ds = cache.engine().add(name, reports, tactics, key=key)
+    previous = st.session_state.get(SESSION_DATASET_KEY)
+    if previous is not None and previous.id != ds.id:
+        cache.engine().drop(previous)  # one session upload at a time: the old one goes
+    st.session_state[SESSION_DATASET_KEY] = ds
+    pick_next("session")
+    context.audit_event("upload", dataset=name, rows=result.report["rows_loaded"],
+                set_aside=result.report["rows_quarantined"], kept="this session")
+    return ds
+
+
+def _warn_unopened(source: Source, reason: str) -> None:
+    if source.key == "env":
+        st.sidebar.warning(f"Could not open OSE_DATASET={source.path}: {reason}. "
+                           "Showing the synthetic sample instead.", icon="⚠️")
+    else:
+        st.sidebar.warning(f"Could not open {source.label} at {source.path}: {reason}.", icon="⚠️")
+
+
+def dataset_picker(demo: bool = False) -> Dataset:
+    """Draw the dataset picker and return the chosen dataset, falling back to the sample."""
+    usable: list[tuple[Source, Dataset]] = []
+    for source in sources(demo):
+        try:
+            usable.append((source, _open(source)))
+        except DatasetError as exc:
+            _warn_unopened(source, str(exc))
+        except Exception as exc:  # an unreadable file must never take the page down
+            _warn_unopened(source, f"{type(exc).__name__}: {exc}")
+    if not usable:
+        st.error("No dataset could be opened, not even the bundled sample. Run `make sample`.")
+        st.stop()
+    labels = [s.label for s, _ in usable]
+    keys = [s.key for s, _ in usable]
+    wanted = st.session_state.pop(PICK_NEXT_KEY, None)
+    if wanted in keys:
+        st.session_state["dataset_choice"] = labels[keys.index(wanted)]
+    if "dataset_choice" not in st.session_state or st.session_state["dataset_choice"] not in labels:
+        wanted = st.query_params.get("dataset")
+        st.session_state["dataset_choice"] = labels[keys.index(wanted)] if wanted in keys else labels[0]
+    choice = st.sidebar.selectbox("Dataset", labels, key="dataset_choice")
+    source, ds = usable[labels.index(choice)]
+    # The URL names the dataset only when it is not the default, so plain links stay short.
+    st.session_state["_ose_dataset_param"] = source.key if source.key != keys[0] else None
+    return ds
+
+
+def disclosure_default_threshold() -> int:
+    """Return the disclosure threshold: the users file's, else OSE_DISCLOSURE_THRESHOLD, else 10."""
+    from lib.privacy import disclosure
+    from lib.ui import login
+
+    cfg = login.config()
+    if cfg is not None and cfg.disclosure_threshold:
+        return cfg.disclosure_threshold
+    try:
+        return disclosure.threshold_from_env()
+    except ValueError as exc:
+        st.error(f"Officer Safety Explorer will not start: {exc}.")
+        st.stop()
+
+
+def disclosure_setting(user: access.User, demo: bool, threshold: int) -> int | None:
+    """Return the disclosure threshold in force: always for viewers and demos, a sidebar choice for others."""
+    if demo or user.suppression_forced:
+        st.sidebar.caption(f"Small numbers hidden: counts below {threshold} are suppressed"
+                           + (" (demonstration)." if demo else " for your role."))
+        return threshold
+    on = st.sidebar.toggle(f"Hide counts below {threshold}", key="ose_disclosure",
+                           help="Disclosure control, as for publication: small counts, and counts that could be "
+                                "worked out from totals, are hidden in every chart, table and download.")
+    return threshold if on else None

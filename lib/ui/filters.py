@@ -1,0 +1,116 @@
+"""The global filters in the sidebar, kept in the URL so a link opens the same view."""
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date
+from typing import TYPE_CHECKING
+
+import streamlit as st
+
+from lib.engine import query
+from lib.engine.query import FILTER_KINDS, Filters, Scope
+from lib.engine.store import Dataset
+from lib.ui import cache
+
+if TYPE_CHECKING:  # Altair loads with the first chart: the engine can load the sample meanwhile (warm-up)
+    pass
+
+
+FILTER_DATASET_KEY = "_ose_filters_dataset"
+
+
+DATES_KEY = "flt_dates"
+
+
+def _widget_key(field: str) -> str:
+    return f"flt_{field}"
+
+
+def _filters_from_url(options: dict[str, list[str]]) -> Filters | None:
+    params = st.query_params
+    data: dict[str, object] = {}
+    for kind in FILTER_KINDS:
+        values = [v for v in params.get_all(kind.field) if v in options.get(kind.field, [])]
+        if values:
+            data[kind.field] = values
+    for name, key in (("date_from", "from"), ("date_to", "to")):
+        raw = params.get(key)
+        if raw:
+            try:
+                data[name] = date.fromisoformat(raw)
+            except ValueError:
+                continue
+    return query.filters_from_mapping(data) if data else None
+
+
+def _apply_to_widgets(filters: Filters, options: dict[str, list[str]]) -> None:
+    # Assigning the keys before the widgets are drawn keeps the browser's chips in step
+    # with the server when the options change (a stale multiselect otherwise).
+    for kind in FILTER_KINDS:
+        allowed = set(options.get(kind.field, []))
+        st.session_state[_widget_key(kind.field)] = [v for v in filters.values(kind) if v in allowed]
+    # date_input takes no None inside its range: an open end is left out of the tuple.
+    st.session_state[DATES_KEY] = tuple(d for d in (filters.date_from, filters.date_to) if d)
+
+
+def _reset(ds: Dataset, options: dict[str, list[str]]) -> None:
+    _apply_to_widgets(query.default_filters(ds), options)
+
+
+def _clamp(d: date | None, ds: Dataset) -> date | None:
+    if d is None or ds.first is None or ds.last is None:
+        return d
+    return min(max(d, ds.first.date()), ds.last.date())
+
+
+def filter_sidebar(ds: Dataset, scope: Scope) -> Filters:
+    """Draw the global filters in the sidebar, keep them in the URL, and return them."""
+    options = cache.filter_options(ds, scope)
+    if st.session_state.get(FILTER_DATASET_KEY) != ds.id:
+        first_visit = FILTER_DATASET_KEY not in st.session_state
+        initial = query.default_filters(ds)
+        shared = _filters_from_url(options) if first_visit else None
+        if shared is not None:  # a shared link: its values, the opening dates where it has none
+            initial = replace(shared, date_from=shared.date_from or initial.date_from,
+                              date_to=shared.date_to or initial.date_to)
+        initial = replace(initial, date_from=_clamp(initial.date_from, ds),
+                          date_to=_clamp(initial.date_to, ds))
+        _apply_to_widgets(initial, options)
+        st.session_state[FILTER_DATASET_KEY] = ds.id
+
+    side = st.sidebar
+    side.markdown("**Filters** apply to every page")
+    bounds = {}
+    if ds.first is not None and ds.last is not None:
+        bounds = {"min_value": ds.first.date(), "max_value": ds.last.date()}
+    dates = side.date_input("Dates", key=DATES_KEY, format="DD/MM/YYYY", **bounds)
+    dates = tuple(dates) if isinstance(dates, (tuple, list)) else (dates, None)
+    date_from = dates[0] if len(dates) > 0 else None
+    date_to = dates[1] if len(dates) > 1 else None
+    chosen: dict[str, tuple[str, ...]] = {}
+    for kind in FILTER_KINDS:
+        values = side.multiselect(kind.label, options.get(kind.field, []), key=_widget_key(kind.field),
+                                  placeholder="All")
+        chosen[kind.field] = tuple(values)
+    side.button("Reset filters", on_click=_reset, args=(ds, options), width="stretch")
+    filters = Filters(date_from=date_from, date_to=date_to, **chosen)
+    _write_url(filters)
+    return filters
+
+
+def _write_url(filters: Filters) -> None:
+    params: dict[str, list[str]] = {}
+    key = st.session_state.get("_ose_dataset_param")
+    if key:
+        params["dataset"] = [key]
+    if filters.date_from:
+        params["from"] = [filters.date_from.isoformat()]
+    if filters.date_to:
+        params["to"] = [filters.date_to.isoformat()]
+    for kind in FILTER_KINDS:
+        values = filters.values(kind)
+        if values:
+            params[kind.field] = list(values)
+    current = {k: st.query_params.get_all(k) for k in st.query_params}
+    if current != params:  # rewriting unchanged params would still push a browser history entry
+        st.query_params.from_dict(params)

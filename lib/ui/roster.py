@@ -1,0 +1,175 @@
+"""Rosters (officers, training, exposure) and debriefs for a dataset, and the training results built on them."""
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+import streamlit as st
+
+from lib import ingest
+from lib.analysis import debriefs, training
+from lib.engine.query import Filters, Scope
+from lib.engine.store import Dataset
+from lib.ingest import roster as roster_files  # reading roster files (this module keeps them per session)
+from lib.ui import cache, context
+
+if TYPE_CHECKING:  # Altair loads with the first chart: the engine can load the sample meanwhile (warm-up)
+    pass
+
+
+ROSTER_KEY = "_ose_roster"
+
+
+ROSTER_MAPPING_KEY = "_ose_roster_mapping"
+
+
+def roster_tables(ds: Dataset) -> dict[str, pd.DataFrame]:
+    """Return the roster tables for a dataset: uploaded this session, else those saved beside it."""
+    uploaded = st.session_state.get(ROSTER_KEY, {}).get(ds.id)
+    if uploaded:
+        return uploaded
+    return _saved_roster(ds)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _saved_roster(ds: Dataset) -> dict[str, pd.DataFrame]:
+    folder = Path(ds.source)
+    found = {}
+    if folder.is_dir():
+        for kind in ("officers", "training", "exposure"):
+            path = folder / f"{kind}.parquet"
+            if path.exists():
+                found[kind] = pd.read_parquet(path)
+    return found
+
+
+def load_roster(ds: Dataset, files: list) -> None:
+    """Read uploaded roster files (officers, training, exposure) for this session and dataset."""
+    for f in files:
+        try:
+            table = roster_files.read(f.name, f.getvalue())
+        except ingest.RejectedFile as exc:
+            st.warning(f"{f.name}: {exc}. Map its columns below.")
+            st.session_state[ROSTER_MAPPING_KEY] = (f.name, f.getvalue())
+            continue
+        add_roster_table(ds, f.name, table)
+
+
+def add_roster_table(ds: Dataset, name: str, table) -> None:
+    """Attach one read roster table to this session's dataset and say what was loaded."""
+    tables = dict(roster_tables(ds))
+    records = table.records.drop(columns=["_file", "_row"])
+    if table.kind == "officers" and "pst_trained_on" not in records:
+        records["pst_trained_on"] = pd.NaT
+    tables[table.kind] = records
+    reasons = f" ({', '.join(sorted(set(table.quarantine['reason'])))})" if len(table.quarantine) else ""
+    st.success(f"{name}: {table.kind} table, {table.rows_in:,} rows read, {len(table.records):,} loaded, "
+               f"{table.rows_in - len(table.records):,} set aside{reasons}")
+    if "training" in tables and "officers" in tables:
+        first = tables["training"].groupby("officer_id")["trained_on"].min()
+        officers = tables["officers"].copy()
+        officers["pst_trained_on"] = officers["officer_id"].map(first)
+        tables["officers"] = officers
+    st.session_state.setdefault(ROSTER_KEY, {})[ds.id] = tables
+
+
+def _panel(tables: dict[str, pd.DataFrame], ds: Dataset, filters: Filters, scope: Scope) -> pd.DataFrame | None:
+    if "exposure" not in tables or "officers" not in tables:
+        return None
+    scoped = training.scoped_roster(tables, scope)
+    counts = training.officer_month_counts(cache.engine(), ds, filters, scope)
+    return training.panel_from_counts(counts, scoped["exposure"], scoped["officers"])
+
+
+DEBRIEFS_KEY = "_ose_debriefs"
+
+
+def load_debriefs(ds: Dataset, uploaded) -> None:
+    """Read an uploaded debrief file for this session and dataset."""
+    try:
+        read = debriefs.read(uploaded.name, uploaded.getvalue())
+    except ingest.RejectedFile as exc:
+        st.error(f"{uploaded.name}: {exc}")
+        return
+    st.session_state.setdefault(DEBRIEFS_KEY, {})[ds.id] = read.records
+    set_aside = read.rows_in - len(read.records)
+    st.success(f"{uploaded.name}: {read.rows_in:,} rows read, {len(read.records):,} debriefs loaded, "
+               f"{set_aside:,} set aside" + (" (no report or incident id)" if set_aside else ""))
+
+
+def demo_debriefs(ds: Dataset) -> None:
+    """Make synthetic debriefs for the synthetic sample, so a demo can show the section."""
+    reports = cache.engine().execute(cache.engine().reports(ds).select("report_id", "occurred_at", "officer_injured",
+                                                            "officer_assaulted"))
+    made = debriefs.synthesise(reports, seed=1)
+    read = debriefs.read("synthetic-debriefs.csv", made.to_csv(index=False).encode())
+    st.session_state.setdefault(DEBRIEFS_KEY, {})[ds.id] = read.records
+
+
+def debrief_records(ds: Dataset) -> pd.DataFrame | None:
+    """Return the debriefs loaded this session for a dataset, if any."""
+    return st.session_state.get(DEBRIEFS_KEY, {}).get(ds.id)
+
+
+def roster_mapping_step(ds: Dataset) -> None:
+    """Let the user map the columns of a roster file whose headers were not recognised."""
+    pending = st.session_state.get(ROSTER_MAPPING_KEY)
+    if not pending:
+        return
+    name, data = pending
+    try:
+        raw = ingest.read_extract(name, data)
+    except ingest.RejectedFile as exc:
+        st.error(str(exc))
+        st.session_state.pop(ROSTER_MAPPING_KEY, None)
+        return
+    proposed_kind, _ = roster_files.propose(raw.columns)
+    kinds = list(roster_files.ALIASES)
+    kind = st.selectbox(f"What does {name} hold?", kinds, index=kinds.index(proposed_kind), key="roster_kind")
+    edited = st.data_editor(roster_files.mapping_frame(kind, raw.columns), hide_index=True, width="stretch",
+                            key=f"roster_mapping_{kind}", disabled=["Field"],
+                            column_config={"Source column": st.column_config.SelectboxColumn(
+                                options=[roster_files.NONE, *raw.columns], required=True)})
+    if st.button("Read with this mapping"):
+        try:
+            table = roster_files.read(name, data, kind=kind, mapping=roster_files.mapping_from_frame(edited))
+        except ingest.RejectedFile as exc:
+            st.error(str(exc))
+            return
+        st.session_state.pop(ROSTER_MAPPING_KEY, None)
+        add_roster_table(ds, name, table)
+
+
+def overdue_officers(ds: Dataset, as_of: date) -> pd.DataFrame | None:
+    """Return the overdue officers this user may see one by one (a supervisor: their teams), or None."""
+    if not context.officer_detail_shown("officers overdue"):
+        return None
+    roster = training.scoped_roster(roster_tables(ds), context.context().officer_scope)
+    if "officers" not in roster or "training" not in roster:
+        return None
+    return training.overdue(training.compliance(roster["training"], roster["officers"], as_of))
+
+
+def training_results(ds: Dataset, filters: Filters, scope: Scope) -> tuple[dict, pd.DataFrame] | None:
+    """Return the training effects and event study (cached unless the roster was uploaded this session)."""
+    if st.session_state.get(ROSTER_KEY, {}).get(ds.id):
+        results = _training_results(_panel(roster_tables(ds), ds, filters, scope))
+    else:
+        results = _saved_training_results(ds, filters, scope)
+    if results is None:
+        return None
+    found, study = results
+    return cache.protect(training.effects, found), cache.protect(training.event_study, study)
+
+
+@st.cache_data(show_spinner="Estimating the effect of training", max_entries=64)
+def _saved_training_results(ds: Dataset, filters: Filters, scope: Scope) -> tuple[dict, pd.DataFrame] | None:
+    return _training_results(_panel(_saved_roster(ds), ds, filters, scope))
+
+
+def _training_results(panel: pd.DataFrame | None) -> tuple[dict, pd.DataFrame] | None:
+    if panel is None:
+        return None
+    return training.effects(panel), training.event_study(panel)

@@ -1,0 +1,183 @@
+"""Uploads on the Data page: reading with progress, the mapping step, saving, appending, national figures."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+import streamlit as st
+
+from lib import ingest
+from lib.ingest import library
+from lib.model import schema
+from lib.ui import cache, context, datasets
+
+if TYPE_CHECKING:  # Altair loads with the first chart: the engine can load the sample meanwhile (warm-up)
+    pass
+
+
+UPLOAD_KEY = "_ose_upload"
+
+
+MAPPING_KEY = "_ose_mapping"
+
+
+AUTO_LABEL = "Detect automatically"
+
+
+MAP_MYSELF = "map"
+
+
+def format_choices() -> dict[str, str]:
+    """Return the formats a user can pick for an upload, automatic detection first."""
+    return {ingest.AUTO: AUTO_LABEL, **{f.name: f.label for f in ingest.available_formats()},
+            MAP_MYSELF: "Map the columns myself"}
+
+
+def read_uploads(payload: list[tuple[str, bytes]], fmt: str, force: str | None, duplicates: str) -> None:
+    """Ingest uploaded files with a progress bar; keep the result, or start the mapping step."""
+    st.session_state.pop(UPLOAD_KEY, None)
+    st.session_state.pop(MAPPING_KEY, None)
+    if fmt == MAP_MYSELF:
+        st.session_state[MAPPING_KEY] = {"files": payload, "force": force, "duplicates": duplicates}
+        return
+    bar = st.progress(0.0, text="Reading")
+    try:
+        result = ingest.ingest(payload, fmt=fmt, force=force, duplicates=duplicates,
+                               progress=lambda done, message: bar.progress(min(done, 1.0), text=message))
+    except ingest.RejectedFile as exc:
+        bar.empty()
+        if ingest.NO_FORMAT in str(exc):
+            st.session_state[MAPPING_KEY] = {"files": payload, "force": force, "duplicates": duplicates}
+            st.warning(f"{exc}. Map its columns below; the mapping is saved as a profile for next time.")
+        else:
+            st.error(f"This upload cannot be read: {exc}")
+        return
+    except Exception as exc:  # a file we did not foresee must never show a traceback
+        bar.empty()
+        st.error(f"This upload cannot be read ({type(exc).__name__}: {exc}). Nothing was loaded.")
+        return
+    bar.empty()
+    st.session_state[UPLOAD_KEY] = result
+
+
+def upload_name(report: dict) -> str:
+    """Propose a dataset name from the uploaded files."""
+    names = [Path(f["name"]).stem for f in report["files"]]
+    base = names[0] if len(names) == 1 else f"{names[0]} and {len(names) - 1} more"
+    return "".join(c if c.isalnum() or c in " _.-" else "-" for c in base)[:64].strip(" .-_") or "Upload"
+
+
+def save_upload(name: str, result: ingest.IngestResult) -> None:
+    """Save an upload to the library and open it."""
+    try:
+        library.save(name, result, user=context.context().user.username)
+    except library.LibraryError as exc:
+        st.error(str(exc))
+        return
+    context.audit_event("save", dataset=name.strip(), rows=result.report["rows_loaded"],
+                set_aside=result.report["rows_quarantined"])
+    datasets.pick_next(f"lib:{name.strip()}")
+    st.success(f"Saved as '{name.strip()}'. It is now the current dataset.")
+    st.rerun()
+
+
+def append_upload(name: str, result: ingest.IngestResult) -> None:
+    """Append an upload to a saved dataset and open it."""
+    try:
+        record = library.append(name, result, user=context.context().user.username)
+    except library.LibraryError as exc:
+        st.error(str(exc))
+        return
+    context.audit_event("append", dataset=name, rows=record["rows_loaded"], set_aside=record["rows_quarantined"])
+    datasets.pick_next(f"lib:{name}")
+    st.success(f"Appended {record['rows_loaded']:,} rows to '{name}'; {record['rows_quarantined']:,} set aside "
+               f"({record['already_in_dataset']:,} already in the dataset).")
+
+
+def delete_saved(name: str) -> None:
+    """Delete a saved dataset."""
+    try:
+        library.delete(name)
+    except library.LibraryError as exc:
+        st.error(str(exc))
+        return
+    context.audit_event("delete", dataset=name)
+
+
+def provenance_table(name: str) -> pd.DataFrame:
+    """Return a saved dataset's loads as a table."""
+    loads = library.provenance(name)
+    return pd.DataFrame([{"When (UTC)": p["loaded_at"], "By": p["by"], "Action": p["action"],
+                          "Files": ", ".join(p["files"]), "Format": p["format"], "Rows read": p["rows_in"],
+                          "Loaded": p["rows_loaded"], "Set aside": p["rows_quarantined"]} for p in loads])
+
+
+def mapping_step() -> None:
+    """Let the user confirm a proposed column mapping for an unrecognised extract."""
+    pending = st.session_state.get(MAPPING_KEY)
+    if not pending:
+        return
+    from lib.ingest import mapping  # the mapping UI's pure parts
+
+    name, data = pending["files"][0]
+    try:
+        raw = ingest.read_extract(name, data, ingest.Limits.from_env())
+    except ingest.RejectedFile as exc:
+        st.error(str(exc))
+        return
+    st.subheader("Map the columns")
+    proposal = mapping.propose(raw.frame, Path(name).stem)
+    st.caption("The app proposed where each field comes from, from the column names and the values. "
+               "Check each line; pick '(not in this extract)' where a field is missing.")
+    edited = st.data_editor(
+        mapping.editor_frame(proposal, raw.frame), hide_index=True, width="stretch", key="mapping_editor",
+        disabled=["Field", "Confidence", "Example values"],
+        column_order=["Field", "Source column", "Confidence", "Example values"],
+        column_config={"Source column": st.column_config.SelectboxColumn(
+                           options=[mapping.NONE, *raw.columns], required=True),
+                       "Confidence": st.column_config.ProgressColumn(min_value=0, max_value=1, format="%.1f")})
+    tactic_names = mapping.tactic_frame(proposal, raw.frame)
+    tactics_edited = None
+    if len(tactic_names):
+        st.markdown("**Tactic names**: match the extract's own names to the Home Office list. "
+                    "Names kept as given still load, and are listed as values outside the vocabulary.")
+        tactics_edited = st.data_editor(
+            tactic_names, hide_index=True, width="stretch", key="tactic_editor",
+            disabled=["Tactic in the extract", "Times used"],
+            column_config={"Home Office tactic": st.column_config.SelectboxColumn(
+                options=[mapping.KEEP, *schema.TACTICS], required=True)})
+    left, right = st.columns(2)
+    profile_name = left.text_input("Save this mapping as profile", value=mapping.safe_name(Path(name).stem),
+                                   key="mapping_name")
+    force = right.text_input("Force these records belong to", value=pending.get("force") or "",
+                             key="mapping_force")
+    if st.button("Save profile and read the files", type="primary"):
+        try:
+            fmt = mapping.save(proposal, edited, profile_name, ingest.profile_dir(), force, tactics_edited)
+        except ValueError as exc:
+            st.error(str(exc))
+            return
+        st.session_state.pop(MAPPING_KEY, None)
+        read_uploads(pending["files"], fmt, pending["force"], pending["duplicates"])
+        st.rerun()
+
+
+def import_national(uploaded) -> None:
+    """Read the Home Office data tables (.ods) and keep the national figures they give."""
+    import tempfile
+
+    from lib.analysis import reference
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "tables.ods"
+        path.write_bytes(uploaded.getvalue())
+        try:
+            with st.spinner("Reading the Home Office tables"):
+                bench = reference.national_benchmarks(reference.read_ods_tables(path))
+        except Exception as exc:  # any malformed workbook gets a message, never a traceback
+            st.error(f"{uploaded.name} is not the Home Office use-of-force data tables workbook "
+                     f"({type(exc).__name__}: {exc})")
+            return
+    reference.save_benchmarks(bench, cache.reference_dir())
+    st.success(f"Imported the national figures for {bench['year']}: {bench['incidents']:,} reports.")

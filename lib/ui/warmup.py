@@ -1,0 +1,65 @@
+"""The warm-up at server start: imports, and in local mode the sample with its opening Overview."""
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from lib.engine import query
+from lib.engine.query import Scope
+from lib.engine.store import Dataset
+from lib.security import access
+from lib.ui import cache, datasets, render
+
+if TYPE_CHECKING:  # Altair loads with the first chart: the engine can load the sample meanwhile (warm-up)
+    pass
+
+
+def warm_up() -> None:
+    """Get the opening page ready before the first browser connects: run once, on a thread, at server start.
+
+    Streamlit runs app.py only when a browser connects, once it has loaded the page; app.py starts this
+    as the server starts (its st.App lifespan), so the two overlap. It makes the first run's imports and,
+    in local mode only, loads the bundled sample and computes its opening Overview for the local user
+    into the caches the first run reads (which waits for anything not finished). With a users file it
+    loads no data: nothing is read before someone signs in, and every result is keyed by their scope.
+    """
+    import threading
+
+    from lib.security import users
+    from lib.ui import login
+
+    if users.config_path() is not None or not login.serves_this_machine():
+        _warm_imports()
+        return
+    # DuckDB loads the sample with the interpreter mostly free: the other imports go meanwhile.
+    imports = threading.Thread(target=_warm_imports, name="ose-warm-up-imports", daemon=True)
+    imports.start()
+    try:
+        ds = datasets._open(datasets.SAMPLE_SOURCE)  # the picker opens it on every first run
+        if not os.environ.get("OSE_DATASET", "").strip():  # else the picker opens OSE_DATASET first
+            _warm_overview(ds, access.LOCAL_USER.scope)
+    finally:
+        imports.join()
+
+
+def _warm_overview(ds: Dataset, scope: Scope) -> None:
+    # The Overview's opening view, as the page runs it (lib/ui/opening.py): the filters' values, the
+    # queries and the chart specs, into the caches its first run reads.
+    from lib.ui import opening
+
+    cache.filter_options(ds, scope)
+    view = opening.overview(ds, query.default_filters(ds), scope)
+    for call in opening.charts(view).values():
+        if call is not None:
+            render.spec(*call)
+
+
+def _warm_imports() -> None:
+    # The first run's other imports: Altair and the chart builders, Ibis's DuckDB backend (loaded by the
+    # first query), the login gate and the pages' helpers.
+    import ibis.backends.duckdb  # noqa: F401
+
+    from lib.analysis import reference  # noqa: F401
+    from lib.present import charts, chartspec, tables, wording  # noqa: F401
+    from lib.privacy import disclosure  # noqa: F401
+    from lib.ui import login  # noqa: F401
