@@ -5,7 +5,7 @@ import streamlit as st
 
 from lib.analysis import explore
 from lib.engine import query
-from lib.present import wording
+from lib.present import explore_charts, wording
 from lib.ui import cache, render
 
 ds, filters, scope, sentence = render.page_header("explore", "Explore", "reports (one officer, one subject)")
@@ -39,7 +39,7 @@ if measure in now.rates and explore.MEASURES[measure] in wording.unavailable(now
     st.stop()
 
 frame = cache.cached_query(explore.explore_frame, ds, filters, scope, measure, dimensions, facet)
-spec = explore.explore_chart(frame, measure, dimensions, facet)
+spec = explore_charts.explore_chart(frame, measure, dimensions, facet)
 event = st.altair_chart(spec, on_select="rerun", key="explore_chart", theme=None)
 
 charted = (*dimensions, facet) if facet else dimensions
@@ -64,5 +64,5 @@ for note in pick.notes:
 if not pick.values and not pick.notes:
     st.caption("Click a bar, point or cell to filter every page to it.")
 
-render.table_behind(explore.table(frame, measure, dimensions, facet),
-                explore.caption(filters, measure, frame, dimensions, facet), source=frame)
+render.table_behind(explore_charts.table(frame, measure, dimensions, facet),
+                explore_charts.caption(filters, measure, frame, dimensions, facet), source=frame)

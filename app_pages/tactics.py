@@ -4,7 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from lib.analysis import tactics
-from lib.present import charts, wording
+from lib.present import charts, tactic_charts, wording
 from lib.ui import cache, render
 
 ds, filters, scope, sentence = render.page_header("tactics", "Tactics")
@@ -21,8 +21,8 @@ st.subheader("Tactic use over time")
 use = cache.cached_query(tactics.use_over_time, ds, filters, scope)
 measure = st.segmented_control("Show", ["Reports", "Share of reports"], default="Reports",
                                key="tactics_use_measure") or "Reports"
-render.chart(tactics.tactic_use_by_month, use, measure="share" if measure == "Share of reports" else "reports")
-render.table_behind(tactics.use_over_time_table(use),
+render.chart(tactic_charts.tactic_use_by_month, use, measure="share" if measure == "Share of reports" else "reports")
+render.table_behind(tactic_charts.use_over_time_table(use),
                 f"{sentence}. Counting unit: reports. A report using two types of force counts in both, so the "
                 "lines add up to more than the month's reports; CED counts once per report, at its highest use.",
                 source=use)
@@ -33,8 +33,8 @@ if int(effective["answered"].sum()) == 0:
     st.info("Not in this extract: no tactic use records whether it was effective, so effectiveness cannot be "
             "shown. Unknown answers are never counted as 'No'.")
 else:
-    render.chart(tactics.effectiveness_by_tactic, effective)
-render.table_behind(tactics.effectiveness_table(effective),
+    render.chart(tactic_charts.effectiveness_by_tactic, effective)
+render.table_behind(tactic_charts.effectiveness_table(effective),
                 f"{sentence}. Counting unit: tactic uses (one tactic recorded on one report). Rates are over "
                 f"uses whose effectiveness was answered; grey points rest on fewer than {charts.MIN_DENOMINATOR} "
                 "answers. 'Effective' is the officer's own judgement on the form.", source=effective)
@@ -49,8 +49,8 @@ if measures:
                                     key="tactics_harm_by") or "Tactic"
     by = "tactic_group" if by_label == "Type of force" else "tactic"
     harm = cache.cached_query(tactics.harm_when_used, ds, filters, scope, by)
-    render.chart(tactics.injury_rate_when_used, harm, measures=measures, label=by_label)
-    render.table_behind(tactics.harm_table(harm, label=by_label),
+    render.chart(tactic_charts.injury_rate_when_used, harm, measures=measures, label=by_label)
+    render.table_behind(tactic_charts.harm_table(harm, label=by_label),
                     f"{sentence}. Counting unit: reports using the tactic; a report using several tactics counts "
                     "under each. Rates are over reports that answered; the dashed line is the rate over all "
                     f"reports in view; grey points rest on fewer than {charts.MIN_DENOMINATOR} answers. Tactics "
@@ -62,8 +62,8 @@ pairs = cache.cached_query(tactics.co_occurrence, ds, filters, scope, tactics.TO
 if pairs["tactic"].nunique() < 2:
     st.info("Only one tactic is recorded in these reports, so there are no pairs to show.")
 else:
-    render.chart(tactics.tactic_co_occurrence, pairs)
-    render.table_behind(tactics.co_occurrence_table(pairs),
+    render.chart(tactic_charts.tactic_co_occurrence, pairs)
+    render.table_behind(tactic_charts.co_occurrence_table(pairs),
                     f"{sentence}. Counting unit: reports. Read across a row: of the reports using that tactic "
                     "(count in brackets), the share that also used the column's tactic. The "
                     f"{tactics.TOP_TACTICS} most-used tactics are shown; grey rows rest on fewer than "
@@ -71,12 +71,12 @@ else:
 
 st.subheader("The Taser ladder (highest use per report)")
 ladder = cache.cached_query(tactics.taser_ladder, ds, filters, scope)
-st.markdown(tactics.ladder_sentence(ladder))
+st.markdown(tactic_charts.ladder_sentence(ladder))
 if ladder["ced_reports"].iloc[0] == 0:
     st.info("No report in view used CED (Taser).")
 else:
-    render.chart(tactics.taser_ladder_shares, ladder)
-    render.table_behind(tactics.ladder_table(ladder),
+    render.chart(tactic_charts.taser_ladder_shares, ladder)
+    render.table_behind(tactic_charts.ladder_table(ladder),
                     f"{sentence}. Counting unit: reports using CED, each counted once at its highest use (the "
                     "national rule): a Taser drawn, aimed and then fired counts as fired only. 'Reaching at "
                     "least this level' adds the levels above it.", source=ladder)

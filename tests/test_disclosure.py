@@ -18,7 +18,7 @@ from lib.analysis import debriefs, explore, quality, risk, tactics, training
 from lib.engine import query
 from lib.engine.query import UNRESTRICTED, Rate, Summary
 from lib.engine.store import SAMPLE_DIR, Engine
-from lib.present import charts, tables, wording
+from lib.present import charts, explore_charts, tables, tactic_charts, wording
 from lib.privacy import disclosure
 from lib.privacy.disclosure import Count, DisclosureError, Spec
 
@@ -380,17 +380,17 @@ def test_officer_exposure(views) -> None:
 
 def test_use_over_time(views) -> None:
     def draw(p, raw):
-        return [tactics.tactic_use_by_month(p), tactics.tactic_use_by_month(p, measure="share"),
-                tactics.use_over_time_table(p)]
+        return [tactic_charts.tactic_use_by_month(p), tactic_charts.tactic_use_by_month(p, measure="share"),
+                tactic_charts.use_over_time_table(p)]
     assert run_views(views, tactics.use_over_time,
                      lambda e, ds, f: tactics.use_over_time(e, ds, f, UNRESTRICTED), draw) > 0
 
 
 def test_effectiveness(views) -> None:
     def draw(p, raw):
-        table = tactics.effectiveness_table(p)
+        table = tactic_charts.effectiveness_table(p)
         hidden_values_stay_blank(p, table, {"effective_yes": "Recorded effective", "uses": "Uses"})
-        return [tactics.effectiveness_by_tactic(p), table]
+        return [tactic_charts.effectiveness_by_tactic(p), table]
     assert run_views(views, tactics.effectiveness,
                      lambda e, ds, f: tactics.effectiveness(e, ds, f, UNRESTRICTED), draw) > 0
 
@@ -398,7 +398,7 @@ def test_effectiveness(views) -> None:
 def test_harm_when_used(views) -> None:
     def draw(p, raw):
         label = "Type of force" if p["tactic"].equals(p["tactic_group"]) else "Tactic"
-        return [tactics.injury_rate_when_used(p, label=label), tactics.harm_table(p, label=label)]
+        return [tactic_charts.injury_rate_when_used(p, label=label), tactic_charts.harm_table(p, label=label)]
     for by in ("tactic", "tactic_group"):
         assert run_views(views, tactics.harm_when_used, lambda e, ds, f, b=by: tactics.harm_when_used(
             e, ds, f, UNRESTRICTED, b), draw) > 0
@@ -410,9 +410,9 @@ def test_co_occurrence(views) -> None:
         assert (both.isna().to_numpy() == both.isna().to_numpy().T).all()  # symmetric: no cell by its mirror
         hidden_totals = set(p.loc[p["tactic_reports"].isna(), "tactic"])
         assert p.loc[p["other"].isin(hidden_totals), "other_reports"].isna().all()
-        out = [tactics.co_occurrence_table(p)]
+        out = [tactic_charts.co_occurrence_table(p)]
         if p["tactic"].nunique() >= 2:
-            out.append(tactics.tactic_co_occurrence(p))
+            out.append(tactic_charts.tactic_co_occurrence(p))
         return out
     assert run_views(views, tactics.co_occurrence,
                      lambda e, ds, f: tactics.co_occurrence(e, ds, f, UNRESTRICTED), draw) > 0
@@ -423,7 +423,7 @@ def test_taser_ladder(views) -> None:
         hidden = np.flatnonzero(p["reports"].isna().to_numpy())
         if hidden.size:  # 'at least' from the top hidden level down would give that level away
             assert p["at_least"].iloc[: hidden.max() + 1].isna().all()
-        return [tactics.taser_ladder_shares(p), tactics.ladder_table(p), tactics.ladder_sentence(p)]
+        return [tactic_charts.taser_ladder_shares(p), tactic_charts.ladder_table(p), tactic_charts.ladder_sentence(p)]
     assert run_views(views, tactics.taser_ladder,
                      lambda e, ds, f: tactics.taser_ladder(e, ds, f, UNRESTRICTED), draw) > 0
 
@@ -437,10 +437,10 @@ def test_taser_ladder(views) -> None:
 ])
 def test_explore_frame(views, measure: str, dimensions: tuple[str, ...], facet: str | None) -> None:
     def draw(p, raw):
-        table = explore.table(p, measure, dimensions, facet)
+        table = explore_charts.table(p, measure, dimensions, facet)
         hidden_values_stay_blank(p, table, {"reports": "Reports"})
-        return [explore.explore_chart(p, measure, dimensions, facet), table,
-                explore.caption(query.Filters(), measure, p, dimensions, facet)]
+        return [explore_charts.explore_chart(p, measure, dimensions, facet), table,
+                explore_charts.caption(query.Filters(), measure, p, dimensions, facet)]
     run_views(views, explore.explore_frame, lambda e, ds, f: explore.explore_frame(
         e, ds, f, UNRESTRICTED, measure, dimensions, facet), draw)
 

@@ -10,6 +10,7 @@ from streamlit.testing.v1 import AppTest
 from lib import synth
 from lib.analysis import explore
 from lib.engine.query import NOT_RECORDED, UNRESTRICTED, Filters
+from lib.present import explore_charts
 from lib.present.charts import MIN_DENOMINATOR
 
 from .conftest import ROOT
@@ -109,7 +110,7 @@ def test_a_view_with_no_reports_gives_an_empty_frame_and_a_valid_chart(engine, s
                               (("shift",), "force")]:
         frame = explore.explore_frame(engine, small, nothing, UNRESTRICTED, measure, dimensions, facet)
         assert frame.empty
-        explore.explore_chart(frame, measure, dimensions, facet).to_dict()
+        explore_charts.explore_chart(frame, measure, dimensions, facet).to_dict()
 
 
 # --- the aggregate on synthetic data ------------------------------------------------------
@@ -166,7 +167,7 @@ def test_teams_are_capped_with_the_rest_summed_into_other(engine, big, raw):
     assert frame["yes"].sum() == int(injured.sum()) and frame["answered"].sum() == int(injured.notna().sum())
     assert as_dict(frame, "team", "reports")[NOT_RECORDED] == int(raw["team"].isna().sum())
     assert frame["team"].tolist()[-2:] == [other["team"].iloc[0], NOT_RECORDED]  # Other, then unknown, last
-    assert "summed into “Other (" in explore.caption(Filters(), "officer_injured", frame, ("team",))
+    assert "summed into “Other (" in explore_charts.caption(Filters(), "officer_injured", frame, ("team",))
 
 
 @pytest.mark.parametrize(("measure", "dimensions", "facet"), [
@@ -180,7 +181,7 @@ def test_charts_never_receive_more_than_the_row_budget(engine, big, raw, measure
     frame = explore.explore_frame(engine, big, Filters(), UNRESTRICTED, measure, dimensions, facet)
     assert 0 < len(frame) <= explore.MAX_ROWS
     assert frame["reports"].sum() == len(raw)  # merging groups never loses a report
-    chart = explore.explore_chart(frame, measure, dimensions, facet)
+    chart = explore_charts.explore_chart(frame, measure, dimensions, facet)
     assert max(len(rows) for rows in chart.to_dict()["datasets"].values()) <= len(frame)
 
 
@@ -277,14 +278,14 @@ def params(spec: dict) -> list[dict]:
 ])
 def test_builders_give_valid_specs_with_the_pick_selection(engine, small, measure, dimensions, facet, fields):
     frame = explore.explore_frame(engine, small, Filters(), UNRESTRICTED, measure, dimensions, facet)
-    chart = explore.explore_chart(frame, measure, dimensions, facet)
+    chart = explore_charts.explore_chart(frame, measure, dimensions, facet)
     spec = chart.to_dict()  # validates against the Vega-Lite schema
     (pick,) = params(spec)
     assert pick["select"]["type"] == "point" and pick["select"]["fields"] == fields
     assert "opacity" in json.dumps(spec) and '"param": "pick"' in json.dumps(spec)
     rows = [len(v) for v in spec["datasets"].values()]
     assert rows and max(rows) <= len(frame)
-    assert spec["title"] == explore.default_title(measure, dimensions, facet)
+    assert spec["title"] == explore_charts.default_title(measure, dimensions, facet)
     text = json.dumps(spec)
     assert ("Reports (one officer, one subject)" in text) == (measure == "reports")
     if facet:
@@ -293,27 +294,27 @@ def test_builders_give_valid_specs_with_the_pick_selection(engine, small, measur
 
 def test_rate_charts_draw_intervals_and_grey_out_thin_groups(engine, small):
     frame = explore.explore_frame(engine, small, Filters(), UNRESTRICTED, "officer_injured", ("shift",))
-    text = json.dumps(explore.measure_by_group(frame, "officer_injured", "shift").to_dict())
-    assert '"x2": {"field": "high"' in text and explore.TOO_FEW in text
+    text = json.dumps(explore_charts.measure_by_group(frame, "officer_injured", "shift").to_dict())
+    assert '"x2": {"field": "high"' in text and explore_charts.TOO_FEW in text
     heat = explore.explore_frame(engine, small, Filters(), UNRESTRICTED, "officer_injured", ("officer_role", "shift"))
-    text = json.dumps(explore.measure_heatmap(heat, "officer_injured", ("officer_role", "shift")).to_dict())
+    text = json.dumps(explore_charts.measure_heatmap(heat, "officer_injured", ("officer_role", "shift")).to_dict())
     assert "#E5E5E5" in text  # grey cells
     line = explore.explore_frame(engine, small, Filters(), UNRESTRICTED, "officer_injured", ("month",))
-    text = json.dumps(explore.measure_over_time(line, "officer_injured", ("month",)).to_dict())
+    text = json.dumps(explore_charts.measure_over_time(line, "officer_injured", ("month",)).to_dict())
     assert '"y2": {"field": "high"' in text and '"area"' in text  # the interval band
 
 
 def test_table_and_caption_read_like_prose(engine, small):
     frame = explore.explore_frame(engine, small, Filters(shifts=("Night",)), UNRESTRICTED, "officer_injured",
                                   ("month",))
-    table = explore.table(frame, "officer_injured", ("month",))
+    table = explore_charts.table(frame, "officer_injured", ("month",))
     assert list(table.columns) == ["Month", "Reports", "Officer injury: yes", "Reports answering",
                                    "Officer injury rate (%)", "95% from (%)", "95% to (%)",
                                    f"At least {MIN_DENOMINATOR} answering"]
     assert table["Month"].tolist() == ["Feb 2024", "Mar 2024"]
-    text = explore.caption(Filters(shifts=("Night",)), "officer_injured", frame, ("month",))
+    text = explore_charts.caption(Filters(shifts=("Night",)), "officer_injured", frame, ("month",))
     assert text.startswith("Night shift. Counting unit: reports")
-    assert list(explore.table(frame, "reports", ("month",)).columns) == ["Month", "Reports"]
+    assert list(explore_charts.table(frame, "reports", ("month",)).columns) == ["Month", "Reports"]
 
 
 # --- the page -----------------------------------------------------------------------------

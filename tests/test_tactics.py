@@ -14,6 +14,7 @@ from lib.analysis import tactics
 from lib.engine import query
 from lib.engine.query import UNRESTRICTED, Filters, Scope
 from lib.model import schema
+from lib.present import tactic_charts
 from lib.present.charts import MIN_DENOMINATOR, MUTED
 
 from .conftest import FIXTURES, ROOT
@@ -157,7 +158,7 @@ def test_empty_view_gives_empty_frames(engine, small):
     assert tactics.effectiveness(engine, small, none, UNRESTRICTED).empty
     ladder = tactics.taser_ladder(engine, small, none, UNRESTRICTED)
     assert ladder["reports"].sum() == 0 and ladder["share"].isna().all()
-    assert tactics.ladder_sentence(ladder) == "No reports in view."
+    assert tactic_charts.ladder_sentence(ladder) == "No reports in view."
 
 
 # --- synthetic data with planted truths -----------------------------------------------------
@@ -242,11 +243,11 @@ def frames(engine, synthetic):
 
 
 BUILDERS = [
-    ("use", tactics.tactic_use_by_month, "Reports using the type of force"),
-    ("effective", tactics.effectiveness_by_tactic, "counting unit: tactic uses"),
-    ("harm", tactics.injury_rate_when_used, "counting unit: reports"),
-    ("pairs", tactics.tactic_co_occurrence, "counting unit: reports"),
-    ("ladder", tactics.taser_ladder_shares, "counting unit: reports using CED"),
+    ("use", tactic_charts.tactic_use_by_month, "Reports using the type of force"),
+    ("effective", tactic_charts.effectiveness_by_tactic, "counting unit: tactic uses"),
+    ("harm", tactic_charts.injury_rate_when_used, "counting unit: reports"),
+    ("pairs", tactic_charts.tactic_co_occurrence, "counting unit: reports"),
+    ("ladder", tactic_charts.taser_ladder_shares, "counting unit: reports using CED"),
 ]
 
 
@@ -261,8 +262,8 @@ def test_chart_builders_return_valid_specs_of_aggregates(frames, name, builder, 
 
 
 def test_chart_titles_can_be_replaced_or_dropped(frames):
-    assert builder_title(tactics.taser_ladder_shares(frames["ladder"], title="Custom")) == "Custom"
-    assert "title" not in tactics.taser_ladder_shares(frames["ladder"], title="").to_dict()
+    assert builder_title(tactic_charts.taser_ladder_shares(frames["ladder"], title="Custom")) == "Custom"
+    assert "title" not in tactic_charts.taser_ladder_shares(frames["ladder"], title="").to_dict()
 
 
 def builder_title(chart) -> str:
@@ -270,7 +271,7 @@ def builder_title(chart) -> str:
 
 
 def test_share_view_of_use_over_time(frames):
-    text = json.dumps(tactics.tactic_use_by_month(frames["use"], measure="share").to_dict())
+    text = json.dumps(tactic_charts.tactic_use_by_month(frames["use"], measure="share").to_dict())
     assert "Share of the month's reports using it" in text
 
 
@@ -279,38 +280,39 @@ def _reliability_rows(spec: dict) -> list[dict]:
 
 
 def test_effectiveness_greys_thin_tactics_only(frames):
-    rows = _reliability_rows(tactics.effectiveness_by_tactic(frames["effective"]).to_dict())
+    rows = _reliability_rows(tactic_charts.effectiveness_by_tactic(frames["effective"]).to_dict())
     state = {r["tactic"]: r["reliable"] for r in rows}
-    assert state["Compliant handcuffing"] == tactics.ENOUGH
+    assert state["Compliant handcuffing"] == tactic_charts.ENOUGH
     thin = frames["effective"].query(f"0 < answered < {MIN_DENOMINATOR}")["tactic"]
-    assert len(thin) and all(state[t] == tactics.TOO_FEW for t in thin)
+    assert len(thin) and all(state[t] == tactic_charts.TOO_FEW for t in thin)
 
 
 def test_injury_chart_greys_every_tactic_of_the_hand_fixture(engine, small):
     harm = tactics.harm_when_used(engine, small, ALL, UNRESTRICTED)
-    rows = _reliability_rows(tactics.injury_rate_when_used(harm).to_dict())
-    assert rows and {r["reliable"] for r in rows} == {tactics.TOO_FEW}
+    rows = _reliability_rows(tactic_charts.injury_rate_when_used(harm).to_dict())
+    assert rows and {r["reliable"] for r in rows} == {tactic_charts.TOO_FEW}
 
 
 def test_injury_chart_draws_only_the_measures_asked_for(frames):
-    text = json.dumps(tactics.injury_rate_when_used(frames["harm"], measures=("officer_injured",)).to_dict())
+    text = json.dumps(tactic_charts.injury_rate_when_used(frames["harm"], measures=("officer_injured",)).to_dict())
     assert '"field": "officer_injured_low"' in text and '"field": "subject_injured_low"' not in text
 
 
 def test_co_occurrence_heatmap_greys_thin_rows(engine, small):
     pairs = tactics.co_occurrence(engine, small, ALL, UNRESTRICTED)
-    rows = _reliability_rows(tactics.tactic_co_occurrence(pairs).to_dict())
-    assert rows and {r["reliable"] for r in rows} == {tactics.TOO_FEW}
+    rows = _reliability_rows(tactic_charts.tactic_co_occurrence(pairs).to_dict())
+    assert rows and {r["reliable"] for r in rows} == {tactic_charts.TOO_FEW}
 
 
 def test_ladder_chart_greys_a_thin_ladder(engine, small, frames):
-    thin = json.dumps(tactics.taser_ladder_shares(tactics.taser_ladder(engine, small, ALL, UNRESTRICTED)).to_dict())
+    ladder = tactics.taser_ladder(engine, small, ALL, UNRESTRICTED)
+    thin = json.dumps(tactic_charts.taser_ladder_shares(ladder).to_dict())
     assert MUTED in thin and "too few to read" in thin
-    assert MUTED not in json.dumps(tactics.taser_ladder_shares(frames["ladder"]).to_dict())
+    assert MUTED not in json.dumps(tactic_charts.taser_ladder_shares(frames["ladder"]).to_dict())
 
 
 def test_ladder_chart_runs_from_drawn_to_angle_drive_stun(frames):
-    spec = tactics.taser_ladder_shares(frames["ladder"]).to_dict()
+    spec = tactic_charts.taser_ladder_shares(frames["ladder"]).to_dict()
     sorts = [layer["encoding"]["y"]["sort"] for layer in spec["layer"]]
     assert all(s == list(schema.CED_LADDER) for s in sorts)
     labels = [r["label"] for d in _datasets(spec) for r in d]
@@ -321,20 +323,20 @@ def test_ladder_chart_runs_from_drawn_to_angle_drive_stun(frames):
 
 
 def test_tables_have_readable_headings(frames, engine, small):
-    assert "Share of the month's reports (%)" in tactics.use_over_time_table(frames["use"]).columns
-    assert "Effective (%)" in tactics.effectiveness_table(frames["effective"]).columns
-    harm = tactics.harm_table(frames["harm"])
+    assert "Share of the month's reports (%)" in tactic_charts.use_over_time_table(frames["use"]).columns
+    assert "Effective (%)" in tactic_charts.effectiveness_table(frames["effective"]).columns
+    harm = tactic_charts.harm_table(frames["harm"])
     assert {"Tactic", "Officer injury rate (%)", "Subject injury rate: answered"} <= set(harm.columns)
     by_group = tactics.harm_when_used(engine, small, ALL, UNRESTRICTED, "tactic_group")
-    assert tactics.harm_table(by_group, label="Type of force").columns[0] == "Type of force"
-    pairs = tactics.co_occurrence_table(frames["pairs"])
+    assert tactic_charts.harm_table(by_group, label="Type of force").columns[0] == "Type of force"
+    pairs = tactic_charts.co_occurrence_table(frames["pairs"])
     assert (pairs["Reports using"] != pairs["Also using"]).all()  # the diagonal is not a pair
-    ladder = tactics.ladder_table(frames["ladder"])
+    ladder = tactic_charts.ladder_table(frames["ladder"])
     assert list(ladder["Highest CED use"]) == list(schema.CED_LADDER)
 
 
 def test_ladder_sentence_gives_numerator_denominator_and_interval(engine, small):
-    text = tactics.ladder_sentence(tactics.taser_ladder(engine, small, ALL, UNRESTRICTED))
+    text = tactic_charts.ladder_sentence(tactics.taser_ladder(engine, small, ALL, UNRESTRICTED))
     assert text.startswith("2 of 10 reports used CED") and "95% interval" in text
 
 

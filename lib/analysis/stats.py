@@ -27,6 +27,8 @@ from numpy.typing import ArrayLike
 
 Kind = Literal["proportion", "poisson"]
 
+# Below this many answered reports a rate is too uncertain to compare (charts draw it grey).
+MIN_DENOMINATOR = 30
 HIGHER = "higher than expected"
 LOWER = "lower than expected"
 AVERAGE = "not distinguishable from the average"

@@ -9,6 +9,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
+from lib.analysis.stats import MIN_DENOMINATOR  # noqa: F401 - the pages and builders read it here too
 from lib.model import schema
 
 # Altair validates every schema object against Vega-Lite's schema as it is made, and again each time it
@@ -19,8 +20,6 @@ alt.utils.schemapi.disable_debug_mode()
 # Okabe-Ito: distinguishable under the common colour-vision deficiencies.
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
 MAIN, ACCENT, MUTED = "#0072B2", "#D55E00", "#B0B0B0"
-# Below this many answered reports a rate is shown grey: its interval is too wide to compare.
-MIN_DENOMINATOR = 30
 TACTIC_GROUP_COLOURS = dict(zip(schema.TACTIC_GROUPS, PALETTE, strict=False))
 
 
