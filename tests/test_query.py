@@ -6,7 +6,7 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from lib.engine import query
+from lib.engine import fastpath, query
 from lib.engine.query import UNRESTRICTED, Filters, Scope
 
 
@@ -168,7 +168,7 @@ def page_world(engine):
 
 def _separately(monkeypatch, fn):
     with monkeypatch.context() as m:
-        m.setattr(query, "_page_columns", lambda engine, ds: None)
+        m.setattr(fastpath, "_page_columns", lambda engine, ds: None)
         return fn()
 
 
@@ -185,7 +185,7 @@ def _separately(monkeypatch, fn):
 def test_one_scan_gives_the_frames_of_the_separate_queries(engine, page_world, monkeypatch, filters, scope):
     ds = page_world
     query.forget_page_results(engine)
-    assert query._page_columns(engine, ds) is not None  # the one-scan path is the one under test
+    assert fastpath._page_columns(engine, ds) is not None  # the one-scan path is the one under test
     assert query.summarise(engine, ds, filters, scope) == _separately(
         monkeypatch, lambda: query.summarise(engine, ds, filters, scope))
     previous = query.previous_period(filters, ds)

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from lib.analysis.stats import wilson_interval
-from lib.engine.query import DIMENSIONS, Filters, Scope, Summary, _harm_metrics, add_rates, filtered_reports
+from lib.engine.query import DIMENSIONS, Filters, Scope, Summary, harm_metrics, add_rates, filtered_reports
 from lib.engine.store import Dataset, Engine
 from lib.model import schema
 
@@ -111,8 +111,8 @@ def harm_when_used(engine: Engine, ds: Dataset, filters: Filters, scope: Scope,
     pairs = pairs.mutate(tactic_group=pairs.tactic_group.fill_null(UNCLASSIFIED)).distinct()
     harm = reports.select("report_id", *schema.HARM_FIELDS)
     joined = pairs.join(harm, "report_id")
-    frame = engine.execute(joined.group_by(keys).aggregate(reports=joined.count(), **_harm_metrics(joined)))
-    overall = engine.execute(reports.aggregate(**_harm_metrics(reports))).iloc[0]
+    frame = engine.execute(joined.group_by(keys).aggregate(reports=joined.count(), **harm_metrics(joined)))
+    overall = engine.execute(reports.aggregate(**harm_metrics(reports))).iloc[0]
     if "tactic" not in frame:
         frame["tactic"] = frame["tactic_group"]
     frame = add_rates(frame)

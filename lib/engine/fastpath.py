@@ -1,0 +1,281 @@
+"""One scan per filter state on the embedded DuckDB engine: the Overview's queries from two scans.
+
+lib/engine/query.py asks here first (`_page_totals`, `_page_breakdown`, `_page_tactics`) and falls back
+to its Ibis queries when these answer None (other backends, other dimensions).
+"""
+from __future__ import annotations
+
+import threading
+import weakref
+from collections import OrderedDict
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+import pyarrow.compute as pc
+
+from lib.engine import store
+from lib.engine.filters import (
+    DIMENSION_ORDER,
+    Filters,
+    _start_of,
+    filtered_reports,
+    previous_period,
+)
+from lib.engine.store import Dataset, Engine
+from lib.model import schema
+from lib.model.scope import Scope
+
+# --- one scan per filter state (embedded DuckDB) ----------------------------------------------
+#
+# A page asks for the summary of a filter state, the previous period's summary and several
+# breakdowns and tactic counts; one query each scanned the same rows about ten times. On the
+# embedded engine the reports table carries derived columns (store.DERIVED_COLUMNS), and two
+# scans answer them all: the totals of this period and the previous one (split at the start of
+# this one), and a GROUPING SETS query at the finest grain the breakdowns need (month and
+# week-hour; role, shift and area; tactic mask), which pandas adds up exactly. The small results
+# are kept per engine and filter state, so the rest of the page reads them. Other backends, and
+# other dimensions, run the Ibis queries above; tests check that both give the same frames.
+
+
+PAGE_WHEN = ("month", "weekday", "hour")
+
+
+PAGE_WHO = ("officer_role", "shift", "area")
+
+
+PAGE_STATES = 256  # filter states whose results an engine keeps (each a few small frames)
+
+
+_PARTS = ("when", "who", "tactics")
+
+
+_COUNTS = ["reports", *(f"{c}_{k}" for c in schema.HARM_FIELDS for k in ("yes", "answered"))]
+
+
+_WEEKDAYS = np.array(DIMENSION_ORDER["weekday"], dtype=object)
+
+
+@dataclass(frozen=True)
+class _PageColumns:
+    """What a dataset's reports table offers the one-scan queries."""
+
+    officer_max: int | None
+    incident_max: int | None
+    tactic_bits: tuple[tuple[str | None, str | None], ...] | None
+    who: tuple[str, ...]
+
+    def keys(self, part: str) -> list[str] | None:
+        """Return the grouping columns of a part, or None if this dataset cannot give it."""
+        if part == "when":
+            return ["_month", "_weekhour"]
+        if part == "who":
+            return list(self.who) or None
+        return ["_tactics"] if self.tactic_bits is not None else None
+
+
+@dataclass
+class _PageState:
+    """The results kept for one (dataset, filters, scope)."""
+
+    totals: dict[str, int] | None = None
+    span: tuple[str, str | None] | None = None  # compiled SQL over this and the previous period, and the split
+    parts: dict[str, pd.DataFrame] = field(default_factory=dict)
+    frames: dict[tuple[str, ...], pd.DataFrame] = field(default_factory=dict)
+
+
+class _PageMemo:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.states: OrderedDict[tuple, _PageState] = OrderedDict()
+        self.columns: dict[str, _PageColumns | None] = {}
+
+
+_MEMOS: weakref.WeakKeyDictionary[Engine, _PageMemo] = weakref.WeakKeyDictionary()
+
+
+_MEMOS_LOCK = threading.Lock()
+
+
+def forget_page_results(engine: Engine) -> None:
+    """Drop the results an engine keeps per filter state (a benchmark times a fresh filter change)."""
+    with _MEMOS_LOCK:
+        memo = _MEMOS.get(engine)
+    if memo is not None:
+        with memo.lock:
+            memo.states.clear()
+
+
+def _memo(engine: Engine) -> _PageMemo:
+    with _MEMOS_LOCK:
+        memo = _MEMOS.get(engine)
+        if memo is None:
+            memo = _MEMOS[engine] = _PageMemo()
+        return memo
+
+
+def _state(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) -> _PageState:
+    memo, key = _memo(engine), (ds.id, filters, scope)
+    with memo.lock:
+        state = memo.states.get(key)
+        if state is None:
+            state = memo.states[key] = _PageState()
+            while len(memo.states) > PAGE_STATES:
+                memo.states.popitem(last=False)
+        else:
+            memo.states.move_to_end(key)
+        return state
+
+
+def _page_columns(engine: Engine, ds: Dataset) -> _PageColumns | None:
+    """Return what the one-scan queries can use of a dataset, or None to use the Ibis queries."""
+    memo = _memo(engine)
+    with memo.lock:
+        if ds.id in memo.columns:
+            return memo.columns[ds.id]
+    info = None
+    if engine.backend.name == "duckdb":
+        cols = set(engine.reports(ds).columns)
+        needed = {"occurred_at", "report_id", *schema.HARM_FIELDS, *store.DERIVED_COLUMNS[:4]}
+        if needed <= cols:
+            con = engine.backend.con
+            # The relation API, as Ibis uses: an execute() result left open on this cursor would block it.
+            [(officer_max, incident_max)] = con.sql(
+                f'SELECT max(_officer_key), max(_incident_key) FROM "{ds.reports_table}"').fetchall()
+            bits = store.tactic_bits(con, ds.tactics_table) if "_tactics" in cols else None
+            info = _PageColumns(officer_max, incident_max, None if bits is None else tuple(bits),
+                                tuple(c for c in PAGE_WHO if c in cols))
+    with memo.lock:
+        memo.columns[ds.id] = info
+    return info
+
+
+def _counts_sql() -> str:
+    return ", ".join(f'coalesce(count_if("{c}"), 0) AS "{c}_yes", count("{c}") AS "{c}_answered"'
+                     for c in schema.HARM_FIELDS)
+
+
+def _distinct_sql(column: str, top: int | None) -> str:
+    # Dense integer keys: a bitmap counts distinct values exactly, far faster than hashing strings.
+    if top is None:
+        return "0"
+    return f"coalesce(bit_count(bitstring_agg({column}, 0, {int(top)})), 0)"
+
+
+def _timestamp_sql(moment: datetime) -> str:
+    # A literal rather than a bound value, so the scan can skip row groups by date; it is built
+    # from a datetime, never from text.
+    return f"TIMESTAMP '{moment.isoformat(sep=' ')}'"
+
+
+def _page_totals(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) -> pd.Series | None:
+    """Return the summary counts of a filter state from the one scan (with its previous period's)."""
+    info = _page_columns(engine, ds)
+    if info is None:
+        return None
+    state = _state(engine, ds, filters, scope)
+    if state.totals is None:
+        previous = previous_period(filters, ds)
+        start = filters.date_from or (ds.first.date() if ds.first else None)
+        if previous is None or start is None:
+            span, split = filters, None
+        else:  # this period and the one before are contiguous: one scan over both, split at the start
+            span, split = replace(filters, date_from=previous.date_from), _timestamp_sql(_start_of(start))
+        inner = engine.backend.compile(filtered_reports(engine, ds, span, scope))
+        sql = (f"SELECT {f'occurred_at >= {split}' if split else 'TRUE'} AS current, count(*) AS reports, "
+               f"{_counts_sql()}, {_distinct_sql('_incident_key', info.incident_max)} AS incidents, "
+               f"{_distinct_sql('_officer_key', info.officer_max)} AS officers FROM ({inner}) AS f GROUP BY ALL")
+        names = [*_COUNTS, "incidents", "officers"]
+        found = {bool(r[0]): dict(zip(names, (int(v) for v in r[1:]), strict=True))
+                 for r in engine.backend.con.sql(sql).fetchall()}
+        empty = dict.fromkeys(names, 0)
+        state.span = inner, split
+        state.totals = found.get(True, empty)
+        if previous is not None and split is not None:
+            _state(engine, ds, previous, scope).totals = found.get(False, empty)
+    return pd.Series(state.totals)
+
+
+def _page_part(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, part: str) -> pd.DataFrame | None:
+    """Return one finest-grain count table of a filter state: "when", "who" or "tactics"."""
+    info = _page_columns(engine, ds)
+    if info is None or info.keys(part) is None:
+        return None
+    state = _state(engine, ds, filters, scope)
+    if part not in state.parts:
+        # A page that asked for the summary goes on to ask for breakdowns: count them all in one scan.
+        wanted = [part] if state.span is None else [
+            p for p in _PARTS if p not in state.parts and info.keys(p) is not None]
+        if state.span is None:
+            source = engine.backend.compile(filtered_reports(engine, ds, filters, scope))
+            where = ""
+        else:
+            source, split = state.span
+            where = f" WHERE occurred_at >= {split}" if split else ""
+        sets = ", ".join("(" + ", ".join(info.keys(p)) + ")" for p in wanted)
+        columns = [c for p in wanted for c in info.keys(p)]
+        flags = ", ".join(f"GROUPING({info.keys(p)[0]}) AS g_{p}" for p in wanted)
+        selects = ", ".join(f"CAST({c} AS VARCHAR) AS {c}" if c in PAGE_WHO else c for c in columns)
+        sql = (f"SELECT {flags}, {selects}, count(*) AS reports, {_counts_sql()} "
+               f"FROM ({source}) AS f{where} GROUP BY GROUPING SETS ({sets})")
+        # Through Arrow, part by part: a 64-bit mask must not pass through a float column with nulls.
+        table = engine.backend.con.sql(sql).to_arrow_table()
+        for p in wanted:
+            rows = table.filter(pc.equal(table[f"g_{p}"], 0)).select([*info.keys(p), *_COUNTS])
+            frame = rows.to_pandas(date_as_object=False)
+            state.parts[p] = _when_dimensions(frame) if p == "when" else frame
+    return state.parts[part]
+
+
+def _page_breakdown(engine: Engine, ds: Dataset, filters: Filters, scope: Scope,
+                    by: tuple[str, ...]) -> tuple[dict[str, pd.Series], np.ndarray] | None:
+    """Return the groups and counts of a breakdown added up from the one scan, or None if it cannot."""
+    if not by or not (set(by) <= set(PAGE_WHEN) or set(by) <= set(PAGE_WHO)):
+        return None
+    part = "when" if set(by) <= set(PAGE_WHEN) else "who"
+    fine = _page_part(engine, ds, filters, scope, part)
+    if fine is None or (part == "who" and not set(by) <= set(fine.columns)):
+        return None
+    # Each group's counts are the sum of its finest-grain rows: number the groups, then add up.
+    group = np.zeros(len(fine), dtype=np.int64)
+    uniques = []
+    for d in by:
+        codes, values = pd.factorize(fine[d], use_na_sentinel=False)
+        group = group * max(len(values), 1) + codes
+        uniques.append(values)
+    groups, first, inverse = np.unique(group, return_index=True, return_inverse=True)
+    counts = np.zeros((len(groups), len(_COUNTS)), dtype=np.int64)
+    np.add.at(counts, inverse.reshape(-1), fine[_COUNTS].to_numpy(dtype=np.int64))
+    keys = {d: fine[d].iloc[first].reset_index(drop=True) for d in by}
+    return keys, counts
+
+
+def _when_dimensions(fine: pd.DataFrame) -> pd.DataFrame:
+    """Return the "when" part with month, weekday and hour, as the Ibis dimensions give them."""
+    weekhour = fine["_weekhour"]
+    known = weekhour.notna().to_numpy()
+    slot = np.where(known, weekhour.fillna(0).to_numpy(), 0).astype(np.int64)
+    hour = pd.Series((slot % 24).astype(np.int32), index=fine.index)
+    return fine.assign(  # month a timestamp, weekday a name, hour an int32 (a float when some are unknown)
+        month=fine["_month"].astype("datetime64[s]"),
+        weekday=pd.Series(np.where(known, _WEEKDAYS[slot // 24], None), index=fine.index),
+        hour=hour if known.all() else hour.where(known))
+
+
+def _page_tactics(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) -> tuple[pd.DataFrame, int] | None:
+    """Return reports per (tactic, tactic group) and the reports in view, from the tactic masks."""
+    masks = _page_part(engine, ds, filters, scope, "tactics")
+    if masks is None:
+        return None
+    info = _page_columns(engine, ds)
+    mask = masks["_tactics"].to_numpy(dtype=np.uint64)
+    count = masks["reports"].to_numpy(dtype=np.int64)
+    rows = []
+    for bit, (tactic, group) in enumerate(info.tactic_bits):
+        used = int(count[(mask >> np.uint64(bit)) & np.uint64(1) == 1].sum())
+        if used:
+            rows.append((tactic, group, used))
+    frame = pd.DataFrame(rows, columns=["tactic", "tactic_group", "reports"])
+    frame = frame.astype({"tactic": "str", "tactic_group": "str", "reports": "int64"})
+    return frame, int(count.sum())

@@ -1,0 +1,232 @@
+"""What a view is: the filters a user sets, the dimensions a breakdown can use, and the periods.
+
+Every query starts from `scoped_reports`, which applies the user's data scope (the forces and areas
+they may see) before anything else, so no page can forget it; `filtered_reports` adds the filters.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, fields, replace
+from datetime import date, datetime, time, timedelta
+
+import ibis
+
+from lib.engine.store import Dataset, Engine
+from lib.model import schema
+from lib.model.scope import Scope
+
+NOT_RECORDED = "Not recorded"
+
+
+@dataclass(frozen=True)
+class FilterKind:
+    """One kind of categorical filter: where its values live and how a sentence names them."""
+
+    field: str
+    column: str
+    label: str
+    phrase: str
+    table: str = "reports"
+
+
+FILTER_KINDS: tuple[FilterKind, ...] = (
+    FilterKind("forces", "force", "Force", "{}"),
+    FilterKind("areas", "area", "Area", "{}"),
+    FilterKind("roles", "officer_role", "Officer role", "{} officers"),
+    FilterKind("shifts", "shift", "Shift", "{} shift"),
+    FilterKind("tactic_groups", "tactic_group", "Tactic group", "{} used", table="tactics"),
+    FilterKind("tactics", "tactic", "Tactic", "{} used", table="tactics"),
+    FilterKind("location_types", "location_type", "Location", "at {}"),
+    FilterKind("age_bands", "subject_age_band", "Subject age", "subject aged {}"),
+    FilterKind("genders", "subject_gender", "Subject gender", "{} subject"),
+    FilterKind("ethnicities", "subject_ethnicity", "Subject ethnicity", "{} subject"),
+)
+
+
+KIND_BY_FIELD: dict[str, FilterKind] = {k.field: k for k in FILTER_KINDS}
+
+
+@dataclass(frozen=True)
+class Filters:
+    """The global filter state: a date range (inclusive) and a set of values per filter kind."""
+
+    date_from: date | None = None
+    date_to: date | None = None
+    forces: tuple[str, ...] = ()
+    areas: tuple[str, ...] = ()
+    roles: tuple[str, ...] = ()
+    shifts: tuple[str, ...] = ()
+    tactic_groups: tuple[str, ...] = ()
+    tactics: tuple[str, ...] = ()
+    location_types: tuple[str, ...] = ()
+    age_bands: tuple[str, ...] = ()
+    genders: tuple[str, ...] = ()
+    ethnicities: tuple[str, ...] = ()
+
+    def values(self, kind: FilterKind) -> tuple[str, ...]:
+        """Return the selected values of one filter kind."""
+        return getattr(self, kind.field)
+
+    def with_values(self, kind_field: str, values: tuple[str, ...]) -> Filters:
+        """Return a copy with one filter kind set to the given values."""
+        return replace(self, **{kind_field: tuple(values)})
+
+
+def _join_words(values: tuple[str, ...]) -> str:
+    if len(values) == 1:
+        return values[0]
+    return ", ".join(values[:-1]) + " or " + values[-1]
+
+
+def _format_day(d: date) -> str:
+    return f"{d.day} {d:%b %Y}"
+
+
+def describe(filters: Filters) -> str:
+    """Say in one human sentence which reports a filter state selects."""
+    parts: list[str] = []
+    if filters.date_from and filters.date_to:
+        parts.append(f"{_format_day(filters.date_from)} to {_format_day(filters.date_to)}")
+    elif filters.date_from:
+        parts.append(f"from {_format_day(filters.date_from)}")
+    elif filters.date_to:
+        parts.append(f"up to {_format_day(filters.date_to)}")
+    for kind in FILTER_KINDS:
+        values = filters.values(kind)
+        if values:
+            parts.append(kind.phrase.format(_join_words(tuple(values))))
+    if not parts:
+        return "All reports"
+    sentence = ", ".join(parts)
+    return sentence[0].upper() + sentence[1:]
+
+
+def _start_of(d: date) -> datetime:
+    return datetime.combine(d, time.min)
+
+
+def scoped_reports(engine: Engine, ds: Dataset, scope: Scope) -> ibis.Table:
+    """Return the reports a scope may see: every query starts here."""
+    r = engine.reports(ds)
+    preds = []
+    for allowed, column in ((scope.forces, "force"), (scope.areas, "area"), (scope.teams, "team")):
+        if allowed is None:
+            continue
+        # A dataset without the column cannot show that a row is in scope, so it shows none.
+        if allowed and column in r.columns:
+            preds.append(r[column].cast("string").isin(sorted(allowed)))
+        else:
+            preds.append(ibis.literal(False))
+    return r.filter(*preds) if preds else r
+
+
+def filtered_reports(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) -> ibis.Table:
+    """Compile a filter state into one expression over the reports the scope may see."""
+    r = scoped_reports(engine, ds, scope)
+    preds = []
+    if filters.date_from:
+        preds.append(r.occurred_at >= _start_of(filters.date_from))
+    if filters.date_to:
+        preds.append(r.occurred_at < _start_of(filters.date_to + timedelta(days=1)))
+    tactics = None
+    for kind in FILTER_KINDS:
+        values = list(filters.values(kind))
+        if not values:
+            continue
+        if kind.table == "reports":
+            preds.append(r[kind.column].isin(values))
+        else:
+            tactics = engine.tactics(ds) if tactics is None else tactics
+            chosen = tactics.filter(tactics[kind.column].isin(values)).report_id
+            preds.append(r.report_id.isin(chosen))
+    return r.filter(*preds) if preds else r
+
+
+# A dimension is a canonical column or a derived expression over the reports.
+DIMENSIONS: dict[str, Callable[[ibis.Table], ibis.Expr]] = {
+    "month": lambda t: t.occurred_at.truncate("M").cast("date"),
+    "force": lambda t: t.force.cast("string"),
+    "area": lambda t: t.area.cast("string"),
+    "team": lambda t: t.team.cast("string"),
+    "officer_role": lambda t: t.officer_role.cast("string"),
+    "shift": lambda t: t.shift.cast("string"),
+    "location_type": lambda t: t.location_type.cast("string"),
+    "subject_age_band": lambda t: t.subject_age_band.cast("string"),
+    "subject_gender": lambda t: t.subject_gender.cast("string"),
+    "subject_ethnicity": lambda t: t.subject_ethnicity.cast("string"),
+    "hour": lambda t: t.occurred_at.hour(),
+    "weekday": lambda t: t.occurred_at.day_of_week.full_name(),
+    # Unknown crewing stays unknown (ifelse would put it with "Double crewed").
+    "single_crewed": lambda t: ibis.cases((t.single_crewed, "Single crewed"), (~t.single_crewed, "Double crewed")),
+}
+
+
+DIMENSION_LABELS: dict[str, str] = {
+    "month": "Month", "force": "Force", "area": "Area", "team": "Team",
+    "officer_role": "Officer role", "shift": "Shift", "location_type": "Location",
+    "subject_age_band": "Subject age", "subject_gender": "Subject gender",
+    "subject_ethnicity": "Subject ethnicity", "hour": "Hour of day", "weekday": "Day of week",
+    "single_crewed": "Crewing", "tactic_group": "Type of force used",
+}
+
+
+# Vocabulary order for sorting breakdowns, so Early/Late/Night read in time order.
+DIMENSION_ORDER: dict[str, tuple[str, ...]] = {
+    "officer_role": schema.OFFICER_ROLES, "shift": schema.SHIFTS,
+    "location_type": schema.LOCATION_TYPES, "subject_age_band": schema.AGE_BANDS,
+    "subject_gender": schema.GENDERS, "subject_ethnicity": schema.ETHNICITIES,
+    "weekday": ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
+    "single_crewed": ("Double crewed", "Single crewed"),
+}
+
+
+def default_filters(ds: Dataset, months: int = 12) -> Filters:
+    """Return the opening view: the latest twelve months of the dataset, nothing else filtered."""
+    if ds.last is None:
+        return Filters()
+    end = ds.last.date()
+    index = end.year * 12 + end.month - months  # the month after `end`, `months` months back
+    start = date(index // 12, index % 12 + 1, 1)
+    if end.day != _month_end(end).day:  # a part month at the end: take whole days instead
+        start = end - timedelta(days=365 * months // 12 - 1)
+    if ds.first is not None:
+        start = max(start, ds.first.date())
+    return Filters(date_from=start, date_to=end)
+
+
+def _month_end(d: date) -> date:
+    following = date(d.year + d.month // 12, d.month % 12 + 1, 1)
+    return following - timedelta(days=1)
+
+
+def previous_period(filters: Filters, ds: Dataset) -> Filters | None:
+    """Return the same filters over the period of equal length just before; None if unbounded."""
+    start = filters.date_from or (ds.first.date() if ds.first else None)
+    end = filters.date_to or (ds.last.date() if ds.last else None)
+    if start is None or end is None or end < start:
+        return None
+    if start.day == 1 and (end + timedelta(days=1)).day == 1:
+        # Whole calendar months compare with the same number of months before, so a
+        # financial year compares with the previous financial year whatever the leap days.
+        months = (end.year - start.year) * 12 + end.month - start.month + 1
+        index = start.year * 12 + start.month - 1 - months
+        prev_start = date(index // 12, index % 12 + 1, 1)
+        return replace(filters, date_from=prev_start, date_to=start - timedelta(days=1))
+    length = (end - start).days + 1
+    return replace(filters, date_from=start - timedelta(days=length),
+                   date_to=start - timedelta(days=1))
+
+
+def filters_from_mapping(data: dict[str, object]) -> Filters:
+    """Build Filters from a plain mapping (URL parameters, JSON); unknown keys are ignored."""
+    kwargs: dict[str, object] = {}
+    for f in fields(Filters):
+        if f.name not in data or data[f.name] in (None, "", []):
+            continue
+        value = data[f.name]
+        if f.name in ("date_from", "date_to"):
+            kwargs[f.name] = value if isinstance(value, date) else date.fromisoformat(str(value))
+        else:
+            items = [value] if isinstance(value, str) else list(value)  # type: ignore[arg-type]
+            kwargs[f.name] = tuple(str(v) for v in items)
+    return Filters(**kwargs)
