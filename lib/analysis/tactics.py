@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from lib.analysis.stats import wilson_interval
-from lib.engine.query import DIMENSIONS, Filters, Scope, Summary, harm_metrics, add_rates, filtered_reports
+from lib.engine.query import DIMENSIONS, Filters, Scope, Summary, add_rates, filtered_reports, harm_metrics
 from lib.engine.store import Dataset, Engine
 from lib.model import schema
 
