@@ -140,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"rejected: a date is not YYYY-MM-DD ({exc})", file=sys.stderr)
         return 2
-    engine = Engine()
+    engine = Engine(read_file=ingest.read_file)
     try:
         ds = engine.open(resolve(args.dataset))
     except DatasetError as exc:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from lib import ingest
 from lib.engine import backends
 from lib.engine.store import Dataset, Engine
 
@@ -46,7 +47,7 @@ def realdata() -> Path:
 @pytest.fixture(scope="session")
 def engine() -> Engine:
     """The engine OSE_ENGINE_URL names (in-memory DuckDB by default), one for the test session."""
-    return Engine()
+    return Engine(read_file=ingest.read_file)
 
 
 @pytest.fixture(scope="session")

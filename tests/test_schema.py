@@ -6,6 +6,7 @@ from datetime import time
 import pandas as pd
 import pytest
 
+from lib import ingest
 from lib.engine.store import Engine
 from lib.model import schema
 
@@ -42,7 +43,7 @@ def test_shift_from_data_wins_over_the_clock():
 
 def test_environment_sets_shift_boundaries_for_loaded_files(monkeypatch):
     monkeypatch.setenv("OSE_SHIFT_STARTS", "08:00,16:00,00:00")
-    eng = Engine()
+    eng = Engine(read_file=ingest.read_file)
     ds = eng.open(FIXTURES / "small_canonical.csv")
     shifts = eng.execute(eng.reports(ds).select("report_id", "shift")).set_index("report_id")["shift"]
     assert shifts["R10"] == "Night"   # 07:00 is before an 08:00 early start

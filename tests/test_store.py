@@ -7,7 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from lib.engine.store import SAMPLE_DIR, DatasetError, Engine, read_canonical
+from lib import ingest
+from lib.engine.store import SAMPLE_DIR, DatasetError, Engine, read_source
 from lib.model import schema
 
 from .conftest import FIXTURES
@@ -33,7 +34,7 @@ def test_opening_twice_reuses_the_loaded_tables(engine):
 
 
 def test_changed_file_is_a_new_dataset(tmp_path):
-    eng = Engine()
+    eng = Engine(read_file=ingest.read_file)
     path = tmp_path / "one.csv"
     shutil.copy(FIXTURES / "small_canonical.csv", path)
     first = eng.open(path)
@@ -76,7 +77,7 @@ def test_drop_removes_tables(tmp_path):
     # A copy, so a shared database (PostgreSQL) keeps the session's own fixture tables.
     path = tmp_path / "small.csv"
     shutil.copy(FIXTURES / "small_canonical.csv", path)
-    eng = Engine()
+    eng = Engine(read_file=ingest.read_file)
     ds = eng.open(path)
     assert _exists(eng, ds.reports_table)
     eng.drop(ds)
@@ -98,7 +99,7 @@ def test_unreadable_sources_are_refused_with_a_reason(tmp_path, name, content, r
     if content is not None:
         path.write_bytes(content)
     with pytest.raises(DatasetError) as err:
-        Engine().open(path)
+        Engine(read_file=ingest.read_file).open(path)
     assert reason in str(err.value)
 
 
@@ -115,7 +116,7 @@ def test_windows_encoded_csv_loads_and_reports_what_it_set_aside(tmp_path, engin
 
 def test_folder_without_reports_is_refused(tmp_path):
     with pytest.raises(DatasetError, match="has no reports.parquet"):
-        read_canonical(tmp_path)
+        read_source(tmp_path)
 
 
 @pytest.mark.duckdb_only
@@ -161,11 +162,11 @@ def test_reports_are_stored_clustered_only_when_there_are_blocks_to_skip(min_row
         monkeypatch.setattr(store, "CLUSTER_MIN_ROWS", min_rows)
     path = tmp_path / "one.csv"
     shutil.copy(FIXTURES / "small_canonical.csv", path)
-    eng = Engine()
+    eng = Engine(read_file=ingest.read_file)
     ds = eng.open(path)
     stored = eng._db.execute(
         f'SELECT report_id, shift::VARCHAR, officer_role::VARCHAR, occurred_at FROM "{ds.reports_table}"').fetchall()
-    source = read_canonical(path)[0]["report_id"].to_pylist()
+    source = ingest.read_file(path)[0][0]["report_id"].to_pylist()
     if min_rows is None:  # ten reports: as in the file
         assert [r[0] for r in stored] == source
     else:  # ENUM order: the vocabulary's (Early, Late, Night; Response, ...), nulls last; then time

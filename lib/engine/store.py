@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -80,8 +80,11 @@ class Engine:
     `url` (default: `OSE_ENGINE_URL`, else in-memory DuckDB) may name PostgreSQL or Spark instead.
     """
 
-    def __init__(self, url: str | None = None) -> None:
+    def __init__(self, url: str | None = None, read_file: FileReader | None = None) -> None:
         self.url = url or backends.configured_url()
+        # How a single file (CSV, Excel, Parquet extract) becomes canonical tables: the ingester's
+        # `lib.ingest.read_file`, given by whoever builds the engine. Without it, only dataset folders open.
+        self.read_file = read_file
         self.kind = backends.kind_of(self.url)
         self._db = duckdb.connect(backends.duckdb_database(self.url)) if self.kind == "duckdb" else None
         self._remote = None if self._db is not None else backends.open_backend(self.url)
@@ -161,7 +164,7 @@ class Engine:
         with self._lock:
             if ds_id in self._datasets:
                 return self._datasets[ds_id]
-            (reports, tactics, officers), report = read_source(path)
+            (reports, tactics, officers), report = read_source(path, self.read_file)
             ds = self._load(ds_id, name or _default_name(path), str(path), reports, tactics, officers)
             self._datasets[ds_id] = ds
             if report is not None:
@@ -400,15 +403,12 @@ def _enum_ddl(enum: str, values: list[str]) -> str:
 # --- canonical files ----------------------------------------------------------------------
 
 
-def read_canonical(path: Path) -> tuple[pa.Table | str, pa.Table | str, pa.Table | str | None]:
-    """Return the reports, tactics and roster of a dataset folder, or of one file run through ingest."""
-    tables, _ = read_source(path)
-    return tables
+FileReader = Callable[[Path], tuple[tuple[pa.Table, pa.Table, pa.Table | None], dict]]
 
 
-def read_source(path: Path) -> tuple[tuple[pa.Table | str, pa.Table | str, pa.Table | str | None],
-                                     dict | None]:
-    """Return a source's tables and, for a single file, the ingest report (rows set aside etc.)."""
+def read_source(path: Path, read_file: FileReader | None = None
+                ) -> tuple[tuple[pa.Table | str, pa.Table | str, pa.Table | str | None], dict | None]:
+    """Return a source's tables and, for a single file, how it was read (rows set aside etc.)."""
     if path.is_dir():
         reports, tactics, officers = (path / REPORTS_FILE, path / TACTICS_FILE, path / OFFICERS_FILE)
         if not reports.exists():
@@ -418,21 +418,9 @@ def read_source(path: Path) -> tuple[tuple[pa.Table | str, pa.Table | str, pa.Ta
             raise DatasetError(f"{path} has no {TACTICS_FILE}")
         _check_parquet(tactics, ("report_id", "tactic"))
         return (str(reports), str(tactics), (str(officers) if officers.exists() else None)), None
-    from lib import ingest  # the ingester imports this module's neighbours; import when needed
-
-    try:
-        result = ingest.ingest([(path.name, path.read_bytes())])
-    except ingest.RejectedFile as exc:
-        raise DatasetError(str(exc)) from exc
-    except OSError as exc:
-        raise DatasetError(f"{path.name} cannot be read: {exc.strerror or exc}") from exc
-    if result.report["rows_loaded"] == 0:
-        reasons = result.report["quarantine_reasons"]
-        first = next(iter(reasons), "no data rows")
-        raise DatasetError(f"none of the {result.report['rows_in']:,} rows in {path.name} could be loaded "
-                           f"(most common reason: {first})")
-    reports, tactics = ingest.tables(result)
-    return (reports, tactics, None), result.report
+    if read_file is None:
+        raise DatasetError(f"{path.name} is a single file: this engine opens dataset folders only")
+    return read_file(path)
 
 
 def _check_parquet(path: Path, required: Iterable[str]) -> None:

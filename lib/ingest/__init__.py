@@ -14,10 +14,11 @@ from lib.ingest.pipeline import (
     ingest,
     profile_dir,
     read_extract,
+    read_file,
     reason_counts,
     tables,
     write,
 )
 
 __all__ = ["AUTO", "NO_FORMAT", "IngestResult", "Limits", "RawExtract", "RejectedFile", "available_formats",
-           "ingest", "profile_dir", "read_extract", "reason_counts", "tables", "write"]
+           "ingest", "profile_dir", "read_extract", "read_file", "reason_counts", "tables", "write"]

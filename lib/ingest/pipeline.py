@@ -807,6 +807,29 @@ def _arrow_table(frame: pd.DataFrame) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=layout)
 
 
+def read_file(path: Path) -> tuple[tuple[pa.Table, pa.Table, None], dict]:
+    """Read one extract into canonical tables for the engine (`Engine(read_file=read_file)`).
+
+    Returns the reports and tactics tables (no roster) and the ingest report; a file that cannot be
+    read, or whose every row is set aside, raises the engine's DatasetError with the reason.
+    """
+    from lib.engine.store import DatasetError
+
+    try:
+        result = ingest([(path.name, path.read_bytes())])
+    except RejectedFile as exc:
+        raise DatasetError(str(exc)) from exc
+    except OSError as exc:
+        raise DatasetError(f"{path.name} cannot be read: {exc.strerror or exc}") from exc
+    if result.report["rows_loaded"] == 0:
+        reasons = result.report["quarantine_reasons"]
+        first = next(iter(reasons), "no data rows")
+        raise DatasetError(f"none of the {result.report['rows_in']:,} rows in {path.name} could be loaded "
+                           f"(most common reason: {first})")
+    reports, tactics = tables(result)
+    return (reports, tactics, None), result.report
+
+
 def write(result: IngestResult, out_dir: Path) -> None:
     """Write the canonical dataset, the quarantine and report.json into a folder."""
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -27,8 +27,10 @@ def name_of(function: Callable) -> str:
 
 @st.cache_resource(show_spinner=False)
 def engine() -> Engine:
-    """Return the process-wide engine shared by every session."""
-    return Engine()
+    """Return the process-wide engine shared by every session (single files are read by the ingester)."""
+    from lib import ingest
+
+    return Engine(read_file=ingest.read_file)
 
 
 def protect(kind: Callable, result: object) -> object:
