@@ -13,8 +13,6 @@ serve the same Ibis expressions:
 """
 from __future__ import annotations
 
-import os
-import re
 import threading
 from pathlib import Path
 
@@ -22,11 +20,12 @@ import ibis
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-URL_VARIABLE = "OSE_ENGINE_URL"
-DEFAULT_URL = "duckdb://"
+from lib.model.settings import DEFAULT_ENGINE_URL, ENGINE_SCHEMES, ENGINE_URL, redact_url, settings
+
+URL_VARIABLE = ENGINE_URL
+DEFAULT_URL = DEFAULT_ENGINE_URL
 KINDS = ("duckdb", "postgres", "pyspark")
-_SCHEMES = {"duckdb": "duckdb", "postgres": "postgres", "postgresql": "postgres", "pyspark": "pyspark",
-            "spark": "pyspark"}
+_SCHEMES = ENGINE_SCHEMES
 # Canonical column kinds (lib/model/schema.py) as Arrow types; categories are plain text off DuckDB.
 ARROW_TYPES = {"string": pa.string(), "category": pa.string(), "bool": pa.bool_(), "float": pa.float64(),
                "list": pa.list_(pa.string()), "timestamp": pa.timestamp("us"), "date": pa.date32()}
@@ -38,7 +37,7 @@ class EngineUrlError(ValueError):
 
 def configured_url() -> str:
     """Return the engine URL from the environment (`OSE_ENGINE_URL`), else in-memory DuckDB."""
-    return os.environ.get(URL_VARIABLE, "").strip() or DEFAULT_URL
+    return settings().engine_url
 
 
 def kind_of(url: str) -> str:
@@ -58,8 +57,7 @@ def duckdb_database(url: str) -> str:
 
 def redact(url: str) -> str:
     """Return a URL fit for a log: the password replaced by ***."""
-    # Not urlsplit: "pyspark://local[2]" is no valid host for it.
-    return re.sub(r"^([a-z]+://[^:/@]*):[^/]*@", r"\1:***@", url, count=1)
+    return redact_url(url)
 
 
 def canonical_arrow(data: pa.Table | str, columns: dict[str, str]) -> pa.Table:
@@ -211,7 +209,7 @@ def spark_session(master: str):
                .config("spark.sql.execution.arrow.pyspark.enabled", "true"))
     if master.startswith("local"):
         # The default 200 shuffle partitions make every small group-by hundreds of tasks.
-        builder = (builder.config("spark.sql.shuffle.partitions", os.environ.get("OSE_SPARK_SHUFFLE_PARTITIONS", "2"))
+        builder = (builder.config("spark.sql.shuffle.partitions", str(settings().spark_shuffle_partitions))
                    .config("spark.ui.enabled", "false")
                    .config("spark.driver.bindAddress", "127.0.0.1")
                    .config("spark.driver.host", "127.0.0.1"))

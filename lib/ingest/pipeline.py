@@ -16,7 +16,6 @@ import argparse
 import csv
 import io
 import json
-import os
 import sys
 import time
 import zipfile
@@ -37,6 +36,8 @@ from lib.ingest import pseudonym
 from lib.ingest.formats import FILE, ROW, ROWS, Adapted, Format, empty_quarantine
 from lib.ingest.formats.canonical import CanonicalFormat
 from lib.model import schema
+from lib.model.paths import data_dir
+from lib.model.settings import PSEUDONYM_KEY, SettingsError, settings
 
 Progress = Callable[[float, str], None]
 AUTO = "auto"
@@ -61,8 +62,7 @@ class Limits:
     @classmethod
     def from_env(cls) -> Limits:
         """Read OSE_MAX_UPLOAD_MB (default 1024) for the size limit."""
-        mb = os.environ.get("OSE_MAX_UPLOAD_MB", "").strip()
-        return cls(max_bytes=int(float(mb) * 1024 * 1024)) if mb else cls()
+        return cls(max_bytes=settings().max_upload_bytes)
 
 
 @dataclass
@@ -434,7 +434,7 @@ def _set_aside_long_cells(raw: RawExtract, limits: Limits, could_hold_long_cell:
 
 def profile_dir() -> Path:
     """Return where user-saved mapping profiles live (OSE_DATA_DIR/profiles)."""
-    return Path(os.environ.get("OSE_DATA_DIR", "var")) / "profiles"
+    return data_dir() / "profiles"
 
 
 def available_formats() -> list[Format]:
@@ -493,11 +493,12 @@ def ingest(files: Sequence[tuple[str, bytes]], *, fmt: str = AUTO, duplicates: s
            force: str | None = None, limits: Limits | None = None,
            formats: Sequence[Format] | None = None, progress: Progress | None = None) -> IngestResult:
     """Read, adapt and validate one or more extracts of the same kind into canonical tables."""
-    limits = limits or Limits.from_env()
     try:
-        schema.configured_shifts()
-    except ValueError as exc:
-        raise RejectedFile(f"OSE_SHIFT_STARTS: {exc}") from exc
+        settings()  # every setting checked before reading anything (shift starts, size limit, key)
+    except SettingsError as exc:
+        unusable = "officer ids cannot be pseudonymised: " if PSEUDONYM_KEY in exc.variables else ""
+        raise RejectedFile(f"{unusable}{exc}") from exc
+    limits = limits or Limits.from_env()
     try:
         key = pseudonym.secret()  # before reading anything: no key, no load
     except pseudonym.PseudonymKeyError as exc:

@@ -26,9 +26,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-KEY_ENV = "OSE_PSEUDONYM_KEY"
-CONFIG_ENV = "OSE_AUTH_CONFIG"
-KEY_BYTES = 32
+from lib.model.settings import AUTH_CONFIG, MIN_KEY_BYTES, PSEUDONYM_KEY, Settings, SettingsError, settings
+
+KEY_ENV = PSEUDONYM_KEY
+CONFIG_ENV = AUTH_CONFIG
+KEY_BYTES = MIN_KEY_BYTES
 PREFIX = "P-"
 HEX_CHARS = 16
 PATTERN = re.compile(r"^P-[0-9a-f]{16}$")
@@ -47,20 +49,28 @@ class PseudonymKeyError(Exception):
 
 def key_path() -> Path:
     """Return where the generated key lives (<data dir>/secrets/pseudonym.key)."""
-    from lib.model.paths import data_dir
-
-    return data_dir() / "secrets" / "pseudonym.key"
+    return _settings().pseudonym_key_file
 
 
 def secret() -> bytes:
     """Return the pseudonymisation key: from the environment, else the config file, else the key file."""
-    given = os.environ.get(KEY_ENV, "")
-    if given.strip():
-        return _checked(given.strip().encode("utf-8"), f"the environment variable {KEY_ENV}")
-    configured = _configured_key()
+    current = _settings()
+    if current.pseudonym_key is not None:  # checked (long enough) with the other settings
+        return current.pseudonym_key
+    configured = _configured_key(current)
     if configured is not None:
         return configured
-    return _key_file(key_path())
+    return _key_file(current.pseudonym_key_file)
+
+
+def _settings() -> Settings:
+    """Return the settings; a bad OSE_PSEUDONYM_KEY is a PseudonymKeyError, as a bad key anywhere else is."""
+    try:
+        return settings()
+    except SettingsError as exc:
+        if KEY_ENV in exc.variables:
+            raise PseudonymKeyError(str(exc)) from exc
+        raise
 
 
 def _checked(key: bytes, where: str) -> bytes:
@@ -71,11 +81,11 @@ def _checked(key: bytes, where: str) -> bytes:
     return key
 
 
-def _configured_key() -> bytes | None:
+def _configured_key(current: Settings) -> bytes | None:
     """Return `pseudonymisation.key` from the YAML config named by OSE_AUTH_CONFIG, if it sets one."""
-    name = os.environ.get(CONFIG_ENV, "").strip()
-    if not name or not Path(name).is_file():
+    if current.auth_config is None or not current.auth_config.is_file():
         return None
+    name = str(current.auth_config)
     import yaml  # installed with streamlit-authenticator; only needed when a config is named
 
     try:

@@ -5,12 +5,15 @@ is a bug. Unknown is always null, never a silent "No".
 """
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
 from datetime import time
 
 import numpy as np
 import pandas as pd
+
+# Shift boundaries are a setting (OSE_SHIFT_STARTS), checked in settings.py without pandas; named here too.
+from lib.model.settings import DEFAULT_SHIFTS as DEFAULT_SHIFTS
+from lib.model.settings import ShiftBoundaries, settings
+from lib.model.settings import parse_shift_boundaries as parse_shift_boundaries
 
 # --- vocabularies -------------------------------------------------------------------------
 
@@ -158,43 +161,13 @@ HARM_FIELDS: dict[str, str] = {
 # --- shifts -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ShiftBoundaries:
-    """Start times of the Early, Late and Night shifts; each runs until the next starts."""
-
-    early: time = time(7, 0)
-    late: time = time(15, 0)
-    night: time = time(23, 0)
-
-    def __post_init__(self) -> None:
-        if not (self.early < self.late < self.night or self.late < self.night < self.early
-                or self.night < self.early < self.late):
-            raise ValueError("shift start times must be distinct and in Early, Late, Night order")
-
-
-DEFAULT_SHIFTS = ShiftBoundaries()
-
-
-def parse_shift_boundaries(text: str) -> ShiftBoundaries:
-    """Read 'HH:MM,HH:MM,HH:MM' (Early, Late and Night start times) into shift boundaries."""
-    parts = [p.strip() for p in text.split(",")]
-    if len(parts) != 3:
-        raise ValueError(f"expected three start times like 07:00,15:00,23:00, got {text!r}")
-    try:
-        starts = [time.fromisoformat(p) for p in parts]
-    except ValueError as exc:
-        raise ValueError(f"{text!r} is not three HH:MM times") from exc
-    return ShiftBoundaries(*starts)
-
-
 def _minutes(t: time) -> int:
     return t.hour * 60 + t.minute
 
 
 def configured_shifts() -> ShiftBoundaries:
     """Return the shift start times set in OSE_SHIFT_STARTS, else the defaults (07:00, 15:00, 23:00)."""
-    text = os.environ.get("OSE_SHIFT_STARTS", "").strip()
-    return parse_shift_boundaries(text) if text else DEFAULT_SHIFTS
+    return settings().shift_starts
 
 
 def derive_shift(occurred_at: pd.Series, bounds: ShiftBoundaries | None = None) -> pd.Series:

@@ -20,7 +20,6 @@ row-level frames (`ROW_LEVEL`) are never published under disclosure control.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -31,9 +30,10 @@ import pandas as pd
 from lib.analysis import debriefs, explore, quality, risk, tactics, training
 from lib.engine import query
 from lib.model import schema
+from lib.model.settings import DEFAULT_DISCLOSURE_THRESHOLD, DISCLOSURE_THRESHOLD, settings
 
-DEFAULT_THRESHOLD = 10
-THRESHOLD_ENV = "OSE_DISCLOSURE_THRESHOLD"
+DEFAULT_THRESHOLD = DEFAULT_DISCLOSURE_THRESHOLD
+THRESHOLD_ENV = DISCLOSURE_THRESHOLD
 SUPPRESSED = "suppressed"
 ATTRS_KEY = "disclosure"
 HARM = tuple(schema.HARM_FIELDS)
@@ -43,18 +43,12 @@ class DisclosureError(ValueError):
     """A result that disclosure control cannot publish: an unknown or a row-level kind."""
 
 
-def threshold_from_env(default: int = DEFAULT_THRESHOLD) -> int:
-    """Return the suppression threshold from OSE_DISCLOSURE_THRESHOLD (an integer of at least 2)."""
-    raw = os.environ.get(THRESHOLD_ENV, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"{THRESHOLD_ENV} must be a whole number of at least 2, not {raw!r}") from None
-    if value < 2:
-        raise ValueError(f"{THRESHOLD_ENV} must be at least 2 (counts below it are hidden), not {value}")
-    return value
+def threshold_from_env() -> int:
+    """Return the suppression threshold from OSE_DISCLOSURE_THRESHOLD (a whole number from 2 to 1000), else 10.
+
+    A bad value raises SettingsError (a ValueError) naming the variable.
+    """
+    return settings().disclosure_threshold
 
 
 # --- specs --------------------------------------------------------------------------------

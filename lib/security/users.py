@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import math
 import os
+import re
 import secrets
 import sys
 import tempfile
@@ -32,12 +34,18 @@ from typing import Any
 import bcrypt
 import yaml
 
+from lib.model.settings import AUTH_CONFIG, DISCLOSURE_RANGE, settings
 from lib.security.access import ROLES, User
 
-CONFIG_ENV = "OSE_AUTH_CONFIG"
+CONFIG_ENV = AUTH_CONFIG
 MIN_KEY_BYTES = 32
 MAX_EXPIRY_DAYS = 1.0
 DEFAULT_EXPIRY_DAYS = 0.5
+DEFAULT_LOCKOUT_ATTEMPTS = 5
+LOCKOUT_ATTEMPTS_RANGE = (1, 100)
+DEFAULT_LOCKOUT_MINUTES = 15.0
+MAX_LOCKOUT_MINUTES = 7 * 24 * 60
+SCOPE_FIELDS = ("force", "forces", "areas", "teams")
 MIN_PASSWORD = 12
 # Keys published in streamlit-authenticator's code, README and example config: anyone could forge cookies.
 PUBLIC_KEYS = frozenset({"some_key", "some_signature_key", "random_signature_key", "abcdef", "key",
@@ -96,8 +104,9 @@ def user_from_entry(username: str, entry: dict[str, Any]) -> User:
 
 def config_path(explicit: str | os.PathLike | None = None) -> Path | None:
     """Return the auth config named on the command line or by OSE_AUTH_CONFIG, or None (local mode)."""
-    raw = explicit or os.environ.get(CONFIG_ENV, "").strip()
-    return Path(raw) if raw else None
+    if explicit:
+        return Path(explicit)
+    return settings().auth_config
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -132,47 +141,124 @@ def check_cookie_key(key: Any) -> str:
 
 
 def load_config(path: str | os.PathLike) -> AuthConfig:
-    """Read and check an auth config; raise ConfigError naming the first thing to fix."""
+    """Read and check an auth config; raise ConfigError naming the first thing to fix (field, value, allowed)."""
     path = Path(path)
     data = _read_yaml(path)
-    cookie = data.get("cookie") or {}
-    if not isinstance(cookie, dict):
-        raise ConfigError("cookie must be a mapping with name, key and expiry_days")
+    cookie = _section(data, "cookie", "name, key and expiry_days")
     key = check_cookie_key(cookie.get("key"))
-    try:
-        expiry = float(cookie.get("expiry_days", DEFAULT_EXPIRY_DAYS))
-    except (TypeError, ValueError) as exc:
-        raise ConfigError("cookie.expiry_days must be a number of days") from exc
-    if not 0 <= expiry <= MAX_EXPIRY_DAYS:
+    expiry = _number(cookie, "cookie", "expiry_days", DEFAULT_EXPIRY_DAYS, whole=False, low=0,
+                     allowed=f"a number of days from 0 to {MAX_EXPIRY_DAYS:g}")
+    if expiry > MAX_EXPIRY_DAYS:
         raise ConfigError(f"cookie.expiry_days is {expiry:g}; at most {MAX_EXPIRY_DAYS:g} day is allowed for "
                           "personal data (0 means no login cookie: sign in again on each visit)")
-    name = str(cookie.get("name") or "ose_auth")
-    users = ((data.get("credentials") or {}).get("usernames")) or {}
+    name = cookie.get("name")
+    if name in (None, ""):
+        name = "ose_auth"
+    elif not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
+        raise ConfigError(f"cookie.name={_shown(name)} is not a cookie name: use 1-64 letters, digits, _ . or -")
+    secure = cookie.get("secure")
+    secure = False if secure is None else secure
+    if not isinstance(secure, bool):
+        raise ConfigError(f"cookie.secure={_shown(secure)} is not true or false")
+    credentials = _section(data, "credentials", "usernames")
+    users = credentials.get("usernames") or {}
     if not isinstance(users, dict):
         raise ConfigError("credentials.usernames must be a mapping of usernames")
     for username, entry in users.items():
-        if not isinstance(entry, dict):
-            raise ConfigError(f"user {username!r} must be a mapping with name, password and roles")
-        hashed = str(entry.get("password") or "")
-        if not hashed.startswith(("$2a$", "$2b$", "$2y$")):
-            raise ConfigError(f"user {username!r} has no bcrypt password hash; set one with "
-                              f"`python -m lib.users passwd {username}`")
-        roles = entry.get("roles") or []
-        roles = [roles] if isinstance(roles, str) else roles
-        unknown = [r for r in roles if r not in ROLES]
-        if not roles or unknown:
-            raise ConfigError(f"user {username!r} needs roles from {', '.join(ROLES)}"
-                              + (f"; unknown: {', '.join(map(str, unknown))}" if unknown else ""))
-    lockout = data.get("lockout") or {}
-    disclosure = data.get("disclosure") or {}
-    threshold = disclosure.get("threshold")
-    if threshold is not None and (not isinstance(threshold, int) or threshold < 2):
-        raise ConfigError("disclosure.threshold must be a whole number of at least 2")
+        _check_user(username, entry)
+    lockout = _section(data, "lockout", "attempts and minutes", fields=("attempts", "minutes"))
+    low, high = LOCKOUT_ATTEMPTS_RANGE
+    attempts = _number(lockout, "lockout", "attempts", DEFAULT_LOCKOUT_ATTEMPTS, whole=True, low=low, high=high,
+                       allowed=f"a whole number of failed sign-ins from {low} to {high}")
+    minutes = _number(lockout, "lockout", "minutes", DEFAULT_LOCKOUT_MINUTES, whole=False, low=0,
+                      high=MAX_LOCKOUT_MINUTES, above_low=True,
+                      allowed=f"a number of minutes above 0, at most {MAX_LOCKOUT_MINUTES} (a week)")
+    disclosure = _section(data, "disclosure", "threshold", fields=("threshold",))
+    low, high = DISCLOSURE_RANGE
+    threshold = _number(disclosure, "disclosure", "threshold", None, whole=True, low=low, high=high,
+                        allowed=f"a whole number from {low} to {high} (counts below it are hidden)")
+    pseudonymisation = _section(data, "pseudonymisation", "key", fields=("key",))
+    pseudonym_key = pseudonymisation.get("key")
+    if pseudonym_key not in (None, ""):
+        if not isinstance(pseudonym_key, str):
+            raise ConfigError("pseudonymisation.key must be text (at least 32 random bytes)")
+        if len(pseudonym_key.strip().encode("utf-8")) < MIN_KEY_BYTES:
+            raise ConfigError(f"pseudonymisation.key is {len(pseudonym_key.strip().encode('utf-8'))} bytes long; "
+                              f"it must be at least {MIN_KEY_BYTES}")
     return AuthConfig(path=path, users={str(k): v for k, v in users.items()}, cookie_name=name, cookie_key=key,
-                      expiry_days=expiry, cookie_secure=bool(cookie.get("secure", False)),
-                      lockout_attempts=int(lockout.get("attempts", 5)),
-                      lockout_minutes=float(lockout.get("minutes", 15)),
-                      disclosure_threshold=threshold)
+                      expiry_days=float(expiry), cookie_secure=secure, lockout_attempts=int(attempts),
+                      lockout_minutes=float(minutes), disclosure_threshold=threshold)
+
+
+def _shown(value: Any) -> str:
+    """Return a value as a message quotes it, cut short."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _section(data: dict[str, Any], name: str, holds: str, fields: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """Return a top-level section (empty if absent); raise ConfigError unless it is a mapping of known fields."""
+    section = data.get(name)
+    if section is None:
+        return {}
+    if not isinstance(section, dict):
+        raise ConfigError(f"{name} must be a mapping with {holds}, not {_shown(section)}")
+    unknown = [str(k) for k in section if fields is not None and k not in fields]
+    if unknown:
+        raise ConfigError(f"{name} has unknown field {', '.join(map(repr, unknown))}; allowed: {', '.join(fields)}")
+    return section
+
+
+def _number(section: dict[str, Any], name: str, field: str, default: float | None, *, whole: bool,
+            allowed: str, low: float | None = None, high: float | None = None,
+            above_low: bool = False) -> Any:
+    """Return a numeric field (the default if absent); raise ConfigError naming it unless it is `allowed`."""
+    value = section.get(field)
+    if value is None:
+        return default
+    number: float | int | None = None
+    if isinstance(value, bool):
+        number = None
+    elif isinstance(value, int) or (isinstance(value, float) and not whole):
+        number = value
+    elif isinstance(value, str):
+        try:
+            number = int(value.strip()) if whole else float(value.strip())
+        except ValueError:
+            number = None
+    bad = (number is None or not math.isfinite(number)
+           or (low is not None and (number <= low if above_low else number < low))
+           or (high is not None and number > high))
+    if bad:
+        raise ConfigError(f"{name}.{field}={_shown(value)} is not {allowed}")
+    return number
+
+
+def _check_user(username: Any, entry: Any) -> None:
+    """Raise ConfigError naming the user and the field unless one entry of credentials.usernames is usable."""
+    if not isinstance(entry, dict):
+        raise ConfigError(f"user {username!r} must be a mapping with name, password and roles")
+    hashed = entry.get("password")
+    if not isinstance(hashed, str) or not hashed.startswith(("$2a$", "$2b$", "$2y$")):
+        raise ConfigError(f"user {username!r} has no bcrypt password hash; set one with "
+                          f"`python -m lib.users passwd {username}`")
+    roles = entry.get("roles") or []
+    roles = [roles] if isinstance(roles, str) else roles
+    if not isinstance(roles, list):
+        raise ConfigError(f"user {username!r}: roles={_shown(roles)} is not a list of roles from {', '.join(ROLES)}")
+    unknown = [r for r in roles if not isinstance(r, str) or r not in ROLES]
+    if not roles or unknown:
+        raise ConfigError(f"user {username!r} needs roles from {', '.join(ROLES)}"
+                          + (f"; unknown: {', '.join(map(str, unknown))}" if unknown else ""))
+    name = entry.get("name")
+    if name is not None and not isinstance(name, str | int):
+        raise ConfigError(f"user {username!r}: name={_shown(name)} is not text")
+    for field in SCOPE_FIELDS:
+        value = entry.get(field)
+        if value is None or isinstance(value, str):
+            continue
+        if not isinstance(value, list) or not all(isinstance(v, str | int) and not isinstance(v, bool) for v in value):
+            raise ConfigError(f"user {username!r}: {field}={_shown(value)} is not a name or a list of names")
 
 
 # --- changing the config --------------------------------------------------------------------
@@ -306,7 +392,11 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("list", help="list users, roles and scopes")
     sub.add_parser("check", help="check the config is safe to serve with")
     args = parser.parse_args(argv)
-    path = config_path(args.config)
+    try:
+        path = config_path(args.config)
+    except ValueError as exc:  # a bad OSE_* setting
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if path is None:
         print(f"error: name the config with --config or {CONFIG_ENV}", file=sys.stderr)
         return 2

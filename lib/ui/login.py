@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import copy
 import ipaddress
-import os
 import time
 from datetime import datetime, timedelta
 
@@ -28,6 +27,7 @@ import jwt
 import streamlit as st
 
 from lib.model.paths import data_dir
+from lib.model.settings import SettingsError, settings
 from lib.security import audit, sessions, users
 from lib.security.access import LOCAL_USER, User
 
@@ -69,7 +69,7 @@ def config() -> users.AuthConfig | None:
 
 def demo_mode() -> bool:
     """Say whether the app runs as a stakeholder demo (OSE_DEMO=1): synthetic data, small numbers hidden."""
-    return os.environ.get("OSE_DEMO", "").strip().lower() in {"1", "true", "yes", "on"}
+    return settings().demo
 
 
 def _is_loopback(host: str | None) -> bool:
@@ -109,7 +109,11 @@ def _local_user() -> User:
 def current_user() -> User:
     """Return the signed-in user; draw the login form and stop the run if nobody is signed in."""
     try:
+        settings()  # every OSE_* setting checked before anything is served
         cfg = config()
+    except SettingsError as exc:
+        st.error(f"Officer Safety Explorer will not start: {exc}. Fix the setting and restart the app.")
+        st.stop()
     except users.ConfigError as exc:
         st.error(f"Officer Safety Explorer will not start: {exc}. Fix {users.CONFIG_ENV} and reload.")
         st.stop()
