@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -13,6 +12,7 @@ import streamlit as st
 from lib import ingest
 from lib.engine.store import SAMPLE_DIR, Dataset, DatasetError
 from lib.ingest import library
+from lib.model.settings import settings
 from lib.security import access
 from lib.ui import cache, context
 
@@ -50,9 +50,9 @@ def sources(demo: bool = False) -> list[Source]:
     In demo mode only synthetic data is offered: the sample, and OSE_DATASET if the generator wrote it.
     """
     found = []
-    env = os.environ.get("OSE_DATASET", "").strip()
-    if env and (not demo or is_synthetic(env)):
-        found.append(Source("env", f"{Path(env).name} (OSE_DATASET)", env))
+    env = settings().dataset
+    if env is not None and (not demo or is_synthetic(env)):
+        found.append(Source("env", f"{env.name} (OSE_DATASET)", str(env)))
     found.append(SAMPLE_SOURCE)
     if demo:
         return found

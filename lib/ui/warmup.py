@@ -1,12 +1,12 @@
 """The warm-up at server start: imports, and in local mode the sample with its opening Overview."""
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
 
 from lib.engine import query
 from lib.engine.query import Scope
 from lib.engine.store import Dataset
+from lib.model.settings import settings
 from lib.security import access
 from lib.ui import cache, datasets, render
 
@@ -36,7 +36,7 @@ def warm_up() -> None:
     imports.start()
     try:
         ds = datasets._open(datasets.SAMPLE_SOURCE)  # the picker opens it on every first run
-        if not os.environ.get("OSE_DATASET", "").strip():  # else the picker opens OSE_DATASET first
+        if settings().dataset is None:  # else the picker opens OSE_DATASET first
             _warm_overview(ds, access.LOCAL_USER.scope)
     finally:
         imports.join()
