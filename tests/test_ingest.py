@@ -206,7 +206,7 @@ def test_real_files_are_detected_and_load_whole(name, fmt, rows_in, reports, off
 
 def test_national_form_with_drift_is_detected_and_quarantines_bad_dates(tmp_path):
     out = tmp_path / "met.csv"
-    done = subprocess.run([sys.executable, "-m", "lib.ingest.formats.uk_national", "--reports", "20000", "--seed", "3",
+    done = subprocess.run([sys.executable, "-m", "lib.synth.uk_national", "--reports", "20000", "--seed", "3",
                            "--out", str(out), "--drift"], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     result = ingest.ingest([("met.csv", out.read_bytes())], force="Metropolitan Police")
