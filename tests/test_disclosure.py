@@ -320,7 +320,8 @@ def test_breakdown(views) -> None:
 
     assert run_views(views, "lib.engine.query:breakdown",
                      lambda e, ds, f: query.breakdown(e, ds, f, UNRESTRICTED, ("shift",)), draw) > 0
-    run_views(views, "lib.engine.query:breakdown", lambda e, ds, f: query.breakdown(e, ds, f, UNRESTRICTED, ("month",)), draw)
+    run_views(views, "lib.engine.query:breakdown",
+              lambda e, ds, f: query.breakdown(e, ds, f, UNRESTRICTED, ("month",)), draw)
 
 
 def test_tactic_counts(views) -> None:
@@ -463,12 +464,16 @@ def test_quality_kinds(views) -> None:
     for level in ("force", "area"):
         run_views(views, "lib.analysis.quality:completeness_by", lambda e, ds, f, lv=level: quality.completeness_by(
             e, ds, f, UNRESTRICTED, lv), by)
-    run_views(views, "lib.analysis.quality:invalid_codes", lambda e, ds, f: quality.invalid_codes(e, ds, f, UNRESTRICTED),
+    run_views(views, "lib.analysis.quality:invalid_codes",
+              lambda e, ds, f: quality.invalid_codes(e, ds, f, UNRESTRICTED),
               lambda p, raw: [tables.invalid_codes_table(p)])
-    run_views(views, "lib.analysis.quality:contradictions", lambda e, ds, f: quality.contradictions(e, ds, f, UNRESTRICTED),
+    run_views(views, "lib.analysis.quality:contradictions",
+              lambda e, ds, f: quality.contradictions(e, ds, f, UNRESTRICTED),
               lambda p, raw: [tables.contradictions_table(p)])
-    run_views(views, "lib.analysis.quality:coverage", lambda e, ds, f: quality.coverage(e, ds, f, UNRESTRICTED), coverage)
-    run_views(views, "lib.analysis.quality:late_recorded", lambda e, ds, f: quality.late_recorded(e, ds, f, UNRESTRICTED),
+    run_views(views, "lib.analysis.quality:coverage",
+              lambda e, ds, f: quality.coverage(e, ds, f, UNRESTRICTED), coverage)
+    run_views(views, "lib.analysis.quality:late_recorded",
+              lambda e, ds, f: quality.late_recorded(e, ds, f, UNRESTRICTED),
               lambda p, raw: [])
 
 
@@ -525,11 +530,15 @@ def test_debrief_factor_table(sample_engine) -> None:
 
 
 def test_every_kind_is_tested() -> None:
-    tested = {"lib.engine.query:breakdown", "lib.engine.query:tactic_counts", "lib.analysis.risk:rate_grid", "lib.analysis.risk:rate_ratios",
-              "lib.analysis.risk:funnel", "lib.analysis.risk:officer_exposure", "lib.analysis.tactics:use_over_time",
-              "lib.analysis.tactics:effectiveness", "lib.analysis.tactics:harm_when_used", "lib.analysis.tactics:co_occurrence",
-              "lib.analysis.tactics:taser_ladder", "lib.analysis.explore:explore_frame", "lib.analysis.quality:completeness",
-              "lib.analysis.quality:completeness_by", "lib.analysis.quality:invalid_codes", "lib.analysis.quality:contradictions",
-              "lib.analysis.quality:coverage", "lib.analysis.quality:late_recorded", "lib.analysis.training:summarise_compliance",
-              "lib.analysis.training:event_study", "lib.analysis.training:effects", "lib.analysis.debriefs:factor_table"}
+    tested = {"lib.engine.query:breakdown", "lib.engine.query:tactic_counts",
+              "lib.analysis.risk:rate_grid", "lib.analysis.risk:rate_ratios",
+              "lib.analysis.risk:funnel", "lib.analysis.risk:officer_exposure",
+              "lib.analysis.tactics:use_over_time", "lib.analysis.tactics:effectiveness",
+              "lib.analysis.tactics:harm_when_used", "lib.analysis.tactics:co_occurrence",
+              "lib.analysis.tactics:taser_ladder", "lib.analysis.explore:explore_frame",
+              "lib.analysis.quality:completeness", "lib.analysis.quality:completeness_by",
+              "lib.analysis.quality:invalid_codes", "lib.analysis.quality:contradictions",
+              "lib.analysis.quality:coverage", "lib.analysis.quality:late_recorded",
+              "lib.analysis.training:summarise_compliance", "lib.analysis.training:event_study",
+              "lib.analysis.training:effects", "lib.analysis.debriefs:factor_table"}
     assert disclosure.KINDS == tested
