@@ -111,7 +111,7 @@ def ingest_seconds(n: int) -> float:
     """Time `python -m lib.ingest` on an n-row national-recording-form CSV (generated once)."""
     csv = CACHE / f"national-{n}.csv"
     if not csv.exists():
-        subprocess.run([sys.executable, "-m", "lib.ingest.formats.uk_national", "--reports", str(n), "--seed", "1",
+        subprocess.run([sys.executable, "-m", "lib.synth.uk_national", "--reports", str(n), "--seed", "1",
                         "--out", str(csv)], check=True)
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "lib.ingest", str(csv), "--out", str(CACHE / f"national-{n}-out"),

@@ -5,6 +5,8 @@ import io
 import json
 import subprocess
 import sys
+import zipfile
+from datetime import date, datetime, time, timedelta
 
 import pandas as pd
 import pyarrow as pa
@@ -204,7 +206,7 @@ def test_real_files_are_detected_and_load_whole(name, fmt, rows_in, reports, off
 
 def test_national_form_with_drift_is_detected_and_quarantines_bad_dates(tmp_path):
     out = tmp_path / "met.csv"
-    done = subprocess.run([sys.executable, "-m", "lib.ingest.formats.uk_national", "--reports", "20000", "--seed", "3",
+    done = subprocess.run([sys.executable, "-m", "lib.synth.uk_national", "--reports", "20000", "--seed", "3",
                            "--out", str(out), "--drift"], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     result = ingest.ingest([("met.csv", out.read_bytes())], force="Metropolitan Police")
@@ -291,3 +293,124 @@ def test_long_line_check_matches_the_longest_line(limit):
     for data in (b"", b"abc", b"abc\n", b"\n\n", b"ab\nabcd\nabc", b"abcdefghij\nab\n", b"a\r\nbcde\r\n"):
         longest = max(len(line) for line in data.split(b"\n"))
         assert pipeline._has_line_longer_than(data, limit) == (longest > limit), (data, limit)
+
+
+# --- Excel uploads (read with python-calamine) --------------------------------------------
+
+
+def _xlsx(rows, formats=(), write_only=False) -> bytes:
+    from openpyxl import Workbook
+
+    book = Workbook(write_only=write_only)
+    sheet = book.create_sheet("Data") if write_only else book.active
+    for row in rows:
+        sheet.append(row)
+    for cell, number_format in formats:
+        sheet[cell].number_format = number_format
+    buf = io.BytesIO()
+    book.save(buf)
+    return buf.getvalue()
+
+
+# Each value as openpyxl writes it, and the text the openpyxl reader gave it (before calamine).
+EXCEL_CELLS = {
+    "int": (5, "5"), "negative": (-3, "-3"), "zero": (0, "0"), "float": (2.5, "2.5"),
+    "whole float": (5.0, "5"), "big int": (3_000_000_000_000_000, "3000000000000000"),
+    "huge": (1e20, "1e+20"), "tiny": (1.5e-7, "1.5e-07"), "imprecise": (12345678901234567, "1.234567890123457e+16"),
+    "true": (True, "True"), "false": (False, "False"), "blank": (None, ""), "text": (" 007 ", " 007 "),
+    "midnight": (datetime(2023, 4, 1), "2023-04-01 00:00:00"),
+    "datetime": (datetime(2023, 4, 1, 13, 5, 7), "2023-04-01 13:05:07"),
+    "micro": (datetime(2023, 4, 1, 13, 5, 7, 500000), "2023-04-01 13:05:07"),
+    "date": (date(2023, 4, 1), "2023-04-01 00:00:00"), "time": (time(13, 5), "13:05:00"),
+    "time micro": (time(13, 5, 7, 250000), "13:05:07.250000"),
+    "duration": (timedelta(hours=30, minutes=5), "1 day, 6:05:00"),
+    "serial as date": (44000, "2020-06-18 00:00:00"),  # formatted dd/mm/yyyy below
+    "percent": (0.5, "0.5"),  # formatted 0% below
+    "formula": ("=1+1", ""),  # no cached value in a file openpyxl wrote
+    "half day as date": (0.5, "12:00:00"),  # formatted as a date-time below
+}
+
+
+def test_excel_cells_read_as_the_same_text_as_before():
+    values = [v for v, _ in EXCEL_CELLS.values()]
+    header = [*EXCEL_CELLS, 2019, datetime(2020, 1, 1), None, 7.0]
+    data = _xlsx([header, values, [None, None, None, "x"]],
+                 [("U2", "dd/mm/yyyy"), ("V2", "0%"), ("X2", "dd/mm/yyyy hh:mm")])
+    raw = pipeline.read_extract("types.xlsx", data)
+    assert raw.kind == "Excel"
+    assert raw.columns == [*EXCEL_CELLS, "2019", "2020-01-01 00:00:00", "column", "7"]
+    first = raw.frame.iloc[0]
+    assert {k: first[k] for k in EXCEL_CELLS} == {k: text for k, (_, text) in EXCEL_CELLS.items()}
+    assert raw.frame.iloc[1]["float"] == "x" and len(raw.frame) == 2
+    assert raw.frame["int"].dtype == "string"
+
+
+def test_an_excel_error_cell_reads_as_blank():
+    # openpyxl gave '#N/A'; calamine gives no text for an error, so it reads as an empty cell.
+    raw = pipeline.read_extract("errors.xlsx", _xlsx([["a", "b"], ["#N/A", "ok"]]))
+    assert raw.frame.iloc[0][["a", "b"]].tolist() == ["", "ok"]
+
+
+def test_a_workbook_without_dimensions_is_read():
+    # openpyxl's write-only mode leaves out <dimension>; the openpyxl reader saw no sheet with data.
+    raw = pipeline.read_extract("stream.xlsx", _xlsx([["a", "b"], [1, "x"], [2, None]], write_only=True))
+    assert raw.frame[["a", "b"]].to_dict("list") == {"a": ["1", "2"], "b": ["x", ""]}
+
+
+def test_the_first_sheet_with_data_is_read_and_said():
+    from openpyxl import Workbook
+
+    book = Workbook()
+    book.active.title = "Cover"
+    book.create_sheet("Data").append(["a"])
+    book["Data"].append(["1"])
+    buf = io.BytesIO()
+    book.save(buf)
+    raw = pipeline.read_extract("two.xlsx", buf.getvalue())
+    assert raw.frame["a"].tolist() == ["1"]
+    assert raw.notes == ["two.xlsx: read the first sheet with data ('Data')"]
+
+
+@pytest.mark.parametrize(("cells", "message"), [
+    ({"A1": "a", "XFD1048576": "far"}, "has 16,384 columns; the limit is 2,000"),
+    ({"A1": "a", "CV1": "b", "A1048576": "far"}, "spans 1,048,576 rows x 100 columns; the limit is 50,000,000 cells"),
+])
+def test_a_tiny_workbook_naming_a_far_cell_is_refused_before_it_is_read(cells, message):
+    # Calamine would allocate the whole grid up to the far cell (550 GB for XFD1048576) and abort.
+    from openpyxl import Workbook
+
+    book = Workbook()
+    for ref, value in cells.items():
+        book.active[ref] = value
+    buf = io.BytesIO()
+    book.save(buf)
+    assert len(buf.getvalue()) < 10_000
+    with pytest.raises(RejectedFile, match=message):
+        pipeline.read_extract("far.xlsx", buf.getvalue())
+
+
+def test_the_limits_apply_to_excel_rows_and_columns():
+    data = _xlsx([["a", "b", "c"], *([1, 2, 3] for _ in range(5))])
+    with pytest.raises(RejectedFile, match="has 3 columns; the limit is 2"):
+        pipeline.read_extract("w.xlsx", data, Limits(max_columns=2))
+    with pytest.raises(RejectedFile, match="says it holds 6 rows; the limit is 5"):
+        pipeline.read_extract("t.xlsx", data, Limits(max_rows=5))
+
+
+@pytest.mark.parametrize(("xml", "extent"), [
+    (b'<row r="2"><c r="B2"><v>1</v></c><c r="AA9"/></row>', (9, 27, 0, 0)),
+    (b'<row><c><v>1</v></c><c><v>2</v></c></row><row r="4"><c r="C4"/></row>', (4, 3, 1, 2)),
+    (b'<x:row r="3"><x:c r="D3"/><x:c s="1"/></x:row>', (3, 4, 0, 1)),  # calamine ignores prefixes
+    (b"<row spans='1:2' r='7'><c t=\"s\" r='$B$7'/></row>", (7, 2, 0, 0)),
+])
+def test_the_extent_of_sheet_xml_is_never_under_counted(xml, extent):
+    assert pipeline._xml_extent(xml) == extent
+
+
+def test_an_ods_or_xlsb_upload_is_not_read_as_excel():
+    for name, part in (("t.ods", "content.xml"), ("t.xlsb", "xl/workbook.bin")):
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as zf:
+            zf.writestr(part, b"<x/>")
+        with pytest.raises(RejectedFile, match="is not a readable Excel workbook"):
+            pipeline.read_extract(name, buf.getvalue())

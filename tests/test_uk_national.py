@@ -1,6 +1,9 @@
-"""Tests for lib/ingest/formats/uk_national.py: the national recording form, read and written."""
+"""Tests for lib/ingest/formats/uk_national.py (the national recording form, read) and
+lib/synth/uk_national.py (written)."""
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -9,15 +12,11 @@ import pytest
 
 from lib import synth
 from lib.ingest.formats import FILE, ROW, ROWS, Adapted
-from lib.ingest.formats.uk_national import (
-    FORM_COLUMNS,
-    UkNationalForm,
-    add_drift,
-    export,
-    main,
-    write_csv,
-)
+from lib.ingest.formats.uk_national import FORM_COLUMNS, UkNationalForm
 from lib.model import schema
+from lib.synth.uk_national import add_drift, export, main, write_csv
+
+from .conftest import ROOT
 
 FIXTURES = Path(__file__).parent / "fixtures"
 N_REPORTS = 5000
@@ -525,3 +524,17 @@ def test_command_line_writes_a_cp1252_extract(tmp_path, capsys):
     assert adapted.reports[ROWS].sum() == 298
     assert sorted(adapted.quarantine["reason"]) == [
         "IncidentDate '31/02/2021' is not a date", "IncidentDate is missing", "empty row"]
+
+
+def test_the_module_run_writes_the_extract_and_the_adapter_needs_no_generator(tmp_path):
+    path = tmp_path / "uof.csv"
+    done = subprocess.run([sys.executable, "-m", "lib.synth.uk_national", "--reports", "50", "--seed", "1",
+                           "--out", str(path)], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert len(read_extract(path)) == 50
+    # The product's adapter (and the ingester that loads it) import nothing from lib.synth.
+    probe = ("import sys, lib.ingest.formats.uk_national, lib.ingest.pipeline; "
+             "print(sorted(m for m in sys.modules if m.startswith('lib.synth')))")
+    loaded = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True)
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout.strip() == "[]"

@@ -401,9 +401,9 @@ def read_ods_tables(path: str | Path) -> dict[str, pd.DataFrame]:
     (Table 10: officer_injured x intentional_assault -> incidents, minor, severe,
     level_not_reported), subject_injuries (Table 11), incidents_by_force (Table 12), ced_by_force
     (Table 13, every year it covers) and tactics_by_force (Table 14, as `read_tactics_by_force`).
-    Every frame has a `year` column ('2019/20'). Needs odfpy.
+    Every frame has a `year` column ('2019/20'). Read with python-calamine.
     """
-    sheets = pd.read_excel(path, engine="odf", sheet_name=None, header=None)
+    sheets = pd.read_excel(path, engine="calamine", sheet_name=None, header=None)
     tables: dict[str, pd.DataFrame] = {}
     for spec in ODS_TABLES:
         sheet, title = _sheet_for(sheets, spec.number)

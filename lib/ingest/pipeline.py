@@ -16,12 +16,13 @@ import argparse
 import csv
 import io
 import json
+import re
 import sys
 import time
 import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from functools import partial
 from pathlib import Path
 
@@ -366,36 +367,133 @@ def _as_text(column: pa.ChunkedArray) -> pd.Series:
 
 
 def _read_xlsx(name: str, data: bytes, limits: Limits) -> RawExtract:
-    from openpyxl import load_workbook  # only Excel uploads pay for the import
+    from python_calamine import CalamineError, CalamineWorkbook, SheetTypeEnum  # only Excel uploads pay
 
     try:
-        book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
+        _check_xlsx_extent(name, data, limits)  # before calamine, which holds a sheet as a dense grid
+        book = CalamineWorkbook.from_filelike(io.BytesIO(data))
+    except (CalamineError, zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
         raise RejectedFile(f"{name} is not a readable Excel workbook ({type(exc).__name__})") from exc
     try:
-        sheet = next((ws for ws in book.worksheets if ws.max_row and ws.max_row > 0), None)
-        if sheet is None:
-            raise RejectedFile(f"{name} has no sheet with data")
-        if (sheet.max_column or 0) > limits.max_columns:
-            raise RejectedFile(f"{name} has {sheet.max_column:,} columns; the limit is {limits.max_columns:,}")
-        if (sheet.max_row or 0) > limits.max_rows:
-            raise RejectedFile(f"{name} says it holds {sheet.max_row:,} rows; the limit is {limits.max_rows:,}")
-        rows = sheet.iter_rows(values_only=True)
-        header = next(rows, None)
-        if header is None or not any(h is not None and str(h).strip() for h in header):
-            raise RejectedFile(f"{name} has an empty header row")
-        columns = _unique(["" if h is None else str(h) for h in header])
-        width = len(columns)
-        cells = [[_cell_text(v) for v in (list(r) + [None] * width)[:width]] for r in rows]
+        sheets = [i for i, m in enumerate(book.sheets_metadata) if m.typ == SheetTypeEnum.WorkSheet]
+        sheet = rows = None
+        for i in sheets:
+            sheet = book.get_sheet_by_index(i)
+            if sheet.height > 0:
+                rows = sheet.to_python(skip_empty_area=False)  # from A1, as the sheet is numbered
+                break
+    except CalamineError as exc:
+        raise RejectedFile(f"{name} is not a readable Excel workbook ({type(exc).__name__})") from exc
     finally:
         book.close()
+    if not rows:
+        raise RejectedFile(f"{name} has no sheet with data")
+    header = [_excel_value(h) for h in rows[0]]
+    if not any(str(h).strip() for h in header):
+        raise RejectedFile(f"{name} has an empty header row")
+    columns = _unique([str(h) for h in header])
+    width = len(columns)
+    cells = [[v if type(v) is str else _cell_text(_excel_value(v)) for v in r[:width]] for r in rows[1:]]
+    del rows
     while cells and not any(cells[-1]):
         cells.pop()  # trailing empty rows Excel keeps in its dimensions
     frame = pd.DataFrame(cells, columns=columns, dtype="string")
     out = RawExtract(name, "Excel", None, columns, _numbered(frame, name))
-    if len(book.worksheets) > 1:
-        out.notes.append(f"{name}: read the first sheet with data ('{sheet.title}')")
+    if len(sheets) > 1:
+        out.notes.append(f"{name}: read the first sheet with data ('{sheet.name}')")
     return _set_aside_long_cells(out, limits, could_hold_long_cell=True)
+
+
+# Calamine holds a sheet as a dense grid of 32-byte cells from A1 to its last cell, whatever the
+# file's size: a few bytes naming cell XFD1048576 would ask for 550 GB and abort the server. The
+# extent is therefore read from the sheet's XML first, and refused past these limits.
+XLSX_MAX_CELLS = 50_000_000  # rows x columns of the grid (1.6 GB)
+_XML_CHUNK = 8 << 20
+_XLSX_ROW = re.compile(rb"<(?:[\w.-]+:)?row[\s/>]")
+_XLSX_CELL = re.compile(rb"<(?:[\w.-]+:)?c[\s/>]")
+_XLSX_FAST_ROW = re.compile(rb'<row r="(\d{1,7})"')  # as Excel, LibreOffice and openpyxl write them
+_XLSX_FAST_CELL = re.compile(rb'<c r="([A-Z]{1,3})(\d{1,7})"')
+_XLSX_PLACED_ROW = re.compile(rb"<(?:[\w.-]+:)?row\s[^>]*?(?<=\s)r\s*=\s*[\"'](\d+)[\"']")
+_XLSX_PLACED_CELL = re.compile(rb"<(?:[\w.-]+:)?c\s[^>]*?(?<=\s)r\s*=\s*[\"']\$?([A-Za-z]+)\$?(\d+)[\"']")
+
+
+def _xml_extent(xml: bytes) -> tuple[int, int, int, int]:
+    """Return the last row and column placed by the <row> and <c> elements of some sheet XML, and
+    how many rows and cells are not placed (no `r`: calamine puts them after the one before).
+
+    Calamine matches elements by local name (`<x:c>` is a cell too). The usual XML, where every
+    row and cell has `r` first, is counted fast; any other, by the slower patterns.
+    """
+    cells = sum(xml.count(b"<c" + end) for end in (b" ", b">", b"/"))
+    row_tags = sum(xml.count(b"<row" + end) for end in (b" ", b">", b"/"))
+    placed_rows, placed = _XLSX_FAST_ROW.findall(xml), _XLSX_FAST_CELL.findall(xml)
+    prefixed = any(s in xml for s in (b":c ", b":c>", b":c/", b":row"))
+    if prefixed or len(placed) != cells or len(placed_rows) != row_tags:
+        cells, row_tags = len(_XLSX_CELL.findall(xml)), len(_XLSX_ROW.findall(xml))
+        placed_rows, placed = _XLSX_PLACED_ROW.findall(xml), _XLSX_PLACED_CELL.findall(xml)
+    rows = [int(r) for r in set(placed_rows)]
+    column = 0
+    if placed:
+        letters, digits = zip(*placed, strict=True)
+        column = max(map(_column_number, set(letters)))
+        rows += map(int, set(digits))
+    return max(rows, default=0), column, row_tags - len(placed_rows), cells - len(placed)
+
+
+def _column_number(letters: bytes) -> int:
+    """Return a column's number from its letters (b'A' is 1, b'XFD' 16,384)."""
+    n = 0
+    for ch in letters.upper():
+        n = n * 26 + ch - 64
+    return n
+
+
+def _excel_value(value: object) -> object:
+    """Return a calamine cell value as openpyxl gave it, so its text stays the same.
+
+    Calamine reads every number as a float and a date-time at midnight as a date; openpyxl gave
+    a whole number as an int ('5', not '5.0') and a date as a date-time ('2024-04-01 00:00:00').
+    """
+    if type(value) is float and value.is_integer() and abs(value) < 1e16:  # past 1e16 repr says 1e+16
+        return int(value)
+    if type(value) is date:
+        return datetime(value.year, value.month, value.day)
+    return value
+
+
+def _check_xlsx_extent(name: str, data: bytes, limits: Limits) -> None:
+    """Refuse an .xlsx whose sheets span more rows, columns or cells than the limits, before reading it.
+
+    The bound is safe, never below what calamine would allocate: cells and rows named by an `r`
+    attribute count at their place; ones without it (placed after the one before) are added on top.
+    """
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        names = set(zf.namelist())
+        if "xl/workbook.xml" not in names or names & {"xl/workbook.bin", "content.xml"}:
+            raise RejectedFile(f"{name} is not a readable Excel workbook (not an .xlsx file)")
+        for info in zf.infolist():  # every part: a sheet may be stored under any name
+            rows = columns = unplaced_rows = unplaced_cells = 0
+            with zf.open(info) as part:
+                tail = b""
+                while chunk := part.read(_XML_CHUNK):
+                    text = tail + chunk
+                    cut = text.rfind(b"<")  # a start tag holds no '<': every one before `cut` is whole
+                    cut = len(text) if cut <= 0 else cut
+                    text, tail = text[:cut], text[cut:]
+                    row, column, more_rows, more_cells = _xml_extent(text)
+                    rows, columns = max(rows, row), max(columns, column)
+                    unplaced_rows, unplaced_cells = unplaced_rows + more_rows, unplaced_cells + more_cells
+                text = tail  # the last tag
+                row, column, more_rows, more_cells = _xml_extent(text)
+            rows = max(rows, row) + unplaced_rows + more_rows
+            columns = max(columns, column) + unplaced_cells + more_cells
+            if columns > limits.max_columns:
+                raise RejectedFile(f"{name} has {columns:,} columns; the limit is {limits.max_columns:,}")
+            if rows > limits.max_rows:
+                raise RejectedFile(f"{name} says it holds {rows:,} rows; the limit is {limits.max_rows:,}")
+            if rows * columns > XLSX_MAX_CELLS:
+                raise RejectedFile(f"{name} spans {rows:,} rows x {columns:,} columns; the limit is "
+                                   f"{XLSX_MAX_CELLS:,} cells")
 
 
 def _cell_text(value: object) -> str:
