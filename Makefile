@@ -41,8 +41,10 @@ test-backends: $(VENV)/.installed-dev
 bench: $(VENV)/.installed-dev
 	$(PY) -m bench.run
 
+# Style and the layers: ruff, then the import contracts in pyproject.toml (import-linter).
 lint: $(VENV)/.installed-dev
 	$(PY) -m ruff check .
+	$(VENV)/bin/lint-imports --no-cache
 
 # Rebuild the bundled synthetic sample (deterministic).
 sample: $(VENV)/.installed
