@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from lib import ingest
-from lib.ingest import Limits, RejectedFile, pipeline
+from lib.ingest import Limits, RejectedFile, reading
 
 from .conftest import FIXTURES, ROOT
 
@@ -290,4 +290,4 @@ def test_set_aside_rows_of_a_partly_read_extract_keep_every_cell_pseudonymised()
 def test_long_line_check_matches_the_longest_line(limit):
     for data in (b"", b"abc", b"abc\n", b"\n\n", b"ab\nabcd\nabc", b"abcdefghij\nab\n", b"a\r\nbcde\r\n"):
         longest = max(len(line) for line in data.split(b"\n"))
-        assert pipeline._has_line_longer_than(data, limit) == (longest > limit), (data, limit)
+        assert reading._has_line_longer_than(data, limit) == (longest > limit), (data, limit)
