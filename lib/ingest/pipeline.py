@@ -33,7 +33,7 @@ from lib.ingest import pseudonym
 from lib.ingest.formats import FILE, ROW, ROWS, Adapted, Format, empty_quarantine
 from lib.ingest.formats.canonical import CanonicalFormat
 from lib.ingest.reading import Limits, RawExtract, RejectedFile, read_extract
-from lib.model import schema
+from lib.model import kinds, schema
 
 Progress = Callable[[float, str], None]
 AUTO = "auto"
@@ -236,21 +236,9 @@ def _conform(reports: pd.DataFrame, force: str | None) -> pd.DataFrame:
     out = pd.DataFrame(index=reports.index)
     for meta in (FILE, ROW, ROWS):
         out[meta] = reports[meta] if meta in reports else (1 if meta == ROWS else pd.NA)
-    for col, kind in schema.REPORT_COLUMNS.items():
-        have = col in reports.columns
-        if kind == "list":
-            out[col] = reports[col] if have else pd.Series([[] for _ in range(len(reports))],
-                                                           index=reports.index, dtype=object)
-        elif kind == "timestamp":
-            out[col] = pd.to_datetime(reports[col], errors="coerce") if have else pd.NaT
-        elif kind == "bool":
-            out[col] = reports[col].astype("boolean") if have else pd.Series(pd.NA, index=reports.index,
-                                                                              dtype="boolean")
-        elif kind == "float":
-            out[col] = pd.to_numeric(reports[col], errors="coerce") if have else np.nan
-        else:
-            out[col] = (_as_string(reports[col]) if have
-                        else pd.Series(pd.NA, index=reports.index, dtype="string"))
+    for col, name in schema.REPORT_COLUMNS.items():
+        kind = kinds.KINDS[name]
+        out[col] = kind.coerce(reports[col] if col in reports.columns else kind.nulls(reports.index))
     if force:
         out["force"] = out["force"].fillna(force)
     if "shift" not in reports.columns:
@@ -259,16 +247,6 @@ def _conform(reports: pd.DataFrame, force: str | None) -> pd.DataFrame:
         out = schema.fill_shift(out)
     out["shift"] = out["shift"].astype("string")
     return out
-
-
-def _as_string(values: pd.Series) -> pd.Series:
-    """Return values.astype("string"); a categorical of text is taken through Arrow, not Python objects."""
-    if isinstance(values.dtype, pd.CategoricalDtype) and values.cat.categories.inferred_type in ("string", "empty"):
-        codes = values.cat.codes.to_numpy()
-        labels = pa.array(values.cat.categories.tolist(), type=pa.large_string())
-        text = pc.take(labels, pa.array(codes, mask=codes < 0))
-        return pd.Series(pd.arrays.ArrowStringArray(text), index=values.index, name=values.name)
-    return values.astype("string")
 
 
 def _arrow_strings(values: pd.Series) -> pa.Array:
@@ -336,7 +314,7 @@ def _conform_tactics(tactics: pd.DataFrame, reports: pd.DataFrame) -> pd.DataFra
     t = t[~_repeats([position[keep], t["tactic"]])]  # one row per report and tactic
     t = schema.apply_ced_highest_use(t.reset_index(drop=True))
     effective = t["effective"].astype("boolean") if "effective" in t else pd.NA
-    return pd.DataFrame({"report_id": _as_string(t["report_id"]), "tactic": _as_string(t["tactic"]),
+    return pd.DataFrame({"report_id": kinds.as_string(t["report_id"]), "tactic": kinds.as_string(t["tactic"]),
                          "tactic_group": t["tactic"].map(schema.TACTIC_GROUP_OF).astype("string"),
                          "effective": effective}).reset_index(drop=True)
 
