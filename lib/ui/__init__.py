@@ -963,7 +963,7 @@ DEBRIEFS_KEY = "_ose_debriefs"
 
 def load_debriefs(ds: Dataset, uploaded) -> None:
     """Read an uploaded debrief file for this session and dataset."""
-    from lib.analysis import debriefs
+    from lib.ingest import debriefs
 
     try:
         read = debriefs.read(uploaded.name, uploaded.getvalue())
@@ -979,11 +979,12 @@ def load_debriefs(ds: Dataset, uploaded) -> None:
 def demo_debriefs(ds: Dataset) -> None:
     """Make synthetic debriefs for the synthetic sample, so a demo can show the section."""
     from lib.analysis import debriefs
+    from lib.ingest import debriefs as debrief_files
 
     reports = engine().execute(engine().reports(ds).select("report_id", "occurred_at", "officer_injured",
                                                             "officer_assaulted"))
     made = debriefs.synthesise(reports, seed=1)
-    read = debriefs.read("synthetic-debriefs.csv", made.to_csv(index=False).encode())
+    read = debrief_files.read("synthetic-debriefs.csv", made.to_csv(index=False).encode())
     st.session_state.setdefault(DEBRIEFS_KEY, {})[ds.id] = read.records
 
 
