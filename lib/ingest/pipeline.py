@@ -302,9 +302,7 @@ def _row_hashes(reports: pd.DataFrame) -> np.ndarray:
 
 def _conform_tactics(tactics: pd.DataFrame, reports: pd.DataFrame) -> pd.DataFrame:
     if not len(tactics):
-        return pd.DataFrame({"report_id": pd.Series(dtype="string"), "tactic": pd.Series(dtype="string"),
-                             "tactic_group": pd.Series(dtype="string"),
-                             "effective": pd.Series(dtype="boolean")})
+        return kinds.empty_frame(schema.TACTIC_COLUMNS)
     # Where each tactic's report id is among the loaded reports' (-1: not loaded). Equal ids get
     # equal positions, so the positions also stand for the ids when repeats are dropped.
     at = pc.index_in(_arrow_strings(tactics["report_id"]), value_set=_arrow_strings(reports["report_id"]))

@@ -147,6 +147,6 @@ def kind(name: str) -> Kind:
         raise ValueError(f"no column kind {name!r}; kinds are {', '.join(KINDS)}") from None
 
 
-def arrow_types(columns: dict[str, str]) -> dict[str, pa.DataType]:
-    """Return each column's Arrow type from a column -> kind table (lib/model/schema.py)."""
-    return {col: KINDS[k].arrow for col, k in columns.items()}
+def empty_frame(columns: dict[str, str]) -> pd.DataFrame:
+    """Return an empty table with a column -> kind table's columns (lib/model/schema.py), each of its type."""
+    return pd.DataFrame({col: KINDS[k].empty() for col, k in columns.items()})

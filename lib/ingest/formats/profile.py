@@ -27,7 +27,7 @@ import pandas as pd
 
 from lib.ingest.formats import FILE, ROW, ROWS, Adapted, count_unmapped, empty_quarantine, quarantine_rows
 from lib.model import schema, values
-from lib.model.kinds import KINDS
+from lib.model.kinds import KINDS, empty_frame
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
 PROFILE_VERSION = 1
@@ -323,9 +323,7 @@ class _Reader:
                                 ROWS: pd.Series(dtype="int64")})
         for col, kind in schema.REPORT_COLUMNS.items():
             reports[col] = KINDS[kind].empty()
-        tactics = pd.DataFrame({"report_id": pd.Series(dtype="string"), "tactic": pd.Series(dtype="string"),
-                                "tactic_group": pd.Series(dtype="string"),
-                                "effective": pd.Series(dtype="boolean")})
+        tactics = empty_frame(schema.TACTIC_COLUMNS)
         return Adapted(reports, tactics, quarantine, self.mapping, self.unmapped, self.notes,
                        officer_id_columns=_as_list(self.p.officer_id_column))
 
