@@ -147,6 +147,13 @@ def test_a_column_required_only_if_present_may_be_missing_but_others_may_not():
     assert list(read_table(left_out, _raw(["ID", "Alive"], ["T1", "yes"])).records.columns) == [FILE, ROW, "thing_id"]
 
 
+def test_a_required_list_needs_an_item():
+    spec = TableSpec("tagged", (Column("tags", "list", ("tags",), required=True),))
+    table = read_table(spec, _raw(["Tags"], ["a;b"], [""], ["n/a"]))
+    assert table.quarantine["reason"].tolist() == ["Tags is empty", "Tags is empty"]
+    assert table.records["tags"].tolist() == [["a", "b"]]
+
+
 def test_one_of_a_group_of_columns_must_have_a_value():
     spec = TableSpec("pair", (Column("a", "string", ("a",)), Column("b", "string", ("b",))),
                      one_of=((("a", "b"), "neither a nor b"),))

@@ -122,8 +122,13 @@ def _set_reasons(reasons: pd.Series, col: Column, spec: TableSpec, frame: pd.Dat
                  mapping: dict[str, str]) -> None:
     """Give each row with no readable value in a required column (and no reason yet) its reason."""
     shown_name = mapping.get(col.name, col.name)
-    parsed = out[col.name] if col.name in out else None
-    gap = (parsed.isna() if parsed is not None else pd.Series(True, index=frame.index)) & (reasons == "")
+    if col.name not in out:
+        missing = pd.Series(True, index=frame.index)
+    elif col.kind == "list":
+        missing = out[col.name].map(len) == 0  # a list column's empty value is an empty list
+    else:
+        missing = out[col.name].isna()
+    gap = missing & (reasons == "")
     if not gap.any():
         return
     cells = (values.blank_to_null(frame.loc[gap, mapping[col.name]]).fillna("") if col.name in mapping
