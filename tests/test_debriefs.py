@@ -7,6 +7,7 @@ import pytest
 from lib import ingest, synth
 from lib.analysis import debriefs
 from lib.engine.query import UNRESTRICTED, Filters, Scope
+from lib.ingest import debriefs as debrief_files
 
 ALL = Filters()
 HAND = (b"Incident ID,Report ID,Debrief date,Contributing factors,Learning points,Actions\n"
@@ -16,7 +17,7 @@ HAND = (b"Incident ID,Report ID,Debrief date,Contributing factors,Learning point
 
 
 def test_reading_matches_columns_by_name_and_sets_aside_rows_without_an_id():
-    read = debriefs.read("debriefs.csv", HAND)
+    read = debrief_files.read("debriefs.csv", HAND)
     assert read.mapping["incident_id"] == "Incident ID"
     assert read.mapping["contributing_factors"] == "Contributing factors"
     assert len(read.records) == 2 and read.rows_in == 3
@@ -26,11 +27,11 @@ def test_reading_matches_columns_by_name_and_sets_aside_rows_without_an_id():
 
 def test_a_file_with_no_id_column_is_refused():
     with pytest.raises(ingest.RejectedFile, match="no report or incident id column"):
-        debriefs.read("x.csv", b"Date,Notes\n01/01/2024,hello\n")
+        debrief_files.read("x.csv", b"Date,Notes\n01/01/2024,hello\n")
 
 
 def test_review_list_names_harmed_reports_without_a_debrief(engine, small):
-    read = debriefs.read("debriefs.csv", HAND)
+    read = debrief_files.read("debriefs.csv", HAND)
     # Officer injured or assaulted: R01, R04, R08. R01 is reviewed through incident I01, R04 by id.
     missing, rows = debriefs.review_list(engine, small, ALL, UNRESTRICTED, read.records)
     assert missing == 1 and rows["report_id"].tolist() == ["R08"]
@@ -39,7 +40,7 @@ def test_review_list_names_harmed_reports_without_a_debrief(engine, small):
 
 
 def test_factor_table_relates_factors_to_injury(engine, small):
-    read = debriefs.read("debriefs.csv", HAND)
+    read = debrief_files.read("debriefs.csv", HAND)
     table = debriefs.factor_table(engine, small, ALL, UNRESTRICTED, read.records).set_index("factor")
     # Debriefed reports: R01 and R02 (incident I01, injured yes / no) and R04 (injured yes).
     radio = table.loc["Radio coverage"]
@@ -51,7 +52,7 @@ def test_planted_factor_stands_out_in_synthetic_debriefs(engine):
     data = synth.generate(60_000, seed=9)
     ds = engine.add("debrief world", data.reports, data.tactics, data.officers, key="debrief00009")
     made = debriefs.synthesise(data.reports.to_pandas(), seed=9)
-    read = debriefs.read("synthetic.csv", made.to_csv(index=False).encode())
+    read = debrief_files.read("synthetic.csv", made.to_csv(index=False).encode())
     table = debriefs.factor_table(engine, ds, ALL, UNRESTRICTED, read.records)
     top = table.sort_values("ratio", ascending=False).iloc[0]
     assert top["factor"] == "Single crewed on arrival" and top["ci_low"] > 1
@@ -62,7 +63,7 @@ def test_planted_factor_stands_out_in_synthetic_debriefs(engine):
 
 
 def test_analyse_gives_the_review_list_and_factors_from_one_read(engine, small):
-    read = debriefs.read("debriefs.csv", HAND)
+    read = debrief_files.read("debriefs.csv", HAND)
     missing, rows, factors = debriefs.analyse(engine, small, ALL, UNRESTRICTED, read.records)
     assert (missing, rows["report_id"].tolist()) == (1, ["R08"])
     assert factors.equals(debriefs.factor_table(engine, small, ALL, UNRESTRICTED, read.records))

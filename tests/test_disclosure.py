@@ -18,6 +18,7 @@ from lib.analysis import debriefs, explore, quality, risk, tactics, training
 from lib.engine import query
 from lib.engine.query import UNRESTRICTED, Rate, Summary
 from lib.engine.store import SAMPLE_DIR, Engine
+from lib.ingest import debriefs as debrief_files
 from lib.present import charts, explore_charts, tables, tactic_charts, wording
 from lib.privacy import disclosure
 from lib.privacy.disclosure import Count, DisclosureError, Spec
@@ -515,7 +516,7 @@ def test_debrief_factor_table(sample_engine) -> None:
     reports = e.execute(query.filtered_reports(e, ds, f, UNRESTRICTED).select(
         "report_id", "occurred_at", "officer_injured", "officer_assaulted"))
     raw = debriefs.synthesise(reports, seed=3).to_csv(index=False).encode()
-    records = debriefs.read("debriefs.csv", raw).records
+    records = debrief_files.read("debriefs.csv", raw).records
     factors = debriefs.factor_table(e, ds, f, UNRESTRICTED, records)
     p = disclosure.protect(debriefs.factor_table, factors, 40)
     assert p["suppressed"].any()

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from lib import ingest
-from lib.ingest import Limits, RejectedFile, pipeline
+from lib.ingest import Limits, RejectedFile, reading
 
 from .conftest import FIXTURES, ROOT
 
@@ -292,7 +292,7 @@ def test_set_aside_rows_of_a_partly_read_extract_keep_every_cell_pseudonymised()
 def test_long_line_check_matches_the_longest_line(limit):
     for data in (b"", b"abc", b"abc\n", b"\n\n", b"ab\nabcd\nabc", b"abcdefghij\nab\n", b"a\r\nbcde\r\n"):
         longest = max(len(line) for line in data.split(b"\n"))
-        assert pipeline._has_line_longer_than(data, limit) == (longest > limit), (data, limit)
+        assert reading._has_line_longer_than(data, limit) == (longest > limit), (data, limit)
 
 
 # --- Excel uploads (read with python-calamine) --------------------------------------------
@@ -336,7 +336,7 @@ def test_excel_cells_read_as_the_same_text_as_before():
     header = [*EXCEL_CELLS, 2019, datetime(2020, 1, 1), None, 7.0]
     data = _xlsx([header, values, [None, None, None, "x"]],
                  [("U2", "dd/mm/yyyy"), ("V2", "0%"), ("X2", "dd/mm/yyyy hh:mm")])
-    raw = pipeline.read_extract("types.xlsx", data)
+    raw = reading.read_extract("types.xlsx", data)
     assert raw.kind == "Excel"
     assert raw.columns == [*EXCEL_CELLS, "2019", "2020-01-01 00:00:00", "column", "7"]
     first = raw.frame.iloc[0]
@@ -347,13 +347,13 @@ def test_excel_cells_read_as_the_same_text_as_before():
 
 def test_an_excel_error_cell_reads_as_blank():
     # openpyxl gave '#N/A'; calamine gives no text for an error, so it reads as an empty cell.
-    raw = pipeline.read_extract("errors.xlsx", _xlsx([["a", "b"], ["#N/A", "ok"]]))
+    raw = reading.read_extract("errors.xlsx", _xlsx([["a", "b"], ["#N/A", "ok"]]))
     assert raw.frame.iloc[0][["a", "b"]].tolist() == ["", "ok"]
 
 
 def test_a_workbook_without_dimensions_is_read():
     # openpyxl's write-only mode leaves out <dimension>; the openpyxl reader saw no sheet with data.
-    raw = pipeline.read_extract("stream.xlsx", _xlsx([["a", "b"], [1, "x"], [2, None]], write_only=True))
+    raw = reading.read_extract("stream.xlsx", _xlsx([["a", "b"], [1, "x"], [2, None]], write_only=True))
     assert raw.frame[["a", "b"]].to_dict("list") == {"a": ["1", "2"], "b": ["x", ""]}
 
 
@@ -366,7 +366,7 @@ def test_the_first_sheet_with_data_is_read_and_said():
     book["Data"].append(["1"])
     buf = io.BytesIO()
     book.save(buf)
-    raw = pipeline.read_extract("two.xlsx", buf.getvalue())
+    raw = reading.read_extract("two.xlsx", buf.getvalue())
     assert raw.frame["a"].tolist() == ["1"]
     assert raw.notes == ["two.xlsx: read the first sheet with data ('Data')"]
 
@@ -386,15 +386,15 @@ def test_a_tiny_workbook_naming_a_far_cell_is_refused_before_it_is_read(cells, m
     book.save(buf)
     assert len(buf.getvalue()) < 10_000
     with pytest.raises(RejectedFile, match=message):
-        pipeline.read_extract("far.xlsx", buf.getvalue())
+        reading.read_extract("far.xlsx", buf.getvalue())
 
 
 def test_the_limits_apply_to_excel_rows_and_columns():
     data = _xlsx([["a", "b", "c"], *([1, 2, 3] for _ in range(5))])
     with pytest.raises(RejectedFile, match="has 3 columns; the limit is 2"):
-        pipeline.read_extract("w.xlsx", data, Limits(max_columns=2))
+        reading.read_extract("w.xlsx", data, Limits(max_columns=2))
     with pytest.raises(RejectedFile, match="says it holds 6 rows; the limit is 5"):
-        pipeline.read_extract("t.xlsx", data, Limits(max_rows=5))
+        reading.read_extract("t.xlsx", data, Limits(max_rows=5))
 
 
 @pytest.mark.parametrize(("xml", "extent"), [
@@ -404,7 +404,7 @@ def test_the_limits_apply_to_excel_rows_and_columns():
     (b"<row spans='1:2' r='7'><c t=\"s\" r='$B$7'/></row>", (7, 2, 0, 0)),
 ])
 def test_the_extent_of_sheet_xml_is_never_under_counted(xml, extent):
-    assert pipeline._xml_extent(xml) == extent
+    assert reading._xml_extent(xml) == extent
 
 
 def test_an_ods_or_xlsb_upload_is_not_read_as_excel():
@@ -413,4 +413,4 @@ def test_an_ods_or_xlsb_upload_is_not_read_as_excel():
         with zipfile.ZipFile(buf, "w") as zf:
             zf.writestr(part, b"<x/>")
         with pytest.raises(RejectedFile, match="is not a readable Excel workbook"):
-            pipeline.read_extract(name, buf.getvalue())
+            reading.read_extract(name, buf.getvalue())

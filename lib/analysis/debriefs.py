@@ -1,73 +1,23 @@
-"""Post-incident debriefs: read them safely, find recurring contributing factors, and list the gaps.
+"""Post-incident debriefs: find recurring contributing factors, and list the gaps.
 
 A debrief record names the report or incident it reviews, its date, the contributing factors
 (a list), learning points and actions. The analysis joins debriefs to the reports they review:
 which factors recur, how they relate to officer injury and assault, and which reports with an
-officer injured or assaulted have no debrief recorded (the supervisor's review list).
+officer injured or assaulted have no debrief recorded (the supervisor's review list). Debriefs are
+read from uploads by lib/ingest/debriefs.py.
 """
 from __future__ import annotations
-
-from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from lib import ingest
 from lib.analysis import stats
 from lib.engine.query import Filters, Scope, filtered_reports
 from lib.engine.store import Dataset, Engine
-from lib.ingest.formats import FILE, ROW, ROWS, empty_quarantine, quarantine_rows
-from lib.model import values
 
-# canonical debrief column -> header names (normalised) that mean it
-ALIASES: dict[str, tuple[str, ...]] = {
-    "report_id": ("report id", "report", "form id", "uof number", "report number"),
-    "incident_id": ("incident id", "incident", "incident number", "pib file number"),
-    "debrief_date": ("debrief date", "date", "review date", "date of debrief"),
-    "contributing_factors": ("contributing factors", "factors", "root causes", "root cause", "causes"),
-    "learning_points": ("learning points", "learning", "lessons", "lessons learned"),
-    "actions": ("actions", "actions agreed", "recommendations"),
-}
-LIST_SEPARATORS = r"[;,|]"
 # Factors the synthetic debriefs draw from; "Single crewed on arrival" is planted to go with injury.
 SYNTHETIC_FACTORS = ("Single crewed on arrival", "Late call information", "Radio coverage", "Tactical communication",
                      "Intoxicated subject", "Mental health crisis", "Equipment not to hand", "Dog or animal present")
-
-
-@dataclass
-class Debriefs:
-    """Debrief records read from an upload, the rows set aside, and how columns were matched."""
-
-    records: pd.DataFrame
-    quarantine: pd.DataFrame = field(default_factory=empty_quarantine)
-    mapping: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def rows_in(self) -> int:
-        return len(self.records) + int(self.quarantine[ROWS].sum()) if len(self.quarantine) else len(self.records)
-
-
-def read(name: str, data: bytes, limits: ingest.Limits | None = None) -> Debriefs:
-    """Read a debrief extract (CSV, Parquet or Excel); set aside rows with no report, incident or date."""
-    raw = ingest.read_extract(name, data, limits or ingest.Limits.from_env())
-    mapping = values.match_columns(raw.columns, ALIASES)
-    if "report_id" not in mapping and "incident_id" not in mapping:
-        raise ingest.RejectedFile(f"{name} has no report or incident id column (looked for "
-                                  f"{', '.join(ALIASES['report_id'][:2] + ALIASES['incident_id'][:2])})")
-    frame = raw.frame
-    out = pd.DataFrame({FILE: frame[FILE], ROW: frame[ROW]}, index=frame.index)
-    for canon in ("report_id", "incident_id", "learning_points", "actions"):
-        out[canon] = values.blank_to_null(frame[mapping[canon]]) if canon in mapping else pd.NA
-    out["debrief_date"] = values.to_datetime(frame[mapping["debrief_date"]]) if "debrief_date" in mapping else pd.NaT
-    factors = values.blank_to_null(frame[mapping["contributing_factors"]]) if "contributing_factors" in mapping \
-        else pd.Series(pd.NA, index=frame.index, dtype="string")
-    out["contributing_factors"] = [
-        [] if pd.isna(v) else [p.strip() for p in pd.Series([v]).str.split(LIST_SEPARATORS, regex=True)[0] if p.strip()]
-        for v in factors.tolist()]
-    no_id = out["report_id"].isna() & out["incident_id"].isna()
-    quarantine = quarantine_rows(frame, no_id, "no report or incident id")
-    out = out[~no_id]
-    return Debriefs(out.reset_index(drop=True), pd.concat([raw.quarantine, quarantine], ignore_index=True), mapping)
 
 
 def _reviewed(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, debriefs: pd.DataFrame) -> pd.DataFrame:

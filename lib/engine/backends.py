@@ -20,15 +20,15 @@ import ibis
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from lib.model.kinds import KINDS as COLUMN_KINDS
 from lib.model.settings import DEFAULT_ENGINE_URL, ENGINE_SCHEMES, ENGINE_URL, redact_url, settings
 
 URL_VARIABLE = ENGINE_URL
 DEFAULT_URL = DEFAULT_ENGINE_URL
 KINDS = ("duckdb", "postgres", "pyspark")
 _SCHEMES = ENGINE_SCHEMES
-# Canonical column kinds (lib/model/schema.py) as Arrow types; categories are plain text off DuckDB.
-ARROW_TYPES = {"string": pa.string(), "category": pa.string(), "bool": pa.bool_(), "float": pa.float64(),
-               "list": pa.list_(pa.string()), "timestamp": pa.timestamp("us"), "date": pa.date32()}
+# Canonical column kinds (lib/model/kinds.py) as Arrow types; categories are plain text off DuckDB.
+ARROW_TYPES = {name: kind.arrow for name, kind in COLUMN_KINDS.items()}
 
 
 class EngineUrlError(ValueError):
@@ -101,7 +101,8 @@ class Postgres:
         from psycopg import sql
 
         arrow = canonical_arrow(data, columns)
-        types = [_postgres_type(f.type) for f in arrow.schema]
+        types = [COLUMN_KINDS[columns[f.name]].postgres if columns.get(f.name) in COLUMN_KINDS
+                 else _postgres_type(f.type) for f in arrow.schema]
         names = [sql.Identifier(f.name) for f in arrow.schema]
         ddl = sql.SQL("CREATE TABLE {} ({})").format(sql.Identifier(table), sql.SQL(", ").join(
             sql.SQL("{} {}").format(n, sql.SQL(t)) for n, t in zip(names, types, strict=True)))
@@ -191,12 +192,8 @@ class Spark:
         self.session.catalog.dropTempView(table)
 
 
-_SPARK_TYPES = {"string": "string", "category": "string", "bool": "boolean", "float": "double",
-                "list": "array<string>", "timestamp": "timestamp_ntz", "date": "date"}
-
-
 def _spark_type(kind: str, present: str) -> str:
-    return _SPARK_TYPES.get(kind, present)
+    return COLUMN_KINDS[kind].spark if kind in COLUMN_KINDS else present
 
 
 def spark_session(master: str):

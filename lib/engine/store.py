@@ -26,11 +26,11 @@ import pyarrow.parquet as pq
 
 from lib.engine import backends
 from lib.model import schema
+from lib.model.kinds import KINDS
 
 SAMPLE_DIR = Path(__file__).resolve().parents[2] / "data" / "sample"
 REPORTS_FILE, TACTICS_FILE, OFFICERS_FILE = "reports.parquet", "tactics.parquet", "officers.parquet"
-SQL_TYPES = {"string": "VARCHAR", "bool": "BOOLEAN", "float": "DOUBLE", "list": "VARCHAR[]",
-             "timestamp": "TIMESTAMP", "date": "DATE"}
+SQL_TYPES = {name: kind.sql for name, kind in KINDS.items() if kind.sql}  # categories: an ENUM each
 # A folder dataset was written by us (synth or ingest); these columns must be there.
 REQUIRED_IN_FOLDER = ("report_id", "occurred_at", "force")
 

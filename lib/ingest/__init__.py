@@ -1,24 +1,22 @@
 """Reading uploads into canonical reports: files, formats, mapping, pseudonyms, the dataset library.
 
 `ingest(files)` runs the whole pipeline (lib/ingest/pipeline.py); `read_extract(name, data)` reads one
-file's cells as text. `python -m lib.ingest FILE... --out DIR` runs it from the command line.
+file's cells as text (lib/ingest/reading.py); `read_file(path)` gives the engine one file's tables.
+`python -m lib.ingest FILE... --out DIR` runs it from the command line.
 """
 from lib.ingest.pipeline import (
     AUTO,
     NO_FORMAT,
     IngestResult,
-    Limits,
-    RawExtract,
-    RejectedFile,
     available_formats,
     ingest,
     profile_dir,
-    read_extract,
     read_file,
     reason_counts,
     tables,
     write,
 )
+from lib.ingest.reading import Limits, RawExtract, RejectedFile, read_extract
 
 __all__ = ["AUTO", "NO_FORMAT", "IngestResult", "Limits", "RawExtract", "RejectedFile", "available_formats",
            "ingest", "profile_dir", "read_extract", "read_file", "reason_counts", "tables", "write"]

@@ -15,33 +15,55 @@ import pandas as pd
 
 from lib import ingest
 from lib.ingest import pseudonym
-from lib.ingest.formats import FILE, ROW, ROWS, empty_quarantine, quarantine_rows
+from lib.ingest.formats import ROWS, empty_quarantine
+from lib.ingest.tables import Column, TableSpec, read_table
 from lib.model import values
 
-# table -> canonical column -> header names (normalised) that mean it
-ALIASES: dict[str, dict[str, tuple[str, ...]]] = {
-    "officers": {
-        "officer_id": ("officer id", "officer", "pseudonymised id", "staff id", "collar number", "pseudonym"),
-        "officer_role": ("role", "main duty", "officer role", "duty"),
-        "team": ("team", "unit", "shift team"),
-        "force": ("force", "police force"),
-        "area": ("area", "bcu", "division", "borough"),
-        "length_of_service_years": ("length of service", "years of service", "service years",
-                                    "length of service years"),
-    },
-    "training": {
-        "officer_id": ("officer id", "officer", "pseudonymised id", "staff id", "collar number", "pseudonym"),
-        "trained_on": ("date", "training date", "trained on", "course date", "date completed"),
-        "course": ("course", "course name", "training", "module"),
-        "hours": ("hours", "training hours", "duration hours", "duration"),
-    },
-    "exposure": {
-        "officer_id": ("officer id", "officer", "pseudonymised id", "staff id", "collar number", "pseudonym"),
-        "month": ("month", "period", "month starting"),
-        "shifts": ("shifts", "shifts worked", "tours", "duties"),
-        "hours_worked": ("hours worked", "hours on duty", "duty hours"),
-    },
+OFFICER_ID_ALIASES = ("officer id", "officer", "pseudonymised id", "staff id", "collar number", "pseudonym")
+
+
+def _officer_ids(cells: pd.Series) -> pd.Series:
+    """Pseudonymise officer ids as they are read, so no raw id is kept."""
+    try:
+        return pseudonym.pseudonymise(values.blank_to_null(cells))
+    except pseudonym.PseudonymKeyError as exc:
+        raise ingest.RejectedFile(f"officer ids cannot be pseudonymised: {exc}") from exc
+
+
+def _negative_counts(records: pd.DataFrame) -> pd.Series:
+    return (records["shifts"].fillna(0) < 0) | (records["hours_worked"].fillna(0) < 0)
+
+
+_OFFICER_ID = Column("officer_id", "string", OFFICER_ID_ALIASES, required=True, missing="no officer id",
+                     parse=_officer_ids)
+# Each roster table: its columns with the header names (normalised) that mean them. A row needs an
+# officer id, and a readable date where the table has a date column.
+TABLES: dict[str, TableSpec] = {
+    "officers": TableSpec("officers", (
+        _OFFICER_ID,
+        Column("officer_role", "category", ("role", "main duty", "officer role", "duty")),
+        Column("team", "category", ("team", "unit", "shift team")),
+        Column("force", "category", ("force", "police force")),
+        Column("area", "category", ("area", "bcu", "division", "borough")),
+        Column("length_of_service_years", "float", ("length of service", "years of service", "service years",
+                                                    "length of service years")),
+    ), shown_chars=30),
+    "training": TableSpec("training", (
+        _OFFICER_ID,
+        Column("trained_on", "date", ("date", "training date", "trained on", "course date", "date completed"),
+               required=True, only_if_present=True),
+        Column("course", "category", ("course", "course name", "training", "module")),
+        Column("hours", "float", ("hours", "training hours", "duration hours", "duration")),
+    ), shown_chars=30),
+    "exposure": TableSpec("exposure", (
+        _OFFICER_ID,
+        Column("month", "date", ("month", "period", "month starting"), required=True, only_if_present=True),
+        Column("shifts", "float", ("shifts", "shifts worked", "tours", "duties")),
+        Column("hours_worked", "float", ("hours worked", "hours on duty", "duty hours")),
+    ), checks=((_negative_counts, "negative shifts or hours"),), shown_chars=30),
 }
+# table -> canonical column -> header names (normalised) that mean it
+ALIASES: dict[str, dict[str, tuple[str, ...]]] = {name: spec.aliases for name, spec in TABLES.items()}
 # What marks each table out: the columns whose presence says which kind of roster file it is.
 SIGNATURES: dict[str, tuple[str, ...]] = {
     "training": ("trained_on", "course", "hours"),
@@ -65,7 +87,7 @@ class RosterTable:
 
 
 def _match(columns: list[str], kind: str) -> dict[str, str]:
-    return values.match_columns(columns, ALIASES[kind])
+    return TABLES[kind].match(columns)
 
 
 def detect_kind(columns: list[str]) -> str | None:
@@ -110,35 +132,9 @@ def read(name: str, data: bytes, kind: str | None = None, limits: ingest.Limits 
         mapping = _match(raw.columns, kind)
     if "officer_id" not in mapping:
         raise ingest.RejectedFile(f"{name} has no officer id column")
-    frame = raw.frame
-    out = pd.DataFrame({FILE: frame[FILE], ROW: frame[ROW]}, index=frame.index)
-    for canon in ALIASES[kind]:
-        cells = frame[mapping[canon]] if canon in mapping else pd.Series(pd.NA, index=frame.index, dtype="string")
-        if canon in ("trained_on", "month"):
-            out[canon] = values.to_datetime(cells).dt.normalize()
-        elif canon in ("hours", "shifts", "hours_worked", "length_of_service_years"):
-            out[canon] = values.to_number(cells)
-        elif canon == "officer_id":
-            try:
-                out[canon] = pseudonym.pseudonymise(values.blank_to_null(cells))
-            except pseudonym.PseudonymKeyError as exc:
-                raise ingest.RejectedFile(f"officer ids cannot be pseudonymised: {exc}") from exc
-        else:
-            out[canon] = values.blank_to_null(cells)
-    reasons = pd.Series("", index=frame.index, dtype="string")
-    reasons[out["officer_id"].isna()] = "no officer id"
-    for date_col in ("trained_on", "month"):
-        if date_col in out and date_col in mapping:
-            bad = out[date_col].isna() & (reasons == "")
-            shown = values.blank_to_null(frame[mapping[date_col]]).fillna("")
-            reasons[bad] = shown[bad].map(lambda v, c=mapping[date_col]: f"{c} '{v[:30]}' is not a date" if v
-                                          else f"{c} is empty")
-    if kind == "exposure":
-        negative = (out["shifts"].fillna(0) < 0) | (out["hours_worked"].fillna(0) < 0)
-        reasons[negative & (reasons == "")] = "negative shifts or hours"
-    bad = reasons != ""
-    quarantine = pd.concat([raw.quarantine, quarantine_rows(frame, bad, reasons)], ignore_index=True)
-    return RosterTable(kind, out[~bad].reset_index(drop=True), quarantine, mapping)
+    table = read_table(TABLES[kind], raw.frame, mapping)
+    quarantine = pd.concat([raw.quarantine, table.quarantine], ignore_index=True)
+    return RosterTable(kind, table.records.reset_index(drop=True), quarantine, mapping)
 
 
 NONE = "(not in this file)"

@@ -104,7 +104,7 @@ BOOL_COLUMNS: tuple[str, ...] = (
     "officer_injured", "officer_assaulted", "subject_injured",
 )
 
-# column -> logical type, in export order
+# column -> kind (its parser, null and storage types: lib/model/kinds.py), in export order
 REPORT_COLUMNS: dict[str, str] = {
     "report_id": "string",
     "incident_id": "string",

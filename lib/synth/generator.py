@@ -29,6 +29,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lib.model.forces import FORCES
+from lib.model.kinds import KINDS
 from lib.model.schema import (
     AGE_BANDS,
     CED_LADDER,
@@ -425,7 +426,7 @@ def _dictionary(codes: np.ndarray, categories: Sequence[str],
     index_type = pa.int8() if len(categories) < 128 else pa.int32()
     mask = codes < 0 if null is None else (null | (codes < 0))
     indices = pa.array(codes.astype(index_type.to_pandas_dtype()), type=index_type, mask=mask)
-    return pa.DictionaryArray.from_arrays(indices, pa.array(list(categories), type=pa.string()))
+    return pa.DictionaryArray.from_arrays(indices, pa.array(list(categories), type=KINDS["category"].arrow))
 
 
 def _sorted_categories(codes: np.ndarray, names: Sequence[str]) -> tuple[np.ndarray, list[str]]:
@@ -438,11 +439,11 @@ def _sorted_categories(codes: np.ndarray, names: Sequence[str]) -> tuple[np.ndar
 
 
 def _boolean(values: np.ndarray, null: np.ndarray | None = None) -> pa.Array:
-    return pa.array(values, type=pa.bool_(), mask=null)
+    return pa.array(values, type=KINDS["bool"].arrow, mask=null)
 
 
 def _list_array(offsets: np.ndarray, codes: np.ndarray, vocab: Sequence[str]) -> pa.ListArray:
-    values = pc.take(pa.array(list(vocab), type=pa.string()), pa.array(codes, type=pa.int32()))
+    values = pc.take(pa.array(list(vocab), type=KINDS["list"].arrow.value_type), pa.array(codes, type=pa.int32()))
     return pa.ListArray.from_arrays(pa.array(offsets, type=pa.int32()), values)
 
 
@@ -761,7 +762,7 @@ def generate(reports: int, seed: int, start: str = DEFAULT_START, months: int = 
     columns: dict[str, pa.Array] = {
         "report_id": report_ids,
         "incident_id": incident_ids,
-        "occurred_at": pa.array(occurred, type=pa.timestamp("us")),
+        "occurred_at": pa.array(occurred, type=KINDS["timestamp"].arrow),
         "shift": _dictionary(shift, voc["shift"]),
         "force": _dictionary(force_codes[officer], force_cats),
         "area": _dictionary(area_codes[officer], area_cats),
@@ -771,7 +772,7 @@ def generate(reports: int, seed: int, start: str = DEFAULT_START, months: int = 
         "team": _dictionary(team_codes[officer], team_cats, null["team"]),
         "single_crewed": _boolean(single, null["single_crewed"]),
         "ced_trained": _boolean(ced_trained, null["ced_trained"]),
-        "length_of_service_years": pa.array(org.service_years[officer], type=pa.float64(),
+        "length_of_service_years": pa.array(org.service_years[officer], type=KINDS["float"].arrow,
                                             mask=null["length_of_service_years"]),
         "subject_age_band": _dictionary(age, voc["subject_age_band"], null["subject_age_band"]),
         "subject_gender": _dictionary(gender, voc["subject_gender"], null["subject_gender"]),
@@ -810,8 +811,8 @@ def generate(reports: int, seed: int, start: str = DEFAULT_START, months: int = 
         "area": _dictionary(area_codes[roster], area_cats),
         "team": _dictionary(team_codes[roster], team_cats),
         "officer_role": _dictionary(org.role[roster], OFFICER_ROLES),
-        "length_of_service_years": pa.array(org.service_years[roster], type=pa.float64()),
-        "pst_trained_on": pa.array(trained_on[roster], type=pa.date32(),
+        "length_of_service_years": pa.array(org.service_years[roster], type=KINDS["float"].arrow),
+        "pst_trained_on": pa.array(trained_on[roster], type=KINDS["date"].arrow,
                                    mask=org.trained_day[roster] < 0),
     }).select(list(OFFICER_COLUMNS)))
 
@@ -865,9 +866,9 @@ def _roster_records(seed: int, org: _Organisation, period: _Period, officer: np.
     start_day = period.start.to_datetime64().astype("datetime64[D]")
     training = _with_pandas_metadata(pa.table({
         "officer_id": pc.take(officer_ids, pa.array(event_officer)),
-        "trained_on": pa.array(start_day + event_day.astype("timedelta64[D]"), type=pa.date32()),
+        "trained_on": pa.array(start_day + event_day.astype("timedelta64[D]"), type=KINDS["date"].arrow),
         "course": _dictionary(np.zeros(event_officer.size, dtype=np.int8), [PST_COURSE]),
-        "hours": pa.array(event_hours.astype(np.float64), type=pa.float64()),
+        "hours": pa.array(event_hours.astype(np.float64), type=KINDS["float"].arrow),
     }))
 
     first_report = np.full(n, period.days, dtype=np.int64)
@@ -889,7 +890,7 @@ def _roster_records(seed: int, org: _Organisation, period: _Period, officer: np.
     shifts = np.where(active > 0, np.maximum(np.round(shifts), 1), 0).astype(np.int16)
     exposure = _with_pandas_metadata(pa.table({
         "officer_id": pc.take(officer_ids, pa.array(np.repeat(roster, months.size))),
-        "month": pa.array(np.tile(month_start.to_numpy().astype("datetime64[D]"), n), type=pa.date32()),
+        "month": pa.array(np.tile(month_start.to_numpy().astype("datetime64[D]"), n), type=KINDS["date"].arrow),
         "shifts": pa.array(shifts[roster].ravel(), type=pa.int16()),
     }))
     return training, exposure, int(joiner.sum())

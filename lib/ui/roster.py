@@ -12,6 +12,7 @@ from lib import ingest
 from lib.analysis import debriefs, training
 from lib.engine.query import Filters, Scope
 from lib.engine.store import Dataset
+from lib.ingest import debriefs as debrief_files  # reading debrief files
 from lib.ingest import roster as roster_files  # reading roster files (this module keeps them per session)
 from lib.ui import cache, context
 
@@ -89,7 +90,7 @@ DEBRIEFS_KEY = "_ose_debriefs"
 def load_debriefs(ds: Dataset, uploaded) -> None:
     """Read an uploaded debrief file for this session and dataset."""
     try:
-        read = debriefs.read(uploaded.name, uploaded.getvalue())
+        read = debrief_files.read(uploaded.name, uploaded.getvalue())
     except ingest.RejectedFile as exc:
         st.error(f"{uploaded.name}: {exc}")
         return
@@ -104,7 +105,7 @@ def demo_debriefs(ds: Dataset) -> None:
     reports = cache.engine().execute(cache.engine().reports(ds).select("report_id", "occurred_at", "officer_injured",
                                                             "officer_assaulted"))
     made = debriefs.synthesise(reports, seed=1)
-    read = debriefs.read("synthetic-debriefs.csv", made.to_csv(index=False).encode())
+    read = debrief_files.read("synthetic-debriefs.csv", made.to_csv(index=False).encode())
     st.session_state.setdefault(DEBRIEFS_KEY, {})[ds.id] = read.records
 
 

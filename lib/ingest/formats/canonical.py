@@ -3,10 +3,15 @@ from __future__ import annotations
 
 import pandas as pd
 
-from lib.ingest.formats import FILE, ROW, ROWS, Adapted, count_unmapped, quarantine_rows
+from lib.ingest.formats import FILE, ROW, ROWS, Adapted, count_unmapped
+from lib.ingest.tables import Column, TableSpec, read_table
 from lib.model import schema, values
+from lib.model.kinds import LIST_SEPARATOR
 
-LIST_SEPARATOR = ";"
+# Every canonical report column, parsed by its kind; a row needs a readable date.
+REPORTS = TableSpec("reports", tuple(Column(col, kind, required=col == "occurred_at")
+                                     for col, kind in schema.REPORT_COLUMNS.items()),
+                    absent_as_null=False)
 
 
 class CanonicalFormat:
@@ -28,41 +33,26 @@ class CanonicalFormat:
         """Parse canonical columns from text; quarantine rows whose date cannot be read."""
         original = [c for c in raw.columns if c not in (FILE, ROW)]
         raw = raw.rename(columns={c: c.strip().lower() for c in original})
-        out = pd.DataFrame({FILE: raw[FILE], ROW: raw[ROW], ROWS: 1}, index=raw.index)
+        # The headers are the canonical names themselves (any case): no aliases to match.
+        read = read_table(REPORTS, raw, mapping={c: c for c in schema.REPORT_COLUMNS if c in raw.columns})
+        out = read.parsed
+        out.insert(2, ROWS, 1)
         unmapped: dict[str, dict[str, int]] = {}
-        for col, kind in schema.REPORT_COLUMNS.items():
-            if col not in raw.columns:
-                continue
-            cells = raw[col]
-            if kind == "timestamp":
-                out[col] = values.to_datetime(cells)
-            elif kind == "bool":
-                out[col] = values.to_bool(cells)
-            elif kind == "float":
-                out[col] = values.to_number(cells)
-            elif kind == "list":
-                out[col] = values.split_list(cells, LIST_SEPARATOR)
-            else:
-                out[col] = values.blank_to_null(cells)
-                vocab = schema.REPORT_VOCABULARIES.get(col)
-                if vocab:
-                    found = count_unmapped(out[col], vocab)
-                    if found:
-                        unmapped[col] = found
-        bad_date = out["occurred_at"].isna() if "occurred_at" in out else pd.Series(True, index=raw.index)
-        shown = values.blank_to_null(raw["occurred_at"]) if "occurred_at" in raw else None
-        reason = ("occurred_at is empty" if shown is None else
-                  shown.fillna("").map(lambda v: f"occurred_at '{v[:40]}' is not a date" if v
-                                       else "occurred_at is empty"))
-        quarantine = quarantine_rows(raw, bad_date, reason)
-        out = out[~bad_date]
+        for col in read.mapping:
+            vocab = schema.REPORT_VOCABULARIES.get(col)
+            if vocab:
+                found = count_unmapped(out[col], vocab)
+                if found:
+                    unmapped[col] = found
+        quarantine = read.quarantine
+        out = out[~read.set_aside]
         if "shift" in out.columns:
             out = schema.fill_shift(out)
         tactics = _tactics(raw.loc[out.index], out)
         found = count_unmapped(tactics["tactic"], schema.TACTICS)
         if found:
             unmapped["tactic"] = found
-        mapping = {c: c for c in schema.REPORT_COLUMNS if c in raw.columns}
+        mapping = dict(read.mapping)
         if "tactics" in raw.columns:
             mapping["tactics"] = "tactics (';'-separated)"
         officer_columns = [c for c in original if c.strip().lower() == "officer_id"]

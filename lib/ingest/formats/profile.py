@@ -27,6 +27,7 @@ import pandas as pd
 
 from lib.ingest.formats import FILE, ROW, ROWS, Adapted, count_unmapped, empty_quarantine, quarantine_rows
 from lib.model import schema, values
+from lib.model.kinds import KINDS, empty_frame
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
 PROFILE_VERSION = 1
@@ -321,10 +322,8 @@ class _Reader:
         reports = pd.DataFrame({FILE: pd.Series(dtype="string"), ROW: pd.Series(dtype="int64"),
                                 ROWS: pd.Series(dtype="int64")})
         for col, kind in schema.REPORT_COLUMNS.items():
-            reports[col] = pd.Series(dtype=_DTYPES.get(kind, "string"))
-        tactics = pd.DataFrame({"report_id": pd.Series(dtype="string"), "tactic": pd.Series(dtype="string"),
-                                "tactic_group": pd.Series(dtype="string"),
-                                "effective": pd.Series(dtype="boolean")})
+            reports[col] = KINDS[kind].empty()
+        tactics = empty_frame(schema.TACTIC_COLUMNS)
         return Adapted(reports, tactics, quarantine, self.mapping, self.unmapped, self.notes,
                        officer_id_columns=_as_list(self.p.officer_id_column))
 
@@ -401,7 +400,7 @@ class _Reader:
         if kind == "list":
             return self.list_field(fld, _as_list(source), flags)
         if not source:
-            return pd.Series(pd.NA, index=idx, dtype=_DTYPES.get(kind, "string"))
+            return pd.Series(pd.NA, index=idx, dtype=KINDS[kind].pandas)
         self.mapping[fld] = _describe(source)
         cells = self.joined(source)
         table = self.p.value_maps.get(fld, {})
@@ -409,9 +408,9 @@ class _Reader:
         if kind == "bool":
             as_text = pd.Series([("yes" if v else "no") if isinstance(v, bool | np.bool_) else v
                                  for v in mapped], index=idx, dtype="string")
-            return values.to_bool(as_text)
+            return KINDS[kind].parse(as_text)
         if kind == "float":
-            return values.to_number(pd.Series(mapped, index=idx, dtype="string")).astype("Float64")
+            return KINDS[kind].parse(pd.Series(mapped, index=idx, dtype="string")).astype(KINDS[kind].pandas)
         text = pd.Series([v if isinstance(v, str) else pd.NA for v in mapped], index=idx, dtype="string")
         if fld == "subject_age_band":
             return _age_bands(text)
@@ -578,9 +577,6 @@ class _Reader:
         found = count_unmapped(tactics["tactic"], schema.TACTICS)
         if found:
             self.unmapped["tactic"] = found
-
-
-_DTYPES = {"timestamp": "datetime64[us]", "bool": "boolean", "float": "Float64", "list": object}
 
 
 def _describe(source: Source | None) -> str:

@@ -46,6 +46,7 @@ import pyarrow.compute as pc
 
 from lib.ingest.formats import FILE, ROW, ROWS, Adapted, Source, empty_quarantine, quarantine_rows
 from lib.model import schema
+from lib.model.kinds import KINDS
 from lib.model.values import NULL_MARKERS, combine_date_time, normalise_name, to_bool, to_datetime, to_time_minutes
 
 # --- the form's columns (FY20-21 spelling, in export order) --------------------------------
@@ -859,7 +860,7 @@ class _Adaptation:
         for name, kind in schema.REPORT_COLUMNS.items():
             value = cols.get(name)
             if value is None:
-                value = _null_column(kind, n)
+                value = KINDS[kind].null(n)
             frame[name] = value
         frame[FILE] = self.raw[FILE].astype("string").array
         frame[ROW] = pd.to_numeric(self.raw[ROW]).to_numpy(dtype="int64")
@@ -1060,23 +1061,6 @@ def _blank_rows(frame: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
 def _count(n: int, noun: str) -> str:
     """'1 report has' / '3 reports have'."""
     return f"{n:,} {noun} has" if n == 1 else f"{n:,} {noun}s have"
-
-
-def _null_column(kind: str, n: int) -> object:
-    if kind == "string":
-        return pd.array([pd.NA] * n, dtype="string") if n < 1 else pd.arrays.ArrowStringArray(
-            pa.nulls(n, pa.large_string()))
-    if kind == "bool":
-        return pd.arrays.BooleanArray(np.zeros(n, bool), np.ones(n, bool))
-    if kind == "float":
-        return np.full(n, np.nan)
-    if kind == "category":
-        return pd.Categorical.from_codes(np.full(n, -1, dtype=np.int8), categories=[])
-    if kind == "list":
-        return _list_array(np.zeros((n, 0), dtype=bool), ())
-    if kind == "timestamp":
-        return np.full(n, np.datetime64("NaT"), dtype="datetime64[us]")
-    raise ValueError(f"no null column for logical type {kind!r}")
 
 
 def _list_array(ticked: np.ndarray, vocabulary: Sequence[str]) -> np.ndarray:
