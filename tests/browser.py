@@ -41,12 +41,16 @@ def running_app(env: dict[str, str] | None = None, address: str = "127.0.0.1") -
         _wait_for(f"http://127.0.0.1:{port}/_stcore/health", proc, "the app", log_path)
         yield f"http://127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        _stop(proc)
         log.close()
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
 
 
 def _wait_for(url: str, proc: subprocess.Popen, what: str, log: Path) -> None:
@@ -109,11 +113,7 @@ http {{
             _wait_for(f"http://127.0.0.1:{port}/_stcore/health", proc, "nginx", log)
             yield f"http://127.0.0.1:{port}"
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            _stop(proc)
 
 
 @contextmanager

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from datetime import date
-from typing import Any
+from statistics import NormalDist
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from scipy import sparse
-from scipy.stats import norm
+
+if TYPE_CHECKING:  # scipy loads with the first model fitted: the app imports this module at start
+    from scipy import sparse
 
 TRAINING_COLUMNS: dict[str, str] = {
     "officer_id": "string",
@@ -155,7 +157,7 @@ def difference_in_differences(panel: pd.DataFrame, measure: str = "reports", lev
         "rates": _rates(rows, measure),
     }
     if fit["coef"] is not None and fit["columns"][-1]:
-        z = norm.ppf(0.5 + level / 2)
+        z = NormalDist().inv_cdf(0.5 + level / 2)
         coef, se = fit["coef"][-1], fit["se"][-1]
         result.update(estimate=float(np.expm1(coef)), ci_low=float(np.expm1(coef - z * se)),
                       ci_high=float(np.expm1(coef + z * se)))
@@ -174,7 +176,7 @@ def event_study(panel: pd.DataFrame, window: tuple[int, int] = (-6, 12), measure
     ks = [k for k in range(low, high + 1) if k != -1]
     design = np.column_stack([since == k for k in ks]).astype(np.float64)
     fit = _fit_rows(rows, measure, design)
-    z = norm.ppf(0.5 + level / 2)
+    z = NormalDist().inv_cdf(0.5 + level / 2)
     kept = fit["kept"]
     y = rows[measure].to_numpy()
     officers = rows["officer_id"].to_numpy()
@@ -252,6 +254,8 @@ def _rates(rows: pd.DataFrame, measure: str) -> dict[str, dict[str, float]]:
 
 
 def _fit_rows(rows: pd.DataFrame, measure: str, treatment: np.ndarray) -> dict[str, Any]:
+    from scipy import sparse
+
     """Fit counts on officer and month fixed effects plus treatment columns; log(shifts) offset."""
     unit = pd.factorize(rows["officer_id"])[0]
     month = pd.factorize(rows["month"], sort=True)[0]
@@ -274,6 +278,8 @@ def _conditional_poisson(y: np.ndarray, offset: np.ndarray, unit: np.ndarray, de
     Returns (coefficients, cluster-robust standard errors, rows used, columns identified);
     coefficients of unidentified columns (no variation in the rows used) are 0 with NaN error.
     """
+    from scipy import sparse
+
     n_units = int(unit.max()) + 1 if unit.size else 0
     total = np.bincount(unit, weights=y, minlength=n_units)
     # Officers with no events carry no information about rate ratios once their level is free.
