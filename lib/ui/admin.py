@@ -2,14 +2,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from lib.ui import context
-
-if TYPE_CHECKING:  # Altair loads with the first chart: the engine can load the sample meanwhile (warm-up)
-    pass
 
 
 def accounts_table(cfg) -> pd.DataFrame:

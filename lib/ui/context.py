@@ -3,17 +3,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import streamlit as st
 
 from lib.engine.query import FILTER_KINDS, Filters, Scope
 from lib.engine.store import Dataset
 from lib.security import access, audit
-
-if TYPE_CHECKING:  # Altair loads with the first chart: the engine can load the sample meanwhile (warm-up)
-    pass
-
 
 CONTEXT_KEY = "_ose_context"
 

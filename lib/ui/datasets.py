@@ -5,7 +5,6 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import streamlit as st
 
@@ -15,9 +14,6 @@ from lib.ingest import library
 from lib.model.settings import settings
 from lib.security import access
 from lib.ui import cache, context
-
-if TYPE_CHECKING:  # Altair loads with the first chart: the engine can load the sample meanwhile (warm-up)
-    pass
 
 
 @dataclass(frozen=True)

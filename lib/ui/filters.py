@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import date
-from typing import TYPE_CHECKING
 
 import streamlit as st
 
@@ -11,10 +10,6 @@ from lib.engine import query
 from lib.engine.query import FILTER_KINDS, Filters, Scope
 from lib.engine.store import Dataset
 from lib.ui import cache
-
-if TYPE_CHECKING:  # Altair loads with the first chart: the engine can load the sample meanwhile (warm-up)
-    pass
-
 
 FILTER_DATASET_KEY = "_ose_filters_dataset"
 

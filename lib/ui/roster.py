@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pandas as pd
 import streamlit as st
@@ -15,10 +14,6 @@ from lib.engine.store import Dataset
 from lib.ingest import debriefs as debrief_files  # reading debrief files
 from lib.ingest import roster as roster_files  # reading roster files (this module keeps them per session)
 from lib.ui import cache, context
-
-if TYPE_CHECKING:  # Altair loads with the first chart: the engine can load the sample meanwhile (warm-up)
-    pass
-
 
 ROSTER_KEY = "_ose_roster"
 

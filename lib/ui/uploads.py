@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pandas as pd
 import streamlit as st
@@ -11,10 +10,6 @@ from lib import ingest
 from lib.ingest import library
 from lib.model import schema
 from lib.ui import cache, context, datasets
-
-if TYPE_CHECKING:  # Altair loads with the first chart: the engine can load the sample meanwhile (warm-up)
-    pass
-
 
 UPLOAD_KEY = "_ose_upload"
 

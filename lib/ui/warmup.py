@@ -1,17 +1,12 @@
 """The warm-up at server start: imports, and in local mode the sample with its opening Overview."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from lib.engine import query
 from lib.engine.query import Scope
 from lib.engine.store import Dataset
 from lib.model.settings import settings
 from lib.security import access
 from lib.ui import cache, datasets, render
-
-if TYPE_CHECKING:  # Altair loads with the first chart: the engine can load the sample meanwhile (warm-up)
-    pass
 
 
 def warm_up() -> None:
