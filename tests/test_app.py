@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from datetime import date
 
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -188,6 +189,24 @@ def test_cached_query_runs_lib_queries_only():
 
     with pytest.raises(ValueError, match="lib queries only"):
         cache.cached_query(os.system, ds, Filters(), UNRESTRICTED)
+
+
+def test_chart_specs_come_from_lib_builders_only_and_are_cached_by_name(fresh_caches):
+    import json
+
+    from lib.present import charts, chartspec
+    from lib.ui import render
+
+    built: list[int] = []
+    real = chartspec.to_spec
+    fresh_caches.setattr(chartspec, "to_spec", lambda chart: built.append(1) or real(chart))
+    frame = pd.DataFrame({"month": pd.to_datetime(["2024-01-01", "2024-02-01"]), "reports": [3, 5]})
+    first = render.spec(charts.reports_by_month, (frame,), {"title": ""})
+    assert render.spec(charts.reports_by_month, (frame,), {"title": ""}) == first
+    assert len(built) == 1  # the second came from the cache, keyed on the builder's name and arguments
+    assert "vega-lite" in first["$schema"]  # a Vega-Lite spec, ready for the browser
+    with pytest.raises(ValueError, match="lib builders only"):
+        render.spec(json.dumps, (frame,))
 
 
 def test_officer_risk_page_flags_groups_against_funnel_limits_not_a_ranking():

@@ -114,6 +114,16 @@ def test_windows_encoded_csv_loads_and_reports_what_it_set_aside(tmp_path, engin
     assert (report["rows_in"], report["rows_loaded"], report["rows_quarantined"]) == (2, 1, 1)
 
 
+def test_an_engine_without_a_file_reader_opens_folders_but_not_single_files(tmp_path):
+    plain = Engine()  # the engine alone knows no file formats: the ingester is handed to it
+    assert plain.open(SAMPLE_DIR).rows > 0
+    path = tmp_path / "one.csv"
+    shutil.copy(FIXTURES / "small_canonical.csv", path)
+    with pytest.raises(DatasetError, match="one.csv is a single file: this engine opens dataset folders only"):
+        plain.open(path)
+    assert Engine(read_file=ingest.read_file).open(path).rows == 10
+
+
 def test_folder_without_reports_is_refused(tmp_path):
     with pytest.raises(DatasetError, match="has no reports.parquet"):
         read_source(tmp_path)

@@ -5,6 +5,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from lib.engine.query import FILTER_KINDS, Filters, Scope
 from lib.engine.store import Dataset
@@ -15,8 +16,6 @@ CONTEXT_KEY = "_ose_context"
 
 def disclosure_threshold() -> int | None:
     """Return this run's disclosure threshold, or None when disclosure control is off (or outside a page run)."""
-    from streamlit.runtime.scriptrunner import get_script_run_ctx
-
     if get_script_run_ctx(suppress_warning=True) is None:  # the warm-up thread: no session, nothing shown
         return None
     ctx = st.session_state.get(CONTEXT_KEY)
