@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 from lib.ingest import pseudonym
 from lib.ingest.formats import FILE, ROW, ROWS, Adapted, Format, empty_quarantine
 from lib.ingest.formats.canonical import CanonicalFormat
+from lib.ingest.formats.lists import ITEMS, collapse
 from lib.ingest.reading import Limits, RawExtract, RejectedFile, read_extract
 from lib.model import kinds, schema
 from lib.model.paths import data_dir
@@ -151,6 +152,8 @@ def ingest(files: Sequence[tuple[str, bytes]], *, fmt: str = AUTO, duplicates: s
     if rows_in != rows_loaded + rows_quarantined:  # the promise to the user: nothing lost
         raise AssertionError(f"rows do not reconcile: {rows_in} in, {rows_loaded} loaded, "
                              f"{rows_quarantined} set aside")
+    items = _reconcile_items(parts, reports, quarantine)
+    quarantine = collapse(quarantine)
     names = sorted({f["format"] for f in file_reports})
     report = {
         "rows_in": rows_in,
@@ -158,6 +161,7 @@ def ingest(files: Sequence[tuple[str, bytes]], *, fmt: str = AUTO, duplicates: s
         "rows_quarantined": rows_quarantined,
         "reports_loaded": len(reports),
         "tactics_loaded": len(tactics),
+        **items,
         "detected_format": names[0] if len(names) == 1 else "mixed: " + ", ".join(names),
         "mapping": _merge_dicts(p.mapping for p in parts),
         "unmapped": _merge_counts(p.unmapped for p in parts),
@@ -173,6 +177,23 @@ def ingest(files: Sequence[tuple[str, bytes]], *, fmt: str = AUTO, duplicates: s
     quarantine = _with_raw_values(quarantine, raws, key)
     say(1.0, "Done")
     return IngestResult(reports, tactics, quarantine, report)
+
+
+def _reconcile_items(parts: list[Adapted], reports: pd.DataFrame, quarantine: pd.DataFrame) -> dict[str, int]:
+    """Count list items (officers listed in one row's cells) in, loaded and set aside; they must agree.
+
+    Empty when no file listed several officers in a cell: then a row is a report (or a group of rows is).
+    """
+    split = [p.items_in for p in parts if p.items_in is not None]
+    if not split:
+        return {}
+    items_in = int(sum(split))
+    loaded = int(reports[ITEMS].sum()) if ITEMS in reports.columns else 0
+    set_aside = int(quarantine[ITEMS].sum()) if ITEMS in quarantine.columns else 0
+    if items_in != loaded + set_aside:  # the promise at the second level: no officer lost
+        raise AssertionError(f"list items do not reconcile: {items_in} in, {loaded} loaded, {set_aside} set aside")
+    return {"items_in": items_in, "items_loaded": loaded, "items_quarantined": set_aside,
+            "rows_lists_disagree": int(sum(p.rows_lists_disagree for p in parts))}
 
 
 def _pseudonymise(adapted: Adapted, raw: RawExtract, key: bytes) -> None:
@@ -223,7 +244,7 @@ def _finalise(parts: list[Adapted], *, duplicates: str, force: str | None
     quarantine.append(pd.DataFrame({FILE: reports.loc[bad, FILE].astype("string"),
                                     ROW: reports.loc[bad, ROW].astype("int64"),
                                     ROWS: reports.loc[bad, ROWS].astype("int64"),
-                                    "reason": missing[bad]}))
+                                    "reason": missing[bad], **_items_of(reports, bad)}))
     reports = reports[~bad]
     reports, dup_quarantine, dup = _deduplicate(reports, duplicates)
     quarantine.append(dup_quarantine)
@@ -233,11 +254,18 @@ def _finalise(parts: list[Adapted], *, duplicates: str, force: str | None
     return reports.reset_index(drop=True), tactics, q, dup
 
 
+def _items_of(reports: pd.DataFrame, mask: pd.Series) -> dict[str, pd.Series]:
+    """Return the list items the selected reports stand for, as a quarantine column (none if not split)."""
+    return {ITEMS: reports.loc[mask, ITEMS]} if ITEMS in reports.columns else {}
+
+
 def _conform(reports: pd.DataFrame, force: str | None) -> pd.DataFrame:
     """Give a frame every canonical column with its canonical type; unknown stays null."""
     out = pd.DataFrame(index=reports.index)
     for meta in (FILE, ROW, ROWS):
         out[meta] = reports[meta] if meta in reports else (1 if meta == ROWS else pd.NA)
+    if ITEMS in reports.columns:  # reports split from cells that list several officers
+        out[ITEMS] = reports[ITEMS].astype("Int64")
     for col, name in schema.REPORT_COLUMNS.items():
         kind = kinds.KINDS[name]
         out[col] = kind.coerce(reports[col] if col in reports.columns else kind.nulls(reports.index))
@@ -287,7 +315,8 @@ def _deduplicate(reports: pd.DataFrame, duplicates: str) -> tuple[pd.DataFrame, 
     reason = ("duplicate of report '" + later["report_id"].astype(str) + "' first seen in "
               + where[FILE].astype(str).to_numpy() + " row " + where[ROW].astype(str).to_numpy())
     q = pd.DataFrame({FILE: later[FILE].astype("string"), ROW: later[ROW].astype("int64"),
-                      ROWS: later[ROWS].astype("int64"), "reason": reason.astype("string")})
+                      ROWS: later[ROWS].astype("int64"), "reason": reason.astype("string"),
+                      **_items_of(reports, repeated)})
     return reports.loc[~repeated], q, info
 
 
@@ -456,6 +485,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     r = result.report
     print(f"{r['rows_in']:,} rows in, {r['rows_loaded']:,} loaded, {r['rows_quarantined']:,} set aside "
           f"({r['detected_format']}) -> {args.out} in {time.perf_counter() - started:.1f} s")
+    if "items_in" in r:
+        print(f"{r['items_in']:,} officer items in those rows, {r['items_loaded']:,} loaded as reports, "
+              f"{r['items_quarantined']:,} set aside")
     return 0
 
 

@@ -37,6 +37,10 @@ class Adapted:
     unmapped: dict[str, dict[str, int]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     officer_id_columns: list[str] = field(default_factory=list)  # source columns holding officer ids
+    # Where cells list several officers (lib/ingest/formats/lists.py): the items in the rows that were
+    # split (None: this format reads one report per row or group), and the rows whose lists disagree.
+    items_in: int | None = None
+    rows_lists_disagree: int = 0
 
 
 class Format(Protocol):

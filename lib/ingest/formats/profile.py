@@ -12,7 +12,11 @@ How a profile reads a file:
 - with `group_by`, the rows that share the report id and the `group_by` values fold into one
   report: tactics come from every row, yes/no fields are True when any row says yes, other fields
   take the first value given. When several reports share one source id they are numbered
-  `id/1`, `id/2` ... in file order, so every report id is unique.
+  `id/1`, `id/2` ... in file order, so every report id is unique;
+- with `list_columns`, cells that list several officers in step ("No | Yes", split at
+  `list_separator`) are split first (lib/ingest/formats/lists.py): one report per officer item (x
+  subject item with `subject_list_columns`), numbered `id/1`, `id/2` ... in list order, each with the
+  row's incident id; a row whose lists disagree in length is set aside with the reason.
 """
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from lib.ingest.formats import FILE, ROW, ROWS, Adapted, count_unmapped, empty_quarantine, quarantine_rows
+from lib.ingest.formats.lists import ITEM, ITEMS, explode
 from lib.model import schema, values
 from lib.model.kinds import KINDS, empty_frame
 
@@ -69,6 +74,9 @@ class Profile:
     tactic_map: dict[str, str] = field(default_factory=dict)  # source tactic -> schema tactic
     effective_column: str | None = None
     effective_is_list: bool = False  # a comma-list aligned by position with the tactics of the row
+    list_columns: list[str] = field(default_factory=list)  # cells listing the officers' values in step
+    subject_list_columns: list[str] = field(default_factory=list)  # cells listing the subjects' values
+    list_separator: str = " | "  # between the items of a list cell (items are stripped)
     confidence: dict[str, float] = field(default_factory=dict)  # field -> 0..1, from propose_profile
     notes: list[str] = field(default_factory=list)  # caveats passed on to every load
 
@@ -82,7 +90,8 @@ class Profile:
         out = []
         shapes = {"columns": dict, "value_maps": dict, "flag_columns": dict, "tactic_map": dict,
                   "shift_map": dict, "confidence": dict, "group_by": list, "tactic_columns": list,
-                  "null_markers": list, "signature": list, "notes": list}
+                  "null_markers": list, "signature": list, "notes": list, "list_columns": list,
+                  "subject_list_columns": list}
         wrong = [k for k, kind in shapes.items() if not isinstance(getattr(self, k), kind)]
         if wrong:
             return [f"{k} must be a JSON {'object' if shapes[k] is dict else 'list'}" for k in wrong]
@@ -112,6 +121,34 @@ class Profile:
                 out.append(f"shift_map: '{source}' -> '{target}' is not one of {', '.join(schema.SHIFTS)}")
         if self.extra_header_rows < 0:
             out.append("extra_header_rows must not be negative")
+        return out + self.list_problems()
+
+    def list_problems(self) -> list[str]:
+        """Return what is wrong with the list columns (cells that list several officers or subjects)."""
+        listed = [*self.list_columns, *self.subject_list_columns]
+        if not listed:
+            return []
+        out = []
+        if not all(isinstance(c, str) and c for c in listed):
+            return ["list_columns and subject_list_columns must be lists of column names"]
+        if not isinstance(self.list_separator, str) or not self.list_separator.strip():
+            out.append("list_separator must be a visible text such as ' | ' or ';'")
+        elif self.list_separator.strip() == ",":
+            out.append("list_separator cannot be ',': a comma separates the items of one officer's cell "
+                       "(tactics, reasons)")
+        both = sorted(set(self.list_columns) & set(self.subject_list_columns))
+        if both:
+            out.append(f"{', '.join(both)}: listed with the officers and with the subjects")
+        once = [*_as_list(self.date_column), *_as_list(self.time_column), *_as_list(self.report_id_column),
+                *_as_list(self.incident_id_column)]
+        per_row = sorted(set(listed) & set(once))
+        if per_row:
+            out.append(f"{', '.join(per_row)}: the date, time, report id and incident id are recorded once "
+                       "per row, not listed per officer")
+        read = set(self.source_columns())
+        unread = [c for c in listed if c not in read]
+        if unread:
+            out.append(f"list columns {', '.join(unread)} are not read by this profile")
         return out
 
     def to_json(self) -> str:
@@ -209,7 +246,26 @@ class ProfileFormat:
 
     def adapt(self, raw: pd.DataFrame) -> Adapted:
         """Turn a raw extract into canonical reports and tactics as the profile says."""
-        return _Reader(self.profile, raw, self.bounds).read()
+        p = self.profile
+        if not (p.list_columns or p.subject_list_columns):
+            return _Reader(p, raw, self.bounds).read()
+        # One row per officer item (x subject item) first; the reader then reads items as rows.
+        split = explode(raw, [p.list_columns, p.subject_list_columns], p.list_separator)
+        adapted = _Reader(p, split.frame, self.bounds).read()
+        set_aside = split.set_aside.assign(**{ITEMS: pd.Series(pd.NA, index=split.set_aside.index,
+                                                               dtype="Int64")})
+        adapted.quarantine = pd.concat([set_aside, adapted.quarantine], ignore_index=True)
+        adapted.items_in = split.items_in
+        adapted.rows_lists_disagree = len(split.set_aside)
+        listed = ", ".join([*p.list_columns, *p.subject_list_columns])
+        adapted.mapping["lists"] = f"{listed}: items split at '{p.list_separator.strip()}', one report each"
+        if split.rows_split:
+            adapted.notes.append(f"{split.rows_split:,} row(s) list several officers (or subjects) in "
+                                 f"{listed}: each item was read as one report ({split.items_in:,} items "
+                                 f"from {len(raw) - len(split.set_aside):,} rows)")
+        if len(split.set_aside):
+            adapted.notes.append(f"{len(split.set_aside):,} row(s) set aside: their lists disagree in length")
+        return adapted
 
 
 class _Reader:
@@ -281,6 +337,13 @@ class _Reader:
                                                           "(no report id)")
         bad = reason.notna()
         quarantine = quarantine_rows(raw, bad, reason) if bad.any() else empty_quarantine()
+        # Split list rows: each item is one entry, and only a row's first item carries the raw row.
+        listed = ITEM in raw.columns
+        weight = (raw[ITEM] == 1).astype("int64") if listed else pd.Series(1, index=raw.index)
+        if listed:
+            quarantine = quarantine.assign(**{ROWS: weight[bad].to_numpy(dtype="int64"),
+                                              ITEMS: pd.array(np.ones(int(bad.sum()), dtype="int64"),
+                                                              dtype="Int64")})
         keep = reason.isna()
         kept = raw.index[keep]
         if not len(kept):
@@ -293,6 +356,10 @@ class _Reader:
         if p.force:
             self.mapping["force"] = f"constant '{p.force}'"
         rows["incident_id"] = self.text_field("incident_id", p.incident_id_column, ID_JOIN)[keep]
+        if listed and not p.incident_id_column:  # the items of one row are one incident
+            rows["incident_id"] = self.row_ids(report_base)[keep]
+            self.mapping["incident_id"] = (f"{_describe(p.report_id_column)} (the row listing the officers)"
+                                           if p.report_id_column else "file name and data row number")
         rows["officer_id"] = self.text_field("officer_id", p.officer_id_column, ID_JOIN)[keep]
         rows["area"] = self.text_field("area", p.area_column)[keep]
         rows["team"] = self.text_field("team", p.team_column)[keep]
@@ -303,11 +370,15 @@ class _Reader:
         reports = self.fold(rows, group)
         reports.insert(0, "report_id", self.report_ids(report_base[keep], group, raw.loc[kept]))
         first = group.drop_duplicates().index
-        reports.insert(0, ROWS, group.value_counts(sort=False).reindex(group[first]).to_numpy(dtype="int64"))
+        carried = weight[kept].groupby(group.to_numpy(), sort=False).sum()
+        reports.insert(0, ROWS, carried.reindex(group[first]).to_numpy(dtype="int64"))
+        if listed:
+            items = group.value_counts(sort=False).reindex(group[first]).to_numpy(dtype="int64")
+            reports.insert(0, ITEMS, pd.array(items, dtype="Int64"))
         reports.insert(0, ROW, raw.loc[first, ROW].to_numpy(dtype="int64"))
         reports.insert(0, FILE, pd.array(raw.loc[first, FILE].astype(str).to_numpy(), dtype="string"))
         reports = reports.reset_index(drop=True)
-        reports = reports[[FILE, ROW, ROWS, *schema.REPORT_COLUMNS]]
+        reports = reports[[FILE, ROW, ROWS, *([ITEMS] if listed else []), *schema.REPORT_COLUMNS]]
 
         tactics = self.tactics(kept, group, reports["report_id"])
         self.count_unmapped(reports, tactics)
@@ -321,6 +392,8 @@ class _Reader:
         """Return empty canonical tables (every row was quarantined)."""
         reports = pd.DataFrame({FILE: pd.Series(dtype="string"), ROW: pd.Series(dtype="int64"),
                                 ROWS: pd.Series(dtype="int64")})
+        if ITEM in self.raw.columns:
+            reports[ITEMS] = pd.Series(dtype="Int64")
         for col, kind in schema.REPORT_COLUMNS.items():
             reports[col] = KINDS[kind].empty()
         tactics = empty_frame(schema.TACTIC_COLUMNS)
@@ -482,6 +555,13 @@ class _Reader:
             self.notes.append(f"{int(n)} report(s): the rows folded into one report disagree on {col}; "
                               "the first value given is kept (for yes/no fields: yes if any row says yes)")
 
+    def row_ids(self, report_base: pd.Series) -> pd.Series:
+        """Return each raw row's own id: its report id, else its file name and data row number."""
+        if self.p.report_id_column:
+            return report_base.astype("string")
+        stems = self.raw[FILE].astype(str).map(lambda f: Path(f).stem)
+        return (stems + "-" + self.raw[ROW].astype(str)).astype("string")
+
     def report_ids(self, base: pd.Series, group: pd.Series, kept_raw: pd.DataFrame) -> pd.Series:
         """Return one unique id per report: the source id, numbered /1, /2 ... where it repeats."""
         first = group.drop_duplicates().index
@@ -497,6 +577,10 @@ class _Reader:
             number = ids.groupby(ids, sort=False).cumcount() + 1
             shared = int(ids[repeats].nunique())
             ids = ids.where(~repeats, ids + "/" + number.astype(str))
+            if ITEM in self.raw.columns:
+                self.notes.append(f"{shared} id(s) cover several officers' reports ({int(repeats.sum())} "
+                                  "reports); those reports are numbered id/1, id/2 ... in list order")
+                return ids.astype("string")
             self.notes.append(f"{shared} source id(s) cover several reports ({int(repeats.sum())} reports); "
                               "those reports are numbered id/1, id/2 ... in file order")
         return ids.astype("string")

@@ -1,0 +1,123 @@
+"""Cells that list several officers (or subjects): split them in step into one row per item.
+
+Some extracts keep one row per incident and join the officers' values inside cells, in step across
+columns: officer 1's role, injury and force used are item 1 of each list (`Officer Injured =
+"No | Yes"`, `Use of Force Type = "Hands | Taser"`). `explode` turns such a raw frame into one row per
+officer item (x subject item where subjects are listed too), so a profile reads each item as it
+reads a row of a one-row-per-officer file:
+- a cell with one value where other columns of its group list k items was recorded once: it is
+  given to all k items (so is an empty cell);
+- a row whose lists in one group disagree in length (k1 != k2, both above 1) is set aside with a
+  reason naming the columns and their lengths: guessing which officer a value belongs to would
+  put one officer's injury on another;
+- every other column (incident-level) is copied to each item.
+
+The exploded frame keeps `_file` and `_row` (the raw row's number, shared by its items) and adds
+`_item` (1-based position of the item in its row), so every report and every set-aside entry can
+be traced back to its raw row and counted at both levels: incidents (raw rows) and items.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from lib.ingest.formats import FILE, ROW, ROWS, quarantine_rows
+
+ITEM = "_item"  # 1-based position of an exploded row's item within its raw row
+ITEMS = "_items"  # how many list items a report (or a set-aside entry) stands for
+SEPARATORS = (" | ", "|", ";")  # the separators the mapping step looks for, most specific first
+
+
+@dataclass
+class Exploded:
+    """A raw frame split into one row per list item, and the raw rows set aside."""
+
+    frame: pd.DataFrame
+    set_aside: pd.DataFrame  # quarantine entries, one per raw row whose lists disagree
+    items_in: int  # items in the rows that were split (rows set aside here are not counted)
+    rows_split: int  # raw rows holding more than one item
+
+
+def split_items(cells: pd.Series, separator: str) -> pd.Series:
+    """Split each cell into its stripped items; an empty item is None, an empty cell one None."""
+    token = separator.strip() or separator
+    pattern = re.compile(r"\s*" + re.escape(token) + r"\s*")
+
+    def split(cell: object) -> list[str | None]:
+        if cell is None or cell is pd.NA or (isinstance(cell, float) and np.isnan(cell)):
+            return [None]
+        text = str(cell).strip()
+        if not text:
+            return [None]
+        return [part.strip() or None for part in pattern.split(text)]
+
+    return pd.Series([split(v) for v in cells.tolist()], index=cells.index, dtype=object)
+
+
+def item_counts(cells: pd.Series, separator: str) -> pd.Series:
+    """Return how many items each cell lists (1 for an empty cell or a single value)."""
+    token = separator.strip() or separator
+    text = cells.astype("string").str.strip().fillna("")
+    return (text.str.count(re.escape(token)) + 1).astype("int64")
+
+
+def explode(raw: pd.DataFrame, groups: list[list[str]], separator: str,
+            names: tuple[str, ...] = ("officer", "subject")) -> Exploded:
+    """Split the list columns of each group in step; one row per item of each group (a cross product)."""
+    groups = [[c for c in g if c in raw.columns] for g in groups]
+    groups = [g for g in groups if g]
+    if not groups:
+        frame = raw.reset_index(drop=True).assign(**{ITEM: 1})
+        return Exploded(frame, quarantine_rows(raw, pd.Series(False, index=raw.index), ""), len(raw), 0)
+    split = {c: split_items(raw[c], separator) for g in groups for c in g}
+    lengths = {c: split[c].map(len).to_numpy(dtype=np.int64) for c in split}
+    n = len(raw)
+    sizes = []
+    reason = np.full(n, None, dtype=object)
+    for g, name in zip(groups, names, strict=False):
+        k = np.max(np.column_stack([lengths[c] for c in g]), axis=1) if n else np.zeros(0, dtype=np.int64)
+        sizes.append(k)
+        bad = np.zeros(n, dtype=bool)
+        for c in g:
+            bad |= (lengths[c] != 1) & (lengths[c] != k)
+        for i in np.flatnonzero(bad & pd.isna(reason)):
+            listed = ", ".join(f"{c}: {lengths[c][i]} items" for c in g if lengths[c][i] > 1)
+            reason[i] = (f"the {name} lists disagree in length ({listed}); set aside rather than guess "
+                         f"which {name} each value belongs to")
+    bad = pd.notna(reason)
+    set_aside = quarantine_rows(raw, pd.Series(bad, index=raw.index),
+                                pd.Series(reason, index=raw.index, dtype="string"))
+    good = np.flatnonzero(~bad)
+    per_row = np.prod(np.column_stack([k[good] for k in sizes]), axis=1) if len(good) else np.zeros(0, np.int64)
+    rows = np.repeat(good, per_row)
+    # Position of each exploded row within its raw row, then its item in each group (mixed radix).
+    starts = np.repeat(np.cumsum(per_row) - per_row, per_row)
+    position = np.arange(len(rows)) - starts
+    frame = raw.iloc[rows].reset_index(drop=True)
+    stride = np.ones(len(rows), dtype=np.int64)
+    for g, k in reversed(list(zip(groups, sizes, strict=True))):
+        size = k[rows]
+        index = (position // stride) % size
+        stride = stride * size
+        for c in g:
+            flat = split[c].explode().to_numpy(dtype=object)
+            offsets = np.concatenate([[0], np.cumsum(lengths[c])])[:-1]
+            at = offsets[rows] + np.where(lengths[c][rows] > 1, index, 0)
+            frame[c] = pd.array(flat[at] if len(at) else [], dtype="string")
+    frame[ITEM] = position + 1
+    return Exploded(frame, set_aside, int(len(rows)), int((per_row > 1).sum()))
+
+
+def collapse(quarantine: pd.DataFrame) -> pd.DataFrame:
+    """Merge set-aside entries for the same raw row and reason (the items of one incident) into one."""
+    if ITEMS not in quarantine.columns or not len(quarantine):
+        return quarantine.drop(columns=[ITEMS], errors="ignore")
+    key = [FILE, ROW, "reason"]
+    first = quarantine.drop_duplicates(key).drop(columns=[ROWS, ITEMS])
+    sums = quarantine.groupby(key, sort=False, dropna=False)[ROWS].sum().rename(ROWS).reset_index()
+    out = first.merge(sums, on=key, how="left")
+    ordered = [c for c in quarantine.columns if c != ITEMS]
+    return out[ordered].astype({ROWS: "int64"}).reset_index(drop=True)
