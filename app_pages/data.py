@@ -33,11 +33,13 @@ with upload_tab:
         report = result.report
         st.subheader("What was read")
         cols = st.columns(4)
-        cols[0].metric("Rows read", f"{report['rows_in']:,}")
+        cols[0].metric("Incidents (rows) read" if "items_in" in report else "Rows read", f"{report['rows_in']:,}")
         cols[1].metric("Loaded", f"{report['rows_loaded']:,}")
         cols[2].metric("Set aside", f"{report['rows_quarantined']:,}")
         cols[3].metric("Reports", f"{report['reports_loaded']:,}")
         st.caption(tables.reconciliation_sentence(report) + f" Format: {report['detected_format']}.")
+        if tables.items_sentence(report):  # cells listed several officers: the second level of the count
+            st.caption(tables.items_sentence(report))
         for note in report["notes"]:
             st.caption("· " + note)
         if report["rows_quarantined"]:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from lib.ingest import pseudonym
+from lib.ingest.formats.lists import split_items
 from lib.ingest.formats.profile import MAPPABLE_FIELDS, Profile, propose_profile, save_profile
 from lib.model import schema, values
 
@@ -78,7 +79,7 @@ def editor_frame(profile: Profile, raw: pd.DataFrame) -> pd.DataFrame:
             source = _first(profile.columns.get(fld))
         examples = ""
         if source and source in raw.columns:
-            seen = raw[source].dropna().astype(str).str.strip()
+            seen = _items(profile, raw, source).dropna().astype(str).str.strip()
             seen = seen[seen != ""].drop_duplicates()
             if fld == "officer_id" or source in officer_columns or pseudonym.is_officer_id_header(source):
                 examples = _officer_examples(seen)
@@ -90,9 +91,17 @@ def editor_frame(profile: Profile, raw: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _items(profile: Profile, raw: pd.DataFrame, column: str) -> pd.Series:
+    """Return a column's cells, split into one value per officer where the profile says it lists them."""
+    if column not in [*profile.list_columns, *profile.subject_list_columns]:
+        return raw[column]
+    return split_items(raw[column], profile.list_separator).explode().astype("string")
+
+
 def tactic_frame(profile: Profile, raw: pd.DataFrame) -> pd.DataFrame:
     """Return each tactic name the extract uses with its proposed Home Office tactic."""
-    cells = [values.split_list(raw[c]).explode().dropna() for c in profile.tactic_columns if c in raw.columns]
+    cells = [values.split_list(_items(profile, raw, c).reset_index(drop=True)).explode().dropna()
+             for c in profile.tactic_columns if c in raw.columns]
     if not cells:
         return pd.DataFrame(columns=["Tactic in the extract", "Times used", "Home Office tactic"])
     counts = pd.concat(cells).astype(str).value_counts().head(MAX_TACTIC_VALUES)
@@ -102,8 +111,13 @@ def tactic_frame(profile: Profile, raw: pd.DataFrame) -> pd.DataFrame:
 
 
 def apply(profile: Profile, edited: pd.DataFrame, name: str, force: str | None = None,
-          tactics_edited: pd.DataFrame | None = None) -> Profile:
-    """Return the proposed profile changed to match the user's edited tables and force name."""
+          tactics_edited: pd.DataFrame | None = None, list_columns: list[str] | None = None,
+          list_separator: str | None = None) -> Profile:
+    """Return the proposed profile changed to match the user's edited tables, force name and list columns.
+
+    `list_columns` (None: as proposed) names the columns whose cells list several officers in step,
+    split at `list_separator`; the date, time and id columns are never among them.
+    """
     chosen = {row["key"]: (None if row["Source column"] in (NONE, "", None) else row["Source column"])
               for row in edited.to_dict("records")}
     if not chosen.get("date"):
@@ -128,14 +142,23 @@ def apply(profile: Profile, edited: pd.DataFrame, name: str, force: str | None =
             else:  # kept as given: shown as an unmapped value after loading, never dropped
                 tactic_map.pop(source, None)
     notes = [n for n in profile.notes if not (force and n.startswith("force is not in the data"))]
+    once = {chosen.get(k) for k in ("date", "time", "report_id", "incident_id")}
+    listed = [c for c in (profile.list_columns if list_columns is None else list_columns) if c not in once]
+    separator = profile.list_separator if list_separator is None else list_separator
+    if listed and not separator.strip():
+        raise ValueError("say what separates the officers' values in a cell (for example ' | ')")
+    if not listed:
+        notes = [n for n in notes if "list several officers" not in n]
     updated = replace(profile, name=safe_name(name), notes=notes, label=f"{name} (saved mapping)", columns=columns,
-                      tactic_columns=tactics, force=force, tactic_map=tactic_map, **slots)
+                      tactic_columns=tactics, force=force, tactic_map=tactic_map, list_columns=listed,
+                      list_separator=separator if listed else profile.list_separator, **slots)
     return updated
 
 
 def save(profile: Profile, edited: pd.DataFrame, name: str, directory: Path,
-         force: str | None = None, tactics_edited: pd.DataFrame | None = None) -> str:
+         force: str | None = None, tactics_edited: pd.DataFrame | None = None,
+         list_columns: list[str] | None = None, list_separator: str | None = None) -> str:
     """Save the edited profile and return the format name to ingest with."""
-    updated = apply(profile, edited, name, force, tactics_edited)
+    updated = apply(profile, edited, name, force, tactics_edited, list_columns, list_separator)
     save_profile(updated, directory)
     return f"profile:{updated.name}"

@@ -65,14 +65,32 @@ def completeness_table(report: dict) -> pd.DataFrame:
 
 
 def reconciliation_sentence(report: dict) -> str:
-    """Say how the rows in an upload were accounted for."""
+    """Say how the rows in an upload were accounted for (incidents, where cells list several officers)."""
     r = report
     text = (f"{r['rows_in']:,} rows read = {r['rows_loaded']:,} loaded + {r['rows_quarantined']:,} set aside. "
             f"They make {r['reports_loaded']:,} reports.")
+    if "items_in" in r:  # cells listed several officers: a row is an incident, each officer a report
+        text = (f"{r['rows_in']:,} incidents (rows) read = {r['rows_loaded']:,} loaded + "
+                f"{r['rows_quarantined']:,} set aside.")
     dup = r.get("duplicates", {})
     if dup.get("repeated_report_ids"):
         text += (f" {dup['repeated_report_ids']:,} rows repeat a report id "
                  f"({dup['identical_rows']:,} of them identical in every field).")
+    return text
+
+
+def items_sentence(report: dict) -> str:
+    """Say how the officers listed in the rows' cells were accounted for ('' when no cell listed several)."""
+    r = report
+    if "items_in" not in r:
+        return ""
+    text = (f"Their cells list {r['items_in']:,} officers = {r['items_loaded']:,} loaded as reports + "
+            f"{r['items_quarantined']:,} set aside.")
+    if r.get("rows_lists_disagree"):
+        text += (f" {r['rows_lists_disagree']:,} incident(s) set aside because their lists disagree in length "
+                 "are not split, so their officers are not counted.")
+    if r["items_loaded"] != r["reports_loaded"]:
+        text += f" The loaded officers make {r['reports_loaded']:,} reports."
     return text
 
 

@@ -19,7 +19,7 @@ import pandas as pd
 from lib.ingest.formats.profile import Profile
 from lib.synth.generator import Synthetic, generate
 
-INCIDENT_ID, DATE = "Incident Ref", "Incident Date"
+INCIDENT_ID, DATE, TIME = "Incident Ref", "Incident Date", "Incident Time"
 # Recorded once per incident (the same for every officer there): source column -> canonical field.
 INCIDENT_COLUMNS: dict[str, str] = {
     "Area": "area", "Location Type": "location_type", "Subject Age Band": "subject_age_band",
@@ -67,9 +67,9 @@ def list_joined_incidents(synthetic: Synthetic, separator: str = " | ") -> pd.Da
     joined = officers.groupby(incident.to_numpy(), sort=False).agg(separator.join)
     opens = ~incident.duplicated().to_numpy()
     first = reports[opens].set_index(incident[opens].to_numpy())
-    out = pd.DataFrame({INCIDENT_ID: joined.index,
-                        DATE: pd.to_datetime(first["occurred_at"]).dt.strftime("%d/%m/%Y %H:%M")
-                        .reindex(joined.index).to_numpy(),
+    when = pd.to_datetime(first["occurred_at"]).reindex(joined.index)
+    out = pd.DataFrame({INCIDENT_ID: joined.index, DATE: when.dt.strftime("%d/%m/%Y").to_numpy(),
+                        TIME: when.dt.strftime("%H:%M").to_numpy(),
                         "Force": first["force"].astype("string").reindex(joined.index).to_numpy()})
     for col, fld in INCIDENT_COLUMNS.items():
         out[col] = _as_text(first[fld]).reindex(joined.index).to_numpy()
@@ -89,7 +89,7 @@ def joined_profile(separator: str = " | ", force: str = "Synthetic forces") -> P
     return Profile(
         name="synthetic-joined", label="Synthetic incidents, officers joined in cells", force=force,
         signature=[INCIDENT_ID, DATE, "Officer Number", "Officer Injured", TACTICS],
-        date_column=DATE, report_id_column=INCIDENT_ID, incident_id_column=INCIDENT_ID,
+        date_column=DATE, time_column=TIME, report_id_column=INCIDENT_ID, incident_id_column=INCIDENT_ID,
         officer_id_column="Officer Number", area_column="Area", team_column="Team", columns=columns,
         tactic_columns=[TACTICS], list_columns=[*OFFICER_COLUMNS, TACTICS], list_separator=separator,
     )

@@ -142,6 +142,7 @@ def mapping_step() -> None:
             disabled=["Tactic in the extract", "Times used"],
             column_config={"Home Office tactic": st.column_config.SelectboxColumn(
                 options=[mapping.KEEP, *schema.TACTICS], required=True)})
+    list_columns, separator = list_columns_step(proposal, raw.columns)
     left, right = st.columns(2)
     profile_name = left.text_input("Save this mapping as profile", value=mapping.safe_name(Path(name).stem),
                                    key="mapping_name")
@@ -149,13 +150,28 @@ def mapping_step() -> None:
                              key="mapping_force")
     if st.button("Save profile and read the files", type="primary"):
         try:
-            fmt = mapping.save(proposal, edited, profile_name, ingest.profile_dir(), force, tactics_edited)
+            fmt = mapping.save(proposal, edited, profile_name, ingest.profile_dir(), force, tactics_edited,
+                               list_columns, separator)
         except ValueError as exc:
             st.error(str(exc))
             return
         st.session_state.pop(MAPPING_KEY, None)
         read_uploads(pending["files"], fmt, pending["force"], pending["duplicates"])
         st.rerun()
+
+
+def list_columns_step(proposal, columns: list[str]) -> tuple[list[str], str]:
+    """Let the user confirm which columns list several officers in one cell, and the separator."""
+    with st.expander("Several officers in one cell", expanded=bool(proposal.list_columns)):
+        st.caption("Some extracts keep one row per incident and list each officer's value in one cell, "
+                   "in the same order in every column (officer 1 first): 'No | Yes'. Pick those columns: "
+                   "each officer then becomes one report, and a row whose lists have different lengths is "
+                   "set aside with the reason.")
+        listed = st.multiselect("Columns listing the officers' values", columns,
+                                default=[c for c in proposal.list_columns if c in columns], key="mapping_lists")
+        separator = st.text_input("Separator between officers", value=proposal.list_separator,
+                                  key="mapping_separator")
+    return listed, separator
 
 
 def import_national(uploaded) -> None:

@@ -121,3 +121,66 @@ def collapse(quarantine: pd.DataFrame) -> pd.DataFrame:
     out = first.merge(sums, on=key, how="left")
     ordered = [c for c in quarantine.columns if c != ITEMS]
     return out[ordered].astype({ROWS: "int64"}).reset_index(drop=True)
+
+
+@dataclass
+class Proposal:
+    """Columns that look like officer lists in step, and the separator between their items."""
+
+    separator: str
+    columns: list[str]
+    rows_split: int  # sampled rows listing more than one item
+    agreement: float  # share of those rows where every proposed column lists the row's count (or one value)
+
+
+MIN_LISTED_SHARE = 0.02  # of a column's non-empty cells holding the separator
+MIN_AGREEMENT = 0.8  # of the rows where a column lists several items, the share matching the row's count
+
+
+def detect(frame: pd.DataFrame, columns: list[str], limit: int = 5000) -> Proposal | None:
+    """Find columns whose cells list several items in step (same count in a row); None if there are none.
+
+    A column is a candidate when a share of its non-empty cells holds a separator; candidates are kept
+    when, in the rows where they list several items, they list as many as the row's other lists do
+    (the most common count). One column alone is not proposed: a single column with a separator is
+    more likely a list of that field's values than several officers.
+    """
+    sample = frame[columns].head(limit)
+    best: Proposal | None = None
+    for token in dict.fromkeys(s.strip() for s in SEPARATORS):
+        text = {c: sample[c].astype("string").str.strip() for c in columns}
+        filled = {c: text[c].fillna("").ne("") for c in columns}
+        holds = {c: text[c].str.contains(token, regex=False).fillna(False) for c in columns}
+        candidates = [c for c in columns if int(holds[c].sum()) >= 2
+                      and holds[c].sum() / max(int(filled[c].sum()), 1) >= MIN_LISTED_SHARE]
+        kept, agreement, rows = _agreeing(pd.DataFrame({c: item_counts(text[c], token) for c in candidates},
+                                                       index=sample.index))
+        if len(kept) < 2 or (best is not None and len(kept) <= len(best.columns)):
+            continue
+        cells = pd.concat([text[c][holds[c]] for c in kept])
+        spaced = cells.str.count(re.escape(f" {token} ")).sum() >= 0.8 * cells.str.count(re.escape(token)).sum()
+        best = Proposal(f" {token} " if spaced else token, kept, rows, agreement)
+    return best
+
+
+def _agreeing(counts: pd.DataFrame) -> tuple[list[str], float, int]:
+    """Keep the columns whose counts match each row's most common count above one; say how well."""
+    kept = list(counts.columns)
+    for _ in range(3):  # a free-text column with stray separators drops out, then the counts settle
+        if len(kept) < 2:
+            return kept, 0.0, 0
+        several = counts[kept].where(counts[kept] > 1)
+        k = several.mode(axis=1, dropna=True)
+        k = k[0] if len(k.columns) else pd.Series(np.nan, index=counts.index)
+        share = {c: float((several[c].dropna() == k[several[c].notna()]).mean()) for c in kept}
+        agreeing = [c for c in kept if share[c] >= MIN_AGREEMENT]
+        if agreeing == kept:
+            break
+        kept = agreeing
+    if len(kept) < 2:
+        return kept, 0.0, 0
+    sub = counts[kept]
+    listed = sub.max(axis=1) > 1
+    k = sub.max(axis=1)
+    fine = sub.eq(k, axis=0) | sub.eq(1)
+    return kept, float(fine[listed].all(axis=1).mean()) if listed.any() else 0.0, int(listed.sum())

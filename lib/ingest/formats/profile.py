@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from lib.ingest.formats import FILE, ROW, ROWS, Adapted, count_unmapped, empty_quarantine, quarantine_rows
-from lib.ingest.formats.lists import ITEM, ITEMS, explode
+from lib.ingest.formats.lists import ITEM, ITEMS, detect, explode
 from lib.model import schema, values
 from lib.model.kinds import KINDS, empty_frame
 
@@ -145,10 +145,6 @@ class Profile:
         if per_row:
             out.append(f"{', '.join(per_row)}: the date, time, report id and incident id are recorded once "
                        "per row, not listed per officer")
-        read = set(self.source_columns())
-        unread = [c for c in listed if c not in read]
-        if unread:
-            out.append(f"list columns {', '.join(unread)} are not read by this profile")
         return out
 
     def to_json(self) -> str:
@@ -941,7 +937,11 @@ def propose_profile(raw: pd.DataFrame, name: str) -> Profile:
     columns = [c for c in raw.columns if c not in (FILE, ROW)]
     extra = _extra_header_rows(raw, columns)
     body = raw.iloc[extra:]
-    sniffs = {c: _sniff(c, body[c]) for c in columns}
+    # Cells listing several officers in step are judged item by item (a "No | Yes" cell is yes/no).
+    found = detect(body, columns)
+    listed = found.columns if found else []
+    items = explode(body, [listed], found.separator).frame if found else body
+    sniffs = {c: _sniff(c, items[c] if c in listed else body[c]) for c in columns}
     used: set[str] = set()
     conf: dict[str, float] = {}
     notes: list[str] = []
@@ -1054,6 +1054,15 @@ def propose_profile(raw: pd.DataFrame, name: str) -> Profile:
         notes.append("no report id column found: reports are numbered by file and row")
     notes.append("force is not in the data: name the force before loading")
     conf["force"] = 0.0
+    once = {date_col, time_col, report_col, incident_col}
+    listed = [c for c in listed if c not in once]
+    if found and len(listed) >= 2:
+        conf["lists"] = round(0.5 + 0.4 * found.agreement, 2)
+        notes.append(f"{found.rows_split:,} sampled rows list several officers in one cell, separated by "
+                     f"'{found.separator.strip()}', in {', '.join(listed)}: each item is read as one officer's "
+                     f"report (the lists agree in {found.agreement:.0%} of those rows); check the list columns")
+    else:
+        listed = []
 
     return Profile(
         name=_slug(name), label=name, force=None, extra_header_rows=extra, dayfirst=dayfirst,
@@ -1063,6 +1072,7 @@ def propose_profile(raw: pd.DataFrame, name: str) -> Profile:
         area_column=area_col, team_column=team_col, group_by=group_by, columns=cols, value_maps=value_maps,
         flag_columns={"outcomes": flags} if flags else {}, tactic_columns=tactic_cols, tactic_map=tactic_map,
         effective_column=effective_col, effective_is_list=effective_is_list, confidence=conf, notes=notes,
+        list_columns=listed, list_separator=found.separator if found else " | ",
     )
 
 
