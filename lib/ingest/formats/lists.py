@@ -169,10 +169,8 @@ def _agreeing(counts: pd.DataFrame) -> tuple[list[str], float, int]:
     for _ in range(3):  # a free-text column with stray separators drops out, then the counts settle
         if len(kept) < 2:
             return kept, 0.0, 0
-        several = counts[kept].where(counts[kept] > 1)
-        k = several.mode(axis=1, dropna=True)
-        k = k[0] if len(k.columns) else pd.Series(np.nan, index=counts.index)
-        share = {c: float((several[c].dropna() == k[several[c].notna()]).mean()) for c in kept}
+        k = _modal_count(counts[kept].to_numpy())
+        share = {c: float((counts[c][counts[c] > 1] == k[counts[c] > 1]).mean()) for c in kept}
         agreeing = [c for c in kept if share[c] >= MIN_AGREEMENT]
         if agreeing == kept:
             break
@@ -184,3 +182,14 @@ def _agreeing(counts: pd.DataFrame) -> tuple[list[str], float, int]:
     k = sub.max(axis=1)
     fine = sub.eq(k, axis=0) | sub.eq(1)
     return kept, float(fine[listed].all(axis=1).mean()) if listed.any() else 0.0, int(listed.sum())
+
+
+def _modal_count(counts: np.ndarray) -> np.ndarray:
+    """Return each row's most common count above one (the smaller on ties; 0 where none is above one)."""
+    out = np.zeros(len(counts), dtype=np.int64)
+    best = np.zeros(len(counts), dtype=np.int64)
+    for value in np.unique(counts[counts > 1]):
+        tally = (counts == value).sum(axis=1)
+        better = tally > best
+        out[better], best[better] = value, tally[better]
+    return out
