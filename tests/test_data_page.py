@@ -89,3 +89,25 @@ def test_a_broken_workbook_gets_a_message():
     next(b for b in at.button if b.label == "Import national figures").click().run()
     assert not at.exception
     assert any("is not the Home Office" in e.value for e in at.error)
+
+
+def test_a_file_listing_officers_in_cells_is_mapped_and_counted_at_both_levels():
+    from lib import synth
+    from lib.synth.joined import list_joined_incidents
+
+    joined = list_joined_incidents(synth.generate(400, seed=3))
+    at = data_page()
+    at.selectbox(key="upload_format").set_value("map").run()
+    at = upload(at, ("incidents.csv", joined.to_csv(index=False).encode()))
+    assert not at.exception
+    assert "Officer Injured" in at.multiselect(key="mapping_lists").value  # proposed, and the user can edit it
+    assert at.text_input(key="mapping_separator").value == " | "
+    at.text_input(key="mapping_force").set_value("Synthetic forces").run()
+    next(b for b in at.button if b.label == "Save profile and read the files").click().run()
+    assert not at.exception
+    n = len(joined)
+    assert (metric(at, "Incidents (rows) read"), metric(at, "Set aside"), metric(at, "Reports")) == (
+        f"{n:,}", "0", "400")
+    captions = [c.value for c in at.caption]
+    assert any(f"{n:,} incidents (rows) read = {n:,} loaded + 0 set aside" in c for c in captions)
+    assert any("Their cells list 400 officers = 400 loaded as reports + 0 set aside." in c for c in captions)
