@@ -310,3 +310,13 @@ def test_list_settings_survive_a_json_round_trip():
     profile = joined_profile(separator=";")
     again = Profile.from_json(profile.to_json())
     assert (again.list_columns, again.list_separator) == (profile.list_columns, ";")
+
+
+def test_a_row_listing_too_many_officers_is_set_aside_not_split():
+    from lib.ingest.formats.lists import MAX_ITEMS
+
+    many = " | ".join(["No"] * (MAX_ITEMS + 1))
+    raw = pd.DataFrame({FILE: "f.csv", ROW: [1, 2], "a": [many, "Yes | No"], "b": [many, "x"]})
+    out = explode(raw, [["a", "b"]], " | ")
+    assert len(out.frame) == 2 and out.items_in == 2
+    assert len(out.set_aside) == 1 and f"{MAX_ITEMS + 1:,} officers" in out.set_aside["reason"].iloc[0]

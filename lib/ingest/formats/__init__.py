@@ -4,7 +4,10 @@ The contract every adapter keeps, so that nothing a user uploads is lost:
 - the raw frame holds one row per data row of the source, all cells as text (null for empty),
   plus `_file` (source file name) and `_row` (1-based data row number in that file);
 - every raw row ends up either folded into exactly one report (`reports["_rows"]` counts the raw
-  rows folded into each report; 1 when a row is a report) or in `quarantine` with a reason;
+  rows folded into each report; 1 when a row is a report) or in `quarantine` with a reason; a row
+  whose cells list several officers (lib/ingest/formats/lists.py) is split into one report per
+  officer item instead: its first item's report carries the row (`_rows` 1, the others 0), and
+  `_items` counts the items each report or set-aside entry stands for, so items reconcile too;
 - values outside a vocabulary are kept as they were and counted in `unmapped`, never dropped;
 - `officer_id` holds the id as the source writes it, and `officer_id_columns` names the source
   columns it came from: the ingester pseudonymises both (lib/ingest/pseudonym.py) before anything is kept.

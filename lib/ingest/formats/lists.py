@@ -29,6 +29,7 @@ from lib.ingest.formats import FILE, ROW, ROWS, quarantine_rows
 ITEM = "_item"  # 1-based position of an exploded row's item within its raw row
 ITEMS = "_items"  # how many list items a report (or a set-aside entry) stands for
 SEPARATORS = (" | ", "|", ";")  # the separators the mapping step looks for, most specific first
+MAX_ITEMS = 500  # reports one row may become: more is a damaged cell, not an incident (and a memory bomb)
 
 
 @dataclass
@@ -87,6 +88,13 @@ def explode(raw: pd.DataFrame, groups: list[list[str]], separator: str,
             listed = ", ".join(f"{c}: {lengths[c][i]} items" for c in g if lengths[c][i] > 1)
             reason[i] = (f"the {name} lists disagree in length ({listed}); set aside rather than guess "
                          f"which {name} each value belongs to")
+    # A cross product of long lists could turn one row into millions: such a row is set aside.
+    total = np.ones(n, dtype=np.float64)
+    for k in sizes:
+        total *= k
+    for i in np.flatnonzero((total > MAX_ITEMS) & pd.isna(reason)):
+        reason[i] = (f"the lists name {int(total[i]):,} officers (or officer and subject pairs): more than "
+                     f"{MAX_ITEMS:,} in one row, so the row is set aside rather than split")
     bad = pd.notna(reason)
     set_aside = quarantine_rows(raw, pd.Series(bad, index=raw.index),
                                 pd.Series(reason, index=raw.index, dtype="string"))
