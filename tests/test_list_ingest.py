@@ -169,7 +169,8 @@ def test_a_row_whose_lists_disagree_is_set_aside_with_its_reason(joined):
     q = result.quarantine
     assert len(q) == 1 and int(q[ROW].iloc[0]) == bad + 1 and int(q[ROWS].iloc[0]) == 1
     reason = q["reason"].iloc[0]
-    assert "Officer Injured: 3 items" in reason and "Officer Number: 2 items" in reason
+    assert reason.startswith("the officer lists disagree in length (Officer Injured: 3 items; Officer Number, ")
+    assert "more: 2 items)" in reason
     assert q["Incident Ref"].iloc[0] == joined.loc[bad, "Incident Ref"]  # the download shows the row
     assert q["Officer Number"].iloc[0] != joined.loc[bad, "Officer Number"]  # officer ids pseudonymised
     roles = result.reports.loc[result.reports["incident_id"] == joined.loc[broadcast, "Incident Ref"],
@@ -290,6 +291,11 @@ def test_explode_numbers_the_items_of_each_row():
     assert out.frame[[ROW, ITEM, "a", "b"]].values.tolist() == [[1, 1, "x", "1"], [1, 2, "y", "1"],
                                                                [2, 1, "z", "2"], [2, 2, "z", "3"]]
     assert (out.items_in, out.rows_split, len(out.set_aside)) == (4, 2, 0)
+    mismatched = explode(raw.assign(b=["1 | 2 | 3", "4"]), [["a", "b"]], " | ")
+    assert mismatched.set_aside["reason"].tolist() == [
+        "the officer lists disagree in length (a: 2 items; b: 3 items); set aside rather than guess which "
+        "officer each value belongs to"]
+    assert mismatched.frame[[ROW, ITEM, "a", "b"]].values.tolist() == [[2, 1, "z", "4"]]
 
 
 @pytest.mark.parametrize(("changes", "problem"), [

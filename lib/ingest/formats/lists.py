@@ -85,9 +85,8 @@ def explode(raw: pd.DataFrame, groups: list[list[str]], separator: str,
         for c in g:
             bad |= (lengths[c] != 1) & (lengths[c] != k)
         for i in np.flatnonzero(bad & pd.isna(reason)):
-            listed = ", ".join(f"{c}: {lengths[c][i]} items" for c in g if lengths[c][i] > 1)
-            reason[i] = (f"the {name} lists disagree in length ({listed}); set aside rather than guess "
-                         f"which {name} each value belongs to")
+            reason[i] = (f"the {name} lists disagree in length ({_lengths({c: int(lengths[c][i]) for c in g})}); "
+                         f"set aside rather than guess which {name} each value belongs to")
     # A cross product of long lists could turn one row into millions: such a row is set aside.
     total = np.ones(n, dtype=np.float64)
     for k in sizes:
@@ -117,6 +116,19 @@ def explode(raw: pd.DataFrame, groups: list[list[str]], separator: str,
             frame[c] = pd.array(flat[at] if len(at) else [], dtype="string")
     frame[ITEM] = position + 1
     return Exploded(frame, set_aside, int(len(rows)), int((per_row > 1).sum()))
+
+
+def _lengths(counts: dict[str, int]) -> str:
+    """Say which columns list how many items, the odd ones out first ('A: 3 items; B, C: 2 items')."""
+    by_length: dict[int, list[str]] = {}
+    for col, n in counts.items():
+        if n > 1:
+            by_length.setdefault(n, []).append(col)
+    parts = []
+    for n, cols in sorted(by_length.items(), key=lambda kv: (len(kv[1]), kv[0])):
+        named = ", ".join(cols) if len(cols) <= 4 else f"{', '.join(cols[:3])} and {len(cols) - 3} more"
+        parts.append(f"{named}: {n} items")
+    return "; ".join(parts)
 
 
 def collapse(quarantine: pd.DataFrame) -> pd.DataFrame:
