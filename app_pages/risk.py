@@ -82,14 +82,21 @@ if officers_scope is None:
     st.info("Officer-level views are not open to your role: the sections above compare roles, shifts, areas "
             "and teams.")
     st.stop()
-st.caption("Officer-level detail (pseudonymised ids). Rates are shrunk towards the average, because a handful of "
-           "reports says little about one officer; the rank interval says how sure the ordering is."
+st.caption("Officer-level detail (pseudonymised ids). First a test of whether officers differ more than chance "
+           "would make them differ; only if they do are the highest listed. Rates are shrunk towards the average, "
+           "because a handful of reports says little about one officer; the rank interval says how sure the "
+           "ordering is."
            + (f" Officers in {officers_scope.describe()} only." if officers_scope.teams is not None else ""))
 exposure = cache.cached_query(risk.officer_exposure, ds, filters, officers_scope, measure)
-if len(exposure):
-    render.table(tables.exposure_table(exposure, measure), "officers with most exposure")
-    st.caption(f"{sentence}. Top {len(exposure)} of {render.count_text(exposure['officers'].iloc[0])} officers by "
-               "shrunken rate "
-               "(empirical-Bayes beta-binomial); mix compared with all officers in the same role.")
-else:
+if exposure.officers == 0:
     st.info("No officer identifiers in this view, so officer-level exposure is unavailable.")
+elif not exposure.differ:
+    st.info(risk.exposure_verdict(exposure))
+else:
+    st.markdown(risk.exposure_verdict(exposure))
+    render.table(tables.exposure_table(exposure.table, measure), "officers with most exposure")
+    st.caption(f"{sentence}. Top {len(exposure.table)} of {render.count_text(exposure.officers)} officers by "
+               "shrunken rate (empirical-Bayes beta-binomial, prior by maximum likelihood); mix compared with all "
+               "officers in the same role. Counting unit: reports.")
+    st.caption(risk.regression_note(exposure))
+    st.caption(risk.same_incident_note(exposure))

@@ -225,6 +225,24 @@ def test_officer_risk_page_flags_groups_against_funnel_limits_not_a_ranking():
     assert not at.exception
 
 
+def test_officer_exposure_lists_officers_only_when_they_differ_beyond_chance():
+    at = run_app().switch_page("app_pages/risk.py").run()
+    assert not at.exception
+    # The sample's officers differ in injury (role, shift and resistance differ between them): a list, with the
+    # warning that the highest observed rates usually fall next period.
+    assert "Officers with most exposure to harm" in [h.value for h in at.subheader]
+    assert any(c.value.startswith("Regression to the mean") for c in at.caption)
+    assert any("Same incidents" in c.value for c in at.caption)
+    # Dog handlers alone (48 officers) do not differ beyond chance: the page says so and lists no one.
+    at.multiselect(key="flt_roles").set_value(["Dog handler"]).run()
+    assert not at.exception
+    said = [i.value for i in at.info]
+    assert any(v.startswith("These officers' injury rates do not differ more than chance would make them differ: "
+                            "no officer is singled out") for v in said), said
+    assert not any(c.value.startswith("Regression to the mean") for c in at.caption)
+    assert not any("Officer (pseudonym)" in d.value.columns for d in at.dataframe)
+
+
 def test_training_page_shows_compliance_and_the_effect_with_its_reading():
     at = run_app().switch_page("app_pages/training.py").run()
     assert not at.exception

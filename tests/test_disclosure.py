@@ -369,14 +369,22 @@ def test_funnel(views) -> None:
 
 
 def test_officer_exposure(views) -> None:
-    def draw(p, raw):
-        table = tables.exposure_table(p, "officer_injured")
-        if len(p):
-            hidden = p["officer_injured_yes"].isna().to_numpy()
-            assert table.loc[hidden, "Rank"].isna().all() and table.loc[hidden, "Shrunken rate (%)"].isna().all()
-        return [table]
-    assert run_views(views, risk.officer_exposure, lambda e, ds, f: risk.officer_exposure(
-        e, ds, f, UNRESTRICTED, "officer_injured"), draw) > 0
+    # The result is a verdict with the list (empty when officers do not differ beyond chance): the list is
+    # protected like a frame, the officer count like a headline count.
+    hidden = 0
+    for e, ds, f in views:
+        raw = risk.officer_exposure(e, ds, f, UNRESTRICTED, "officer_injured")
+        p = disclosure.protect(risk.officer_exposure, raw, T)
+        assert disclosure.SUPPRESSED in p.table.columns
+        assert p.officers == disclosure.protect_count(raw.officers, T) == p.heterogeneity.groups
+        table = tables.exposure_table(p.table, "officer_injured")
+        if len(p.table):
+            gone = p.table["officer_injured_yes"].isna().to_numpy()
+            assert table.loc[gone, "Rank"].isna().all() and table.loc[gone, "Shrunken rate (%)"].isna().all()
+            assert p.table.loc[p.table["shared_yes"].isna(), "shared_ratio"].isna().all()
+        hidden += int(p.table[disclosure.SUPPRESSED].sum())
+        assert_safe(p.table, risk.officer_exposure, table, risk.exposure_verdict(p))
+    assert hidden > 0
 
 
 def test_use_over_time(views) -> None:

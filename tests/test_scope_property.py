@@ -21,6 +21,14 @@ from lib.engine.query import UNRESTRICTED, Filters, Scope
 from lib.engine.store import SAMPLE_DIR
 from lib.model import schema
 
+
+def exposure_frame(exposure: risk.Exposure) -> pd.DataFrame:
+    """The verdict (officers, p-value) beside the listed officers, as one frame to compare."""
+    verdict = pd.DataFrame([{"officers": exposure.officers, "p_value": exposure.heterogeneity.p_value,
+                             "differ": exposure.differ, "shared": exposure.shared_incidents}])
+    return verdict.merge(exposure.table, how="cross") if len(exposure.table) else verdict
+
+
 PRODUCERS = {
     "summary": lambda e, ds, f, s: pd.DataFrame([{"reports": (m := query.summarise(e, ds, f, s)).reports,
                                                   "incidents": m.incidents, "officers": m.officers,
@@ -34,7 +42,7 @@ PRODUCERS = {
                                                         "Neighbourhood"),
     "funnel team": lambda e, ds, f, s: risk.funnel(e, ds, f, s, "officer_injured", "team")[0],
     "funnel officer": lambda e, ds, f, s: risk.funnel(e, ds, f, s, "officer_injured", "officer")[0],
-    "officer exposure": lambda e, ds, f, s: risk.officer_exposure(e, ds, f, s, "officer_injured"),
+    "officer exposure": lambda e, ds, f, s: exposure_frame(risk.officer_exposure(e, ds, f, s, "officer_injured")),
     "use over time": tactics.use_over_time,
     "effectiveness": tactics.effectiveness,
     "harm when used": lambda e, ds, f, s: tactics.harm_when_used(e, ds, f, s, "tactic"),

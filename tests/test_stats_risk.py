@@ -342,7 +342,7 @@ def test_shrinkage_beats_raw_rates_against_the_planted_truth():
     table = result.table
     assert list(table.columns) == ["x", "n", "rate", "shrunken", "low", "high"]
     assert np.mean((table["shrunken"] - truth) ** 2) < 0.6 * np.mean((table["rate"] - truth) ** 2)
-    # The method-of-moments prior is near the planted Beta(8, 72).
+    # The maximum-likelihood prior is near the planted Beta(8, 72).
     assert result.a / (result.a + result.b) == pytest.approx(0.1, abs=0.01)
     assert 40 < result.a + result.b < 160
     # Posterior intervals cover the planted truth at about their nominal rate.

@@ -6,6 +6,8 @@ intervals; groups are judged against funnel limits, never ranked bare.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -150,19 +152,49 @@ def _mix(t, tactics):
     }
 
 
+# The same-incident comparison judges an officer only where the officers present differed in outcome at this many
+# of the officer's shared incidents; below it the counts are shown but not judged.
+MIN_INFORMATIVE_INCIDENTS = 5
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """Whether officers' rates differ beyond chance and, only when they do, those with the highest shrunken rates."""
+
+    measure: str
+    officers: int | None  # officers with answering reports (None: hidden by disclosure control)
+    heterogeneity: stats.Heterogeneity
+    prior: stats.BetaPrior | None
+    table: pd.DataFrame  # the top officers; empty when they do not differ beyond chance
+    shared_incidents: int = 0  # incidents in view with two or more officers reporting (the peer comparison's base)
+
+    @property
+    def differ(self) -> bool:
+        """Say whether officers differ beyond chance, so that a list of the highest says something."""
+        return self.heterogeneity.differ and self.prior is not None and not self.prior.pooled
+
+
 def officer_exposure(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, measure: str,
-                     top: int = 15) -> pd.DataFrame:
-    """Return the officers with the highest shrunken rates, rank intervals, and their mix against peers."""
+                     top: int = 15) -> Exposure:
+    """Test whether officers' rates differ beyond chance; if they do, list the highest shrunken rates with peers."""
     _check_measure(measure)
     frame = by_officer(engine, ds, filters, scope)
     # Sorted by officer: the rank draws depend on the order of groups, and the engine's order is not fixed,
     # so without this the same view could show different rank intervals from one reload to the next.
     frame = frame[frame[f"{measure}_answered"] > 0].sort_values("officer", kind="stable").reset_index(drop=True)
     if frame.empty:
-        return pd.DataFrame()
+        nothing = stats.Heterogeneity(float("nan"), float("nan"), 0, 0)
+        return Exposure(measure, 0, nothing, None, pd.DataFrame())
     x, n = frame[f"{measure}_yes"].to_numpy(), frame[f"{measure}_answered"].to_numpy()
+    verdict = stats.heterogeneity_test(x, n, seed=0)
+    shrinkage = stats.shrunken_rates(x, n)
+    shared = shared_incident_count(engine, ds, filters, scope, measure)
+    result = Exposure(measure, len(frame), verdict, shrinkage.prior, pd.DataFrame(), shared)
+    if not result.differ:
+        # Officers differ no more than chance makes them differ: any list of "the highest" would rank luck.
+        return result
     ranks = stats.rank_intervals(x, n, draws=1000, seed=0)
-    shrunk = stats.shrunken_rates(x, n).table
+    shrunk = shrinkage.table
     frame = frame.assign(shrunken=shrunk["shrunken"].to_numpy(), low=shrunk["low"].to_numpy(),
                          high=shrunk["high"].to_numpy(), rank_low=ranks["rank_low"].to_numpy(),
                          rank_high=ranks["rank_high"].to_numpy(), officers=len(frame))
@@ -178,8 +210,136 @@ def officer_exposure(engine: Engine, ds: Dataset, filters: Filters, scope: Scope
     own = roles[["officer", "role"]].merge(own, on="officer", how="right")
     peers = engine.execute(t.group_by(role=t.officer_role.cast("string")).aggregate(
         **{f"peer_{k}": v for k, v in _mix(t, tactics).items()}))
+    same = same_incident_comparison(engine, ds, filters, scope, measure, tuple(chosen["officer"]))
     out = chosen.merge(own, on="officer", how="left").merge(peers, on="role", how="left")
-    return out.sort_values(["shrunken", "officer"], ascending=[False, True]).reset_index(drop=True)
+    out = out.merge(same, on="officer", how="left")
+    table = out.sort_values(["shrunken", "officer"], ascending=[False, True]).reset_index(drop=True)
+    return Exposure(measure, len(frame), verdict, shrinkage.prior, table, shared)
+
+
+SAME_INCIDENT_COLUMNS = ("shared_incidents", "shared_informative", "shared_reports", "shared_yes", "shared_expected",
+                         "shared_variance", "shared_ratio", "shared_low", "shared_high", "shared_p")
+
+
+def _shared_cells(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, measure: str):
+    # One row per (incident, officer) with the officer's answering reports and yes answers there, for incidents
+    # where two or more officers answered: the strata of the same-incident comparison.
+    t = query.filtered_reports(engine, ds, filters, scope)
+    t = t.filter(t.officer_id.notnull(), t.incident_id.notnull(), t[measure].notnull())
+    cells = t.group_by(incident=t.incident_id, officer=t.officer_id).aggregate(
+        own=t.count(), yes=t[measure].cast("int64").sum())
+    incidents = cells.group_by("incident").aggregate(size=cells.own.sum(), events=cells.yes.sum(),
+                                                     present=cells.count())
+    return cells, incidents.filter(incidents.present >= 2)
+
+
+def shared_incident_count(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, measure: str) -> int:
+    """Return how many incidents in view have answering reports from two or more officers."""
+    _, incidents = _shared_cells(engine, ds, filters, scope, measure)
+    return int(engine.execute(incidents.aggregate(n=incidents.count()))["n"].iloc[0])
+
+
+def same_incident_comparison(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, measure: str,
+                             officers: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """Compare each officer's harm with the other officers' at the same incidents (observed against expected)."""
+    _check_measure(measure)
+    cells, incidents = _shared_cells(engine, ds, filters, scope, measure)
+    if officers is not None:
+        cells = cells.filter(cells.officer.isin(list(officers)))
+    joined = cells.join(incidents, "incident")
+    rows = engine.execute(joined.select("incident", "officer", "own", "yes", "size", "events"))
+    columns = ["officer", *SAME_INCIDENT_COLUMNS]
+    if rows.empty:
+        return pd.DataFrame(columns=columns)
+    # Expected: the officer's reports times the incident's harm share among all officers present; a stratum
+    # where everyone (or no one) was harmed has no variance and says nothing about the officer.
+    expected, variance = stats.stratum_expectation(rows["own"], rows["events"], rows["size"])
+    rows = rows.assign(expected=expected, variance=variance, informative=variance > 0)
+    per = rows.groupby("officer", sort=True).agg(
+        shared_incidents=("incident", "nunique"), shared_informative=("informative", "sum"),
+        shared_reports=("own", "sum"), shared_yes=("yes", "sum"), shared_expected=("expected", "sum"),
+        shared_variance=("variance", "sum")).reset_index()
+    compared = stats.observed_expected(per["shared_yes"], per["shared_expected"], per["shared_variance"])
+    per["shared_ratio"], per["shared_low"], per["shared_high"] = compared.ratio, compared.low, compared.high
+    per["shared_p"] = compared.p_value
+    for col in ("shared_incidents", "shared_informative", "shared_reports", "shared_yes"):
+        per[col] = per[col].astype("int64")
+    return per[columns]
+
+
+def peer_verdict(row: pd.Series, level: float = 0.05) -> str | None:
+    """Say how an officer's harm compares with the other officers' at the same incidents (None: no shared ones)."""
+    if pd.isna(row.get("shared_incidents")) or not row.get("shared_incidents"):
+        return None
+    if pd.isna(row.get("shared_yes")) or pd.isna(row.get("shared_informative")):
+        return "not shown: too few to publish"
+    informative = int(row["shared_informative"])
+    if informative < MIN_INFORMATIVE_INCIDENTS:
+        return f"not judged: outcomes differed among the officers present at only {informative} shared incidents"
+    head = f"{int(row['shared_yes'])} against {row['shared_expected']:.1f} expected"
+    if row["shared_p"] < level:
+        side = "more" if row["shared_yes"] > row["shared_expected"] else "less"
+        return f"{head}: {side} than the other officers at the same incidents"
+    return f"{head}: not distinguishable from the other officers at the same incidents"
+
+
+def _noun(measure: str) -> str:
+    # "Officer injury rate" -> "injury"; "Subject injury rate" -> "subject injury".
+    return schema.HARM_FIELDS[measure].removesuffix(" rate").removeprefix("Officer ").lower()
+
+
+def exposure_verdict(exposure: Exposure) -> str:
+    """Say whether officers differ beyond chance, and so whether listing the highest means anything."""
+    noun = _noun(exposure.measure)
+    test = exposure.heterogeneity
+    officers = "" if exposure.officers is None else f" over {exposure.officers:,} officers"
+    if not np.isfinite(test.p_value):
+        return (f"There is too little to test whether officers' {noun} rates differ (a test needs two or more "
+                "officers with two or more answering reports, and some reports saying yes): no officer is "
+                "singled out.")
+    floor = 1 / (test.draws + 1) if test.draws else 0.0
+    # A Monte Carlo p-value can be no smaller than 1 / (draws + 1): say "at most" there.
+    p = f"p ≤ {test.p_value:.3f}" if test.p_value <= floor else f"p = {test.p_value:.3f}"
+    where = f"Tarone's test for spread beyond chance{officers}: {p}"
+    if not exposure.differ:
+        return (f"These officers' {noun} rates do not differ more than chance would make them differ: no officer "
+                f"is singled out ({where}). A list of the highest would rank luck.")
+    spread = exposure.prior.spread if exposure.prior is not None else 0.0
+    mean = exposure.prior.mean if exposure.prior is not None else float("nan")
+    return (f"Officers' {noun} rates differ more than chance would make them differ ({where}): their underlying "
+            f"rates spread around {mean:.1%} with a standard deviation of about {spread * 100:.1f} percentage "
+            "points.")
+
+
+def regression_note(exposure: Exposure) -> str:
+    """Warn that the highest observed rates usually fall next period, with the listed officers' own figures."""
+    table = exposure.table
+    if table.empty:
+        return ""
+    yes, answered = table[f"{exposure.measure}_yes"], table[f"{exposure.measure}_answered"]
+    shown = yes.notna() & answered.notna() & table["shrunken"].notna()
+    text = ("Regression to the mean: officers reach the top of any list partly by chance, so the highest observed "
+            "rates usually fall next period even if nothing changes.")
+    if shown.any():
+        raw = float(yes[shown].sum() / answered[shown].sum())
+        text += (f" These officers' observed rate together is {raw:.1%}; their shrunken rates (average "
+                 f"{table.loc[shown, 'shrunken'].mean():.1%}) are the model's forecast for them and already allow "
+                 "for part of the fall. Read the list as where to look first, not as a finding about anyone.")
+    return text
+
+
+def same_incident_note(exposure: Exposure) -> str:
+    """Explain the same-incident comparison, or say why there is none."""
+    if not exposure.shared_incidents:
+        return ("No incident in this view has reports from two or more officers (or no incident ids are recorded), "
+                "so officers cannot be compared with others at the same incidents.")
+    return (f"Same incidents: each listed officer against the other officers at the same incidents "
+            f"({exposure.shared_incidents:,} incidents in view have two or more officers reporting). Expected is "
+            "the sum, over the officer's shared incidents, of the officer's reports times the share of all "
+            "officers' reports there that said yes, so the place, the subject and how they resisted are held "
+            "fixed. Incidents where everyone, or no one, said yes carry no information (injury recorded once "
+            "per incident and copied to every officer gives none). Two-sided p-value from the hypergeometric "
+            f"variance; judged only with {MIN_INFORMATIVE_INCIDENTS} or more informative incidents.")
 
 
 def drivers(row: pd.Series, threshold: float = 1.5) -> str:

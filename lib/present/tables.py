@@ -180,12 +180,12 @@ def funnel_table(frame: pd.DataFrame, level: str) -> pd.DataFrame:
 
 
 def exposure_table(frame: pd.DataFrame, measure: str) -> pd.DataFrame:
-    """Return officers' shrunken rates with rank intervals and drivers, in words."""
-    from lib.analysis.risk import drivers
+    """Return officers' shrunken rates with rank intervals, drivers and the same-incident comparison, in words."""
+    from lib.analysis.risk import drivers, peer_verdict
 
     if frame.empty:
         return pd.DataFrame()
-    return pd.DataFrame({
+    out = {
         "Officer (pseudonym)": frame["officer"], "Role": frame["role"],
         "Yes": counts(frame[f"{measure}_yes"]), "Answered": counts(frame[f"{measure}_answered"]),
         "Raw rate (%)": (frame[f"{measure}_rate"] * 100).round(1),
@@ -196,7 +196,17 @@ def exposure_table(frame: pd.DataFrame, measure: str) -> pd.DataFrame:
                  for lo, hi, n in zip(frame["rank_low"], frame["rank_high"], frame["officers"], strict=True)],
         "Compared with peers in the same role": [None if pd.isna(row.get("reports")) else drivers(row)
                                                  for _, row in frame.iterrows()],
-    })
+    }
+    if "shared_incidents" in frame:
+        out |= {
+            "Shared incidents": counts(frame["shared_incidents"]),
+            "Same incidents: yes": counts(frame["shared_yes"]),
+            "Same incidents: expected": frame["shared_expected"].round(1),
+            "Observed / expected": frame["shared_ratio"].round(2),
+            "O/E 95% from": frame["shared_low"].round(2), "O/E 95% to": frame["shared_high"].round(2),
+            "Against the other officers at the same incidents": [peer_verdict(row) for _, row in frame.iterrows()],
+        }
+    return pd.DataFrame(out)
 
 
 def compliance_table(frame: pd.DataFrame, group: str) -> pd.DataFrame:

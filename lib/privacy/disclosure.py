@@ -208,7 +208,14 @@ SPECS: dict[Callable, Spec] = {
              Count(f"{m}_yes", denominator=f"{m}_answered",
                    derived=(f"{m}_rate", f"{m}_low", f"{m}_high", "shrunken", "low", "high",
                             "rank_low", "rank_high")))),
-         Count("officers", keys=(), additive=False, derived=("rank_low", "rank_high"))),
+         Count("officers", keys=(), additive=False, derived=("rank_low", "rank_high")),
+         # Same-incident comparison: no total of these is published (only the listed officers' rows).
+         Count("shared_incidents", additive=False),
+         Count("shared_informative", additive=False, derived=("shared_ratio", "shared_low", "shared_high",
+                                                              "shared_p")),
+         Count("shared_reports", additive=False, derived=("shared_expected", "shared_variance")),
+         Count("shared_yes", denominator="shared_reports", additive=False,
+               derived=("shared_ratio", "shared_low", "shared_high", "shared_p"))),
         keys=("officer",), attributes=("role", *(f"peer_{k}" for k in MIX))),
     tactics.use_over_time: Spec(
         (Count("total_reports", keys=("month",)),
@@ -523,6 +530,11 @@ def protect(kind: Callable, result: Any, threshold: int = DEFAULT_THRESHOLD) -> 
     if kind == risk.funnel:
         points, limits = result
         return protect_frame(points, spec, threshold), _safe_limits(points, limits, threshold)
+    if kind == risk.officer_exposure:
+        # The verdict (a p-value over all officers) is published; the officer count and the list are protected.
+        officers = protect_count(result.officers, threshold)
+        return replace(result, officers=officers, heterogeneity=replace(result.heterogeneity, groups=officers),
+                       table=protect_frame(result.table, spec, threshold))
     if not isinstance(result, pd.DataFrame):
         raise DisclosureError(f"{_name(kind)} should give a DataFrame, not {type(result).__name__}")
     return protect_frame(result, spec, threshold)
