@@ -172,7 +172,8 @@ def test_planted_outlier_teams_are_still_found_crude_and_adjusted(calibration):
     found = {basis: sum(len(run["planted"] & set(run[basis].table.index[run[basis].table["flag"] == stats.HIGHER]))
                         for run in calibration) for basis in ("crude", "adjusted")}
     planted = sum(len(run["planted"]) for run in calibration)
-    print(f"planted outlier teams found: crude {found['crude']} of {planted}, adjusted {found['adjusted']} of {planted}")
+    print(f"planted outlier teams found: crude {found['crude']} of {planted}, "
+          f"adjusted {found['adjusted']} of {planted}")
     assert planted == 4 * len(SEEDS)
     assert found["crude"] >= 0.95 * planted and found["adjusted"] >= 0.95 * planted
 

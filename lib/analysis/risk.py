@@ -169,9 +169,10 @@ def funnel_sentence(points: pd.DataFrame, level: str, limits: pd.DataFrame | Non
     plural = f"{level}s"
     count = int(judged.sum())
     text = (f"Of {len(points):,} {plural}, {count:,} {'has' if count == 1 else 'have'} at least "
-            f"{stats.FUNNEL_MIN_VOLUME} answering reports and {'is' if count == 1 else 'are'} judged: {high} {'is' if high == 1 else 'are'} higher than expected (above the 99.8% "
-            f"limit, with a false discovery rate under {stats.FUNNEL_FDR:.0%}), {low} lower than expected, and "
-            f"{rest:,} not distinguishable from the average")
+            f"{stats.FUNNEL_MIN_VOLUME} answering reports and {'is' if count == 1 else 'are'} judged: "
+            f"{high} {'is' if high == 1 else 'are'} higher than expected (above the 99.8% limit, with a false "
+            f"discovery rate under {stats.FUNNEL_FDR:.0%}), {low} lower than expected, and {rest:,} not "
+            "distinguishable from the average")
     if few:
         text += f"; {few:,} {'has' if few == 1 else 'have'} too few reports to judge and {'is' if few == 1 else 'are'}"
         text += " drawn in light grey"

@@ -274,8 +274,10 @@ def flag_outliers(
     return pd.DataFrame(frame | {"flag": flag}, index=_labels(x, n))
 
 
-def midp_values(x: ArrayLike, size: ArrayLike, rate: ArrayLike, kind: Kind = "proportion") -> tuple[np.ndarray, np.ndarray]:
-    """Return the one-sided mid-p values (higher, lower) of counts x against Binomial(size, rate) or Poisson(size * rate)."""
+def midp_values(
+    x: ArrayLike, size: ArrayLike, rate: ArrayLike, kind: Kind = "proportion"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return one-sided mid-p values (higher, lower) of x against Binomial(size, rate) or Poisson(size * rate)."""
     from scipy import stats as sps
 
     _check_kind(kind)

@@ -9,8 +9,13 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from lib.analysis.stats import AVERAGE, HIGHER, LOWER, TOO_FEW
-from lib.analysis.stats import MIN_DENOMINATOR  # noqa: F401 - the pages and builders read it here too
+from lib.analysis.stats import (
+    AVERAGE,
+    HIGHER,
+    LOWER,
+    MIN_DENOMINATOR,  # noqa: F401 - the pages and builders read it here too
+    TOO_FEW,
+)
 from lib.model import schema
 
 # Altair validates every schema object against Vega-Lite's schema as it is made, and again each time it
