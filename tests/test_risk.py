@@ -266,3 +266,13 @@ def test_new_orleans_teams_are_judged_only_above_the_minimum_volume(engine, real
     assert (points.loc[~judged, "flag"] == stats.TOO_FEW).all() and (points["judged"] == judged).all()
     assert len(flagged) < 20  # the interpolated limits with no minimum volume flagged 20
     assert len(flagged) <= 0.1 * judged.sum()
+
+
+def test_funnel_summary_says_how_many_groups_were_judged_and_expected_by_chance(engine, planted):
+    ds, _ = planted
+    points, limits = risk.funnel(engine, ds, ALL, UNRESTRICTED, "officer_injured", "team")
+    out = risk.funnel_summary(points, limits)
+    judged = int((points["answered"] >= stats.FUNNEL_MIN_VOLUME).sum())
+    assert out["groups_compared"] == len(points) and out["groups_judged"] == judged
+    assert out["minimum_volume"] == 30 and out["expected_by_chance"] == pytest.approx(judged * 0.001)
+    assert out["method"].startswith("Crude rates")

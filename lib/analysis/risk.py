@@ -327,3 +327,21 @@ def funnel_method(limits: pd.DataFrame) -> str:
     else:
         text += "Too few judged groups to estimate overdispersion: exact limits."
     return text
+
+
+def funnel_summary(points: pd.DataFrame, limits: pd.DataFrame) -> dict:
+    """Return how the funnel judged its groups, JSON-ready: method, minimum volume, counts, chance flags."""
+    judged = int(points["judged"].fillna(False).astype(bool).sum()) if "judged" in points.columns else 0
+    first = limits.iloc[0] if len(limits) else pd.Series(dtype=object)
+    phi = float(first.get("phi", np.nan))
+    return {
+        "method": funnel_method(limits),
+        "basis": str(first.get("basis", "crude")),
+        "minimum_volume": int(stats.FUNNEL_MIN_VOLUME),
+        "groups_compared": int(len(points)),
+        "groups_judged": judged,
+        "false_discovery_rate": stats.FUNNEL_FDR,
+        "expected_by_chance": round(judged * (1 - stats.FUNNEL_LEVEL) / 2, 6),
+        "overdispersion_applied": bool(first.get("overdispersion_applied", False)),
+        "overdispersion_phi": round(phi, 6) if np.isfinite(phi) else None,
+    }

@@ -262,7 +262,11 @@ def flag_outliers(
     overdispersion: Overdispersion | float | None = None,
     overall: float | None = None,
 ) -> pd.DataFrame:
-    """Flag groups whose rate lies outside the funnel limits at their own denominator."""
+    """Flag groups whose rate lies outside the interpolated funnel limits at their own denominator.
+
+    No minimum volume, no multiple-comparison control and a target that includes the group: verdicts shown to
+    users come from `judge_funnel`.
+    """
     counts, sizes = _pair(x, n)
     target = _overall(counts, sizes, overall)
     limits = funnel_limits(sizes, target, levels=(level,), kind=kind, overdispersion=overdispersion)
@@ -424,11 +428,11 @@ def judge_funnel(
     tau2 = od.tau2 if applied else 0.0
     p_high, p_low = midp_values(counts, sizes, own, kind)
     if applied:
+        from scipy.special import ndtr
+
         with np.errstate(divide="ignore", invalid="ignore"):
             z = (counts / sizes - own) / np.sqrt(_null_variance(own, sizes, kind) + tau2)
-        norm = NormalDist()
-        p_high = np.fmax(p_high, np.array([norm.cdf(-v) if np.isfinite(v) else np.nan for v in z]))
-        p_low = np.fmax(p_low, np.array([norm.cdf(v) if np.isfinite(v) else np.nan for v in z]))
+        p_high, p_low = np.fmax(p_high, ndtr(-z)), np.fmax(p_low, ndtr(z))
     # One family: both one-sided hypotheses of every judged group.
     q_high, q_low = np.full(counts.shape, np.nan), np.full(counts.shape, np.nan)
     q = benjamini_hochberg(np.concatenate([p_high[judged], p_low[judged]]))
