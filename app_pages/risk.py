@@ -67,12 +67,14 @@ if len(points):
     render.chart(charts.funnel_plot, points, limits, level, label)
     st.caption(risk.funnel_sentence(points, level) + " Small groups sit in the wide mouth of the funnel: "
                "their rates swing by chance, so they are judged against the limits, never ranked.")
+    st.caption(risk.funnel_method(limits))
     flagged = risk.outliers(points)
     if len(flagged):
-        st.markdown(f"**Higher than expected** ({len(flagged)}): above the 99.8% limit for their volume")
+        st.markdown(f"**Higher than expected** ({len(flagged)}): above the 99.8% limit for their volume, "
+                    f"with a false discovery rate under {risk.FUNNEL_FDR:.0%}")
         render.table(tables.funnel_table(flagged, level), f"higher than expected {level}")
     render.table_behind(tables.funnel_table(points, level),
-                        f"{sentence}. Limits: exact binomial around the overall rate.", source=points)
+                        f"{sentence}. Counting unit: reports. {risk.funnel_method(limits)}", source=points)
 else:
     st.info(f"No {level} in this view has answering reports.")
 

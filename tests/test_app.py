@@ -217,6 +217,8 @@ def test_officer_risk_page_flags_groups_against_funnel_limits_not_a_ranking():
                                                    "Rate ratios, with 95% intervals"]
     assert len(at.get("vega_lite_chart")) == 5
     assert any("not distinguishable from the average" in c.value for c in at.caption)
+    assert any("By chance alone, about" in c.value for c in at.caption)
+    assert any("drawn but not judged" in c.value and "overdispersion" in c.value.lower() for c in at.caption)
     for level in ("team", "officer"):
         at.radio(key="risk_level").set_value(level).run()
         assert not at.exception

@@ -79,3 +79,47 @@ def test_harm_rates_read_nullable_counts_with_gaps(frames):
     frame.loc[0, "officer_injured_answered"] = pd.NA
     verdicts = _reliability(charts.harm_rates_by_group(frame, "shift", "Shift").to_dict())
     assert len(verdicts) == 2 * len(frame) and all(v.startswith("Under 30") for v in verdicts)
+
+
+def _funnel_frames(expected: bool = False):
+    import numpy as np
+
+    from lib.analysis import risk, stats
+
+    x, n = np.array([1, 2, 10, 50, 200] + [50] * 10), np.array([1, 20, 100, 1000, 1000] + [1000] * 10)
+    model = n * 0.07 if expected else None
+    verdicts = stats.judge_funnel(x, n, expected=model)
+    table = verdicts.table
+    points = pd.DataFrame({"group": list("ABCDEFGHIJKLMNO"), "yes": x, "answered": n, "rate": x / n,
+                           "expected": table["expected"], "low": table["low"], "high": table["high"],
+                           "flag": table["flag"], "p_value": table["p_value"], "q_value": table["q_value"],
+                           "judged": table["judged"], "target": table["target"],
+                           "basis": "expected" if expected else "crude"})
+    if expected:
+        points = points.assign(model_expected=model, ratio=table["rate"])
+    limits = risk.funnel_curves(verdicts, np.geomspace(1, 1000, 20), "expected" if expected else "crude")
+    return points, limits
+
+
+def test_funnel_draws_small_groups_hollow_and_grey_never_coloured_by_a_verdict():
+    from lib.present import tables
+
+    points, limits = _funnel_frames()
+    spec = charts.funnel_plot(points, limits, "team", "Officer injury rate").to_dict()
+    layers = spec["layer"]
+    few = next(lay for lay in layers if lay["mark"].get("filled") is False)
+    assert few["mark"]["color"] == charts.FAINT and "color" not in few.get("encoding", {})
+    rows = {d["group"]: d for data in _datasets(spec) for d in data if "group" in d}
+    assert set(rows) == set("ABCDEFGHIJKLMNO")
+    assert rows["A"]["flag"] == rows["B"]["flag"] == "too few to judge"  # 1 of 1 and 2 of 20: shown, not judged
+    assert rows["E"]["flag"] == "higher than expected"
+    assert "Reports answering per team (volume)" in json.dumps(spec)
+    table = tables.funnel_table(points, "team")
+    assert list(table["Verdict"][:2]) == ["too few to judge"] * 2
+    assert pd.isna(table["One-sided mid-p"].iloc[0]) and table["One-sided mid-p"].iloc[4] == "< 0.0001"
+
+
+def test_funnel_against_expected_counts_draws_observed_over_expected():
+    points, limits = _funnel_frames(expected=True)
+    text = json.dumps(charts.funnel_plot(points, limits, "team", "Officer injury rate").to_dict())
+    assert "observed / expected (reports)" in text and "model_expected" in text

@@ -358,6 +358,8 @@ def test_funnel(views) -> None:
         points, limits = protected
         assert limits["denominator"].min() == 1  # the grid no longer starts at the smallest group's volume
         assert risk.outliers(points)["rate"].notna().all()
+        # A group's target leaves it out of the pooled rate: with its p- and q-values it would give its counts away.
+        assert points.loc[points["yes"].isna(), ["p_value", "q_value", "target", "expected"]].isna().all().all()
         sentence = risk.funnel_sentence(points, "team")
         if points["flag"].isna().any():
             assert "not shown" in sentence

@@ -85,11 +85,133 @@ def test_scope_applies_to_ratios_and_funnels(engine, small):
     assert set(points["group"]) == {"East", "West"}
 
 
-def test_funnel_sentence_never_ranks():
-    points = pd.DataFrame({"flag": [stats.HIGHER, stats.AVERAGE, stats.AVERAGE, stats.LOWER]})
+def test_funnel_sentence_never_ranks_and_says_what_chance_alone_would_flag():
+    points = pd.DataFrame({"flag": [stats.HIGHER, stats.AVERAGE, stats.AVERAGE, stats.LOWER, stats.TOO_FEW],
+                           "judged": [True, True, True, True, False]})
     assert risk.funnel_sentence(points, "team") == (
-        "Of 4 teams, 1 is higher than expected (above the 99.8% limit), 1 lower than expected, "
-        "and 2 not distinguishable from the average.")
+        "Of 5 teams, 4 have at least 30 answering reports and are judged: 1 is higher than expected (above the 99.8% "
+        "limit, with a false discovery rate under 5%), 1 lower than expected, and 2 not distinguishable from the "
+        "average; 1 has too few reports to judge and is drawn in light grey. By chance alone, about 0.004 of the 4 "
+        "judged teams would lie above the 99.8% limit.")
+
+
+@pytest.mark.parametrize(("value", "text"), [(0.0, "0"), (0.04, "0.04"), (0.2, "0.2"), (0.84, "0.8"), (1.0, "1"),
+                                             (1.52, "1.5"), (12.4, "12"), (1234.0, "1,234")])
+def test_expected_by_chance_is_rounded_as_said(value, text):
+    assert risk.about(value) == text
+
+
+def test_method_note_says_when_overdispersion_was_applied():
+    verdicts = stats.judge_funnel(np.array([1000] * 9 + [3000]), np.full(10, 20_000))
+    limits = risk.funnel_curves(verdicts, np.array([10.0, 100.0]))
+    note = risk.funnel_method(limits)
+    assert note.startswith("Crude rates") and "not judged" in note
+    assert ("Overdispersion applied" in note) == verdicts.applied
+    plain = risk.funnel_curves(stats.judge_funnel(np.array([50] * 20), np.full(20, 1000)), np.array([10.0]))
+    assert "No overdispersion beyond chance" in risk.funnel_method(plain)
+
+
+# --- null calibration and planted outliers on synthetic data -------------------------------------------------------
+
+SEEDS = range(20)
+CALIBRATION_REPORTS = 100_000  # about 1,650 teams a dataset, half of them with 30 or more answered reports
+STRATA = ["officer_role", "shift", "single_crewed", "resistance"]
+
+
+def _teams(reports: pd.DataFrame, injured: np.ndarray) -> pd.DataFrame:
+    """Injured and answered reports per team, and the count expected from the case mix (role, shift, ...)."""
+    frame = reports.assign(injured=injured).dropna(subset=["team", "injured"])
+    frame["injured"] = frame["injured"].astype(float)
+    frame["p"] = frame.groupby(STRATA, observed=True, dropna=False)["injured"].transform("mean")
+    teams = frame.groupby("team", observed=True).agg(yes=("injured", "sum"), answered=("injured", "size"),
+                                                     model=("p", "sum"))
+    return teams[teams["answered"] > 0]
+
+
+@pytest.fixture(scope="module")
+def calibration():
+    runs = []
+    for seed in SEEDS:
+        data = synth.generate(CALIBRATION_REPORTS, seed=seed)
+        reports = data.reports.select(["team", "officer_injured", *STRATA]).to_pandas()
+        injured = reports["officer_injured"].to_numpy(dtype=object)
+        answered = ~pd.isna(injured)
+        permuted = injured.copy()
+        permuted[answered] = np.random.default_rng(1000 + seed).permutation(injured[answered])
+        null, real = _teams(reports, permuted), _teams(reports, injured)
+        runs.append({
+            "seed": seed, "null": null, "real": real, "planted": {t["team"] for t in data.effects["outlier_teams"]},
+            "null_crude": stats.judge_funnel(null["yes"], null["answered"]),
+            "null_adjusted": stats.judge_funnel(null["yes"], null["answered"], expected=null["model"]),
+            "crude": stats.judge_funnel(real["yes"], real["answered"]),
+            "adjusted": stats.judge_funnel(real["yes"], real["answered"], expected=real["model"]),
+        })
+    return runs
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("basis", ["null_crude", "null_adjusted"])
+def test_with_injuries_permuted_at_most_0_15_percent_of_teams_are_flagged(calibration, basis):
+    teams = flagged = crossed = judged = 0
+    for run in calibration:
+        table = run[basis].table
+        teams += len(table)
+        judged += int(table["judged"].sum())
+        flagged += int((table["flag"] == stats.HIGHER).sum())
+        crossed += int((table["judged"] & (table["p_high"] < 0.001)).sum())
+        small = table["n"] < stats.FUNNEL_MIN_VOLUME
+        assert (table.loc[small, "flag"] == stats.TOO_FEW).all() and not table.loc[small, "judged"].any()
+    print(f"{basis}: {flagged} of {teams:,} teams flagged higher ({flagged / teams:.4%}); {crossed} of {judged:,} "
+          f"judged beyond the 99.8% limit alone ({crossed / judged:.4%})")
+    assert flagged / teams <= 0.0015  # was 0.51% with the interpolated limits and no minimum volume
+    assert crossed / judged <= 0.002  # the mid-p limit alone is near its nominal 0.1%
+
+
+@pytest.mark.slow
+def test_planted_outlier_teams_are_still_found_crude_and_adjusted(calibration):
+    found = {basis: sum(len(run["planted"] & set(run[basis].table.index[run[basis].table["flag"] == stats.HIGHER]))
+                        for run in calibration) for basis in ("crude", "adjusted")}
+    planted = sum(len(run["planted"]) for run in calibration)
+    print(f"planted outlier teams found: crude {found['crude']} of {planted}, "
+          f"adjusted {found['adjusted']} of {planted}")
+    assert planted == 4 * len(SEEDS)
+    assert found["crude"] >= 0.95 * planted and found["adjusted"] >= 0.95 * planted
+
+
+@pytest.mark.slow
+def test_the_engine_funnel_matches_the_team_counts_on_permuted_data(engine, calibration):
+    import pyarrow as pa
+
+    data = synth.generate(CALIBRATION_REPORTS, seed=SEEDS[0])
+    reports = data.reports.to_pandas()
+    injured = reports["officer_injured"].to_numpy(dtype=object)
+    answered = ~pd.isna(injured)
+    injured[answered] = np.random.default_rng(1000 + SEEDS[0]).permutation(injured[answered])
+    injured[~answered] = False  # masked below: unknown stays unknown
+    column = pa.array(injured, type=pa.bool_(), mask=~answered)
+    permuted = data.reports.set_column(data.reports.schema.get_field_index("officer_injured"), "officer_injured",
+                                       column)
+    ds = engine.add("permuted", permuted, data.tactics, data.officers, key="funnel-null-0")
+    points, limits = risk.funnel(engine, ds, ALL, UNRESTRICTED, "officer_injured", "team")
+    expected = calibration[0]["null_crude"].table
+    got = points.set_index("group").loc[expected.index.astype(str)]
+    np.testing.assert_array_equal(got["answered"], expected["n"])
+    assert (got["flag"].to_numpy() == expected["flag"].to_numpy()).all()
+    assert not (points.loc[points["answered"] < stats.FUNNEL_MIN_VOLUME, "flag"] != stats.TOO_FEW).any()
+    assert risk.outliers(points).empty or (risk.outliers(points)["answered"] >= stats.FUNNEL_MIN_VOLUME).all()
+    assert limits["judged_groups"].iloc[0] == int(points["judged"].sum())
+
+
+def test_the_engine_funnel_judges_observed_against_expected_counts(engine, planted):
+    ds, effects = planted
+    crude, _ = risk.funnel(engine, ds, ALL, UNRESTRICTED, "officer_injured", "team")
+    # Expected counts at the average rate give back the crude verdicts, drawn on the O / E scale.
+    model = pd.Series(crude["answered"].to_numpy() * crude["yes"].sum() / crude["answered"].sum(),
+                      index=crude["group"])
+    points, limits = risk.funnel(engine, ds, ALL, UNRESTRICTED, "officer_injured", "team", expected=model)
+    assert (points["basis"] == "expected").all() and limits["basis"].iloc[0] == "expected"
+    assert {t["team"] for t in effects["outlier_teams"]} <= set(risk.outliers(points)["group"])
+    assert points["ratio"].to_numpy() == pytest.approx(points["yes"] / points["model_expected"])
 
 
 def test_unknown_measure_is_refused(engine, small):
@@ -124,3 +246,35 @@ def test_tactic_group_ratios_compare_using_with_not_using(engine, small):
     row = frame.loc["Using Less lethal weapons"]
     assert (row["yes"], row["answered"], row["reference_yes"], row["reference_answered"]) == (1, 2, 2, 7)
     assert row["ratio"] == pytest.approx((1 / 2) / (2 / 7))
+
+
+NOPD_FILE = "nopd_uof_incidents_2016-2019.csv"
+
+
+def test_new_orleans_teams_are_judged_only_above_the_minimum_volume(engine, realdata):
+    from lib import ingest
+    from lib.ingest.pipeline import tables
+
+    result = ingest.ingest([(NOPD_FILE, (realdata / NOPD_FILE).read_bytes())], fmt="profile:nopd")
+    ds = engine.add("nopd", *tables(result), key="funnel-nopd")
+    points, limits = risk.funnel(engine, ds, ALL, UNRESTRICTED, "officer_injured", "team")
+    flagged = risk.outliers(points)
+    judged = points["answered"] >= stats.FUNNEL_MIN_VOLUME
+    print(f"New Orleans: {len(flagged)} of {len(points)} teams flagged higher ({int(judged.sum())} judged); "
+          f"overdispersion applied: {bool(limits['overdispersion_applied'].iloc[0])}, "
+          f"phi {float(limits['phi'].iloc[0]):.2f}")
+    assert len(points) == 152
+    assert (flagged["answered"] >= stats.FUNNEL_MIN_VOLUME).all()  # was 7 flagged teams with 3 reports or fewer
+    assert (points.loc[~judged, "flag"] == stats.TOO_FEW).all() and (points["judged"] == judged).all()
+    assert len(flagged) < 20  # the interpolated limits with no minimum volume flagged 20
+    assert len(flagged) <= 0.1 * judged.sum()
+
+
+def test_funnel_summary_says_how_many_groups_were_judged_and_expected_by_chance(engine, planted):
+    ds, _ = planted
+    points, limits = risk.funnel(engine, ds, ALL, UNRESTRICTED, "officer_injured", "team")
+    out = risk.funnel_summary(points, limits)
+    judged = int((points["answered"] >= stats.FUNNEL_MIN_VOLUME).sum())
+    assert out["groups_compared"] == len(points) and out["groups_judged"] == judged
+    assert out["minimum_volume"] == 30 and out["expected_by_chance"] == pytest.approx(judged * 0.001)
+    assert out["method"].startswith("Crude rates")

@@ -12,17 +12,24 @@ from scipy import stats
 
 from lib.analysis.stats import (
     AVERAGE,
+    FUNNEL_MIN_VOLUME,
     HIGHER,
     LOWER,
+    TOO_FEW,
     Overdispersion,
+    benjamini_hochberg,
+    calibrated_limits,
     exact_binomial_interval,
     flag_outliers,
     funnel_limits,
+    judge_funnel,
+    midp_values,
     overdispersion_factor,
     poisson_rate_interval,
     rank_intervals,
     rate_difference,
     rate_ratio,
+    robust_target,
     shrunken_rates,
     wilson_interval,
 )
@@ -440,3 +447,170 @@ def test_comparisons_contain_their_own_estimates(n1, n0, s1, s0, kind):
         assert math.isnan(r.ratio)
     else:
         assert 0 <= r.low <= r.ratio <= r.high
+
+
+# --- calibrated funnel verdicts ---------------------------------------------------------------------------------
+
+
+def test_binomial_mid_p_by_hand():
+    # 4 of 10 against 10%: P(X >= 5) = 0.0016349374, P(X = 4) = 210 * 0.1^4 * 0.9^6 = 0.0111602610.
+    high, low = midp_values(4, 10, 0.1)
+    assert high == pytest.approx(0.0016349374 + 0.0111602610 / 2, abs=1e-10)
+    assert low == pytest.approx(1 - (0.0016349374 + 0.0111602610 / 2), abs=1e-10)  # mid-p tails sum to 1
+
+
+def test_poisson_mid_p_by_hand():
+    # 6 observed where 2 are expected: P(X = 6) = e^-2 2^6 / 720 = 0.0120298, P(X >= 7) = 0.0045338.
+    high, low = midp_values(6, 2.0, 1.0, kind="poisson")
+    assert high == pytest.approx(0.0045338 + 0.0120298 / 2, abs=1e-6)
+    assert high + low == pytest.approx(1.0)
+    # Zero observed: the lower mid-p is half the chance of a zero.
+    assert midp_values(0, 3.0, 1.0, kind="poisson")[1] == pytest.approx(math.exp(-3) / 2)
+
+
+def test_benjamini_hochberg_by_hand():
+    # Sorted 0.005, 0.01, 0.03, 0.04 (m = 4): p * m / rank = 0.02, 0.02, 0.04, 0.04, already monotone.
+    q = benjamini_hochberg([0.01, 0.04, 0.03, 0.005, np.nan])
+    np.testing.assert_allclose(q[:4], [0.02, 0.04, 0.04, 0.02])
+    assert np.isnan(q[4])
+    # The step-up makes q monotone in p: 0.001, 0.04 (m = 2) give 0.002 and 0.04.
+    np.testing.assert_allclose(benjamini_hochberg([0.04, 0.001]), [0.04, 0.002])
+
+
+@pytest.mark.parametrize(("p", "kind"), [(0.05, "proportion"), (0.3, "proportion"), (0.05, "poisson")])
+def test_a_count_is_beyond_the_drawn_limit_exactly_when_its_mid_p_is_below_the_tail(p, kind):
+    for n in (30, 31, 47, 100, 333, 1000):
+        x = np.arange(0, n + 1)
+        limits = calibrated_limits([n], p, levels=(0.998,), kind=kind)
+        high, low = midp_values(x, np.full(x.shape, n), p, kind)
+        above = x / n > limits["high_998"].iloc[0] + 1e-12
+        below = x / n < limits["low_998"].iloc[0] - 1e-12
+        np.testing.assert_array_equal(above, high < 0.001)
+        np.testing.assert_array_equal(below, low < 0.001)
+
+
+def test_mid_p_limits_are_half_a_count_outside_spiegelhalters_interpolated_ones():
+    n = np.array([30, 200, 1000])
+    interpolated = funnel_limits(n, 0.1, levels=(0.998,))
+    mid = calibrated_limits(n, 0.1, levels=(0.998,))
+    np.testing.assert_allclose(mid["high_998"], interpolated["high_998"] + 0.5 / n)
+
+
+def test_one_injured_report_out_of_one_is_never_judged():
+    x = np.array([1, 3, 29] + [50] * 40)
+    n = np.array([1, 3, 29] + [1000] * 40)
+    frame = judge_funnel(x, n).table
+    assert list(frame["flag"][:3]) == [TOO_FEW] * 3  # every report injured, but too few to judge
+    assert not frame["judged"][:3].any() and frame["q_value"][:3].isna().all()
+    assert frame["judged"][3:].all()
+
+
+def test_small_groups_are_left_out_of_the_multiple_comparison_family():
+    rng = np.random.default_rng(4)
+    n = np.concatenate([np.full(50, 500), rng.integers(1, FUNNEL_MIN_VOLUME, size=500)])
+    x = rng.binomial(n, 0.1)
+    x[0] = 110  # one large group well above 10% (z about 4.5)
+    verdicts = judge_funnel(x, n)
+    assert verdicts.judged == 50
+    assert verdicts.expected_by_chance == pytest.approx(0.05)
+    assert verdicts.table["flag"].iloc[0] == HIGHER
+
+
+def test_one_hot_borough_neither_hides_itself_nor_makes_normal_boroughs_lower():
+    # Ten boroughs of 20,000 reports, nine at 5% and one at 15% (3x). The pooled rate is 6%: against it every normal
+    # borough would be 6 standard errors low.
+    n = np.full(10, 20_000)
+    x = np.array([1000] * 9 + [3000])
+    naive = flag_outliers(x, n)
+    assert (naive["flag"] == LOWER).sum() == 9  # the bug: the hot borough's pull makes the others "lower"
+    verdicts = judge_funnel(x, n)
+    flags = verdicts.table["flag"]
+    assert flags.iloc[9] == HIGHER
+    assert (flags.iloc[:9] == AVERAGE).all()
+    assert verdicts.table["target"].iloc[9] == pytest.approx(0.05)  # the others' rate, itself left out
+    assert verdicts.target == pytest.approx(0.05, abs=0.002)  # the line drawn sits near the normal boroughs
+
+
+def test_a_group_is_judged_against_the_others_not_itself():
+    # One force with half the reports at 6%, the rest at 5%: against a pooled rate that includes it (5.5%) it is
+    # 3.4 standard errors high (not beyond 99.8%), against the others 6.5.
+    n = np.array([100_000] + [5000] * 20)
+    x = np.array([6000] + [250] * 20)
+    verdicts = judge_funnel(x, n)
+    assert verdicts.table["target"].iloc[0] == pytest.approx(0.05)
+    assert verdicts.table["flag"].iloc[0] == HIGHER
+    assert (verdicts.table["flag"].iloc[1:] == AVERAGE).all()
+
+
+def test_robust_target_weights_only_judged_groups_beyond_the_huber_constant():
+    target, weights = robust_target([1000] * 9 + [3000], [20_000] * 10)
+    assert weights[:9].tolist() == [1.0] * 9 and weights[9] < 0.2
+    z = (0.15 - target) / math.sqrt(target * (1 - target) / 20_000)
+    assert weights[9] == pytest.approx(3 / z, rel=1e-6)
+
+
+def test_overdispersion_is_applied_when_groups_vary_beyond_chance_and_tests_with_the_added_variance():
+    rng = np.random.default_rng(5)
+    n = rng.integers(300, 3000, size=400)
+    x = rng.binomial(n, rng.beta(30, 270, size=400))  # sd of true rates about 0.017 around 0.1
+    plain = judge_funnel(x, n, overdispersion=False)
+    verdicts = judge_funnel(x, n)
+    assert verdicts.applied and verdicts.overdispersion.p_value < 0.05 and verdicts.overdispersion.tau2 > 0
+    assert not plain.applied
+    assert (verdicts.table["flag"] != AVERAGE).sum() < (plain.table["flag"] != AVERAGE).sum()
+    # Each group's p-value is the larger of the exact mid-p and the random-effects normal one.
+    row = verdicts.table.iloc[int(np.argmax(x / n))]
+    z = (row["rate"] - row["target"]) / math.sqrt(row["target"] * (1 - row["target"]) / row["n"]
+                                                   + verdicts.overdispersion.tau2)
+    exact = midp_values(row["x"], row["n"], row["target"])[0]
+    assert row["p_high"] == pytest.approx(max(exact, stats.norm.sf(z)))
+
+
+def test_no_overdispersion_is_applied_to_binomial_groups():
+    applied = 0
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        n = rng.integers(30, 2000, size=300)
+        applied += judge_funnel(rng.binomial(n, 0.08), n).applied
+    assert applied <= 3  # the chi-square test of phi at 5%: about 1 in 20 by chance (winsorising makes it fewer)
+
+
+def test_null_binomial_groups_are_flagged_at_most_at_the_nominal_rate():
+    # 20 x 2,000 groups at one rate, volumes from the minimum up: mid-p limits alone cross at about 0.1% per tail;
+    # with the false discovery rate on top, chance flags almost vanish.
+    crossed = flagged = judged = 0
+    for seed in range(20):
+        rng = np.random.default_rng(100 + seed)
+        n = rng.integers(FUNNEL_MIN_VOLUME, 600, size=2000)
+        table = judge_funnel(rng.binomial(n, 0.05), n).table
+        crossed += int((table["p_high"] < 0.001).sum())
+        flagged += int((table["flag"] == HIGHER).sum())
+        judged += int(table["judged"].sum())
+    assert crossed / judged <= 0.0015
+    assert flagged / judged <= 0.0005
+
+
+def test_observed_against_expected_counts_uses_poisson_mid_p_on_the_ratio():
+    rng = np.random.default_rng(8)
+    expected = rng.uniform(2, 40, size=300)
+    volume = np.full(300, 100)
+    observed = rng.poisson(expected)
+    observed[7] = int(round(3 * expected[7])) + 10  # a planted 3x group
+    verdicts = judge_funnel(observed, volume, expected=expected)
+    table = verdicts.table
+    assert verdicts.kind == "poisson"
+    assert table["rate"].to_numpy() == pytest.approx(observed / expected)  # the O / E ratio
+    assert table["flag"].iloc[7] == HIGHER
+    assert (table["flag"] == HIGHER).sum() == 1 and (table["flag"] == LOWER).sum() == 0
+    row = table.iloc[3]
+    assert row["p_high"] == pytest.approx(midp_values(row["x"], row["size"], row["target"], "poisson")[0])
+    # The target ratio for a group is the others' observed over their expected, the planted group down-weighted.
+    _, w = robust_target(observed, expected, kind="poisson")
+    assert w[7] < 0.5 and np.median(w) == 1
+    others = np.arange(300) != 3
+    assert table["target"].iloc[3] == pytest.approx((w * observed)[others].sum() / (w * expected)[others].sum())
+
+
+def test_expected_counts_must_match_the_groups():
+    with pytest.raises(ValueError, match="differ in length"):
+        judge_funnel([1, 2], [30, 30], expected=[1.0])

@@ -20,6 +20,10 @@ from lib.model import schema
 # Below this many answering reports a heatmap cell is greyed out rather than coloured.
 MIN_CELL = 30
 FUNNEL_LEVELS = ("area", "team")
+# Funnel verdicts (see lib/analysis/stats.py): groups under this many answered reports are shown, never judged;
+# a flag also needs a false discovery rate under FUNNEL_FDR.
+FUNNEL_MIN_VOLUME = stats.FUNNEL_MIN_VOLUME
+FUNNEL_FDR = stats.FUNNEL_FDR
 # Officer-level views are personal data: only callers allowed to see them ask for this level.
 OFFICER_LEVEL = "officer"
 RATIO_DIMENSIONS = ("shift", "officer_role", "location_type", "single_crewed", "tactic_group")
@@ -71,48 +75,135 @@ def rate_ratios(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, mea
 
 
 def funnel(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, measure: str,
-           level: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Return each group's rate against volume with its verdict, and the 95% / 99.8% limit curves."""
+           level: str, expected: pd.Series | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Return each group's rate against volume with its verdict, and the 95% / 99.8% limit curves.
+
+    Verdicts follow `stats.judge_funnel`: exact mid-p against the other groups' robust rate, groups under
+    FUNNEL_MIN_VOLUME answered reports shown but not judged, overdispersion applied when present, and a
+    false-discovery-rate check. With `expected` (expected counts per group label, from a case-mix model) each group's
+    observed count is judged against its expected one, and the points carry `model_expected` and `ratio` (O / E).
+    """
     _check_measure(measure)
     if level not in (*FUNNEL_LEVELS, OFFICER_LEVEL):
         raise ValueError(f"funnel level must be one of {(*FUNNEL_LEVELS, OFFICER_LEVEL)}")
     frame = (by_officer(engine, ds, filters, scope) if level == OFFICER_LEVEL
              else query.breakdown(engine, ds, filters, scope, (level,)))
     frame = frame[(frame[level] != query.NOT_RECORDED) & (frame[f"{measure}_answered"] > 0)]
-    x, n = frame[f"{measure}_yes"].to_numpy(), frame[f"{measure}_answered"].to_numpy()
+    basis = "crude" if expected is None else "expected"
     if len(frame) == 0:
-        empty = pd.DataFrame(columns=["group", "yes", "answered", "rate", "expected", "low", "high", "flag"])
-        return empty, pd.DataFrame(columns=["denominator", "low_95", "high_95", "low_998", "high_998"])
-    overall = float(x.sum() / n.sum())
-    flags = stats.flag_outliers(x, n, level=0.998, overall=overall)
-    points = pd.DataFrame({"group": frame[level].astype(str).to_numpy(), "yes": x, "answered": n,
-                           "rate": flags["rate"].to_numpy(), "expected": flags["expected"].to_numpy(),
-                           "low": flags["low"].to_numpy(), "high": flags["high"].to_numpy(),
-                           "flag": flags["flag"].to_numpy()})
-    grid = np.unique(np.round(np.geomspace(max(1, n.min()), n.max() * 1.05, 80)))
-    limits = stats.funnel_limits(grid, overall)
-    limits["overall"] = overall
-    return points.sort_values("rate", ascending=False).reset_index(drop=True), limits
+        return pd.DataFrame(columns=POINT_COLUMNS), pd.DataFrame(columns=LIMIT_COLUMNS)
+    groups = frame[level].astype(str).to_numpy()
+    x, n = frame[f"{measure}_yes"].to_numpy(), frame[f"{measure}_answered"].to_numpy()
+    model = None if expected is None else expected.rename(index=str).reindex(groups).to_numpy(dtype="float64")
+    verdicts = stats.judge_funnel(x, n, expected=model)
+    table = verdicts.table
+    points = pd.DataFrame({"group": groups, "yes": x, "answered": n,
+                           "rate": np.where(n > 0, x / np.maximum(n, 1), np.nan),
+                           "expected": table["expected"].to_numpy(), "low": table["low"].to_numpy(),
+                           "high": table["high"].to_numpy(), "flag": table["flag"].to_numpy(),
+                           "p_value": table["p_value"].to_numpy(), "q_value": table["q_value"].to_numpy(),
+                           "judged": table["judged"].to_numpy(), "target": table["target"].to_numpy(),
+                           "basis": basis})
+    if model is not None:
+        points["model_expected"] = model
+        points["ratio"] = table["rate"].to_numpy()  # observed / model-expected
+    # The x axis: answered reports (crude) or the model's expected count (against expected).
+    axis = n.astype("float64") if model is None else model[np.isfinite(model) & (model > 0)]
+    bottom = (max(1.0, float(axis.min())) if model is None else float(axis.min())) if axis.size else 1.0
+    top = max(float(axis.max()), bottom) if axis.size else 1.0
+    limits = funnel_curves(verdicts, np.geomspace(bottom, top * 1.05, 80), basis)
+    sort = "rate" if model is None else "ratio"
+    return points.sort_values(sort, ascending=False).reset_index(drop=True), limits
+
+
+POINT_COLUMNS = ["group", "yes", "answered", "rate", "expected", "low", "high", "flag", "p_value", "q_value", "judged",
+                 "target", "basis"]
+LIMIT_COLUMNS = ["denominator", "low_95", "high_95", "low_998", "high_998", "overall", "tau2", "phi", "phi_p_value",
+                 "overdispersion_applied", "judged_groups", "expected_by_chance", "min_volume", "basis"]
+
+
+def funnel_curves(verdicts: stats.FunnelVerdicts, grid: np.ndarray, basis: str = "crude") -> pd.DataFrame:
+    """Return the 95% and 99.8% curves around the robust target at each volume, with how they were drawn."""
+    od = verdicts.overdispersion
+    kind = "proportion" if basis == "crude" else "poisson"
+    # Whole numbers of answered reports on the crude axis; expected counts are continuous.
+    points = np.unique(np.round(grid)) if basis == "crude" else np.unique(grid)
+    limits = stats.calibrated_limits(points, verdicts.target, kind=kind, tau2=od.tau2 if verdicts.applied else 0.0)
+    return limits.assign(overall=verdicts.target, tau2=od.tau2 if verdicts.applied else 0.0, phi=od.phi,
+                         phi_p_value=od.p_value, overdispersion_applied=verdicts.applied,
+                         judged_groups=verdicts.judged, expected_by_chance=verdicts.expected_by_chance,
+                         min_volume=verdicts.min_volume, basis=basis)
+
+
+def redraw_limits(limits: pd.DataFrame, grid: np.ndarray) -> pd.DataFrame:
+    """Return the same funnel curves drawn over another grid of volumes (the method columns kept)."""
+    if not len(limits):
+        return limits
+    first = limits.iloc[0]
+    basis = str(first.get("basis", "crude"))
+    kind = "proportion" if basis == "crude" else "poisson"
+    points = np.unique(np.round(grid)) if basis == "crude" else np.unique(grid)
+    out = stats.calibrated_limits(points, float(first["overall"]), kind=kind, tau2=float(first.get("tau2", 0.0)))
+    for column in limits.columns:
+        if column not in out.columns:
+            out[column] = first[column]
+    return out
 
 
 def outliers(points: pd.DataFrame) -> pd.DataFrame:
-    """Return the groups above the upper 99.8% limit, highest rate first."""
-    return points[points["flag"] == stats.HIGHER].sort_values("rate", ascending=False).reset_index(drop=True)
+    """Return the groups judged higher than expected (beyond the 99.8% limit and the FDR check), highest first."""
+    sort = "ratio" if "ratio" in points.columns else "rate"
+    return points[points["flag"] == stats.HIGHER].sort_values(sort, ascending=False).reset_index(drop=True)
 
 
-def funnel_sentence(points: pd.DataFrame, level: str) -> str:
-    """Say what the funnel plot shows, without ranking groups."""
+def funnel_sentence(points: pd.DataFrame, level: str, limits: pd.DataFrame | None = None) -> str:
+    """Say what the funnel plot shows, how many judged groups chance alone would flag, without ranking groups."""
     if not len(points):
         return f"No {level} has answering reports in this view."
-    high = int((points["flag"] == stats.HIGHER).sum())
-    low = int((points["flag"] == stats.LOWER).sum())
-    hidden = int(points["flag"].isna().sum())  # disclosure control hid their rates
-    rest = len(points) - high - low - hidden
-    text = f"Of {len(points):,} {level}s, {high} {'is' if high == 1 else 'are'} higher than expected"
-    text += f" (above the 99.8% limit), {low} lower than expected, and {rest:,} not distinguishable from the average"
+    flags = points["flag"]
+    judged = (points["judged"].fillna(False).astype(bool) if "judged" in points.columns
+              else flags.notna() & (flags != stats.TOO_FEW))
+    high = int((flags == stats.HIGHER).sum())
+    low = int((flags == stats.LOWER).sum())
+    few = int((flags == stats.TOO_FEW).sum())
+    hidden = int(flags.isna().sum())  # disclosure control hid their rates
+    rest = int(judged.sum()) - high - low
+    plural = f"{level}s"
+    count = int(judged.sum())
+    text = (f"Of {len(points):,} {plural}, {count:,} {'has' if count == 1 else 'have'} at least "
+            f"{stats.FUNNEL_MIN_VOLUME} answering reports and {'is' if count == 1 else 'are'} judged: "
+            f"{high} {'is' if high == 1 else 'are'} higher than expected (above the 99.8% limit, with a false "
+            f"discovery rate under {stats.FUNNEL_FDR:.0%}), {low} lower than expected, and {rest:,} not "
+            "distinguishable from the average")
+    if few:
+        text += f"; {few:,} {'has' if few == 1 else 'have'} too few reports to judge and {'is' if few == 1 else 'are'}"
+        text += " drawn in light grey"
     if hidden:
         text += f"; {hidden:,} {'is' if hidden == 1 else 'are'} not shown: too few reports to publish"
-    return text + "."
+    chance = int(judged.sum()) * (1 - stats.FUNNEL_LEVEL) / 2
+    text += (f". By chance alone, about {about(chance)} of the {int(judged.sum()):,} judged {plural} would lie above "
+             "the 99.8% limit.")
+    if limits is not None and len(limits) and "overdispersion_applied" in limits.columns:
+        first = limits.iloc[0]
+        if bool(first["overdispersion_applied"]):
+            text += (f" The {plural} differ more than chance allows (overdispersion {float(first['phi']):.2f}, "
+                     f"p {_p_text(float(first['phi_p_value']))}), so the limits are widened for it (random effects).")
+    return text
+
+
+def about(value: float) -> str:
+    """Return a count expected by chance, rounded as it would be said: 0.2, 1.5, 12."""
+    if not np.isfinite(value) or value <= 0:
+        return "0"
+    if value >= 10:
+        return f"{value:,.0f}"
+    if value >= 1:
+        return f"{value:.1f}".removesuffix(".0")
+    return f"{value:.1g}"
+
+
+def _p_text(p: float) -> str:
+    return "< 0.001" if p < 0.001 else f"= {p:.3f}"
 
 
 def by_officer(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) -> pd.DataFrame:
@@ -372,3 +463,45 @@ def tactic_group_ratios(engine: Engine, ds: Dataset, filters: Filters, scope: Sc
         "reference": "not using it", "ratio": ratio.ratio, "ci_low": ratio.low, "ci_high": ratio.high,
         "yes": x1, "answered": n1, "reference_yes": x0, "reference_answered": n0,
     }).sort_values("ratio", ascending=False).reset_index(drop=True)
+
+
+def funnel_method(limits: pd.DataFrame) -> str:
+    """Say how the funnel's verdicts were reached: test, target, minimum volume, overdispersion, FDR."""
+    if not len(limits) or "overall" not in limits.columns:
+        return ""
+    first = limits.iloc[0]
+    expected = str(first.get("basis", "crude")) == "expected"
+    text = ("Crude rates (not adjusted for case mix). " if not expected else
+            "Observed against expected counts from the case-mix model (indirect standardisation). ")
+    text += (f"Each group is judged by an exact one-sided mid-p test ({'Poisson' if expected else 'binomial'}) "
+             "against the other groups' pooled rate, outliers down-weighted (the line shows it for all groups); "
+             f"groups under {stats.FUNNEL_MIN_VOLUME} answering reports are drawn but not judged; a flag needs both "
+             f"the 99.8% limit and a false discovery rate (Benjamini-Hochberg) under {stats.FUNNEL_FDR:.0%}. ")
+    phi, p = float(first.get("phi", np.nan)), float(first.get("phi_p_value", np.nan))
+    if bool(first.get("overdispersion_applied", False)):
+        text += (f"Overdispersion applied: the groups vary beyond chance (phi {phi:.2f}, p {_p_text(p)}), so the "
+                 "limits are widened by random effects.")
+    elif np.isfinite(phi):
+        text += (f"No overdispersion beyond chance (phi {phi:.2f}, p {_p_text(p)}; applied only when p < "
+                 f"{stats.OVERDISPERSION_P}): exact limits.")
+    else:
+        text += "Too few judged groups to estimate overdispersion: exact limits."
+    return text
+
+
+def funnel_summary(points: pd.DataFrame, limits: pd.DataFrame) -> dict:
+    """Return how the funnel judged its groups, JSON-ready: method, minimum volume, counts, chance flags."""
+    judged = int(points["judged"].fillna(False).astype(bool).sum()) if "judged" in points.columns else 0
+    first = limits.iloc[0] if len(limits) else pd.Series(dtype=object)
+    phi = float(first.get("phi", np.nan))
+    return {
+        "method": funnel_method(limits),
+        "basis": str(first.get("basis", "crude")),
+        "minimum_volume": int(stats.FUNNEL_MIN_VOLUME),
+        "groups_compared": int(len(points)),
+        "groups_judged": judged,
+        "false_discovery_rate": stats.FUNNEL_FDR,
+        "expected_by_chance": round(judged * (1 - stats.FUNNEL_LEVEL) / 2, 6),
+        "overdispersion_applied": bool(first.get("overdispersion_applied", False)),
+        "overdispersion_phi": round(phi, 6) if np.isfinite(phi) else None,
+    }

@@ -19,6 +19,31 @@ Methods, chosen once here so every page says the same thing:
 - Same-incident comparison: observed against expected events stratified by incident, each stratum's expectation
   and hypergeometric variance as in the Mantel-Haenszel / log-rank statistic.
 
+Funnel verdicts (`judge_funnel`), the rules every "higher / lower than expected" follows:
+- Test: exact one-sided mid-p (binomial for x of n answered reports; Poisson for observed against expected counts,
+  indirect standardisation), at the 99.8% level: a tail of 0.1% each side. Mid-p, because the interpolated limits
+  above flag a count whenever its exact quantile is crossed by any fraction (anti-conservative at small n: 0.51% of
+  teams on permuted data for a nominal 0.1%), while the plain exact test is far below nominal. The limits drawn for
+  the verdict (`calibrated_limits`) are the ones this test implies: the quantiles of R + V, V uniform on (-1/2, 1/2),
+  so a point lies outside a line exactly when its mid-p is below the tail.
+- Minimum volume: a group with fewer than FUNNEL_MIN_VOLUME answered reports (MIN_DENOMINATOR, 30) is drawn and
+  listed but never judged ("too few to judge"), and is left out of the multiple-comparison family.
+- Target: each group is judged against the others, never against itself: the pooled rate of all groups with
+  Huber weights (a judged group whose z-score is beyond HUBER_C = 3 counts with weight 3 / |z|; see `robust_target`),
+  with the group judged then left out. One hot borough therefore neither hides itself (it is not in its own target)
+  nor pulls the others' target up (its weight is cut), so no normal borough is judged "lower than expected".
+  Curves on the chart are drawn around the robust target of all groups.
+- Overdispersion: estimated on the judged groups around the robust target (Spiegelhalter's winsorised phi, above), and
+  applied when present, meaning the chi-square test of phi gives p < OVERDISPERSION_P (0.05) and tau2 > 0. Then a
+  group is also tested on the random-effects scale, z = (rate - target) / sqrt(s^2 + tau2), and its p-value is the
+  larger of the exact mid-p and this one: the limits are the wider of the exact and the random-effects limits at every
+  volume (random-effects limits alone are normal, and too narrow for the skewed counts of small groups).
+- Multiple comparisons: Benjamini-Hochberg over both one-sided p-values of every judged group (2m hypotheses).
+  "Higher than expected" needs BOTH the one-sided mid-p below 0.1% (outside the 99.8% limit on the chart) AND a
+  q-value below FUNNEL_FDR (5%); "lower than expected" likewise. The limit keeps the verdict tied to the line a user
+  sees; the q-value keeps the number of chance flags near zero when hundreds of teams are compared. By chance alone,
+  about m x 0.001 judged groups lie above the 99.8% limit (`FunnelVerdicts.expected_by_chance`), and the page says so.
+
 scipy is imported inside the functions that need it: this module is imported at app start.
 """
 from __future__ import annotations
@@ -38,6 +63,15 @@ MIN_DENOMINATOR = 30
 HIGHER = "higher than expected"
 LOWER = "lower than expected"
 AVERAGE = "not distinguishable from the average"
+TOO_FEW = "too few to judge"
+# Funnel verdicts: the level (two-sided; 0.1% in each tail), the minimum volume to judge a group (answered reports),
+# the false-discovery rate a flag must also pass, when overdispersion counts as present, and the Huber constant of
+# the robust target. See the module docstring.
+FUNNEL_LEVEL = 0.998
+FUNNEL_MIN_VOLUME = MIN_DENOMINATOR
+FUNNEL_FDR = 0.05
+OVERDISPERSION_P = 0.05
+HUBER_C = 3.0
 
 
 def wilson_interval(
@@ -234,7 +268,11 @@ def flag_outliers(
     overdispersion: Overdispersion | float | None = None,
     overall: float | None = None,
 ) -> pd.DataFrame:
-    """Flag groups whose rate lies outside the funnel limits at their own denominator."""
+    """Flag groups whose rate lies outside the interpolated funnel limits at their own denominator.
+
+    No minimum volume, no multiple-comparison control and a target that includes the group: verdicts shown to
+    users come from `judge_funnel`.
+    """
     counts, sizes = _pair(x, n)
     target = _overall(counts, sizes, overall)
     limits = funnel_limits(sizes, target, levels=(level,), kind=kind, overdispersion=overdispersion)
@@ -244,6 +282,183 @@ def flag_outliers(
     flag = np.where(rate > high, HIGHER, np.where(rate < low, LOWER, AVERAGE))
     frame = {"x": _raw(x), "n": _raw(n), "rate": rate, "expected": sizes * target, "low": low, "high": high}
     return pd.DataFrame(frame | {"flag": flag}, index=_labels(x, n))
+
+
+def midp_values(
+    x: ArrayLike, size: ArrayLike, rate: ArrayLike, kind: Kind = "proportion"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return one-sided mid-p values (higher, lower) of x against Binomial(size, rate) or Poisson(size * rate)."""
+    from scipy import stats as sps
+
+    _check_kind(kind)
+    counts = np.asarray(x, dtype="float64")
+    sizes = np.asarray(size, dtype="float64")
+    rates = np.asarray(rate, dtype="float64")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if kind == "proportion":
+            dist = sps.binom(np.rint(np.maximum(sizes, 0)), np.clip(rates, 0, 1))
+        else:
+            dist = sps.poisson(np.maximum(sizes * rates, 0))
+        half = 0.5 * dist.pmf(counts)
+        # Both tails computed directly (not 1 - the other), so a tiny p-value keeps its precision.
+        high, low = dist.sf(counts) + half, dist.cdf(counts - 1) + half
+    valid = (sizes > 0) & np.isfinite(rates) & np.isfinite(counts)
+    return np.where(valid, high, np.nan), np.where(valid, low, np.nan)
+
+
+def benjamini_hochberg(p_values: ArrayLike) -> np.ndarray:
+    """Return Benjamini-Hochberg q-values (false-discovery-rate adjusted p-values); NaN p-values stay NaN."""
+    p = np.asarray(p_values, dtype="float64").reshape(-1)
+    q = np.full(p.shape, np.nan)
+    finite = np.flatnonzero(np.isfinite(p))
+    if not finite.size:
+        return q
+    order = finite[np.argsort(p[finite], kind="stable")]
+    m = finite.size
+    scaled = p[order] * m / np.arange(1, m + 1)
+    q[order] = np.minimum(np.minimum.accumulate(scaled[::-1])[::-1], 1.0)
+    return q
+
+
+def robust_target(x: ArrayLike, n: ArrayLike, judged: ArrayLike | None = None, kind: Kind = "proportion",
+                  c: float = HUBER_C) -> tuple[float, np.ndarray]:
+    """Return the Huber-weighted pooled rate and each group's weight (judged groups beyond |z| = c count c / |z|)."""
+    counts, sizes = _pair(x, n)
+    keep = (sizes > 0) & np.isfinite(sizes) & np.isfinite(counts)
+    judge = keep if judged is None else keep & np.asarray(judged, dtype=bool).reshape(-1)
+    weights = keep.astype("float64")
+    target = _weighted_rate(counts, sizes, weights)
+    # Iteratively reweighted: z-scores against the current target give the weights, the weights the next target.
+    # Groups too small to judge keep weight 1: their z-scores are far from normal (one injury in one report is
+    # z = 4 at 5%), and cutting only the high ones would bias the target down.
+    for _ in range(100):
+        variance = _null_variance(target, sizes, kind)
+        if not np.isfinite(target) or target <= 0 or (kind == "proportion" and target >= 1):
+            break
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = np.abs(counts / sizes - target) / np.sqrt(variance)
+            new = np.where(judge & (z > c), c / z, 1.0)
+        new = np.where(keep, new, 0.0)
+        updated = _weighted_rate(counts, sizes, new)
+        weights = new
+        if abs(updated - target) <= 1e-12 * max(target, 1e-300):
+            target = updated
+            break
+        target = updated
+    return target, weights
+
+
+def calibrated_limits(
+    denominators: ArrayLike,
+    target: float,
+    levels: tuple[float, ...] = (0.95, FUNNEL_LEVEL),
+    kind: Kind = "proportion",
+    tau2: float = 0.0,
+) -> pd.DataFrame:
+    """Return the funnel limits the mid-p verdicts imply (widened by random effects when tau2 > 0), per level."""
+    _check_kind(kind)
+    d = np.asarray(denominators, dtype="float64").reshape(-1)
+    columns: dict[str, np.ndarray] = {"denominator": d}
+    for level in levels:
+        low, high = _midp_limits(d, np.full(d.shape, float(target)), level, kind, tau2)
+        label = f"{level * 100:g}".replace(".", "")
+        columns[f"low_{label}"], columns[f"high_{label}"] = low, high
+    return pd.DataFrame(columns)
+
+
+@dataclass(frozen=True)
+class FunnelVerdicts:
+    """Per-group funnel verdicts (`table`) and how they were reached: target, overdispersion, family size."""
+
+    table: pd.DataFrame
+    target: float
+    overdispersion: Overdispersion
+    applied: bool
+    judged: int
+    level: float
+    min_volume: float
+    fdr: float
+    kind: Kind
+
+    @property
+    def tail(self) -> float:
+        """Return the one-sided tail probability of the verdict (0.001 at 99.8%)."""
+        return (1 - self.level) / 2
+
+    @property
+    def expected_by_chance(self) -> float:
+        """Return how many judged groups would lie above the upper limit by chance alone."""
+        return self.judged * self.tail
+
+
+def judge_funnel(
+    x: ArrayLike,
+    n: ArrayLike,
+    *,
+    expected: ArrayLike | None = None,
+    kind: Kind = "proportion",
+    level: float = FUNNEL_LEVEL,
+    min_volume: float = FUNNEL_MIN_VOLUME,
+    fdr: float = FUNNEL_FDR,
+    overdispersion: bool = True,
+) -> FunnelVerdicts:
+    """Judge each group against a target set by the others: exact mid-p, minimum volume, overdispersion, FDR.
+
+    x counts events of n answered reports. With `expected` (per-group expected counts from a case-mix model), each
+    group's observed count is tested against its expected one (Poisson, on the observed / expected ratio); n is then
+    only the volume that decides whether a group is judged.
+    """
+    counts, volume = _pair(x, n)
+    if expected is not None:
+        sizes = np.asarray(expected, dtype="float64").reshape(-1)
+        if sizes.shape != counts.shape:
+            raise ValueError(f"expected and x differ in length ({sizes.size} and {counts.size})")
+        kind = "poisson"
+    else:
+        sizes = volume
+    _check_kind(kind)
+    tail = (1 - level) / 2
+    valid = (sizes > 0) & np.isfinite(sizes) & np.isfinite(counts)
+    judged = valid & (volume >= min_volume)
+    target, weights = robust_target(counts, np.where(valid, sizes, 0.0), judged, kind)
+    # Leave the judged group out of its own target: the others' weighted pooled rate.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rest_x, rest_n = (weights * counts)[valid].sum(), (weights * sizes)[valid].sum()
+        own = np.where(valid, (rest_x - weights * counts) / (rest_n - weights * sizes), np.nan)
+    own = np.where(np.isfinite(own), own, np.nan)
+    judged &= np.isfinite(own)
+    od = (overdispersion_factor(counts[judged], sizes[judged], overall=target, kind=kind)
+          if judged.sum() >= 2 and np.isfinite(target) else Overdispersion(float("nan"), 0.0, int(judged.sum()),
+                                                                            float("nan")))
+    applied = bool(overdispersion and od.tau2 > 0 and np.isfinite(od.p_value) and od.p_value < OVERDISPERSION_P)
+    tau2 = od.tau2 if applied else 0.0
+    p_high, p_low = midp_values(counts, sizes, own, kind)
+    if applied:
+        from scipy.special import ndtr
+
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = (counts / sizes - own) / np.sqrt(_null_variance(own, sizes, kind) + tau2)
+        p_high, p_low = np.fmax(p_high, ndtr(-z)), np.fmax(p_low, ndtr(z))
+    # One family: both one-sided hypotheses of every judged group.
+    q_high, q_low = np.full(counts.shape, np.nan), np.full(counts.shape, np.nan)
+    q = benjamini_hochberg(np.concatenate([p_high[judged], p_low[judged]]))
+    q_high[judged], q_low[judged] = q[: judged.sum()], q[judged.sum():]
+    upper = p_high <= p_low
+    p_value = np.where(judged, np.where(upper, p_high, p_low), np.nan)
+    q_value = np.where(judged, np.where(upper, q_high, q_low), np.nan)
+    higher = judged & (p_high < tail) & (q_high < fdr)
+    lower = judged & (p_low < tail) & (q_low < fdr)
+    flag = np.where(~judged, TOO_FEW, np.where(higher, HIGHER, np.where(lower, LOWER, AVERAGE)))
+    low, high = _midp_limits(sizes, own, level, kind, tau2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rate = np.where(valid, counts / sizes, np.nan)
+    table = pd.DataFrame({
+        "x": _raw(x), "n": _raw(n), "size": sizes, "rate": rate, "target": own, "expected": sizes * own,
+        "low": low, "high": high, "p_high": p_high, "p_low": p_low, "p_value": p_value, "q_value": q_value,
+        "judged": judged, "flag": flag,
+    }, index=_labels(x, n))
+    return FunnelVerdicts(table=table, target=float(target), overdispersion=od, applied=applied,
+                          judged=int(judged.sum()), level=level, min_volume=min_volume, fdr=fdr, kind=kind)
 
 
 @dataclass(frozen=True)
@@ -517,29 +732,55 @@ def _null_variance(target: float, sizes: np.ndarray, kind: Kind) -> np.ndarray:
 
 
 def _exact_limits(d: np.ndarray, target: float, level: float, kind: Kind) -> tuple[np.ndarray, np.ndarray]:
+    size = np.rint(d) if kind == "proportion" else d
+    top = 1.0 if kind == "proportion" else np.inf
+    low, high = _interpolated(d, np.full(d.shape, target), level, kind)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        low, high = low / size, high / size
+    valid = size > 0
+    return np.where(valid, np.clip(low, 0, top), np.nan), np.where(valid, np.clip(high, 0, top), np.nan)
+
+
+def _interpolated(d: np.ndarray, target: np.ndarray, level: float, kind: Kind) -> tuple[np.ndarray, np.ndarray]:
+    """Return Spiegelhalter's interpolated quantiles of the count (not divided by the size, not clipped)."""
     from scipy import stats
 
     tail = (1 - level) / 2
     if kind == "proportion":
         # The binomial needs a whole number of trials; a plotting grid of non-integers is rounded.
-        size = np.rint(d)
-        dist = stats.binom(np.maximum(size, 0), target)
-        top = 1.0
+        dist = stats.binom(np.maximum(np.rint(d), 0), np.clip(target, 0, 1))
     else:
-        size = d
         dist = stats.poisson(np.maximum(target * d, 0))
-        top = np.inf
     with np.errstate(divide="ignore", invalid="ignore"):
         # Spiegelhalter (2005) A.1.1: r is the smallest count with P(R <= r) >= p; the limit is (r - alpha) / n with
         # alpha = (P(R <= r) - p) / P(R = r), i.e. the p-quantile of R - U, U uniform on (0, 1), which moves the
         # limit smoothly between r - 1 and r. The upper tail uses the survival function to keep its precision.
         r = dist.ppf(tail)
-        alpha = np.clip((dist.cdf(r) - tail) / dist.pmf(r), 0, 1)
-        low = (r - alpha) / size
+        low = r - np.clip((dist.cdf(r) - tail) / dist.pmf(r), 0, 1)
         r = dist.ppf(1 - tail)
-        alpha = np.clip((tail - dist.sf(r)) / dist.pmf(r), 0, 1)
-        high = (r - alpha) / size
-    valid = size > 0
+        high = r - np.clip((tail - dist.sf(r)) / dist.pmf(r), 0, 1)
+    return low, high
+
+
+def _weighted_rate(counts: np.ndarray, sizes: np.ndarray, weights: np.ndarray) -> float:
+    total = float((weights * sizes).sum())
+    return float((weights * counts).sum() / total) if total > 0 else float("nan")
+
+
+def _midp_limits(d: np.ndarray, target: np.ndarray, level: float, kind: Kind,
+                 tau2: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    # The mid-p of a count x is P(R + V > x) with V uniform on (-1/2, 1/2): x is beyond the limit exactly when its
+    # mid-p is below the tail. Spiegelhalter's interpolated limit is the quantile of R - U, U on (0, 1), so these
+    # limits are his plus half a count.
+    low, high = _interpolated(d, target, level, kind)
+    size = np.rint(d) if kind == "proportion" else d
+    top = 1.0 if kind == "proportion" else np.inf
+    with np.errstate(divide="ignore", invalid="ignore"):
+        low, high = (low + 0.5) / size, (high + 0.5) / size
+        if tau2 > 0:
+            half = _z(level) * np.sqrt(_null_variance(target, d, kind) + tau2)
+            low, high = np.fmin(low, target - half), np.fmax(high, target + half)
+    valid = (size > 0) & np.isfinite(target)
     return np.where(valid, np.clip(low, 0, top), np.nan), np.where(valid, np.clip(high, 0, top), np.nan)
 
 

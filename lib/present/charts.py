@@ -9,7 +9,13 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from lib.analysis.stats import MIN_DENOMINATOR  # noqa: F401 - the pages and builders read it here too
+from lib.analysis.stats import (
+    AVERAGE,
+    HIGHER,
+    LOWER,
+    MIN_DENOMINATOR,  # noqa: F401 - the pages and builders read it here too
+    TOO_FEW,
+)
 from lib.model import schema
 
 # Altair validates every schema object against Vega-Lite's schema as it is made, and again each time it
@@ -20,6 +26,7 @@ alt.utils.schemapi.disable_debug_mode()
 # Okabe-Ito: distinguishable under the common colour-vision deficiencies.
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
 MAIN, ACCENT, MUTED = "#0072B2", "#D55E00", "#B0B0B0"
+FAINT = "#D9D9D9"  # groups too small to judge
 TACTIC_GROUP_COLOURS = dict(zip(schema.TACTIC_GROUPS, PALETTE, strict=False))
 
 
@@ -260,30 +267,45 @@ def forest_plot(frame: pd.DataFrame, measure_label: str, *, title: str | None = 
 
 def funnel_plot(points: pd.DataFrame, limits: pd.DataFrame, level_label: str, measure_label: str, *,
                 title: str | None = None) -> alt.TopLevelMixin:
-    """Draw each group's rate against its volume inside the 95% and 99.8% limits."""
+    """Draw each group's rate against its volume inside the 95% and 99.8% limits; small groups grey, not judged."""
+    expected = "basis" in points.columns and len(points) and str(points["basis"].iloc[0]) == "expected"
+    x_field, y_field = ("model_expected", "ratio") if expected else ("answered", "rate")
+    x_title = (f"Expected {measure_label.lower()} count from the case-mix model, per {level_label}" if expected
+               else f"Reports answering per {level_label} (volume)")
+    y_title = (f"{measure_label}: observed / expected (reports)" if expected
+               else f"{measure_label} (% of answering reports)")
+    y_axis = alt.Axis(format=".2f") if expected else alt.Axis(format="%")
     lines = limits.melt(id_vars=["denominator"], value_vars=["low_95", "high_95", "low_998", "high_998"],
                         var_name="limit", value_name="rate")
     lines["band"] = np.where(lines["limit"].str.endswith("998"), "99.8% limits", "95% limits")
     limit_lines = alt.Chart(lines).mark_line(strokeDash=[4, 3]).encode(
-        x=alt.X("denominator:Q", title=f"Reports answering per {level_label} (volume)"),
-        y=alt.Y("rate:Q", title=f"{measure_label} (% of answering reports)", axis=alt.Axis(format="%")),
+        x=alt.X("denominator:Q", title=x_title),
+        y=alt.Y("rate:Q", title=y_title, axis=y_axis),
         detail=alt.Detail("limit:N"),
         color=alt.Color("band:N", title=None, scale=alt.Scale(domain=["95% limits", "99.8% limits"],
                                                               range=["#999999", "#333333"])))
     overall = alt.Chart(pd.DataFrame({"overall": [float(limits["overall"].iloc[0])]})).mark_rule(
         color=MAIN).encode(y=alt.Y("overall:Q"))
-    dots = alt.Chart(drop_hidden(points, "rate", "answered")).mark_circle(size=45, opacity=0.8).encode(
-        x=alt.X("answered:Q"), y=alt.Y("rate:Q"),
+    shown = drop_hidden(points, y_field, "answered")
+    judged = (shown["judged"].fillna(False).astype(bool) if "judged" in shown.columns
+              else shown["flag"] != TOO_FEW)
+    tooltip = [alt.Tooltip("group:N", title=level_label.capitalize()),
+               alt.Tooltip("rate:Q", title=measure_label, format=".1%"),
+               alt.Tooltip("yes:Q", title="Yes", format=","),
+               alt.Tooltip("answered:Q", title="Reports answering", format=","),
+               alt.Tooltip("expected:Q", title="Expected at the target", format=",.1f"),
+               alt.Tooltip("flag:N", title="Verdict")]
+    tooltip += [alt.Tooltip(f"{c}:Q", title=t, format=".2g") for c, t in
+                (("p_value", "One-sided mid-p"), ("q_value", "False discovery rate (q)")) if c in shown.columns]
+    dots = alt.Chart(shown[judged]).mark_circle(size=45, opacity=0.8).encode(
+        x=alt.X(f"{x_field}:Q"), y=alt.Y(f"{y_field}:Q"),
         color=alt.Color("flag:N", title=None, scale=alt.Scale(
-            domain=["higher than expected", "not distinguishable from the average", "lower than expected"],
-            range=[ACCENT, MUTED, MAIN])),
-        tooltip=[alt.Tooltip("group:N", title=level_label.capitalize()),
-                 alt.Tooltip("rate:Q", title=measure_label, format=".1%"),
-                 alt.Tooltip("yes:Q", title="Yes", format=","),
-                 alt.Tooltip("answered:Q", title="Reports answering", format=","),
-                 alt.Tooltip("expected:Q", title="Expected at the average", format=",.1f"),
-                 alt.Tooltip("flag:N", title="Verdict")])
-    chart = alt.layer(limit_lines, overall, dots, **({"title": title} if title else {}))
+            domain=[HIGHER, AVERAGE, LOWER, TOO_FEW], range=[ACCENT, MUTED, MAIN, FAINT])),
+        tooltip=tooltip)
+    # Groups under the minimum volume: drawn, hollow and faint, never coloured by a verdict.
+    few = alt.Chart(shown[~judged]).mark_point(size=35, filled=False, color=FAINT).encode(
+        x=alt.X(f"{x_field}:Q"), y=alt.Y(f"{y_field}:Q"), tooltip=tooltip)
+    chart = alt.layer(limit_lines, overall, few, dots, **({"title": title} if title else {}))
     chart = chart.resolve_scale(color="independent")
     return _style(chart.properties(height=360))
 

@@ -171,12 +171,31 @@ def ratios_table(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def funnel_table(frame: pd.DataFrame, level: str) -> pd.DataFrame:
-    """Return funnel points with their verdicts, not a league table."""
-    return pd.DataFrame({
+    """Return funnel points with their verdicts, p- and q-values, not a league table."""
+    out = {
         level.capitalize(): frame["group"], "Yes": counts(frame["yes"]), "Answered": counts(frame["answered"]),
-        "Rate (%)": (frame["rate"] * 100).round(2), "Expected at the average": frame["expected"].round(1),
-        "99.8% limit from (%)": (frame["low"] * 100).round(2), "99.8% limit to (%)": (frame["high"] * 100).round(2),
-        "Verdict": frame["flag"]})
+        "Rate (%)": (frame["rate"] * 100).round(2)}
+    expected = "model_expected" in frame.columns
+    if expected:
+        out |= {"Expected (case-mix model)": frame["model_expected"].round(1),
+                "Observed / expected": frame["ratio"].round(3)}
+    if "target" in frame.columns and not expected:
+        out["Target: the other groups (%)"] = (frame["target"] * 100).round(2)
+    out["Expected at the target"] = frame["expected"].round(1)
+    scale, unit = (1, "") if expected else (100, " (%)")
+    out |= {f"99.8% limit from{unit}": (frame["low"] * scale).round(3 if expected else 2),
+            f"99.8% limit to{unit}": (frame["high"] * scale).round(3 if expected else 2)}
+    if "p_value" in frame.columns:
+        out |= {"One-sided mid-p": frame["p_value"].map(_p_value), "q (false discovery rate)":
+                frame["q_value"].map(_p_value)}
+    out["Verdict"] = frame["flag"]
+    return pd.DataFrame(out)
+
+
+def _p_value(value: float) -> str | None:
+    if value is None or pd.isna(value):
+        return None
+    return "< 0.0001" if value < 0.0001 else f"{value:.4f}"
 
 
 def exposure_table(frame: pd.DataFrame, measure: str) -> pd.DataFrame:

@@ -196,9 +196,14 @@ SPECS: dict[Callable, Spec] = {
          Count("reference_yes", denominator="reference_answered", additive=False,
                derived=("ratio", "ci_low", "ci_high"))),
         keys=("group",), attributes=("dimension", "reference"), link=_link_ratios),
+    # A group's own target leaves it out of the pooled rate, so the target (like its p- and q-values) gives its
+    # counts away: all hide with them.
     risk.funnel: Spec(
-        (Count("answered", derived=("expected", "low", "high", "rate", "flag")),
-         Count("yes", denominator="answered", derived=("rate", "flag"))), keys=("group",)),
+        (Count("answered", derived=("expected", "low", "high", "rate", "flag", "judged", "target", "p_value",
+                                    "q_value", "model_expected", "ratio")),
+         Count("yes", denominator="answered", derived=("rate", "flag", "target", "expected", "low", "high",
+                                                       "p_value", "q_value", "ratio"))),
+        keys=("group",), attributes=("basis",)),
     risk.officer_exposure: Spec(
         (Count("reports", derived=(*MIX, "shrunken", "low", "high", "rank_low", "rank_high")),
          *(c for m in HARM for c in (
@@ -544,16 +549,17 @@ def _safe_limits(points: pd.DataFrame, limits: pd.DataFrame, threshold: int) -> 
     """Redraw funnel limits from volume 1: the original grid starts at the smallest group's volume."""
     if not len(limits) or "overall" not in limits:
         return limits
-    from lib.analysis import stats
-
     answered = _numbers(points["answered"]) if len(points) else np.array([])
+    if "model_expected" in points.columns and len(points):
+        # Against expected counts the axis is the model's expected count, continuous and often below 1.
+        model = _numbers(points["model_expected"])[answered >= threshold]
+        model = model[np.isfinite(model) & (model > 0)]
+        return risk.redraw_limits(limits, np.geomspace(0.1, max(float(model.max()) if model.size else 1.0, 0.1)
+                                                       * 1.05, 80))
     shown = answered[answered >= threshold]
     top = float(shown.max()) if shown.size else float(threshold)
     grid = np.unique(np.round(np.geomspace(1, max(top, threshold) * 1.05, 80)))
-    overall = float(limits["overall"].iloc[0])
-    out = stats.funnel_limits(grid, overall)
-    out["overall"] = overall
-    return out
+    return risk.redraw_limits(limits, grid)
 
 
 def protect_count(value: int | None, threshold: int = DEFAULT_THRESHOLD) -> int | None:
