@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from lib.ingest.formats import FILE, ROW, ROWS, Adapted, count_unmapped, empty_quarantine, quarantine_rows
-from lib.model import schema, values
+from lib.model import incidents, schema, values
 from lib.model.kinds import KINDS, empty_frame
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
@@ -65,6 +65,7 @@ class Profile:
     columns: dict[str, Source] = field(default_factory=dict)  # other canonical field -> column(s)
     value_maps: dict[str, dict[str, Any]] = field(default_factory=dict)  # field -> {source: value}
     flag_columns: dict[str, dict[str, str]] = field(default_factory=dict)  # list field -> {yes/no col: item}
+    incident_level: list[str] = field(default_factory=list)  # fields recorded once per incident, copied to each report
     tactic_columns: list[str] = field(default_factory=list)  # each cell may be a comma-list
     tactic_map: dict[str, str] = field(default_factory=dict)  # source tactic -> schema tactic
     effective_column: str | None = None
@@ -112,6 +113,10 @@ class Profile:
                 out.append(f"shift_map: '{source}' -> '{target}' is not one of {', '.join(schema.SHIFTS)}")
         if self.extra_header_rows < 0:
             out.append("extra_header_rows must not be negative")
+        out += incidents.problems(self.incident_level)
+        if self.incident_level and not self.incident_id_column:
+            out.append("incident_level needs an incident_id_column: fields recorded per incident are counted "
+                       "in incidents")
         return out
 
     def to_json(self) -> str:
@@ -209,7 +214,9 @@ class ProfileFormat:
 
     def adapt(self, raw: pd.DataFrame) -> Adapted:
         """Turn a raw extract into canonical reports and tactics as the profile says."""
-        return _Reader(self.profile, raw, self.bounds).read()
+        adapted = _Reader(self.profile, raw, self.bounds).read()
+        adapted.incident_level = list(incidents.normalised(self.profile.incident_level))
+        return adapted
 
 
 class _Reader:
