@@ -91,6 +91,11 @@ class Summary:
     rates: dict[str, Rate] = field(default_factory=dict)
     incidents_recorded: bool = True
 
+    @property
+    def per_incident(self) -> tuple[str, ...]:
+        """Return the measures whose rates count incidents rather than reports."""
+        return tuple(k for k, r in self.rates.items() if r.unit == "incidents")
+
 
 def per_incident(ds: Dataset) -> tuple[str, ...]:
     """Return the harm fields counted in incidents: recorded once per incident, in data with incident ids."""

@@ -37,7 +37,7 @@ class Adapted:
     unmapped: dict[str, dict[str, int]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     officer_id_columns: list[str] = field(default_factory=list)  # source columns holding officer ids
-    incident_level: list[str] = field(default_factory=list)  # fields recorded once per incident (lib/model/incidents.py)
+    incident_level: list[str] = field(default_factory=list)  # fields recorded once per incident (lib/model/incidents)
 
 
 class Format(Protocol):
