@@ -21,7 +21,7 @@ if label in wording.unavailable(now):
     st.stop()
 unit = now.rates[measure].unit  # incidents where the extract records this field once per incident
 if unit != "reports":
-    st.caption(f"{label}: {wording.counting_unit(now, (measure,))}")
+    st.caption(wording.unit_note(now.rates[measure]))
 
 st.subheader("By role and shift")
 grid = cache.cached_query(risk.rate_grid, ds, filters, scope, measure, "officer_role", "shift")

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import date
 
 from lib.engine.query import Filters, Rate, Summary
@@ -108,18 +108,25 @@ def incidents_phrase(summary: Summary, count_text: Callable[[int | None], str]) 
     return f"{count_text(summary.incidents)} incidents"
 
 
-def counting_unit(summary: Summary, measures: Iterable[str] | None = None) -> str:
+def unit_note(rate: Rate) -> str:
+    """Say what a rate counts ('Officer injury rate counts incidents: ...'), for a caption beside it."""
+    if rate.unit != "incidents":
+        return f"{rate.label} counts reports (one officer's use of force on one subject)."
+    return (f"{rate.label} counts incidents: the extract records it once per incident, so an incident counts "
+            "once however many officers' reports repeat it.")
+
+
+def counting_unit(summary: Summary) -> str:
     """Name the counting unit of a view's harm measures for a caption ('Counting unit: reports.')."""
-    rates = [r for k, r in summary.rates.items() if measures is None or k in measures]
+    rates = list(summary.rates.values())
     per_incident = [r.label for r in rates if r.unit == "incidents"]
     if not per_incident:
         return "Counting unit: reports."
     if len(per_incident) == len(rates):
         return ("Counting unit: incidents for the rates (recorded once per incident, so an incident counts once "
                 "however many officers' reports repeat it); reports for the report counts.")
-    return (f"Counting unit: reports; {_and(per_incident)} count incidents (recorded once per incident, so an "
+    names = [label.lower() for label in per_incident]
+    named = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    verb = "counts" if len(names) == 1 else "count"
+    return (f"Counting unit: reports; the {named} {verb} incidents (recorded once per incident, so an "
             "incident counts once however many officers' reports repeat it).")
-
-
-def _and(items: list[str]) -> str:
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
