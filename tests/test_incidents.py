@@ -73,6 +73,8 @@ def test_the_marking_travels_from_the_profile_to_the_saved_dataset_and_counts_in
     monkeypatch.setenv("OSE_DATA_DIR", str(tmp_path / "var"))
     result = _toy(TOY, "toy.csv")
     assert result.report["incident_level"] == ["officer_injured"]
+    assert "Recorded once per incident, so counted in incidents rather than reports: officer injured." in \
+        result.report["notes"]
     assert int(result.reports["officer_injured"].sum()) == 4  # copied to every officer's report
     ds = engine.open(library.save("Toy", result))
     assert ds.incident_level == ("officer_injured",) and ds.has_incidents

@@ -172,6 +172,9 @@ def ingest(files: Sequence[tuple[str, bytes]], *, fmt: str = AUTO, duplicates: s
         "pseudonym_key": pseudonym.fingerprint(key),  # rosters join only to reports hashed with the same key
         "ingested_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+    if report["incident_level"]:
+        report["notes"].append("Recorded once per incident, so counted in incidents rather than reports: "
+                               + ", ".join(report["incident_level"]).replace("_", " ") + ".")
     quarantine = _with_raw_values(quarantine, raws, key)
     say(1.0, "Done")
     return IngestResult(reports, tactics, quarantine, report)
