@@ -280,3 +280,17 @@ def test_explore_names_incidents_for_an_incident_level_measure(engine, nopd):
     assert "counts incidents" in text and "over the incidents that answered" in text
     spec = str(explore_charts.explore_chart(frame, "officer_injured", ("shift",), unit="incidents").to_dict())
     assert "% of answering incidents" in spec and "Incidents answering" in spec
+
+
+def test_the_headless_summary_gives_the_unit_and_null_incidents_when_not_recorded(engine, no_incidents, nopd):
+    import json
+
+    from lib import summary
+
+    out = json.loads(json.dumps(summary.summarise(engine, no_incidents, Filters(), UNRESTRICTED,
+                                                  "officer_injured", "area")))
+    assert (out["overall"]["reports"], out["overall"]["incidents"], out["overall"]["unit"]) == (10, None, "reports")
+    out = summary.summarise(engine, nopd, Filters(), UNRESTRICTED, "officer_injured", "area")
+    assert (out["overall"]["numerator"], out["overall"]["denominator"], out["overall"]["unit"]) == \
+        (180, 1879, "incidents")
+    assert out["overall"]["incidents"] == 1879
