@@ -39,7 +39,8 @@ if measure in now.rates and explore.MEASURES[measure] in wording.unavailable(now
     st.stop()
 
 frame = cache.cached_query(explore.explore_frame, ds, filters, scope, measure, dimensions, facet)
-spec = explore_charts.explore_chart(frame, measure, dimensions, facet)
+unit = now.rates[measure].unit if measure in now.rates else "reports"  # incidents for a field recorded per incident
+spec = explore_charts.explore_chart(frame, measure, dimensions, facet, unit=unit)
 event = st.altair_chart(spec, on_select="rerun", key="explore_chart", theme=None)
 
 charted = (*dimensions, facet) if facet else dimensions
@@ -64,5 +65,5 @@ for note in pick.notes:
 if not pick.values and not pick.notes:
     st.caption("Click a bar, point or cell to filter every page to it.")
 
-render.table_behind(explore_charts.table(frame, measure, dimensions, facet),
-                explore_charts.caption(filters, measure, frame, dimensions, facet), source=frame)
+render.table_behind(explore_charts.table(frame, measure, dimensions, facet, unit),
+                explore_charts.caption(filters, measure, frame, dimensions, facet, unit), source=frame)

@@ -28,7 +28,8 @@ for col, field in zip(cols[1:], ("officer_injured", "officer_assaulted", "subjec
                delta_color="inverse", help=wording.rate_detail(rate))
 if missing:
     st.info(wording.unavailable_message(missing))
-st.caption(f"{render.count_phrase(now.incidents)} incidents, {render.count_phrase(now.officers)} officers. "
+st.caption(f"{wording.incidents_phrase(now, render.count_phrase)}, {render.count_phrase(now.officers)} officers. "
+           + (wording.counting_unit(now) + " " if now.per_incident else "")
            + wording.period_phrase(previous_filters, before))
 with st.expander("How these rates are counted"):
     for rate in now.rates.values():
@@ -42,19 +43,20 @@ with left:
     st.markdown("**Reports per month**")
     render.draw(drawn["reports_by_month"])
 with right:
-    st.markdown("**Officer injury rate per month, with 95% interval**")
+    st.markdown(f"**Officer injury rate per month ({now.rates['officer_injured'].unit}), with 95% interval**")
     if drawn["injury_rate_by_month"] is not None:
         render.draw(drawn["injury_rate_by_month"])
     else:
         st.caption("Unavailable: this extract does not record whether an officer was injured.")
-render.table_behind(tables.rates_table(monthly, ("month",)), f"{sentence}. Counting unit: reports.", source=monthly)
+render.table_behind(tables.rates_table(monthly, ("month",), now.per_incident),
+                    f"{sentence}. {wording.counting_unit(now)}", source=monthly)
 
 for dimension, frame in view.groups.items():
     label = query.DIMENSION_LABELS[dimension]
     st.subheader(f"By {label.lower()}")
     render.draw(drawn[dimension])
-    render.table_behind(tables.rates_table(frame, (dimension,)),
-                    f"{sentence}. Counting unit: reports. Rates are over reports that answered; "
+    render.table_behind(tables.rates_table(frame, (dimension,), now.per_incident),
+                    f"{sentence}. {wording.counting_unit(now)} Rates are over those that answered; "
                     f"grey points rest on fewer than {charts.MIN_DENOMINATOR} answers.", source=frame)
 
 st.subheader("Most-used tactics")

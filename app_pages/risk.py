@@ -19,28 +19,31 @@ render.stop_if_empty(now, sentence)
 if label in wording.unavailable(now):
     st.info(wording.unavailable_message([label]))
     st.stop()
+unit = now.rates[measure].unit  # incidents where the extract records this field once per incident
+if unit != "reports":
+    st.caption(wording.unit_note(now.rates[measure]))
 
 st.subheader("By role and shift")
 grid = cache.cached_query(risk.rate_grid, ds, filters, scope, measure, "officer_role", "shift")
 render.chart(charts.rate_heatmap, grid, "officer_role", "shift", "Officer role", "Shift", label,
                              row_order=[*schema.OFFICER_ROLES, query.NOT_RECORDED],
-                             col_order=[*schema.SHIFTS, query.NOT_RECORDED])
+                             col_order=[*schema.SHIFTS, query.NOT_RECORDED], unit=unit)
 render.table_behind(tables.grid_table(grid, "officer_role", "shift"),
-                f"{sentence}. Per 100 reports answering; grey cells rest on fewer than {risk.MIN_CELL} answers "
+                f"{sentence}. Per 100 {unit} answering; grey cells rest on fewer than {risk.MIN_CELL} answers "
                 "and are not coloured.", source=grid)
 
 st.subheader("Month by month")
 monthly = cache.breakdown(ds, filters, scope, ("month",))
-render.chart(charts.rate_by_month, monthly, measure, title="")
-render.table_behind(tables.rates_table(monthly, ("month",)), f"{sentence}. Counting unit: reports; 95% interval band.",
-                source=monthly)
+render.chart(charts.rate_by_month, monthly, measure, title="", unit=unit)
+render.table_behind(tables.rates_table(monthly, ("month",), now.per_incident),
+                    f"{sentence}. {wording.counting_unit(now)} 95% interval band.", source=monthly)
 
 st.subheader("By hour of day and day of week")
 hours = cache.cached_query(risk.rate_grid, ds, filters, scope, measure, "weekday", "hour")
 render.chart(charts.rate_heatmap, hours, "weekday", "hour", "Day of week", "Hour of day", label,
-                             row_order=list(query.DIMENSION_ORDER["weekday"]))
+                             row_order=list(query.DIMENSION_ORDER["weekday"]), unit=unit)
 render.table_behind(tables.grid_table(hours, "weekday", "hour"),
-                f"{sentence}. Per 100 reports answering; grey cells rest on fewer than {risk.MIN_CELL} answers.",
+                f"{sentence}. Per 100 {unit} answering; grey cells rest on fewer than {risk.MIN_CELL} answers.",
                 source=hours)
 
 st.subheader("Rate ratios, with 95% intervals")
@@ -56,7 +59,8 @@ ratios = cache.cached_query(risk.rate_ratios, ds, filters, scope, measure, dimen
 render.chart(charts.forest_plot, ratios, label)
 render.table_behind(tables.ratios_table(ratios),
                 f"{sentence}. A ratio of 2 means twice the reference's rate; an interval that crosses 1 "
-                "cannot tell the group from the reference.", source=ratios)
+                f"cannot tell the group from the reference. Counting unit: "
+                f"{'reports' if dimension == 'tactic_group' else unit}.", source=ratios)
 
 st.subheader("Areas, teams and officers against the average (funnel plot)")
 levels = [*risk.FUNNEL_LEVELS, *([risk.OFFICER_LEVEL] if context.may_see_officers() else [])]
@@ -74,7 +78,8 @@ if len(points):
                     f"with a false discovery rate under {risk.FUNNEL_FDR:.0%}")
         render.table(tables.funnel_table(flagged, level), f"higher than expected {level}")
     render.table_behind(tables.funnel_table(points, level),
-                        f"{sentence}. Counting unit: reports. {risk.funnel_method(limits)}", source=points)
+                        f"{sentence}. Counting unit: {'reports' if level == risk.OFFICER_LEVEL else unit}. "
+                        f"{risk.funnel_method(limits)}", source=points)
 else:
     st.info(f"No {level} in this view has answering reports.")
 

@@ -52,7 +52,8 @@ def summarise(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, measu
     """Return the monitoring summary for one measure as a JSON-ready dict."""
     if measure not in schema.HARM_FIELDS:
         raise ValueError(f"unknown measure {measure!r}")
-    rate = query.summarise(engine, ds, filters, scope).rates[measure]
+    headline = query.summarise(engine, ds, filters, scope)
+    rate = headline.rates[measure]
     low, high = rate.interval
     ratios = {}
     for key, dimension in RATIO_DIMENSIONS.items():
@@ -71,7 +72,10 @@ def summarise(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, measu
         "dataset": ds.name,
         "filters": query.describe(filters),
         "overall": {"numerator": rate.numerator, "denominator": rate.denominator, "rate": _number(rate.rate),
-                    "ci_low": _number(low), "ci_high": _number(high), "unanswered": rate.unanswered},
+                    "ci_low": _number(low), "ci_high": _number(high), "unanswered": rate.unanswered,
+                    # What the rate counts (incidents for a field recorded once per incident); incidents is
+                    # null when the extract records no incident id.
+                    "unit": rate.unit, "reports": headline.reports, "incidents": headline.incidents},
         "rate_ratios": ratios,
         "groups_compared": int(len(points)),
         "outliers": outliers,

@@ -151,16 +151,25 @@ def _page_columns(engine: Engine, ds: Dataset) -> _PageColumns | None:
     return info
 
 
-def _counts_sql() -> str:
-    return ", ".join(f'coalesce(count_if("{c}"), 0) AS "{c}_yes", count("{c}") AS "{c}_answered"'
-                     for c in schema.HARM_FIELDS)
+def _counts_sql(incident_level: tuple[str, ...] = (), incident_max: int | None = None) -> str:
+    parts = []
+    for c in schema.HARM_FIELDS:
+        if c in incident_level:  # recorded once per incident: count distinct incidents, as query.harm_metrics
+            column = f'"{c}"'
+            yes = _distinct_sql("_incident_key", incident_max, column)
+            answered = _distinct_sql("_incident_key", incident_max, f"{column} IS NOT NULL")
+            parts.append(f'{yes} AS "{c}_yes", {answered} AS "{c}_answered"')
+        else:
+            parts.append(f'coalesce(count_if("{c}"), 0) AS "{c}_yes", count("{c}") AS "{c}_answered"')
+    return ", ".join(parts)
 
 
-def _distinct_sql(column: str, top: int | None) -> str:
+def _distinct_sql(column: str, top: int | None, where: str | None = None) -> str:
     # Dense integer keys: a bitmap counts distinct values exactly, far faster than hashing strings.
     if top is None:
         return "0"
-    return f"coalesce(bit_count(bitstring_agg({column}, 0, {int(top)})), 0)"
+    only = f" FILTER (WHERE {where})" if where else ""
+    return f"coalesce(bit_count(bitstring_agg({column}, 0, {int(top)}){only}), 0)"
 
 
 def _timestamp_sql(moment: datetime) -> str:
@@ -169,8 +178,12 @@ def _timestamp_sql(moment: datetime) -> str:
     return f"TIMESTAMP '{moment.isoformat(sep=' ')}'"
 
 
-def _page_totals(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) -> pd.Series | None:
-    """Return the summary counts of a filter state from the one scan (with its previous period's)."""
+def _page_totals(engine: Engine, ds: Dataset, filters: Filters, scope: Scope,
+                 incident_level: tuple[str, ...] = ()) -> pd.Series | None:
+    """Return the summary counts of a filter state from the one scan (with its previous period's).
+
+    The harm fields in `incident_level` are counted in distinct incidents (the caller says which).
+    """
     info = _page_columns(engine, ds)
     if info is None:
         return None
@@ -184,7 +197,8 @@ def _page_totals(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) ->
             span, split = replace(filters, date_from=previous.date_from), _timestamp_sql(_start_of(start))
         inner = engine.backend.compile(filtered_reports(engine, ds, span, scope))
         sql = (f"SELECT {f'occurred_at >= {split}' if split else 'TRUE'} AS current, count(*) AS reports, "
-               f"{_counts_sql()}, {_distinct_sql('_incident_key', info.incident_max)} AS incidents, "
+               f"{_counts_sql(incident_level, info.incident_max)}, "
+               f"{_distinct_sql('_incident_key', info.incident_max)} AS incidents, "
                f"{_distinct_sql('_officer_key', info.officer_max)} AS officers FROM ({inner}) AS f GROUP BY ALL")
         names = [*_COUNTS, "incidents", "officers"]
         found = {bool(r[0]): dict(zip(names, (int(v) for v in r[1:]), strict=True))

@@ -40,15 +40,17 @@ from lib.model.scope import UNRESTRICTED, Scope  # noqa: F401  (re-exported: pag
 
 @dataclass(frozen=True)
 class Rate:
-    """A yes/no measure: yes count over the reports that answered, and how many did not.
+    """A yes/no measure: yes count over the reports (or incidents) that answered, and how many did not.
 
-    A count is None when disclosure control hides it; the rate and interval are then NaN.
+    A count is None when disclosure control hides it; the rate and interval are then NaN. `unit` is
+    what is counted: "reports", or "incidents" for a field recorded once per incident.
     """
 
     label: str
     numerator: int | None
     denominator: int | None
     unanswered: int | None
+    unit: str = "reports"
 
     @property
     def hidden(self) -> bool:
@@ -77,40 +79,77 @@ class Rate:
 
 @dataclass(frozen=True)
 class Summary:
-    """Headline measures for one filter state (a count is None when disclosure control hides it)."""
+    """Headline measures for one filter state (a count is None when disclosure control hides it).
+
+    `incidents` is None too when the data record no incident id (`incidents_recorded` is then False):
+    reports are not incidents, so no number is shown in their place.
+    """
 
     reports: int | None
     incidents: int | None
     officers: int | None
     rates: dict[str, Rate] = field(default_factory=dict)
+    incidents_recorded: bool = True
+
+    @property
+    def per_incident(self) -> tuple[str, ...]:
+        """Return the measures whose rates count incidents rather than reports."""
+        return tuple(k for k, r in self.rates.items() if r.unit == "incidents")
 
 
-def harm_metrics(t: ibis.Table) -> dict[str, ibis.Expr]:
+def per_incident(ds: Dataset) -> tuple[str, ...]:
+    """Return the harm fields counted in incidents: recorded once per incident, in data with incident ids."""
+    return tuple(c for c in schema.HARM_FIELDS if c in ds.incident_level) if ds.has_incidents else ()
+
+
+def unit_of(ds: Dataset, measure: str) -> str:
+    """Return the counting unit of a harm measure in a dataset: "incidents" or "reports"."""
+    return "incidents" if measure in per_incident(ds) else "reports"
+
+
+def incident_key(t: ibis.Table) -> ibis.Expr:
+    """Return each report's incident: its incident id, else the report alone (one report, one incident)."""
+    return t.incident_id.fill_null(t.report_id) if "incident_id" in t.columns else t.report_id
+
+
+def harm_metrics(t: ibis.Table, incident_level: tuple[str, ...] = ()) -> dict[str, ibis.Expr]:
+    """Return yes and answered counts of every harm field: reports, or distinct incidents for incident-level ones."""
     metrics: dict[str, ibis.Expr] = {}
+    key = incident_key(t) if incident_level else None
     for col in schema.HARM_FIELDS:
-        metrics[f"{col}_yes"] = t[col].sum().fill_null(0)
-        metrics[f"{col}_answered"] = t[col].count()
+        if col in incident_level:
+            # Recorded once per incident and copied to each officer's report: an incident counts once.
+            metrics[f"{col}_yes"] = key.nunique(where=t[col].fill_null(False))
+            metrics[f"{col}_answered"] = key.nunique(where=t[col].notnull())
+        else:
+            metrics[f"{col}_yes"] = t[col].sum().fill_null(0)
+            metrics[f"{col}_answered"] = t[col].count()
     return metrics
 
 
 def summarise(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) -> Summary:
     """Return reports, incidents, officers and the harm rates for a filter state."""
-    row = fastpath._page_totals(engine, ds, filters, scope)
+    counted = per_incident(ds)
+    row = fastpath._page_totals(engine, ds, filters, scope, counted)
     if row is None:
         t = filtered_reports(engine, ds, filters, scope)
         expr = t.aggregate(
             reports=t.count(),
-            incidents=t.incident_id.fill_null(t.report_id).nunique(),
+            incidents=incident_key(t).nunique(),
             officers=t.officer_id.nunique(),
-            **harm_metrics(t),
+            **harm_metrics(t, counted),
         )
         row = engine.execute(expr).iloc[0]
     reports = int(row["reports"])
+    incidents = int(row["incidents"])
     rates = {}
     for col, label in schema.HARM_FIELDS.items():
         answered = int(row[f"{col}_answered"])
-        rates[col] = Rate(label, int(row[f"{col}_yes"]), answered, reports - answered)
-    return Summary(reports, int(row["incidents"]), int(row["officers"]), rates)
+        # Unanswered in the measure's own unit: incidents with no report answering, or reports.
+        unit, total = ("incidents", incidents) if col in counted else ("reports", reports)
+        rates[col] = Rate(label, int(row[f"{col}_yes"]), answered, total - answered, unit)
+    return Summary(reports, incidents if ds.has_incidents else None, int(row["officers"]), rates,
+                   incidents_recorded=ds.has_incidents)
 
 
 # --- breakdowns ---------------------------------------------------------------------------
@@ -137,15 +176,20 @@ def _rate_columns(yes: np.ndarray, answered: np.ndarray) -> dict[str, np.ndarray
 
 def breakdown(engine: Engine, ds: Dataset, filters: Filters, scope: Scope,
               by: tuple[str, ...]) -> pd.DataFrame:
-    """Return reports and harm counts and rates per group of the given dimensions."""
+    """Return reports and harm counts and rates per group of the given dimensions.
+
+    A harm field recorded per incident is counted in distinct incidents of each group (`unit_of`).
+    """
     unknown = [d for d in by if d not in DIMENSIONS]
     if unknown:
         raise ValueError(f"unknown dimension(s): {', '.join(unknown)}")
-    found = fastpath._page_breakdown(engine, ds, filters, scope, by)
+    counted = per_incident(ds)
+    # Distinct incidents do not add up from finer groups (an incident can span them): no one-scan sums then.
+    found = None if counted else fastpath._page_breakdown(engine, ds, filters, scope, by)
     if found is None:
         t = filtered_reports(engine, ds, filters, scope)
         t = t.mutate(**{d: DIMENSIONS[d](t) for d in by})
-        frame = engine.execute(t.group_by(list(by)).aggregate(reports=t.count(), **harm_metrics(t)))
+        frame = engine.execute(t.group_by(list(by)).aggregate(reports=t.count(), **harm_metrics(t, counted)))
         found = {d: frame[d] for d in by}, frame[_COUNTS].to_numpy(dtype="int64")
     return _finish(by, *found)
 

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lib.engine import backends
-from lib.model import schema
+from lib.model import incidents, schema
 from lib.model.kinds import KINDS
 
 SAMPLE_DIR = Path(__file__).resolve().parents[2] / "data" / "sample"
@@ -50,6 +50,9 @@ class Dataset:
     first: datetime | None
     last: datetime | None
     has_officers: bool
+    # Fields recorded once per incident (lib/model/incidents.py): the harm measures on them count incidents.
+    incident_level: tuple[str, ...] = ()
+    has_incidents: bool = False  # some report has an incident id: "incidents" can be counted
 
     @property
     def reports_table(self) -> str:
@@ -225,11 +228,14 @@ class Engine:
         if officers is not None:
             _create_table(cur, f"{prefix}_officers", officers, prefix, schema.OFFICER_COLUMNS,
                           {"officer_role": schema.OFFICER_ROLES})
-        rows, first, last = cur.execute(
-            f'SELECT count(*), min(occurred_at), max(occurred_at) FROM "{prefix}_reports"'
+        columns = {r[0] for r in cur.execute(f'DESCRIBE "{prefix}_reports"').fetchall()}
+        incident_ids = "count(incident_id)" if "incident_id" in columns else "0"
+        rows, first, last, with_incident = cur.execute(
+            f'SELECT count(*), min(occurred_at), max(occurred_at), {incident_ids} FROM "{prefix}_reports"'
         ).fetchone()
         return Dataset(id=ds_id, name=name, source=source, rows=int(rows), first=first, last=last,
-                       has_officers=officers is not None)
+                       has_officers=officers is not None, incident_level=_incident_level(reports),
+                       has_incidents=bool(with_incident))
 
 
     def _load_remote(self, ds_id: str, name: str, source: str, reports: pa.Table | str,
@@ -243,10 +249,19 @@ class Engine:
         for table in (f"{prefix}_reports", f"{prefix}_tactics", f"{prefix}_officers"):
             getattr(self._local, "tables", {}).pop(table, None)  # a reload replaces the table
         t = self.backend.table(f"{prefix}_reports")
+        incident_ids = t.incident_id.count() if "incident_id" in t.columns else ibis.literal(0)
         row = self.execute(t.aggregate(rows=t.count(), first=t.occurred_at.min(),
-                                       last=t.occurred_at.max())).iloc[0]
+                                       last=t.occurred_at.max(), with_incident=incident_ids)).iloc[0]
         return Dataset(id=ds_id, name=name, source=source, rows=int(row["rows"]), first=_datetime(row["first"]),
-                       last=_datetime(row["last"]), has_officers=officers is not None)
+                       last=_datetime(row["last"]), has_officers=officers is not None,
+                       incident_level=_incident_level(reports), has_incidents=bool(row["with_incident"]))
+
+
+def _incident_level(reports: pa.Table | str) -> tuple[str, ...]:
+    """Return the incident-level fields a reports table (Arrow, or a Parquet path) is marked with."""
+    if isinstance(reports, str):
+        return incidents.marked(pq.read_schema(reports))
+    return incidents.marked(getattr(reports, "schema", None))
 
 
 def _datetime(value: object) -> datetime | None:

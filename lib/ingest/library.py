@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 from lib.ingest import pseudonym
 from lib.ingest.formats import FILE, ROW, ROWS
 from lib.ingest.pipeline import IngestResult, reason_counts, tables
+from lib.model import incidents
 from lib.model.paths import data_dir  # noqa: F401  (re-exported)
 
 PROVENANCE = "provenance.json"
@@ -89,7 +90,8 @@ def _load_record(result: IngestResult, user: str, action: str, extra: dict | Non
     return {"action": action, "loaded_at": datetime.now(UTC).isoformat(timespec="seconds"), "by": user,
             "files": [f["name"] for f in r["files"]], "format": r["detected_format"],
             "rows_in": r["rows_in"], "rows_loaded": r["rows_loaded"],
-            "rows_quarantined": r["rows_quarantined"], **(extra or {})}
+            "rows_quarantined": r["rows_quarantined"], "incident_level": r.get("incident_level", []),
+            **(extra or {})}
 
 
 def save(name: str, result: IngestResult, user: str = "local user") -> Path:
@@ -131,6 +133,9 @@ def append(name: str, result: IngestResult, user: str = "local user") -> dict:
     reports, tactics = tables(added)
     merged_reports = pa.concat_tables([old_reports, reports.cast(old_reports.schema)],
                                       promote_options="permissive")
+    # A field recorded per incident in either load is counted in incidents across the whole dataset.
+    merged_reports = incidents.with_marking(merged_reports, [*incidents.marked(old_reports.schema),
+                                                             *incidents.marked(reports.schema)])
     merged_tactics = pa.concat_tables([old_tactics, tactics.cast(old_tactics.schema)],
                                       promote_options="permissive")
     tmp = folder.with_name(folder.name + ".appending")

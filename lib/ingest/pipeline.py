@@ -33,7 +33,7 @@ from lib.ingest.formats import FILE, ROW, ROWS, Adapted, Format, empty_quarantin
 from lib.ingest.formats.canonical import CanonicalFormat
 from lib.ingest.formats.lists import ITEMS, collapse
 from lib.ingest.reading import Limits, RawExtract, RejectedFile, read_extract
-from lib.model import kinds, schema
+from lib.model import incidents, kinds, schema
 from lib.model.paths import data_dir
 from lib.model.settings import PSEUDONYM_KEY, SettingsError, settings
 
@@ -170,10 +170,15 @@ def ingest(files: Sequence[tuple[str, bytes]], *, fmt: str = AUTO, duplicates: s
         "duplicates": dup,
         "files": file_reports,
         "notes": [n for r in raws for n in r.notes] + [n for p in parts for n in p.notes],
+        # Fields recorded once per incident (a profile says which): measures on them count incidents.
+        "incident_level": list(incidents.normalised(f for p in parts for f in p.incident_level)),
         "date_range": _date_range(reports),
         "pseudonym_key": pseudonym.fingerprint(key),  # rosters join only to reports hashed with the same key
         "ingested_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+    if report["incident_level"]:
+        report["notes"].append("Recorded once per incident, so counted in incidents rather than reports: "
+                               + ", ".join(report["incident_level"]).replace("_", " ") + ".")
     quarantine = _with_raw_values(quarantine, raws, key)
     say(1.0, "Done")
     return IngestResult(reports, tactics, quarantine, report)
@@ -407,8 +412,10 @@ def _with_raw_values(quarantine: pd.DataFrame, raws: list[RawExtract], key: byte
 
 def tables(result: IngestResult) -> tuple[pa.Table, pa.Table]:
     """Return the loaded reports and tactics as Arrow tables in the canonical layout."""
-    reports = result.reports[list(schema.REPORT_COLUMNS)]
-    return _arrow_table(reports), pa.Table.from_pandas(result.tactics, preserve_index=False)
+    reports = _arrow_table(result.reports[list(schema.REPORT_COLUMNS)])
+    # The marking travels in the table's schema metadata, so a saved Parquet dataset keeps it.
+    reports = incidents.with_marking(reports, result.report.get("incident_level", ()))
+    return reports, pa.Table.from_pandas(result.tactics, preserve_index=False)
 
 
 def _arrow_table(frame: pd.DataFrame) -> pa.Table:

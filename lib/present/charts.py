@@ -87,14 +87,14 @@ def reports_by_month(frame: pd.DataFrame, *, title: str | None = None) -> alt.To
 
 
 def rate_by_month(frame: pd.DataFrame, measure: str = "officer_injured", *,
-                  title: str | None = None) -> alt.TopLevelMixin:
-    """Draw a monthly harm rate as a line with its 95% interval as a band."""
+                  title: str | None = None, unit: str = "reports") -> alt.TopLevelMixin:
+    """Draw a monthly harm rate (over answering reports, or incidents: `unit`) as a line with its 95% band."""
     label = schema.HARM_FIELDS[measure]
     data = _months(frame)
     base = alt.Chart(data).encode(
         x=alt.X("yearmonth(month):T", title="Month", axis=alt.Axis(format="%b %Y", labelAngle=-45)))
     band = base.mark_area(opacity=0.25, color=ACCENT).encode(
-        y=alt.Y(f"{measure}_low:Q", title="% of answering reports",
+        y=alt.Y(f"{measure}_low:Q", title=f"% of answering {unit}",
                 axis=alt.Axis(format="%")),
         y2=alt.Y2(f"{measure}_high"))
     line = base.mark_line(point=alt.OverlayMarkDef(color=ACCENT), color=ACCENT).encode(
@@ -102,7 +102,7 @@ def rate_by_month(frame: pd.DataFrame, measure: str = "officer_injured", *,
         tooltip=[alt.Tooltip("yearmonth(month):T", title="Month", format="%B %Y"),
                  alt.Tooltip(f"{measure}_rate:Q", title=label, format=".1%"),
                  alt.Tooltip(f"{measure}_yes:Q", title="Yes", format=","),
-                 alt.Tooltip(f"{measure}_answered:Q", title="Reports answering", format=","),
+                 alt.Tooltip(f"{measure}_answered:Q", title=f"{unit.capitalize()} answering", format=","),
                  alt.Tooltip(f"{measure}_low:Q", title="95% interval from", format=".1%"),
                  alt.Tooltip(f"{measure}_high:Q", title="95% interval to", format=".1%")])
     title = f"{label} per month, with 95% interval" if title is None else title
@@ -112,8 +112,12 @@ def rate_by_month(frame: pd.DataFrame, measure: str = "officer_injured", *,
 def harm_rates_by_group(frame: pd.DataFrame, dimension: str, dimension_label: str, *,
                         title: str | None = None,
                         measures: tuple[str, ...] = ("officer_injured", "officer_assaulted"),
+                        per_incident: tuple[str, ...] = (),
                         ) -> alt.TopLevelMixin:
-    """Draw reports per group beside each harm rate with its interval; thin groups in grey."""
+    """Draw reports per group beside each harm rate with its interval; thin groups in grey.
+
+    The measures in `per_incident` count incidents (recorded once per incident), and say so.
+    """
     thin = f"Under {MIN_DENOMINATOR} answering: too few to read"
     # One dataset for every panel; each panel leaves out the groups disclosure control hid from it.
     data = frame.assign(**{f"{m}_reliable": np.where(frame[f"{m}_answered"].astype("float64") >= MIN_DENOMINATOR,
@@ -128,19 +132,22 @@ def harm_rates_by_group(frame: pd.DataFrame, dimension: str, dimension_label: st
     scale = alt.Scale(domain=["Enough reports", thin], range=[ACCENT, MUTED])
     for measure in measures:
         label = schema.HARM_FIELDS[measure]
+        unit = "incidents" if measure in per_incident else "reports"
         colour = alt.Color(f"{measure}_reliable:N", title=None, scale=scale)
         tooltip = [group,
                    alt.Tooltip(f"{measure}_rate:Q", title=label, format=".1%"),
                    alt.Tooltip(f"{measure}_yes:Q", title="Yes", format=","),
-                   alt.Tooltip(f"{measure}_answered:Q", title="Reports answering", format=","),
+                   alt.Tooltip(f"{measure}_answered:Q", title=f"{unit.capitalize()} answering", format=","),
                    alt.Tooltip(f"{measure}_low:Q", title="95% interval from", format=".1%"),
                    alt.Tooltip(f"{measure}_high:Q", title="95% interval to", format=".1%")]
         rule = alt.Chart().mark_rule(strokeWidth=2).encode(
-            y=y, x=alt.X(f"{measure}_low:Q", title=f"{label} (95% interval)", axis=alt.Axis(format="%")),
+            y=y, x=alt.X(f"{measure}_low:Q", title=f"{label}, % of {unit} (95% interval)" if unit != "reports"
+                         else f"{label} (95% interval)", axis=alt.Axis(format="%")),
             x2=alt.X2(f"{measure}_high"), color=colour, tooltip=tooltip)
         point = alt.Chart().mark_point(filled=True, size=70).encode(
             y=y, x=alt.X(f"{measure}_rate:Q"), color=colour, tooltip=tooltip)
-        panels.append(alt.LayerChart(layer=[rule, point], title=label, width=220,
+        panel_title = label + (" (per incident)" if unit != "reports" else "")
+        panels.append(alt.LayerChart(layer=[rule, point], title=panel_title, width=220,
                                      transform=[_shown(f"{measure}_rate")]))
     chart = alt.HConcatChart(hconcat=panels, data=data, resolve=alt.Resolve(scale=alt.ScaleResolveMap(y="shared")),
                              **({"title": title} if title else {}))
@@ -210,8 +217,8 @@ def monthly_coverage(frame: pd.DataFrame, *, title: str | None = None) -> alt.To
 
 def rate_heatmap(frame: pd.DataFrame, rows: str, cols: str, row_label: str, col_label: str, measure_label: str, *,
                  title: str | None = None, row_order: list | None = None,
-                 col_order: list | None = None) -> alt.TopLevelMixin:
-    """Draw a rate per 100 reports for each cell of two dimensions; cells with too few reports are grey."""
+                 col_order: list | None = None, unit: str = "reports") -> alt.TopLevelMixin:
+    """Draw a rate per 100 reports (or incidents: `unit`) for each cell of two dimensions; thin cells are grey."""
     # Cells disclosure control hid stay in the grid, grey and marked, so the grid keeps its shape.
     data = frame.copy()
     hidden = data["per_100"].isna() & data.get("suppressed", pd.Series(False, index=data.index)).fillna(False)
@@ -221,18 +228,18 @@ def rate_heatmap(frame: pd.DataFrame, rows: str, cols: str, row_label: str, col_
     # must still be drawn (grey). The tooltip keeps the real, possibly empty, value.
     data["shade"] = data["per_100"].where(data["enough"], 0.0)
     tooltip = [alt.Tooltip(f"{rows}:O", title=row_label), alt.Tooltip(f"{cols}:O", title=col_label),
-               alt.Tooltip("per_100:Q", title=f"{measure_label} per 100 reports", format=".1f"),
+               alt.Tooltip("per_100:Q", title=f"{measure_label} per 100 {unit}", format=".1f"),
                alt.Tooltip("low_100:Q", title="95% interval from", format=".1f"),
                alt.Tooltip("high_100:Q", title="95% interval to", format=".1f"),
                alt.Tooltip("yes:Q", title="Yes", format=","),
-               alt.Tooltip("answered:Q", title="Reports answering", format=",")]
+               alt.Tooltip("answered:Q", title=f"{unit.capitalize()} answering", format=",")]
     base = alt.Chart(data, **({"title": title} if title else {})).encode(
         x=alt.X(f"{cols}:O", title=col_label, sort=col_order),
         y=alt.Y(f"{rows}:O", title=row_label, sort=row_order), tooltip=tooltip)
     cells = base.mark_rect(stroke="white").encode(
         color=alt.ColorValue("#E5E5E5", condition={
             "test": "datum.enough", "field": "shade", "type": "quantitative",
-            "title": f"{measure_label} per 100 reports", "scale": {"scheme": "orangered", "zero": True}}))
+            "title": f"{measure_label} per 100 {unit}", "scale": {"scheme": "orangered", "zero": True}}))
     text = base.mark_text(fontSize=11).encode(text=alt.Text("label:N"))
     # Streamlit fits the whole chart (axes and the legend below) into the height: leave room for them.
     return _style((cells + text).properties(height=max(120, 28 * data[rows].nunique()) + 110))

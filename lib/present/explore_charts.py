@@ -54,12 +54,16 @@ def merged_groups(frame: pd.DataFrame, dimensions: tuple[str, ...]) -> list[str]
 
 
 def caption(filters: Filters, measure: str, frame: pd.DataFrame, dimensions: tuple[str, ...],
-            facet: str | None = None) -> str:
+            facet: str | None = None, unit: str = "reports") -> str:
     """Caption a chart: the filter sentence, the counting unit, how rates are counted, merged groups."""
     dims = (*dimensions, facet) if facet else tuple(dimensions)
     parts = [f"{describe(filters)}. Counting unit: {UNIT}."]
     if measure != REPORTS:
-        parts.append(f"{MEASURES[measure]} is over the reports that answered the question, with 95% (Wilson) "
+        if unit == "incidents":
+            parts.append(f"{MEASURES[measure]} counts incidents: the extract records it once per incident, so an "
+                         "incident counts once however many officers' reports repeat it (and once in each group "
+                         "its reports fall in).")
+        parts.append(f"{MEASURES[measure]} is over the {unit} that answered the question, with 95% (Wilson) "
                      f"intervals; groups with fewer than {MIN_DENOMINATOR} answering are grey or hollow: "
                      "too few to read.")
     notes = merged_groups(frame, dims)
@@ -68,7 +72,8 @@ def caption(filters: Filters, measure: str, frame: pd.DataFrame, dimensions: tup
     return " ".join(parts)
 
 
-def table(frame: pd.DataFrame, measure: str, dimensions: tuple[str, ...], facet: str | None = None) -> pd.DataFrame:
+def table(frame: pd.DataFrame, measure: str, dimensions: tuple[str, ...], facet: str | None = None,
+          unit: str = "reports") -> pd.DataFrame:
     """Return the aggregate behind the chart with readable headings (rates in %)."""
     dims = (*dimensions, facet) if facet else tuple(dimensions)
     out = pd.DataFrame()
@@ -78,7 +83,7 @@ def table(frame: pd.DataFrame, measure: str, dimensions: tuple[str, ...], facet:
     if measure != REPORTS:
         label = MEASURES[measure]
         out[f"{label.removesuffix(' rate')}: yes"] = counts(frame["yes"].astype("float64"))
-        out["Reports answering"] = counts(frame["answered"])
+        out[f"{unit.capitalize()} answering"] = counts(frame["answered"])
         out[f"{label} (%)"] = (frame["value"] * 100).round(2)
         out["95% from (%)"] = (frame["low"] * 100).round(2)
         out["95% to (%)"] = (frame["high"] * 100).round(2)
@@ -105,26 +110,26 @@ def _chart_data(frame: pd.DataFrame, measure: str, *, gaps: bool = False) -> pd.
     return data
 
 
-def _value_axis_title(measure: str, short: bool = False) -> str:
+def _value_axis_title(measure: str, short: bool = False, unit: str = "reports") -> str:
     if measure == REPORTS:
         return "Reports (one officer, one subject)"
     if short:  # side-by-side panels leave room for a few words only; the caption says the rest
         return MEASURES[measure]
-    return f"{MEASURES[measure]} (% of answering reports)"
+    return f"{MEASURES[measure]} (% of answering {unit})"
 
 
 def _value_format(measure: str) -> str:
     return ",.0f" if measure == REPORTS else ".1~%"
 
 
-def _tooltip(measure: str, dims: tuple[str, ...]) -> list[alt.Tooltip]:
+def _tooltip(measure: str, dims: tuple[str, ...], unit: str = "reports") -> list[alt.Tooltip]:
     tips = [alt.Tooltip("yearmonth(month):T", title="Month", format="%B %Y") if d == "month"
             else alt.Tooltip(f"{d}:N", title=dimension_label(d)) for d in dims]
     tips.append(alt.Tooltip("reports:Q", title="Reports", format=","))
     if measure != REPORTS:
         tips += [alt.Tooltip("value:Q", title=MEASURES[measure], format=".1%"),
                  alt.Tooltip("yes:Q", title="Yes", format=","),
-                 alt.Tooltip("answered:Q", title="Reports answering", format=","),
+                 alt.Tooltip("answered:Q", title=f"{unit.capitalize()} answering", format=","),
                  alt.Tooltip("low:Q", title="95% interval from", format=".1%"),
                  alt.Tooltip("high:Q", title="95% interval to", format=".1%"),
                  alt.Tooltip("reading:N", title="Reading")]
@@ -167,7 +172,7 @@ def _reading_colour() -> alt.Color:
 
 
 def _line_view(data: pd.DataFrame, measure: str, dimensions: tuple[str, ...],
-               facet: str | None) -> alt.LayerChart:
+               facet: str | None, unit: str = "reports") -> alt.LayerChart:
     x = next(d for d in dimensions if d in TIME_AXES)
     series = next((d for d in dimensions if d not in TIME_AXES), None)
     # Points on a line are small targets: a click picks the nearest one.
@@ -176,8 +181,9 @@ def _line_view(data: pd.DataFrame, measure: str, dimensions: tuple[str, ...],
     colour = (alt.Color(f"{series}:N", title=dimension_label(series), sort=category_order(data, series),
                         legend=alt.Legend(symbolOpacity=1))
               if series else alt.value(single))
-    base = alt.Chart(data).encode(x=_time_x(x), tooltip=_tooltip(measure, (*dimensions, *([facet] if facet else []))))
-    y = alt.Y("value:Q", title=_value_axis_title(measure, short=facet is not None),
+    tips = _tooltip(measure, (*dimensions, *([facet] if facet else [])), unit)
+    base = alt.Chart(data).encode(x=_time_x(x), tooltip=tips)
+    y = alt.Y("value:Q", title=_value_axis_title(measure, short=facet is not None, unit=unit),
               axis=alt.Axis(format=_value_format(measure), tickCount=6))
     line = base.mark_line().encode(y=y, color=colour, opacity=_faded(pick))
     points = base.mark_point(filled=True, size=60).encode(y="value:Q", color=colour, opacity=_faded(pick))
@@ -188,19 +194,19 @@ def _line_view(data: pd.DataFrame, measure: str, dimensions: tuple[str, ...],
     layers = [line, points.add_params(pick), hollow]
     if measure != REPORTS:
         band = base.mark_area().encode(
-            y=alt.Y("low:Q", title=_value_axis_title(measure, facet is not None)), y2="high:Q", color=colour,
+            y=alt.Y("low:Q", title=_value_axis_title(measure, facet is not None, unit)), y2="high:Q", color=colour,
             opacity=alt.condition(pick, alt.value(0.18), alt.value(0.05)))
         layers.insert(0, band)
     return alt.layer(*layers).properties(height=300 if facet is None else 200)
 
 
 def _bar_view(data: pd.DataFrame, measure: str, dimensions: tuple[str, ...],
-              facet: str | None) -> alt.LayerChart | alt.Chart:
+              facet: str | None, unit: str = "reports") -> alt.LayerChart | alt.Chart:
     dim = dimensions[0]
     pick = _pick([dim, *([facet] if facet else [])])
     order = category_order(data, dim)
     y = alt.Y(f"{dim}:N", title=dimension_label(dim), sort=order, axis=alt.Axis(labelLimit=260))
-    tips = _tooltip(measure, (dim, *([facet] if facet else [])))
+    tips = _tooltip(measure, (dim, *([facet] if facet else [])), unit)
     height = max(120, 22 * len(order))
     if measure == REPORTS:
         data = data.assign(named=_named(data, (dim,)))
@@ -218,7 +224,7 @@ def _bar_view(data: pd.DataFrame, measure: str, dimensions: tuple[str, ...],
             align="right", dx=-6, color="white", fontWeight="bold").encode(
             y=y, x=alt.datum(top), text="off_scale:N")
         return alt.layer(bars, note).properties(height=height)
-    title = _value_axis_title(measure, True) if facet else f"{_value_axis_title(measure)}, 95% interval"
+    title = _value_axis_title(measure, True) if facet else f"{_value_axis_title(measure, unit=unit)}, 95% interval"
     x = alt.X("low:Q", title=title,
               axis=alt.Axis(format=_value_format(measure), tickCount=8))
     # An invisible bar across each row makes the whole row clickable, not only the small point.
@@ -231,7 +237,7 @@ def _bar_view(data: pd.DataFrame, measure: str, dimensions: tuple[str, ...],
 
 
 def _heatmap_view(data: pd.DataFrame, measure: str, dimensions: tuple[str, ...],
-                  facet: str | None) -> alt.LayerChart:
+                  facet: str | None, unit: str = "reports") -> alt.LayerChart:
     rows, cols = (dimensions if dimensions[1] != "month" else dimensions[::-1])
     pick = _pick([rows, cols, *([facet] if facet else [])])
     data = data.copy()
@@ -246,7 +252,7 @@ def _heatmap_view(data: pd.DataFrame, measure: str, dimensions: tuple[str, ...],
     data["label"] = [("" if not ok or pd.isna(v) else (f"{v:.0%}" if rate else f"{v:,.0f}"))
                      for v, ok in zip(data["value"], data["enough"], strict=True)]
     data["dark"] = (readable >= 0.6 * top) if top else False
-    tips = _tooltip(measure, (rows, cols, *([facet] if facet else [])))
+    tips = _tooltip(measure, (rows, cols, *([facet] if facet else [])), unit)
     tips = [alt.Tooltip(f"{d}:N", title=dimension_label(d)) if d == "month" else t
             for d, t in zip((rows, cols), tips[:2], strict=True)] + tips[2:]
     base = alt.Chart(data).encode(
@@ -257,7 +263,7 @@ def _heatmap_view(data: pd.DataFrame, measure: str, dimensions: tuple[str, ...],
         tooltip=tips)
     scale = alt.Scale(scheme="orangered" if rate else "blues", zero=True,
                       **({"domain": [0, top], "clamp": True} if top else {}))
-    fill = alt.Color("value:Q", title=_value_axis_title(measure), scale=scale,
+    fill = alt.Color("value:Q", title=_value_axis_title(measure, unit=unit), scale=scale,
                      legend=alt.Legend(format=_value_format(measure), titleLimit=400))
     cells = base.mark_rect(stroke="white").encode(
         color=alt.condition(alt.datum.enough, fill, alt.value("#E5E5E5")) if rate else fill,
@@ -279,56 +285,56 @@ def _fit_width(chart: alt.TopLevelMixin) -> alt.TopLevelMixin:
 
 
 def measure_over_time(frame: pd.DataFrame, measure: str, dimensions: tuple[str, ...], *,
-                      title: str | None = None) -> alt.TopLevelMixin:
+                      title: str | None = None, unit: str = "reports") -> alt.TopLevelMixin:
     """Draw the measure along month or hour, one line per group of a second dimension; rates with a band."""
     title = default_title(measure, dimensions) if title is None else title
-    view = _line_view(_chart_data(frame, measure, gaps=True), measure, tuple(dimensions), None)
+    view = _line_view(_chart_data(frame, measure, gaps=True), measure, tuple(dimensions), None, unit)
     return _style(_fit_width(_titled(view, title)))
 
 
 def measure_by_group(frame: pd.DataFrame, measure: str, dimension: str, *,
-                     title: str | None = None) -> alt.TopLevelMixin:
+                     title: str | None = None, unit: str = "reports") -> alt.TopLevelMixin:
     """Draw reports per group as horizontal bars, or a rate per group as a point with its 95% interval."""
     title = default_title(measure, (dimension,)) if title is None else title
-    view = _bar_view(_chart_data(frame, measure), measure, (dimension,), None)
+    view = _bar_view(_chart_data(frame, measure), measure, (dimension,), None, unit)
     return _style(_fit_width(_titled(view, title)))
 
 
 def measure_heatmap(frame: pd.DataFrame, measure: str, dimensions: tuple[str, ...], *,
-                    title: str | None = None) -> alt.TopLevelMixin:
+                    title: str | None = None, unit: str = "reports") -> alt.TopLevelMixin:
     """Draw the measure for each pair of two dimensions; rate cells resting on too few answers are grey."""
     title = default_title(measure, dimensions) if title is None else title
-    view = _heatmap_view(_chart_data(frame, measure), measure, tuple(dimensions), None)
+    view = _heatmap_view(_chart_data(frame, measure), measure, tuple(dimensions), None, unit)
     return _style(_fit_width(_titled(view, title)))
 
 
 def small_multiples(frame: pd.DataFrame, measure: str, dimensions: tuple[str, ...], facet: str, *,
-                    title: str | None = None) -> alt.TopLevelMixin:
+                    title: str | None = None, unit: str = "reports") -> alt.TopLevelMixin:
     """Draw one small chart per group of the facet dimension, all on shared scales."""
     dimensions = tuple(dimensions)
     title = default_title(measure, dimensions, facet) if title is None else title
     inner = choose_chart(measure, dimensions, None)
     data = _chart_data(frame, measure, gaps=inner == "line")
-    view = VIEWS[inner](data, measure, dimensions, facet).properties(width=220 if inner == "bar" else 260)
+    view = VIEWS[inner](data, measure, dimensions, facet, unit).properties(width=220 if inner == "bar" else 260)
     chart = view.facet(facet=alt.Facet(f"{facet}:N", title=dimension_label(facet), sort=category_order(data, facet)),
                        columns=3)
     return _style(_titled(chart, title))
 
 
 def explore_chart(frame: pd.DataFrame, measure: str, dimensions: tuple[str, ...], facet: str | None = None, *,
-                  title: str | None = None) -> alt.TopLevelMixin:
-    """Draw the chart the rules pick for this measure, dimensions and facet."""
+                  title: str | None = None, unit: str = "reports") -> alt.TopLevelMixin:
+    """Draw the chart the rules pick for this measure, dimensions and facet (a rate over answering `unit`)."""
     dimensions = tuple(dimensions)
     kind = choose_chart(measure, dimensions, facet)
     builders: dict[str, Callable[[], alt.TopLevelMixin]] = {
-        "line": lambda: measure_over_time(frame, measure, dimensions, title=title),
-        "bar": lambda: measure_by_group(frame, measure, dimensions[0], title=title),
-        "heatmap": lambda: measure_heatmap(frame, measure, dimensions, title=title),
-        "small_multiples": lambda: small_multiples(frame, measure, dimensions, facet, title=title),
+        "line": lambda: measure_over_time(frame, measure, dimensions, title=title, unit=unit),
+        "bar": lambda: measure_by_group(frame, measure, dimensions[0], title=title, unit=unit),
+        "heatmap": lambda: measure_heatmap(frame, measure, dimensions, title=title, unit=unit),
+        "small_multiples": lambda: small_multiples(frame, measure, dimensions, facet, title=title, unit=unit),
     }
     return builders[kind]()
 
 
-VIEWS: dict[str, Callable[[pd.DataFrame, str, tuple[str, ...], str | None], alt.TopLevelMixin]] = {
+VIEWS: dict[str, Callable[[pd.DataFrame, str, tuple[str, ...], str | None, str], alt.TopLevelMixin]] = {
     "line": _line_view, "bar": _bar_view, "heatmap": _heatmap_view,
 }

@@ -14,8 +14,11 @@ def counts(values: pd.Series) -> pd.Series:
     return values.round().astype("Int64")
 
 
-def rates_table(frame: pd.DataFrame, by: tuple[str, ...]) -> pd.DataFrame:
-    """Return a breakdown with readable headings: counts, rates (%) and their 95% intervals."""
+def rates_table(frame: pd.DataFrame, by: tuple[str, ...], per_incident: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Return a breakdown with readable headings: counts, rates (%) and their 95% intervals.
+
+    The measures in `per_incident` count incidents, and their headings say so.
+    """
     out: dict[str, pd.Series] = {}  # one constructor call: inserting column by column cost 30 ms a table
     for d in by:
         values = frame[d]
@@ -24,8 +27,9 @@ def rates_table(frame: pd.DataFrame, by: tuple[str, ...]) -> pd.DataFrame:
         out[DIMENSION_LABELS.get(d, d)] = values
     out["Reports"] = counts(frame["reports"])
     for col, label in schema.HARM_FIELDS.items():
-        out[f"{label}: yes"] = counts(frame[f"{col}_yes"])
-        out[f"{label}: answered"] = counts(frame[f"{col}_answered"])
+        unit = " incidents" if col in per_incident else ""
+        out[f"{label}:{unit} yes"] = counts(frame[f"{col}_yes"])
+        out[f"{label}:{unit} answered"] = counts(frame[f"{col}_answered"])
         out[f"{label} (%)"] = (frame[f"{col}_rate"] * 100).round(2)
         out[f"{label}: 95% from (%)"] = (frame[f"{col}_low"] * 100).round(2)
         out[f"{label}: 95% to (%)"] = (frame[f"{col}_high"] * 100).round(2)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import date
 
 from lib.engine.query import Filters, Rate, Summary
@@ -31,17 +32,20 @@ def percent(value: float, digits: int = 1) -> str:
 
 
 def rate_detail(rate: Rate, threshold: int = DEFAULT_THRESHOLD) -> str:
-    """Say a rate with its numerator, denominator, interval and unanswered share."""
+    """Say a rate with its numerator, denominator, interval and unanswered share, in its counting unit."""
+    unit = rate.unit
     if rate.denominator is None:
-        return f"{rate.label}: {hidden(threshold)}: fewer than {threshold} reports answered, so no rate is shown"
+        return f"{rate.label}: {hidden(threshold)}: fewer than {threshold} {unit} answered, so no rate is shown"
     if rate.numerator is None:
-        return (f"{rate.label}: {hidden(threshold)}: fewer than {threshold} of {rate.denominator:,} reports "
+        return (f"{rate.label}: {hidden(threshold)}: fewer than {threshold} of {rate.denominator:,} {unit} "
                 "answering said yes, so no rate is shown")
     if not rate.denominator:
         return f"{rate.label}: no report answered this question"
     low, high = rate.interval
-    text = (f"{rate.label}: {rate.numerator:,} of {rate.denominator:,} reports answering "
+    text = (f"{rate.label}: {rate.numerator:,} of {rate.denominator:,} {unit} answering "
             f"(95% interval {percent(low)} to {percent(high)})")
+    if unit == "incidents":
+        text += "; recorded once per incident, so an incident counts once however many officers' reports repeat it"
     if rate.unanswered:  # None (hidden) or 0: nothing to add
         text += f"; {rate.unanswered:,} ({percent(rate.unanswered_share)}) not answered"
     return text
@@ -92,3 +96,37 @@ def unavailable_message(labels: list[str]) -> str:
     fields = ", ".join(label.replace(" rate", "").lower() for label in labels)
     return (f"Not in this extract: {fields}. No report answers these fields, so the "
             f"{', '.join(labels)} cannot be computed. Unknown answers are never counted as 'No'.")
+
+
+INCIDENTS_NOT_RECORDED = "Incidents: not recorded in this extract"
+
+
+def incidents_phrase(summary: Summary, count_text: Callable[[int | None], str]) -> str:
+    """Say how many incidents a view holds ('1,879 incidents'), or that the extract records no incident id."""
+    if not summary.incidents_recorded:
+        return INCIDENTS_NOT_RECORDED
+    return f"{count_text(summary.incidents)} incidents"
+
+
+def unit_note(rate: Rate) -> str:
+    """Say what a rate counts ('Officer injury rate counts incidents: ...'), for a caption beside it."""
+    if rate.unit != "incidents":
+        return f"{rate.label} counts reports (one officer's use of force on one subject)."
+    return (f"{rate.label} counts incidents: the extract records it once per incident, so an incident counts "
+            "once however many officers' reports repeat it.")
+
+
+def counting_unit(summary: Summary) -> str:
+    """Name the counting unit of a view's harm measures for a caption ('Counting unit: reports.')."""
+    rates = list(summary.rates.values())
+    per_incident = [r.label for r in rates if r.unit == "incidents"]
+    if not per_incident:
+        return "Counting unit: reports."
+    if len(per_incident) == len(rates):
+        return ("Counting unit: incidents for the rates (recorded once per incident, so an incident counts once "
+                "however many officers' reports repeat it); reports for the report counts.")
+    names = [label.lower() for label in per_incident]
+    named = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    verb = "counts" if len(names) == 1 else "count"
+    return (f"Counting unit: reports; the {named} {verb} incidents (recorded once per incident, so an "
+            "incident counts once however many officers' reports repeat it).")

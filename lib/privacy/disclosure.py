@@ -607,9 +607,11 @@ def protect_summary(summary: Any, threshold: int = DEFAULT_THRESHOLD) -> Any:
         numerator = protect_count(rate.numerator, threshold) if denominator is not None else None
         # Unanswered is reports minus answered: shown only beside both, like the tables' unanswered columns.
         unanswered = rate.unanswered if denominator is not None else None
-        rates[key] = Rate(rate.label, numerator, denominator, unanswered)
+        rates[key] = Rate(rate.label, numerator, denominator, unanswered, rate.unit)
+    # Incidents not recorded stay None, and the flag that says so is kept: "not recorded" is not "hidden".
     return Summary(reports, protect_count(summary.incidents, threshold) if reports is not None else None,
-                   protect_count(summary.officers, threshold) if reports is not None else None, rates)
+                   protect_count(summary.officers, threshold) if reports is not None else None, rates,
+                   incidents_recorded=summary.incidents_recorded)
 
 
 def note(frame: pd.DataFrame) -> str | None:

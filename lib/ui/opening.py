@@ -50,10 +50,12 @@ def charts(view: Overview) -> dict[str, ChartCall | None]:
 
     found: dict[str, ChartCall | None] = {
         "reports_by_month": (builders.reports_by_month, (view.monthly,), {"title": ""}),
-        "injury_rate_by_month": ((builders.rate_by_month, (view.monthly, "officer_injured"), {"title": ""})
+        "injury_rate_by_month": ((builders.rate_by_month, (view.monthly, "officer_injured"),
+                                  {"title": "", "unit": view.now.rates["officer_injured"].unit})
                                  if view.now.rates["officer_injured"].denominator else None),
     }
     for dimension, frame in view.groups.items():
-        found[dimension] = (builders.harm_rates_by_group, (frame, dimension, query.DIMENSION_LABELS[dimension]), {})
+        found[dimension] = (builders.harm_rates_by_group, (frame, dimension, query.DIMENSION_LABELS[dimension]),
+                            {"per_incident": view.now.per_incident} if view.now.per_incident else {})
     found["tactics"] = (builders.most_used_tactics, (view.tactics,), {})
     return found

@@ -44,6 +44,7 @@ class Adapted:
     # split (None: this format reads one report per row or group), and the rows whose lists disagree.
     items_in: int | None = None
     rows_lists_disagree: int = 0
+    incident_level: list[str] = field(default_factory=list)  # fields recorded once per incident (lib/model/incidents)
 
 
 class Format(Protocol):

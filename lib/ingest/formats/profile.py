@@ -31,7 +31,7 @@ import pandas as pd
 
 from lib.ingest.formats import FILE, ROW, ROWS, Adapted, count_unmapped, empty_quarantine, quarantine_rows
 from lib.ingest.formats.lists import ITEM, ITEMS, detect, explode
-from lib.model import schema, values
+from lib.model import incidents, schema, values
 from lib.model.kinds import KINDS, empty_frame
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
@@ -70,6 +70,7 @@ class Profile:
     columns: dict[str, Source] = field(default_factory=dict)  # other canonical field -> column(s)
     value_maps: dict[str, dict[str, Any]] = field(default_factory=dict)  # field -> {source: value}
     flag_columns: dict[str, dict[str, str]] = field(default_factory=dict)  # list field -> {yes/no col: item}
+    incident_level: list[str] = field(default_factory=list)  # fields recorded once per incident, copied to each report
     tactic_columns: list[str] = field(default_factory=list)  # each cell may be a comma-list
     tactic_map: dict[str, str] = field(default_factory=dict)  # source tactic -> schema tactic
     effective_column: str | None = None
@@ -121,6 +122,10 @@ class Profile:
                 out.append(f"shift_map: '{source}' -> '{target}' is not one of {', '.join(schema.SHIFTS)}")
         if self.extra_header_rows < 0:
             out.append("extra_header_rows must not be negative")
+        out += incidents.problems(self.incident_level)
+        if self.incident_level and not self.incident_id_column:
+            out.append("incident_level needs an incident_id_column: fields recorded per incident are counted "
+                       "in incidents")
         return out + self.list_problems()
 
     def list_problems(self) -> list[str]:
@@ -244,7 +249,9 @@ class ProfileFormat:
         """Turn a raw extract into canonical reports and tactics as the profile says."""
         p = self.profile
         if not (p.list_columns or p.subject_list_columns):
-            return _Reader(p, raw, self.bounds).read()
+            adapted = _Reader(p, raw, self.bounds).read()
+            adapted.incident_level = list(incidents.normalised(p.incident_level))
+            return adapted
         # One row per officer item (x subject item) first; the reader then reads items as rows.
         split = explode(raw, [p.list_columns, p.subject_list_columns], p.list_separator)
         adapted = _Reader(p, split.frame, self.bounds).read()
@@ -261,6 +268,7 @@ class ProfileFormat:
                                  f"from {len(raw) - len(split.set_aside):,} rows)")
         if len(split.set_aside):
             adapted.notes.append(f"{len(split.set_aside):,} row(s) set aside: their lists disagree in length")
+        adapted.incident_level = list(incidents.normalised(p.incident_level))
         return adapted
 
 
