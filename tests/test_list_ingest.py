@@ -14,7 +14,9 @@ import pandas as pd
 import pytest
 
 from lib import ingest, synth
-from lib.ingest import mapping
+from lib.engine import query
+from lib.engine.query import UNRESTRICTED, Filters
+from lib.ingest import library, mapping
 from lib.ingest.formats import FILE, ROW, ROWS
 from lib.ingest.formats.lists import ITEM, detect, explode, split_items
 from lib.ingest.formats.profile import Profile, ProfileFormat, shipped_profiles
@@ -142,6 +144,26 @@ def test_officer_values_keep_their_officer(generated, joined_result):
         left = truth[fld].astype("string").fillna("?").to_numpy()
         right = got[fld].astype("string").fillna("?").to_numpy()
         assert (left == right).all(), fld
+
+
+def test_an_injury_answered_once_per_row_is_counted_in_incidents(engine, tmp_path, monkeypatch):
+    """A harm column not listed per officer was recorded for the incident: measures count incidents."""
+    monkeypatch.setenv("OSE_DATA_DIR", str(tmp_path / "var"))
+    text = ("Incident,Date,Time,Officer Number,Officer Injured,Force Used\n"
+            "I1,05/01/2024,10:00,a | b | c,Yes,Handcuffing | Handcuffing | Handcuffing\n"
+            "I2,06/01/2024,11:00,d | e,No,Handcuffing | Unarmed skills\n"
+            "I3,07/01/2024,12:00,f,Yes,Handcuffing\n")
+    profile = Profile(name="once-per-row", force="F", date_column="Date", time_column="Time",
+                      report_id_column="Incident", incident_id_column="Incident",
+                      officer_id_column="Officer Number", columns={"officer_injured": "Officer Injured"},
+                      tactic_columns=["Force Used"], list_columns=["Officer Number", "Force Used"])
+    result = load(text.encode(), profile, "once.csv")
+    assert result.report["reports_loaded"] == 6 and reconciles(result.report)
+    assert result.report["incident_level"] == ["officer_injured"]
+    assert int(result.reports["officer_injured"].sum()) == 4  # copied to each of the officers
+    rate = query.summarise(engine, engine.open(library.save("Once", result)), Filters(), UNRESTRICTED)
+    injured = rate.rates["officer_injured"]
+    assert (injured.numerator, injured.denominator, injured.unit) == (2, 3, "incidents")
 
 
 def test_without_list_columns_the_same_file_is_misread(joined, generated):

@@ -268,7 +268,16 @@ class ProfileFormat:
                                  f"from {len(raw) - len(split.set_aside):,} rows)")
         if len(split.set_aside):
             adapted.notes.append(f"{len(split.set_aside):,} row(s) set aside: their lists disagree in length")
-        adapted.incident_level = list(incidents.normalised(p.incident_level))
+        # A harm field read from a column that is not listed per officer was recorded once for the whole row
+        # (the incident) and is copied to each officer's report: counted per report it would be multiplied by
+        # the officers present, so it is counted in incidents.
+        once = [f for f in schema.HARM_FIELDS if f in p.columns
+                and not set(_as_list(p.columns[f])) & {*p.list_columns, *p.subject_list_columns}]
+        adapted.incident_level = list(incidents.normalised([*p.incident_level, *once]))
+        added = [f for f in once if f not in p.incident_level]
+        if added:
+            adapted.notes.append(f"{', '.join(schema.HARM_FIELDS[f] for f in added)}: one answer per row, not "
+                                 "listed per officer, so counted in incidents")
         return adapted
 
 
