@@ -28,7 +28,8 @@ for col, field in zip(cols[1:], ("officer_injured", "officer_assaulted", "subjec
                delta_color="inverse", help=wording.rate_detail(rate))
 if missing:
     st.info(wording.unavailable_message(missing))
-st.caption(f"{wording.incidents_phrase(now, render.count_phrase)}, {render.count_phrase(now.officers)} officers. "
+st.caption(f"{wording.incidents_phrase(now, render.count_phrase)}, "
+           f"{wording.officers_phrase(now, render.count_phrase)}. "
            + (wording.counting_unit(now) + " " if now.per_incident else "")
            + wording.period_phrase(previous_filters, before))
 with st.expander("How these rates are counted"):

@@ -132,6 +132,9 @@ def test_nopd_officer_injured_counts_pib_files_with_an_injured_officer(engine, n
     assert (s.reports, s.incidents) == (4330, 1879)
     assert s == _separately(monkeypatch, lambda: query.summarise(engine, nopd, Filters(), UNRESTRICTED))
     assert "of 1,879 incidents answering" in wording.rate_detail(rate)
+    # No officer id in the file: the Overview says so rather than "0 officers".
+    assert s.officers == 0
+    assert wording.officers_phrase(s, lambda n: f"{n:,}") == "officers: not recorded in this extract"
 
 
 def test_nopd_breakdown_counts_distinct_incidents_per_group(engine, nopd, realdata):

@@ -108,6 +108,16 @@ def incidents_phrase(summary: Summary, count_text: Callable[[int | None], str]) 
     return f"{count_text(summary.incidents)} incidents"
 
 
+OFFICERS_NOT_RECORDED = "officers: not recorded in this extract"
+
+
+def officers_phrase(summary: Summary, count_text: Callable[[int | None], str]) -> str:
+    """Say how many officers a view holds, or that its reports carry no officer id (never '0 officers')."""
+    if summary.officers == 0 and summary.reports > 0:
+        return OFFICERS_NOT_RECORDED
+    return f"{count_text(summary.officers)} officers"
+
+
 def unit_note(rate: Rate) -> str:
     """Say what a rate counts ('Officer injury rate counts incidents: ...'), for a caption beside it."""
     if rate.unit != "incidents":
