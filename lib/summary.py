@@ -124,8 +124,8 @@ def training_summary(engine: Engine, ds: Dataset, filters: Filters, scope: Scope
                          "reading": training.reading(result),
                          "pre_trend_reading": training.pre_trend_reading(result),
                          "detectable_reading": training.detectable_reading(result),
-                         "two_way_fixed_effects": {"estimate": _number(old["estimate"]), "ci_low": _number(old["ci_low"]),
-                                                   "ci_high": _number(old["ci_high"]), "method": old["method"]}}
+                         "two_way_fixed_effects": {key: _number(old[key]) for key in ("estimate", "ci_low", "ci_high")}
+                         | {"method": old["method"]}}
     return out
 
 

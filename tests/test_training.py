@@ -291,7 +291,8 @@ def test_staggered_effect_recovers_a_constant_effect_and_reads_plainly(big: synt
     assert result["officers_trained"] > 10_000 and result["officers_comparison"] > 10_000
     assert result["verdict"] in {"fell", "doubtful"}
     profile = result["profile"]
-    assert list(profile["months_since_training"]) == list(range(-training.PRE_TREND_MONTHS, training.PROFILE_MONTHS + 1))
+    months = list(range(-training.PRE_TREND_MONTHS, training.PROFILE_MONTHS + 1))
+    assert list(profile["months_since_training"]) == months
     after = profile[profile["months_since_training"] > 0]
     assert abs(after["estimate"].mean() - PLANTED) < 0.03
     assert (after["ci_low"] <= after["estimate"]).all() and (after["estimate"] <= after["ci_high"]).all()

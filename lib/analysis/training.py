@@ -288,7 +288,7 @@ def verdict(result: dict[str, Any]) -> str:
     """Classify an effect: fell (training worked), rose, no_clear_change, doubtful (pre-trend failed) or too_few."""
     trained = result.get("officers_trained")
     estimate, low, high = result.get("estimate"), result.get("ci_low"), result.get("ci_high")
-    if trained is None or estimate is None or low is None or high is None or not np.isfinite([estimate, low, high]).all():
+    if trained is None or any(v is None for v in (estimate, low, high)) or not np.isfinite([estimate, low, high]).all():
         return "too_few"
     if trained < MIN_TRAINED_OFFICERS or (low < -UNCLEAR_BOUND and high > UNCLEAR_BOUND):
         return "too_few"
@@ -328,7 +328,8 @@ def twfe_reading(result: dict[str, Any]) -> str:
 def pre_trend_reading(result: dict[str, Any]) -> str:
     """Say in plain words whether trained officers' rates moved like the others' before training."""
     p, months = result.get("pre_trend_p"), result.get("pre_trend_months", PRE_TREND_MONTHS)
-    if p is None:
+    trained = result.get("officers_trained")
+    if p is None or trained is None or trained < MIN_TRAINED_OFFICERS:
         return "Too few officers before training to check whether their rates moved like the others'."
     if p < PRE_TREND_ALPHA:
         return (f"Warning: in the {months} months before training, trained officers' rates already moved differently "
@@ -460,11 +461,15 @@ def _saturated(rows: pd.DataFrame, measure: str, lead_months: int = 0,
     n = y.size
     months = int(month.max()) + 1 if n else 1
     n_officers = int(officer.max()) + 1 if n else 0
-    # An officer with no month before training (trained in the first month) has a level that cannot
-    # be told apart from the training effect: left out, like their cohort's months after training.
-    before = np.bincount(officer, weights=~(since >= 1), minlength=n_officers) > 0
-    treated = (since >= 1) & before[officer]
-    keep = before[officer]
+    # A calendar month with no events at all (outside the date filter, or not yet recorded) says
+    # nothing once months have their own effect (its effect is minus infinity): left out, so that it
+    # is not taken for months before or after training.
+    observed = (np.bincount(month, weights=y, minlength=months) > 0)[month]
+    # An officer with no observed month before training (trained in the first month) has a level that
+    # cannot be told apart from the training effect: left out, like their cohort's months after training.
+    before = np.bincount(officer[observed], weights=~(since[observed] >= 1), minlength=n_officers) > 0
+    treated = (since >= 1) & before[officer] & observed
+    keep = before[officer] & observed
     y, shifts, officer, month, since, treated = (v[keep] for v in (y, shifts, officer, month, since, treated))
     n = y.size
     cohort = np.where(treated, month - np.nan_to_num(since, nan=0.0).astype(np.int64), -1)
@@ -606,26 +611,44 @@ def _conditional_fit(y: np.ndarray, offset: np.ndarray, unit: np.ndarray, design
     # A warm start (a nested model's estimates) saves Newton steps; it does not change the optimum.
     theta = np.zeros(x.shape[1]) if start is None else np.asarray(start, dtype=np.float64)[used].copy()
     hessian = np.zeros((x.shape[1], x.shape[1]))
+    p = _shares(ok + x @ theta, uk, g)
+    loglik = _loglik(yk, p)
     for _ in range(max_iter):
-        eta = ok + x @ theta
-        w = np.exp(eta - eta.max())
-        p = w / np.bincount(uk, weights=w, minlength=g)[uk]
         mu = nk[uk] * p
         gradient = x.T @ (yk - mu)
         m = members @ x.multiply(p[:, None]).tocsr()
         hessian = (x.T @ x.multiply(mu[:, None]).tocsr()).toarray() - (m.T @ m.multiply(nk[:, None]).tocsr()).toarray()
         step = _solve(hessian, gradient)
+        # Halve a step that lowers the likelihood: thin cells in a small panel can make a full step overshoot.
+        for _ in range(30):
+            p_new = _shares(ok + x @ (theta + step), uk, g)
+            loglik_new = _loglik(yk, p_new)
+            if loglik_new >= loglik - 1e-9 * (1 + abs(loglik)):
+                break
+            step = step / 2
         theta += step
+        p, loglik = p_new, loglik_new
         if np.max(np.abs(step), initial=0.0) < tol:
             break
-    eta = ok + x @ theta
-    w = np.exp(eta - eta.max())
-    p = w / np.bincount(uk, weights=w, minlength=g)[uk]
     scores = (members @ x.multiply((yk - nk[uk] * p)[:, None]).tocsr()).toarray()
     bread = _inverse(hessian)
     meat = scores.T @ scores * (g / max(g - 1, 1))
     return {"theta": theta, "covariance": bread @ meat @ bread, "bread": bread, "scores": scores,
             "unit_kept": np.asarray(unit_kept), "kept": kept, "used": used}
+
+
+def _shares(eta: np.ndarray, unit: np.ndarray, units: int) -> np.ndarray:
+    """Each row's share of its unit's expected count (softmax within unit, shifted by the unit's maximum)."""
+    top = np.full(units, -np.inf)
+    np.maximum.at(top, unit, eta)
+    w = np.exp(eta - top[unit])  # every unit keeps a row of weight 1, so no share is 0 / 0
+    return w / np.bincount(unit, weights=w, minlength=units)[unit]
+
+
+def _loglik(y: np.ndarray, share: np.ndarray) -> float:
+    """Conditional (multinomial) log-likelihood, up to a constant."""
+    with np.errstate(divide="ignore"):
+        return float(np.sum(y[y > 0] * np.log(share[y > 0])))
 
 
 def _solve(matrix: np.ndarray, vector: np.ndarray) -> np.ndarray:
