@@ -468,17 +468,19 @@ def _saturated(rows: pd.DataFrame, measure: str, lead_months: int = 0,
     # An officer with no observed month before training (trained in the first month) has a level that
     # cannot be told apart from the training effect: left out, like their cohort's months after training.
     before = np.bincount(officer[observed], weights=~(since[observed] >= 1), minlength=n_officers) > 0
-    treated = (since >= 1) & before[officer] & observed
-    keep = before[officer] & observed
+    # A month in which every officer had already been trained has no one to compare with: its trained
+    # officer-months are left out (their month effect and cohort effects cannot be told apart).
+    compared = (np.bincount(month[observed & ~(since >= 1)], minlength=months) > 0)[month]
+    treated = (since >= 1) & before[officer] & observed & compared
+    keep = before[officer] & observed & (compared | ~(since >= 1))
     y, shifts, officer, month, since, treated = (v[keep] for v in (y, shifts, officer, month, since, treated))
     n = y.size
     cohort = np.where(treated, month - np.nan_to_num(since, nan=0.0).astype(np.int64), -1)
     cell_key = np.where(treated, cohort * months + month, -1)
     cells, cell = np.unique(cell_key[treated], return_inverse=True)
-    cell_of = np.full(n, -1, dtype=np.int64)
-    cell_of[treated] = cell
     cell_events = np.bincount(cell, weights=y[treated], minlength=cells.size)
-    fitted = ~treated | (cell_events[np.maximum(cell_of, 0)] > 0)
+    fitted = ~treated
+    fitted[treated] = cell_events[cell] > 0
     columns = [sparse.csr_matrix((np.ones(n), (np.arange(n), month)), shape=(n, months))[:, 1:],
                sparse.csr_matrix((np.ones(int(treated.sum())), (np.flatnonzero(treated), cell)),
                                  shape=(n, cells.size))]
