@@ -2,7 +2,8 @@
 
 The generator builds a national roster (43 territorial forces, their areas, teams and officers),
 draws incidents in time from a seasonal / weekly / hourly pattern, lets officers' use of force fall
-by 9% after personal safety training, and gives each report officer- and subject-harm outcomes
+by 9% after personal safety training (or by an effect that builds up over `training_growth_months`),
+and gives each report officer- and subject-harm outcomes
 from a multiplicative risk model. What was planted, and the exact values a marginal estimator
 should recover from the generated rows, are written to ``effects.json`` beside the tables.
 
