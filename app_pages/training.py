@@ -63,16 +63,25 @@ if has_roster:
                            help="Hidden: it rests on counts below the disclosure threshold.")
                 continue
             col.metric(f"Change in {training.MEASURES[measure]}", f"{result['estimate']:+.1%}",
-                       help=f"95% interval {result['ci_low']:+.1%} to {result['ci_high']:+.1%}. {result['method']}.")
-        st.markdown(training.reading(found["reports"]))
-        trained = render.count_text(found["reports"]["officers_trained"])
-        untrained = render.count_text(found["reports"]["officers_comparison"])
-        st.caption(f"Per 1,000 officer-shifts; {trained} trained officers against {untrained} not yet (or never) "
-                   f"trained, same months. {sentence}.")
+                       help=f"95% interval {result['ci_low']:+.1%} to {result['ci_high']:+.1%}. {result['method']}. "
+                            f"{training.verdict_label(result)}.")
+        headline = found["reports"]
+        st.markdown(f"**{training.verdict_label(headline)}.** {training.reading(headline)}")
+        if headline.get("verdict") == "doubtful":
+            st.warning(training.pre_trend_reading(headline))
+        else:
+            st.markdown(training.pre_trend_reading(headline))
+        st.markdown(training.detectable_reading(headline))
+        trained = render.count_text(headline["officers_trained"])
+        untrained = render.count_text(headline["officers_comparison"])
+        st.caption(f"Per 1,000 officer-shifts; {trained} trained officers against officers not yet trained and "
+                   f"{untrained} never trained, same months; each training cohort compared only with officers not "
+                   f"yet (or never) trained. {training.twfe_reading(headline)} {sentence}.")
         render.chart(charts.training_event_study, study, "use of force")
         render.table_behind(tables.event_study_table(study),
-                        "Change against the month before training, by months since training; 95% intervals.",
-                        source=study)
+                        "Change by months since training, against officers not yet (or never) trained in the same "
+                        "months; the months before training are the pre-trend test's. 95% intervals. Counting unit: "
+                        "reports per 1,000 officer-shifts.", source=study)
 
 st.subheader("Learning the lessons: debriefs")
 records = roster.debrief_records(ds)

@@ -116,12 +116,20 @@ def training_summary(engine: Engine, ds: Dataset, filters: Filters, scope: Scope
     if "officers" in tables and "exposure" in tables:
         counts = training.officer_month_counts(engine, ds, filters, scope)
         panel = training.panel_from_counts(counts, tables["exposure"], tables["officers"])
-        result = training.difference_in_differences(panel, "reports")
+        result = training.staggered_effect(panel, "reports")
+        old = training.difference_in_differences(panel, "reports")
         out["effect"] = {"measure": "use of force per 1,000 officer-shifts", "estimate": _number(result["estimate"]),
                          "ci_low": _number(result["ci_low"]), "ci_high": _number(result["ci_high"]),
                          "method": result["method"], "officers_trained": int(result["officers_trained"]),
                          "officers_comparison": int(result["officers_comparison"]),
-                         "reading": training.reading(result)}
+                         "verdict": result["verdict"],
+                         "pre_trend_p": _number(result["pre_trend_p"]),
+                         "minimum_detectable_effect": _number(result["minimum_detectable_effect"]),
+                         "reading": training.reading(result),
+                         "pre_trend_reading": training.pre_trend_reading(result),
+                         "detectable_reading": training.detectable_reading(result),
+                         "two_way_fixed_effects": {key: _number(old[key]) for key in ("estimate", "ci_low", "ci_high")}
+                         | {"method": old["method"]}}
     return out
 
 

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from lib.analysis import training
 from lib.engine import query
 from lib.engine.query import UNRESTRICTED, Filters
 from lib.engine.store import SAMPLE_DIR
@@ -253,6 +254,12 @@ def test_training_page_shows_compliance_and_the_effect_with_its_reading():
     use = next(m for m in at.metric if m.label == "Change in use of force")
     assert use.value.startswith("-")  # the sample plants a 9% fall
     assert any("after training" in m.value for m in at.markdown)
+    # The verdict, whether the groups moved alike before training, and what the data could detect.
+    labels = tuple(f"**{label}.**" for label in training.VERDICT_LABELS.values())
+    assert sum(m.value.startswith(labels) for m in at.markdown) == 1
+    assert any("before training" in m.value and "p = " in m.value for m in [*at.markdown, *at.warning])
+    assert any(m.value.startswith("The data could detect a change of about ") for m in at.markdown)
+    assert any("older two-way fixed-effects model" in c.value for c in at.caption)
 
 
 def test_training_page_explains_what_is_missing_without_a_roster(monkeypatch):

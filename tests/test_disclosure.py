@@ -239,6 +239,18 @@ def test_training_effects_hide_small_counts_and_the_estimate() -> None:
     assert training.reading(out).startswith("Too few officers")
 
 
+def test_staggered_training_effect_hides_what_rests_on_small_counts() -> None:
+    result = {"measure": "reports", "estimate": -0.1, "ci_low": -0.2, "ci_high": -0.01, "method": "m",
+              "officers_trained": 6, "officers_comparison": 40, "events": 300, "observed_events": 120,
+              "expected_events": 133.3, "minimum_detectable_effect": 0.09, "pre_trend_p": 0.4, "verdict": "fell",
+              "twfe": {"estimate": -0.08, "ci_low": -0.15, "ci_high": -0.01}, "rates": {}}
+    out = disclosure.protect(training.effects, {"reports": result}, 10)["reports"]
+    assert out["estimate"] is None and out["minimum_detectable_effect"] is None and out["expected_events"] is None
+    assert out["twfe"] == {"estimate": None, "ci_low": None, "ci_high": None}
+    assert out["verdict"] == "too_few" and training.verdict_label(out) == "Too few officers to tell"
+    assert training.detectable_reading(out).startswith("Too few officers")
+
+
 # --- every kind, on real producers ---------------------------------------------------------
 
 
@@ -514,10 +526,18 @@ def test_training_kinds(sample_engine, roster) -> None:
     assert study.loc[study["events"].isna() | study["officers"].isna(), "estimate"].isna().all()
     assert_safe(study, training.event_study, charts.training_event_study(study, "use of force"),
                 tables.event_study_table(study))
-    found = disclosure.protect(training.effects, training.effects(panel), T)
+    raw, raw_profile = training.effects_and_profile(panel)
+    profile = disclosure.protect(training.event_profile, raw_profile, T)
+    assert profile.loc[profile["events"].isna() | profile["officers"].isna(), "estimate"].isna().all()
+    assert_safe(profile, training.event_profile, charts.training_event_study(profile, "use of force"),
+                tables.event_study_table(profile))
+    found = disclosure.protect(training.effects, raw, T)
     for result in found.values():
         assert not is_small(result["officers_trained"]) and not is_small(result["events"])
+        assert not is_small(result["observed_events"])
         training.reading(result)
+        training.pre_trend_reading(result)
+        training.detectable_reading(result)
 
 
 def test_debrief_factor_table(sample_engine) -> None:
@@ -543,5 +563,5 @@ def test_every_kind_is_tested() -> None:
               tactics.taser_ladder, explore.explore_frame, quality.completeness,
               quality.completeness_by, quality.invalid_codes, quality.contradictions,
               quality.coverage, quality.late_recorded, training.summarise_compliance,
-              training.event_study, training.effects, debriefs.factor_table}
+              training.event_study, training.event_profile, training.effects, debriefs.factor_table}
     assert disclosure.KINDS == tested

@@ -363,6 +363,52 @@ def test_training_reduces_use_of_force_by_about_nine_percent(
     assert 0.8 < ratio < 1.0
 
 
+def test_growing_training_effect_is_planted_and_its_average_recorded() -> None:
+    constant = synth.generate(8_000, seed=7, training_effect=-0.3)
+    # growth 1 is full from the training month: the same float thinning, so the same bytes.
+    assert synth.generate(8_000, seed=7, training_effect=-0.3, training_growth_months=1).reports.equals(
+        constant.reports)
+    assert synth.generate(8_000, seed=7).effects["training"]["growth_months"] == 0
+    growing = synth.generate(8_000, seed=7, training_effect=-0.3, training_growth_months=12)
+    assert not growing.reports.equals(constant.reports)
+    recorded = growing.effects["training"]
+    assert recorded["growth_months"] == 12 and "min(1, (m + 1) / 12)" in recorded["effect_shape"]
+    # Months 1..10 after training get 2/12..11/12 of the effect, later ones all of it.
+    assert -0.3 < recorded["average_effect_on_trained"] < -0.3 * 2 / 12
+    assert constant.effects["training"]["average_effect_on_trained"] == -0.3
+    with pytest.raises(ValueError, match="training_growth_months"):
+        synth.generate(1_000, seed=1, training_growth_months=-1)
+
+
+def test_growing_effect_thins_later_months_more() -> None:
+    data = synth.generate(200_000, seed=8, training_effect=-0.5, training_growth_months=12)
+    reports = data.reports.select(["officer_id", "occurred_at"]).to_pandas()
+    officers = data.officers.to_pandas()
+    first = pd.Timestamp(data.effects["start"]).to_period("M").ordinal
+    trained_month = (pd.to_datetime(officers["pst_trained_on"]).dt.to_period("M")
+                     .map(lambda p: p.ordinal if pd.notna(p) else np.nan).to_numpy(dtype=float) - first)
+    by_officer = pd.Series(trained_month, index=officers["officer_id"])
+    month = reports["occurred_at"].dt.to_period("M").map(lambda p: p.ordinal).to_numpy() - first
+    report_trained = by_officer.reindex(reports["officer_id"]).to_numpy()
+    never = np.isnan(report_trained)
+    months = data.effects["months"]
+    # Never-trained officers' reports per officer in each calendar month: the untrained rate.
+    untrained_rate = np.bincount(month[never], minlength=months) / np.isnan(trained_month).sum()
+
+    def relative(low: int, high: int) -> float:
+        """Trained officers' reports low..high months after training, against the untrained rate."""
+        since = month - report_trained
+        observed = ((since >= low) & (since <= high)).sum()
+        grid = np.arange(months)[None, :] - trained_month[~np.isnan(trained_month)][:, None]
+        inside = (grid >= low) & (grid <= high)
+        expected = (untrained_rate[None, :] * inside).sum()
+        return observed / expected
+
+    early, late = relative(1, 2), relative(12, months)
+    # Planted: 2/12 to 3/12 of a 50% fall early on, all of it from month 11.
+    assert 0.85 < early < 1.0 and 0.4 < late < 0.6, (early, late)
+
+
 # --- command line -------------------------------------------------------------------------
 
 
@@ -377,6 +423,10 @@ def test_cli_writes_all_four_files(tmp_path: Path, capsys: pytest.CaptureFixture
     assert effects["seed"] == 4 and effects["reports"] == 2000
     assert effects["start"] == "2024-01-01" and effects["months"] == 6
     assert "2,000 reports" in capsys.readouterr().out
+    grown = tmp_path / "grown"
+    assert synth.main(["--reports", "2000", "--seed", "4", "--out", str(grown), "--training-effect", "-0.2",
+                       "--training-growth-months", "6"]) == 0
+    assert json.loads((grown / "effects.json").read_text())["training"]["growth_months"] == 6
     times = pd.read_parquet(out / "reports.parquet", columns=["occurred_at"])["occurred_at"]
     assert times.min() >= pd.Timestamp("2024-01-01")
     assert times.max() < pd.Timestamp("2024-07-01")

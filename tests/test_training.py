@@ -264,3 +264,155 @@ def test_engine_counts_build_the_same_panel_as_raw_reports(engine):
     scoped = training.scoped_roster({"officers": officers, "exposure": exposure}, Scope(forces=frozenset({one})))
     assert set(scoped["officers"]["force"].astype(str)) == {one}
     assert set(scoped["exposure"]["officer_id"]) <= set(scoped["officers"]["officer_id"])
+
+
+# --- staggered roll-out: each cohort against officers not yet (or never) trained --------------
+
+GROWTH_REPORTS = 30_000
+GROWTH_SEEDS = range(20)  # chosen up front, never tuned
+GROWING = {"training_effect": -0.3, "training_growth_months": 12}
+
+
+def covered(result: dict, truth: float) -> bool:
+    return result["ci_low"] <= truth <= result["ci_high"]
+
+
+def test_staggered_effect_recovers_a_constant_effect_and_reads_plainly(big: synth.Synthetic,
+                                                                       big_panel: pd.DataFrame) -> None:
+    result = training.staggered_effect(big_panel)
+    truth = big.effects["training"]["average_effect_on_trained"]
+    assert truth == PLANTED  # a constant effect averages to itself
+    assert covered(result, truth) and abs(result["estimate"] - truth) < 0.02
+    assert 0 < result["minimum_detectable_effect"] < 0.05  # 300,000 reports can see a few per cent
+    # The detectable effect is (1.96 + 0.84) standard errors on the log scale.
+    se = (np.log1p(result["ci_high"]) - np.log1p(result["ci_low"])) / (2 * 1.959964)
+    assert result["minimum_detectable_effect"] == pytest.approx(-np.expm1(-(1.959964 + 0.8416) * se), rel=1e-4)
+    assert result["observed_events"] > 0.2 * BIG and result["expected_events"] > result["observed_events"]
+    assert result["officers_trained"] > 10_000 and result["officers_comparison"] > 10_000
+    assert result["verdict"] in {"fell", "doubtful"}
+    profile = result["profile"]
+    months = list(range(-training.PRE_TREND_MONTHS, training.PROFILE_MONTHS + 1))
+    assert list(profile["months_since_training"]) == months
+    after = profile[profile["months_since_training"] > 0]
+    assert abs(after["estimate"].mean() - PLANTED) < 0.03
+    assert (after["ci_low"] <= after["estimate"]).all() and (after["estimate"] <= after["ci_high"]).all()
+    before = profile[profile["months_since_training"] < 0]
+    assert (before["estimate"].abs() < 0.06).all()
+
+
+def test_staggered_effect_finds_a_growing_effect_the_old_model_understates() -> None:
+    data = synth.generate(100_000, seed=3, **GROWING)
+    truth = data.effects["training"]["average_effect_on_trained"]
+    panel = panel_of(data)
+    new, old = training.staggered_effect(panel), training.difference_in_differences(panel)
+    assert -0.3 < truth < -0.15
+    assert covered(new, truth)
+    assert old["estimate"] > new["estimate"]  # already-trained officers as controls pull it towards zero
+
+
+def test_effects_put_the_two_way_estimate_beside_the_headline(big_panel: pd.DataFrame) -> None:
+    found, profile = training.effects_and_profile(big_panel)
+    assert set(found) == set(training.MEASURES)
+    for result in found.values():
+        assert "profile" not in result and set(result["twfe"]) == {"estimate", "ci_low", "ci_high"}
+        assert result["method"] == training.STAGGERED_METHOD
+    assert "older two-way fixed-effects model" in training.twfe_reading(found["reports"])
+    assert list(profile.columns) == ["months_since_training", "estimate", "ci_low", "ci_high", "officers", "events"]
+
+
+@pytest.mark.slow
+def test_growing_effect_interval_covers_the_true_average_in_18_of_20_seeds() -> None:
+    hits, old_hits, estimates, old_estimates, truths = 0, 0, [], [], []
+    for seed in GROWTH_SEEDS:
+        data = synth.generate(GROWTH_REPORTS, seed=seed, **GROWING)
+        truth = data.effects["training"]["average_effect_on_trained"]
+        panel = panel_of(data)
+        new, old = training.staggered_effect(panel), training.difference_in_differences(panel)
+        hits += covered(new, truth)
+        old_hits += covered(old, truth)
+        estimates.append(new["estimate"])
+        old_estimates.append(old["estimate"])
+        truths.append(truth)
+    assert hits >= 18, (hits, np.mean(estimates), np.mean(truths))
+    assert abs(np.mean(estimates) - np.mean(truths)) < 0.02
+    # The two-way model is biased towards zero here: its mean is nearer zero than the truth by far.
+    assert np.mean(old_estimates) - np.mean(truths) > 0.03 and old_hits < hits
+
+
+@pytest.mark.slow
+def test_constant_effect_interval_covers_it_in_18_of_20_seeds() -> None:
+    hits, old_hits = 0, 0
+    for seed in GROWTH_SEEDS:
+        data = synth.generate(GROWTH_REPORTS, seed=seed)
+        panel = panel_of(data)
+        hits += covered(training.staggered_effect(panel), PLANTED)
+        old_hits += covered(training.difference_in_differences(panel), PLANTED)
+    assert hits >= 18 and old_hits >= 18
+
+
+@pytest.mark.slow
+def test_with_no_effect_the_pre_trend_test_and_the_verdict_fire_at_their_nominal_rates() -> None:
+    pre_trend_fired, worked, detectable = 0, 0, []
+    for seed in GROWTH_SEEDS:
+        result = training.staggered_effect(panel_of(synth.generate(GROWTH_REPORTS, seed=seed, training_effect=0.0)))
+        pre_trend_fired += result["pre_trend_p"] < training.PRE_TREND_ALPHA
+        worked += result["verdict"] == "fell"
+        detectable.append(result["minimum_detectable_effect"])
+    # Nominal: 5% of 20 (1) for the pre-trend test, 2.5% (0.5) for "training worked"; 4 or 3 would
+    # each happen by chance under 2% of the time.
+    assert pre_trend_fired <= 3 and worked <= 2
+    assert 0.04 < np.mean(detectable) < 0.15  # about 3,700 officers can see a change of a tenth, not of 2%
+
+
+# --- verdicts and their words ---------------------------------------------------------------
+
+
+def staggered_of(estimate: float, low: float, high: float, p: float | None = 0.5, mde: float | None = 0.07) -> dict:
+    result = {**result_of(estimate, low, high), "pre_trend_p": p, "pre_trend_months": 6,
+              "minimum_detectable_effect": mde}
+    return {**result, "verdict": training.verdict(result)}
+
+
+@pytest.mark.parametrize(("result", "verdict", "label"), [
+    (staggered_of(-0.09, -0.12, -0.06), "fell", "Training worked"),
+    (staggered_of(-0.09, -0.18, 0.01), "no_clear_change", "No clear change"),
+    (staggered_of(-0.09, -0.12, -0.06, p=0.01), "doubtful", "Not clear the training did it"),
+    (staggered_of(0.10, 0.04, 0.16), "rose", "Higher after training"),
+    (staggered_of(-0.05, -0.35, 0.30), "too_few", "Too few officers to tell"),
+    ({**result_of(None, None, None, trained=0), "verdict": "too_few"}, "too_few", "Too few officers to tell"),
+])
+def test_verdict_says_training_worked_only_when_the_whole_interval_is_a_fall(result: dict, verdict: str,
+                                                                              label: str) -> None:
+    assert result["verdict"] == verdict
+    assert training.verdict_label(result) == label
+
+
+def test_a_failed_pre_trend_test_is_a_warning_and_withholds_the_credit() -> None:
+    failed = staggered_of(-0.09, -0.12, -0.06, p=0.01)
+    assert training.pre_trend_reading(failed).startswith("Warning: in the 6 months before training")
+    assert "cannot be credited to the training" in training.reading(failed)
+    passed = staggered_of(-0.09, -0.12, -0.06, p=0.43)
+    assert training.pre_trend_reading(passed) == ("Before training, trained officers' rates moved like the others' "
+                                                  "(test of the 6 months before training: p = 0.43), as a fair "
+                                                  "comparison needs.")
+    assert "fell by about 9% after training" in training.reading(passed)
+
+
+def test_detectable_effect_in_plain_words() -> None:
+    assert training.detectable_reading(staggered_of(-0.09, -0.12, -0.06, mde=0.072)).startswith(
+        "The data could detect a change of about 7% or more")
+    assert training.detectable_reading(staggered_of(-0.09, -0.12, -0.06, mde=None)).startswith("Too few officers")
+
+
+def test_tiny_sample_gives_no_verdict_and_no_overflow_warning() -> None:
+    import warnings
+
+    data = synth.generate(600, seed=9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        panel = panel_of(data)
+        result = training.staggered_effect(panel)
+        old = training.difference_in_differences(panel)
+        study = training.event_study(panel)
+    assert result["verdict"] == "too_few" and training.verdict_label(result) == "Too few officers to tell"
+    assert training.reading(old).startswith("Too few officers to tell") and len(study)

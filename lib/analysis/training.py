@@ -4,10 +4,19 @@ Inputs are plain DataFrames (reports, the officer roster, training events, shift
 officer-month), so any engine can supply them; the analysis runs on an officer-month panel, a
 few hundred thousand rows at most, in pandas, numpy and scipy.
 
-The effect is a Poisson regression of officer-month counts on officer and calendar-month fixed
-effects with log(shifts) as the offset. The officer effects are conditioned out exactly (the
+The effect is a Poisson model of officer-month counts with officer and calendar-month fixed
+effects and log(shifts) as the offset. The officer effects are conditioned out exactly (the
 conditional, multinomial form of the fixed-effects Poisson likelihood), leaving only the month
-and treatment parameters to fit, and the interval is cluster-robust by officer.
+and treatment parameters to fit, and intervals are cluster-robust by officer.
+
+Training is rolled out at different dates, so the headline (`staggered_effect`) never lets an
+already-trained officer serve as a control: every training cohort (officers first trained in the
+same month) gets its own effect in every month after training, so the month effects are learnt
+from officers not yet (or never) trained only (Wooldridge's extended two-way fixed effects, Poisson
+form); the cohort effects are averaged over the trained officer-months, weighted by the counts
+expected had they not been trained.
+The older two-way fixed-effects estimate (`difference_in_differences`) is right when the effect is
+constant but is pulled towards zero when it grows with time since training; it is kept for comparison.
 """
 from __future__ import annotations
 
@@ -42,6 +51,15 @@ PER_SHIFTS = 1_000
 MIN_TRAINED_OFFICERS = 30
 MIN_TEAM = 10  # teams smaller than this are listed, not charted: one officer moves their share too far
 UNCLEAR_BOUND = 0.20  # an interval reaching both a 20% fall and a 20% rise cannot tell
+STAGGERED_METHOD = ("Trained officers' counts after training against the counts expected had they not been trained: "
+                    "Poisson model of officer-month counts with officer and calendar-month effects, a log(shifts) "
+                    "offset and a separate effect for each training cohort in each month after training, so only "
+                    "officers not yet (or never) trained serve as comparison; training month left out; 95% interval "
+                    "clustered by officer (sandwich)")
+PRE_TREND_MONTHS = 6  # months before training whose rates are tested against the comparison officers'
+PRE_TREND_ALPHA = 0.05
+PROFILE_MONTHS = 12  # months after training drawn in the event-time profile
+POWER_Z = 0.8416  # standard normal quantile for 80% power: detectable effect = (1.96 + 0.84) x SE
 METHOD = ("Poisson regression of officer-month counts on officer and calendar-month fixed effects, "
           "log(shifts) offset; trained officers after training against officers not yet (or never) "
           "trained in the same months; training month left out; 95% interval clustered by officer")
@@ -159,9 +177,174 @@ def difference_in_differences(panel: pd.DataFrame, measure: str = "reports", lev
     if fit["coef"] is not None and fit["columns"][-1]:
         z = NormalDist().inv_cdf(0.5 + level / 2)
         coef, se = fit["coef"][-1], fit["se"][-1]
-        result.update(estimate=float(np.expm1(coef)), ci_low=float(np.expm1(coef - z * se)),
-                      ci_high=float(np.expm1(coef + z * se)))
+        with np.errstate(over="ignore"):  # a tiny sample can give a huge SE: the bound is then +inf, read as unclear
+            result.update(estimate=float(np.expm1(coef)), ci_low=float(np.expm1(coef - z * se)),
+                          ci_high=float(np.expm1(coef + z * se)))
     return result
+
+
+def staggered_effect(panel: pd.DataFrame, measure: str = "reports", level: float = 0.95,
+                     lead_months: int = PRE_TREND_MONTHS) -> dict[str, Any]:
+    """Estimate the average change after training, each trained officer against officers not yet (or never) trained."""
+    rows = _usable(panel, measure)
+    rows = rows[~(rows["months_since_training"] == 0).fillna(False).to_numpy(dtype=bool)]
+    design = _saturated(rows, measure)
+    z = NormalDist().inv_cdf(0.5 + level / 2)
+    officers = rows["officer_id"].to_numpy()[design["rows"]]
+    judged = design["treated"] & (design["scale"][design["officer"]] > 0)
+    result: dict[str, Any] = {
+        "measure": measure, "estimate": None, "ci_low": None, "ci_high": None,
+        "method": STAGGERED_METHOD,
+        "officers_trained": int(pd.unique(officers[judged]).size),
+        "officers_comparison": int(pd.unique(officers[design["never"] & design["in_fit"]]).size),
+        "events": int(design["y"][design["in_fit"] | judged].sum()),
+        "rates": _rates(rows, measure),
+        "expected_events": None, "observed_events": None,
+        "minimum_detectable_effect": None, "pre_trend_p": None, "pre_trend_months": lead_months,
+    }
+    ratio = _imputed_ratio(design, design["treated"])
+    if ratio is not None:
+        log_ratio, se, observed, expected = ratio
+        with np.errstate(over="ignore"):
+            result.update(estimate=float(np.expm1(log_ratio)), ci_low=float(np.expm1(log_ratio - z * se)),
+                          ci_high=float(np.expm1(log_ratio + z * se)),
+                          minimum_detectable_effect=float(-np.expm1(-(z + POWER_Z) * se)))
+        result.update(observed_events=int(observed), expected_events=float(expected))
+    result.update(pre_trend(rows, measure, lead_months, start=design["theta"]))
+    result["verdict"] = verdict(result)
+    result["profile"] = _profile(design, result.pop("pre_trend"), officers, z)
+    return result
+
+
+def event_profile(panel: pd.DataFrame, measure: str = "reports") -> pd.DataFrame:
+    """Estimate the change by months since training: before it, the pre-trend test's months; after, each month's."""
+    return staggered_effect(panel, measure)["profile"]
+
+
+def effects_and_profile(panel: pd.DataFrame) -> tuple[dict[str, dict[str, Any]], pd.DataFrame]:
+    """Return the training effects on every measure and the use-of-force event profile, fitting each model once."""
+    found = effects(panel, keep_profile=True)
+    return found, found["reports"].pop("profile")
+
+
+def _profile(design: dict[str, Any], leads: pd.DataFrame, officers: np.ndarray, z: float,
+             months_after: int = PROFILE_MONTHS) -> pd.DataFrame:
+    """Tabulate the change by months since training: before, the pre-trend leads; after, each month's ratio."""
+    since, y = design["since"], design["y"]
+    records = []
+    for k in range(-len(leads), months_after + 1):
+        at = since == k
+        record = {"months_since_training": k, "estimate": np.nan, "ci_low": np.nan, "ci_high": np.nan,
+                  "officers": int(pd.unique(officers[at]).size), "events": int(y[at].sum())}
+        if k < 0:
+            lead = leads.set_index("months_since_training").loc[k]
+            record.update({key: float(lead.get(key, np.nan)) for key in ("estimate", "ci_low", "ci_high")})
+        elif k > 0:
+            ratio = _imputed_ratio(design, at)
+            if ratio is not None:
+                log_ratio, se = ratio[:2]
+                with np.errstate(over="ignore"):
+                    record.update(estimate=float(np.expm1(log_ratio)), ci_low=float(np.expm1(log_ratio - z * se)),
+                                  ci_high=float(np.expm1(log_ratio + z * se)))
+        records.append(record)
+    return pd.DataFrame.from_records(records)
+
+
+def pre_trend(rows: pd.DataFrame, measure: str = "reports", lead_months: int = PRE_TREND_MONTHS,
+              start: np.ndarray | None = None) -> dict[str, Any]:
+    """Test jointly that trained officers' rates in the months before training moved like the comparison officers'."""
+    from scipy.special import chdtrc  # the chi-squared upper tail, without loading scipy.stats
+
+    rows = _usable(rows, measure)
+    rows = rows[~(rows["months_since_training"] == 0).fillna(False).to_numpy(dtype=bool)]
+    out: dict[str, Any] = {"pre_trend_p": None, "pre_trend_df": 0,
+                           "pre_trend": pd.DataFrame({"months_since_training": range(-lead_months, 0)})}
+    if not len(rows):
+        return out
+    fit = _saturated(rows, measure, lead_months, start)["fit"]
+    if fit["theta"] is None:
+        return out
+    used = fit["used"]
+    lead_cols = np.flatnonzero(used[-lead_months:])
+    position = np.searchsorted(np.flatnonzero(used), used.size - lead_months + lead_cols)
+    beta = fit["theta"][position]
+    cov = fit["covariance"][np.ix_(position, position)]
+    if beta.size:
+        stat = float(beta @ np.linalg.pinv(cov) @ beta)
+        df = int(np.linalg.matrix_rank(cov))
+        out.update(pre_trend_p=float(chdtrc(df, stat)) if df else None, pre_trend_df=df)
+    z = NormalDist().inv_cdf(0.975)
+    se = np.sqrt(np.maximum(np.diag(cov), 0.0)) if beta.size else np.zeros(0)
+    estimate = np.full(lead_months, np.nan)
+    low, high = estimate.copy(), estimate.copy()
+    with np.errstate(over="ignore"):
+        estimate[lead_cols] = np.expm1(beta)
+        low[lead_cols], high[lead_cols] = np.expm1(beta - z * se), np.expm1(beta + z * se)
+    out["pre_trend"] = out["pre_trend"].assign(estimate=estimate, ci_low=low, ci_high=high)
+    return out
+
+
+def verdict(result: dict[str, Any]) -> str:
+    """Classify an effect: fell (training worked), rose, no_clear_change, doubtful (pre-trend failed) or too_few."""
+    trained = result.get("officers_trained")
+    estimate, low, high = result.get("estimate"), result.get("ci_low"), result.get("ci_high")
+    if trained is None or any(v is None for v in (estimate, low, high)) or not np.isfinite([estimate, low, high]).all():
+        return "too_few"
+    if trained < MIN_TRAINED_OFFICERS or (low < -UNCLEAR_BOUND and high > UNCLEAR_BOUND):
+        return "too_few"
+    if low <= 0 <= high:
+        return "no_clear_change"
+    p = result.get("pre_trend_p")
+    if p is not None and p < PRE_TREND_ALPHA:
+        return "doubtful"
+    return "fell" if high < 0 else "rose"
+
+
+VERDICT_LABELS: dict[str, str] = {
+    "fell": "Training worked",
+    "rose": "Higher after training",
+    "no_clear_change": "No clear change",
+    "doubtful": "Not clear the training did it",
+    "too_few": "Too few officers to tell",
+}
+
+
+def verdict_label(result: dict[str, Any]) -> str:
+    """Name the verdict in a few words ("Training worked" only when the whole interval is a fall)."""
+    return VERDICT_LABELS[result.get("verdict") or verdict(result)]
+
+
+def twfe_reading(result: dict[str, Any]) -> str:
+    """Put the older two-way fixed-effects estimate beside the headline, saying why it is not the headline."""
+    old = result.get("twfe") or {}
+    estimate, low, high = old.get("estimate"), old.get("ci_low"), old.get("ci_high")
+    if estimate is None or low is None or high is None or not np.isfinite([estimate, low, high]).all():
+        return ""
+    return (f"For comparison, the older two-way fixed-effects model gives {_percent(estimate)} (95% interval "
+            f"{_percent(low)} to {_percent(high)}); it lets officers trained earlier serve as comparison, which pulls "
+            "the estimate towards zero when the effect builds up over the months after training.")
+
+
+def pre_trend_reading(result: dict[str, Any]) -> str:
+    """Say in plain words whether trained officers' rates moved like the others' before training."""
+    p, months = result.get("pre_trend_p"), result.get("pre_trend_months", PRE_TREND_MONTHS)
+    trained = result.get("officers_trained")
+    if p is None or trained is None or trained < MIN_TRAINED_OFFICERS:
+        return "Too few officers before training to check whether their rates moved like the others'."
+    if p < PRE_TREND_ALPHA:
+        return (f"Warning: in the {months} months before training, trained officers' rates already moved differently "
+                f"from the others' (test p = {p:.2f}), so a change after training may not be the training's doing.")
+    return (f"Before training, trained officers' rates moved like the others' (test of the {months} months before "
+            f"training: p = {p:.2f}), as a fair comparison needs.")
+
+
+def detectable_reading(result: dict[str, Any]) -> str:
+    """Say the smallest change the data could detect (80% power, 5% two-sided)."""
+    mde = result.get("minimum_detectable_effect")
+    if mde is None or not np.isfinite(mde) or result.get("estimate") is None:
+        return "Too few officers to say how large a change these data could detect."
+    return (f"The data could detect a change of about {mde:.0%} or more: a fall that large would be found "
+            "8 times in 10; a smaller real effect could be missed.")
 
 
 def event_study(panel: pd.DataFrame, window: tuple[int, int] = (-6, 12), measure: str = "reports",
@@ -191,8 +374,9 @@ def event_study(panel: pd.DataFrame, window: tuple[int, int] = (-6, 12), measure
             j = ks.index(k)
             if fit["columns"][j]:
                 coef, se = fit["coef"][j], fit["se"][j]
-                record.update(estimate=float(np.expm1(coef)), ci_low=float(np.expm1(coef - z * se)),
-                              ci_high=float(np.expm1(coef + z * se)))
+                with np.errstate(over="ignore"):
+                    record.update(estimate=float(np.expm1(coef)), ci_low=float(np.expm1(coef - z * se)),
+                                  ci_high=float(np.expm1(coef + z * se)))
         records.append(record)
     return pd.DataFrame.from_records(records)
 
@@ -211,6 +395,10 @@ def reading(result: dict[str, Any]) -> str:
         return (f"Too few officers to tell: the estimate, {_percent(estimate)} {span} from {trained:,} trained "
                 "officers, is consistent with a large fall or a large rise.")
     against = "compared with officers not yet (or never) trained over the same months"
+    if result.get("verdict") == "doubtful":
+        direction = f"fell by about {abs(estimate):.0%}" if high < 0 else f"rose by about {estimate:.0%}"
+        return (f"{what} per 1,000 officer-shifts {direction} after training {span}, {against}; but these officers' "
+                "rates were already moving differently before training, so this cannot be credited to the training.")
     if high < 0:
         return (f"{what} per 1,000 officer-shifts fell by about {abs(estimate):.0%} after training {span}, "
                 f"{against}.")
@@ -253,6 +441,109 @@ def _rates(rows: pd.DataFrame, measure: str) -> dict[str, dict[str, float]]:
     return out
 
 
+def _saturated(rows: pd.DataFrame, measure: str, lead_months: int = 0,
+               start: np.ndarray | None = None) -> dict[str, Any]:
+    """Fit officer and month effects with one effect per training cohort and calendar month after training.
+
+    Every trained officer-month gets its own cohort x month effect, so only officers not yet (or
+    never) trained identify the month effects: no already-trained officer serves as a control
+    (Wooldridge's extended two-way fixed effects, Poisson form). Optional pooled effects for the
+    lead_months before training give the pre-trend test. Cells with no events are left out of the
+    fit: their effect is minus infinity, and leaving them out gives the same fit of the rest.
+    """
+    from scipy import sparse
+
+    since = rows["months_since_training"].to_numpy(dtype=np.float64, na_value=np.nan)
+    y = rows[measure].to_numpy(dtype=np.float64)
+    shifts = rows["shifts"].to_numpy(dtype=np.float64)
+    officer = pd.factorize(rows["officer_id"])[0]
+    month = pd.factorize(rows["month"], sort=True)[0]
+    n = y.size
+    months = int(month.max()) + 1 if n else 1
+    n_officers = int(officer.max()) + 1 if n else 0
+    # A calendar month with no events at all (outside the date filter, or not yet recorded) says
+    # nothing once months have their own effect (its effect is minus infinity): left out, so that it
+    # is not taken for months before or after training.
+    observed = (np.bincount(month, weights=y, minlength=months) > 0)[month]
+    # An officer with no observed month before training (trained in the first month) has a level that
+    # cannot be told apart from the training effect: left out, like their cohort's months after training.
+    before = np.bincount(officer[observed], weights=~(since[observed] >= 1), minlength=n_officers) > 0
+    # A month in which every officer had already been trained has no one to compare with: its trained
+    # officer-months are left out (their month effect and cohort effects cannot be told apart).
+    compared = (np.bincount(month[observed & ~(since >= 1)], minlength=months) > 0)[month]
+    treated = (since >= 1) & before[officer] & observed & compared
+    keep = before[officer] & observed & (compared | ~(since >= 1))
+    y, shifts, officer, month, since, treated = (v[keep] for v in (y, shifts, officer, month, since, treated))
+    n = y.size
+    cohort = np.where(treated, month - np.nan_to_num(since, nan=0.0).astype(np.int64), -1)
+    cell_key = np.where(treated, cohort * months + month, -1)
+    cells, cell = np.unique(cell_key[treated], return_inverse=True)
+    cell_events = np.bincount(cell, weights=y[treated], minlength=cells.size)
+    fitted = ~treated
+    fitted[treated] = cell_events[cell] > 0
+    columns = [sparse.csr_matrix((np.ones(n), (np.arange(n), month)), shape=(n, months))[:, 1:],
+               sparse.csr_matrix((np.ones(int(treated.sum())), (np.flatnonzero(treated), cell)),
+                                 shape=(n, cells.size))]
+    if lead_months:
+        leads = np.column_stack([since == -k for k in range(lead_months, 0, -1)]).astype(np.float64)
+        columns.append(sparse.csr_matrix(leads.reshape(n, lead_months)))
+    x = sparse.hstack(columns, format="csr")
+    if start is not None and start.size < x.shape[1]:
+        start = np.concatenate([start, np.zeros(x.shape[1] - start.size)])
+    fit = _conditional_fit(y[fitted], np.log(shifts[fitted]), officer[fitted], x[fitted], start=start)
+    theta = np.zeros(x.shape[1])
+    if fit["theta"] is not None:
+        theta[fit["used"]] = fit["theta"]
+    in_fit = np.zeros(n, dtype=bool)
+    in_fit[np.flatnonzero(fitted)[fit["kept"]]] = True
+    # Officer levels profiled out of the likelihood: events / expected events at level 1.
+    fitted_scale = np.where(in_fit, shifts * np.exp(x @ theta), 0.0)
+    events = np.bincount(officer[in_fit], weights=y[in_fit], minlength=n_officers)
+    scale = np.bincount(officer, weights=fitted_scale, minlength=n_officers)
+    level = np.divide(events, scale, out=np.zeros(n_officers), where=scale > 0)
+    month_effect = np.concatenate([[0.0], theta[:months - 1]])
+    untrained = np.where(treated, shifts * np.exp(month_effect[month]) * level[officer], 0.0)
+    return {"y": y, "x": x, "month": month, "officer": officer, "treated": treated, "fit": fit, "in_fit": in_fit,
+            "fitted_scale": fitted_scale, "scale": scale, "untrained": untrained, "months": months,
+            "never": np.isnan(since), "since": since, "cells": cells.size, "lead_months": lead_months, "rows": keep,
+            "theta": theta}
+
+
+def _imputed_ratio(design: dict[str, Any], subset: np.ndarray) -> tuple[float, float, float, float] | None:
+    """Return log(observed / expected without training) over trained officer-months in subset, its SE and the sums.
+
+    The SE stacks the ratio's estimating equation with the model's conditional-likelihood scores
+    and linearises both per officer (a cluster-robust sandwich), so the uncertainty of the
+    expected counts (month effects, cohort effects and officer levels) is carried into the interval.
+    """
+    y, officer, fit = design["y"], design["officer"], design["fit"]
+    subset = subset & design["treated"] & (design["scale"][officer] > 0)
+    expected = np.where(subset, design["untrained"], 0.0)
+    observed_total, expected_total = float(y[subset].sum()), float(expected.sum())
+    if observed_total <= 0 or expected_total <= 0:
+        return None
+    ratio = observed_total / expected_total
+    n_officers = design["scale"].size
+    observed_i = np.bincount(officer[subset], weights=y[subset], minlength=n_officers)
+    expected_i = np.bincount(officer, weights=expected, minlength=n_officers)
+    influence = observed_i - ratio * expected_i
+    if fit["theta"] is not None and fit["theta"].size:
+        # d(expected)/d(theta): + the expected counts on the month columns, - each officer's level
+        # moving against the fitted scale of all its rows (the level is events / scale).
+        x = design["x"]
+        share = np.divide(expected_i, design["scale"], out=np.zeros(n_officers), where=design["scale"] > 0)
+        months = design["months"] - 1
+        direct = np.zeros(x.shape[1])
+        direct[:months] = (x[:, :months].T @ expected)
+        gradient = (direct - x.T @ (share[officer] * design["fitted_scale"]))[fit["used"]]
+        influence[fit["unit_kept"]] -= ratio * (fit["scores"] @ (fit["bread"] @ gradient))
+    clusters = int(np.count_nonzero(influence))
+    if clusters < 2:
+        return None
+    variance = float(influence @ influence) * clusters / (clusters - 1) / expected_total ** 2
+    return float(np.log(ratio)), float(np.sqrt(variance)) / ratio, observed_total, expected_total
+
+
 def _fit_rows(rows: pd.DataFrame, measure: str, treatment: np.ndarray) -> dict[str, Any]:
     from scipy import sparse
 
@@ -278,6 +569,25 @@ def _conditional_poisson(y: np.ndarray, offset: np.ndarray, unit: np.ndarray, de
     Returns (coefficients, cluster-robust standard errors, rows used, columns identified);
     coefficients of unidentified columns (no variation in the rows used) are 0 with NaN error.
     """
+    fit = _conditional_fit(y, offset, unit, design, tol, max_iter)
+    if fit["theta"] is None:
+        return None, None, fit["kept"], fit["used"]
+    p_all, used = design.shape[1], fit["used"]
+    se_used = np.sqrt(np.maximum(np.diag(fit["covariance"]), 0.0))
+    coef = np.zeros(p_all)
+    se = np.full(p_all, np.nan)
+    coef[used], se[used] = fit["theta"], se_used
+    return coef, se, fit["kept"], used
+
+
+def _conditional_fit(y: np.ndarray, offset: np.ndarray, unit: np.ndarray, design: sparse.csr_matrix,
+                     tol: float = 1e-9, max_iter: int = 50, start: np.ndarray | None = None) -> dict[str, Any]:
+    """Fit the conditional (officer fixed effects) Poisson and keep what a sandwich needs.
+
+    Returns theta (identified columns only), covariance (cluster-robust by unit), bread (inverse
+    information), scores (one row per unit kept), unit_kept (the original unit of each score row),
+    kept (rows used) and used (columns identified).
+    """
     from scipy import sparse
 
     n_units = int(unit.max()) + 1 if unit.size else 0
@@ -287,9 +597,12 @@ def _conditional_poisson(y: np.ndarray, offset: np.ndarray, unit: np.ndarray, de
     p_all = design.shape[1]
     x = design[kept]
     used = np.zeros(p_all, dtype=bool)
+    empty = {"theta": None, "covariance": None, "bread": None, "scores": None, "unit_kept": None,
+             "kept": kept, "used": used}
     if not kept.any():
-        return None, None, kept, used
-    yk, ok, uk = y[kept], offset[kept], pd.factorize(unit[kept])[0]
+        return empty
+    yk, ok = y[kept], offset[kept]
+    uk, unit_kept = pd.factorize(unit[kept])
     g = int(uk.max()) + 1
     nk = np.bincount(uk, weights=yk, minlength=g)
     # A column is identified only if it varies within some officer (else the officer effect absorbs it).
@@ -297,31 +610,66 @@ def _conditional_poisson(y: np.ndarray, offset: np.ndarray, unit: np.ndarray, de
     used = (colsum > 0) & (colsum < x.shape[0])
     x = x[:, np.flatnonzero(used)]
     members = sparse.csr_matrix((np.ones(uk.size), (uk, np.arange(uk.size))), shape=(g, uk.size))
-    theta = np.zeros(x.shape[1])
+    # A warm start (a nested model's estimates) saves Newton steps; it does not change the optimum.
+    theta = np.zeros(x.shape[1]) if start is None else np.asarray(start, dtype=np.float64)[used].copy()
     hessian = np.zeros((x.shape[1], x.shape[1]))
+    p = _shares(ok + x @ theta, uk, g)
+    loglik = _loglik(yk, p)
     for _ in range(max_iter):
-        eta = ok + x @ theta
-        w = np.exp(eta - eta.max())
-        p = w / np.bincount(uk, weights=w, minlength=g)[uk]
         mu = nk[uk] * p
         gradient = x.T @ (yk - mu)
         m = members @ x.multiply(p[:, None]).tocsr()
         hessian = (x.T @ x.multiply(mu[:, None]).tocsr()).toarray() - (m.T @ m.multiply(nk[:, None]).tocsr()).toarray()
-        step = np.linalg.lstsq(hessian, gradient, rcond=None)[0]
+        step = _solve(hessian, gradient)
+        # Halve a step that lowers the likelihood: thin cells in a small panel can make a full step overshoot.
+        for _ in range(30):
+            p_new = _shares(ok + x @ (theta + step), uk, g)
+            loglik_new = _loglik(yk, p_new)
+            if loglik_new >= loglik - 1e-9 * (1 + abs(loglik)):
+                break
+            step = step / 2
         theta += step
+        p, loglik = p_new, loglik_new
         if np.max(np.abs(step), initial=0.0) < tol:
             break
-    eta = ok + x @ theta
-    w = np.exp(eta - eta.max())
-    p = w / np.bincount(uk, weights=w, minlength=g)[uk]
     scores = (members @ x.multiply((yk - nk[uk] * p)[:, None]).tocsr()).toarray()
-    bread = np.linalg.pinv(hessian)
+    bread = _inverse(hessian)
     meat = scores.T @ scores * (g / max(g - 1, 1))
-    se_used = np.sqrt(np.maximum(np.diag(bread @ meat @ bread), 0.0))
-    coef = np.zeros(p_all)
-    se = np.full(p_all, np.nan)
-    coef[used], se[used] = theta, se_used
-    return coef, se, kept, used
+    return {"theta": theta, "covariance": bread @ meat @ bread, "bread": bread, "scores": scores,
+            "unit_kept": np.asarray(unit_kept), "kept": kept, "used": used}
+
+
+def _shares(eta: np.ndarray, unit: np.ndarray, units: int) -> np.ndarray:
+    """Each row's share of its unit's expected count (softmax within unit, shifted by the unit's maximum)."""
+    top = np.full(units, -np.inf)
+    np.maximum.at(top, unit, eta)
+    w = np.exp(eta - top[unit])  # every unit keeps a row of weight 1, so no share is 0 / 0
+    return w / np.bincount(unit, weights=w, minlength=units)[unit]
+
+
+def _loglik(y: np.ndarray, share: np.ndarray) -> float:
+    """Conditional (multinomial) log-likelihood, up to a constant."""
+    with np.errstate(divide="ignore"):
+        return float(np.sum(y[y > 0] * np.log(share[y > 0])))
+
+
+def _solve(matrix: np.ndarray, vector: np.ndarray) -> np.ndarray:
+    """Solve a symmetric system by Cholesky (fast), falling back to least squares when it is not positive definite."""
+    try:
+        factor = np.linalg.cholesky(matrix)
+    except np.linalg.LinAlgError:
+        return np.linalg.lstsq(matrix, vector, rcond=None)[0]
+    return np.linalg.solve(factor.T, np.linalg.solve(factor, vector))
+
+
+def _inverse(matrix: np.ndarray) -> np.ndarray:
+    """Invert a symmetric information matrix (Cholesky), or take its pseudo-inverse when it is singular."""
+    try:
+        factor = np.linalg.cholesky(matrix)
+    except np.linalg.LinAlgError:
+        return np.linalg.pinv(matrix)
+    inverse_factor = np.linalg.solve(factor, np.eye(matrix.shape[0]))
+    return inverse_factor.T @ inverse_factor
 
 
 def with_intervals(summary: pd.DataFrame) -> pd.DataFrame:
@@ -332,9 +680,17 @@ def with_intervals(summary: pd.DataFrame) -> pd.DataFrame:
     return summary.assign(low=low, high=high)
 
 
-def effects(panel: pd.DataFrame) -> dict[str, dict[str, Any]]:
-    """Return the training effect on use of force, officer injuries and assaults."""
-    return {measure: difference_in_differences(panel, measure) for measure in MEASURES}
+def effects(panel: pd.DataFrame, keep_profile: bool = False) -> dict[str, dict[str, Any]]:
+    """Return the training effect on use of force, officer injuries and assaults (TWFE beside it for comparison)."""
+    out = {}
+    for measure in MEASURES:
+        result = staggered_effect(panel, measure)
+        if not (keep_profile and measure == "reports"):
+            result.pop("profile")
+        old = difference_in_differences(panel, measure)
+        result["twfe"] = {key: old[key] for key in ("estimate", "ci_low", "ci_high")}
+        out[measure] = result
+    return out
 
 
 def scoped_roster(tables: dict[str, pd.DataFrame], scope: Any) -> dict[str, pd.DataFrame]:

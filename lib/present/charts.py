@@ -318,7 +318,7 @@ def funnel_plot(points: pd.DataFrame, limits: pd.DataFrame, level_label: str, me
 
 
 def training_event_study(frame: pd.DataFrame, measure_label: str, *, title: str | None = None) -> alt.TopLevelMixin:
-    """Draw the change in a rate by months since training, with 95% intervals (month -1 is the baseline)."""
+    """Draw the change in a rate by months since training against the comparison officers, with 95% intervals."""
     frame = drop_hidden(frame, "estimate", "officers", "events")
     data = frame.assign(after=np.where(frame["months_since_training"] > 0, "After training", "Before training"))
     tooltip = [alt.Tooltip("months_since_training:Q", title="Months since training"),

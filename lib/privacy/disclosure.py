@@ -282,6 +282,7 @@ SPECS: dict[Callable, Spec] = {
         keys=("factor",), link=_link_complements),
 }
 SPECS[quality.late_recorded] = SPECS[quality.coverage]
+SPECS[training.event_profile] = SPECS[training.event_study]  # the same columns, from the staggered estimator
 # Kinds that are not frames with a spec but are protected here all the same.
 SPECIAL_KINDS: frozenset[Callable] = frozenset({training.effects})
 # Row-level results (one row per report or officer) are never published under disclosure control.
@@ -573,12 +574,20 @@ def protect_count(value: int | None, threshold: int = DEFAULT_THRESHOLD) -> int 
 def _protect_effect(result: dict[str, Any], threshold: int) -> dict[str, Any]:
     out = dict(result)
     hidden = False
-    for key in ("officers_trained", "officers_comparison", "events"):
+    for key in ("officers_trained", "officers_comparison", "events", "observed_events"):
         if key in out:
             out[key] = protect_count(out[key], threshold)
             hidden |= out[key] is None and result[key] is not None
     if hidden:
+        # Everything computed from the hidden counts goes with them, and no verdict rests on them.
         out.update(estimate=None, ci_low=None, ci_high=None)
+        for key in ("minimum_detectable_effect", "expected_events", "observed_events", "pre_trend_p"):
+            if key in out:
+                out[key] = None
+        if "twfe" in out:
+            out["twfe"] = dict.fromkeys(out["twfe"])
+        if "verdict" in out:
+            out["verdict"] = "too_few"
     rates = {}
     groups = result.get("rates", {})
     events = pd.Series({g: r["events"] for g, r in groups.items()}, dtype="float64")

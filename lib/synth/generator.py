@@ -2,7 +2,8 @@
 
 The generator builds a national roster (43 territorial forces, their areas, teams and officers),
 draws incidents in time from a seasonal / weekly / hourly pattern, lets officers' use of force fall
-by 9% after personal safety training, and gives each report officer- and subject-harm outcomes
+by 9% after personal safety training (or by an effect that builds up over `training_growth_months`),
+and gives each report officer- and subject-harm outcomes
 from a multiplicative risk model. What was planted, and the exact values a marginal estimator
 should recover from the generated rows, are written to ``effects.json`` beside the tables.
 
@@ -584,12 +585,19 @@ def _hour_weights(period: _Period) -> np.ndarray:
             * np.where(weekend_night, WEEKEND_NIGHT_BOOST, 1.0))
 
 
+def _month_of_day(period: _Period) -> np.ndarray:
+    """Calendar month of each day of the period, counted from the period's first month (0)."""
+    days = pd.date_range(period.start, periods=max(period.days, 1), freq="D")
+    return ((days.year - period.start.year) * 12 + days.month - period.start.month).to_numpy(np.int64)
+
+
 def _candidates(rng: np.random.Generator, org: _Organisation, period: _Period, n_reports: int,
-                training_effect: float = DEFAULT_TRAINING_EFFECT,
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                training_effect: float = DEFAULT_TRAINING_EFFECT, growth_months: int = 0,
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float | None]:
     """Draw incidents, their officers and times, thin after training; keep n_reports reports.
 
-    Returns (officer, minute since start, incident code, lead officer by incident code).
+    Returns (officer, minute since start, incident code, lead officer by incident code, the
+    average planted effect on trained officer-months that an estimator can judge).
     """
     mean_size = 1 + np.dot(np.arange(len(INCIDENT_EXTRA_OFFICERS)), INCIDENT_EXTRA_OFFICERS)
     # Thinning removes under 0.6 * |effect| of reports, so 8% spare is ample for -9%.
@@ -618,15 +626,28 @@ def _candidates(rng: np.random.Generator, org: _Organisation, period: _Period, n
     delay = rng.integers(0, EXTRA_OFFICER_DELAY_MINUTES, extra.size)
     when[extra] = np.minimum(when[extra] + delay, period.minutes - 1)
 
-    # Use of force after the day of an officer's training is thinned by the effect (9%).
+    # Use of force after the day of an officer's training is thinned by the effect (9%); with
+    # growth_months the effect builds up: effect x min(1, (m + 1) / growth) in the m-th calendar
+    # month after the training month (m = 0 is the training month itself).
     day = org.trained_day[officer]
     after = (day >= 0) & (when >= (day + 1) * 1440)
+    month_of_day = _month_of_day(period)
+    since = month_of_day[np.minimum(when // 1440, month_of_day.size - 1)] - month_of_day[np.maximum(day, 0)]
+    ramp = np.minimum(1.0, (since + 1) / growth_months) if growth_months else np.ones(when.size)
     # 1 - (1 + effect) rather than -effect: the same float as before for the default.
-    keep = np.flatnonzero(~(after & (rng.random(when.size) < 1 - (1 + training_effect))))
+    thin = 1 - (1 + training_effect * ramp) if growth_months else 1 - (1 + training_effect)
+    keep = np.flatnonzero(~(after & (rng.random(when.size) < thin)))
     if keep.size < n_reports:
         raise RuntimeError("too few candidate reports survived thinning")
     keep = keep[:n_reports]
-    return officer[keep], when[keep], incident[keep], lead
+    # The estimand: the planted change averaged over the use of force trained officers would have
+    # had without training (every candidate, thinned or kept, up to the last report kept), in
+    # calendar months after the training month, for officers trained after the first month (an
+    # officer with no month before training cannot be compared with anyone).
+    drawn = slice(0, int(keep[-1]) + 1) if keep.size else slice(0, 0)
+    judged = ((day >= 0) & (since >= 1) & (month_of_day[np.maximum(day, 0)] >= 1))[drawn]
+    average = float(np.mean(training_effect * ramp[drawn][judged])) if judged.any() else None
+    return officer[keep], when[keep], incident[keep], lead, average
 
 
 def _shift_codes(minute_of_day: np.ndarray) -> np.ndarray:
@@ -642,16 +663,19 @@ def _shift_codes(minute_of_day: np.ndarray) -> np.ndarray:
 
 
 def generate(reports: int, seed: int, start: str = DEFAULT_START, months: int = DEFAULT_MONTHS,
-             training_effect: float = DEFAULT_TRAINING_EFFECT) -> Synthetic:
+             training_effect: float = DEFAULT_TRAINING_EFFECT, training_growth_months: int = 0) -> Synthetic:
     """Generate a synthetic national use-of-force dataset with planted, recorded effects."""
     if reports < 1:
         raise ValueError("reports must be at least 1")
     if not -1 < training_effect <= 0:
         raise ValueError("training_effect must be in (-1, 0]: training thins reports")
+    if training_growth_months < 0:
+        raise ValueError("training_growth_months must be 0 (a constant effect) or more")
     rng = np.random.default_rng(seed)
     period = _period(start, months)
     org = _organisation(rng, max(MIN_OFFICERS, reports // REPORTS_PER_OFFICER), period)
-    officer, when, incident_code, lead = _candidates(rng, org, period, reports, training_effect)
+    officer, when, incident_code, lead, average_effect = _candidates(rng, org, period, reports, training_effect,
+                                                                     training_growth_months)
 
     order = np.argsort(when, kind="stable")
     officer, when, incident_code = officer[order], when[order], incident_code[order]
@@ -824,6 +848,7 @@ def generate(reports: int, seed: int, start: str = DEFAULT_START, months: int = 
         resistance=resistance, team=team, outliers=outliers, org=org,
         tactic_rows=tactic_rows, tactic_codes=tactic_codes, n_incidents=codes.size,
         training_effect=training_effect)
+    effects["training"].update(_growth_record(training_growth_months, average_effect))
     training_table, exposure_table, joiners = _roster_records(seed, org, period, officer, when,
                                                              officer_ids, roster)
     effects["training"]["joiners"] = joiners
@@ -1056,6 +1081,22 @@ def _effects(*, reports: int, seed: int, period: _Period, probability: dict[str,
     }
 
 
+def _growth_record(growth_months: int, average: float | None) -> dict[str, Any]:
+    """Describe how the training effect builds up and its average over the trained officer-months."""
+    shape = ("constant: the full effect from the day after training" if not growth_months else
+             f"grows: effect x min(1, (m + 1) / {growth_months}) in the m-th calendar month after the "
+             f"training month, full from month {growth_months - 1}")
+    return {
+        "growth_months": int(growth_months),
+        "effect_shape": shape,
+        "average_effect_on_trained": None if average is None else round(average, 6),
+        "average_means": "the planted relative change averaged over the use of force trained officers "
+                         "would have had without training, in calendar months after their training month, "
+                         "officers trained after the first month of the period (the estimand of an "
+                         "estimator that compares them with officers not yet or never trained)",
+    }
+
+
 def _planted(table: Mapping[str, float], column: str) -> dict[str, Any]:
     ref = REFERENCE[column]
     vocab = REPORT_VOCABULARIES[column]
@@ -1118,9 +1159,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--training-effect", type=float, default=DEFAULT_TRAINING_EFFECT,
                         help="relative change in officers' use-of-force rate after personal safety "
                              f"training, in (-1, 0] (default {DEFAULT_TRAINING_EFFECT})")
+    parser.add_argument("--training-growth-months", type=int, default=0,
+                        help="months over which the training effect builds up to its full size "
+                             "(default 0: the full effect from the day after training)")
     args = parser.parse_args(argv)
     began = time.perf_counter()
-    synthetic = generate(args.reports, args.seed, args.start, args.months, args.training_effect)
+    synthetic = generate(args.reports, args.seed, args.start, args.months, args.training_effect,
+                         args.training_growth_months)
     write(synthetic, args.out)
     seconds = time.perf_counter() - began
     print(f"wrote {args.reports:,} reports, {synthetic.tactics.num_rows:,} tactics, "

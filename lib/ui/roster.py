@@ -157,7 +157,7 @@ def training_results(ds: Dataset, filters: Filters, scope: Scope) -> tuple[dict,
     if results is None:
         return None
     found, study = results
-    return cache.protect(training.effects, found), cache.protect(training.event_study, study)
+    return cache.protect(training.effects, found), cache.protect(training.event_profile, study)
 
 
 @st.cache_data(show_spinner="Estimating the effect of training", max_entries=64)
@@ -168,4 +168,4 @@ def _saved_training_results(ds: Dataset, filters: Filters, scope: Scope) -> tupl
 def _training_results(panel: pd.DataFrame | None) -> tuple[dict, pd.DataFrame] | None:
     if panel is None:
         return None
-    return training.effects(panel), training.event_study(panel)
+    return training.effects_and_profile(panel)
