@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lib.analysis import risk
+from lib.analysis import adjust, risk
 from lib.engine import query
 from lib.model import schema
 from lib.present import charts, tables, wording
@@ -44,19 +44,27 @@ render.table_behind(tables.grid_table(hours, "weekday", "hour"),
                 source=hours)
 
 st.subheader("Rate ratios, with 95% intervals")
-dimension = st.selectbox("Compare groups of", list(risk.RATIO_DIMENSIONS), format_func=query.DIMENSION_LABELS.get,
+dimension = st.selectbox("Compare groups of", list(risk.RATIO_DIMENSIONS), format_func=risk.RATIO_LABELS.get,
                          key="risk_dimension")
 reference = None
-if dimension != "tactic_group":  # each type of force is compared with reports not using it
+if dimension not in adjust.TACTIC_DIMENSIONS:  # each tactic or type of force is compared with reports not using it
     groups = cache.breakdown(ds, filters, scope, (dimension,))[dimension].tolist()
     groups = [g for g in groups if g != query.NOT_RECORDED]
     if groups:
         reference = st.selectbox("Against the reference group", groups, key=f"risk_reference_{dimension}")
-ratios = cache.cached_query(risk.rate_ratios, ds, filters, scope, measure, dimension, reference)
+basis = st.radio("Comparison", ["Crude", "Adjusted for case mix"], horizontal=True, key="risk_basis",
+                 help="Adjusted: a Poisson regression of each report's outcome on the compared groups and the case "
+                      "mix chosen, with robust intervals clustered by incident.")
+adjust_for: tuple[str, ...] = ()
+if basis == "Adjusted for case mix":
+    # Keyed per compared dimension: the options change with it (a dimension is not adjusted for itself).
+    adjust_for = tuple(st.multiselect(
+        "Adjust for", [d for d in adjust.COVARIATES if d != dimension],
+        default=[d for d in adjust.DEFAULT_ADJUSTMENT if d != dimension], format_func=adjust.LABELS.get,
+        key=f"risk_adjust_for_{dimension}"))
+ratios = cache.cached_query(risk.rate_ratios, ds, filters, scope, measure, dimension, reference, adjust_for)
 render.chart(charts.forest_plot, ratios, label)
-render.table_behind(tables.ratios_table(ratios),
-                f"{sentence}. A ratio of 2 means twice the reference's rate; an interval that crosses 1 "
-                "cannot tell the group from the reference.", source=ratios)
+render.table_behind(tables.ratios_table(ratios), risk.ratios_caption(ratios, sentence), source=ratios)
 
 st.subheader("Areas, teams and officers against the average (funnel plot)")
 levels = [*risk.FUNNEL_LEVELS, *([risk.OFFICER_LEVEL] if context.may_see_officers() else [])]

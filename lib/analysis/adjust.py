@@ -22,17 +22,20 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
+from typing import TYPE_CHECKING
 
 import ibis
 import numpy as np
 import pandas as pd
-from scipy import sparse
 
 from lib.analysis import stats
 from lib.engine import query
 from lib.engine.query import NOT_RECORDED, Filters, Scope
 from lib.engine.store import Dataset, Engine
 from lib.model import schema
+
+if TYPE_CHECKING:
+    from scipy import sparse
 
 # Dimensions a comparison can be adjusted for: report columns (as text), and subject resistance.
 # Team and area are left out: thousands of levels make the pattern cells as many as the reports.
@@ -80,6 +83,8 @@ class Fit:
 def design(codes: np.ndarray, levels: Sequence[int], references: Sequence[int],
            extra: np.ndarray | None = None) -> sparse.csr_matrix:
     """Return the design matrix: intercept, one dummy per non-reference level of each coded column, extras."""
+    from scipy import sparse  # here, not at module level: this module is imported at app start
+
     rows = codes.shape[0]
     blocks = [sparse.csr_matrix(np.ones((rows, 1)))]
     for j, (k, ref) in enumerate(zip(levels, references, strict=True)):
@@ -160,6 +165,8 @@ def robust_covariance(x: sparse.csr_matrix, result: Fit, yes: np.ndarray, n: np.
     cell, reports, events); rows may be negative (a complement taken away). Every other report is a cluster
     of its own, taken from the cells. Returns a full p x p matrix, NaN in rows and columns not fitted.
     """
+    from scipy import sparse
+
     yes, n = np.asarray(yes, dtype="float64"), np.asarray(n, dtype="float64")
     cols = np.flatnonzero(result.fitted)
     p = x.shape[1]
@@ -319,6 +326,8 @@ def _shape(frame: pd.DataFrame, dimension: str, reference: str | np.ndarray, ref
 def _using_ratios(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, measure: str, column: str,
                   covariates: list[str]) -> pd.DataFrame:
     """Return, per tactic or type of force, the adjusted ratio of reports using it against those not using it."""
+    from scipy import sparse
+
     keys = [f"d{i}" for i in range(len(covariates))]
     t = _answered(engine, ds, filters, scope, measure, covariates)
     cells = _cells(engine, t, keys) if keys else _cells(engine, t.mutate(_all=ibis.literal(0)), ["_all"])
@@ -341,7 +350,7 @@ def _using_ratios(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, m
     shared = t.mutate(_all=ibis.literal(0)) if not keys else t
     multi = _multi(engine, shared, cells, pattern_keys)
     multi_used = _multi(engine, used, cells, pattern_keys, extra=("_k",))
-    names = [k for k in _tactic_order(column) if k in set(users["_k"])]
+    names = [k for k in tactic_order(column) if k in set(users["_k"])]
     names += sorted(set(users["_k"]) - set(names))
     total_yes, total_n = cells["yes"].to_numpy(), cells["n"].to_numpy()
     rows = []
@@ -369,7 +378,8 @@ def _using_ratios(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, m
     return _shape(frame, column, "not using it", frame["reference_yes"], frame["reference_answered"], covariates)
 
 
-def _tactic_order(column: str) -> tuple[str, ...]:
+def tactic_order(column: str) -> tuple[str, ...]:
+    """Return the vocabulary order of a tactics column's values."""
     return tuple(schema.TACTIC_GROUPS) if column == "tactic_group" else schema.TACTICS
 
 
@@ -411,3 +421,43 @@ def basis(adjust_for: Sequence[str]) -> str:
         return "crude (not adjusted for case mix)"
     joined = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
     return f"adjusted for {joined}"
+
+
+# --- which comparisons are judged -----------------------------------------------------------
+
+COMPARED = "compared"
+REFERENCE = "reference"
+TOO_FEW = "too few to compare"
+NO_EVENTS = "no events"
+NO_REFERENCE_EVENTS = "no events in the reference"
+NOT_ESTIMABLE = "not estimable"
+HIDDEN = "not shown (disclosure control)"
+
+
+def ratio_status(frame: pd.DataFrame, minimum: int = stats.MIN_DENOMINATOR) -> pd.Series:
+    """Say for each row of a ratios frame whether it is compared, or why not (too few, no events).
+
+    Below `minimum` answering reports (in the group or its reference) a group is shown but never judged; a
+    group with no events has no ratio to draw (a continuity-corrected point would invent one).
+    """
+    if not len(frame):
+        return pd.Series([], dtype=object, index=frame.index)
+    answered = pd.to_numeric(frame["answered"], errors="coerce").to_numpy(dtype="float64")
+    ref_answered = pd.to_numeric(frame["reference_answered"], errors="coerce").to_numpy(dtype="float64")
+    yes = pd.to_numeric(frame["yes"], errors="coerce").to_numpy(dtype="float64")
+    ref_yes = pd.to_numeric(frame["reference_yes"], errors="coerce").to_numpy(dtype="float64")
+    ratio = pd.to_numeric(frame["ratio"], errors="coerce").to_numpy(dtype="float64")
+    is_reference = (frame["group"].astype(str) == frame["reference"].astype(str)).to_numpy()
+    status = np.select(
+        [is_reference, np.isnan(answered) | np.isnan(yes) | np.isnan(ref_answered) | np.isnan(ref_yes),
+         (answered < minimum) | (ref_answered < minimum), yes == 0, ref_yes == 0,
+         ~np.isfinite(ratio)],
+        [REFERENCE, HIDDEN, TOO_FEW, NO_EVENTS, NO_REFERENCE_EVENTS, NOT_ESTIMABLE], COMPARED)
+    return pd.Series(status, index=frame.index, dtype=object)
+
+
+def basis_of(frame: pd.DataFrame) -> str:
+    """Say whether a ratios frame is crude or adjusted, and for what."""
+    if "adjusted_for" not in frame.columns or not len(frame):
+        return basis(())
+    return basis(tuple(frame["adjusted_for"].iloc[0] or ()))
