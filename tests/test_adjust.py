@@ -1,0 +1,250 @@
+"""Adjusted comparisons: the model matches an independent fit, the sandwich an independent sum, clusters widen it;
+on synthetic data with no tactic effect planted the adjusted ratios cover 1, and the planted effects are found."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+from scipy import optimize
+
+from lib import synth
+from lib.analysis import adjust, risk
+from lib.engine.query import NOT_RECORDED, UNRESTRICTED, Filters
+
+ALL = Filters()
+
+
+# --- an independent route: the row-level likelihood and sandwich ------------------------------------------------
+
+
+def row_design(frame: pd.DataFrame, columns: list[str], references: dict[str, str]) -> tuple[np.ndarray, list[str]]:
+    """Dense one-hot design, one row per report, built with pandas (not the module's sparse route)."""
+    parts, names = [np.ones((len(frame), 1))], ["(intercept)"]
+    for c in columns:
+        values = frame[c].astype(str)
+        for level in sorted(set(values) - {references[c]}):
+            parts.append((values == level).to_numpy(dtype=float)[:, None])
+            names.append(f"{c}={level}")
+    return np.hstack(parts), names
+
+
+def scipy_fit(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Maximise the Poisson log-likelihood sum(y x'b - exp(x'b)) over rows with scipy's trust-region Newton."""
+    def nll(b):
+        eta = x @ b
+        return -(y @ eta - np.exp(eta).sum())
+
+    def grad(b):
+        return -(x.T @ (y - np.exp(x @ b)))
+
+    def hess(b):
+        return (x * np.exp(x @ b)[:, None]).T @ x
+
+    start = np.zeros(x.shape[1])
+    start[0] = np.log(y.mean())
+    found = optimize.minimize(nll, start, jac=grad, hess=hess, method="trust-exact", options={"gtol": 1e-12})
+    return found.x
+
+
+def row_sandwich(x: np.ndarray, y: np.ndarray, b: np.ndarray, cluster: np.ndarray) -> np.ndarray:
+    """Sum each cluster's score (x (y - mu)) row by row, then B^-1 (sum s s') B^-1 G / (G - 1)."""
+    mu = np.exp(x @ b)
+    bread = (x * mu[:, None]).T @ x
+    scores = pd.DataFrame(x * (y - mu)[:, None]).groupby(cluster).sum().to_numpy()
+    meat = scores.T @ scores
+    g = len(scores)
+    inverse = np.linalg.inv(bread)
+    return inverse @ meat @ inverse * g / (g - 1)
+
+
+def simulate(seed: int, incidents: int = 1500, shared: float = 0.0) -> pd.DataFrame:
+    """Reports in incidents of 1 to 4 officers; harm depends on group and shift; `shared` ties officers' outcomes."""
+    rng = np.random.default_rng(seed)
+    size = rng.integers(1, 5, incidents)
+    incident = np.repeat(np.arange(incidents), size)
+    n = incident.size
+    group = rng.choice(["A", "B", "C"], n, p=[0.5, 0.3, 0.2])
+    shift = rng.choice(["Early", "Late", "Night"], n)[incident] if shared else rng.choice(["Early", "Late", "Night"], n)
+    p = 0.08 * np.select([group == "B", group == "C"], [1.5, 0.7], 1.0) * np.where(shift == "Night", 1.6, 1.0)
+    # One uniform per incident, taken by each officer with probability `shared`: P(harm) stays p for everyone.
+    u = np.where(rng.random(n) < shared, rng.random(incidents)[incident], rng.random(n))
+    y = u < p
+    return pd.DataFrame({"incident": incident, "group": group, "shift": shift, "y": y.astype(int)})
+
+
+def cell_route(frame: pd.DataFrame, clustered: bool = True):
+    """Fit by the module's route: collapse to pattern cells, fit, sandwich from cells plus multi-report clusters."""
+    cells = frame.groupby(["group", "shift"], as_index=False).agg(n=("y", "size"), yes=("y", "sum"))
+    cells["cell"] = np.arange(len(cells))
+    codes = np.column_stack([pd.Categorical(cells["group"], ["A", "B", "C"]).codes,
+                             pd.Categorical(cells["shift"], ["Early", "Late", "Night"]).codes])
+    x = adjust.design(codes, [3, 3], [0, 0])
+    result = adjust.fit(x, cells["yes"].to_numpy(), cells["n"].to_numpy())
+    multi = frame.merge(cells[["group", "shift", "cell"]], on=["group", "shift"])
+    multi = multi[multi.groupby("incident")["y"].transform("size") > 1] if clustered else multi.iloc[:0]
+    per = multi.groupby(["incident", "cell"], as_index=False).agg(n=("y", "size"), yes=("y", "sum"))
+    cov = adjust.robust_covariance(x, result, cells["yes"].to_numpy(), cells["n"].to_numpy(),
+                                   per["incident"].to_numpy(), per["cell"].to_numpy(), per["n"].to_numpy(),
+                                   per["yes"].to_numpy())
+    return result, cov
+
+
+def test_cell_fit_equals_an_independent_row_level_maximum_likelihood_fit():
+    frame = simulate(1)
+    result, _ = cell_route(frame)
+    x, _ = row_design(frame, ["group", "shift"], {"group": "A", "shift": "Early"})
+    reference = scipy_fit(x, frame["y"].to_numpy(dtype=float))
+    assert result.converged
+    np.testing.assert_allclose(result.coef, reference, atol=1e-6)
+    # Exp of a coefficient is the risk ratio: B against A, adjusted for shift (planted 1.5).
+    assert 1.1 < np.exp(result.coef[1]) < 2.0
+
+
+def test_sandwich_from_cells_equals_the_row_by_row_cluster_sum():
+    frame = simulate(2, shared=0.5)
+    result, cov = cell_route(frame)
+    x, _ = row_design(frame, ["group", "shift"], {"group": "A", "shift": "Early"})
+    reference = row_sandwich(x, frame["y"].to_numpy(dtype=float), result.coef, frame["incident"].to_numpy())
+    np.testing.assert_allclose(cov, reference, rtol=1e-9, atol=1e-14)
+    # Every report its own cluster: the plain (HC0-type) sandwich, also from cells alone.
+    _, plain = cell_route(frame, clustered=False)
+    alone = row_sandwich(x, frame["y"].to_numpy(dtype=float), result.coef, np.arange(len(frame)))
+    np.testing.assert_allclose(plain, alone, rtol=1e-9, atol=1e-14)
+
+
+def test_clustering_widens_intervals_when_officers_at_one_incident_share_the_outcome():
+    correlated = simulate(3, shared=0.7)
+    _, clustered = cell_route(correlated)
+    _, plain = cell_route(correlated, clustered=False)
+    # The shift is the incident's, so its coefficient rests on incidents, not reports: much wider.
+    assert np.sqrt(clustered[4, 4] / plain[4, 4]) > 1.3
+    independent = simulate(3)
+    _, clustered = cell_route(independent)
+    _, plain = cell_route(independent, clustered=False)
+    assert np.sqrt(np.diag(clustered)[1:] / np.diag(plain)[1:]) == pytest.approx(1, abs=0.12)
+
+
+def test_clustered_intervals_cover_at_their_nominal_rate_when_outcomes_are_shared():
+    """Seeds 0..199, fixed up front: B against A (planted 1.5) with outcomes shared within incidents."""
+    covered = {"clustered": 0, "plain": 0}
+    for seed in range(200):
+        frame = simulate(seed, incidents=400, shared=0.7)
+        for name, clustered in (("clustered", True), ("plain", False)):
+            result, cov = cell_route(frame, clustered)
+            low, high = np.exp(result.coef[4] + np.array([-1.96, 1.96]) * np.sqrt(cov[4, 4]))
+            covered[name] += bool(low <= 1.6 <= high)  # Night against Early, an incident-level covariate
+    assert covered["clustered"] >= 180  # 90% of 200 (nominal 95%)
+    assert covered["plain"] < covered["clustered"]
+
+
+def test_a_level_with_no_events_is_left_out_not_fitted_to_minus_infinity_slowly():
+    cells = pd.DataFrame({"g": [0, 0, 1, 1, 2, 2], "s": [0, 1, 0, 1, 0, 1],
+                          "n": [100, 120, 90, 80, 15, 10], "yes": [8, 14, 12, 15, 0, 0]})
+    x = adjust.design(cells[["g", "s"]].to_numpy(), [3, 2], [0, 0])
+    result = adjust.fit(x, cells["yes"].to_numpy(), cells["n"].to_numpy())
+    assert result.converged and result.coef[2] == -np.inf  # g=2: no events
+    kept = cells[cells["g"] < 2]
+    x2 = adjust.design(kept[["g", "s"]].to_numpy(), [2, 2], [0, 0])
+    alone = adjust.fit(x2, kept["yes"].to_numpy(), kept["n"].to_numpy())
+    np.testing.assert_allclose(result.coef[[0, 1, 3]], alone.coef, atol=1e-10)
+    assert (result.mean[cells["g"] == 2] == 0).all()
+
+
+# --- through the engine ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def synthetic(engine):
+    data = synth.generate(60_000, seed=5)
+    ds = engine.add("adjust", data.reports, data.tactics, data.officers, key="adjust000005")
+    return ds, data
+
+
+def reports_frame(data) -> pd.DataFrame:
+    r = data.reports
+    frame = pd.DataFrame({
+        "report_id": r["report_id"].to_pylist(), "incident": r["incident_id"].to_pylist(),
+        "y": r["officer_injured"].to_pandas(), "shift": r["shift"].to_pandas().astype(object),
+        "officer_role": r["officer_role"].to_pandas().astype(object),
+        "resistance": r["resistance"].to_pandas().astype(object),
+        "single_crewed": r["single_crewed"].to_pandas().map({True: "Single crewed", False: "Double crewed"}),
+        "location_type": r["location_type"].to_pandas().astype(object)})
+    frame = frame[frame["y"].notna()].copy()
+    frame["y"] = frame["y"].astype(int)
+    for c in ("shift", "officer_role", "resistance", "single_crewed", "location_type"):
+        frame[c] = frame[c].fillna(NOT_RECORDED)
+    return frame
+
+
+def test_engine_route_equals_the_row_level_fit_and_sandwich(engine, synthetic):
+    ds, data = synthetic
+    frame = reports_frame(data)
+    found = risk.rate_ratios(engine, ds, ALL, UNRESTRICTED, "officer_injured", "shift", "Early",
+                             adjust.DEFAULT_ADJUSTMENT).set_index("group")
+    covariates = ["officer_role", "resistance", "single_crewed", "location_type"]
+    largest = {c: frame[c].value_counts().index[0] for c in covariates}
+    x, names = row_design(frame, ["shift", *covariates], {"shift": "Early", **largest})
+    y = frame["y"].to_numpy(dtype=float)
+    b = scipy_fit(x, y)
+    v = row_sandwich(x, y, b, frame["incident"].to_numpy())
+    for group in ("Late", "Night"):
+        at = names.index(f"shift={group}")
+        row = found.loc[group]
+        assert row["ratio"] == pytest.approx(np.exp(b[at]), abs=1e-6)
+        assert row["ci_high"] == pytest.approx(np.exp(b[at] + 1.959963984540054 * np.sqrt(v[at, at])), abs=1e-6)
+        assert row["adjusted_for"] == ("officer_role", "resistance", "single_crewed", "location_type")
+        assert (row["yes"], row["answered"]) == (frame.loc[frame["shift"] == group, "y"].sum(),
+                                                  (frame["shift"] == group).sum())
+    assert found.loc["Early", "ratio"] == 1.0
+
+
+def test_engine_tactic_ratio_equals_the_row_level_fit(engine, synthetic):
+    ds, data = synthetic
+    frame = reports_frame(data)
+    t = data.tactics
+    unarmed = set(pc.filter(t["report_id"], pc.equal(t["tactic_group"].cast(pa.string()), "Unarmed skills"))
+                  .to_pylist())
+    frame["uses"] = np.where(frame["report_id"].isin(unarmed), "yes", "no")
+    covariates = list(adjust.DEFAULT_ADJUSTMENT)
+    largest = {c: frame[c].value_counts().index[0] for c in covariates}
+    x, names = row_design(frame, [*covariates, "uses"], {**largest, "uses": "no"})
+    y = frame["y"].to_numpy(dtype=float)
+    b = scipy_fit(x, y)
+    v = row_sandwich(x, y, b, frame["incident"].to_numpy())
+    found = risk.tactic_group_ratios(engine, ds, ALL, UNRESTRICTED, "officer_injured",
+                                     adjust.DEFAULT_ADJUSTMENT).set_index("group").loc["Using Unarmed skills"]
+    at = names.index("uses=yes")
+    assert found["ratio"] == pytest.approx(np.exp(b[at]), abs=1e-6)
+    assert found["ci_low"] == pytest.approx(np.exp(b[at] - 1.959963984540054 * np.sqrt(v[at, at])), abs=1e-6)
+    assert (found["answered"], found["reference_answered"]) == ((frame["uses"] == "yes").sum(),
+                                                                 (frame["uses"] == "no").sum())
+
+
+def test_taser_fired_has_its_own_ratio_beside_the_types_of_force(engine, synthetic):
+    ds, _ = synthetic
+    for adjust_for in ((), adjust.DEFAULT_ADJUSTMENT):
+        per_tactic = risk.tactic_ratios(engine, ds, ALL, UNRESTRICTED, "officer_injured", adjust_for)
+        assert "Using CED fired" in set(per_tactic["group"])
+        assert "Using Tactical communication" not in set(per_tactic["group"])
+        assert (per_tactic["dimension"] == "tactic").all()
+
+
+def test_expected_counts_add_up_to_the_observed_and_follow_case_mix(engine, synthetic):
+    ds, data = synthetic
+    expected = adjust.expected_counts(engine, ds, ALL, UNRESTRICTED, "officer_injured", "area")
+    assert expected["expected"].sum() == pytest.approx(expected["observed"].sum(), rel=1e-9)
+    frame = reports_frame(data)
+    assert expected["observed"].sum() == frame["y"].sum()
+    # A team's expected count is its reports' case-mix risk, not the average: it varies with the mix.
+    teams = adjust.expected_counts(engine, ds, ALL, UNRESTRICTED, "officer_injured", "team")
+    per_report = teams["expected"] / teams["reports"]
+    assert per_report.std() > 0.005
+    assert teams["expected"].sum() == pytest.approx(teams["observed"].sum(), rel=1e-9)
+
+
+def test_unknown_adjustment_is_refused(engine, synthetic):
+    ds, _ = synthetic
+    with pytest.raises(ValueError, match="cannot adjust for"):
+        risk.rate_ratios(engine, ds, ALL, UNRESTRICTED, "officer_injured", "shift", None, ("horoscope",))
