@@ -262,3 +262,82 @@ def test_unknown_adjustment_is_refused(engine, synthetic):
     ds, _ = synthetic
     with pytest.raises(ValueError, match="cannot adjust for"):
         risk.rate_ratios(engine, ds, ALL, UNRESTRICTED, "officer_injured", "shift", None, ("horoscope",))
+
+
+# --- calibration on synthetic data: nothing planted on tactics, role and shift planted ----------------------------
+
+SEEDS = range(20)  # chosen up front, never tuned
+CALIBRATION_REPORTS = 100_000
+
+
+@pytest.fixture(scope="module")
+def calibration(engine) -> pd.DataFrame:
+    """One row per seed and ratio: the estimate, its interval, and the truth (1 for tactics, planted otherwise)."""
+    rows = []
+    for seed in SEEDS:
+        data = synth.generate(CALIBRATION_REPORTS, seed=seed)
+        planted = data.effects["officer_injured"]["rate_ratio"]
+        ds = engine.add(f"calibration {seed}", data.reports, data.tactics, data.officers, key=f"adjcal{seed:06d}")
+        found = [
+            (risk.tactic_group_ratios(engine, ds, ALL, UNRESTRICTED, "officer_injured", adjust.DEFAULT_ADJUSTMENT),
+             "adjusted", lambda g: 1.0),
+            (risk.tactic_group_ratios(engine, ds, ALL, UNRESTRICTED, "officer_injured"), "crude", lambda g: 1.0),
+            (risk.rate_ratios(engine, ds, ALL, UNRESTRICTED, "officer_injured", "shift", "Early",
+                              adjust.DEFAULT_ADJUSTMENT), "adjusted", planted["shift"]["ratios"].get),
+            (risk.rate_ratios(engine, ds, ALL, UNRESTRICTED, "officer_injured", "officer_role", "Neighbourhood",
+                              adjust.DEFAULT_ADJUSTMENT), "adjusted", planted["officer_role"]["ratios"].get),
+        ]
+        for frame, kind, truth in found:
+            for r in frame[frame["group"] != frame["reference"]].itertuples():
+                rows.append({"seed": seed, "dimension": r.dimension, "group": r.group, "kind": kind,
+                             "ratio": r.ratio, "low": r.ci_low, "high": r.ci_high, "truth": truth(r.group)})
+        engine.drop(ds)
+    out = pd.DataFrame(rows)
+    out["covered"] = (out["low"] <= out["truth"]) & (out["truth"] <= out["high"])
+    return out
+
+
+def test_the_generator_plants_no_tactic_effect_on_harm():
+    planted = synth.generate(2_000, seed=0).effects["officer_injured"]["rate_ratio"]
+    assert set(planted) == {"shift", "officer_role", "single_crewed", "resistance"}  # harm ignores tactics
+
+
+@pytest.mark.slow
+def test_adjusted_tactic_group_ratios_cover_one_when_no_tactic_effect_is_planted(calibration):
+    """Thresholds fixed before the run: each type of force covers 1 in at least 17 of 20 seeds (at a true 95%,
+    fewer happens with probability 1.6%) and all of them together at least 90% of the time.
+
+    Seeds 0..19 at 100,000 reports gave (see the closing note of issue 14): Restraint 19, Unarmed skills 19,
+    Other equipment 20, Less lethal weapons 18, Firearms 20, Other 19 of 20; 115 of 120 in all.
+    """
+    adjusted = calibration[(calibration["dimension"] == "tactic_group") & (calibration["kind"] == "adjusted")]
+    per_group = adjusted.groupby("group")["covered"].sum()
+    assert len(per_group) == 6 and (adjusted.groupby("group").size() == len(SEEDS)).all()
+    assert (per_group >= 17).all(), per_group.to_dict()
+    assert adjusted["covered"].mean() >= 0.90, per_group.to_dict()
+    # No group leans one way: the average log ratio is near 0 (unlike the crude ones below).
+    assert adjusted.groupby("group")["ratio"].mean().between(0.95, 1.05).all()
+
+
+@pytest.mark.slow
+def test_crude_ratio_for_unarmed_skills_is_confounded_by_resistance(calibration):
+    rows = calibration[calibration["group"] == "Using Unarmed skills"].set_index(["kind", "seed"])
+    crude, adjusted = rows.loc["crude"], rows.loc["adjusted"]
+    # Unarmed skills go with harder resistance, and so does injury: the crude ratio rises with nothing planted.
+    assert crude["ratio"].mean() > 1.1 and crude["covered"].sum() <= 5
+    assert 0.97 < adjusted["ratio"].mean() < 1.03
+
+
+@pytest.mark.slow
+def test_planted_role_and_shift_ratios_are_covered_by_the_adjusted_intervals(calibration):
+    """Thresholds fixed before the run: each planted ratio covered in at least 16 of 20 seeds, 90% overall.
+
+    Response's estimates lean high (about 1.57 against the planted 1.5): the generator's outlier teams, which
+    triple harm, are among the busiest teams, mostly Response, and team is not adjusted for. With the outlier
+    teams out of scope the average is 1.51 (see the closing note of issue 14).
+    """
+    planted = calibration[calibration["dimension"].isin(["shift", "officer_role"])]
+    per_ratio = planted.groupby(["dimension", "group"])["covered"].sum()
+    assert len(per_ratio) == 2 + 8
+    assert (per_ratio >= 16).all(), per_ratio.to_dict()
+    assert planted["covered"].mean() >= 0.90, per_ratio.to_dict()
