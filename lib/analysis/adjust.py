@@ -65,6 +65,8 @@ CRUDE_METHOD = "crude (no adjustment): Katz log interval"
 RATIO_COLUMNS = ["dimension", "group", "reference", "ratio", "ci_low", "ci_high", "yes", "answered",
                  "reference_yes", "reference_answered", "adjusted_for", "method"]
 _Z = NormalDist().inv_cdf(0.975)
+# A log-ratio standard error above this (an interval wider than a factor of e^20 each way) says nothing.
+MAX_LOG_SE = 10.0
 
 
 # --- the model on cells -------------------------------------------------------------------
@@ -147,8 +149,10 @@ def fit(x: sparse.csr_matrix, yes: np.ndarray, n: np.ndarray, max_iter: int = 10
             if candidate >= ll - 1e-12 * abs(ll):
                 break
             step /= 2
-        b, ll = b + step, candidate
-        if np.max(np.abs(step)) < tol:
+        b, gain, ll = b + step, candidate - ll, candidate
+        # Converged when the step is negligible, or when the likelihood no longer moves: then a coefficient
+        # drifting towards -inf (levels jointly without events) has a vast variance and no usable interval.
+        if np.max(np.abs(step)) < tol or abs(gain) < 1e-12 * (abs(ll) + 1):
             converged = True
             break
     coef[np.flatnonzero(cols)] = b
@@ -264,11 +268,19 @@ def _codes(cells: pd.DataFrame, keys: list[str], references: dict[str, str]) -> 
     return codes, levels, refs
 
 
-def _interval(coef: float, variance: float) -> tuple[float, float, float]:
-    if not np.isfinite(coef) or not np.isfinite(variance) or variance < 0:
+def _interval(result: Fit, cov: np.ndarray, at: int) -> tuple[float, float, float]:
+    """Return exp(b) and its 95% Wald interval on the log scale; NaN where the model gives no finite answer."""
+    coef, variance = result.coef[at], cov[at, at]
+    if not result.converged or not np.isfinite(coef) or not np.isfinite(variance) or variance < 0:
         return np.nan, np.nan, np.nan
     se = np.sqrt(variance)
-    return float(np.exp(coef)), float(np.exp(coef - _Z * se)), float(np.exp(coef + _Z * se))
+    if se > MAX_LOG_SE:
+        return np.nan, np.nan, np.nan
+    with np.errstate(over="ignore"):
+        values = np.exp([coef, coef - _Z * se, coef + _Z * se])
+    if not np.isfinite(values).all():  # a group separated by its covariates: no usable interval
+        return np.nan, np.nan, np.nan
+    return float(values[0]), float(values[1]), float(values[2])
 
 
 def adjusted_ratios(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, measure: str, dimension: str,
@@ -306,7 +318,7 @@ def adjusted_ratios(engine: Engine, ds: Dataset, filters: Filters, scope: Scope,
             ratio, low, high = 1.0, np.nan, np.nan
         else:
             at = 1 + [v for i, v in enumerate(levels[0]) if i != refs[0]].index(g)
-            ratio, low, high = _interval(result.coef[at], cov[at, at])
+            ratio, low, high = _interval(result, cov, at)
         rows.append((g, ratio, low, high, by_group.loc[g, "yes"], by_group.loc[g, "n"]))
     frame = pd.DataFrame(rows, columns=["group", "ratio", "ci_low", "ci_high", "yes", "answered"])
     return _shape(frame, dimension, reference, by_group.loc[reference, "yes"], by_group.loc[reference, "n"],
@@ -371,7 +383,7 @@ def _using_ratios(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, m
             cy = np.concatenate([multi["yes"], part["yes"], -part["yes"]])
             cov = robust_covariance(x, result, yes, n, cluster, cell, cn, cy)
             at = x.shape[1] - 1
-            ratio, low, high = _interval(result.coef[at], cov[at, at])
+            ratio, low, high = _interval(result, cov, at)
         rows.append(("Using " + name, ratio, low, high, yes_used, n_used, ref_yes, ref_n))
     frame = pd.DataFrame(rows, columns=["group", "ratio", "ci_low", "ci_high", "yes", "answered",
                                         "reference_yes", "reference_answered"])
