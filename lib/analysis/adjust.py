@@ -122,7 +122,7 @@ def fit(x: sparse.csr_matrix, yes: np.ndarray, n: np.ndarray, max_iter: int = 10
         cols &= ~(empty | no_events)
         zero_event |= no_events
         if no_events.any():
-            rows &= np.asarray((x[:, np.flatnonzero(no_events)].sum(axis=1) == 0)).ravel()
+            rows &= np.asarray(x[:, np.flatnonzero(no_events)].sum(axis=1) == 0).ravel()
     coef = np.full(p, np.nan)
     coef[zero_event] = -np.inf
     mean = np.zeros(len(n))

@@ -257,8 +257,8 @@ def forest_plot(frame: pd.DataFrame, measure_label: str, *, title: str | None = 
                alt.Tooltip("ci_low:Q", title="95% interval from", format=".2f"),
                alt.Tooltip("ci_high:Q", title="95% interval to", format=".2f"), *counts]
     basis = adjust.basis_of(frame)
-    x = alt.X("ci_low:Q", title=f"{measure_label}: rate ratio, {basis} (counting unit: {unit}; log scale, 95% interval)",
-              scale=alt.Scale(type="log"))
+    x = alt.X("ci_low:Q", scale=alt.Scale(type="log"),
+              title=f"{measure_label}: rate ratio, {basis} (counting unit: {unit}; log scale, 95% interval)")
     y = alt.Y("label:N", title=None, sort=labels, scale=alt.Scale(domain=labels))
     rules = alt.Chart(drawn).mark_rule(strokeWidth=2, color=ACCENT).encode(
         y=y, x=x, x2=alt.X2("ci_high"), tooltip=tooltip)
