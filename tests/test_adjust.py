@@ -341,3 +341,28 @@ def test_planted_role_and_shift_ratios_are_covered_by_the_adjusted_intervals(cal
     assert len(per_ratio) == 2 + 8
     assert (per_ratio >= 16).all(), per_ratio.to_dict()
     assert planted["covered"].mean() >= 0.90, per_ratio.to_dict()
+
+
+def test_a_planted_taser_fired_effect_is_found_on_its_own_and_not_hidden_in_its_type_of_force(engine):
+    """Seed 7, fixed up front: injuries thinned to 0.6x on reports where CED was fired (Taser fired)."""
+    data = synth.generate(150_000, seed=7)
+    t = data.tactics
+    fired = set(pc.filter(t["report_id"], pc.equal(t["tactic"].cast(pa.string()), "CED fired")).to_pylist())
+    injured = data.reports["officer_injured"].to_pandas()
+    on_fired = data.reports["report_id"].to_pandas().isin(fired)
+    keep = np.random.default_rng(7).random(len(injured)) < 0.6
+    thinned = injured.where(~(on_fired & injured.fillna(False).astype(bool)) | keep, False)
+    reports = data.reports.set_column(data.reports.schema.get_field_index("officer_injured"), "officer_injured",
+                                      pa.array(thinned, type=pa.bool_(), from_pandas=True))
+    ds = engine.add("taser fired", reports, data.tactics, data.officers, key="adjtaser0007")
+    try:
+        per_tactic = risk.tactic_ratios(engine, ds, ALL, UNRESTRICTED, "officer_injured",
+                                        adjust.DEFAULT_ADJUSTMENT).set_index("group")
+        groups = risk.tactic_group_ratios(engine, ds, ALL, UNRESTRICTED, "officer_injured",
+                                          adjust.DEFAULT_ADJUSTMENT).set_index("group")
+    finally:
+        engine.drop(ds)
+    row = per_tactic.loc["Using CED fired"]
+    assert row["ci_low"] <= 0.6 <= row["ci_high"] and row["ci_high"] < 1, row
+    # Its type of force mixes it with drawn and red-dot (no effect): the planted fall is diluted there.
+    assert groups.loc["Using Less lethal weapons", "ratio"] > row["ratio"] + 0.1
