@@ -184,11 +184,11 @@ def robust_covariance(x: sparse.csr_matrix, result: Fit, yes: np.ndarray, n: np.
     single_n, single_yes, groups = n, yes, 0
     meat = np.zeros((cols.size, cols.size))
     if cluster is not None and len(cluster):
-        codes, cluster_index = np.unique(cluster, return_inverse=True)
-        groups = codes.size
+        cluster_index, codes = pd.factorize(np.asarray(cluster))  # hashing: no sort of a million clusters
+        groups = len(codes)
         cn, cy = np.asarray(cluster_n, dtype="float64"), np.asarray(cluster_yes, dtype="float64")
         residual = cy - cn * m[cell]
-        r = sparse.csr_matrix((residual, (cluster_index.ravel(), cell)), shape=(groups, len(n)))
+        r = sparse.csr_matrix((residual, (cluster_index, cell)), shape=(groups, len(n)))
         scores = r @ xk
         meat += (scores.T @ scores).toarray()
         single_n = n - np.bincount(cell, weights=cn, minlength=len(n))
@@ -362,8 +362,15 @@ def _using_ratios(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, m
     shared = t.mutate(_all=ibis.literal(0)) if not keys else t
     multi = _multi(engine, shared, cells, pattern_keys)
     multi_used = _multi(engine, used, cells, pattern_keys, extra=("_k",))
-    names = [k for k in tactic_order(column) if k in set(users["_k"])]
-    names += sorted(set(users["_k"]) - set(names))
+    present = set(users["_k"].astype(str))
+    names = [k for k in tactic_order(column) if k in present]
+    names += sorted(present - set(names))
+    # Cluster codes once for every fit (the hashes of incidents with two or more answering reports).
+    known, codes_all = np.unique(multi["cluster"].to_numpy(), return_inverse=True)
+    multi = multi.assign(cluster=codes_all.ravel())
+    multi_used = multi_used.assign(cluster=np.searchsorted(known, multi_used["cluster"].to_numpy()),
+                                   _k=multi_used["_k"].astype(str))
+    users = users.assign(_k=users["_k"].astype(str))
     total_yes, total_n = cells["yes"].to_numpy(), cells["n"].to_numpy()
     rows = []
     for name in names:
