@@ -2,7 +2,8 @@
 
 Every function starts from `filtered_reports` (through `query.breakdown`), so scope and filters
 apply, and returns a small frame with the counts behind every rate. Comparisons carry
-intervals; groups are judged against funnel limits, never ranked bare.
+intervals; groups are judged against funnel limits, never ranked bare. Rate ratios are crude or adjusted
+for case mix (lib/analysis/adjust.py), and the frame says which.
 """
 from __future__ import annotations
 
