@@ -366,3 +366,17 @@ def test_a_planted_taser_fired_effect_is_found_on_its_own_and_not_hidden_in_its_
     assert row["ci_low"] <= 0.6 <= row["ci_high"] and row["ci_high"] < 1, row
     # Its type of force mixes it with drawn and red-dot (no effect): the planted fall is diluted there.
     assert groups.loc["Using Less lethal weapons", "ratio"] > row["ratio"] + 0.1
+
+
+@pytest.mark.parametrize(("dimension", "reference"), [("tactic_group", None), ("shift", "Early")])
+def test_with_nothing_to_adjust_for_the_model_gives_the_crude_ratio(engine, synthetic, dimension, reference):
+    ds, _ = synthetic
+    model = adjust.adjusted_ratios(engine, ds, ALL, UNRESTRICTED, "officer_injured", dimension, (), reference)
+    crude = risk.rate_ratios(engine, ds, ALL, UNRESTRICTED, "officer_injured", dimension, reference)
+    both = model.merge(crude, on="group", suffixes=("", "_crude"))
+    both = both[both["group"] != both["reference"]]
+    assert len(both) >= 2
+    np.testing.assert_allclose(both["ratio"], both["ratio_crude"], rtol=1e-9)
+    # Robust (sandwich) and Katz intervals agree closely when nothing is shared within incidents.
+    np.testing.assert_allclose(both[["ci_low", "ci_high"]].to_numpy(),
+                               both[["ci_low_crude", "ci_high_crude"]].to_numpy(), rtol=0.01)
