@@ -222,8 +222,12 @@ def _answered(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, measu
                for i, d in enumerate(dims)}
     for name, expr in (extra or {}).items():
         derived[name] = expr(t)
-    t = t.select("report_id", _y=t[measure].cast("int64"), _cluster=cluster, **derived)
-    return t.mutate(_size=t.report_id.count().over(ibis.window(group_by=t._cluster)))
+    return t.select("report_id", _y=t[measure].cast("int64"), _cluster=cluster, **derived)
+
+
+def _shared(t: ibis.Table) -> ibis.Table:
+    """Return the reports of incidents with two or more answering reports (a window only where it is needed)."""
+    return t.filter(t.report_id.count().over(ibis.window(group_by=t._cluster)) > 1)
 
 
 def _cells(engine: Engine, t: ibis.Table, keys: list[str]) -> pd.DataFrame:
@@ -237,12 +241,8 @@ def _cells(engine: Engine, t: ibis.Table, keys: list[str]) -> pd.DataFrame:
 def _multi(engine: Engine, t: ibis.Table, cells: pd.DataFrame, keys: list[str],
            extra: Sequence[str] = ()) -> pd.DataFrame:
     """Return (cluster, cell, reports, events) for the incidents with two or more answering reports."""
-    shared = t.filter(t._size > 1)
-    if not keys:
-        joined = shared.mutate(_cell=ibis.literal(0))
-    else:
-        patterns = ibis.memtable(cells[keys].assign(_cell=np.arange(len(cells))))
-        joined = shared.join(patterns, keys)
+    patterns = ibis.memtable(cells[keys].assign(_cell=np.arange(len(cells))))
+    joined = t.join(patterns, keys)
     grouped = joined.group_by([joined._cluster.hash().name("cluster"), "_cell", *extra]).aggregate(
         n=joined.count(), yes=joined._y.sum())
     frame = engine.execute(grouped)
@@ -306,7 +306,7 @@ def adjusted_ratios(engine: Engine, ds: Dataset, filters: Filters, scope: Scope,
     codes, levels, refs = _codes(cells, keys, {"d0": reference})
     x = design(codes, [len(v) for v in levels], refs)
     result = fit(x, cells["yes"].to_numpy(), cells["n"].to_numpy())
-    multi = _multi(engine, t, cells, keys)
+    multi = _multi(engine, _shared(t), cells, keys)
     cov = robust_covariance(x, result, cells["yes"].to_numpy(), cells["n"].to_numpy(),
                             multi["cluster"].to_numpy(), multi["_cell"].to_numpy(dtype=np.int64),
                             multi["n"].to_numpy(), multi["yes"].to_numpy())
@@ -359,9 +359,9 @@ def _using_ratios(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, m
     size = len(cells)
     x = sparse.vstack([sparse.hstack([base, sparse.csr_matrix((size, 1))]),
                        sparse.hstack([base, sparse.csr_matrix(np.ones((size, 1)))])], format="csr")
-    shared = t.mutate(_all=ibis.literal(0)) if not keys else t
+    shared = _shared(t.mutate(_all=ibis.literal(0)) if not keys else t)
     multi = _multi(engine, shared, cells, pattern_keys)
-    multi_used = _multi(engine, used, cells, pattern_keys, extra=("_k",))
+    multi_used = _multi(engine, pairs.join(shared, "report_id"), cells, pattern_keys, extra=("_k",))
     present = set(users["_k"].astype(str))
     names = [k for k in tactic_order(column) if k in present]
     names += sorted(present - set(names))
