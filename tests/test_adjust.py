@@ -171,7 +171,7 @@ def test_a_level_with_no_events_is_left_out_not_fitted_to_minus_infinity_slowly(
 
 @pytest.fixture(scope="module")
 def synthetic(engine):
-    data = synth.generate(60_000, seed=5)
+    data = synth.generate(30_000, seed=5)
     ds = engine.add("adjust", data.reports, data.tactics, data.officers, key="adjust000005")
     return ds, data
 
