@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lib.analysis import risk
+from lib.analysis import adjust, risk
 from lib.engine import query
 from lib.model import schema
 from lib.present import charts, tables, wording
@@ -47,29 +47,45 @@ render.table_behind(tables.grid_table(hours, "weekday", "hour"),
                 source=hours)
 
 st.subheader("Rate ratios, with 95% intervals")
-dimension = st.selectbox("Compare groups of", list(risk.RATIO_DIMENSIONS), format_func=query.DIMENSION_LABELS.get,
+dimension = st.selectbox("Compare groups of", list(risk.RATIO_DIMENSIONS), format_func=risk.RATIO_LABELS.get,
                          key="risk_dimension")
 reference = None
-if dimension != "tactic_group":  # each type of force is compared with reports not using it
+if dimension not in adjust.TACTIC_DIMENSIONS:  # each tactic or type of force is compared with reports not using it
     groups = cache.breakdown(ds, filters, scope, (dimension,))[dimension].tolist()
     groups = [g for g in groups if g != query.NOT_RECORDED]
     if groups:
         reference = st.selectbox("Against the reference group", groups, key=f"risk_reference_{dimension}")
-ratios = cache.cached_query(risk.rate_ratios, ds, filters, scope, measure, dimension, reference)
+basis = st.radio("Comparison", ["Crude", "Adjusted for case mix"], horizontal=True, key="risk_basis",
+                 help="Adjusted: a Poisson regression of each report's outcome on the compared groups and the case "
+                      "mix chosen, with robust intervals clustered by incident.")
+adjust_for: tuple[str, ...] = ()
+if basis == "Adjusted for case mix":
+    # Keyed per compared dimension: the options change with it (a dimension is not adjusted for itself).
+    adjust_for = tuple(st.multiselect(
+        "Adjust for", [d for d in adjust.COVARIATES if d != dimension],
+        default=[d for d in adjust.DEFAULT_ADJUSTMENT if d != dimension], format_func=adjust.LABELS.get,
+        key=f"risk_adjust_for_{dimension}"))
+ratios = cache.cached_query(risk.rate_ratios, ds, filters, scope, measure, dimension, reference, adjust_for)
+# Crude ratios between groups count what the measure counts; the tactic and adjusted comparisons count reports.
+ratio_unit = "reports" if adjust_for or dimension in adjust.TACTIC_DIMENSIONS else unit
 render.chart(charts.forest_plot, ratios, label)
-render.table_behind(tables.ratios_table(ratios),
-                f"{sentence}. A ratio of 2 means twice the reference's rate; an interval that crosses 1 "
-                f"cannot tell the group from the reference. Counting unit: "
-                f"{'reports' if dimension == 'tactic_group' else unit}.", source=ratios)
+render.table_behind(tables.ratios_table(ratios), risk.ratios_caption(ratios, sentence, ratio_unit),
+                    source=ratios)
 
 st.subheader("Areas, teams and officers against the average (funnel plot)")
 levels = [*risk.FUNNEL_LEVELS, *([risk.OFFICER_LEVEL] if context.may_see_officers() else [])]
 level = st.radio("Compare", levels, horizontal=True, key="risk_level")
 level_scope = context.officer_scope("officer funnel") if level == risk.OFFICER_LEVEL else scope
-points, limits = cache.cached_query(risk.funnel, ds, filters, level_scope, measure, level)
+funnel_basis = st.radio("Judge", ["Crude rates", "Observed against expected for the case mix"], horizontal=True,
+                        key="risk_funnel_basis",
+                        help="Expected: each group's reports given the same chance of harm as similar reports "
+                             "elsewhere (role, shift, resistance, crewing, location type), from a Poisson model.")
+funnel_adjust = (tuple(d for d in adjust.DEFAULT_ADJUSTMENT if d != level)
+                 if funnel_basis != "Crude rates" else ())
+points, limits = cache.cached_query(risk.funnel, ds, filters, level_scope, measure, level, funnel_adjust)
 if len(points):
     render.chart(charts.funnel_plot, points, limits, level, label)
-    st.caption(risk.funnel_sentence(points, level) + " Small groups sit in the wide mouth of the funnel: "
+    st.caption(risk.funnel_sentence(points, level, limits) + " Small groups sit in the wide mouth of the funnel: "
                "their rates swing by chance, so they are judged against the limits, never ranked.")
     st.caption(risk.funnel_method(limits))
     flagged = risk.outliers(points)
@@ -78,7 +94,8 @@ if len(points):
                     f"with a false discovery rate under {risk.FUNNEL_FDR:.0%}")
         render.table(tables.funnel_table(flagged, level), f"higher than expected {level}")
     render.table_behind(tables.funnel_table(points, level),
-                        f"{sentence}. Counting unit: {'reports' if level == risk.OFFICER_LEVEL else unit}. "
+                        f"{sentence}. Counting unit: "
+                        f"{'reports' if level == risk.OFFICER_LEVEL or funnel_adjust else unit}. "
                         f"{risk.funnel_method(limits)}", source=points)
 else:
     st.info(f"No {level} in this view has answering reports.")

@@ -3,10 +3,13 @@
     python -m lib.summary DATASET [--by area|team|officer] [--measure officer_injured|...]
                           [--from YYYY-MM-DD] [--to YYYY-MM-DD] [--force NAME] [--area NAME]
                           [--role NAME] [--shift NAME] [--tactic NAME] [--tactic-group NAME]
-                          [--roster FOLDER_OR_FILE ...]
+                          [--roster FOLDER_OR_FILE ...] [--adjust [--adjust-for DIMENSION ...]]
 
 DATASET is a folder written by lib.ingest or lib.synth, a saved dataset's name, or a CSV/Parquet
 file. It prints one JSON document; it exits 2 with a one-line reason when the dataset cannot be opened.
+With --adjust it adds `adjusted_rate_ratios`: the ratios by shift, role and type of force adjusted for case mix
+(role, shift, resistance, crewing and location type unless --adjust-for names others), each row listing the
+dimensions it is adjusted for (a dimension is never adjusted for itself).
 """
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from lib import ingest
-from lib.analysis import risk
+from lib.analysis import adjust, risk
 from lib.engine import query
 from lib.engine.query import UNRESTRICTED, Filters, Scope
 from lib.engine.store import Dataset, DatasetError, Engine
@@ -28,6 +31,7 @@ from lib.ingest import library
 from lib.model import schema
 
 RATIO_DIMENSIONS = {"shift": "shift", "role": "officer_role"}
+ADJUSTED_DIMENSIONS = {**RATIO_DIMENSIONS, "tactic_group": "tactic_group"}
 
 
 def resolve(dataset: str) -> Path:
@@ -62,7 +66,7 @@ def summarise(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, measu
         ratios[key] = [{"group": r.group, "reference": r.reference, "ratio": _number(r.ratio),
                         "ci_low": _number(r.ci_low), "ci_high": _number(r.ci_high),
                         "numerator": int(r.yes), "denominator": int(r.answered)} for r in frame.itertuples()]
-    points, _ = risk.funnel(engine, ds, filters, scope, measure, by)
+    points, limits = risk.funnel(engine, ds, filters, scope, measure, by)
     outliers = [{"group": r.group, "level": by, "numerator": int(r.yes), "denominator": int(r.answered),
                  "rate": _number(r.rate), "expected": _number(r.expected), "upper_limit": _number(r.high),
                  "limit": "99.8%"} for r in risk.outliers(points).itertuples()]
@@ -77,9 +81,23 @@ def summarise(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, measu
                     # null when the extract records no incident id.
                     "unit": rate.unit, "reports": headline.reports, "incidents": headline.incidents},
         "rate_ratios": ratios,
-        "groups_compared": int(len(points)),
+        **risk.funnel_summary(points, limits),
         "outliers": outliers,
     }
+
+
+def adjusted_summary(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, measure: str,
+                     adjust_for: Sequence[str] = adjust.DEFAULT_ADJUSTMENT) -> dict:
+    """Return rate ratios by shift, role and type of force adjusted for case mix, shaped like `rate_ratios`."""
+    out: dict = {}
+    for key, dimension in ADJUSTED_DIMENSIONS.items():
+        frame = risk.rate_ratios(engine, ds, filters, scope, measure, dimension, None, tuple(adjust_for))
+        frame = frame[frame["group"] != frame["reference"]]
+        out[key] = [{"group": r.group, "reference": r.reference, "ratio": _number(r.ratio),
+                     "ci_low": _number(r.ci_low), "ci_high": _number(r.ci_high),
+                     "numerator": int(r.yes), "denominator": int(r.answered),
+                     "adjusted_for": list(r.adjusted_for), "method": r.method} for r in frame.itertuples()]
+    return out
 
 
 def read_roster(paths: Sequence[str]) -> dict[str, pd.DataFrame]:
@@ -146,6 +164,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.add_argument(flag, dest=field, action="append", default=[])
     parser.add_argument("--roster", action="append", default=[],
                         help="a folder with officers/training/exposure.parquet, or roster files")
+    parser.add_argument("--adjust", action="store_true",
+                        help="add rate ratios adjusted for case mix (modified Poisson, clustered by incident)")
+    parser.add_argument("--adjust-for", dest="adjust_for", action="append", choices=list(adjust.COVARIATES),
+                        help=f"a dimension to adjust for (default: {', '.join(adjust.DEFAULT_ADJUSTMENT)})")
     args = parser.parse_args(argv)
     try:
         filters = query.filters_from_mapping(vars(args))
@@ -159,6 +181,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"rejected: {exc}", file=sys.stderr)
         return 2
     out = summarise(engine, ds, filters, UNRESTRICTED, args.measure, args.by)
+    if args.adjust or args.adjust_for:
+        out["adjusted_rate_ratios"] = adjusted_summary(engine, ds, filters, UNRESTRICTED, args.measure,
+                                                       args.adjust_for or adjust.DEFAULT_ADJUSTMENT)
     if args.roster:
         try:
             tables = read_roster(args.roster)

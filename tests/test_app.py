@@ -246,6 +246,20 @@ def test_officer_exposure_lists_officers_only_when_they_differ_beyond_chance():
     assert not any("Officer (pseudonym)" in d.value.columns for d in at.dataframe)
 
 
+def test_officer_risk_page_shows_ratios_crude_or_adjusted_and_says_which():
+    at = run_app().switch_page("app_pages/risk.py").run()
+    assert any("Rate ratios crude" in c.value for c in at.caption)
+    at.radio(key="risk_basis").set_value("Adjusted for case mix").run()
+    assert not at.exception
+    chosen = at.multiselect(key="risk_adjust_for_shift")
+    assert chosen.value == ["officer_role", "resistance", "single_crewed", "location_type"]  # not shift itself
+    assert any("adjusted for role, resistance, crewing and location type" in c.value for c in at.caption)
+    at.selectbox(key="risk_dimension").set_value("tactic").run()
+    assert not at.exception
+    assert "shift" in at.multiselect(key="risk_adjust_for_tactic").value
+    assert any("Poisson regression" in c.value for c in at.caption)
+
+
 def test_training_page_shows_compliance_and_the_effect_with_its_reading():
     at = run_app().switch_page("app_pages/training.py").run()
     assert not at.exception

@@ -363,6 +363,10 @@ def test_rate_ratios(views) -> None:
     for dimension in ("shift", "officer_role", "tactic_group"):
         run_views(views, risk.rate_ratios, lambda e, ds, f, d=dimension: risk.rate_ratios(
             e, ds, f, UNRESTRICTED, "officer_injured", d), draw)
+    # Adjusted ratios and per-tactic ratios pass the same gate: their counts are the crude ones.
+    for dimension in ("shift", "tactic"):
+        run_views(views, risk.rate_ratios, lambda e, ds, f, d=dimension: risk.rate_ratios(
+            e, ds, f, UNRESTRICTED, "officer_injured", d, None, ("officer_role", "resistance")), draw)
 
 
 def test_funnel(views) -> None:

@@ -6,8 +6,9 @@ import pandas as pd
 import pytest
 
 from lib import synth
-from lib.analysis import risk, stats
+from lib.analysis import adjust, risk, stats
 from lib.engine.query import UNRESTRICTED, Filters, Scope
+from lib.present import charts, tables
 
 ALL = Filters()
 
@@ -214,6 +215,20 @@ def test_the_engine_funnel_judges_observed_against_expected_counts(engine, plant
     assert points["ratio"].to_numpy() == pytest.approx(points["yes"] / points["model_expected"])
 
 
+def test_the_case_mix_funnel_judges_teams_against_the_poisson_model_and_finds_the_planted_ones(engine, planted):
+    ds, effects = planted
+    points, limits = risk.funnel(engine, ds, ALL, UNRESTRICTED, "officer_injured", "team",
+                                 ("officer_role", "shift", "resistance", "single_crewed"))
+    assert (points["basis"] == "expected").all()
+    # With an intercept the model's expected events add up to the observed ones (teams not recorded included).
+    model = adjust.expected_counts(engine, ds, ALL, UNRESTRICTED, "officer_injured", "team",
+                                   ("officer_role", "shift", "resistance", "single_crewed"))
+    assert model["expected"].sum() == pytest.approx(model["observed"].sum())
+    assert {t["team"] for t in effects["outlier_teams"]} <= set(risk.outliers(points)["group"])
+    assert not points.loc[points["answered"] < stats.FUNNEL_MIN_VOLUME, "judged"].any()
+    assert risk.funnel_method(limits).startswith("Observed against expected counts from the case-mix model")
+
+
 def test_unknown_measure_is_refused(engine, small):
     with pytest.raises(ValueError, match="unknown measure"):
         risk.rate_ratios(engine, small, ALL, UNRESTRICTED, "coffee", "shift")
@@ -278,3 +293,50 @@ def test_funnel_summary_says_how_many_groups_were_judged_and_expected_by_chance(
     assert out["groups_compared"] == len(points) and out["groups_judged"] == judged
     assert out["minimum_volume"] == 30 and out["expected_by_chance"] == pytest.approx(judged * 0.001)
     assert out["method"].startswith("Crude rates")
+
+
+def ratios_frame(adjusted_for=()) -> pd.DataFrame:
+    """A reference, one group compared, and the groups the issue names: 0 of 6, 0 of 50, 1 of 3."""
+    return pd.DataFrame({
+        "dimension": "shift", "group": ["A", "B", "C", "D", "E"], "reference": "A",
+        "ratio": [1.0, 1.25, 0.57, 0.05, 3.3], "ci_low": [0.8, 0.7, 0.03, 0.003, 0.6],
+        "ci_high": [1.2, 2.2, 9.0, 0.9, 17.0], "yes": [16, 10, 0, 0, 1], "answered": [200, 100, 6, 50, 3],
+        "reference_yes": 16, "reference_answered": 200, "adjusted_for": [adjusted_for] * 5,
+        "method": "crude" if not adjusted_for else adjust.METHOD})
+
+
+def test_forest_plot_draws_only_groups_it_can_compare_and_lists_the_rest_with_the_reason():
+    spec = charts.forest_plot(ratios_frame(), "Officer injury rate").to_dict()
+    rules, points, notes, _ = spec["layer"]
+    drawn = spec["datasets"][rules["data"]["name"]]
+    assert [r["group"] for r in drawn] == ["B"]  # no continuity-corrected point for 0 of 6, nothing for 1 of 3
+    assert spec["datasets"][points["data"]["name"]] == drawn
+    listed = {r["group"]: r["status"] for r in spec["datasets"][notes["data"]["name"]]}
+    assert listed == {"C": "too few to compare", "D": "no events", "E": "too few to compare"}
+    domain = rules["encoding"]["y"]["scale"]["domain"]
+    assert domain == ["B vs A", "C vs A (too few to compare)", "D vs A (no events)", "E vs A (too few to compare)"]
+    title = rules["encoding"]["x"]["title"]
+    assert "counting unit: reports" in title and "crude" in title
+
+
+def test_forest_plot_and_table_say_what_the_ratios_are_adjusted_for():
+    frame = ratios_frame(("officer_role", "shift", "single_crewed"))
+    title = charts.forest_plot(frame, "Officer injury rate").to_dict()["layer"][0]["encoding"]["x"]["title"]
+    assert "adjusted for role, shift and crewing" in title
+    table = tables.ratios_table(frame).set_index("Group")
+    assert set(table["Basis"]) == {"adjusted for role, shift and crewing"}
+    assert table.loc["B", "Rate ratio"] == 1.25 and table.loc["B", "Compared"] == "compared"
+    for group, status in (("C", "too few to compare"), ("D", "no events"), ("E", "too few to compare")):
+        assert table.loc[group, "Compared"] == status
+        assert table.loc[group, ["Rate ratio", "95% from", "95% to"]].isna().all()  # no estimate shown
+    assert table.loc["A", "Rate ratio"] == 1.0 and pd.isna(table.loc["A", "95% from"])
+
+
+def test_crude_and_adjusted_frames_have_the_same_columns_and_say_which(engine, small):
+    crude = risk.rate_ratios(engine, small, ALL, UNRESTRICTED, "officer_injured", "shift")
+    adjusted = risk.rate_ratios(engine, small, ALL, UNRESTRICTED, "officer_injured", "shift", None, ("officer_role",))
+    assert list(crude.columns) == list(adjusted.columns) == adjust.RATIO_COLUMNS
+    assert crude["adjusted_for"].iloc[0] == () and adjusted["adjusted_for"].iloc[0] == ("officer_role",)
+    assert crude["method"].iloc[0].startswith("crude") and adjusted["method"].iloc[0] == adjust.METHOD
+    assert "adjusted for role" in risk.ratios_caption(adjusted, "All reports")
+    assert "crude" in risk.ratios_caption(crude, "All reports")

@@ -23,7 +23,7 @@ def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 def test_summary_of_a_synthetic_folder_names_the_planted_outlier_teams(tmp_path):
     data = synth.generate(300_000, seed=21)
     synth.write(data, tmp_path / "ds")
-    done = run(str(tmp_path / "ds"), "--by", "team")
+    done = run(str(tmp_path / "ds"), "--by", "team", "--adjust")
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
     assert out["measure"] == "officer_injured"
@@ -39,6 +39,17 @@ def test_summary_of_a_synthetic_folder_names_the_planted_outlier_teams(tmp_path)
     flagged = {o["group"] for o in out["outliers"]}
     assert {t["team"] for t in data.effects["outlier_teams"]} <= flagged
     assert all(o["limit"] == "99.8%" and o["level"] == "team" for o in out["outliers"])
+    # Adjusted for case mix, Night against the largest shift recovers the planted (conditional) ratio.
+    planted = data.effects["officer_injured"]["rate_ratio"]["shift"]["ratios"]
+    night = next(r for r in out["adjusted_rate_ratios"]["shift"] if r["group"] == "Night")
+    assert night["ci_low"] <= planted["Night"] / planted.get(night["reference"], 1.0) <= night["ci_high"]
+    assert night["adjusted_for"] == ["officer_role", "resistance", "single_crewed", "location_type"]
+    assert set(out["adjusted_rate_ratios"]) == {"shift", "role", "tactic_group"}
+    # How the teams were judged: method, minimum volume, how many compared and judged, and flags expected by chance.
+    assert out["minimum_volume"] == 30 and out["method"].startswith("Crude rates")
+    assert out["groups_judged"] <= out["groups_compared"]
+    assert out["expected_by_chance"] == pytest.approx(out["groups_judged"] * 0.001)
+    assert all(o["denominator"] >= out["minimum_volume"] for o in out["outliers"])
 
 
 def test_summary_reads_a_csv_file_and_a_saved_dataset_by_name(tmp_path, monkeypatch):
@@ -93,3 +104,24 @@ def test_roster_from_extract_files(tmp_path):
     assert done.returncode == 0, done.stderr
     compliance = json.loads(done.stdout)["training"]["compliance"]
     assert (compliance["officers"], compliance["compliant"]) == (2, 1)
+
+
+def test_adjust_adds_adjusted_ratios_shaped_like_the_crude_ones():
+    done = run(str(FIXTURES / "small_canonical.csv"), "--by", "area", "--adjust")
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    adjusted = out["adjusted_rate_ratios"]
+    assert set(adjusted) == {"shift", "role", "tactic_group"}
+    crude_keys = set(out["rate_ratios"]["shift"][0])
+    for key, rows in adjusted.items():
+        assert rows, key
+        for row in rows:
+            assert set(row) == crude_keys | {"adjusted_for", "method"}
+            assert row["group"] != row["reference"]
+            dimension = {"role": "officer_role"}.get(key, key)
+            assert row["adjusted_for"] == [d for d in ("officer_role", "shift", "resistance", "single_crewed",
+                                                        "location_type") if d != dimension]
+    assert "adjusted_rate_ratios" not in json.loads(run(str(FIXTURES / "small_canonical.csv")).stdout)
+    chosen = json.loads(run(str(FIXTURES / "small_canonical.csv"), "--adjust-for", "shift").stdout)
+    assert chosen["adjusted_rate_ratios"]["role"][0]["adjusted_for"] == ["shift"]
+    assert chosen["adjusted_rate_ratios"]["shift"][0]["adjusted_for"] == []

@@ -2,7 +2,8 @@
 
 Every function starts from `filtered_reports` (through `query.breakdown`), so scope and filters
 apply, and returns a small frame with the counts behind every rate. Comparisons carry
-intervals; groups are judged against funnel limits, never ranked bare.
+intervals; groups are judged against funnel limits, never ranked bare. Rate ratios are crude or adjusted
+for case mix (lib/analysis/adjust.py), and the frame says which.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from lib.analysis import stats
+from lib.analysis import adjust, stats
 from lib.engine import query
 from lib.engine.query import Filters, Scope
 from lib.engine.store import Dataset, Engine
@@ -26,7 +27,9 @@ FUNNEL_MIN_VOLUME = stats.FUNNEL_MIN_VOLUME
 FUNNEL_FDR = stats.FUNNEL_FDR
 # Officer-level views are personal data: only callers allowed to see them ask for this level.
 OFFICER_LEVEL = "officer"
-RATIO_DIMENSIONS = ("shift", "officer_role", "location_type", "single_crewed", "tactic_group")
+# "tactic" compares each tactic (Taser fired, drawn, ...) with reports not using it, beside the types of force.
+RATIO_DIMENSIONS = ("shift", "officer_role", "location_type", "single_crewed", "tactic_group", "tactic")
+RATIO_LABELS: dict[str, str] = {**query.DIMENSION_LABELS, "tactic": "Each tactic"}
 
 
 def _check_measure(measure: str) -> None:
@@ -50,18 +53,23 @@ def rate_grid(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, measu
 
 
 def rate_ratios(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, measure: str,
-                dimension: str, reference: str | None = None) -> pd.DataFrame:
-    """Return each group's rate ratio against a reference group (default: the largest), with 95% intervals."""
+                dimension: str, reference: str | None = None, adjust_for: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Return each group's rate ratio against a reference group (default: the largest), with 95% intervals.
+
+    Crude when `adjust_for` is empty; otherwise adjusted for those dimensions by modified Poisson regression
+    (lib/analysis/adjust.py). Columns `adjusted_for` and `method` say which.
+    """
     _check_measure(measure)
-    if dimension == "tactic_group":
-        return tactic_group_ratios(engine, ds, filters, scope, measure)
+    if adjust_for:
+        return adjust.adjusted_ratios(engine, ds, filters, scope, measure, dimension, tuple(adjust_for), reference)
+    if dimension in adjust.TACTIC_DIMENSIONS:
+        return _using_ratios(engine, ds, filters, scope, measure, dimension)
     frame = query.breakdown(engine, ds, filters, scope, (dimension,))
     frame = frame[frame[dimension] != query.NOT_RECORDED]
     yes, answered = frame[f"{measure}_yes"].to_numpy(), frame[f"{measure}_answered"].to_numpy()
     groups = frame[dimension].astype(str).tolist()
     if not groups:
-        return pd.DataFrame(columns=["dimension", "group", "reference", "ratio", "ci_low", "ci_high",
-                                     "yes", "answered", "reference_yes", "reference_answered"])
+        return pd.DataFrame(columns=adjust.RATIO_COLUMNS)
     if reference not in groups:
         reference = groups[int(np.argmax(answered))]
     ref = groups.index(reference)
@@ -71,23 +79,45 @@ def rate_ratios(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, mea
         "ratio": ratio.ratio, "ci_low": ratio.low, "ci_high": ratio.high,
         "yes": yes, "answered": answered,
         "reference_yes": yes[ref], "reference_answered": answered[ref],
+        "adjusted_for": [()] * len(groups), "method": adjust.CRUDE_METHOD,
     })
 
 
+def ratios_caption(ratios: pd.DataFrame, sentence: str, unit: str = "reports") -> str:
+    """Say what a forest plot of rate ratios shows: the view, the unit, crude or adjusted, and what is not drawn."""
+    text = (f"{sentence}. Counting unit: {unit} answering the question. Rate ratios {adjust.basis_of(ratios)}")
+    if len(ratios) and "adjusted_for" in ratios.columns and ratios["adjusted_for"].iloc[0]:
+        text += (" (Poisson regression with robust intervals clustered by incident; unknown values of an "
+                 "adjustment are a level of their own)")
+    return text + (f". A ratio of 2 means twice the reference's rate; an interval that crosses 1 cannot tell the "
+                   f"group from the reference. Groups with fewer than {stats.MIN_DENOMINATOR} answering reports "
+                   "(or a reference that small) are listed as too few to compare and groups with no events as "
+                   "no events: neither is drawn or judged.")
+
+
 def funnel(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, measure: str,
-           level: str, expected: pd.Series | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+           level: str, adjust_for: tuple[str, ...] = (), expected: pd.Series | None = None,
+           ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Return each group's rate against volume with its verdict, and the 95% / 99.8% limit curves.
 
     Verdicts follow `stats.judge_funnel`: exact mid-p against the other groups' robust rate, groups under
     FUNNEL_MIN_VOLUME answered reports shown but not judged, overdispersion applied when present, and a
     false-discovery-rate check. With `expected` (expected counts per group label, from a case-mix model) each group's
     observed count is judged against its expected one, and the points carry `model_expected` and `ratio` (O / E).
+    With `adjust_for` the expected counts come from `adjust.expected_counts` (a Poisson model of the case mix named,
+    without the level judged), and groups are counted in answering reports.
     """
     _check_measure(measure)
     if level not in (*FUNNEL_LEVELS, OFFICER_LEVEL):
         raise ValueError(f"funnel level must be one of {(*FUNNEL_LEVELS, OFFICER_LEVEL)}")
-    frame = (by_officer(engine, ds, filters, scope) if level == OFFICER_LEVEL
-             else query.breakdown(engine, ds, filters, scope, (level,)))
+    if adjust_for and expected is None:
+        model = adjust.expected_counts(engine, ds, filters, scope, measure, level, tuple(adjust_for))
+        frame = pd.DataFrame({level: model["group"], f"{measure}_yes": model["observed"],
+                              f"{measure}_answered": model["reports"]})
+        expected = pd.Series(model["expected"].to_numpy(), index=model["group"].astype(str))
+    else:
+        frame = (by_officer(engine, ds, filters, scope) if level == OFFICER_LEVEL
+                 else query.breakdown(engine, ds, filters, scope, (level,)))
     frame = frame[(frame[level] != query.NOT_RECORDED) & (frame[f"{measure}_answered"] > 0)]
     basis = "crude" if expected is None else "expected"
     if len(frame) == 0:
@@ -443,26 +473,41 @@ def drivers(row: pd.Series, threshold: float = 1.5) -> str:
     return "; ".join(found) or "no mix much different from peers in the same role"
 
 
-def tactic_group_ratios(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, measure: str) -> pd.DataFrame:
+def tactic_group_ratios(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, measure: str,
+                        adjust_for: tuple[str, ...] = ()) -> pd.DataFrame:
     """Return, per type of force, the rate in reports using it against the rate in reports not using it."""
-    _check_measure(measure)
+    return rate_ratios(engine, ds, filters, scope, measure, "tactic_group", adjust_for=adjust_for)
+
+
+def tactic_ratios(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, measure: str,
+                  adjust_for: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Return, per tactic (Taser fired, drawn, ...), the rate in reports using it against reports not using it."""
+    return rate_ratios(engine, ds, filters, scope, measure, "tactic", adjust_for=adjust_for)
+
+
+def _using_ratios(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, measure: str,
+                  column: str) -> pd.DataFrame:
+    """Return crude ratios of reports using each value of a tactics column against reports not using it."""
     t = query.filtered_reports(engine, ds, filters, scope)
     tactics = engine.tactics(ds)
     total = engine.execute(t.aggregate(yes=t[measure].sum().fill_null(0), answered=t[measure].count()))
     used = tactics.filter(tactics.report_id.isin(t.report_id))
-    pairs = used.select(report_id=used.report_id, group=used.tactic_group.cast("string")).distinct()
+    pairs = used.select(report_id=used.report_id, group=used[column].cast("string")).distinct()
     joined = pairs.join(t.select("report_id", measure), "report_id")
     frame = engine.execute(joined.group_by("group").aggregate(yes=joined[measure].sum().fill_null(0),
                                                               answered=joined[measure].count()))
     frame = frame[frame["group"].notna() & (frame["group"] != "Tactical communication")]
+    order = {v: i for i, v in enumerate(adjust.tactic_order(column))}
+    frame = frame.assign(_order=frame["group"].map(order).fillna(len(order))).sort_values(["_order", "group"])
     x1, n1 = frame["yes"].to_numpy(), frame["answered"].to_numpy()
     x0, n0 = int(total["yes"].iloc[0]) - x1, int(total["answered"].iloc[0]) - n1
     ratio = stats.rate_ratio(x1, n1, x0, n0)
     return pd.DataFrame({
-        "dimension": "tactic_group", "group": "Using " + frame["group"].to_numpy(dtype=object),
+        "dimension": column, "group": "Using " + frame["group"].to_numpy(dtype=object),
         "reference": "not using it", "ratio": ratio.ratio, "ci_low": ratio.low, "ci_high": ratio.high,
         "yes": x1, "answered": n1, "reference_yes": x0, "reference_answered": n0,
-    }).sort_values("ratio", ascending=False).reset_index(drop=True)
+        "adjusted_for": [()] * len(frame), "method": adjust.CRUDE_METHOD,
+    }).reset_index(drop=True)
 
 
 def funnel_method(limits: pd.DataFrame) -> str:

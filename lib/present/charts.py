@@ -245,31 +245,47 @@ def rate_heatmap(frame: pd.DataFrame, rows: str, cols: str, row_label: str, col_
     return _style((cells + text).properties(height=max(120, 28 * data[rows].nunique()) + 110))
 
 
-def forest_plot(frame: pd.DataFrame, measure_label: str, *, title: str | None = None) -> alt.TopLevelMixin:
-    """Draw rate ratios against each dimension's reference with 95% intervals on a log scale."""
+def forest_plot(frame: pd.DataFrame, measure_label: str, *, title: str | None = None,
+                unit: str = "reports") -> alt.TopLevelMixin:
+    """Draw rate ratios against each dimension's reference with 95% intervals on a log scale.
+
+    Only compared groups get a point and an interval. A group under the minimum volume, or with no events, is
+    listed with its reason in grey at the line of no difference, never drawn as an estimate.
+    """
+    from lib.analysis import adjust
+
     frame = drop_hidden(frame, "ratio", "ci_low", "ci_high")
-    data = frame.assign(label=frame["group"] + " vs " + frame["reference"],
-                        is_reference=frame["group"] == frame["reference"])
-    data = data[~data["is_reference"]]
+    status = adjust.ratio_status(frame)
+    data = frame.assign(label=frame["group"] + " vs " + frame["reference"], status=status)
+    data = data[data["status"] != adjust.REFERENCE]
+    drawn = data[data["status"] == adjust.COMPARED]
+    listed = data[data["status"] != adjust.COMPARED].assign(one=1.0)
+    listed = listed.assign(label=listed["label"] + " (" + listed["status"] + ")")
+    labels = [*drawn["label"], *listed["label"]]
+    counts = [alt.Tooltip("yes:Q", title=f"Yes (group, {unit})", format=","),
+              alt.Tooltip("answered:Q", title=f"{unit.capitalize()} answering (group)", format=","),
+              alt.Tooltip("reference_yes:Q", title=f"Yes (reference, {unit})", format=","),
+              alt.Tooltip("reference_answered:Q", title=f"{unit.capitalize()} answering (reference)", format=",")]
     tooltip = [alt.Tooltip("label:N", title="Comparison"),
                alt.Tooltip("ratio:Q", title="Rate ratio", format=".2f"),
                alt.Tooltip("ci_low:Q", title="95% interval from", format=".2f"),
-               alt.Tooltip("ci_high:Q", title="95% interval to", format=".2f"),
-               alt.Tooltip("yes:Q", title="Yes (group)", format=","),
-               alt.Tooltip("answered:Q", title="Reports answering (group)", format=","),
-               alt.Tooltip("reference_yes:Q", title="Yes (reference)", format=","),
-               alt.Tooltip("reference_answered:Q", title="Reports answering (reference)", format=",")]
-    x = alt.X("ci_low:Q", title=f"{measure_label}: rate ratio against the reference (log scale, 95% interval)",
-              scale=alt.Scale(type="log"))
-    y = alt.Y("label:N", title=None, sort=data["label"].tolist())
-    rules = alt.Chart(data).mark_rule(strokeWidth=2, color=ACCENT).encode(
+               alt.Tooltip("ci_high:Q", title="95% interval to", format=".2f"), *counts]
+    basis = adjust.basis_of(frame)
+    x = alt.X("ci_low:Q", scale=alt.Scale(type="log"),
+              title=f"{measure_label}: rate ratio, {basis} (counting unit: {unit}; log scale, 95% interval)")
+    y = alt.Y("label:N", title=None, sort=labels, scale=alt.Scale(domain=labels))
+    rules = alt.Chart(drawn).mark_rule(strokeWidth=2, color=ACCENT).encode(
         y=y, x=x, x2=alt.X2("ci_high"), tooltip=tooltip)
-    points = alt.Chart(data).mark_point(filled=True, size=70, color=ACCENT).encode(
+    points = alt.Chart(drawn).mark_point(filled=True, size=70, color=ACCENT).encode(
         y=y, x=alt.X("ratio:Q"), tooltip=tooltip)
+    notes = alt.Chart(listed).mark_text(align="left", dx=6, color=MUTED, fontStyle="italic").encode(
+        y=y, x=alt.X("one:Q"), text=alt.Text("status:N"),
+        tooltip=[alt.Tooltip("label:N", title="Comparison"), alt.Tooltip("status:N", title="Not compared"),
+                 *counts])
     one = alt.Chart(pd.DataFrame({"one": [1.0]})).mark_rule(color="#555555", strokeDash=[4, 4]).encode(
         x=alt.X("one:Q"))
-    chart = alt.layer(rules, points, one, **({"title": title} if title else {}))
-    return _style(chart.properties(height=max(120, 24 * len(data))))
+    chart = alt.layer(rules, points, notes, one, **({"title": title} if title else {}))
+    return _style(chart.properties(height=max(120, 24 * len(labels))))
 
 
 def funnel_plot(points: pd.DataFrame, limits: pd.DataFrame, level_label: str, measure_label: str, *,

@@ -166,12 +166,19 @@ def grid_table(frame: pd.DataFrame, rows: str, cols: str) -> pd.DataFrame:
 
 
 def ratios_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """Return rate ratios with their counts and intervals."""
+    """Return rate ratios with their counts and intervals, and why a group is not compared."""
+    from lib.analysis import adjust
+
+    status = adjust.ratio_status(frame)
+    # No estimate is shown for a group that is not compared; the reference is 1 by definition.
+    compared = status == adjust.COMPARED
+    ratio = frame["ratio"].where(compared, other=1.0).where(compared | (status == adjust.REFERENCE))
     return pd.DataFrame({
-        "Group": frame["group"], "Reference": frame["reference"], "Rate ratio": frame["ratio"].round(3),
-        "95% from": frame["ci_low"].round(3), "95% to": frame["ci_high"].round(3),
+        "Group": frame["group"], "Reference": frame["reference"], "Rate ratio": ratio.round(3),
+        "95% from": frame["ci_low"].where(compared).round(3), "95% to": frame["ci_high"].where(compared).round(3),
         "Yes": counts(frame["yes"]), "Answered": counts(frame["answered"]),
-        "Reference yes": counts(frame["reference_yes"]), "Reference answered": counts(frame["reference_answered"])})
+        "Reference yes": counts(frame["reference_yes"]), "Reference answered": counts(frame["reference_answered"]),
+        "Compared": status, "Basis": adjust.basis_of(frame)})
 
 
 def funnel_table(frame: pd.DataFrame, level: str) -> pd.DataFrame:

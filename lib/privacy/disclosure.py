@@ -195,7 +195,7 @@ SPECS: dict[Callable, Spec] = {
          Count("reference_answered", additive=False, derived=("ratio", "ci_low", "ci_high")),
          Count("reference_yes", denominator="reference_answered", additive=False,
                derived=("ratio", "ci_low", "ci_high"))),
-        keys=("group",), attributes=("dimension", "reference"), link=_link_ratios),
+        keys=("group",), attributes=("dimension", "reference", "adjusted_for", "method"), link=_link_ratios),
     # A group's own target leaves it out of the pooled rate, so the target (like its p- and q-values) gives its
     # counts away: all hide with them.
     risk.funnel: Spec(
