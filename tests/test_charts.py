@@ -123,3 +123,17 @@ def test_funnel_against_expected_counts_draws_observed_over_expected():
     points, limits = _funnel_frames(expected=True)
     text = json.dumps(charts.funnel_plot(points, limits, "team", "Officer injury rate").to_dict())
     assert "observed / expected (reports)" in text and "model_expected" in text
+
+
+@pytest.mark.parametrize("expected", [False, True])
+def test_funnel_axis_stops_above_the_highest_group_not_at_the_tiniest_groups_limit(expected):
+    points, limits = _funnel_frames(expected=expected)
+    # Limits drawn down to tiny volumes (an expected count of 0.01 has an upper O / E limit in the hundreds).
+    limits = pd.concat([limits.iloc[:1].assign(denominator=0.01, high_998=300.0, high_95=150.0), limits])
+    spec = charts.funnel_plot(points, limits, "team", "Officer injury rate").to_dict()
+    domain = spec["layer"][0]["encoding"]["y"]["scale"]["domain"]
+    y = points["ratio" if expected else "rate"]
+    ceiling = max(y.max(), 2 * limits["overall"].iloc[0]) * 1.1
+    assert domain == [0, min(ceiling, 1.0) if not expected else pytest.approx(ceiling)]
+    assert (y <= domain[1]).all()  # every group is on the chart
+    assert spec["layer"][0]["mark"]["clip"] is True  # the limit lines are cut at the ceiling

@@ -319,6 +319,14 @@ def test_forest_plot_draws_only_groups_it_can_compare_and_lists_the_rest_with_th
     assert "counting unit: reports" in title and "crude" in title
 
 
+def test_forest_plot_of_tactics_names_each_tactic_and_says_once_what_it_is_compared_with():
+    frame = ratios_frame().assign(group=lambda f: "Using " + f["group"], reference="not using it")
+    spec = charts.forest_plot(frame, "Officer injury rate").to_dict()
+    encoding = spec["layer"][0]["encoding"]
+    assert encoding["y"]["scale"]["domain"][0] == "Using A"  # not "Using A vs not using it", cut short
+    assert "each against reports not using it" in encoding["x"]["title"]
+
+
 def test_forest_plot_and_table_say_what_the_ratios_are_adjusted_for():
     frame = ratios_frame(("officer_role", "shift", "single_crewed"))
     title = charts.forest_plot(frame, "Officer injury rate").to_dict()["layer"][0]["encoding"]["x"]["title"]

@@ -222,7 +222,7 @@ def _answered(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, measu
                for i, d in enumerate(dims)}
     for name, expr in (extra or {}).items():
         derived[name] = expr(t)
-    return t.select("report_id", _y=t[measure].cast("int64"), _cluster=cluster, **derived)
+    return t.select("report_id", _y=t[measure].ifelse(1, 0), _cluster=cluster, **derived)
 
 
 def _shared(t: ibis.Table) -> ibis.Table:

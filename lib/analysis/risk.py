@@ -348,7 +348,7 @@ def _shared_cells(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, m
     t = query.filtered_reports(engine, ds, filters, scope)
     t = t.filter(t.officer_id.notnull(), t.incident_id.notnull(), t[measure].notnull())
     cells = t.group_by(incident=t.incident_id, officer=t.officer_id).aggregate(
-        own=t.count(), yes=t[measure].cast("int64").sum())
+        own=t.count(), yes=t[measure].ifelse(1, 0).sum())
     incidents = cells.group_by("incident").aggregate(size=cells.own.sum(), events=cells.yes.sum(),
                                                      present=cells.count())
     return cells, incidents.filter(incidents.present >= 2)

@@ -256,7 +256,11 @@ def forest_plot(frame: pd.DataFrame, measure_label: str, *, title: str | None = 
 
     frame = drop_hidden(frame, "ratio", "ci_low", "ci_high")
     status = adjust.ratio_status(frame)
-    data = frame.assign(label=frame["group"] + " vs " + frame["reference"], status=status)
+    # Tactics are each compared with the reports not using them: say it once in the axis title, so the labels
+    # ("Using CED fired") fit instead of being cut short by a repeated "vs not using it".
+    using = bool(len(frame)) and bool((frame["reference"].astype(str) == "not using it").all())
+    data = frame.assign(label=frame["group"] if using else frame["group"] + " vs " + frame["reference"],
+                        status=status)
     data = data[data["status"] != adjust.REFERENCE]
     drawn = data[data["status"] == adjust.COMPARED]
     listed = data[data["status"] != adjust.COMPARED].assign(one=1.0)
@@ -272,8 +276,9 @@ def forest_plot(frame: pd.DataFrame, measure_label: str, *, title: str | None = 
                alt.Tooltip("ci_high:Q", title="95% interval to", format=".2f"), *counts]
     basis = adjust.basis_of(frame)
     x = alt.X("ci_low:Q", scale=alt.Scale(type="log"),
-              title=f"{measure_label}: rate ratio, {basis} (counting unit: {unit}; log scale, 95% interval)")
-    y = alt.Y("label:N", title=None, sort=labels, scale=alt.Scale(domain=labels))
+              title=f"{measure_label}: rate ratio{', each against reports not using it' if using else ''}, {basis} "
+                    f"(counting unit: {unit}; log scale, 95% interval)")
+    y = alt.Y("label:N", title=None, sort=labels, scale=alt.Scale(domain=labels), axis=alt.Axis(labelLimit=360))
     rules = alt.Chart(drawn).mark_rule(strokeWidth=2, color=ACCENT).encode(
         y=y, x=x, x2=alt.X2("ci_high"), tooltip=tooltip)
     points = alt.Chart(drawn).mark_point(filled=True, size=70, color=ACCENT).encode(
@@ -298,12 +303,19 @@ def funnel_plot(points: pd.DataFrame, limits: pd.DataFrame, level_label: str, me
     y_title = (f"{measure_label}: observed / expected (reports)" if expected
                else f"{measure_label} (% of answering reports)")
     y_axis = alt.Axis(format=".2f") if expected else alt.Axis(format="%")
+    # The limits shoot up where the volume (or expected count) is tiny: without a ceiling the axis runs to the
+    # top of the smallest group's limit (O / E of 300) and every group is squashed flat along the bottom.
+    # The ceiling leaves room above the highest group and twice the target; the limit lines are cut there.
+    ys = pd.to_numeric(drop_hidden(points, y_field, "answered")[y_field], errors="coerce").dropna()
+    target = float(limits["overall"].iloc[0]) if len(limits) else 0.0
+    top = max(float(ys.max()) if len(ys) else 0.0, 2 * target) * 1.1 or 1.0
+    y_scale = alt.Scale(domain=[0, min(top, 1.0) if not expected else top], nice=False)
     lines = limits.melt(id_vars=["denominator"], value_vars=["low_95", "high_95", "low_998", "high_998"],
                         var_name="limit", value_name="rate")
     lines["band"] = np.where(lines["limit"].str.endswith("998"), "99.8% limits", "95% limits")
-    limit_lines = alt.Chart(lines).mark_line(strokeDash=[4, 3]).encode(
+    limit_lines = alt.Chart(lines).mark_line(strokeDash=[4, 3], clip=True).encode(
         x=alt.X("denominator:Q", title=x_title),
-        y=alt.Y("rate:Q", title=y_title, axis=y_axis),
+        y=alt.Y("rate:Q", title=y_title, axis=y_axis, scale=y_scale),
         detail=alt.Detail("limit:N"),
         color=alt.Color("band:N", title=None, scale=alt.Scale(domain=["95% limits", "99.8% limits"],
                                                               range=["#999999", "#333333"])))
