@@ -344,6 +344,7 @@ def test_planted_role_and_shift_ratios_are_covered_by_the_adjusted_intervals(cal
     assert planted["covered"].mean() >= 0.90, per_ratio.to_dict()
 
 
+@pytest.mark.slow  # 150,000 reports and a fit per tactic: a statistical check, run on DuckDB
 def test_a_planted_taser_fired_effect_is_found_on_its_own_and_not_hidden_in_its_type_of_force(engine):
     """Seed 7, fixed up front: injuries thinned to 0.6x on reports where CED was fired (Taser fired)."""
     data = synth.generate(150_000, seed=7)
