@@ -143,7 +143,7 @@ def test_generator_data_with_injury_permuted_shows_no_list(engine):
     fired = 0
     for seed in SEEDS:
         ds = engine.add(f"permuted {seed}", _permuted(data, seed), data.tactics, data.officers,
-                        key=f"exposure-perm{seed:02d}")
+                        key=f"exposure_perm{seed:02d}")
         exposure = risk.officer_exposure(engine, ds, ALL, UNRESTRICTED, "officer_injured")
         fired += exposure.differ
         if not exposure.differ:
@@ -157,7 +157,7 @@ def test_generator_data_where_officers_differ_gets_a_prior_the_moments_lost(engi
     # Case mix (role, shift, resistance, outlier teams) makes officers' injury rates really differ. The method of
     # moments put every officer at one rate here; the likelihood finds the spread.
     data = synth.generate(100_000, seed=0)
-    ds = engine.add("exposure planted", data.reports, data.tactics, data.officers, key="exposure-plant")
+    ds = engine.add("exposure planted", data.reports, data.tactics, data.officers, key="exposure_plant")
     frame = risk.by_officer(engine, ds, ALL, UNRESTRICTED)
     frame = frame[frame["officer_injured_answered"] > 0]
     x, n = frame["officer_injured_yes"], frame["officer_injured_answered"]
@@ -187,7 +187,7 @@ def test_the_verdict_words_for_no_difference():
 
 def test_officers_who_differ_are_listed_with_regression_to_the_mean_and_same_incident_peers(engine):
     data = synth.generate(40_000, seed=7)
-    ds = engine.add("exposure listed", data.reports, data.tactics, data.officers, key="exposure-list7")
+    ds = engine.add("exposure listed", data.reports, data.tactics, data.officers, key="exposure_list7")
     exposure = risk.officer_exposure(engine, ds, ALL, UNRESTRICTED, "officer_injured")
     assert exposure.differ and len(exposure.table) == 15
     top = exposure.table

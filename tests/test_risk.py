@@ -192,7 +192,7 @@ def test_the_engine_funnel_matches_the_team_counts_on_permuted_data(engine, cali
     column = pa.array(injured, type=pa.bool_(), mask=~answered)
     permuted = data.reports.set_column(data.reports.schema.get_field_index("officer_injured"), "officer_injured",
                                        column)
-    ds = engine.add("permuted", permuted, data.tactics, data.officers, key="funnel-null-0")
+    ds = engine.add("permuted", permuted, data.tactics, data.officers, key="funnel_null_0")
     points, limits = risk.funnel(engine, ds, ALL, UNRESTRICTED, "officer_injured", "team")
     expected = calibration[0]["null_crude"].table
     got = points.set_index("group").loc[expected.index.astype(str)]
@@ -271,7 +271,7 @@ def test_new_orleans_teams_are_judged_only_above_the_minimum_volume(engine, real
     from lib.ingest.pipeline import tables
 
     result = ingest.ingest([(NOPD_FILE, (realdata / NOPD_FILE).read_bytes())], fmt="profile:nopd")
-    ds = engine.add("nopd", *tables(result), key="funnel-nopd")
+    ds = engine.add("nopd", *tables(result), key="funnel_nopd")
     points, limits = risk.funnel(engine, ds, ALL, UNRESTRICTED, "officer_injured", "team")
     flagged = risk.outliers(points)
     judged = points["answered"] >= stats.FUNNEL_MIN_VOLUME

@@ -80,7 +80,8 @@ def forces(engine):
     for force in ("Cumbria Constabulary", "Thames Valley Police", "Metropolitan Police"):
         mine = reports.filter(pc.equal(reports["force"].cast("string"), force))
         used = tactic_rows.filter(pc.is_in(tactic_rows["report_id"], value_set=mine["report_id"]))
-        alone[force] = engine.add(f"only {force}", mine, used, key=f"scope-{force[:12]}")
+        key = "scope_" + "".join(c if c.isalnum() else "_" for c in force[:12])
+        alone[force] = engine.add(f"only {force}", mine, used, key=key)
     return whole, alone
 
 

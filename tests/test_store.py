@@ -184,3 +184,10 @@ def test_reports_are_stored_clustered_only_when_there_are_blocks_to_skip(min_row
         role_rank = {s: i for i, s in enumerate(schema.OFFICER_ROLES)}
         key = [(shift_rank.get(s, 99), role_rank.get(r, 99), t) for _, s, r, t in stored]
         assert key == sorted(key) and [r[0] for r in stored] != source
+
+
+def test_a_dataset_key_that_cannot_name_a_table_is_refused_on_every_backend(engine, small):
+    # Refused before anything is loaded: Spark rejects such a view name, so DuckDB must not accept it either.
+    reports = engine.execute(engine.reports(small))
+    with pytest.raises(ValueError, match="letters, digits and '_'"):
+        engine.add("hyphenated", reports, reports, key="not-a-name")

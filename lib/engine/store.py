@@ -11,6 +11,7 @@ default, or a shared PostgreSQL server, or Spark; the queries are the same Ibis 
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -181,6 +182,9 @@ class Engine:
     def add(self, name: str, reports: pa.Table, tactics: pa.Table,
             officers: pa.Table | None = None, key: str | None = None) -> Dataset:
         """Load in-memory canonical tables as a dataset (tests, uploads); return it."""
+        if key is not None and not re.fullmatch(r"[A-Za-z0-9_]+", key):
+            # The key names the dataset's tables: Spark refuses a view name with '-', DuckDB would quote it.
+            raise ValueError(f"dataset key {key!r} must be letters, digits and '_' (it names tables)")
         ds_id = key or hashlib.sha1(f"{name}:{id(reports)}:{reports.num_rows}".encode()).hexdigest()[:12]
         with self._lock:
             if ds_id in self._datasets:
