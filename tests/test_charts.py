@@ -126,14 +126,20 @@ def test_funnel_against_expected_counts_draws_observed_over_expected():
 
 
 @pytest.mark.parametrize("expected", [False, True])
-def test_funnel_axis_stops_above_the_highest_group_not_at_the_tiniest_groups_limit(expected):
+def test_funnel_axis_stops_above_the_highest_judged_group_not_at_the_tiniest_groups_limit(expected):
     points, limits = _funnel_frames(expected=expected)
     # Limits drawn down to tiny volumes (an expected count of 0.01 has an upper O / E limit in the hundreds).
     limits = pd.concat([limits.iloc[:1].assign(denominator=0.01, high_998=300.0, high_95=150.0), limits])
     spec = charts.funnel_plot(points, limits, "team", "Officer injury rate").to_dict()
     domain = spec["layer"][0]["encoding"]["y"]["scale"]["domain"]
     y = points["ratio" if expected else "rate"]
-    ceiling = max(y.max(), 2 * limits["overall"].iloc[0]) * 1.1
+    judged = points["judged"].astype(bool)
+    ceiling = max(y[judged].max(), 2 * limits["overall"].iloc[0]) * 1.1
     assert domain == [0, min(ceiling, 1.0) if not expected else pytest.approx(ceiling)]
-    assert (y <= domain[1]).all()  # every group is on the chart
+    assert (y[judged] <= domain[1]).all()  # every judged group is on the chart
     assert spec["layer"][0]["mark"]["clip"] is True  # the limit lines are cut at the ceiling
+    # Small groups above the ceiling (1 of 1 is a rate of 100%) are cut too, and the chart says how many.
+    above = int((y[~judged] > domain[1]).sum())
+    assert above >= 1
+    verb = "lie" if above != 1 else "lies"
+    assert spec["title"]["text"].startswith(f"{above} team{'s' if above != 1 else ''} too small to judge {verb}")

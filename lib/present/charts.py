@@ -303,13 +303,24 @@ def funnel_plot(points: pd.DataFrame, limits: pd.DataFrame, level_label: str, me
     y_title = (f"{measure_label}: observed / expected (reports)" if expected
                else f"{measure_label} (% of answering reports)")
     y_axis = alt.Axis(format=".2f") if expected else alt.Axis(format="%")
-    # The limits shoot up where the volume (or expected count) is tiny: without a ceiling the axis runs to the
-    # top of the smallest group's limit (O / E of 300) and every group is squashed flat along the bottom.
-    # The ceiling leaves room above the highest group and twice the target; the limit lines are cut there.
-    ys = pd.to_numeric(drop_hidden(points, y_field, "answered")[y_field], errors="coerce").dropna()
+    # The limits shoot up where the volume (or expected count) is tiny, and so do the rates of groups too small to
+    # judge (1 event where 0.02 were expected is an O / E of 50): an axis stretched to them squashes every judged
+    # group flat along the bottom. The ceiling leaves room above the highest judged group and twice the target;
+    # the limit lines and the small groups above it are cut there, and the chart says how many were cut.
+    visible = drop_hidden(points, y_field, "answered")
+    ys = pd.to_numeric(visible[y_field], errors="coerce")
+    small = ~(visible["judged"].fillna(False).astype(bool) if "judged" in visible.columns
+              else visible["flag"] != TOO_FEW)
     target = float(limits["overall"].iloc[0]) if len(limits) else 0.0
-    top = max(float(ys.max()) if len(ys) else 0.0, 2 * target) * 1.1 or 1.0
-    y_scale = alt.Scale(domain=[0, min(top, 1.0) if not expected else top], nice=False)
+    judged_ys = ys[~small].dropna()
+    top = max(float(judged_ys.max()) if len(judged_ys) else 0.0, 2 * target) * 1.1 or 1.0
+    top = min(top, 1.0) if not expected else top
+    y_scale = alt.Scale(domain=[0, top], nice=False)
+    above = int((ys[small] > top).sum())
+    if above and title is None:
+        title = alt.TitleParams(text=f"{above:,} {level_label}{'s' if above != 1 else ''} too small to judge "
+                                     f"{'lie' if above != 1 else 'lies'} above the top of the axis (see the table)",
+                                anchor="start", fontSize=12, fontWeight="normal", color=MUTED)
     lines = limits.melt(id_vars=["denominator"], value_vars=["low_95", "high_95", "low_998", "high_998"],
                         var_name="limit", value_name="rate")
     lines["band"] = np.where(lines["limit"].str.endswith("998"), "99.8% limits", "95% limits")
@@ -338,7 +349,7 @@ def funnel_plot(points: pd.DataFrame, limits: pd.DataFrame, level_label: str, me
             domain=[HIGHER, AVERAGE, LOWER, TOO_FEW], range=[ACCENT, MUTED, MAIN, FAINT])),
         tooltip=tooltip)
     # Groups under the minimum volume: drawn, hollow and faint, never coloured by a verdict.
-    few = alt.Chart(shown[~judged]).mark_point(size=35, filled=False, color=FAINT).encode(
+    few = alt.Chart(shown[~judged]).mark_point(size=35, filled=False, color=FAINT, clip=True).encode(
         x=alt.X(f"{x_field}:Q"), y=alt.Y(f"{y_field}:Q"), tooltip=tooltip)
     chart = alt.layer(limit_lines, overall, few, dots, **({"title": title} if title else {}))
     chart = chart.resolve_scale(color="independent")
