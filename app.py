@@ -7,7 +7,8 @@ there and can run a page without this router (seen in the browser on first load)
 `streamlit run app.py` imports this file once before serving it and finds `app` below (Streamlit's
 st.App): its lifespan starts a warm-up thread at server start (`warmup.warm_up`), so the libraries load,
 and in local mode the bundled sample with its opening Overview, while the first browser is still
-loading the page. Streamlit runs the file as a script, once per rerun of each session, as __main__:
+loading the page; its middleware keeps Streamlit's `/_stcore/metrics` unserved (it would answer without a
+login). Streamlit runs the file as a script, once per rerun of each session, as __main__:
 that run is the router.
 """
 from __future__ import annotations
@@ -50,7 +51,12 @@ if __name__ != "__main__":  # imported to be served: the server, with its start-
         threading.Thread(target=_warm_up, name="ose-warm-up", daemon=True).start()
         yield
 
-    app = st.App(__file__, lifespan=_start)
+    from starlette.middleware import Middleware
+
+    from lib.security.endpoints import HiddenEndpoints
+
+    # Streamlit's metrics endpoint answers without a login and has no setting to turn it off: not served.
+    app = st.App(__file__, lifespan=_start, middleware=[Middleware(HiddenEndpoints)])
 else:
     st.set_page_config(page_title="Officer Safety Explorer", page_icon=":material/shield:", layout="wide")
 

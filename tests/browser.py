@@ -1,4 +1,5 @@
-"""Run the real app on a loopback port and drive it with Debian's chromium (never a downloaded one)."""
+"""Run the real app on a loopback port and drive it with Debian's chromium (never a downloaded one), or speak
+Streamlit's websocket protocol to it directly."""
 from __future__ import annotations
 
 import os
@@ -10,6 +11,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from playwright.sync_api import Page, sync_playwright
 
@@ -153,3 +155,32 @@ def choose(page: Page, label: str, option: str) -> None:
     field.fill(option)  # typing narrows the list, so the option is found even on a slow machine
     page.locator('[role="option"]').filter(has_text=option).first.click(timeout=60_000)
     page.keyboard.press("Escape")
+
+
+def script_run(url: str, name: str, timeout_s: float = 120) -> list:
+    """Open the app's websocket as a page named `name` would, run the script once, return the elements drawn.
+
+    The TCP connection goes to the app on loopback, but Host and Origin carry `name` and the app's port: what
+    a web page at http://NAME:PORT sends once NAME resolves to 127.0.0.1 (DNS rebinding).
+    """
+    from streamlit.proto.BackMsg_pb2 import BackMsg
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+    from websockets.sync.client import connect
+
+    port = urlsplit(url).port
+    elements = []
+    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout_s)
+    with connect(f"ws://{name}:{port}/_stcore/stream", sock=sock, origin=f"http://{name}:{port}",
+                 subprotocols=["streamlit"], open_timeout=timeout_s) as ws:
+        back = BackMsg()
+        back.rerun_script.query_string = ""  # what the browser sends on connecting: run the script
+        ws.send(back.SerializeToString())
+        end = time.time() + timeout_s
+        while True:
+            msg = ForwardMsg()
+            msg.ParseFromString(ws.recv(timeout=max(end - time.time(), 0.1)))
+            kind = msg.WhichOneof("type")
+            if kind == "delta" and msg.delta.WhichOneof("type") == "new_element":
+                elements.append(msg.delta.new_element)
+            elif kind == "script_finished":
+                return elements

@@ -323,3 +323,25 @@ def test_the_cookie_is_handed_over_on_the_first_runs_only(login_mode):
         at.run()
     assert login.COOKIE_TOKEN_KEY not in at.session_state
     assert at.metric  # still signed in: the server-side session, not the component, keeps the user
+
+
+@pytest.mark.parametrize(("hosts", "origins", "named"), [
+    (["127.0.0.1:8501"], ["http://127.0.0.1:8501"], True),
+    (["localhost:8501"], ["http://localhost:8501"], True),
+    (["[::1]:8501"], ["https://[::1]:8501"], True),
+    (["LOCALHOST"], [], True),  # no port, no Origin: a program on this machine
+    (["rebind.example:8501"], ["http://rebind.example:8501"], False),  # DNS rebinding
+    (["127.0.0.1:8501"], ["http://rebind.example:8501"], False),
+    (["127.0.0.1:9000"], [], False),  # another port: something in front of the app
+    (["127.0.0.1:8501"], ["http://localhost:3000"], False),  # a page of another local site
+    (["127.0.0.1:8501"], ["null"], False),
+    (["127.0.0.1:8501", "rebind.example"], [], False),
+    (["127.0.0.1.rebind.example:8501"], [], False),
+    (["user@127.0.0.1:8501"], [], False),
+    (["127.0.0.1:port"], [], False),
+    ([], [], False),
+])
+def test_local_mode_answers_only_to_this_machines_names(hosts, origins, named):
+    from lib.ui.login import named_this_machine
+
+    assert named_this_machine(hosts, origins, 8501) is named

@@ -1,13 +1,17 @@
-"""Browser journeys for login: a copied cookie stops working at logout; local mode stays on this machine."""
+"""Browser journeys for login: a copied cookie stops working at logout; local mode stays on this machine, by
+address and by name; Streamlit's metrics endpoint is not served."""
 from __future__ import annotations
 
+import urllib.error
+import urllib.request
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
 from lib.security import access, users
 
-from .browser import browser_page, metric_value, reverse_proxy, running_app, settle
+from .browser import browser_page, metric_value, reverse_proxy, running_app, script_run, settle
 
 pytestmark = pytest.mark.browser
 
@@ -91,6 +95,31 @@ def test_local_mode_will_not_serve_through_a_reverse_proxy(tmp_path):
             assert refused(page)
             page.close()  # nginx logs a websocket once it closes
             assert wait_for_line(tmp_path / "nginx" / "access.log", 'GET /_stcore/stream HTTP/1.1" 101')
+
+
+def test_local_mode_will_not_serve_a_page_under_another_name(tmp_path):
+    """A web page whose name resolves to 127.0.0.1 (DNS rebinding) reaches the app, which refuses it by name."""
+    with running_app({"OSE_DATA_DIR": str(tmp_path / "var")}) as url:
+        foreign = script_run(url, "rebind.example")
+        assert not [e for e in foreign if e.WhichOneof("type") == "metric"]  # no Overview, no numbers
+        errors = [e.alert.body for e in foreign if e.WhichOneof("type") == "alert"]
+        assert any("will not serve other machines without a login" in body for body in errors)
+        assert [e.metric.label for e in script_run(url, "127.0.0.1") if e.WhichOneof("type") == "metric"]
+        with browser_page() as page:  # a browser on this machine, by the name localhost: the Overview
+            page.goto(f"http://localhost:{urlsplit(url).port}")
+            page.locator('[data-testid="stMetric"]').first.wait_for(timeout=60_000)
+            assert metric_value(page, "Reports")
+
+
+@pytest.mark.parametrize("mode", ["local", "users file"])
+def test_streamlit_metrics_are_not_served(mode, users_file, tmp_path):
+    env = {"OSE_DATA_DIR": str(tmp_path / "var")} | ({"OSE_AUTH_CONFIG": str(users_file)} if mode != "local" else {})
+    with running_app(env) as url:
+        assert urllib.request.urlopen(f"{url}/_stcore/health", timeout=30).status == 200  # the server answers
+        for path in ("/_stcore/metrics", "/_stcore/metrics?families=cache_memory_bytes", "/_stcore/metrics/"):
+            with pytest.raises(urllib.error.HTTPError) as refused_metrics:
+                urllib.request.urlopen(url + path, timeout=30)
+            assert refused_metrics.value.code == 404, path
 
 
 def wait_for_line(path: Path, text: str, timeout_s: float = 20) -> bool:

@@ -21,7 +21,9 @@ from __future__ import annotations
 import copy
 import ipaddress
 import time
+from collections.abc import Sequence
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 import jwt
 import streamlit as st
@@ -83,6 +85,28 @@ def _is_loopback(host: str | None) -> bool:
         return False
 
 
+def _names_this_machine(address: str, port: int, *, url: bool) -> bool:
+    # A Host ("127.0.0.1:8501", "[::1]") or an Origin ("http://localhost:8501"): a loopback name, and
+    # the app's port or none. A web page whose own name resolves to 127.0.0.1 (DNS rebinding) sends its
+    # name in both, so a foreign name means a page that is not this app's.
+    try:
+        parts = urlsplit(address if url else f"//{address}")
+        named_port = parts.port
+    except ValueError:
+        return False
+    if url and parts.scheme not in ("http", "https"):
+        return False
+    if parts.username is not None or parts.password is not None or parts.path or parts.query or parts.fragment:
+        return False
+    return _is_loopback(parts.hostname) and named_port in (None, port)
+
+
+def named_this_machine(hosts: Sequence[str], origins: Sequence[str], port: int) -> bool:
+    """Say whether a request names this machine: a Host, and any Origin, on loopback and the app's port."""
+    return (bool(hosts) and all(_names_this_machine(host, port, url=False) for host in hosts)
+            and all(_names_this_machine(origin, port, url=True) for origin in origins))
+
+
 def serves_this_machine() -> bool:
     """Say whether the server listens on this machine only (loopback, or no address: a test harness)."""
     address = st.get_option("server.address")
@@ -94,14 +118,17 @@ def _local_user() -> User:
     # this machine (whatever the address), is refused. (No address and no client: a test harness.)
     client = st.context.ip_address  # None for a client on this machine
     client = client if isinstance(client, str) else None  # (a test harness has no real connection)
-    try:  # a reverse proxy on this machine would make every client look local: it says so in these headers
-        proxied = any(h in st.context.headers for h in ("X-Forwarded-For", "Forwarded", "X-Real-Ip"))
-    except Exception:  # no request headers (a test harness)
-        proxied = False
-    if not serves_this_machine() or (client is not None and not _is_loopback(client)) or proxied:
+    headers = st.context.headers  # (empty in a test harness: no request)
+    # A reverse proxy on this machine would make every client look local: it says so in these headers.
+    proxied = any(h in headers for h in ("X-Forwarded-For", "Forwarded", "X-Real-Ip"))
+    # A web page from elsewhere can reach 127.0.0.1 under its own name (DNS rebinding): Host and Origin
+    # say so. (A real connection always sends headers; none at all is a test harness.)
+    named = not len(headers) or named_this_machine(headers.get_all("Host"), headers.get_all("Origin"),
+                                                   int(st.get_option("server.port")))
+    if not serves_this_machine() or (client is not None and not _is_loopback(client)) or proxied or not named:
         st.error("Officer Safety Explorer will not serve other machines without a login. Run it on "
-                 "127.0.0.1 (`make run` does), or set OSE_AUTH_CONFIG to a users file to require a login "
-                 "(see README, Deployment).")
+                 "127.0.0.1 (`make run` does) and open it as http://localhost or http://127.0.0.1 on its "
+                 "port, or set OSE_AUTH_CONFIG to a users file to require a login (see README, Deployment).")
         st.stop()
     return LOCAL_USER
 
