@@ -454,7 +454,7 @@ def test_killed_extract_writer_and_ingest_leave_nothing_or_whole_files(tmp_path)
             shutil.rmtree(out)
     print("kill -9 of python -m lib.ingest:", outcomes)
     assert outcomes["reports.parquet begun"] == ("killed", "absent"), outcomes
-    assert outcomes["folder in place"] == ("killed", "whole"), outcomes
+    assert outcomes["folder in place"][1] == "whole", outcomes  # killed, or (rarely) done just before
     # Over an earlier dataset, a killed run leaves the earlier files as they were.
     ingest.write(ingest.ingest([("small.csv", SMALL)]), out)
     before = {p.name: p.read_bytes() for p in out.iterdir()}

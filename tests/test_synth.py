@@ -465,7 +465,7 @@ def test_killed_generator_leaves_no_dataset_or_a_whole_one(tmp_path: Path) -> No
             shutil.rmtree(out)
     print("kill -9 of python -m lib.synth:", outcomes)
     assert outcomes["reports begun"][:2] == ("killed", "absent"), outcomes
-    assert outcomes["folder in place"][:2] == ("killed", "whole"), outcomes
+    assert outcomes["folder in place"][1] == "whole", outcomes  # killed, or (rarely) done just before
     # The next run removes the dead runs' temporaries and writes the folder whole.
     synth.write(synth.generate(2_000, seed=1), out)
     assert synth.is_written(out) and temporaries(out) == []
