@@ -32,6 +32,7 @@ import asyncio
 import contextlib
 import os
 import random
+import shutil
 import socket
 import statistics
 import subprocess
@@ -50,6 +51,8 @@ from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from websockets.asyncio.client import connect
 
+from lib.synth.generator import is_written
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 CACHE = HERE / "cache"  # shared with bench/run.py: bench/cache/synth-<n>
@@ -64,7 +67,9 @@ RERUN_TIMEOUT_S = 120.0
 def dataset(n: int) -> Path:
     """Generate (once, as bench/run.py does) and return a synthetic dataset folder of n reports."""
     out = CACHE / f"synth-{n}"
-    if not (out / "reports.parquet").exists():
+    if not is_written(out):
+        # A folder left by a run stopped part-way (before writes were atomic) is rebuilt, not read.
+        shutil.rmtree(out, ignore_errors=True)
         CACHE.mkdir(exist_ok=True)
         subprocess.run([sys.executable, "-m", "lib.synth", "--reports", str(n), "--seed", "1", "--out", str(out)],
                        cwd=ROOT, check=True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import shutil
 import socket
 import statistics
 import subprocess
@@ -44,7 +45,9 @@ FILTER = Filters(shifts=("Night",), roles=("Response", "Neighbourhood"))
 def dataset(n: int) -> Path:
     """Generate (once) and return a synthetic dataset folder of n reports."""
     out = CACHE / f"synth-{n}"
-    if not (out / "reports.parquet").exists():
+    if not synth.is_written(out):
+        # A folder left by a run stopped part-way (before writes were atomic) is rebuilt, not read.
+        shutil.rmtree(out, ignore_errors=True)
         synth.write(synth.generate(n, seed=1), out)
     return out
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -17,6 +18,7 @@ from lib import ingest
 from lib.ingest import Limits, RejectedFile, reading
 
 from .conftest import FIXTURES, ROOT
+from .killing import kill_when, temporaries, temporary_holds
 
 SMALL = (FIXTURES / "small_canonical.csv").read_bytes()
 HEADER = SMALL.split(b"\n", 1)[0]
@@ -414,3 +416,47 @@ def test_an_ods_or_xlsb_upload_is_not_read_as_excel():
             zf.writestr(part, b"<x/>")
         with pytest.raises(RejectedFile, match="is not a readable Excel workbook"):
             reading.read_extract(name, buf.getvalue())
+
+
+def _ingested_whole(out) -> bool:
+    """Return True if an ingest output folder holds every file, each readable to its end."""
+    try:
+        pq.read_metadata(out / "reports.parquet")
+        pq.read_metadata(out / "tactics.parquet")
+        pd.read_csv(out / "quarantine.csv")
+        json.loads((out / "report.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+@pytest.mark.slow
+def test_killed_extract_writer_and_ingest_leave_nothing_or_whole_files(tmp_path):
+    csv = tmp_path / "met.csv"
+    make_csv = ["lib.synth.uk_national", "--reports", "100000", "--seed", "3", "--out", str(csv)]
+    assert kill_when(make_csv, lambda: bool(temporaries(csv))) == "killed"
+    assert not csv.exists()  # killed while writing: no CSV cut short under its name
+    assert kill_when(make_csv, lambda: False) == "finished"
+    assert temporaries(csv) == []  # the dead run's temporary was removed by the next one
+    out = tmp_path / "ds"
+    run = ["lib.ingest", str(csv), "--out", str(out), "--force", "Metropolitan Police"]
+    points = {"temporary folder made": lambda: bool(temporaries(out))}
+    for name in ("reports.parquet", "tactics.parquet", "quarantine.csv", "report.json"):
+        points[f"{name} begun"] = temporary_holds(out, name)
+    points["folder in place"] = out.exists
+    outcomes = {}
+    for point, ready in points.items():
+        how = kill_when(run, ready)
+        assert not out.exists() or _ingested_whole(out), (point, sorted(p.name for p in out.iterdir()))
+        outcomes[point] = (how, "whole" if out.exists() else "absent")
+        if out.exists():
+            assert pq.read_metadata(out / "reports.parquet").num_rows == 100_000
+            shutil.rmtree(out)
+    print("kill -9 of python -m lib.ingest:", outcomes)
+    assert outcomes["reports.parquet begun"] == ("killed", "absent"), outcomes
+    assert outcomes["folder in place"][1] == "whole", outcomes  # killed, or (rarely) done just before
+    # Over an earlier dataset, a killed run leaves the earlier files as they were.
+    ingest.write(ingest.ingest([("small.csv", SMALL)]), out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert kill_when(run, temporary_holds(out, "tactics.parquet")) == "killed"
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before

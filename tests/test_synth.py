@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +30,8 @@ from lib.model.schema import (
     TACTICS,
     derive_shift,
 )
+
+from .killing import kill_when, temporaries, temporary_holds, truncated_parquet
 
 LIST_COLUMNS = list(LIST_VOCABULARIES)
 BIG = 300_000
@@ -430,3 +434,55 @@ def test_cli_writes_all_four_files(tmp_path: Path, capsys: pytest.CaptureFixture
     times = pd.read_parquet(out / "reports.parquet", columns=["occurred_at"])["occurred_at"]
     assert times.min() >= pd.Timestamp("2024-01-01")
     assert times.max() < pd.Timestamp("2024-07-01")
+
+
+# --- a run stopped part-way ------------------------------------------------------------------
+
+KILL_REPORTS = 300_000  # large enough that writing reports.parquet takes many polls
+
+
+def _kill_points(out: Path) -> dict[str, Callable[[], bool]]:
+    """Points in a `python -m lib.synth` run at which to kill it: each file begun, then the folder shown."""
+    points: dict[str, Callable[[], bool]] = {"temporary folder made": lambda: bool(temporaries(out))}
+    for name in (*synth.generator.TABLES, synth.generator.EFFECTS):
+        points[f"{name} begun"] = temporary_holds(out, name if "." in name else f"{name}.parquet")
+    points["folder in place"] = out.exists
+    return points
+
+
+@pytest.mark.slow
+def test_killed_generator_leaves_no_dataset_or_a_whole_one(tmp_path: Path) -> None:
+    out = tmp_path / "synth"
+    outcomes = {}
+    for point, ready in _kill_points(out).items():
+        how = kill_when(["lib.synth", "--reports", str(KILL_REPORTS), "--seed", "1", "--out", str(out)], ready)
+        mid_write = any(truncated_parquet(tmp) for tmp in temporaries(out))
+        # Never a truncated Parquet under the final name: the folder is absent or every file reads whole.
+        assert not out.exists() or synth.is_written(out), (point, sorted(p.name for p in out.iterdir()))
+        outcomes[point] = (how, "whole" if out.exists() else "absent", "mid-write" if mid_write else "")
+        if out.exists():
+            assert pq.read_metadata(out / "reports.parquet").num_rows == KILL_REPORTS
+            shutil.rmtree(out)
+    print("kill -9 of python -m lib.synth:", outcomes)
+    assert outcomes["reports begun"][:2] == ("killed", "absent"), outcomes
+    assert outcomes["folder in place"][1] == "whole", outcomes  # killed, or (rarely) done just before
+    # The next run removes the dead runs' temporaries and writes the folder whole.
+    synth.write(synth.generate(2_000, seed=1), out)
+    assert synth.is_written(out) and temporaries(out) == []
+
+
+def test_bench_cache_rebuilds_a_folder_that_is_not_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bench import run
+
+    monkeypatch.setattr(run, "CACHE", tmp_path)
+    stale = tmp_path / "synth-2000"
+    synth.write(synth.generate(2_000, seed=1), stale)
+    whole = (stale / "reports.parquet").read_bytes()
+    # What a generator stopped part-way left before writes were atomic: a reports.parquet cut short.
+    (stale / "reports.parquet").write_bytes(whole[: len(whole) // 2])
+    assert not synth.is_written(stale)
+    assert run.dataset(2_000) == stale
+    assert synth.is_written(stale) and (stale / "reports.parquet").read_bytes() == whole
+    before = (stale / "reports.parquet").stat().st_mtime_ns
+    run.dataset(2_000)  # a whole folder is used as it is
+    assert (stale / "reports.parquet").stat().st_mtime_ns == before

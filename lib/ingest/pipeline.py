@@ -34,6 +34,7 @@ from lib.ingest.formats.canonical import CanonicalFormat
 from lib.ingest.formats.lists import ITEMS, collapse
 from lib.ingest.reading import Limits, RawExtract, RejectedFile, read_extract
 from lib.model import incidents, kinds, schema
+from lib.model.files import write_whole_folder
 from lib.model.paths import data_dir
 from lib.model.settings import PSEUDONYM_KEY, SettingsError, settings
 
@@ -459,12 +460,13 @@ def read_file(path: Path) -> tuple[tuple[pa.Table, pa.Table, None], dict]:
 
 def write(result: IngestResult, out_dir: Path) -> None:
     """Write the canonical dataset, the quarantine and report.json into a folder."""
-    out_dir.mkdir(parents=True, exist_ok=True)
     reports, tactics = tables(result)
-    pq.write_table(reports, out_dir / "reports.parquet")
-    pq.write_table(tactics, out_dir / "tactics.parquet")
-    result.quarantine.astype("string").to_csv(out_dir / "quarantine.csv", index=False)
-    (out_dir / "report.json").write_text(json.dumps(result.report, indent=2, default=str))
+    # The four files appear together (or, into a folder already holding files, each one whole).
+    with write_whole_folder(out_dir) as tmp:
+        pq.write_table(reports, tmp / "reports.parquet")
+        pq.write_table(tactics, tmp / "tactics.parquet")
+        result.quarantine.astype("string").to_csv(tmp / "quarantine.csv", index=False)
+        (tmp / "report.json").write_text(json.dumps(result.report, indent=2, default=str))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -9,8 +9,10 @@ from lib.synth.generator import (
     PST_COURSE,
     Synthetic,
     generate,
+    is_written,
     main,
     write,
 )
 
-__all__ = ["DEFAULT_START", "MAX_LIST_ITEMS", "NULL_SHARE", "PST_COURSE", "Synthetic", "generate", "main", "write"]
+__all__ = ["DEFAULT_START", "MAX_LIST_ITEMS", "NULL_SHARE", "PST_COURSE", "Synthetic", "generate", "is_written", "main",
+           "write"]

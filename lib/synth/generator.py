@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from lib.model.files import write_whole_folder
 from lib.model.forces import FORCES
 from lib.model.kinds import KINDS
 from lib.model.schema import (
@@ -1131,19 +1132,31 @@ def _with_pandas_metadata(table: pa.Table) -> pa.Table:
     return table.replace_schema_metadata(metadata)
 
 
+TABLES = ("reports", "tactics", "officers", "training", "exposure")
+EFFECTS = "effects.json"
+
+
 def write(synthetic: Synthetic, out_dir: str | Path) -> list[Path]:
     """Write the dataset as reports/tactics/officers/training/exposure Parquet and effects.json."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for name in ("reports", "tactics", "officers", "training", "exposure"):
-        path = out / f"{name}.parquet"
-        pq.write_table(getattr(synthetic, name), path, compression="zstd")
-        paths.append(path)
-    path = out / "effects.json"
-    path.write_text(json.dumps(synthetic.effects, indent=2) + "\n", encoding="utf-8")
-    paths.append(path)
-    return paths
+    # All six files appear together or not at all: a run stopped part-way leaves no truncated Parquet.
+    with write_whole_folder(out) as tmp:
+        for name in TABLES:
+            pq.write_table(getattr(synthetic, name), tmp / f"{name}.parquet", compression="zstd")
+        (tmp / EFFECTS).write_text(json.dumps(synthetic.effects, indent=2) + "\n", encoding="utf-8")
+    return [out / f"{name}.parquet" for name in TABLES] + [out / EFFECTS]
+
+
+def is_written(out_dir: str | Path) -> bool:
+    """Return True if a folder holds a whole written dataset (every file, every Parquet footer readable)."""
+    out = Path(out_dir)
+    try:
+        for name in TABLES:
+            pq.read_metadata(out / f"{name}.parquet")
+        json.loads((out / EFFECTS).read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # missing, truncated (ArrowInvalid is a ValueError) or not JSON
+        return False
+    return True
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from lib.ingest.formats.profile import Profile
+from lib.model.files import write_whole
 from lib.synth.generator import Synthetic, generate
 
 INCIDENT_ID, DATE, TIME = "Incident Ref", "Incident Date", "Incident Time"
@@ -104,8 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--separator", default=" | ", help="between the officers' items (default ' | ')")
     args = parser.parse_args(argv)
     frame = list_joined_incidents(generate(args.reports, args.seed), args.separator)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(args.out, index=False)
+    with write_whole(args.out) as tmp:
+        frame.to_csv(tmp, index=False)
     print(f"wrote {len(frame):,} incidents ({args.reports:,} reports) to {args.out}")
     return 0
 

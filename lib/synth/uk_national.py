@@ -35,6 +35,7 @@ from lib.ingest.formats.uk_national import (
     _tactic_headers,
 )
 from lib.model import schema
+from lib.model.files import write_whole
 from lib.synth.generator import generate
 
 # --- export: canonical tables -> a national-form extract ---------------------------------------
@@ -281,7 +282,7 @@ def write_csv(frame: pd.DataFrame, path: str | Path, encoding: str = "cp1252") -
     data = sink.getbuffer()
     decoder = codecs.getincrementaldecoder("utf-8")()
     chunk = 1 << 26
-    with open(path, "wb") as f:
+    with write_whole(path) as tmp, open(tmp, "wb") as f:
         for start in range(0, len(data), chunk):
             f.write(decoder.decode(data[start:start + chunk]).encode(encoding))
         f.write(decoder.decode(b"", final=True).encode(encoding))

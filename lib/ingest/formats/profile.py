@@ -32,6 +32,7 @@ import pandas as pd
 from lib.ingest.formats import FILE, ROW, ROWS, Adapted, count_unmapped, empty_quarantine, quarantine_rows
 from lib.ingest.formats.lists import ITEM, ITEMS, detect, explode
 from lib.model import incidents, schema, values
+from lib.model.files import write_whole
 from lib.model.kinds import KINDS, empty_frame
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
@@ -213,9 +214,9 @@ def load_profile(path: Path | str) -> Profile:
 def save_profile(profile: Profile, directory: Path | str) -> Path:
     """Write a profile to DIRECTORY/<name>.json and return the path."""
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{profile.name}.json"
-    path.write_text(profile.to_json(), encoding="utf-8")
+    with write_whole(path) as tmp:
+        tmp.write_text(profile.to_json(), encoding="utf-8")
     return path
 
 
