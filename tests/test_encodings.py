@@ -1,4 +1,5 @@
-"""Encodings per line: a mostly UTF-8 file keeps its UTF-8 rows byte for byte; its other lines are read as cp1252 and counted."""
+"""Encodings per line: a mostly UTF-8 file keeps its UTF-8 rows byte for byte; its other lines are read
+as cp1252 and counted."""
 from __future__ import annotations
 
 import csv
@@ -84,6 +85,21 @@ def test_a_quoted_cell_spanning_lines_stays_whole_whichever_way_each_line_is_rea
     assert raw.cp1252_lines == [5]  # only the line holding the cp1252 byte
 
 
+def test_lines_read_as_cp1252_are_found_past_the_first_megabyte_and_in_long_lines():
+    rows = [line(HEADER)]
+    for n in range(1, 30_001):  # about 2 MB: the decoder works a megabyte at a time
+        # One line of 1.8 MB (two cells under the cell limit), longer than the decoder's megabyte.
+        area = "Café South" if n % 7_000 == 0 else "Zoë " + "x" * (900_000 if n == 20_000 else 40)
+        rows.append(line([f"R{n}", "2024-02-01 10:00", area if n == 20_000 else "Café Police", f"OF{n}", area]))
+    data = b"".join(r.encode("cp1252" if "Café South" in r else "utf-8") for r in rows)
+    raw = reading.read_extract("big.csv", data)
+    assert raw.cp1252_lines == [7_001, 14_001, 21_001, 28_001]
+    assert raw.frame["area"].str.encode("utf-8").tolist() == [r.split(",")[-1].rstrip("\n").encode("utf-8")
+                                                              for r in rows[1:]]
+
+
+# A cp1252 file whose non-ASCII bytes look like UTF-8 when put side by side (\xf1 then \x94) is
+# still read whole as cp1252: only a line that is UTF-8 beyond ASCII makes a file mostly UTF-8.
 @pytest.mark.parametrize(("encoding", "extra"), [("cp1252", "“Señor” – £5"), ("latin-1", "Señor \x81")])
 def test_a_whole_windows_file_is_read_whole_as_before(encoding, extra):
     text = line(HEADER) + "".join(line([f"R{n}", "2024-02-01 10:00", "Café Police", f"OF{n}", extra])

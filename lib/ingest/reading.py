@@ -146,40 +146,62 @@ def _encoding(name: str, data: bytes) -> str:
     return "latin-1" if undefined else "cp1252"  # cp1252: Windows exports of the form
 
 
-# A byte that starts a UTF-8 multi-byte character, followed by a continuation byte: a file without
-# one holds no UTF-8 beyond ASCII, so it is read whole in its Windows encoding (one fast search).
+# A byte that starts a UTF-8 multi-byte character, followed by a continuation byte. It is looked
+# for among the file's non-ASCII bytes alone (few, and found fast): where they never pair so, the
+# file holds no UTF-8 beyond ASCII and is read whole in its Windows encoding, as fast as before.
 _UTF8_MULTIBYTE = re.compile(rb"[\xc2-\xf4][\x80-\xbf]")
-# A line holding a byte that is not UTF-8 (decoded with surrogateescape: U+DC80..U+DCFF). The first
-# part cannot match a surrogate, so a line is tried once from its start, without backtracking.
-_NOT_UTF8_LINE = re.compile("^[^\n\udc80-\udcff]*[\udc80-\udcff][^\n]*", re.MULTILINE)
+_ASCII = bytes(range(0x80))
+_WINDOW = 1 << 20  # the most bytes decoded at a time; after a line that is not UTF-8, a few KB
 
 
 def _decode_per_line(data: bytes) -> tuple[bytes, list[int]] | None:
     """Decode a file that is mostly UTF-8 line by line: its UTF-8 lines as they are, the others as cp1252.
 
     Returns the file as UTF-8 bytes (its UTF-8 lines byte for byte) and the numbers of the lines read
-    as cp1252 (the header is line 1), or None when no line holds UTF-8 beyond ASCII: the whole file
+    as cp1252 (the header is line 1), or None when no UTF-8 line holds more than ASCII: the whole file
     is then in its Windows encoding. Lines are found on the newline byte, the same in both encodings,
     so a quoted cell spanning lines stays whole whichever way each of its lines is decoded.
     """
-    if not _UTF8_MULTIBYTE.search(data):
+    if not _UTF8_MULTIBYTE.search(data.translate(None, _ASCII)):  # pairs across lines only over-include
         return None
-    text = data.decode("utf-8", errors="surrogateescape")  # every byte not UTF-8 kept as a surrogate
-    if _NOT_UTF8_LINE.sub("", text).isascii():
-        return None  # the multi-byte look-alike was inside a line that is not UTF-8
+    view, size = memoryview(data), len(data)
+    pieces: list[str] = []
     lines: list[int] = []
-    counted = [0, 1]  # position up to which lines are counted, and the line number there
-
-    def as_cp1252(match: re.Match[str]) -> str:
-        counted[1] += text.count("\n", counted[0], match.start())
-        counted[0] = match.start()
-        lines.append(counted[1])
-        raw = match.group().encode("utf-8", errors="surrogateescape")  # the line's own bytes again
+    utf8_beyond_ascii = False  # whether any line read as UTF-8 holds more than ASCII
+    pos = counted = 0  # pos is always at the start of a line
+    window = _WINDOW
+    line = 1  # the number of the line at `counted`
+    while pos < size:
+        # Whole lines at a time, about a window's worth: a failed attempt costs at most that much.
+        cut = data.rfind(b"\n", pos, pos + window) + 1 or data.find(b"\n", pos) + 1 or size
+        try:  # the decoder stops at the first byte that is not UTF-8, in C
+            text = str(view[pos:cut], "utf-8")
+            pieces.append(text)
+            utf8_beyond_ascii = utf8_beyond_ascii or not text.isascii()
+            pos = cut
+            window = min(window * 2, _WINDOW)
+            continue
+        except UnicodeDecodeError as exc:
+            bad = pos + exc.start
+            # The decoder sizes its output to its input: after a line that is not UTF-8, where
+            # more are likely (a file mostly in cp1252), try small windows, growing as they pass.
+            window = 4096
+        brk = data.rfind(b"\n", pos, bad)
+        start = brk + 1 if brk >= 0 else pos
+        end = data.find(b"\n", bad)
+        end = size if end < 0 else end
+        pieces.append(str(view[pos:start], "utf-8"))  # whole lines before the bad byte: valid UTF-8
+        utf8_beyond_ascii = utf8_beyond_ascii or not pieces[-1].isascii()
+        line += data.count(b"\n", counted, start)
+        counted = start
+        lines.append(line)
+        raw = data[start:end]
         # latin-1 reads the five bytes cp1252 leaves undefined, as the whole-file reader does.
-        return raw.decode("latin-1" if any(b in raw for b in _CP1252_UNDEFINED) else "cp1252")
-
-    fixed = _NOT_UTF8_LINE.sub(as_cp1252, text)
-    return fixed.encode("utf-8"), lines
+        pieces.append(raw.decode("latin-1" if any(b in raw for b in _CP1252_UNDEFINED) else "cp1252"))
+        pos = end
+    if not utf8_beyond_ascii:
+        return None
+    return "".join(pieces).encode("utf-8"), lines
 
 
 def _decode(data: bytes, encoding: str) -> str:
