@@ -40,6 +40,8 @@ with upload_tab:
         st.caption(tables.reconciliation_sentence(report) + f" Format: {report['detected_format']}.")
         if tables.items_sentence(report):  # cells listed several officers: the second level of the count
             st.caption(tables.items_sentence(report))
+        if tables.encoding_sentence(report):  # some lines were not UTF-8: say so above the notes
+            st.warning(tables.encoding_sentence(report))
         for note in report["notes"]:
             st.caption("· " + note)
         if report["rows_quarantined"]:

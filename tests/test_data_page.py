@@ -62,6 +62,17 @@ def test_bad_uploads_get_a_clear_message_and_no_traceback(name, content, message
     assert any(message in e.value for e in at.error)
 
 
+def test_an_upload_with_a_few_cp1252_lines_warns_how_many_were_read_as_cp1252():
+    header, rest = SMALL.split(b"\n", 1)
+    rows = rest.replace(b"Northshire Police", "Northshire Café".encode()).split(b"\n")
+    rows[1] = rows[1].replace("Northshire Café".encode(), "Northshire Café".encode("cp1252"))
+    at = upload(data_page(), ("mixed.csv", b"\n".join([header, *rows])))
+    assert not at.exception
+    assert metric(at, "Loaded") == "10"
+    warned = [w.value for w in at.warning if "cp1252" in w.value]
+    assert warned and warned[0].startswith("1 line(s) of mixed.csv were not UTF-8 and were read as cp1252")
+
+
 def test_explore_now_keeps_the_upload_for_this_session_only():
     at = upload(data_page(), ("small.csv", SMALL))
     next(b for b in at.button if b.label == "Explore now").click().run()

@@ -144,6 +144,7 @@ def ingest(files: Sequence[tuple[str, bytes]], *, fmt: str = AUTO, duplicates: s
         parts.append(adapted)
         raws.append(raw)
         file_reports.append({"name": name, "kind": raw.kind, "encoding": raw.encoding,
+                             "lines_read_as_cp1252": len(raw.cp1252_lines),
                              "rows_in": raw.rows_in, "format": chosen.name, "scores": scores})
     say(0.85, "Checking required fields and duplicates")
     reports, tactics, quarantine, dup = _finalise(parts, duplicates=duplicates, force=force)
@@ -163,6 +164,8 @@ def ingest(files: Sequence[tuple[str, bytes]], *, fmt: str = AUTO, duplicates: s
         "reports_loaded": len(reports),
         "tactics_loaded": len(tactics),
         **items,
+        # Lines of mostly UTF-8 files that were not UTF-8: read as cp1252, their rows kept but to check.
+        "lines_read_as_cp1252": sum(f["lines_read_as_cp1252"] for f in file_reports),
         "detected_format": names[0] if len(names) == 1 else "mixed: " + ", ".join(names),
         "mapping": _merge_dicts(p.mapping for p in parts),
         "unmapped": _merge_counts(p.unmapped for p in parts),
@@ -497,6 +500,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "items_in" in r:
         print(f"{r['items_in']:,} officer items in those rows, {r['items_loaded']:,} loaded as reports, "
               f"{r['items_quarantined']:,} set aside")
+    if r["lines_read_as_cp1252"]:
+        print(f"{r['lines_read_as_cp1252']:,} line(s) were not UTF-8 and were read as cp1252: "
+              "check their accented letters (the notes in the report name them)")
     return 0
 
 

@@ -65,6 +65,8 @@ class RawExtract:
     read_rest: Callable[[], pa.Table] | None = None  # the columns not in `frame`, every data row in order
     _rest: pa.Table | None = field(default=None, repr=False)
     _rows_dropped: int = 0  # leading rows dropped as extra header rows: `_row` counts after them
+    # Lines of a mostly UTF-8 file that were not UTF-8 and were read as cp1252 (file lines, the header is 1).
+    cp1252_lines: list[int] = field(default_factory=list)
 
     @property
     def rows_in(self) -> int:
@@ -144,6 +146,64 @@ def _encoding(name: str, data: bytes) -> str:
     return "latin-1" if undefined else "cp1252"  # cp1252: Windows exports of the form
 
 
+# A byte that starts a UTF-8 multi-byte character, followed by a continuation byte. It is looked
+# for among the file's non-ASCII bytes alone (few, and found fast): where they never pair so, the
+# file holds no UTF-8 beyond ASCII and is read whole in its Windows encoding, as fast as before.
+_UTF8_MULTIBYTE = re.compile(rb"[\xc2-\xf4][\x80-\xbf]")
+_ASCII = bytes(range(0x80))
+_WINDOW = 1 << 20  # the most bytes decoded at a time; after a line that is not UTF-8, a few KB
+
+
+def _decode_per_line(data: bytes) -> tuple[bytes, list[int]] | None:
+    """Decode a file that is mostly UTF-8 line by line: its UTF-8 lines as they are, the others as cp1252.
+
+    Returns the file as UTF-8 bytes (its UTF-8 lines byte for byte) and the numbers of the lines read
+    as cp1252 (the header is line 1), or None when no UTF-8 line holds more than ASCII: the whole file
+    is then in its Windows encoding. Lines are found on the newline byte, the same in both encodings,
+    so a quoted cell spanning lines stays whole whichever way each of its lines is decoded.
+    """
+    if not _UTF8_MULTIBYTE.search(data.translate(None, _ASCII)):  # pairs across lines only over-include
+        return None
+    view, size = memoryview(data), len(data)
+    pieces: list[str] = []
+    lines: list[int] = []
+    utf8_beyond_ascii = False  # whether any line read as UTF-8 holds more than ASCII
+    pos = counted = 0  # pos is always at the start of a line
+    window = _WINDOW
+    line = 1  # the number of the line at `counted`
+    while pos < size:
+        # Whole lines at a time, about a window's worth: a failed attempt costs at most that much.
+        cut = data.rfind(b"\n", pos, pos + window) + 1 or data.find(b"\n", pos) + 1 or size
+        try:  # the decoder stops at the first byte that is not UTF-8, in C
+            text = str(view[pos:cut], "utf-8")
+            pieces.append(text)
+            utf8_beyond_ascii = utf8_beyond_ascii or not text.isascii()
+            pos = cut
+            window = min(window * 2, _WINDOW)
+            continue
+        except UnicodeDecodeError as exc:
+            bad = pos + exc.start
+            # The decoder sizes its output to its input: after a line that is not UTF-8, where
+            # more are likely (a file mostly in cp1252), try small windows, growing as they pass.
+            window = 4096
+        brk = data.rfind(b"\n", pos, bad)
+        start = brk + 1 if brk >= 0 else pos
+        end = data.find(b"\n", bad)
+        end = size if end < 0 else end
+        pieces.append(str(view[pos:start], "utf-8"))  # whole lines before the bad byte: valid UTF-8
+        utf8_beyond_ascii = utf8_beyond_ascii or not pieces[-1].isascii()
+        line += data.count(b"\n", counted, start)
+        counted = start
+        lines.append(line)
+        raw = data[start:end]
+        # latin-1 reads the five bytes cp1252 leaves undefined, as the whole-file reader does.
+        pieces.append(raw.decode("latin-1" if any(b in raw for b in _CP1252_UNDEFINED) else "cp1252"))
+        pos = end
+    if not utf8_beyond_ascii:
+        return None
+    return "".join(pieces).encode("utf-8"), lines
+
+
 def _decode(data: bytes, encoding: str) -> str:
     return data.decode({"utf-8": "utf-8-sig"}.get(encoding, encoding))
 
@@ -175,6 +235,12 @@ def _numbered(frame: pd.DataFrame, name: str, first_row: int = 1) -> pd.DataFram
 def _read_csv(name: str, data: bytes, limits: Limits,
               wanted: Callable[[list[str]], Sequence[str] | None] | None = None) -> RawExtract:
     encoding = _encoding(name, data)
+    cp1252_lines: list[int] = []
+    if encoding in ("cp1252", "latin-1"):  # only when the whole file is not UTF-8: pure UTF-8 pays nothing
+        mixed = _decode_per_line(data)
+        if mixed is not None:
+            data, cp1252_lines = mixed
+            encoding = "utf-8"
     sample = _head(data, encoding)
     try:
         delimiter = csv.Sniffer().sniff(sample.split("\n", 1)[0], delimiters=",;\t|").delimiter
@@ -207,10 +273,20 @@ def _read_csv(name: str, data: bytes, limits: Limits,
             read_rest = partial(_read_csv_again, source, arrow_encoding, columns, delimiter, rest, fast.num_rows)
     else:  # a malformed row somewhere: read row by row so every row keeps its number
         frame, quarantine = _read_csv_exact(name, _decode(data, encoding), columns, delimiter)
-    out = RawExtract(name, "CSV", encoding, columns, frame, quarantine=quarantine, read_rest=read_rest)
+    out = RawExtract(name, "CSV", encoding, columns, frame, quarantine=quarantine, read_rest=read_rest,
+                     cp1252_lines=cp1252_lines)
     if encoding != "utf-8":
         out.notes.append(f"{name}: read as {encoding}")
+    if cp1252_lines:
+        out.notes.append(cp1252_note(name, cp1252_lines))
     return _set_aside_long_cells(out, limits, could_hold_long_cell=could_hold_long_cell)
+
+
+def cp1252_note(name: str, lines: Sequence[int], shown: int = 10) -> str:
+    """Say which lines of a mostly UTF-8 file were read as cp1252."""
+    listed = ", ".join(f"{n:,}" for n in lines[:shown]) + (" ..." if len(lines) > shown else "")
+    return (f"{name}: {len(lines):,} line(s) were not UTF-8 and were read as cp1252 (line {listed}; the header "
+            "is line 1): check their accented letters; every other line was read as UTF-8")
 
 
 def _columns_first(columns: list[str], wanted: Callable[[list[str]], Sequence[str] | None]) -> list[str]:

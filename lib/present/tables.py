@@ -83,6 +83,16 @@ def reconciliation_sentence(report: dict) -> str:
     return text
 
 
+def encoding_sentence(report: dict) -> str:
+    """Say how many lines of mostly UTF-8 files were read as cp1252 ('' when none)."""
+    lines = report.get("lines_read_as_cp1252", 0)  # reports of earlier loads lack the count
+    if not lines:
+        return ""
+    files = [f["name"] for f in report["files"] if f.get("lines_read_as_cp1252")]
+    return (f"{lines:,} line(s) of {', '.join(files)} were not UTF-8 and were read as cp1252 (Windows): "
+            "their rows are loaded, but check their accented letters. Every other line was read as UTF-8.")
+
+
 def items_sentence(report: dict) -> str:
     """Say how the officers listed in the rows' cells were accounted for ('' when no cell listed several)."""
     r = report
