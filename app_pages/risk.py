@@ -66,11 +66,8 @@ if basis == "Adjusted for case mix":
         default=[d for d in adjust.DEFAULT_ADJUSTMENT if d != dimension], format_func=adjust.LABELS.get,
         key=f"risk_adjust_for_{dimension}"))
 ratios = cache.cached_query(risk.rate_ratios, ds, filters, scope, measure, dimension, reference, adjust_for)
-# Crude ratios between groups count what the measure counts; the tactic and adjusted comparisons count reports.
-ratio_unit = "reports" if adjust_for or dimension in adjust.TACTIC_DIMENSIONS else unit
 render.chart(charts.forest_plot, ratios, label)
-render.table_behind(tables.ratios_table(ratios), risk.ratios_caption(ratios, sentence, ratio_unit),
-                    source=ratios)
+render.table_behind(tables.ratios_table(ratios), risk.ratios_caption(ratios, sentence, unit), source=ratios)
 
 st.subheader("Areas, teams and officers against the average (funnel plot)")
 levels = [*risk.FUNNEL_LEVELS, *([risk.OFFICER_LEVEL] if context.may_see_officers() else [])]
@@ -80,8 +77,7 @@ funnel_basis = st.radio("Judge", ["Crude rates", "Observed against expected for 
                         key="risk_funnel_basis",
                         help="Expected: each group's reports given the same chance of harm as similar reports "
                              "elsewhere (role, shift, resistance, crewing, location type), from a Poisson model.")
-funnel_adjust = (tuple(d for d in adjust.DEFAULT_ADJUSTMENT if d != level)
-                 if funnel_basis != "Crude rates" else ())
+funnel_adjust = risk.funnel_adjustment(level) if funnel_basis != "Crude rates" else ()
 points, limits = cache.cached_query(risk.funnel, ds, filters, level_scope, measure, level, funnel_adjust)
 if len(points):
     render.chart(charts.funnel_plot, points, limits, level, label)
@@ -94,8 +90,7 @@ if len(points):
                     f"with a false discovery rate under {risk.FUNNEL_FDR:.0%}")
         render.table(tables.funnel_table(flagged, level), f"higher than expected {level}")
     render.table_behind(tables.funnel_table(points, level),
-                        f"{sentence}. Counting unit: "
-                        f"{'reports' if level == risk.OFFICER_LEVEL or funnel_adjust else unit}. "
+                        f"{sentence}. Counting unit: {risk.funnel_unit(points, level, unit)}. "
                         f"{risk.funnel_method(limits)}", source=points)
 else:
     st.info(f"No {level} in this view has answering reports.")

@@ -348,3 +348,21 @@ def test_crude_and_adjusted_frames_have_the_same_columns_and_say_which(engine, s
     assert crude["method"].iloc[0].startswith("crude") and adjusted["method"].iloc[0] == adjust.METHOD
     assert "adjusted for role" in risk.ratios_caption(adjusted, "All reports")
     assert "crude" in risk.ratios_caption(crude, "All reports")
+
+
+def test_captions_name_the_unit_each_comparison_counts(engine, small):
+    """A field recorded per incident counts incidents between groups; tactics, the model and officers count reports."""
+    crude = risk.rate_ratios(engine, small, ALL, UNRESTRICTED, "officer_injured", "shift")
+    adjusted = risk.rate_ratios(engine, small, ALL, UNRESTRICTED, "officer_injured", "shift", None, ("officer_role",))
+    tactics = risk.rate_ratios(engine, small, ALL, UNRESTRICTED, "officer_injured", "tactic_group")
+    assert "Counting unit: incidents answering" in risk.ratios_caption(crude, "All", "incidents")
+    for frame in (adjusted, tactics):
+        assert "Counting unit: reports answering" in risk.ratios_caption(frame, "All", "incidents")
+    points, _ = risk.funnel(engine, small, ALL, UNRESTRICTED, "officer_injured", "area")
+    modelled, _ = risk.funnel(engine, small, ALL, UNRESTRICTED, "officer_injured", "area",
+                              risk.funnel_adjustment("area"))
+    assert risk.funnel_unit(points, "area", "incidents") == "incidents"
+    assert risk.funnel_unit(modelled, "area", "incidents") == "reports"
+    assert risk.funnel_unit(points, risk.OFFICER_LEVEL, "incidents") == "reports"
+    assert risk.funnel_adjustment("area") == adjust.DEFAULT_ADJUSTMENT
+    assert "shift" not in risk.funnel_adjustment("shift")

@@ -29,7 +29,7 @@ FUNNEL_FDR = stats.FUNNEL_FDR
 OFFICER_LEVEL = "officer"
 # "tactic" compares each tactic (Taser fired, drawn, ...) with reports not using it, beside the types of force.
 RATIO_DIMENSIONS = ("shift", "officer_role", "location_type", "single_crewed", "tactic_group", "tactic")
-RATIO_LABELS: dict[str, str] = {**query.DIMENSION_LABELS, "tactic": "Each tactic"}
+RATIO_LABELS: dict[str, str] = adjust.LABELS  # the dimensions' names, and "Each tactic"
 
 
 def _check_measure(measure: str) -> None:
@@ -84,9 +84,16 @@ def rate_ratios(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, mea
 
 
 def ratios_caption(ratios: pd.DataFrame, sentence: str, unit: str = "reports") -> str:
-    """Say what a forest plot of rate ratios shows: the view, the unit, crude or adjusted, and what is not drawn."""
-    text = (f"{sentence}. Counting unit: {unit} answering the question. Rate ratios {adjust.basis_of(ratios)}")
-    if len(ratios) and "adjusted_for" in ratios.columns and ratios["adjusted_for"].iloc[0]:
+    """Say what a forest plot of rate ratios shows: the view, the unit, crude or adjusted, and what is not drawn.
+
+    `unit` is what the measure counts (incidents for a field recorded once per incident): crude ratios between
+    groups count it, while the tactic comparisons and the model count reports.
+    """
+    adjusted = bool(len(ratios)) and "adjusted_for" in ratios.columns and bool(ratios["adjusted_for"].iloc[0])
+    per_report = adjusted or (bool(len(ratios)) and str(ratios["dimension"].iloc[0]) in adjust.TACTIC_DIMENSIONS)
+    text = (f"{sentence}. Counting unit: {'reports' if per_report else unit} answering the question. "
+            f"Rate ratios {adjust.basis_of(ratios)}")
+    if adjusted:
         text += (" (Poisson regression with robust intervals clustered by incident; unknown values of an "
                  "adjustment are a level of their own)")
     return text + (f". A ratio of 2 means twice the reference's rate; an interval that crosses 1 cannot tell the "
@@ -152,17 +159,22 @@ LIMIT_COLUMNS = ["denominator", "low_95", "high_95", "low_998", "high_998", "ove
                  "overdispersion_applied", "judged_groups", "expected_by_chance", "min_volume", "basis"]
 
 
-def funnel_curves(verdicts: stats.FunnelVerdicts, grid: np.ndarray, basis: str = "crude") -> pd.DataFrame:
-    """Return the 95% and 99.8% curves around the robust target at each volume, with how they were drawn."""
-    od = verdicts.overdispersion
+def _curves(grid: np.ndarray, target: float, basis: str, tau2: float) -> pd.DataFrame:
+    """Return the 95% and 99.8% limits around a target over a grid of volumes (or expected counts)."""
     kind = "proportion" if basis == "crude" else "poisson"
     # Whole numbers of answered reports on the crude axis; expected counts are continuous.
     points = np.unique(np.round(grid)) if basis == "crude" else np.unique(grid)
-    limits = stats.calibrated_limits(points, verdicts.target, kind=kind, tau2=od.tau2 if verdicts.applied else 0.0)
-    return limits.assign(overall=verdicts.target, tau2=od.tau2 if verdicts.applied else 0.0, phi=od.phi,
-                         phi_p_value=od.p_value, overdispersion_applied=verdicts.applied,
-                         judged_groups=verdicts.judged, expected_by_chance=verdicts.expected_by_chance,
-                         min_volume=verdicts.min_volume, basis=basis)
+    return stats.calibrated_limits(points, target, kind=kind, tau2=tau2)
+
+
+def funnel_curves(verdicts: stats.FunnelVerdicts, grid: np.ndarray, basis: str = "crude") -> pd.DataFrame:
+    """Return the 95% and 99.8% curves around the robust target at each volume, with how they were drawn."""
+    od = verdicts.overdispersion
+    tau2 = od.tau2 if verdicts.applied else 0.0
+    return _curves(grid, verdicts.target, basis, tau2).assign(
+        overall=verdicts.target, tau2=tau2, phi=od.phi, phi_p_value=od.p_value,
+        overdispersion_applied=verdicts.applied, judged_groups=verdicts.judged,
+        expected_by_chance=verdicts.expected_by_chance, min_volume=verdicts.min_volume, basis=basis)
 
 
 def redraw_limits(limits: pd.DataFrame, grid: np.ndarray) -> pd.DataFrame:
@@ -170,14 +182,22 @@ def redraw_limits(limits: pd.DataFrame, grid: np.ndarray) -> pd.DataFrame:
     if not len(limits):
         return limits
     first = limits.iloc[0]
-    basis = str(first.get("basis", "crude"))
-    kind = "proportion" if basis == "crude" else "poisson"
-    points = np.unique(np.round(grid)) if basis == "crude" else np.unique(grid)
-    out = stats.calibrated_limits(points, float(first["overall"]), kind=kind, tau2=float(first.get("tau2", 0.0)))
+    out = _curves(grid, float(first["overall"]), str(first.get("basis", "crude")), float(first.get("tau2", 0.0)))
     for column in limits.columns:
         if column not in out.columns:
             out[column] = first[column]
     return out
+
+
+def funnel_adjustment(level: str) -> tuple[str, ...]:
+    """Return the case mix a funnel of this level is judged against: the default adjustment, less the level."""
+    return tuple(d for d in adjust.DEFAULT_ADJUSTMENT if d != level)
+
+
+def funnel_unit(points: pd.DataFrame, level: str, unit: str) -> str:
+    """Say what a funnel counts: the measure's unit for areas and teams, reports for officers and the model."""
+    expected = bool(len(points)) and "basis" in points.columns and str(points["basis"].iloc[0]) == "expected"
+    return "reports" if level == OFFICER_LEVEL or expected else unit
 
 
 def outliers(points: pd.DataFrame) -> pd.DataFrame:
@@ -210,7 +230,7 @@ def funnel_sentence(points: pd.DataFrame, level: str, limits: pd.DataFrame | Non
         text += " drawn in light grey"
     if hidden:
         text += f"; {hidden:,} {'is' if hidden == 1 else 'are'} not shown: too few reports to publish"
-    chance = int(judged.sum()) * (1 - stats.FUNNEL_LEVEL) / 2
+    chance = stats.expected_by_chance(int(judged.sum()))
     text += (f". By chance alone, about {about(chance)} of the {int(judged.sum()):,} judged {plural} would lie above "
              "the 99.8% limit.")
     if limits is not None and len(limits) and "overdispersion_applied" in limits.columns:
@@ -546,7 +566,7 @@ def funnel_summary(points: pd.DataFrame, limits: pd.DataFrame) -> dict:
         "groups_compared": int(len(points)),
         "groups_judged": judged,
         "false_discovery_rate": stats.FUNNEL_FDR,
-        "expected_by_chance": round(judged * (1 - stats.FUNNEL_LEVEL) / 2, 6),
+        "expected_by_chance": round(stats.expected_by_chance(judged), 6),
         "overdispersion_applied": bool(first.get("overdispersion_applied", False)),
         "overdispersion_phi": round(phi, 6) if np.isfinite(phi) else None,
     }

@@ -388,7 +388,12 @@ class FunnelVerdicts:
     @property
     def expected_by_chance(self) -> float:
         """Return how many judged groups would lie above the upper limit by chance alone."""
-        return self.judged * self.tail
+        return expected_by_chance(self.judged, self.level)
+
+
+def expected_by_chance(judged: int, level: float = FUNNEL_LEVEL) -> float:
+    """Return how many of `judged` groups would lie above the upper limit at `level` by chance alone."""
+    return judged * (1 - level) / 2
 
 
 def judge_funnel(
