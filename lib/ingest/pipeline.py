@@ -78,6 +78,17 @@ def _columns_read(columns: list[str], wanted: str, formats: Sequence[Format]) ->
     return None if needs is None else needs(columns)
 
 
+def _check_header(columns: list[str], name: str, wanted: str, formats: Sequence[Format]) -> None:
+    """Refuse a file whose header no format recognises, before its rows are decoded."""
+    if choose_format(columns, wanted, formats)[0] is None:
+        raise RejectedFile(_no_format(name, columns))
+
+
+def _no_format(name: str, columns: list[str]) -> str:
+    return (f"{name}: {NO_FORMAT} ({', '.join(columns[:6])}{' ...' if len(columns) > 6 else ''}); "
+            "map its columns in the app, or pass --format profile:NAME")
+
+
 def choose_format(columns: list[str], wanted: str = AUTO,
                   formats: Sequence[Format] | None = None) -> tuple[Format | None, dict[str, float]]:
     """Pick the named format, or the best-scoring one for this header; None if nothing fits."""
@@ -126,12 +137,11 @@ def ingest(files: Sequence[tuple[str, bytes]], *, fmt: str = AUTO, duplicates: s
     raws: list[RawExtract] = []
     for i, (name, data) in enumerate(files):
         say(i / max(len(files), 1) * 0.8, f"Reading {name}")
-        raw = read_extract(name, data, limits, columns=partial(_columns_read, wanted=fmt, formats=formats))
+        raw = read_extract(name, data, limits, columns=partial(_columns_read, wanted=fmt, formats=formats),
+                           header=partial(_check_header, name=name, wanted=fmt, formats=formats))
         chosen, scores = choose_format(raw.columns, fmt, formats)
         if chosen is None:
-            raise RejectedFile(f"{name}: {NO_FORMAT} "
-                               f"({', '.join(raw.columns[:6])}{' ...' if len(raw.columns) > 6 else ''}); "
-                               "map its columns in the app, or pass --format profile:NAME")
+            raise RejectedFile(_no_format(name, raw.columns))
         if chosen.extra_header_rows:
             skipped = min(chosen.extra_header_rows, len(raw.frame))
             raw.drop_leading_rows(chosen.extra_header_rows)

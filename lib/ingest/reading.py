@@ -38,11 +38,14 @@ class Limits:
     max_columns: int = 2_000
     max_rows: int = 20_000_000
     max_cell_chars: int = 1_000_000
+    max_expanded_bytes: int = 2 << 30  # what a compressed file (Parquet, Excel) may hold once decompressed
 
     @classmethod
     def from_env(cls) -> Limits:
-        """Read OSE_MAX_UPLOAD_MB (default 1024) for the size limit."""
-        return cls(max_bytes=settings().max_upload_bytes)
+        """Read OSE_MAX_UPLOAD_MB, OSE_MAX_EXPANDED_MB and OSE_MAX_ROWS."""
+        current = settings()
+        return cls(max_bytes=current.max_upload_bytes, max_rows=current.max_rows,
+                   max_expanded_bytes=current.max_expanded_bytes)
 
 
 @dataclass
@@ -103,25 +106,31 @@ def _size_text(n: int) -> str:
     return f"{n / 1024 / 1024:,.1f} MB" if n >= 1024 * 1024 else f"{n:,} bytes"
 
 
+Header = Callable[[list[str]], object]
+
+
 def read_extract(name: str, data: bytes, limits: Limits = Limits(),
-                 columns: Callable[[list[str]], Sequence[str] | None] | None = None) -> RawExtract:
+                 columns: Callable[[list[str]], Sequence[str] | None] | None = None,
+                 header: Header | None = None) -> RawExtract:
     """Read one uploaded file into text cells, refusing anything unsafe with a clear reason.
 
     `columns`, given the header, may name the only columns needed up front (None: all). A CSV is
     then read that far; the other columns are read only if a set-aside row needs its cells.
+    `header`, given the header, may refuse the file (raise RejectedFile) before its rows are decoded.
     """
     if len(data) > limits.max_bytes:
         raise RejectedFile(f"{name} is {_size_text(len(data))}; the limit is {_size_text(limits.max_bytes)}")
     if not data or data.isspace():  # as `not data.strip()`, without copying the file
         raise RejectedFile(f"{name} is empty")
+    check = header or (lambda names: None)
     if data[:4] == b"PAR1":
-        return _read_parquet(name, data, limits)
+        return _read_parquet(name, data, limits, check)
     if data[:4] == b"PK\x03\x04":
-        return _read_xlsx(name, data, limits)
+        return _read_xlsx(name, data, limits, check)
     if name.lower().endswith((".parquet", ".xlsx", ".xls")):
         kind = "Parquet" if name.lower().endswith(".parquet") else "Excel"
         raise RejectedFile(f"{name} is not a readable {kind} file (its content is not {kind})")
-    return _read_csv(name, data, limits, columns)
+    return _read_csv(name, data, limits, columns, check)
 
 
 # Bytes cp1252 leaves undefined: a file holding one is not cp1252 (latin-1 reads every byte).
@@ -233,7 +242,8 @@ def _numbered(frame: pd.DataFrame, name: str, first_row: int = 1) -> pd.DataFram
 
 
 def _read_csv(name: str, data: bytes, limits: Limits,
-              wanted: Callable[[list[str]], Sequence[str] | None] | None = None) -> RawExtract:
+              wanted: Callable[[list[str]], Sequence[str] | None] | None = None,
+              header_check: Header = lambda names: None) -> RawExtract:
     encoding = _encoding(name, data)
     cp1252_lines: list[int] = []
     if encoding in ("cp1252", "latin-1"):  # only when the whole file is not UTF-8: pure UTF-8 pays nothing
@@ -256,6 +266,7 @@ def _read_csv(name: str, data: bytes, limits: Limits,
     columns = _unique(header)
     if not any(c.strip() for c in header):
         raise RejectedFile(f"{name} has an empty header row")
+    header_check(columns)
     # Arrow's parser is fast; it reads the original bytes and transcodes a Windows encoding itself.
     source, arrow_encoding = ((data, "cp1252" if encoding == "cp1252" else
                                "latin1" if encoding == "latin-1" else "utf8")
@@ -273,6 +284,9 @@ def _read_csv(name: str, data: bytes, limits: Limits,
             read_rest = partial(_read_csv_again, source, arrow_encoding, columns, delimiter, rest, fast.num_rows)
     else:  # a malformed row somewhere: read row by row so every row keeps its number
         frame, quarantine = _read_csv_exact(name, _decode(data, encoding), columns, delimiter)
+    rows = len(frame) + int(quarantine[ROWS].sum())
+    if rows > limits.max_rows:
+        raise RejectedFile(f"{name} holds {rows:,} rows; the limit is {limits.max_rows:,} (OSE_MAX_ROWS)")
     out = RawExtract(name, "CSV", encoding, columns, frame, quarantine=quarantine, read_rest=read_rest,
                      cp1252_lines=cp1252_lines)
     if encoding != "utf-8":
@@ -388,22 +402,65 @@ def _read_csv_exact(name: str, text: str, columns: list[str],
     return frame, quarantine
 
 
-def _read_parquet(name: str, data: bytes, limits: Limits) -> RawExtract:
+# Rows decoded at a time: the text of one batch is made before the next is decoded.
+_PARQUET_BATCH_ROWS = 65_536
+
+
+def _gb_text(n: int) -> str:
+    return f"{n / 1024 ** 3:,.1f} GB" if n >= 1024 ** 3 else _size_text(n)
+
+
+def _read_parquet(name: str, data: bytes, limits: Limits, header: Header) -> RawExtract:
     try:
-        meta = pq.ParquetFile(io.BytesIO(data)).metadata
+        source = pq.ParquetFile(pa.BufferReader(data))
+        meta = source.metadata
+        names = source.schema_arrow.names
     except (pa.ArrowException, OSError) as exc:
         raise RejectedFile(f"{name} is not a readable Parquet file ({exc})") from exc
     if meta.num_columns > limits.max_columns:
         raise RejectedFile(f"{name} has {meta.num_columns:,} columns; the limit is {limits.max_columns:,}")
     if meta.num_rows > limits.max_rows:
-        raise RejectedFile(f"{name} says it holds {meta.num_rows:,} rows; the limit is {limits.max_rows:,}")
+        raise RejectedFile(f"{name} says it holds {meta.num_rows:,} rows; the limit is {limits.max_rows:,} "
+                           "(OSE_MAX_ROWS)")
+    check_parquet_expansion(name, meta, limits)
+    columns = _unique(names)
+    header(columns)  # before a single row is decoded
+    pieces = []
+    rows = 0
     try:
-        table = pq.read_table(io.BytesIO(data))
+        for batch in source.iter_batches(batch_size=_PARQUET_BATCH_ROWS, use_pandas_metadata=False):
+            rows += batch.num_rows
+            if rows > limits.max_rows:  # the metadata said otherwise: count what is really there
+                raise RejectedFile(f"{name} holds more than {limits.max_rows:,} rows; the limit is "
+                                   f"{limits.max_rows:,} (OSE_MAX_ROWS)")
+            pieces.append(pd.DataFrame({c: _as_text(pa.chunked_array([batch.column(i)]))
+                                        for i, c in enumerate(columns)}))
+        if not pieces:
+            empty = source.schema_arrow.empty_table()
+            pieces.append(pd.DataFrame({c: _as_text(empty.column(i)) for i, c in enumerate(columns)}))
     except (pa.ArrowException, OSError) as exc:
         raise RejectedFile(f"{name} is not a readable Parquet file ({exc})") from exc
-    columns = _unique(table.column_names)
-    frame = pd.DataFrame({c: _as_text(table.column(i)) for i, c in enumerate(columns)})
+    frame = pd.concat(pieces, ignore_index=True) if len(pieces) > 1 else pieces[0]
     return RawExtract(name, "Parquet", None, columns, _numbered(frame, name))
+
+
+def check_parquet_expansion(name: str, meta: pq.FileMetaData, limits: Limits) -> None:
+    """Refuse a Parquet file whose column chunks expand past the limits, from its footer alone.
+
+    The footer gives each column chunk's size once decompressed: a few KB of zstd can stand for
+    gigabytes of zeros. A chunk holding more bytes per row than a cell may hold has cells too long.
+    """
+    chunks = [(meta.row_group(i).num_rows, meta.row_group(i).column(j))
+              for i in range(meta.num_row_groups) for j in range(meta.num_columns)]
+    expanded = sum(chunk.total_uncompressed_size for _, chunk in chunks)
+    if expanded > limits.max_expanded_bytes:
+        raise RejectedFile(f"{name} expands to {_gb_text(expanded)} when decompressed; the limit is "
+                           f"{_gb_text(limits.max_expanded_bytes)} (OSE_MAX_EXPANDED_MB)")
+    for rows, chunk in chunks:
+        if rows and chunk.total_uncompressed_size / rows > limits.max_cell_chars:
+            raise RejectedFile(f"{name}: column '{chunk.path_in_schema[:40]}' holds cells of about "
+                               f"{_size_text(chunk.total_uncompressed_size // rows)} each; the limit is "
+                               f"{limits.max_cell_chars:,} characters")
 
 
 def _as_text(column: pa.ChunkedArray) -> pd.Series:
@@ -421,7 +478,7 @@ def _as_text(column: pa.ChunkedArray) -> pd.Series:
     return pd.Series(column.to_pandas()).astype("string")
 
 
-def _read_xlsx(name: str, data: bytes, limits: Limits) -> RawExtract:
+def _read_xlsx(name: str, data: bytes, limits: Limits, header_check: Header) -> RawExtract:
     from python_calamine import CalamineError, CalamineWorkbook, SheetTypeEnum  # only Excel uploads pay
 
     try:
@@ -447,6 +504,7 @@ def _read_xlsx(name: str, data: bytes, limits: Limits) -> RawExtract:
     if not any(str(h).strip() for h in header):
         raise RejectedFile(f"{name} has an empty header row")
     columns = _unique([str(h) for h in header])
+    header_check(columns)
     width = len(columns)
     cells = [[v if type(v) is str else _cell_text(_excel_value(v)) for v in r[:width]] for r in rows[1:]]
     del rows
@@ -468,6 +526,7 @@ _XLSX_ROW = re.compile(rb"<(?:[\w.-]+:)?row[\s/>]")
 _XLSX_CELL = re.compile(rb"<(?:[\w.-]+:)?c[\s/>]")
 _XLSX_FAST_ROW = re.compile(rb'<row r="(\d{1,7})"')  # as Excel, LibreOffice and openpyxl write them
 _XLSX_FAST_CELL = re.compile(rb'<c r="([A-Z]{1,3})(\d{1,7})"')
+_XLSX_ANY_R = re.compile(rb"\sr\s*=")  # an `r` attribute anywhere
 _XLSX_PLACED_ROW = re.compile(rb"<(?:[\w.-]+:)?row\s[^>]*?(?<=\s)r\s*=\s*[\"'](\d+)[\"']")
 _XLSX_PLACED_CELL = re.compile(rb"<(?:[\w.-]+:)?c\s[^>]*?(?<=\s)r\s*=\s*[\"']\$?([A-Za-z]+)\$?(\d+)[\"']")
 
@@ -483,6 +542,10 @@ def _xml_extent(xml: bytes) -> tuple[int, int, int, int]:
     row_tags = sum(xml.count(b"<row" + end) for end in (b" ", b">", b"/"))
     placed_rows, placed = _XLSX_FAST_ROW.findall(xml), _XLSX_FAST_CELL.findall(xml)
     prefixed = any(s in xml for s in (b":c ", b":c>", b":c/", b":row"))
+    if not prefixed and not placed_rows and not placed and not _XLSX_ANY_R.search(xml):
+        # Nothing is placed (rows written without `r`): counted, not parsed, whatever space ends the tag name.
+        ends = (b" ", b">", b"/", b"\t", b"\n", b"\r")
+        return 0, 0, sum(xml.count(b"<row" + end) for end in ends), sum(xml.count(b"<c" + end) for end in ends)
     if prefixed or len(placed) != cells or len(placed_rows) != row_tags:
         cells, row_tags = len(_XLSX_CELL.findall(xml)), len(_XLSX_ROW.findall(xml))
         placed_rows, placed = _XLSX_PLACED_ROW.findall(xml), _XLSX_PLACED_CELL.findall(xml)
@@ -526,11 +589,19 @@ def _check_xlsx_extent(name: str, data: bytes, limits: Limits) -> None:
         names = set(zf.namelist())
         if "xl/workbook.xml" not in names or names & {"xl/workbook.bin", "content.xml"}:
             raise RejectedFile(f"{name} is not a readable Excel workbook (not an .xlsx file)")
+        check_zip_expansion(name, zf.infolist(), limits)
+        expanded = 0
         for info in zf.infolist():  # every part: a sheet may be stored under any name
             rows = columns = unplaced_rows = unplaced_cells = 0
             with zf.open(info) as part:
                 tail = b""
                 while chunk := part.read(_XML_CHUNK):
+                    # The declared sizes were checked; what the parts really hold is counted too.
+                    expanded += len(chunk)
+                    if expanded > limits.max_expanded_bytes:
+                        raise RejectedFile(f"{name} expands to more than {_gb_text(limits.max_expanded_bytes)} "
+                                           "when decompressed; the limit is "
+                                           f"{_gb_text(limits.max_expanded_bytes)} (OSE_MAX_EXPANDED_MB)")
                     text = tail + chunk
                     cut = text.rfind(b"<")  # a start tag holds no '<': every one before `cut` is whole
                     cut = len(text) if cut <= 0 else cut
@@ -538,6 +609,10 @@ def _check_xlsx_extent(name: str, data: bytes, limits: Limits) -> None:
                     row, column, more_rows, more_cells = _xml_extent(text)
                     rows, columns = max(rows, row), max(columns, column)
                     unplaced_rows, unplaced_cells = unplaced_rows + more_rows, unplaced_cells + more_cells
+                    # Rows are counted as the sheet streams by (a <dimension> element can say anything).
+                    if rows + unplaced_rows > limits.max_rows:
+                        raise RejectedFile(f"{name} holds more than {limits.max_rows:,} rows; the limit is "
+                                           f"{limits.max_rows:,} (OSE_MAX_ROWS)")
                 text = tail  # the last tag
                 row, column, more_rows, more_cells = _xml_extent(text)
             rows = max(rows, row) + unplaced_rows + more_rows
@@ -545,10 +620,30 @@ def _check_xlsx_extent(name: str, data: bytes, limits: Limits) -> None:
             if columns > limits.max_columns:
                 raise RejectedFile(f"{name} has {columns:,} columns; the limit is {limits.max_columns:,}")
             if rows > limits.max_rows:
-                raise RejectedFile(f"{name} says it holds {rows:,} rows; the limit is {limits.max_rows:,}")
+                raise RejectedFile(f"{name} says it holds {rows:,} rows; the limit is {limits.max_rows:,} "
+                                   "(OSE_MAX_ROWS)")
             if rows * columns > XLSX_MAX_CELLS:
                 raise RejectedFile(f"{name} spans {rows:,} rows x {columns:,} columns; the limit is "
                                    f"{XLSX_MAX_CELLS:,} cells")
+
+
+# Parts of a real workbook compress 5 to 30 times; past this, a large part is a zip bomb.
+ZIP_MAX_RATIO = 100
+ZIP_RATIO_FROM = 32 << 20  # a part smaller than this (once decompressed) is harmless whatever its ratio
+
+
+def check_zip_expansion(name: str, members: Sequence[zipfile.ZipInfo], limits: Limits) -> None:
+    """Refuse a workbook whose parts declare more bytes than the limit, or a large part compressed like a bomb."""
+    declared = sum(info.file_size for info in members)
+    if declared > limits.max_expanded_bytes:
+        raise RejectedFile(f"{name} expands to {_gb_text(declared)} when decompressed; the limit is "
+                           f"{_gb_text(limits.max_expanded_bytes)} (OSE_MAX_EXPANDED_MB)")
+    for info in members:
+        ratio = info.file_size / max(info.compress_size, 1)
+        if info.file_size > ZIP_RATIO_FROM and ratio > ZIP_MAX_RATIO:
+            raise RejectedFile(f"{name}: its part {info.filename[:60]} expands {ratio:,.0f} times (to "
+                               f"{_gb_text(info.file_size)}); a workbook's parts expand at most "
+                               f"{ZIP_MAX_RATIO} times")
 
 
 def _cell_text(value: object) -> str:

@@ -17,6 +17,10 @@ value and what is allowed (secrets are never echoed: the key by its length, a UR
 | OSE_SPARK_SHUFFLE_PARTITIONS | spark_shuffle_partitions | 2 |
 | OSE_PSEUDONYM_KEY | pseudonym_key | none: the users file's key, else the key file |
 | OSE_MAX_UPLOAD_MB | max_upload_mb | 1024 |
+| OSE_MAX_EXPANDED_MB | max_expanded_mb (what a compressed upload may expand to) | 2048 |
+| OSE_MAX_ROWS | max_rows | 20000000 |
+| OSE_UPLOAD_MEMORY_MB | upload_memory_mb (the reading worker's address space) | half the machine's memory |
+| OSE_UPLOAD_SECONDS | upload_seconds (the reading worker's time) | 600 |
 | OSE_SHIFT_STARTS | shift_starts | 07:00,15:00,23:00 |
 
 A blank value is the same as none. This module stays light (standard library only): the login gate
@@ -44,9 +48,13 @@ ENGINE_URL = "OSE_ENGINE_URL"
 SPARK_SHUFFLE_PARTITIONS = "OSE_SPARK_SHUFFLE_PARTITIONS"
 PSEUDONYM_KEY = "OSE_PSEUDONYM_KEY"
 MAX_UPLOAD_MB = "OSE_MAX_UPLOAD_MB"
+MAX_EXPANDED_MB = "OSE_MAX_EXPANDED_MB"
+MAX_ROWS = "OSE_MAX_ROWS"
+UPLOAD_MEMORY_MB = "OSE_UPLOAD_MEMORY_MB"
+UPLOAD_SECONDS = "OSE_UPLOAD_SECONDS"
 SHIFT_STARTS = "OSE_SHIFT_STARTS"
 VARIABLES = (DATA_DIR, DATASET, AUTH_CONFIG, DEMO, DISCLOSURE_THRESHOLD, ENGINE_URL, SPARK_SHUFFLE_PARTITIONS,
-             PSEUDONYM_KEY, MAX_UPLOAD_MB, SHIFT_STARTS)
+             PSEUDONYM_KEY, MAX_UPLOAD_MB, MAX_EXPANDED_MB, MAX_ROWS, UPLOAD_MEMORY_MB, UPLOAD_SECONDS, SHIFT_STARTS)
 
 DEFAULT_DATA_DIR = Path("var")
 DEFAULT_DISCLOSURE_THRESHOLD = 10
@@ -58,6 +66,12 @@ ENGINE_SCHEMES = {"duckdb": "duckdb", "postgres": "postgres", "postgresql": "pos
 DEFAULT_SPARK_SHUFFLE_PARTITIONS = 2
 SPARK_PARTITION_RANGE = (1, 100_000)
 DEFAULT_MAX_UPLOAD_MB = 1024.0
+# A Parquet or Excel file is compressed: what it holds once decompressed is limited apart from its size.
+DEFAULT_MAX_EXPANDED_MB = 2048.0
+DEFAULT_MAX_ROWS = 20_000_000
+MAX_ROWS_RANGE = (1, 1_000_000_000)
+UPLOAD_SECONDS_RANGE = (1, 86_400)
+DEFAULT_UPLOAD_SECONDS = 600
 MIN_KEY_BYTES = 32
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off")
@@ -131,12 +145,27 @@ class Settings:
     spark_shuffle_partitions: int = DEFAULT_SPARK_SHUFFLE_PARTITIONS
     pseudonym_key: bytes | None = None  # None: the users file's key, else the key file under data_dir
     max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB
+    max_expanded_mb: float = DEFAULT_MAX_EXPANDED_MB
+    max_rows: int = DEFAULT_MAX_ROWS
+    upload_memory_mb: float | None = None  # None: half the machine's memory (default_upload_memory_mb)
+    upload_seconds: int = DEFAULT_UPLOAD_SECONDS
     shift_starts: ShiftBoundaries = DEFAULT_SHIFTS
 
     @property
     def max_upload_bytes(self) -> int:
         """The largest upload the ingester accepts, in bytes."""
         return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def max_expanded_bytes(self) -> int:
+        """The most a compressed upload (Parquet, Excel) may hold once decompressed, in bytes."""
+        return int(self.max_expanded_mb * 1024 * 1024)
+
+    @property
+    def upload_memory_bytes(self) -> int:
+        """The address space the reading worker may use, in bytes."""
+        mb = self.upload_memory_mb if self.upload_memory_mb is not None else default_upload_memory_mb()
+        return int(mb * 1024 * 1024)
 
     @property
     def engine_kind(self) -> str:
@@ -187,11 +216,24 @@ class Settings:
                                           DEFAULT_SPARK_SHUFFLE_PARTITIONS),
             pseudonym_key=read(PSEUDONYM_KEY, _key, None),
             max_upload_mb=read(MAX_UPLOAD_MB, _megabytes, DEFAULT_MAX_UPLOAD_MB),
+            max_expanded_mb=read(MAX_EXPANDED_MB, _megabytes, DEFAULT_MAX_EXPANDED_MB),
+            max_rows=read(MAX_ROWS, _whole(*MAX_ROWS_RANGE), DEFAULT_MAX_ROWS),
+            upload_memory_mb=read(UPLOAD_MEMORY_MB, _megabytes, None),
+            upload_seconds=read(UPLOAD_SECONDS, _whole(*UPLOAD_SECONDS_RANGE), DEFAULT_UPLOAD_SECONDS),
             shift_starts=read(SHIFT_STARTS, _shifts, DEFAULT_SHIFTS),
         )
         if problems:
             raise SettingsError(problems)
         return cls(**values)
+
+
+def default_upload_memory_mb() -> float:
+    """Return half the machine's memory in MB: the reading worker's default budget, leaving the rest to the server."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):  # a platform that does not say: 4 GB
+        return 4096.0
+    return float(total // 2 // (1024 * 1024))
 
 
 def settings() -> Settings:
