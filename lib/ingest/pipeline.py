@@ -482,8 +482,26 @@ def write(result: IngestResult, out_dir: Path) -> None:
         (tmp / "report.json").write_text(json.dumps(result.report, indent=2, default=str))
 
 
+def load(paths: Sequence[Path], out_dir: Path, *, fmt: str = AUTO, duplicates: str = "set-aside",
+         force: str | None = None) -> dict:
+    """Ingest extract files into a dataset folder and return the report (the command line's work, in the worker)."""
+    files = []
+    for path in paths:
+        try:
+            files.append((path.name, path.read_bytes()))
+        except OSError as exc:
+            raise RejectedFile(f"{path} cannot be read: {exc.strerror or exc}") from exc
+    result = ingest(files, fmt=fmt, duplicates=duplicates, force=force)
+    write(result, out_dir)
+    return result.report
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: ingest files into a dataset folder; exit 2 with a reason if one is rejected."""
+    """Command line: ingest files into a dataset folder; exit 2 with a reason if one is rejected.
+
+    The files are read in a worker process inside the upload budget (lib/ingest/worker.py), as in the app.
+    """
+    from lib.ingest import worker  # here: `python -m lib.ingest.worker` imports this module first
     parser = argparse.ArgumentParser(prog="python -m lib.ingest", description=__doc__.splitlines()[0])
     parser.add_argument("files", nargs="+", type=Path)
     parser.add_argument("--out", required=True, type=Path)
@@ -493,18 +511,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     started = time.perf_counter()
     try:
-        files = []
-        for path in args.files:
-            try:
-                files.append((path.name, path.read_bytes()))
-            except OSError as exc:
-                raise RejectedFile(f"{path} cannot be read: {exc.strerror or exc}") from exc
-        result = ingest(files, fmt=args.format, duplicates=args.duplicates, force=args.force)
-    except RejectedFile as exc:
+        settings()  # a bad setting (the budget's included) is one line, before any worker starts
+        r = worker.run(load, args.files, args.out, fmt=args.format, duplicates=args.duplicates, force=args.force)
+    except (RejectedFile, SettingsError) as exc:
         print(f"rejected: {exc}", file=sys.stderr)
         return 2
-    write(result, args.out)
-    r = result.report
     print(f"{r['rows_in']:,} rows in, {r['rows_loaded']:,} loaded, {r['rows_quarantined']:,} set aside "
           f"({r['detected_format']}) -> {args.out} in {time.perf_counter() - started:.1f} s")
     if "items_in" in r:

@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from lib import ingest
-from lib.ingest import library
+from lib.ingest import library, worker
 from lib.model import schema
 from lib.ui import cache, context, datasets
 
@@ -37,9 +37,9 @@ def read_uploads(payload: list[tuple[str, bytes]], fmt: str, force: str | None, 
         st.session_state[MAPPING_KEY] = {"files": payload, "force": force, "duplicates": duplicates}
         return
     bar = st.progress(0.0, text="Reading")
-    try:
-        result = ingest.ingest(payload, fmt=fmt, force=force, duplicates=duplicates,
-                               progress=lambda done, message: bar.progress(min(done, 1.0), text=message))
+    try:  # in a worker process inside the upload budget: a hostile file cannot take the server down
+        result = worker.run(ingest.ingest, payload, fmt=fmt, force=force, duplicates=duplicates,
+                            progress=lambda done, message: bar.progress(min(done, 1.0), text=message))
     except ingest.RejectedFile as exc:
         bar.empty()
         if ingest.NO_FORMAT in str(exc):
@@ -116,11 +116,15 @@ def mapping_step() -> None:
     from lib.ingest import mapping  # the mapping UI's pure parts
 
     name, data = pending["files"][0]
-    try:
-        raw = ingest.read_extract(name, data, ingest.Limits.from_env())
-    except ingest.RejectedFile as exc:
-        st.error(str(exc))
-        return
+    raw = pending.get("raw")
+    if raw is None:  # read once, in the worker, and kept while the mapping is checked
+        try:
+            with st.spinner(f"Reading {name}"):
+                raw = worker.run(ingest.read_extract, name, data, ingest.Limits.from_env())
+        except ingest.RejectedFile as exc:
+            st.error(str(exc))
+            return
+        pending["raw"] = raw
     st.subheader("Map the columns")
     proposal = mapping.propose(raw.frame, Path(name).stem)
     st.caption("The app proposed where each field comes from, from the column names and the values. "
