@@ -66,6 +66,12 @@ def test_with_nothing_set_every_setting_has_its_documented_default(monkeypatch):
     assert current.demo is False and current.disclosure_threshold == 10 and current.engine_url == "duckdb://"
     assert current.pseudonym_key is None and current.max_upload_bytes == Limits().max_bytes == 1 << 30
     assert str(current.shift_starts) == "07:00,15:00,23:00" and current.spark_shuffle_partitions == 2
+    assert current.max_rows == Limits().max_rows == 20_000_000
+    assert current.max_expanded_bytes == Limits().max_expanded_bytes == 2 << 30
+    assert current.upload_seconds == 600
+    # The reading worker's memory: half the machine's, leaving the rest to the server and other users.
+    assert current.upload_memory_bytes == settings.default_upload_memory_mb() * 1024 * 1024
+    assert 0 < current.upload_memory_bytes < os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     monkeypatch.setenv("OSE_DISCLOSURE_THRESHOLD", "   ")  # blank is the same as unset
     assert settings.settings().disclosure_threshold == 10
 
@@ -85,6 +91,10 @@ def test_with_nothing_set_every_setting_has_its_documented_default(monkeypatch):
     ("OSE_SPARK_SHUFFLE_PARTITIONS", "8", "spark_shuffle_partitions", 8),
     ("OSE_PSEUDONYM_KEY", "k" * 40, "pseudonym_key", b"k" * 40),
     ("OSE_MAX_UPLOAD_MB", "0.5", "max_upload_mb", 0.5),
+    ("OSE_MAX_EXPANDED_MB", "512", "max_expanded_bytes", 512 << 20),
+    ("OSE_MAX_ROWS", "5000000", "max_rows", 5_000_000),
+    ("OSE_UPLOAD_MEMORY_MB", "3072", "upload_memory_bytes", 3072 << 20),
+    ("OSE_UPLOAD_SECONDS", "120", "upload_seconds", 120),
     ("OSE_SHIFT_STARTS", "06:00, 14:00, 22:00", "shift_starts", parse_shift_boundaries("06:00,14:00,22:00")),
     ("OSE_SHIFT_STARTS", "22:00,06:00,14:00", "shift_starts", parse_shift_boundaries("22:00,06:00,14:00")),
 ])
@@ -109,6 +119,11 @@ def test_good_values_are_read(monkeypatch, variable, raw, field, expected):
     ("OSE_MAX_UPLOAD_MB", "-3", "is not a number of megabytes above 0"),
     ("OSE_MAX_UPLOAD_MB", "0", "is not a number of megabytes above 0"),
     ("OSE_MAX_UPLOAD_MB", "inf", "is not a number of megabytes above 0"),
+    ("OSE_MAX_EXPANDED_MB", "lots", "is not a number of megabytes above 0"),
+    ("OSE_MAX_ROWS", "0", "is not a whole number from 1 to"),
+    ("OSE_MAX_ROWS", "1e6", "is not a whole number from 1 to"),
+    ("OSE_UPLOAD_MEMORY_MB", "-1", "is not a number of megabytes above 0"),
+    ("OSE_UPLOAD_SECONDS", "0", "is not a whole number from 1 to 86400"),
     ("OSE_SHIFT_STARTS", "07:00,15:00", "is not three HH:MM start times"),
     ("OSE_SHIFT_STARTS", "7am,3pm,11pm", "is not three HH:MM start times"),
     ("OSE_SHIFT_STARTS", "15:00,07:00,23:00", "in Early, Late, Night order"),

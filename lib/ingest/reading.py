@@ -438,6 +438,8 @@ def _read_parquet(name: str, data: bytes, limits: Limits, header: Header) -> Raw
         if not pieces:
             empty = source.schema_arrow.empty_table()
             pieces.append(pd.DataFrame({c: _as_text(empty.column(i)) for i, c in enumerate(columns)}))
+    except MemoryError:  # Arrow's included: the file is readable, the budget too small (lib/ingest/worker.py)
+        raise
     except (pa.ArrowException, OSError) as exc:
         raise RejectedFile(f"{name} is not a readable Parquet file ({exc})") from exc
     frame = pd.concat(pieces, ignore_index=True) if len(pieces) > 1 else pieces[0]
