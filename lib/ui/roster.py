@@ -13,6 +13,7 @@ from lib.engine.query import Filters, Scope
 from lib.engine.store import Dataset
 from lib.ingest import debriefs as debrief_files  # reading debrief files
 from lib.ingest import roster as roster_files  # reading roster files (this module keeps them per session)
+from lib.ingest import worker  # every upload is read in a worker process, inside the upload budget
 from lib.ui import cache, context
 
 ROSTER_KEY = "_ose_roster"
@@ -45,7 +46,7 @@ def load_roster(ds: Dataset, files: list) -> None:
     """Read uploaded roster files (officers, training, exposure) for this session and dataset."""
     for f in files:
         try:
-            table = roster_files.read(f.name, f.getvalue())
+            table = worker.run(roster_files.read, f.name, f.getvalue())
         except ingest.RejectedFile as exc:
             st.warning(f"{f.name}: {exc}. Map its columns below.")
             st.session_state[ROSTER_MAPPING_KEY] = (f.name, f.getvalue())
@@ -85,7 +86,7 @@ DEBRIEFS_KEY = "_ose_debriefs"
 def load_debriefs(ds: Dataset, uploaded) -> None:
     """Read an uploaded debrief file for this session and dataset."""
     try:
-        read = debrief_files.read(uploaded.name, uploaded.getvalue())
+        read = worker.run(debrief_files.read, uploaded.name, uploaded.getvalue())
     except ingest.RejectedFile as exc:
         st.error(f"{uploaded.name}: {exc}")
         return
@@ -114,13 +115,17 @@ def roster_mapping_step(ds: Dataset) -> None:
     pending = st.session_state.get(ROSTER_MAPPING_KEY)
     if not pending:
         return
-    name, data = pending
-    try:
-        raw = ingest.read_extract(name, data)
-    except ingest.RejectedFile as exc:
-        st.error(str(exc))
-        st.session_state.pop(ROSTER_MAPPING_KEY, None)
-        return
+    name, data, *read = pending
+    if read:
+        raw = read[0]
+    else:  # read once, in the worker, and kept while the mapping is checked
+        try:
+            raw = worker.run(ingest.read_extract, name, data, ingest.Limits.from_env())
+        except ingest.RejectedFile as exc:
+            st.error(str(exc))
+            st.session_state.pop(ROSTER_MAPPING_KEY, None)
+            return
+        st.session_state[ROSTER_MAPPING_KEY] = (name, data, raw)
     proposed_kind, _ = roster_files.propose(raw.columns)
     kinds = list(roster_files.ALIASES)
     kind = st.selectbox(f"What does {name} hold?", kinds, index=kinds.index(proposed_kind), key="roster_kind")
@@ -130,7 +135,8 @@ def roster_mapping_step(ds: Dataset) -> None:
                                 options=[roster_files.NONE, *raw.columns], required=True)})
     if st.button("Read with this mapping"):
         try:
-            table = roster_files.read(name, data, kind=kind, mapping=roster_files.mapping_from_frame(edited))
+            table = worker.run(roster_files.read, name, data, kind=kind,
+                               mapping=roster_files.mapping_from_frame(edited))
         except ingest.RejectedFile as exc:
             st.error(str(exc))
             return

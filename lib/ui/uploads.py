@@ -188,11 +188,11 @@ def import_national(uploaded) -> None:
         path = Path(tmp) / "tables.ods"
         path.write_bytes(uploaded.getvalue())
         try:
-            with st.spinner("Reading the Home Office tables"):
-                bench = reference.national_benchmarks(reference.read_ods_tables(path))
+            with st.spinner("Reading the Home Office tables"):  # the workbook in the worker, as every upload
+                bench = reference.national_benchmarks(worker.run(reference.read_ods_tables, path))
         except Exception as exc:  # any malformed workbook gets a message, never a traceback
-            st.error(f"{uploaded.name} is not the Home Office use-of-force data tables workbook "
-                     f"({type(exc).__name__}: {exc})")
+            detail = str(exc) if isinstance(exc, ingest.RejectedFile) else f"{type(exc).__name__}: {exc}"
+            st.error(f"{uploaded.name} is not the Home Office use-of-force data tables workbook ({detail})")
             return
     reference.save_benchmarks(bench, cache.reference_dir())
     st.success(f"Imported the national figures for {bench['year']}: {bench['incidents']:,} reports.")
