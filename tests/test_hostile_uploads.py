@@ -167,6 +167,35 @@ def test_a_worker_that_dies_or_fails_becomes_a_one_line_refusal(call, args, mess
         worker.run(call, *args, budget=worker.Budget(memory_bytes=4 << 30, seconds=60))
 
 
+def _children() -> set[int]:
+    """Return the ids of this process's live child processes."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if entry.name.isdigit() and int(fields[1]) == os.getpid() and fields[0] != "Z":
+            found.add(int(entry.name))
+    return found
+
+
+class Stopped(Exception):
+    """What Streamlit raises into a script when the user starts another run."""
+
+
+def test_a_caller_that_stops_following_stops_the_worker():
+    before = _children()
+
+    def stop(done: float, message: str) -> None:
+        raise Stopped
+
+    with pytest.raises(Stopped):
+        worker.run(ingest.ingest, [("small.csv", (FIXTURES / "small_canonical.csv").read_bytes())], progress=stop)
+    assert _children() == before  # no worker left reading
+
+
 @pytest.mark.parametrize("name", ["small_canonical.csv", "uk_national_small.csv"])
 def test_an_upload_read_in_the_worker_equals_one_read_in_process(name):
     files = [(name, (FIXTURES / name).read_bytes())]

@@ -363,6 +363,8 @@ def _read_csv_fast(data: bytes, encoding: str, columns: list[str], delimiter: st
                                                  column_types={c: pa.large_string() for c in include},
                                                  strings_can_be_null=False,
                                                  quoted_strings_can_be_null=False))
+    except MemoryError:  # Arrow's included: not a malformed row, so no slower reader either
+        raise
     except (pa.ArrowInvalid, pa.ArrowException):
         return None
     if bad:

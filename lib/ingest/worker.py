@@ -87,7 +87,12 @@ def run(fn: Callable[..., T], *args: Any, progress: Progress | None = None, budg
             worker = subprocess.Popen([sys.executable, "-m", "lib.ingest.worker", str(folder),
                                        str(budget.memory_bytes)],
                                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors, env=env)
-            in_time = _follow(worker, progress, time.monotonic() + budget.seconds)
+            try:
+                in_time = _follow(worker, progress, time.monotonic() + budget.seconds)
+            finally:  # the caller stopped following (Streamlit stops a script on a rerun): stop the read too
+                if worker.poll() is None:
+                    worker.kill()
+                    worker.wait()
         if not in_time:
             raise RejectedFile(time_message(budget))
         if worker.returncode == OUT_OF_MEMORY or -worker.returncode in MEMORY_SIGNALS:
