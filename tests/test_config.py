@@ -67,7 +67,7 @@ def test_with_nothing_set_every_setting_has_its_documented_default(monkeypatch):
     assert current.pseudonym_key is None and current.max_upload_bytes == Limits().max_bytes == 1 << 30
     assert str(current.shift_starts) == "07:00,15:00,23:00" and current.spark_shuffle_partitions == 2
     assert current.max_rows == Limits().max_rows == 20_000_000
-    assert current.max_expanded_bytes == Limits().max_expanded_bytes == 2 << 30
+    assert current.max_expanded_bytes == Limits().max_expanded_bytes == 4 << 30
     assert current.upload_seconds == 600
     # The reading worker's memory: half the machine's, leaving the rest to the server and other users.
     assert current.upload_memory_bytes == settings.default_upload_memory_mb() * 1024 * 1024

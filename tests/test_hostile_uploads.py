@@ -115,7 +115,7 @@ def ingest_measured(path: Path, out: Path, env: dict[str, str] | None = None) ->
 
 @pytest.mark.parametrize(("make", "name", "reason"), [
     (write_parquet_bomb, "bomb.parquet",
-     "bomb.parquet expands to 3.7 GB when decompressed; the limit is 2.0 GB (OSE_MAX_EXPANDED_MB)"),
+     "bomb.parquet: column 'notes' holds cells of about 95.4 MB each; the limit is 1,000,000 characters"),
     (write_xlsx_bomb, "bomb.xlsx", "bomb.xlsx: its part xl/worksheets/sheet1.xml expands"),
     (write_amplification_parquet, "amplify.parquet", "amplify.parquet: no known format recognises its header"),
 ])
@@ -220,6 +220,13 @@ def test_the_mapping_preview_read_in_the_worker_equals_one_read_in_process():
 # --- the checks before reading ------------------------------------------------------------------
 
 
+def test_a_parquet_file_expanding_past_the_limit_is_refused_from_its_footer(tmp_path):
+    data = write_parquet_bomb(tmp_path / "bomb.parquet").read_bytes()
+    with pytest.raises(RejectedFile, match=r"^bomb.parquet expands to 3.7 GB when decompressed; the limit is 1.0 GB "
+                                           r"\(OSE_MAX_EXPANDED_MB\)$"):
+        reading.read_extract("bomb.parquet", data, Limits(max_expanded_bytes=1 << 30))
+
+
 def test_a_parquet_file_of_huge_cells_is_refused_from_its_footer(tmp_path):
     path = write_parquet_bomb(tmp_path / "cells.parquet", rows=3, cell_mb=2)  # 6 MB: under the expanded limit
     with pytest.raises(RejectedFile, match=r"column 'notes' holds cells of about 1.9 MB each; the limit is "
@@ -277,8 +284,8 @@ def test_the_parquet_bomb_uploaded_in_the_browser_is_refused_and_the_server_stay
         settle(page)
         refusal = page.locator('[data-testid="stAlertContentError"]').first
         refusal.wait_for(timeout=60_000)
-        assert refusal.inner_text().strip() == ("This upload cannot be read: bomb.parquet expands to 3.7 GB when "
-                                                "decompressed; the limit is 2.0 GB (OSE_MAX_EXPANDED_MB)")
+        assert refusal.inner_text().strip() == ("This upload cannot be read: bomb.parquet: column 'notes' holds "
+                                                "cells of about 95.4 MB each; the limit is 1,000,000 characters")
         page.screenshot(path=str(tmp_path / "refused-upload.png"))  # kept with the test's files, to look at
         # The server is still up: a good file reads, and the Overview opens.
         page.locator('[data-testid="stFileChipDeleteBtn"]').first.click()

@@ -38,7 +38,7 @@ class Limits:
     max_columns: int = 2_000
     max_rows: int = 20_000_000
     max_cell_chars: int = 1_000_000
-    max_expanded_bytes: int = 2 << 30  # what a compressed file (Parquet, Excel) may hold once decompressed
+    max_expanded_bytes: int = 4 << 30  # what a compressed file (Parquet, Excel) may hold once decompressed
 
     @classmethod
     def from_env(cls) -> Limits:

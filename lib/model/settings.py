@@ -17,7 +17,7 @@ value and what is allowed (secrets are never echoed: the key by its length, a UR
 | OSE_SPARK_SHUFFLE_PARTITIONS | spark_shuffle_partitions | 2 |
 | OSE_PSEUDONYM_KEY | pseudonym_key | none: the users file's key, else the key file |
 | OSE_MAX_UPLOAD_MB | max_upload_mb | 1024 |
-| OSE_MAX_EXPANDED_MB | max_expanded_mb (what a compressed upload may expand to) | 2048 |
+| OSE_MAX_EXPANDED_MB | max_expanded_mb (what a compressed upload may expand to) | 4096 |
 | OSE_MAX_ROWS | max_rows | 20000000 |
 | OSE_UPLOAD_MEMORY_MB | upload_memory_mb (the reading worker's address space) | half the machine's memory |
 | OSE_UPLOAD_SECONDS | upload_seconds (the reading worker's time) | 600 |
@@ -67,7 +67,7 @@ DEFAULT_SPARK_SHUFFLE_PARTITIONS = 2
 SPARK_PARTITION_RANGE = (1, 100_000)
 DEFAULT_MAX_UPLOAD_MB = 1024.0
 # A Parquet or Excel file is compressed: what it holds once decompressed is limited apart from its size.
-DEFAULT_MAX_EXPANDED_MB = 2048.0
+DEFAULT_MAX_EXPANDED_MB = 4096.0
 DEFAULT_MAX_ROWS = 20_000_000
 MAX_ROWS_RANGE = (1, 1_000_000_000)
 UPLOAD_SECONDS_RANGE = (1, 86_400)
