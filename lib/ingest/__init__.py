@@ -2,7 +2,8 @@
 
 `ingest(files)` runs the whole pipeline (lib/ingest/pipeline.py); `read_extract(name, data)` reads one
 file's cells as text (lib/ingest/reading.py); `read_file(path)` gives the engine one file's tables.
-`python -m lib.ingest FILE... --out DIR` runs it from the command line.
+`python -m lib.ingest FILE... --out DIR` runs it from the command line. The app and the command line read
+uploads with `worker.run(...)` (lib/ingest/worker.py): in a process of their own, inside a memory and time budget.
 """
 from lib.ingest.pipeline import (
     AUTO,

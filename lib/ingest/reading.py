@@ -3,6 +3,9 @@
 `read_extract(name, data)` returns a `RawExtract`: every cell as text, data rows numbered from 1 in
 `_row`, the file's name in `_file`, and rows that cannot be read (a malformed CSV row, an over-long
 cell) already set aside with their reason. A whole file that cannot be read raises `RejectedFile`.
+Compressed files are judged before they are decompressed: a Parquet file by the sizes in its footer,
+an Excel workbook by its zip directory, its rows counted as its sheets stream by; the header is
+checked (`header=`) before the rows are decoded.
 """
 from __future__ import annotations
 
