@@ -18,6 +18,7 @@ value and what is allowed (secrets are never echoed: the key by its length, a UR
 | OSE_PSEUDONYM_KEY | pseudonym_key | none: the users file's key, else the key file |
 | OSE_MAX_UPLOAD_MB | max_upload_mb | 1024 |
 | OSE_SHIFT_STARTS | shift_starts | 07:00,15:00,23:00 |
+| OSE_KEEP_VERSIONS | keep_versions | 5 |
 
 A blank value is the same as none. This module stays light (standard library only): the login gate
 reads it before pandas and the engine load.
@@ -45,8 +46,9 @@ SPARK_SHUFFLE_PARTITIONS = "OSE_SPARK_SHUFFLE_PARTITIONS"
 PSEUDONYM_KEY = "OSE_PSEUDONYM_KEY"
 MAX_UPLOAD_MB = "OSE_MAX_UPLOAD_MB"
 SHIFT_STARTS = "OSE_SHIFT_STARTS"
+KEEP_VERSIONS = "OSE_KEEP_VERSIONS"
 VARIABLES = (DATA_DIR, DATASET, AUTH_CONFIG, DEMO, DISCLOSURE_THRESHOLD, ENGINE_URL, SPARK_SHUFFLE_PARTITIONS,
-             PSEUDONYM_KEY, MAX_UPLOAD_MB, SHIFT_STARTS)
+             PSEUDONYM_KEY, MAX_UPLOAD_MB, SHIFT_STARTS, KEEP_VERSIONS)
 
 DEFAULT_DATA_DIR = Path("var")
 DEFAULT_DISCLOSURE_THRESHOLD = 10
@@ -58,6 +60,8 @@ ENGINE_SCHEMES = {"duckdb": "duckdb", "postgres": "postgres", "postgresql": "pos
 DEFAULT_SPARK_SHUFFLE_PARTITIONS = 2
 SPARK_PARTITION_RANGE = (1, 100_000)
 DEFAULT_MAX_UPLOAD_MB = 1024.0
+DEFAULT_KEEP_VERSIONS = 5  # versions of a saved dataset kept for rollback, the current one included
+KEEP_VERSIONS_RANGE = (1, 1000)
 MIN_KEY_BYTES = 32
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off")
@@ -132,6 +136,7 @@ class Settings:
     pseudonym_key: bytes | None = None  # None: the users file's key, else the key file under data_dir
     max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB
     shift_starts: ShiftBoundaries = DEFAULT_SHIFTS
+    keep_versions: int = DEFAULT_KEEP_VERSIONS
 
     @property
     def max_upload_bytes(self) -> int:
@@ -188,6 +193,7 @@ class Settings:
             pseudonym_key=read(PSEUDONYM_KEY, _key, None),
             max_upload_mb=read(MAX_UPLOAD_MB, _megabytes, DEFAULT_MAX_UPLOAD_MB),
             shift_starts=read(SHIFT_STARTS, _shifts, DEFAULT_SHIFTS),
+            keep_versions=read(KEEP_VERSIONS, _whole(*KEEP_VERSIONS_RANGE), DEFAULT_KEEP_VERSIONS),
         )
         if problems:
             raise SettingsError(problems)
