@@ -1,4 +1,4 @@
-"""`python -m lib.library save NAME FILE... | append NAME FILE... | list [--json] | versions NAME | rollback NAME VERSION | delete NAME`.
+"""`python -m lib.library save|append NAME FILE... | list [--json] | versions|delete NAME | rollback NAME VERSION`.
 
 The saved-dataset library (lib/ingest/library.py) from the command line, in OSE_DATA_DIR. A refused
 action prints a one-line reason on stderr and exits 2.

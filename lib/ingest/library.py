@@ -259,6 +259,8 @@ def provenance(name: str) -> list[dict]:
 
 def provenance_at(path: str | Path) -> list[dict]:
     """Return the loads recorded in a dataset folder, or [] when it is not a saved dataset's."""
+    if not str(path) or not Path(path).is_dir():
+        return []  # a single file, or a dataset held only in memory (this session's upload)
     try:
         loads = json.loads((Path(path) / PROVENANCE).read_text())
     except (OSError, ValueError):
@@ -433,21 +435,32 @@ def _prune(folder: Path) -> None:
 
 
 def _migrate(folder: Path) -> None:
-    """Move a dataset saved before versions into versions/000001; call with its lock held."""
+    """Move a dataset saved before versions into versions/000001; call with its lock held.
+
+    Its officer ids are pseudonymised on the way (a dataset saved before pseudonymisation holds raw
+    ones), so no kept version holds a raw id.
+    """
     if not _is_legacy(folder):
         return
-    target = folder / VERSIONS / _label(1)
-
-    def write(tmp: Path) -> None:
+    with files.write_whole_folder(folder / VERSIONS / _label(1)) as tmp:
         for child in folder.iterdir():
-            if child.is_file():
+            if child.name == REPORTS:
+                pq.write_table(_pseudonymised(pq.read_table(child)), tmp / REPORTS)
+            elif child.name == QUARANTINE:
+                _quarantine_pseudonymised(child).to_csv(tmp / QUARANTINE, index=False)
+            elif child.is_file():
                 _link(child, tmp / child.name)
-    with files.write_whole_folder(target) as tmp:
-        write(tmp)
     _point(folder, 1)
     for child in folder.iterdir():
         if child.is_file() and child.name != CURRENT:
             child.unlink()
+
+
+def _quarantine_pseudonymised(path: Path) -> pd.DataFrame:
+    """Return a saved quarantine.csv with its officer ids pseudonymised (one saved before that is fixed)."""
+    rows = pd.read_csv(path, dtype=str) if path.exists() else pd.DataFrame()
+    return pseudonym.pseudonymise_columns(rows, [c for c in rows.columns
+                                                 if c == "officer_id" or pseudonym.is_officer_id_header(c)])
 
 
 def _link(source: Path, target: Path) -> None:
@@ -536,9 +549,7 @@ def _appended(name: str, current: Path, loads: list[dict], result: IngestResult,
                                                              *incidents.marked(reports.schema)])
     merged_tactics = pa.concat_tables([old_tactics, tactics.cast(old_tactics.schema)],
                                       promote_options="permissive")
-    old_q = pd.read_csv(current / QUARANTINE, dtype=str) if (current / QUARANTINE).exists() else pd.DataFrame()
-    old_q = pseudonym.pseudonymise_columns(old_q, [c for c in old_q.columns
-                                                   if c == "officer_id" or pseudonym.is_officer_id_header(c)])
+    old_q = _quarantine_pseudonymised(current / QUARANTINE)
     record = _load_record(result, user, "append", reports.num_rows, {
         "rows_loaded": int(kept[ROWS].sum()),
         "rows_quarantined": result.report["rows_quarantined"] + int(set_aside[ROWS].sum()),
