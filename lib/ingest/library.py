@@ -197,7 +197,7 @@ def entries() -> list[Entry]:
         hidden = _HIDDEN_RE.match(child.name)
         if hidden:
             names.add(hidden["name"])  # the leftover of a write: tidied below, never listed
-        elif child.name.endswith(_OLD_LEFTOVERS) and not _exists(child):
+        elif child.name.endswith(_OLD_LEFTOVERS) and not (child / CURRENT).exists():
             names.add(child.name.rsplit(".", 1)[0])
         elif not child.name.startswith("."):
             names.add(child.name)
