@@ -158,12 +158,15 @@ def test_kill_9_during_appends_leaves_the_old_or_the_new_version(tmp_path):
         old = held_ids(name)
         stem = f"k{attempt:03d}"
         new = old + Counter(ids_for(stem))
-        # Kill at a random moment of the run, or right when a version or the pointer is half written.
-        point = rng.choice(["timer", "timer", "version", "pointer"])
+        # Kill at a random moment of the run; right when a version or the pointer is half written; or
+        # just after the pointer moved (before old versions are pruned and the process exits).
+        point = rng.choice(["timer", "timer", "version", "pointer", "moved"])
         due = time.monotonic() + rng.uniform(0.2, 1.5)
+        moved = f"{library.entries()[0].version + 1:06d}"
         ready = {"timer": lambda due=due: time.monotonic() > due,
                  "version": lambda: any(p.name.endswith(".part") for p in versions.iterdir()),
-                 "pointer": lambda: any(p.name.startswith(".CURRENT.") for p in versions.parent.iterdir())}[point]
+                 "pointer": lambda: any(p.name.startswith(".CURRENT.") for p in versions.parent.iterdir()),
+                 "moved": lambda moved=moved: (versions.parent / "CURRENT").read_text().strip() == moved}[point]
         outcome = killing.kill_when(["lib.library", "append", name, str(extract(tmp_path, stem, ids_for(stem)))],
                                     ready)
         entry = {e.name: e for e in library.entries()}[name]  # present and readable after every kill
