@@ -89,7 +89,7 @@ with library_tab:
                  f"{entry.name}: {entry.reports:,} reports, {entry.loads} load(s), version {entry.version}, "
                  f"updated {entry.updated}")
         with st.expander(title, expanded=bool(entry.damaged)):
-            versions = library.versions(entry.name)
+            versions = uploads.versions_of(entry.name)
             if entry.damaged:
                 st.error(tables.damaged_advice(entry.damaged, [v.number for v in versions if not v.damaged]))
             else:
@@ -99,7 +99,7 @@ with library_tab:
                     st.markdown(f"The {len(set_aside):,} rows set aside, with reasons:")
                     render.download(set_aside, f"{entry.name}-set-aside", what="rows set aside")
             st.markdown("**Versions kept**")
-            st.dataframe(uploads.versions_table(entry.name), hide_index=True, width="stretch")
+            st.dataframe(tables.versions_table(versions), hide_index=True, width="stretch")
             earlier = [v.number for v in versions if not v.current and not v.damaged]
             if uploads.may_roll_back() and earlier:
                 pick, act = st.columns([2, 1])

@@ -103,13 +103,19 @@ def delete_saved(name: str) -> None:
 
 
 def provenance_table(name: str) -> pd.DataFrame:
-    """Return a saved dataset's loads as a table."""
-    return tables.provenance_table(library.provenance(name))
+    """Return a saved dataset's loads as a table (empty if it was changed past reading since it was listed)."""
+    try:
+        return tables.provenance_table(library.provenance(name))
+    except library.LibraryError:
+        return tables.provenance_table([])
 
 
-def versions_table(name: str) -> pd.DataFrame:
-    """Return a saved dataset's kept versions as a table."""
-    return tables.versions_table(library.versions(name))
+def versions_of(name: str) -> list[library.Version]:
+    """Return a saved dataset's kept versions ([] if another user deleted it since it was listed)."""
+    try:
+        return library.versions(name)
+    except library.LibraryError:
+        return []
 
 
 def may_roll_back() -> bool:
