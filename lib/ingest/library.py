@@ -153,7 +153,7 @@ def _check_version(path: Path) -> tuple[int, list[dict]]:
         reports = pq.read_metadata(path / REPORTS).num_rows
         pq.read_metadata(path / TACTICS)
     except Exception as exc:  # noqa: BLE001  (pyarrow raises several kinds for a damaged file)
-        raise LibraryError(f"its Parquet file cannot be read ({exc})") from exc
+        raise LibraryError(f"its Parquet file cannot be read ({str(exc).rstrip('.')})") from exc
     try:
         loads = json.loads((path / PROVENANCE).read_text())
     except (OSError, ValueError) as exc:
