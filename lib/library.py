@@ -68,10 +68,9 @@ def run(args: argparse.Namespace) -> str:
     if args.action == "append":
         record = library.append(args.name, _read(args.files, args.format, args.force, args.duplicates),
                                 user=_user(), wait=args.wait)
-        number = library.versions(args.name)[-1].number
-        return (f"appended to '{args.name.strip()}' as version {number}: {record['reports_loaded']:,} reports "
-                f"added, {record['rows_quarantined']:,} rows set aside ({record['already_in_dataset']:,} already "
-                "in the dataset)")
+        return (f"appended to '{args.name.strip()}' as version {record['version']}: "
+                f"{record['reports_loaded']:,} reports added, {record['rows_quarantined']:,} rows set aside "
+                f"({record['already_in_dataset']:,} already in the dataset)")
     if args.action == "list":
         found = library.entries()
         if args.json:

@@ -192,3 +192,13 @@ def test_two_saves_of_one_name_give_the_loser_a_library_error():
     with pytest.raises(LibraryError, match="exists already"):
         library.save("Twice", _extract(ROWS_[2:4], "b.csv"))
     assert _total("Twice") == 2
+
+
+def test_a_rollback_copies_so_damage_to_one_version_never_reaches_another():
+    library.save("Copy", _extract(ROWS_[:2], "a.csv"))
+    library.append("Copy", _extract(ROWS_[2:4], "b.csv"))
+    library.rollback("Copy", 1)
+    (library.path_of("Copy") / "reports.parquet").write_bytes(b"PAR1")  # v3, the rollback, damaged on disk
+    assert [(v.number, v.damaged is None) for v in library.versions("Copy")] == [(1, True), (2, True), (3, False)]
+    library.rollback("Copy", 1)
+    assert library.entries()[0].reports == 2 and library.provenance("Copy")[-1]["version"] == 4

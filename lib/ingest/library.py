@@ -449,7 +449,7 @@ def _migrate(folder: Path) -> None:
             elif child.name == QUARANTINE:
                 _quarantine_pseudonymised(child).to_csv(tmp / QUARANTINE, index=False)
             elif child.is_file():
-                _link(child, tmp / child.name)
+                shutil.copy2(child, tmp / child.name)
     _point(folder, 1)
     for child in folder.iterdir():
         if child.is_file() and child.name != CURRENT:
@@ -463,20 +463,12 @@ def _quarantine_pseudonymised(path: Path) -> pd.DataFrame:
                                                  if c == "officer_id" or pseudonym.is_officer_id_header(c)])
 
 
-def _link(source: Path, target: Path) -> None:
-    """Share an immutable file between versions (a hard link), or copy it where links are not possible."""
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copy2(source, target)
-
-
 def save(name: str, result: IngestResult, user: str = "local user", wait: float = LOCK_WAIT_S) -> Path:
     """Save an ingest result as a new named dataset; refuse to overwrite one that exists. Return its folder."""
     name = check_name(name)
     folder = _folder(name)
     reports, tactics = tables(result)
-    record = _load_record(result, user, "create", reports.num_rows)
+    record = _load_record(result, user, "create", reports.num_rows, {"version": 1})
     with lock(name, wait):
         _remove_leftovers(name)
         if folder.exists():
@@ -520,7 +512,8 @@ def append(name: str, result: IngestResult, user: str = "local user", wait: floa
                                "delete it") from exc
         _migrate(folder)
         record, write = _appended(name, _current(folder)[1], loads, result, user)
-        _write_version(folder, _next_number(folder), write)
+        record["version"] = _next_number(folder)  # the version this load first appears in
+        _write_version(folder, record["version"], write)
         _prune(folder)
     return record
 
@@ -570,7 +563,8 @@ def rollback(name: str, version: int, user: str = "local user", wait: float = LO
 
     A new version (rather than moving the pointer back) keeps the history a straight line: every
     change, the rollback too, is a version with who and when, and the versions rolled back from are
-    kept for as long as OSE_KEEP_VERSIONS allows, so a rollback can itself be undone.
+    kept for as long as OSE_KEEP_VERSIONS allows, so a rollback can itself be undone. Its files are
+    copies, not hard links: damage on disk to one version must not reach the other.
     """
     name = check_name(name)
     folder = _folder(name)
@@ -588,16 +582,16 @@ def rollback(name: str, version: int, user: str = "local user", wait: float = LO
             _, loads = _check_version(source)
         except LibraryError as exc:
             raise LibraryError(f"version {version} of '{name}' cannot be read either ({exc})") from exc
-        record = {"action": "rollback", "to_version": version,
+        number = _next_number(folder)
+        record = {"action": "rollback", "to_version": version, "version": number,
                   "loaded_at": datetime.now(UTC).isoformat(timespec="seconds"), "by": user, "files": [],
                   "format": "", "rows_in": 0, "rows_loaded": 0, "rows_quarantined": 0, "reports_loaded": 0}
 
         def write(tmp: Path) -> None:
             for child in source.iterdir():
                 if child.is_file() and child.name != PROVENANCE:
-                    _link(child, tmp / child.name)
+                    shutil.copy2(child, tmp / child.name)
             (tmp / PROVENANCE).write_text(json.dumps([*loads, record], indent=2))
-        number = _next_number(folder)
         _write_version(folder, number, write)
         _prune(folder)
     return number
