@@ -101,6 +101,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:  # a disk full or a folder not writable: still one line, never a traceback
         print(f"{args.action} failed: {exc.strerror or exc}", file=sys.stderr)
         return 2
+    except Exception as exc:  # noqa: BLE001  (a file damaged in a way no check foresaw: one line all the same)
+        print(f"{args.action} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -572,7 +572,8 @@ def rollback(name: str, version: int, user: str = "local user", wait: float = LO
         _remove_leftovers(name)
         if not _exists(folder):
             raise LibraryError(f"there is no saved dataset called '{name}'")
-        _migrate(folder)
+        if _is_legacy(folder):  # saved before versions: it has only the one, current, version
+            raise LibraryError(f"'{name}' has only version 1, the current one: there is no earlier version")
         source = folder / VERSIONS / _label(version)
         if not source.is_dir():
             raise LibraryError(f"'{name}' has no version {version}; see its versions for the ones kept")
