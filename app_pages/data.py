@@ -74,7 +74,7 @@ with upload_tab:
                     uploads.save_upload(save_name, result)
             with c:
                 st.markdown("**Append** to a saved dataset")
-                names = [e.name for e in library.entries()]
+                names = [e.name for e in library.entries() if not e.damaged]
                 target = st.selectbox("Dataset", names, key="append_target", disabled=not names,
                                       placeholder="No saved dataset yet")
                 if st.button("Append", disabled=not names):
@@ -85,12 +85,30 @@ with library_tab:
     if not entries:
         st.info("No saved datasets yet. Load extracts and save them to keep them between sessions.")
     for entry in entries:
-        with st.expander(f"{entry.name}: {entry.reports:,} reports, {entry.loads} load(s), updated {entry.updated}"):
-            st.dataframe(uploads.provenance_table(entry.name), hide_index=True, width="stretch")
-            set_aside = library.quarantine(entry.name)
-            if len(set_aside):
-                st.markdown(f"The {len(set_aside):,} rows set aside, with reasons:")
-                render.download(set_aside, f"{entry.name}-set-aside", what="rows set aside")
+        title = (f"{entry.name}: DAMAGED, cannot be read" if entry.damaged else
+                 f"{entry.name}: {entry.reports:,} reports, {entry.loads} load(s), version {entry.version}, "
+                 f"updated {entry.updated}")
+        with st.expander(title, expanded=bool(entry.damaged)):
+            versions = uploads.versions_of(entry.name)
+            if entry.damaged:
+                st.error(tables.damaged_advice(entry.damaged, [v.number for v in versions if not v.damaged]))
+            else:
+                st.dataframe(uploads.provenance_table(entry.name), hide_index=True, width="stretch")
+                set_aside = library.quarantine(entry.name)
+                if len(set_aside):
+                    st.markdown(f"The {len(set_aside):,} rows set aside, with reasons:")
+                    render.download(set_aside, f"{entry.name}-set-aside", what="rows set aside")
+            st.markdown("**Versions kept**")
+            st.dataframe(tables.versions_table(versions), hide_index=True, width="stretch")
+            earlier = [v.number for v in versions if not v.current and not v.damaged]
+            if uploads.may_roll_back() and earlier:
+                pick, act = st.columns([2, 1])
+                version = pick.selectbox("Roll back to version", earlier[::-1], key=f"rollback_to_{entry.name}")
+                if act.button(f"Roll back {entry.name}", key=f"rollback_{entry.name}"):
+                    uploads.roll_back_saved(entry.name, version)
+                    st.rerun()
+            elif earlier:
+                st.caption("An admin can roll this dataset back to an earlier version.")
             if st.checkbox("I want to delete this dataset", key=f"confirm_{entry.name}"):
                 if st.button(f"Delete {entry.name}", key=f"delete_{entry.name}"):
                     uploads.delete_saved(entry.name)

@@ -4,10 +4,15 @@ from __future__ import annotations
 import streamlit as st
 
 from lib.analysis import quality
+from lib.ingest import library
 from lib.present import charts, tables
 from lib.ui import cache, render
 
 ds, filters, scope, sentence = render.page_header("quality", "Data quality", "reports")
+
+encoding = tables.dataset_encoding_sentence(library.lines_read_as_cp1252(ds.source))  # saved datasets only
+if encoding:
+    st.warning(encoding)
 
 st.subheader("How complete is each field?")
 complete = cache.cached_query(quality.completeness, ds, filters, scope)

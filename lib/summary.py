@@ -176,7 +176,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     engine = Engine(read_file=ingest.read_file)
     try:
-        ds = engine.open(resolve(args.dataset))
+        path = resolve(args.dataset)
+        # A saved dataset opens at its current version's folder: name it as the user did, not "000003".
+        ds = engine.open(path, name=None if Path(args.dataset).expanduser().exists() else args.dataset)
     except DatasetError as exc:
         print(f"rejected: {exc}", file=sys.stderr)
         return 2

@@ -27,13 +27,17 @@ def pytest_report_header(config) -> str:
 
 
 def pytest_collection_modifyitems(config, items) -> None:
-    """Leave out DuckDB-storage tests (ENUM types) when the engine is another backend: deselected, not skipped."""
-    if backends.kind_of(backends.configured_url()) == "duckdb":
-        return
-    left_out = [item for item in items if item.get_closest_marker("duckdb_only")]
+    """Leave out tests of one backend's own features when the engine is another: deselected, not skipped.
+
+    DuckDB-storage tests (ENUM types) run only on DuckDB; PostgreSQL tests (advisory locks) only on
+    PostgreSQL, in bench/backends.sh's postgres run.
+    """
+    kind = backends.kind_of(backends.configured_url())
+    left_out = [item for item in items if item.get_closest_marker("duckdb_only") and kind != "duckdb"
+                or item.get_closest_marker("postgres_only") and kind != "postgres"]
     if left_out:
         config.hook.pytest_deselected(items=left_out)
-        items[:] = [item for item in items if not item.get_closest_marker("duckdb_only")]
+        items[:] = [item for item in items if item not in left_out]
 
 
 @pytest.fixture(scope="session")

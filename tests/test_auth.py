@@ -345,3 +345,21 @@ def test_local_mode_answers_only_to_this_machines_names(hosts, origins, named):
     from lib.ui.login import named_this_machine
 
     assert named_this_machine(hosts, origins, 8501) is named
+
+
+def test_an_analyst_sees_a_datasets_versions_but_only_an_admin_may_roll_back(login_mode):
+    from lib import ingest
+    from lib.ingest import library
+
+    csv = (ROOT / "tests" / "fixtures" / "small_canonical.csv").read_text().strip().split("\n")
+    library.save("Kent", ingest.ingest([("q1.csv", "\n".join(csv[:4]).encode())]))
+    library.append("Kent", ingest.ingest([("q2.csv", "\n".join([csv[0], *csv[4:]]).encode())]))
+    buttons = {}
+    for role in ("analyst", "admin"):
+        at = sign_in(app(), role)
+        at.switch_page("app_pages/data.py").run()
+        assert not at.exception
+        assert any("Version" in d.value.columns and len(d.value) == 2 for d in at.dataframe), role
+        buttons[role] = [b.label for b in at.button if b.label.startswith("Roll back")]
+    assert buttons == {"analyst": [], "admin": ["Roll back Kent"]}
+    assert not access.User("a", "A", ("analyst",)).may(access.ROLL_BACK_DATA)

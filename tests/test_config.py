@@ -97,6 +97,7 @@ def test_with_nothing_set_every_setting_has_its_documented_default(monkeypatch):
     ("OSE_UPLOAD_SECONDS", "120", "upload_seconds", 120),
     ("OSE_SHIFT_STARTS", "06:00, 14:00, 22:00", "shift_starts", parse_shift_boundaries("06:00,14:00,22:00")),
     ("OSE_SHIFT_STARTS", "22:00,06:00,14:00", "shift_starts", parse_shift_boundaries("22:00,06:00,14:00")),
+    ("OSE_KEEP_VERSIONS", "12", "keep_versions", 12),
 ])
 def test_good_values_are_read(monkeypatch, variable, raw, field, expected):
     _clean(monkeypatch)
@@ -106,6 +107,7 @@ def test_good_values_are_read(monkeypatch, variable, raw, field, expected):
 
 @pytest.mark.parametrize(("variable", "raw", "allowed"), [
     ("OSE_DISCLOSURE_THRESHOLD", "ten", "is not a whole number from 2 to 1000"),
+    ("OSE_KEEP_VERSIONS", "0", "is not a whole number from 1 to 1000"),
     ("OSE_DISCLOSURE_THRESHOLD", "1", "is not a whole number from 2 to 1000"),
     ("OSE_DISCLOSURE_THRESHOLD", "2.5", "is not a whole number from 2 to 1000"),
     ("OSE_DISCLOSURE_THRESHOLD", "1001", "is not a whole number from 2 to 1000"),

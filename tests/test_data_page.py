@@ -122,3 +122,70 @@ def test_a_file_listing_officers_in_cells_is_mapped_and_counted_at_both_levels()
     captions = [c.value for c in at.caption]
     assert any(f"{n:,} incidents (rows) read = {n:,} loaded + 0 set aside" in c for c in captions)
     assert any("Their cells list 400 officers = 400 loaded as reports + 0 set aside." in c for c in captions)
+
+
+def _mixed() -> bytes:
+    header, rest = SMALL.split(b"\n", 1)
+    rows = rest.replace(b"Northshire Police", "Northshire Café".encode()).split(b"\n")
+    rows[1] = rows[1].replace("Northshire Café".encode(), "Northshire Café".encode("cp1252"))
+    return b"\n".join([header, *rows])
+
+
+def test_a_saved_dataset_says_how_many_lines_were_read_as_cp1252_on_the_data_and_quality_pages():
+    at = upload(data_page(), ("mixed.csv", _mixed()))
+    at.text_input(key="save_name").set_value("Mixed").run()
+    next(b for b in at.button if b.label == "Save to library").click().run()
+    assert not at.exception and at.selectbox(key="dataset_choice").value == "Mixed (saved)"
+    loads = next(d.value for d in at.dataframe if "Lines read as cp1252" in d.value.columns)
+    assert loads["Lines read as cp1252"].tolist() == [1]
+    at.switch_page("app_pages/quality.py").run()
+    assert not at.exception
+    assert any(w.value.startswith("1 line(s) of this dataset's files were not UTF-8 and were read as cp1252")
+               for w in at.warning)
+    at.selectbox(key="dataset_choice").set_value("Synthetic sample (not real data)").run()
+    assert not any("cp1252" in w.value for w in at.warning)  # only for a dataset whose files had such lines
+
+
+def test_versions_are_listed_and_an_admin_rolls_back_audited():
+    from lib import ingest
+    from lib.ingest import library
+    from lib.security import audit
+
+    header, *rows = SMALL.decode().strip().split("\n")
+    library.save("Kent", ingest.ingest([("q1.csv", "\n".join([header, *rows[:4]]).encode())]))
+    library.append("Kent", ingest.ingest([("q2.csv", "\n".join([header, *rows[4:]]).encode())]))
+    at = data_page()
+    versions = next(d.value for d in at.dataframe if "Version" in d.value.columns)
+    assert versions[["Version", "Current", "Action", "Reports"]].values.tolist() == [
+        [1, "", "create", 4], [2, "yes", "append", 10]]
+    assert at.selectbox(key="rollback_to_Kent").options == ["1"]
+    next(b for b in at.button if b.label == "Roll back Kent").click().run()
+    assert not at.exception
+    assert [(v.number, v.action, v.reports, v.current) for v in library.versions("Kent")][-1] == (
+        3, "rollback to v1", 4, True)
+    event = audit.read().iloc[-1]
+    assert (event["event"], event["dataset"]) == ("rollback", "Kent") and "to_version: 1" in event["detail"]
+    assert at.selectbox(key="dataset_choice").value == "Kent (saved)"
+
+
+def test_a_damaged_dataset_is_shown_with_what_to_do_and_every_page_still_opens():
+    from lib import ingest
+    from lib.ingest import library
+
+    header, *rows = SMALL.decode().strip().split("\n")
+    library.save("Fine", ingest.ingest([("f.csv", "\n".join([header, *rows[:3]]).encode())]))
+    library.save("Broken", ingest.ingest([("b1.csv", "\n".join([header, *rows[:3]]).encode())]))
+    library.append("Broken", ingest.ingest([("b2.csv", "\n".join([header, *rows[3:]]).encode())]))
+    current = library.path_of("Broken") / "reports.parquet"
+    current.write_bytes(current.read_bytes()[:64])  # a truncated Parquet file in the current version
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    assert not at.exception
+    assert at.selectbox(key="dataset_choice").options == ["Synthetic sample (not real data)", "Fine (saved)"]
+    for page in ("overview", "risk", "tactics", "explore", "training", "quality", "data"):
+        at.switch_page(f"app_pages/{page}.py").run()
+        assert not at.exception, page
+    [error] = [e.value for e in at.error if "Broken" in e.value or "cannot be read" in e.value]
+    assert "cannot be read: its Parquet file cannot be read" in error and "v1" in error and "roll back" in error
+    assert any(e.label.startswith("Broken: DAMAGED") for e in at.expander)
+    upload(at, ("more.csv", SMALL))
+    assert at.selectbox(key="append_target").options == ["Fine"]  # only readable datasets take an append

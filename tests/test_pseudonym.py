@@ -6,6 +6,7 @@ import hmac
 import json
 import os
 import re
+import shutil
 import stat
 import subprocess
 import sys
@@ -253,7 +254,9 @@ def test_a_canonical_ingest_stores_no_raw_officer_id_yet_counts_and_roster_joins
 def test_appending_to_a_dataset_saved_before_pseudonymisation_hashes_its_old_ids(tmp_path, monkeypatch):
     monkeypatch.setenv("OSE_DATA_DIR", str(tmp_path / "var"))
     first = ingest.ingest([("reports.csv", CANONICAL)])
-    folder = library.save("Legacy", first)
+    library.save("Legacy", first)
+    folder = library.root() / "Legacy"
+    _as_saved_before_versions(folder)
     legacy = pq.read_table(folder / "reports.parquet").to_pandas()  # as an older version saved it: raw ids
     legacy["officer_id"] = ["PC-4471-SECRET", " pc-4471-secret ", "PC-9902-HIDDEN"]
     legacy.to_parquet(folder / "reports.parquet", index=False)
@@ -262,8 +265,18 @@ def test_appending_to_a_dataset_saved_before_pseudonymisation_hashes_its_old_ids
     later = CANONICAL.replace(b"R1,", b"R9,").replace(b"R2,", b"R8,")
     library.append("Legacy", ingest.ingest([("later.csv", later)]))
     _assert_no_raw_ids(_all_bytes(folder), RAW_IDS)
-    ids = pq.read_table(folder / "reports.parquet").column("officer_id").to_pylist()
+    ids = pq.read_table(library.path_of("Legacy") / "reports.parquet").column("officer_id").to_pylist()
     assert len(ids) == 5 and set(ids) == set(pseudonymise(["PC-4471-SECRET", "PC-9902-HIDDEN"]))
+    assert [v.number for v in library.versions("Legacy")] == [1, 2]  # the old dataset kept, pseudonymised, as v1
+
+
+def _as_saved_before_versions(folder: Path) -> None:
+    """Turn a saved dataset into the layout the library wrote before versions: its files directly in its folder."""
+    [version] = (folder / "versions").iterdir()
+    for child in version.iterdir():
+        child.rename(folder / child.name)
+    shutil.rmtree(folder / "versions")
+    (folder / "CURRENT").unlink()
 
 
 def test_a_session_dataset_opened_from_a_file_holds_pseudonyms(engine, tmp_path):

@@ -22,6 +22,7 @@ value and what is allowed (secrets are never echoed: the key by its length, a UR
 | OSE_UPLOAD_MEMORY_MB | upload_memory_mb (the reading worker's address space) | half the machine's memory |
 | OSE_UPLOAD_SECONDS | upload_seconds (the reading worker's time) | 600 |
 | OSE_SHIFT_STARTS | shift_starts | 07:00,15:00,23:00 |
+| OSE_KEEP_VERSIONS | keep_versions | 5 |
 
 A blank value is the same as none. This module stays light (standard library only): the login gate
 reads it before pandas and the engine load.
@@ -53,8 +54,10 @@ MAX_ROWS = "OSE_MAX_ROWS"
 UPLOAD_MEMORY_MB = "OSE_UPLOAD_MEMORY_MB"
 UPLOAD_SECONDS = "OSE_UPLOAD_SECONDS"
 SHIFT_STARTS = "OSE_SHIFT_STARTS"
+KEEP_VERSIONS = "OSE_KEEP_VERSIONS"
 VARIABLES = (DATA_DIR, DATASET, AUTH_CONFIG, DEMO, DISCLOSURE_THRESHOLD, ENGINE_URL, SPARK_SHUFFLE_PARTITIONS,
-             PSEUDONYM_KEY, MAX_UPLOAD_MB, MAX_EXPANDED_MB, MAX_ROWS, UPLOAD_MEMORY_MB, UPLOAD_SECONDS, SHIFT_STARTS)
+             PSEUDONYM_KEY, MAX_UPLOAD_MB, MAX_EXPANDED_MB, MAX_ROWS, UPLOAD_MEMORY_MB, UPLOAD_SECONDS, SHIFT_STARTS,
+             KEEP_VERSIONS)
 
 DEFAULT_DATA_DIR = Path("var")
 DEFAULT_DISCLOSURE_THRESHOLD = 10
@@ -72,6 +75,8 @@ DEFAULT_MAX_ROWS = 20_000_000
 MAX_ROWS_RANGE = (1, 1_000_000_000)
 UPLOAD_SECONDS_RANGE = (1, 86_400)
 DEFAULT_UPLOAD_SECONDS = 600
+DEFAULT_KEEP_VERSIONS = 5  # versions of a saved dataset kept for rollback, the current one included
+KEEP_VERSIONS_RANGE = (1, 1000)
 MIN_KEY_BYTES = 32
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off")
@@ -150,6 +155,7 @@ class Settings:
     upload_memory_mb: float | None = None  # None: half the machine's memory (default_upload_memory_mb)
     upload_seconds: int = DEFAULT_UPLOAD_SECONDS
     shift_starts: ShiftBoundaries = DEFAULT_SHIFTS
+    keep_versions: int = DEFAULT_KEEP_VERSIONS
 
     @property
     def max_upload_bytes(self) -> int:
@@ -221,6 +227,7 @@ class Settings:
             upload_memory_mb=read(UPLOAD_MEMORY_MB, _megabytes, None),
             upload_seconds=read(UPLOAD_SECONDS, _whole(*UPLOAD_SECONDS_RANGE), DEFAULT_UPLOAD_SECONDS),
             shift_starts=read(SHIFT_STARTS, _shifts, DEFAULT_SHIFTS),
+            keep_versions=read(KEEP_VERSIONS, _whole(*KEEP_VERSIONS_RANGE), DEFAULT_KEEP_VERSIONS),
         )
         if problems:
             raise SettingsError(problems)

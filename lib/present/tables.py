@@ -93,6 +93,43 @@ def encoding_sentence(report: dict) -> str:
             "their rows are loaded, but check their accented letters. Every other line was read as UTF-8.")
 
 
+def dataset_encoding_sentence(lines: int) -> str:
+    """Say how many lines of a saved dataset's files were read as cp1252 ('' when none)."""
+    if not lines:
+        return ""
+    return (f"{lines:,} line(s) of this dataset's files were not UTF-8 and were read as cp1252 (Windows): "
+            "their rows are loaded, but check their accented letters. The Data page's list of loads says which files.")
+
+
+def provenance_table(loads: list[dict]) -> pd.DataFrame:
+    """Return a saved dataset's loads, oldest first, as a table."""
+    return pd.DataFrame([{"When (UTC)": p.get("loaded_at", ""), "By": p.get("by", ""),
+                          "Action": (f"rollback to v{p.get('to_version')}" if p.get("action") == "rollback"
+                                     else p.get("action", "")),
+                          "Files": ", ".join(p.get("files", [])), "Format": p.get("format", ""),
+                          "Rows read": p.get("rows_in"), "Loaded": p.get("rows_loaded"),
+                          "Set aside": p.get("rows_quarantined"),
+                          # Loads saved before the count was kept show it as unknown, not as 0.
+                          "Lines read as cp1252": p.get("lines_read_as_cp1252")} for p in loads])
+
+
+def versions_table(versions: list) -> pd.DataFrame:
+    """Return a saved dataset's kept versions (lib.ingest.library.Version), oldest first, as a table."""
+    return pd.DataFrame([{"Version": v.number, "Current": "yes" if v.current else "", "Created (UTC)": v.created,
+                          "By": v.by, "Action": v.action, "Reports": v.reports,
+                          "Readable": "no: " + v.damaged if v.damaged else "yes"} for v in versions])
+
+
+def damaged_advice(damaged: str, readable_versions: list[int]) -> str:
+    """Say what is wrong with a saved dataset that cannot be read, and what to do about it."""
+    text = f"This dataset cannot be read: {damaged}. It is left out of the dataset picker until it is repaired."
+    if readable_versions:
+        listed = ", ".join(f"v{n}" for n in readable_versions)
+        return text + (f" Earlier versions that can still be read: {listed}. An admin can roll back to one below; "
+                       "or delete the dataset and load its files again.")
+    return text + " No kept version can be read: delete it and load its files again."
+
+
 def items_sentence(report: dict) -> str:
     """Say how the officers listed in the rows' cells were accounted for ('' when no cell listed several)."""
     r = report

@@ -14,12 +14,13 @@ AGGREGATES = "aggregates"          # the analysis pages, counts and rates only
 OFFICER_DETAIL = "officer_detail"  # officer-level views (pseudonymised ids), within the officer scope
 ROW_DETAIL = "row_detail"          # individual reports (e.g. the records behind a data-quality rule)
 MANAGE_DATA = "manage_data"        # upload, save, append, delete datasets; data quality
+ROLL_BACK_DATA = "roll_back_data"  # make an earlier version of a saved dataset current again
 MANAGE_USERS = "manage_users"      # user accounts, lockouts and sessions
 AUDIT = "audit"                    # read and download the audit log
 UNSUPPRESSED = "unsuppressed"      # may switch disclosure control off
 
 ROLES: dict[str, frozenset[str]] = {
-    "admin": frozenset({MANAGE_DATA, MANAGE_USERS, AUDIT, UNSUPPRESSED, ROW_DETAIL}),
+    "admin": frozenset({MANAGE_DATA, ROLL_BACK_DATA, MANAGE_USERS, AUDIT, UNSUPPRESSED, ROW_DETAIL}),
     "analyst": frozenset({AGGREGATES, OFFICER_DETAIL, ROW_DETAIL, MANAGE_DATA, UNSUPPRESSED}),
     "supervisor": frozenset({AGGREGATES, OFFICER_DETAIL, UNSUPPRESSED}),
     "viewer": frozenset({AGGREGATES}),

@@ -34,7 +34,7 @@ from lib.model.paths import data_dir
 
 EVENTS = frozenset({
     "login", "logout", "failed_login", "locked_out", "password_change", "session_revoked", "user_change",
-    "upload", "save", "append", "delete", "officer_view", "export", "audit_download",
+    "upload", "save", "append", "delete", "rollback", "officer_view", "export", "audit_download",
 })
 GENESIS = "0" * 64
 FIELDS = ("seq", "ts", "event", "user", "role", "dataset", "filters", "rows", "detail", "prev", "hash")

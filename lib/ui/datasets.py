@@ -53,6 +53,8 @@ def sources(demo: bool = False) -> list[Source]:
     if demo:
         return found
     for entry in library.entries():
+        if entry.damaged:  # shown on the Data page with what to do; never offered, so no page trips on it
+            continue
         found.append(Source(f"lib:{entry.name}", f"{entry.name} (saved)", str(entry.path)))
     session = st.session_state.get(SESSION_DATASET_KEY)
     if session is not None:

@@ -9,6 +9,8 @@ import streamlit as st
 from lib import ingest
 from lib.ingest import library, worker
 from lib.model import schema
+from lib.present import tables
+from lib.security import access
 from lib.ui import cache, context, datasets
 
 UPLOAD_KEY = "_ose_upload"
@@ -101,11 +103,39 @@ def delete_saved(name: str) -> None:
 
 
 def provenance_table(name: str) -> pd.DataFrame:
-    """Return a saved dataset's loads as a table."""
-    loads = library.provenance(name)
-    return pd.DataFrame([{"When (UTC)": p["loaded_at"], "By": p["by"], "Action": p["action"],
-                          "Files": ", ".join(p["files"]), "Format": p["format"], "Rows read": p["rows_in"],
-                          "Loaded": p["rows_loaded"], "Set aside": p["rows_quarantined"]} for p in loads])
+    """Return a saved dataset's loads as a table (empty if it was changed past reading since it was listed)."""
+    try:
+        return tables.provenance_table(library.provenance(name))
+    except library.LibraryError:
+        return tables.provenance_table([])
+
+
+def versions_of(name: str) -> list[library.Version]:
+    """Return a saved dataset's kept versions ([] if another user deleted it since it was listed)."""
+    try:
+        return library.versions(name)
+    except library.LibraryError:
+        return []
+
+
+def may_roll_back() -> bool:
+    """Say whether the signed-in user may roll a saved dataset back (admins only)."""
+    return context.context().user.may(access.ROLL_BACK_DATA)
+
+
+def roll_back_saved(name: str, version: int) -> None:
+    """Roll a saved dataset back to an earlier version (admins only), audited like save and delete."""
+    if not may_roll_back():
+        st.error("Only an admin can roll a dataset back.")
+        return
+    try:
+        number = library.rollback(name, version, user=context.context().user.username)
+    except library.LibraryError as exc:
+        st.error(str(exc))
+        return
+    context.audit_event("rollback", dataset=name, to_version=version, new_version=number)
+    datasets.pick_next(f"lib:{name}")
+    st.success(f"'{name}' is back at version {version}'s content, kept as version {number}.")
 
 
 def mapping_step() -> None:
