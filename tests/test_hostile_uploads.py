@@ -132,6 +132,21 @@ def test_each_hostile_file_is_refused_in_one_line_within_a_small_memory(tmp_path
     assert not (tmp_path / "out").exists()
 
 
+def test_the_library_command_refuses_a_hostile_file_as_the_ingester_does(tmp_path):
+    path = write_parquet_bomb(tmp_path / "bomb.parquet")
+    env = {**os.environ, "OSE_DATA_DIR": str(tmp_path / "var")}
+    done = subprocess.run([sys.executable, "-c", MEASURED, sys.executable, "-m", "lib.library", "save", "Bomb",
+                           str(path)], cwd=ROOT, capture_output=True, text=True, check=True, env=env)
+    run = json.loads(done.stdout)
+    assert run["code"] == 2
+    assert run["stderr"].startswith("save refused: bomb.parquet: column 'notes' holds cells of about 95.4 MB")
+    assert run["stderr"].count("\n") == 1 and "Traceback" not in run["stderr"]
+    assert run["peak_mb"] < PEAK_MB
+    listed = subprocess.run([sys.executable, "-m", "lib.library", "list", "--json"], cwd=ROOT, capture_output=True,
+                            text=True, check=True, env=env)
+    assert json.loads(listed.stdout) == []  # nothing saved, not even half a dataset
+
+
 def test_a_file_too_big_for_the_memory_budget_is_refused_naming_the_limit(tmp_path):
     path = write_dictionary_bomb(tmp_path / "shared.parquet")
     run = ingest_measured(path, tmp_path / "out", env={"OSE_UPLOAD_MEMORY_MB": "1024"})
