@@ -14,6 +14,8 @@ from .conftest import ROOT
 
 PASSWORD = "correct horse battery staple"
 FORCE = "Thames Valley Police"
+# A fixed cookie key random enough for the check (forty "k"s were used before the check refused them).
+COOKIE_KEY = "test-only cookie key: Xq7Lm2Vz9RkP4wN8cT3hYbJ6fD"
 PAGES = {"overview": "Overview", "risk": "Officer risk", "tactics": "Tactics", "explore": "Explore",
          "training": "Training", "data": "Data", "quality": "Data quality", "admin": "Administration"}
 EXPECTED = {
@@ -245,7 +247,7 @@ def test_a_password_change_signs_the_user_out_everywhere(login_mode, users_file,
     ({"name": "c", "key": "short-key", "expiry_days": 0.5}, "must be at least 32"),
     ({"name": "c", "key": "some_key", "expiry_days": 0.5}, "published example"),
     ({"name": "c", "key": "random_signature_key", "expiry_days": 0.5}, "published example"),
-    ({"name": "c", "key": "k" * 40, "expiry_days": 30}, "at most 1 day"),
+    ({"name": "c", "key": COOKIE_KEY, "expiry_days": 30}, "at most 1 day"),
 ])
 def test_the_app_refuses_to_start_with_an_unsafe_cookie_setting(tmp_path, monkeypatch, cookie, message):
     path = tmp_path / "users.yaml"
@@ -260,8 +262,42 @@ def test_the_app_refuses_to_start_with_an_unsafe_cookie_setting(tmp_path, monkey
     assert not at.text_input and not shows_data(at)
 
 
+@pytest.mark.parametrize(("key", "why"), [
+    ("a" * 32, "repeats one character"),
+    ("0" * 32, "repeats one character"),
+    ("password" * 4, "repeats a pattern of 8 characters"),
+    ("changeme" * 4, "repeats a pattern of 8 characters"),
+    ("ab1" * 12, "repeats a pattern of 3 characters"),
+    ("passwordpassword1234", None),  # too short first: the length rule speaks
+    ("my-streamlit-cookie-secret-key-2024!", "mostly of common words"),
+    ("Password_Admin_Letmein_Secret_Cookie7", "mostly of common words"),
+    ("correcthorsebatterystaplecorrect", "only one kind of character"),
+    ("38271946501836492017364829103746", "only one kind of character"),
+    ("Aa1Aa2Aa3Bb1Bb2Bb3Cc1Cc2Cc3Dd1Dd2", "bits of entropy"),
+])
+def test_a_guessable_cookie_key_is_refused_saying_how_to_make_a_good_one(tmp_path, key, why):
+    path = tmp_path / "users.yaml"
+    path.write_text(yaml.safe_dump({"credentials": {"usernames": {}}, "cookie": {"name": "c", "key": key}}))
+    with pytest.raises(users.ConfigError) as caught:
+        users.load_config(path)
+    message = str(caught.value)
+    assert message.startswith("cookie.key is ")
+    assert why is None and "must be at least 32" in message or why in message and "too easy to guess" in message
+    assert 'python -c "import secrets; print(secrets.token_urlsafe(48))"' in message
+    assert key not in message
+
+
+def test_random_cookie_keys_are_accepted():
+    import secrets
+
+    for _ in range(200):
+        for key in (secrets.token_hex(32), secrets.token_urlsafe(48), secrets.token_urlsafe(32)):
+            assert users.check_cookie_key(key) == key
+    assert users.check_cookie_key(users.new_config()["cookie"]["key"])  # what `lib.users add` writes
+
+
 def test_plain_text_passwords_and_unknown_roles_are_refused(tmp_path):
-    base = {"cookie": {"name": "c", "key": "k" * 40, "expiry_days": 0.5}}
+    base = {"cookie": {"name": "c", "key": COOKIE_KEY, "expiry_days": 0.5}}
     for entry, message in (({"password": "hunter2", "roles": ["analyst"]}, "bcrypt"),
                            ({"password": users.hash_password(PASSWORD), "roles": ["superuser"]}, "unknown: superuser")):
         path = tmp_path / "u.yaml"

@@ -168,6 +168,33 @@ def test_secrets_are_never_repeated_in_a_message_or_a_repr(monkeypatch):
     assert "hunter2-secret" not in shown and "long enough secret" not in shown and "postgres://ose:***@db" in shown
 
 
+def test_the_audit_key_and_trusted_proxies_are_read_and_checked_never_echoing_the_key(monkeypatch):
+    import ipaddress
+    import secrets
+
+    _clean(monkeypatch)
+    good = secrets.token_urlsafe(48)
+    monkeypatch.setenv("OSE_AUDIT_KEY", good)
+    monkeypatch.setenv("OSE_TRUSTED_PROXIES", "127.0.0.1, 10.0.0.0/24,::1")
+    current = settings.settings()
+    assert current.audit_key == good.encode() and good not in repr(current)
+    assert current.trusted_proxies == (ipaddress.ip_network("127.0.0.1/32"), ipaddress.ip_network("10.0.0.0/24"),
+                                       ipaddress.ip_network("::1/128"))
+    assert "10.0.0.0/24" in repr(current)
+    assert current.audit_key_file == Path("var") / "secrets" / "audit.key"
+    for weak, why in (("a" * 32, "repeats one character"), ("passwordpassword" * 2, "repeats a pattern"),
+                      ("short", "is 5 bytes long")):
+        monkeypatch.setenv("OSE_AUDIT_KEY", weak)
+        with pytest.raises(settings.SettingsError) as caught:
+            settings.settings()
+        assert str(caught.value).startswith("OSE_AUDIT_KEY is ") and why in str(caught.value)
+        assert weak not in str(caught.value) and "secrets.token_urlsafe(48)" in str(caught.value)
+    monkeypatch.setenv("OSE_AUDIT_KEY", good)
+    monkeypatch.setenv("OSE_TRUSTED_PROXIES", "127.0.0.1,proxy.local")
+    with pytest.raises(settings.SettingsError, match="OSE_TRUSTED_PROXIES='127.0.0.1,proxy.local' holds 'proxy.local'"):
+        settings.settings()
+
+
 def test_every_bad_value_is_named_at_once(monkeypatch):
     _clean(monkeypatch)
     monkeypatch.setenv("OSE_DISCLOSURE_THRESHOLD", "ten")
@@ -253,7 +280,8 @@ def good_config() -> dict:
     return {"credentials": {"usernames": {"jo": {"name": "Jo", "password": users.hash_password(PASSWORD),
                                                  "roles": ["analyst"], "force": "Kent Police",
                                                  "teams": ["Response A", 7]}}},
-            "cookie": {"name": "ose_auth", "key": "k" * 40, "expiry_days": 0.5, "secure": True},
+            "cookie": {"name": "ose_auth", "key": "test-only cookie key: Xq7Lm2Vz9RkP4wN8cT3hYbJ6fD",
+                       "expiry_days": 0.5, "secure": True},
             "lockout": {"attempts": 3, "minutes": 2.5},
             "disclosure": {"threshold": 5}}
 

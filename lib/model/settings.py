@@ -16,6 +16,8 @@ value and what is allowed (secrets are never echoed: the key by its length, a UR
 | OSE_ENGINE_URL | engine_url | duckdb:// |
 | OSE_SPARK_SHUFFLE_PARTITIONS | spark_shuffle_partitions | 2 |
 | OSE_PSEUDONYM_KEY | pseudonym_key | none: the users file's key, else the key file |
+| OSE_AUDIT_KEY | audit_key (signs the audit chain) | none: the users file's audit.key, else secrets/audit.key |
+| OSE_TRUSTED_PROXIES | trusted_proxies (whose X-Forwarded-For names the client) | none |
 | OSE_MAX_UPLOAD_MB | max_upload_mb | 1024 |
 | OSE_MAX_EXPANDED_MB | max_expanded_mb (what a compressed upload may expand to) | 4096 |
 | OSE_MAX_ROWS | max_rows | 20000000 |
@@ -29,6 +31,7 @@ reads it before pandas and the engine load.
 """
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import re
@@ -38,6 +41,8 @@ from datetime import time
 from functools import lru_cache
 from pathlib import Path
 from typing import TypeVar
+
+from lib.model.keys import HOW_TO, weakness
 
 PREFIX = "OSE_"
 DATA_DIR = "OSE_DATA_DIR"
@@ -55,9 +60,11 @@ UPLOAD_MEMORY_MB = "OSE_UPLOAD_MEMORY_MB"
 UPLOAD_SECONDS = "OSE_UPLOAD_SECONDS"
 SHIFT_STARTS = "OSE_SHIFT_STARTS"
 KEEP_VERSIONS = "OSE_KEEP_VERSIONS"
+AUDIT_KEY = "OSE_AUDIT_KEY"
+TRUSTED_PROXIES = "OSE_TRUSTED_PROXIES"
 VARIABLES = (DATA_DIR, DATASET, AUTH_CONFIG, DEMO, DISCLOSURE_THRESHOLD, ENGINE_URL, SPARK_SHUFFLE_PARTITIONS,
              PSEUDONYM_KEY, MAX_UPLOAD_MB, MAX_EXPANDED_MB, MAX_ROWS, UPLOAD_MEMORY_MB, UPLOAD_SECONDS, SHIFT_STARTS,
-             KEEP_VERSIONS)
+             KEEP_VERSIONS, AUDIT_KEY, TRUSTED_PROXIES)
 
 DEFAULT_DATA_DIR = Path("var")
 DEFAULT_DISCLOSURE_THRESHOLD = 10
@@ -156,6 +163,8 @@ class Settings:
     upload_seconds: int = DEFAULT_UPLOAD_SECONDS
     shift_starts: ShiftBoundaries = DEFAULT_SHIFTS
     keep_versions: int = DEFAULT_KEEP_VERSIONS
+    audit_key: bytes | None = None  # None: the users file's audit.key, else the key file under data_dir
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
 
     @property
     def max_upload_bytes(self) -> int:
@@ -183,16 +192,23 @@ class Settings:
         """Where the generated pseudonymisation key lives (<data dir>/secrets/pseudonym.key)."""
         return self.data_dir / "secrets" / "pseudonym.key"
 
+    @property
+    def audit_key_file(self) -> Path:
+        """Where the generated audit key lives (<data dir>/secrets/audit.key), apart from the log."""
+        return self.data_dir / "secrets" / "audit.key"
+
     def __repr__(self) -> str:
         shown = []
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name == "pseudonym_key" and value is not None:
+            if f.name in ("pseudonym_key", "audit_key") and value is not None:
                 value = "<hidden>"
             elif f.name == "engine_url":
                 value = redact_url(value)
             elif isinstance(value, ShiftBoundaries):
                 value = str(value)
+            elif f.name == "trusted_proxies":
+                value = tuple(str(network) for network in value)
             shown.append(f"{f.name}={value!r}")
         return f"Settings({', '.join(shown)})"
 
@@ -228,6 +244,8 @@ class Settings:
             upload_seconds=read(UPLOAD_SECONDS, _whole(*UPLOAD_SECONDS_RANGE), DEFAULT_UPLOAD_SECONDS),
             shift_starts=read(SHIFT_STARTS, _shifts, DEFAULT_SHIFTS),
             keep_versions=read(KEEP_VERSIONS, _whole(*KEEP_VERSIONS_RANGE), DEFAULT_KEEP_VERSIONS),
+            audit_key=read(AUDIT_KEY, _random_key, None),
+            trusted_proxies=read(TRUSTED_PROXIES, _networks, ()),
         )
         if problems:
             raise SettingsError(problems)
@@ -313,6 +331,28 @@ def _key(raw: str) -> bytes:
         raise _Bad(f"is {len(key)} bytes long; the pseudonymisation key must be at least {MIN_KEY_BYTES} "
                    "(e.g. the output of `python -c \"import secrets; print(secrets.token_hex(32))\"`)", shown="")
     return key
+
+
+def _random_key(raw: str) -> bytes:
+    key = raw.encode("utf-8")
+    if len(key) < MIN_KEY_BYTES:
+        raise _Bad(f"is {len(key)} bytes long; the key must be at least {MIN_KEY_BYTES} random bytes ({HOW_TO})",
+                   shown="")
+    reason = weakness(raw)
+    if reason is not None:
+        raise _Bad(f"is too easy to guess: {reason}; {HOW_TO}", shown="")
+    return key
+
+
+def _networks(raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    found = []
+    for part in (p.strip() for p in raw.split(",")):
+        try:
+            found.append(ipaddress.ip_network(part, strict=False))
+        except ValueError:
+            raise _Bad(f"holds {part!r}, which is no IP address or network: list the proxies' addresses, "
+                       "comma-separated (e.g. 127.0.0.1,10.0.0.0/24)") from None
+    return tuple(found)
 
 
 def _megabytes(raw: str) -> float:

@@ -11,6 +11,7 @@ The config is the library's standard layout, plus our optional `force`, `areas` 
           force: Avon and Somerset    # optional: the only force whose rows this user sees
           teams: [Response A]         # supervisors: the teams whose officers they may see
     cookie: {name: ose_auth, key: <at least 32 random bytes>, expiry_days: 0.5}
+    audit: {key: <at least 32 random bytes>}   # optional: signs the audit chain (else OSE_AUDIT_KEY or a key file)
 
 Command line (the password is read from a prompt, never from the command)::
 
@@ -34,6 +35,7 @@ from typing import Any
 import bcrypt
 import yaml
 
+from lib.model.keys import HOW_TO, weakness
 from lib.model.settings import AUTH_CONFIG, DISCLOSURE_RANGE, settings
 from lib.security.access import ROLES, User
 
@@ -136,8 +138,32 @@ def check_cookie_key(key: Any) -> str:
                           "replace it with at least 32 random bytes")
     if len(key.encode("utf-8")) < MIN_KEY_BYTES:
         raise ConfigError(f"cookie.key is {len(key.encode('utf-8'))} bytes long; it must be at least "
-                          f"{MIN_KEY_BYTES} random bytes")
+                          f"{MIN_KEY_BYTES} random bytes ({HOW_TO})")
+    reason = weakness(key)
+    if reason is not None:  # long but guessable: anyone who guesses it can forge a login cookie
+        raise ConfigError(f"cookie.key is too easy to guess: {reason}; {HOW_TO}")
     return key
+
+
+def check_audit_key(key: Any, where: str = "audit.key") -> bytes | None:
+    """Return the users file's audit key as bytes (None if unset) if it is random enough, else raise ConfigError."""
+    if key in (None, ""):
+        return None
+    if not isinstance(key, str):
+        raise ConfigError(f"{where} must be text ({HOW_TO})")
+    key = key.strip()
+    if len(key.encode("utf-8")) < MIN_KEY_BYTES:
+        raise ConfigError(f"{where} is {len(key.encode('utf-8'))} bytes long; it must be at least "
+                          f"{MIN_KEY_BYTES} random bytes ({HOW_TO})")
+    reason = weakness(key)
+    if reason is not None:
+        raise ConfigError(f"{where} is too easy to guess: {reason}; {HOW_TO}")
+    return key.encode("utf-8")
+
+
+def read_section(path: str | os.PathLike, name: str) -> dict[str, Any]:
+    """Return one top-level section of a users file (empty if absent), checked as load_config checks it."""
+    return _section(_read_yaml(Path(path)), name, "key", fields=("key",))
 
 
 def load_config(path: str | os.PathLike) -> AuthConfig:
@@ -185,6 +211,7 @@ def load_config(path: str | os.PathLike) -> AuthConfig:
         if len(pseudonym_key.strip().encode("utf-8")) < MIN_KEY_BYTES:
             raise ConfigError(f"pseudonymisation.key is {len(pseudonym_key.strip().encode('utf-8'))} bytes long; "
                               f"it must be at least {MIN_KEY_BYTES}")
+    check_audit_key(_section(data, "audit", "key", fields=("key",)).get("key"))
     return AuthConfig(path=path, users={str(k): v for k, v in users.items()}, cookie_name=name, cookie_key=key,
                       expiry_days=float(expiry), cookie_secure=secure, lockout_attempts=int(attempts),
                       lockout_minutes=float(minutes), disclosure_threshold=threshold)
