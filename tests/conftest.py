@@ -14,11 +14,13 @@ FIXTURES = Path(__file__).parent / "fixtures"
 ROOT = Path(__file__).resolve().parent.parent
 REALDATA = ROOT.parent / "shared" / "realdata"  # the real public files, beside the repo (never copied in)
 TEST_PSEUDONYM_KEY = "test-only pseudonymisation key, 32+ bytes long"
+TEST_AUDIT_KEY = "test-only audit key: 7f3Qz9LmW2xR8vKp4NcT6hYbJ5"
 
 
 def pytest_configure(config) -> None:
-    """Give every test (and the app servers it starts) a fixed key, so no key file lands in ./var."""
+    """Give every test (and the app servers it starts) fixed keys, so no key file lands in ./var."""
     os.environ.setdefault("OSE_PSEUDONYM_KEY", TEST_PSEUDONYM_KEY)
+    os.environ.setdefault("OSE_AUDIT_KEY", TEST_AUDIT_KEY)
 
 
 def pytest_report_header(config) -> str:

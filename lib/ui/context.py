@@ -10,6 +10,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 from lib.engine.query import FILTER_KINDS, Filters, Scope
 from lib.engine.store import Dataset
 from lib.security import access, audit
+from lib.ui.login import client_address
 
 CONTEXT_KEY = "_ose_context"
 
@@ -110,13 +111,21 @@ def _audit_writer(event: str, rows: int | None, dataset: str | None, detail: dic
     name = dataset if dataset is not None else (ctx.dataset.name if ctx is not None else None)
     filters = _audit_filters(ctx.filters) if ctx is not None else None
     kept = {k: v for k, v in detail.items() if v is not None} or None
+    client = client_address()
     return lambda: audit.record(event, user=user.username, role=user.role, dataset=name, filters=filters,
-                                rows=rows, detail=kept)
+                                rows=rows, detail=kept, client=client)
 
 
 def audit_event(event: str, *, rows: int | None = None, dataset: str | None = None, **detail: object) -> None:
     """Write one audit record for this user, with the current dataset and filters (never data values)."""
     _audit_writer(event, rows, dataset, detail)()
+
+
+def audit_rejected_upload(names: list[str], reason: object) -> None:
+    """Write an upload_rejected record: the files' names and the first line of why (never their contents)."""
+    text = str(reason).strip().splitlines()
+    audit_event("upload_rejected", files=[str(n)[:audit.MAX_TEXT] for n in names[:audit.MAX_ITEMS]],
+                reason=(text[0] if text else type(reason).__name__)[:audit.MAX_TEXT])
 
 
 def _audit_once(event: str, section: str) -> None:

@@ -107,6 +107,17 @@ def named_this_machine(hosts: Sequence[str], origins: Sequence[str], port: int) 
             and all(_names_this_machine(origin, port, url=True) for origin in origins))
 
 
+def client_address() -> str | None:
+    """Return this run's client address for the audit log: the peer, or whom a trusted proxy says it serves."""
+    headers = st.context.headers  # (empty in a test harness: no request, and no address)
+    if not len(headers):
+        return None
+    peer = st.context.ip_address
+    # Streamlit gives no address for a loopback peer, such as a reverse proxy on this machine.
+    peer = peer if isinstance(peer, str) and peer else "127.0.0.1"
+    return audit.client_address(peer, headers.get_all("X-Forwarded-For"), settings().trusted_proxies)
+
+
 def serves_this_machine() -> bool:
     """Say whether the server listens on this machine only (loopback, or no address: a test harness)."""
     address = st.get_option("server.address")
@@ -262,14 +273,14 @@ def _login_form(cfg: users.AuthConfig) -> User | None:
     if not result.ok:
         # The name typed is logged only if it is a real account: a password typed into it must not be kept.
         audit.record("locked_out" if result.locked else "failed_login", user=username if known else "(unknown)",
-                     role=known.role if known else None)
+                     role=known.role if known else None, client=client_address())
         box.error(result.message)
         return None
     sid = store().open_session(username, max(cfg.expiry_days, 1 / 24) * 86400)
     st.session_state[SID_KEY] = sid
     if cfg.expiry_days > 0:
         st.session_state[COOKIE_TOKEN_KEY] = (_cookie_token(cfg, username, sid), COOKIE_RUNS)
-    audit.record("login", user=username, role=known.role)
+    audit.record("login", user=username, role=known.role, client=client_address())
     page.empty()  # the app is drawn in this same run, so the cookie component reaches the browser
     return _signed_in(cfg)
 
@@ -282,7 +293,7 @@ def logout() -> None:
     roles = st.session_state.get("roles") or []
     store().revoke(sid)
     if username:
-        audit.record("logout", user=username, role="+".join(roles) or None)
+        audit.record("logout", user=username, role="+".join(roles) or None, client=client_address())
     _clear_library_keys()
     st.session_state["logout"] = True
     if cfg is not None:
@@ -304,7 +315,8 @@ def change_password(user: User, current: str, new: str, repeat: str) -> str | No
     except ValueError as exc:
         return str(exc).capitalize() + "."
     ended = store().revoke_user(user.username)
-    audit.record("password_change", user=user.username, role=user.role, detail={"sessions_ended": ended})
+    audit.record("password_change", user=user.username, role=user.role, detail={"sessions_ended": ended},
+                 client=client_address())
     _clear_library_keys()
     st.session_state[DELETE_COOKIE_KEY] = True
     st.session_state[LOGIN_NOTICE_KEY] = "Password changed. Every session was signed out: sign in with the new one."

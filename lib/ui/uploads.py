@@ -49,9 +49,11 @@ def read_uploads(payload: list[tuple[str, bytes]], fmt: str, force: str | None, 
             st.warning(f"{exc}. Map its columns below; the mapping is saved as a profile for next time.")
         else:
             st.error(f"This upload cannot be read: {exc}")
+            context.audit_rejected_upload([name for name, _ in payload], exc)
         return
     except Exception as exc:  # a file we did not foresee must never show a traceback
         bar.empty()
+        context.audit_rejected_upload([name for name, _ in payload], f"{type(exc).__name__}: {exc}")
         st.error(f"This upload cannot be read ({type(exc).__name__}: {exc}). Nothing was loaded.")
         return
     bar.empty()
