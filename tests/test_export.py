@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from openpyxl import load_workbook
 
-from lib.present.export import FORMATS, FORMULA_STARTS, XLSX_TYPE, sheet_name, to_csv_bytes, to_xlsx_bytes
+from lib.present.export import FORMATS, FORMULA_STARTS, XLSX_TYPE, neutralise, sheet_name, to_csv_bytes, to_xlsx_bytes
 
 PAYLOADS = ["=HYPERLINK(\"http://x\",\"y\")", "+1+1", "-2+3", "@SUM(A1)", "\t=1", "\r=1", "=cmd|' /C calc'!A0"]
 
@@ -135,3 +135,40 @@ def test_formats_name_their_writer_type_and_extension():
 ])
 def test_sheet_names_are_ones_excel_accepts(name, expected):
     assert sheet_name(name) == expected
+
+
+# What a spreadsheet may skip before reading a formula (issue 16): LF, NUL, other C0 and C1 control characters,
+# BOM, the no-break space and other Unicode spaces, invisible format characters, and runs of them.
+LEADERS = {"LF": "\n", "NUL": "\x00", "SOH": "\x01", "US": "\x1f", "DEL": "\x7f", "C1 NEL": "\x85", "C1 CSI": "\x9b",
+           "BOM": "\ufeff", "NBSP": "\u00a0", "figure space": "\u2007", "ideographic space": "\u3000",
+           "zero-width space": "\u200b", "right-to-left override": "\u202e", "space": " ",
+           "mixed": " \ufeff\u00a0\x00\n\t"}
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+@pytest.mark.parametrize("start", ["=", "+", "-", "@"])
+@pytest.mark.parametrize("leader", list(LEADERS.values()), ids=list(LEADERS))
+def test_a_formula_behind_whitespace_control_characters_bom_or_nbsp_is_neutralised(fmt, start, leader):
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    cell = leader + start + "HYPERLINK(\"http://x\",\"y\")"
+    writer, _, _ = FORMATS[fmt]
+    cells = read_cells(fmt, writer(pd.DataFrame({"reason": [cell, "ordinary"], "n": [-3, 4]})))
+    # XLSX cannot hold some control characters (dropped) and reads a CR back as LF.
+    kept = ILLEGAL_CHARACTERS_RE.sub("", cell).replace("\r", "\n") if fmt == "xlsx" else cell
+    assert cells[1][0] == "'" + kept
+    assert cells[1][1] == (-3 if fmt == "xlsx" else "-3") and cells[2][0] == "ordinary"
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("  Response team", "  Response team"),  # leading spaces before text: left alone
+    ("\u00a0Night", "\u00a0Night"),
+    (" 12", " 12"),
+    ("\ufeff", "\ufeff"),  # nothing visible at all
+    ("a=b", "a=b"),
+    (-3, -3), (-1.5, -1.5),  # numbers stay numbers
+    ("\u00a0\u00a0=1", "'\u00a0\u00a0=1"),
+    ("\x00@SUM(A1)", "'\x00@SUM(A1)"),
+])
+def test_only_cells_whose_first_visible_character_starts_a_formula_change(value, expected):
+    assert neutralise(value) == expected

@@ -5,6 +5,7 @@ import datetime as dt
 import io
 import math
 import re
+import unicodedata
 from collections.abc import Callable
 
 import numpy as np
@@ -14,13 +15,25 @@ import pandas as pd
 
 # A cell starting with one of these is run as a formula by Excel and its relatives.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_CHARACTERS = ("=", "+", "-", "@")
+# Characters a spreadsheet may skip before it reads a formula: whitespace (NBSP and the other Unicode
+# spaces, LF), control characters (NUL, C0 and C1) and invisible format characters (BOM, bidi marks).
+_INVISIBLE_CATEGORIES = ("Cc", "Cf", "Zs", "Zl", "Zp")
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 _SHEET_BAD = re.compile(r"[\[\]:*?/\\]")
 
 
+def _visible(text: str) -> str:
+    """Return text from its first character a reader would see (no whitespace, control or format character)."""
+    for at, char in enumerate(text):
+        if not (char.isspace() or unicodedata.category(char) in _INVISIBLE_CATEGORIES):
+            return text[at:]
+    return ""
+
+
 def neutralise(value: object) -> object:
     """Prefix a text cell that a spreadsheet would run as a formula with an apostrophe."""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+    if isinstance(value, str) and (value.startswith(FORMULA_STARTS) or _visible(value).startswith(FORMULA_CHARACTERS)):
         return "'" + value
     return value
 
