@@ -157,3 +157,23 @@ def test_tables_offer_our_downloads_not_streamlits(tmp_path):
     logged = audit.read(tmp_path / "var" / "audit" / "audit.jsonl").iloc[-1]
     assert (logged["event"], logged["user"], logged["rows"]) == ("export", access.LOCAL_USER.username,
                                                                  len(body.splitlines()) - 1)
+
+
+@pytest.mark.parametrize(("trusted", "client"), [(None, "127.0.0.1"), ("127.0.0.1", "203.0.113.66")])
+def test_the_audit_log_records_the_client_a_trusted_proxy_names(users_file, tmp_path, trusted, client):
+    """Behind a proxy the peer is the proxy; its X-Forwarded-For is believed only when OSE_TRUSTED_PROXIES lists it."""
+    from lib.security import audit
+
+    # Streamlit's server (uvicorn) itself believes X-Forwarded-For from a peer on this machine; told to believe
+    # no one, nginx stands for a proxy on another host, the case OSE_TRUSTED_PROXIES is for.
+    env = {"OSE_AUTH_CONFIG": str(users_file), "OSE_DATA_DIR": str(tmp_path / "var"), "FORWARDED_ALLOW_IPS": ""}
+    env |= {"OSE_TRUSTED_PROXIES": trusted} if trusted else {}
+    with running_app(env) as app_url, reverse_proxy(app_url, tmp_path / "nginx") as proxy_url, \
+            browser_page() as page:
+        # The browser (on this machine) claims an address, standing for the one a proxy would see; nginx appends
+        # its own peer's, this machine's.
+        page.set_extra_http_headers({"X-Forwarded-For": "203.0.113.66"})
+        sign_in(page, proxy_url)
+    logins = [e for e in audit.entries(tmp_path / "var" / "audit" / "audit.jsonl") if e["event"] == "login"]
+    assert [(e["user"], e["client"]) for e in logins] == [("ana", client)]
+    assert audit.verify(tmp_path / "var" / "audit" / "audit.jsonl").ok
