@@ -288,3 +288,17 @@ def test_the_same_folder_under_another_key_is_another_dataset(tmp_path):
     opened = [Engine(pseudonymise=lambda v, k=key: pseudonym.pseudonymise(v, k)).open(folder) for key in keys]
     assert opened[0].id != opened[1].id  # caches keyed on the dataset never serve one key's pseudonyms for another
     assert Engine(pseudonymise=lambda v: pseudonym.pseudonymise(v, keys[0])).open(folder).id == opened[0].id
+
+
+def test_tables_for_a_remote_backend_are_pseudonymised_in_arrow(tmp_path):
+    from lib.engine import store
+
+    folder, report_ids = _raw_folder(tmp_path / "raw", [f"OF{n}" for n in range(9)] + [None])
+    path = str(folder / "reports.parquet")
+    table, raw = store._pseudonymised_arrow(path, ingest.pseudonymise_ids)
+    assert not raw and table.column("officer_id").to_pylist() == pseudonym.pseudonymise(
+        [f"OF{n}" for n in range(9)] + [None])
+    assert store._pseudonymised_arrow(path, None) == (path, True)  # no pseudonymiser: left raw, and said so
+    done, _ = _raw_folder(tmp_path / "done", pseudonym.pseudonymise(["OF1"] * 10))
+    assert store._pseudonymised_arrow(str(done / "reports.parquet"), ingest.pseudonymise_ids) == (
+        str(done / "reports.parquet"), False)  # already pseudonyms: the file is loaded as it is
