@@ -101,7 +101,9 @@ if officers_scope is None:
     st.info("Officer-level views are not open to your role: the sections above compare roles, shifts, areas "
             "and teams.")
     st.stop()
-st.caption("Officer-level detail (pseudonymised ids). First a test of whether officers differ more than chance "
+# The app's engine pseudonymises every dataset as it opens; were an id still raw, the page says so, not "pseudonymised".
+ids = "raw officer ids, not pseudonymised" if ds.raw_officer_ids else "pseudonymised ids"
+st.caption(f"Officer-level detail ({ids}). First a test of whether officers differ more than chance "
            "would make them differ; only if they do are the highest listed. Rates are shrunk towards the average, "
            "because a handful of reports says little about one officer; the rank interval says how sure the "
            "ordering is."
@@ -113,7 +115,8 @@ elif not exposure.differ:
     st.info(risk.exposure_verdict(exposure))
 else:
     st.markdown(risk.exposure_verdict(exposure))
-    render.table(tables.exposure_table(exposure.table, measure), "officers with most exposure")
+    render.table(tables.exposure_table(exposure.table, measure, raw_ids=ds.raw_officer_ids),
+                 "officers with most exposure")
     st.caption(f"{sentence}. Top {len(exposure.table)} of {render.count_text(exposure.officers)} officers by "
                "shrunken rate (empirical-Bayes beta-binomial, prior by maximum likelihood); mix compared with all "
                "officers in the same role. Counting unit: reports.")

@@ -108,9 +108,7 @@ def read_roster(paths: Sequence[str]) -> dict[str, pd.DataFrame]:
     for text in paths:
         path = Path(text)
         if path.is_dir():
-            for kind in ("officers", "training", "exposure"):
-                if (path / f"{kind}.parquet").exists():
-                    tables[kind] = pd.read_parquet(path / f"{kind}.parquet")
+            tables.update(roster.read_folder(path))  # ids pseudonymised, as the engine's reports are
             continue
         table = roster.read(path.name, path.read_bytes())
         tables[table.kind] = table.records.drop(columns=["_file", "_row"])
@@ -174,7 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"rejected: a date is not YYYY-MM-DD ({exc})", file=sys.stderr)
         return 2
-    engine = Engine(read_file=ingest.read_file)
+    engine = Engine(read_file=ingest.read_file, pseudonymise=ingest.pseudonymise_ids)
     try:
         path = resolve(args.dataset)
         # A saved dataset opens at its current version's folder: name it as the user did, not "000003".

@@ -306,3 +306,45 @@ def test_roster_upload_with_odd_headers_goes_through_the_mapping_step(monkeypatc
     assert at.selectbox(key="roster_kind").value == "training"  # proposed from the values it could read
     assert len(at.dataframe) >= 1  # the mapping table, for editing
     # AppTest cannot edit a data_editor's cells; the mapping itself is tested in tests/test_roster.py.
+
+
+def _page_text(at: AppTest) -> str:
+    """Return the words of a page's text elements and expander labels, to look for an officer id in."""
+    texts = [str(e.value) for kind in ("markdown", "caption", "info", "warning", "success", "subheader")
+             for e in at.get(kind)]
+    return " ".join([*texts, *(e.label for e in at.expander)])
+
+
+def test_officer_pages_on_a_folder_of_raw_ids_show_pseudonyms_only_and_say_so(monkeypatch, tmp_path):
+    import re
+    import shutil
+
+    from lib.ingest import pseudonym
+
+    folder = tmp_path / "raw"
+    shutil.copytree(SAMPLE_DIR, folder)  # Parquet not written by the ingester: raw ids such as OF003351
+    raw = set(pd.read_parquet(folder / "reports.parquet", columns=["officer_id"])["officer_id"])
+    raw_pattern = re.compile(r"OF\d{6}")
+    assert all(raw_pattern.fullmatch(i) for i in raw)
+    monkeypatch.setenv("OSE_DATASET", str(folder))
+    at = run_app().switch_page("app_pages/risk.py").run()
+    at.radio(key="risk_level").set_value("officer").run()
+    assert not at.exception
+    assert at.selectbox(key="dataset_choice").value.startswith("raw")
+    assert any(c.value.startswith("Officer-level detail (pseudonymised ids).") for c in at.caption)
+    shown = [d.value for d in at.dataframe]
+    exposure = next(f for f in shown if "Officer (pseudonym)" in f.columns)
+    funnel = next(f for f in shown if "Officer" in f.columns)
+    for ids in (exposure["Officer (pseudonym)"], funnel["Officer"]):  # the heading's claim is true
+        assert len(ids) and ids.map(pseudonym.is_pseudonym).all()
+    assert not raw & {str(v) for f in shown for v in f.to_numpy().ravel()}
+    assert not raw_pattern.search(_page_text(at))
+    for chart in at.get("vega_lite_chart"):  # the funnel's points and tooltips
+        assert not re.search(rb"OF\d{6}", chart.proto.SerializeToString())
+    # The training page's list of overdue officers reads the folder's roster: pseudonymised the same way.
+    at = at.switch_page("app_pages/training.py").run()
+    assert not at.exception
+    overdue = next(d.value for d in at.dataframe if "Officer (pseudonym)" in d.value.columns)
+    assert len(overdue) and overdue["Officer (pseudonym)"].map(pseudonym.is_pseudonym).all()
+    assert any("pseudonymised ids" in e.label for e in at.expander)
+    assert not raw & {str(v) for d in at.dataframe for v in d.value.to_numpy().ravel()}

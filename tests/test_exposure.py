@@ -199,6 +199,11 @@ def test_officers_who_differ_are_listed_with_regression_to_the_mean_and_same_inc
     assert top["shrunken"].mean() < raw  # the forecast sits below what put them at the top
     shown = tables.exposure_table(top, "officer_injured")
     assert "Against the other officers at the same incidents" in shown.columns
+    # lib.synth's raw ids, loaded by an engine given no pseudonymiser: the dataset says so, and so does the
+    # heading the page gives them (raw_ids=ds.raw_officer_ids), never "pseudonym".
+    assert ds.raw_officer_ids
+    labelled = tables.exposure_table(top, "officer_injured", raw_ids=ds.raw_officer_ids)
+    assert labelled.columns[0] == "Officer (raw id, not pseudonymised)"
     # Under disclosure control the officer count and small same-incident counts are protected.
     protected = disclosure.protect(risk.officer_exposure, exposure, 10)
     hidden = protected.table["shared_yes"].isna()

@@ -68,3 +68,16 @@ def test_column_matching_uses_each_header_once_and_prefers_the_first_alias():
     aliases = {"officer_id": ("officer id", "officer"), "team": ("team", "officer")}
     assert match_columns(["Officer", "OFFICER ID", "Team"], aliases) == {"officer_id": "OFFICER ID", "team": "Team"}
     assert match_columns(["Officer"], aliases) == {"officer_id": "Officer"}
+
+
+def test_a_dataset_folders_roster_is_read_with_pseudonyms_that_join_its_reports():
+    from lib.engine.store import SAMPLE_DIR
+
+    tables = roster.read_folder(SAMPLE_DIR)  # lib.synth wrote raw ids (OF000001 ...)
+    assert set(tables) == {"officers", "training", "exposure"}
+    raw = pd.read_parquet(SAMPLE_DIR / "training.parquet")
+    assert tables["training"]["officer_id"].tolist() == pseudonymise(raw["officer_id"].tolist())
+    for frame in tables.values():
+        assert frame["officer_id"].str.fullmatch(r"P-[0-9a-f]{16}").all()
+    assert tables["officers"].drop(columns="officer_id").equals(
+        pd.read_parquet(SAMPLE_DIR / "officers.parquet").drop(columns="officer_id"))  # the rest as saved

@@ -5,10 +5,13 @@ import shutil
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from lib import ingest
 from lib.engine.store import SAMPLE_DIR, DatasetError, Engine, read_source
+from lib.ingest import pseudonym
 from lib.model import schema
 
 from .conftest import FIXTURES
@@ -191,3 +194,111 @@ def test_a_dataset_key_that_cannot_name_a_table_is_refused_on_every_backend(engi
     reports = engine.execute(engine.reports(small))
     with pytest.raises(ValueError, match="letters, digits and '_'"):
         engine.add("hyphenated", reports, reports, key="not-a-name")
+
+
+# --- officer ids pseudonymised as a dataset opens (issue 16, part 6) ----------------------------------
+
+
+@pytest.fixture(scope="module")
+def hooked() -> Engine:
+    """An engine built as the app and lib.summary build theirs: the ingester reads files and hashes officer ids."""
+    return Engine(read_file=ingest.read_file, pseudonymise=ingest.pseudonymise_ids)
+
+
+def _distinct_ids(engine: Engine, table) -> set:
+    return set(engine.execute(table.select("officer_id").distinct())["officer_id"].dropna())
+
+
+def _raw_folder(folder: Path, ids: list[object]) -> tuple[Path, list[str]]:
+    """Write a dataset folder by hand (not by the ingester): the small fixture's reports with the given officer ids.
+
+    Returns the folder and the report ids in row order (the row each officer id went to).
+    """
+    reports, tactics = ingest.tables(ingest.ingest([("small.csv", (FIXTURES / "small_canonical.csv").read_bytes())]))
+    at = reports.column_names.index("officer_id")
+    reports = reports.set_column(at, "officer_id", pa.array(ids))
+    folder.mkdir()
+    pq.write_table(reports, folder / "reports.parquet")
+    pq.write_table(tactics, folder / "tactics.parquet")
+    return folder, reports.column("report_id").to_pylist()
+
+
+def test_bundled_sample_opens_with_pseudonyms_in_every_officer_output(hooked):
+    from lib.analysis import risk, training
+    from lib.engine.query import UNRESTRICTED, Filters
+
+    raw_ids = set(pq.read_table(SAMPLE_DIR / "reports.parquet", columns=["officer_id"])["officer_id"].to_pylist())
+    roster_ids = set(pq.read_table(SAMPLE_DIR / "officers.parquet", columns=["officer_id"])["officer_id"].to_pylist())
+    assert all(not pseudonym.is_pseudonym(i) for i in raw_ids)  # lib.synth writes raw ids such as OF003351
+    before = (SAMPLE_DIR / "reports.parquet").read_bytes()
+    ds = hooked.open(SAMPLE_DIR)
+    assert not ds.raw_officer_ids
+    assert _distinct_ids(hooked, hooked.reports(ds)) == set(pseudonym.pseudonymise(sorted(raw_ids)))
+    assert _distinct_ids(hooked, hooked.officers(ds)) == set(pseudonym.pseudonymise(sorted(roster_ids)))
+    assert (SAMPLE_DIR / "reports.parquet").read_bytes() == before  # the user's files are never rewritten
+    points, _ = risk.funnel(hooked, ds, Filters(), UNRESTRICTED, "officer_injured", risk.OFFICER_LEVEL)
+    exposure = risk.officer_exposure(hooked, ds, Filters(), UNRESTRICTED, "officer_injured")
+    months = training.officer_month_counts(hooked, ds, Filters(), UNRESTRICTED)
+    for shown in (points["group"], risk.by_officer(hooked, ds, Filters(), UNRESTRICTED)["officer"],
+                  exposure.table["officer"], months["officer_id"]):
+        assert len(shown) and shown.map(pseudonym.is_pseudonym).all()
+        assert not raw_ids & set(shown)
+    assert len(exposure.table) > 0  # the sample's officers differ: the list is shown, with pseudonyms
+
+
+def _ids_by_report(engine: Engine, ds) -> dict:
+    got = engine.execute(engine.reports(ds).select("report_id", "officer_id"))
+    return {r: (None if pd.isna(i) else i) for r, i in zip(got["report_id"], got["officer_id"], strict=True)}
+
+
+def test_raw_parquet_folder_gets_the_pseudonyms_ingest_gives(tmp_path, hooked):
+    # Text, spaces and case: each hashed as ingest hashes the same cell; a missing id stays missing.
+    ids = ["OF1", "OF2", "of3", " OF4 ", "OF5", "OF6", "OF7", "OF8", "OF1", None]
+    folder, report_ids = _raw_folder(tmp_path / "raw", ids)
+    ds = hooked.open(folder)
+    assert not ds.raw_officer_ids
+    expected = dict(zip(report_ids, pseudonym.pseudonymise(ids), strict=True))
+    assert _ids_by_report(hooked, ds) == expected and expected[report_ids[-1]] is None
+    csv = "report_id,occurred_at,force,officer_id\n" + "".join(f"{r},2024-01-01,X,{i or ''}\n"
+                                                              for r, i in zip(report_ids, ids, strict=True))
+    through_ingest = ingest.ingest([("same.csv", csv.encode())]).reports
+    assert dict(zip(through_ingest["report_id"], through_ingest["officer_id"].astype(object).where(
+        through_ingest["officer_id"].notna(), None), strict=True)) == expected  # one officer, one pseudonym
+    numbers, _ = _raw_folder(tmp_path / "numbers", [1234] * len(ids))  # ids stored as numbers
+    assert _distinct_ids(hooked, hooked.reports(hooked.open(numbers))) == set(pseudonym.pseudonymise(["1234"]))
+
+
+def test_already_pseudonymised_ids_are_left_alone_and_mixed_ones_hash_only_the_raw(tmp_path, hooked):
+    done = pseudonym.pseudonymise([f"OF{n}" for n in range(10)])
+    folder, report_ids = _raw_folder(tmp_path / "done", done)
+    assert _ids_by_report(hooked, hooked.open(folder)) == dict(zip(report_ids, done, strict=True))  # identical
+    mixed, report_ids = _raw_folder(tmp_path / "mixed", done[:5] + [f"OF{n}" for n in range(5, 10)])
+    assert _ids_by_report(hooked, hooked.open(mixed)) == dict(zip(report_ids, done, strict=True))
+
+
+def test_an_engine_without_a_pseudonymiser_says_its_ids_are_raw(tmp_path):
+    plain = Engine()
+    assert plain.open(_raw_folder(tmp_path / "raw", [f"OF{n}" for n in range(10)])[0]).raw_officer_ids
+    assert not plain.open(_raw_folder(tmp_path / "done", pseudonym.pseudonymise(["OF1"] * 10))[0]).raw_officer_ids
+
+
+def test_the_same_folder_under_another_key_is_another_dataset(tmp_path):
+    folder, _ = _raw_folder(tmp_path / "raw", [f"OF{n}" for n in range(10)])
+    keys = (b"first test key, at least 32 bytes long", b"second test key, at least 32 bytes long")
+    opened = [Engine(pseudonymise=lambda v, k=key: pseudonym.pseudonymise(v, k)).open(folder) for key in keys]
+    assert opened[0].id != opened[1].id  # caches keyed on the dataset never serve one key's pseudonyms for another
+    assert Engine(pseudonymise=lambda v: pseudonym.pseudonymise(v, keys[0])).open(folder).id == opened[0].id
+
+
+def test_tables_for_a_remote_backend_are_pseudonymised_in_arrow(tmp_path):
+    from lib.engine import store
+
+    folder, report_ids = _raw_folder(tmp_path / "raw", [f"OF{n}" for n in range(9)] + [None])
+    path = str(folder / "reports.parquet")
+    table, raw = store._pseudonymised_arrow(path, ingest.pseudonymise_ids)
+    assert not raw and table.column("officer_id").to_pylist() == pseudonym.pseudonymise(
+        [f"OF{n}" for n in range(9)] + [None])
+    assert store._pseudonymised_arrow(path, None) == (path, True)  # no pseudonymiser: left raw, and said so
+    done, _ = _raw_folder(tmp_path / "done", pseudonym.pseudonymise(["OF1"] * 10))
+    assert store._pseudonymised_arrow(str(done / "reports.parquet"), ingest.pseudonymise_ids) == (
+        str(done / "reports.parquet"), False)  # already pseudonyms: the file is loaded as it is

@@ -125,3 +125,18 @@ def test_adjust_adds_adjusted_ratios_shaped_like_the_crude_ones():
     chosen = json.loads(run(str(FIXTURES / "small_canonical.csv"), "--adjust-for", "shift").stdout)
     assert chosen["adjusted_rate_ratios"]["role"][0]["adjusted_for"] == ["shift"]
     assert chosen["adjusted_rate_ratios"]["shift"][0]["adjusted_for"] == []
+
+
+def test_officer_summary_of_the_bundled_sample_shows_pseudonyms_never_raw_ids(capsys):
+    import re
+
+    from lib.engine.store import SAMPLE_DIR
+    from lib.ingest import pseudonym
+
+    # The sample's files hold raw ids (OF003351); lib.summary opens them as the app does, pseudonymised.
+    assert summary.main([str(SAMPLE_DIR), "--by", "officer", "--roster", str(SAMPLE_DIR)]) == 0
+    text = capsys.readouterr().out
+    out = json.loads(text)
+    assert not re.search(r"OF\d{6}", text)
+    assert out["outliers"] and all(pseudonym.is_pseudonym(o["group"]) for o in out["outliers"])  # two officers
+    assert out["training"]["effect"]["officers_trained"] > 0  # the folder's roster, pseudonymised too, still joins

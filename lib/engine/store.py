@@ -7,6 +7,11 @@ group-bys about four times faster than VARCHAR on this machine class.
 
 The backend is a connection URL in config (`OSE_ENGINE_URL`, see `lib/engine/backends.py`): DuckDB by
 default, or a shared PostgreSQL server, or Spark; the queries are the same Ibis expressions.
+
+Officer ids: a dataset folder not written by the ingester (the bundled sample, any Parquet folder opened
+directly) may hold raw ids. Given a pseudonymiser (`Engine(pseudonymise=ingest.pseudonymise_ids)`, the same
+keyed hash as ingest), the engine replaces every id that is not already a pseudonym in its own loaded tables,
+before any query sees them; the user's files are never rewritten.
 """
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ import ibis
 import ibis.expr.operations as ops
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lib.engine import backends
@@ -54,6 +60,9 @@ class Dataset:
     # Fields recorded once per incident (lib/model/incidents.py): the harm measures on them count incidents.
     incident_level: tuple[str, ...] = ()
     has_incidents: bool = False  # some report has an incident id: "incidents" can be counted
+    # Some officer id in the loaded tables is not a pseudonym (an engine given no pseudonymiser opened raw
+    # data): a page showing officer ids must then say they are raw, never "pseudonymised".
+    raw_officer_ids: bool = False
 
     @property
     def reports_table(self) -> str:
@@ -84,11 +93,15 @@ class Engine:
     `url` (default: `OSE_ENGINE_URL`, else in-memory DuckDB) may name PostgreSQL or Spark instead.
     """
 
-    def __init__(self, url: str | None = None, read_file: FileReader | None = None) -> None:
+    def __init__(self, url: str | None = None, read_file: FileReader | None = None,
+                 pseudonymise: Pseudonymiser | None = None) -> None:
         self.url = url or backends.configured_url()
         # How a single file (CSV, Excel, Parquet extract) becomes canonical tables: the ingester's
         # `lib.ingest.read_file`, given by whoever builds the engine. Without it, only dataset folders open.
         self.read_file = read_file
+        # How raw officer ids become pseudonyms as a dataset loads: the ingester's keyed hash
+        # (`lib.ingest.pseudonymise_ids`). Without it, raw ids stay raw and the Dataset says so.
+        self.pseudonymise = pseudonymise
         self.kind = backends.kind_of(self.url)
         self._db = duckdb.connect(backends.duckdb_database(self.url)) if self.kind == "duckdb" else None
         self._remote = None if self._db is not None else backends.open_backend(self.url)
@@ -165,6 +178,9 @@ class Engine:
             ds_id = fingerprint(path)
         except OSError as exc:
             raise DatasetError(f"{path} cannot be read: {exc.strerror or exc}") from exc
+        if self.pseudonymise is not None:
+            # The same files hashed under another key are other data: a new id, so no cache serves the old.
+            ds_id = hashlib.sha1(f"{ds_id}|{_key_tag(self.pseudonymise)}".encode()).hexdigest()[:12]
         with self._lock:
             if ds_id in self._datasets:
                 return self._datasets[ds_id]
@@ -227,11 +243,12 @@ class Engine:
         # Tactics first: the reports table carries each report's tactics as a bit mask (see _derived).
         _create_table(cur, f"{prefix}_tactics", tactics, prefix, schema.TACTIC_COLUMNS,
                       {"tactic": schema.TACTICS, "tactic_group": tuple(schema.TACTIC_GROUPS)})
-        _create_table(cur, f"{prefix}_reports", reports, prefix, schema.REPORT_COLUMNS,
-                      schema.REPORT_VOCABULARIES, tactics_table=f"{prefix}_tactics")
+        raw = _create_table(cur, f"{prefix}_reports", reports, prefix, schema.REPORT_COLUMNS,
+                            schema.REPORT_VOCABULARIES, tactics_table=f"{prefix}_tactics",
+                            pseudonymise=self.pseudonymise)
         if officers is not None:
-            _create_table(cur, f"{prefix}_officers", officers, prefix, schema.OFFICER_COLUMNS,
-                          {"officer_role": schema.OFFICER_ROLES})
+            raw |= _create_table(cur, f"{prefix}_officers", officers, prefix, schema.OFFICER_COLUMNS,
+                                 {"officer_role": schema.OFFICER_ROLES}, pseudonymise=self.pseudonymise)
         columns = {r[0] for r in cur.execute(f'DESCRIBE "{prefix}_reports"').fetchall()}
         incident_ids = "count(incident_id)" if "incident_id" in columns else "0"
         rows, first, last, with_incident = cur.execute(
@@ -239,16 +256,20 @@ class Engine:
         ).fetchone()
         return Dataset(id=ds_id, name=name, source=source, rows=int(rows), first=first, last=last,
                        has_officers=officers is not None, incident_level=_incident_level(reports),
-                       has_incidents=bool(with_incident))
+                       has_incidents=bool(with_incident), raw_officer_ids=raw)
 
 
     def _load_remote(self, ds_id: str, name: str, source: str, reports: pa.Table | str,
                      tactics: pa.Table | str, officers: pa.Table | str | None) -> Dataset:
         """Load a dataset into PostgreSQL or Spark (categories as text, lists as arrays)."""
         prefix = f"ds_{ds_id}"
+        incident_level = _incident_level(reports)
+        reports, raw = _pseudonymised_arrow(reports, self.pseudonymise)
         self._remote.load(f"{prefix}_reports", reports, schema.REPORT_COLUMNS)
         self._remote.load(f"{prefix}_tactics", tactics, schema.TACTIC_COLUMNS)
         if officers is not None:
+            officers, raw_roster = _pseudonymised_arrow(officers, self.pseudonymise)
+            raw |= raw_roster
             self._remote.load(f"{prefix}_officers", officers, schema.OFFICER_COLUMNS)
         for table in (f"{prefix}_reports", f"{prefix}_tactics", f"{prefix}_officers"):
             getattr(self._local, "tables", {}).pop(table, None)  # a reload replaces the table
@@ -258,7 +279,64 @@ class Engine:
                                        last=t.occurred_at.max(), with_incident=incident_ids)).iloc[0]
         return Dataset(id=ds_id, name=name, source=source, rows=int(row["rows"]), first=_datetime(row["first"]),
                        last=_datetime(row["last"]), has_officers=officers is not None,
-                       incident_level=_incident_level(reports), has_incidents=bool(row["with_incident"]))
+                       incident_level=incident_level, has_incidents=bool(row["with_incident"]), raw_officer_ids=raw)
+
+
+# --- officer ids ----------------------------------------------------------------------------
+
+# Replaces raw officer ids by pseudonyms, keeping values that already are pseudonyms and making blanks null.
+Pseudonymiser = Callable[[pa.Array | pa.ChunkedArray], pa.Array | pa.ChunkedArray]
+_KEY_PROBE = "officer id pseudonymisation key probe"
+
+
+def _key_tag(pseudonymise: Pseudonymiser) -> str:
+    """Return a value that changes exactly when the pseudonymiser's key does (the pseudonym of a fixed text)."""
+    return str(pseudonymise(pa.array([_KEY_PROBE], pa.string()))[0].as_py())
+
+
+def _pseudonymise_staging(cur: duckdb.DuckDBPyConnection, staging: str, kind: str,
+                          pseudonymise: Pseudonymiser | None) -> bool:
+    """Replace the raw officer ids of a staging table by pseudonyms; return whether raw ids remain.
+
+    Only the distinct values that are not already pseudonyms are hashed (in Python, one per officer); the
+    replacement is one join-update inside DuckDB, so a dataset already pseudonymised costs one scan.
+    """
+    raw = pa.array([r[0] for r in cur.execute(
+        f'SELECT DISTINCT CAST(officer_id AS VARCHAR) FROM "{staging}" '
+        "WHERE officer_id IS NOT NULL AND NOT regexp_full_match(CAST(officer_id AS VARCHAR), ?)",
+        [schema.OFFICER_PSEUDONYM]).fetchall()], pa.string())
+    if len(raw) == 0:
+        return False
+    if pseudonymise is None:
+        return True
+    mapping = pa.table({"raw": raw, "pseudonym": pseudonymise(raw)})
+    if kind != "VARCHAR":  # numeric ids (or an ENUM) must become text to hold a pseudonym
+        cur.execute(f'ALTER TABLE "{staging}" ALTER officer_id TYPE VARCHAR')
+    cur.register("_pseudonyms", mapping)
+    try:
+        cur.execute(f'UPDATE "{staging}" SET officer_id = _pseudonyms.pseudonym FROM _pseudonyms '
+                    f'WHERE "{staging}".officer_id = _pseudonyms.raw')
+    finally:
+        cur.unregister("_pseudonyms")
+    return False
+
+
+def _pseudonymised_arrow(data: pa.Table | str, pseudonymise: Pseudonymiser | None
+                         ) -> tuple[pa.Table | str, bool]:
+    """Return a table with pseudonymised officer ids (a Parquet path stays a path if none is raw); say if raw remain."""
+    names = pq.read_schema(data).names if isinstance(data, str) else data.column_names
+    if "officer_id" not in names:
+        return data, False
+    ids = (pq.read_table(data, columns=["officer_id"]) if isinstance(data, str) else data).column("officer_id")
+    text = ids.cast(pa.string())
+    raw = pc.any(pc.invert(pc.match_substring_regex(text, f"^{schema.OFFICER_PSEUDONYM}$"))).as_py()
+    if not raw:
+        return data, False
+    if pseudonymise is None:
+        return data, True
+    table = pq.read_table(data) if isinstance(data, str) else data
+    at = table.column_names.index("officer_id")
+    return table.set_column(at, pa.field("officer_id", pa.string()), pseudonymise(text)), False
 
 
 def _incident_level(reports: pa.Table | str) -> tuple[str, ...]:
@@ -296,11 +374,11 @@ def _default_name(path: Path) -> str:
 
 def _create_table(cur: duckdb.DuckDBPyConnection, table: str, data: pa.Table | str, prefix: str,
                   columns: dict[str, str], vocabularies: dict[str, tuple[str, ...]],
-                  tactics_table: str | None = None) -> None:
+                  tactics_table: str | None = None, pseudonymise: Pseudonymiser | None = None) -> bool:
     """Create a native table from Parquet or Arrow, with categorical columns as ENUM types.
 
     Given the dataset's tactics table, the table is the reports table and gets the derived columns
-    of `_derived` too.
+    of `_derived` too. Raw officer ids are pseudonymised on the way; returns whether any raw id remains.
     """
     staging = f"{table}_staging"
     if isinstance(data, str):
@@ -309,7 +387,9 @@ def _create_table(cur: duckdb.DuckDBPyConnection, table: str, data: pa.Table | s
         cur.register("_incoming", data)
         cur.execute(f'CREATE TEMP TABLE "{staging}" AS SELECT * FROM _incoming')
         cur.unregister("_incoming")
-    present = [r[0] for r in cur.execute(f'DESCRIBE "{staging}"').fetchall()]
+    described = dict(cur.execute(f'SELECT column_name, column_type FROM (DESCRIBE "{staging}")').fetchall())
+    present = list(described)
+    raw = "officer_id" in present and _pseudonymise_staging(cur, staging, described["officer_id"], pseudonymise)
     selects = []
     for col in present:
         kind = columns.get(col)
@@ -340,6 +420,7 @@ def _create_table(cur: duckdb.DuckDBPyConnection, table: str, data: pa.Table | s
         staging, select = f"{table}_unsorted", f'SELECT * FROM "{table}_unsorted" ORDER BY {", ".join(order)}'
     cur.execute(f'CREATE OR REPLACE TABLE "{table}" AS {select}')
     cur.execute(f'DROP TABLE "{staging}"')
+    return raw
 
 
 # Derived columns of a DuckDB reports table, so one scan can answer a page (lib/engine/query.py, `_page_*`):

@@ -1,7 +1,8 @@
 """Reading uploads into canonical reports: files, formats, mapping, pseudonyms, the dataset library.
 
 `ingest(files)` runs the whole pipeline (lib/ingest/pipeline.py); `read_extract(name, data)` reads one
-file's cells as text (lib/ingest/reading.py); `read_file(path)` gives the engine one file's tables.
+file's cells as text (lib/ingest/reading.py); `read_file(path)` gives the engine one file's tables, and
+`pseudonymise_ids` its officer-id hook.
 `python -m lib.ingest FILE... --out DIR` runs it from the command line. The app and the command line read
 uploads with `worker.run(...)` (lib/ingest/worker.py): in a process of their own, inside a memory and time budget.
 """
@@ -12,6 +13,7 @@ from lib.ingest.pipeline import (
     available_formats,
     ingest,
     profile_dir,
+    pseudonymise_ids,
     read_file,
     reason_counts,
     tables,
@@ -20,4 +22,5 @@ from lib.ingest.pipeline import (
 from lib.ingest.reading import Limits, RawExtract, RejectedFile, read_extract
 
 __all__ = ["AUTO", "NO_FORMAT", "IngestResult", "Limits", "RawExtract", "RejectedFile", "available_formats",
-           "ingest", "profile_dir", "read_extract", "read_file", "reason_counts", "tables", "write"]
+           "ingest", "profile_dir", "pseudonymise_ids", "read_extract",
+           "read_file", "reason_counts", "tables", "write"]

@@ -471,6 +471,20 @@ def read_file(path: Path) -> tuple[tuple[pa.Table, pa.Table, None], dict]:
     return (reports, tactics, None), result.report
 
 
+def pseudonymise_ids(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """Pseudonymise officer ids for the engine (`Engine(pseudonymise=pseudonymise_ids)`), with ingest's key.
+
+    A dataset opened without the ingester (the bundled sample, a Parquet folder) then shows the same
+    pseudonym for an officer as ingest would have stored; a missing or bad key raises the engine's DatasetError.
+    """
+    from lib.engine.store import DatasetError
+
+    try:
+        return pseudonym.pseudonymise(values)
+    except pseudonym.PseudonymKeyError as exc:
+        raise DatasetError(f"officer ids cannot be pseudonymised: {exc}") from exc
+
+
 def write(result: IngestResult, out_dir: Path) -> None:
     """Write the canonical dataset, the quarantine and report.json into a folder."""
     reports, tactics = tables(result)

@@ -26,6 +26,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from lib.model import schema
 from lib.model.settings import AUTH_CONFIG, MIN_KEY_BYTES, PSEUDONYM_KEY, Settings, SettingsError, settings
 
 KEY_ENV = PSEUDONYM_KEY
@@ -33,7 +34,7 @@ CONFIG_ENV = AUTH_CONFIG
 KEY_BYTES = MIN_KEY_BYTES
 PREFIX = "P-"
 HEX_CHARS = 16
-PATTERN = re.compile(r"^P-[0-9a-f]{16}$")
+PATTERN = re.compile(rf"^{schema.OFFICER_PSEUDONYM}$")
 HIDDEN = "hidden: officer identifiers"
 # Header names (letters and digits only, lower case) that hold officer ids in any layout.
 OFFICER_ID_HEADERS = frozenset({"officerid", "staffid", "officernumber", "officerreference", "warrantnumber",

@@ -10,6 +10,7 @@ joins to reports loaded before or after it and no raw id is kept.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
 
@@ -135,6 +136,27 @@ def read(name: str, data: bytes, kind: str | None = None, limits: ingest.Limits 
     table = read_table(TABLES[kind], raw.frame, mapping)
     quarantine = pd.concat([raw.quarantine, table.quarantine], ignore_index=True)
     return RosterTable(kind, table.records.reset_index(drop=True), quarantine, mapping)
+
+
+# The roster tables a dataset folder may hold beside its reports, as lib.synth writes them.
+FOLDER_TABLES = ("officers", "training", "exposure")
+
+
+def read_folder(folder: Path) -> dict[str, pd.DataFrame]:
+    """Return the roster tables saved in a dataset folder (officers/training/exposure.parquet), ids pseudonymised.
+
+    A folder not written by the ingester (the bundled sample) holds raw officer ids: hashed here with the
+    reports' key, they join to the reports the engine pseudonymised as it opened them, and no raw id is shown.
+    """
+    found = {}
+    for kind in FOLDER_TABLES:
+        path = folder / f"{kind}.parquet"
+        if path.exists():
+            try:
+                found[kind] = pseudonym.pseudonymise_columns(pd.read_parquet(path), ["officer_id"])
+            except pseudonym.PseudonymKeyError as exc:
+                raise ingest.RejectedFile(f"officer ids cannot be pseudonymised: {exc}") from exc
+    return found
 
 
 NONE = "(not in this file)"

@@ -135,6 +135,9 @@ REPORT_COLUMNS: dict[str, str] = {
     "outcomes": "list",
 }
 REQUIRED_REPORT_COLUMNS: tuple[str, ...] = ("report_id", "occurred_at", "force", "officer_id")
+# A pseudonymised officer id (lib/ingest/pseudonym.py): "P-" and 16 hex digits of a keyed hash. The engine
+# tells a dataset's raw ids from pseudonyms by it, so only raw ones are hashed as a dataset opens.
+OFFICER_PSEUDONYM = r"P-[0-9a-f]{16}"
 TACTIC_COLUMNS: dict[str, str] = {
     "report_id": "string",
     "tactic": "category",

@@ -256,14 +256,19 @@ def _p_value(value: float) -> str | None:
     return "< 0.0001" if value < 0.0001 else f"{value:.4f}"
 
 
-def exposure_table(frame: pd.DataFrame, measure: str) -> pd.DataFrame:
+def officer_id_heading(raw: bool) -> str:
+    """Return the heading of a column of officer ids: a pseudonym, unless the dataset's ids are raw."""
+    return "Officer (raw id, not pseudonymised)" if raw else "Officer (pseudonym)"
+
+
+def exposure_table(frame: pd.DataFrame, measure: str, *, raw_ids: bool = False) -> pd.DataFrame:
     """Return officers' shrunken rates with rank intervals, drivers and the same-incident comparison, in words."""
     from lib.analysis.risk import drivers, peer_verdict
 
     if frame.empty:
         return pd.DataFrame()
     out = {
-        "Officer (pseudonym)": frame["officer"], "Role": frame["role"],
+        officer_id_heading(raw_ids): frame["officer"], "Role": frame["role"],
         "Yes": counts(frame[f"{measure}_yes"]), "Answered": counts(frame[f"{measure}_answered"]),
         "Raw rate (%)": (frame[f"{measure}_rate"] * 100).round(1),
         "Shrunken rate (%)": (frame["shrunken"] * 100).round(2),

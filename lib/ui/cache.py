@@ -27,10 +27,10 @@ def name_of(function: Callable) -> str:
 
 @st.cache_resource(show_spinner=False)
 def engine() -> Engine:
-    """Return the process-wide engine shared by every session (single files are read by the ingester)."""
+    """Return the process-wide engine shared by every session (the ingester reads single files, hashes officer ids)."""
     from lib import ingest
 
-    return Engine(read_file=ingest.read_file)
+    return Engine(read_file=ingest.read_file, pseudonymise=ingest.pseudonymise_ids)
 
 
 def protect(kind: Callable, result: object) -> object:

@@ -33,13 +33,8 @@ def roster_tables(ds: Dataset) -> dict[str, pd.DataFrame]:
 @st.cache_data(show_spinner=False, max_entries=32)
 def _saved_roster(ds: Dataset) -> dict[str, pd.DataFrame]:
     folder = Path(ds.source)
-    found = {}
-    if folder.is_dir():
-        for kind in ("officers", "training", "exposure"):
-            path = folder / f"{kind}.parquet"
-            if path.exists():
-                found[kind] = pd.read_parquet(path)
-    return found
+    # Pseudonymised as the engine pseudonymised the reports, so a folder of raw ids still joins.
+    return roster_files.read_folder(folder) if folder.is_dir() else {}
 
 
 def load_roster(ds: Dataset, files: list) -> None:
