@@ -47,7 +47,9 @@ with upload_tab:
             st.markdown("**Why rows were set aside**")
             st.dataframe(tables.quarantine_reasons_table(report), hide_index=True, width="stretch")
             st.markdown("The rows set aside, with the reason for each, to fix and load again:")
-            render.download(result.quarantine, "set-aside-rows", what="rows set aside")
+            # Logged as the upload's rows (named by its files), not the dataset open in the picker.
+            render.download(result.quarantine, "set-aside-rows", what="rows set aside",
+                            dataset=f"{uploads.upload_name(report)} (upload, not saved)")
         unmapped = tables.unmapped_table(report)
         if len(unmapped):
             with st.expander(f"Values kept as given ({len(unmapped)}): not in the national vocabularies"):

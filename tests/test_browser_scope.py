@@ -46,7 +46,7 @@ def picker_options(page) -> list[str]:
 
 
 def picked(page) -> str:
-    return page.locator('[data-testid="stSelectbox"]').filter(has_text="Dataset").first.inner_text()
+    return page.get_by_role("combobox", name="Dataset").input_value()
 
 
 @pytest.fixture
