@@ -86,7 +86,7 @@ else:
     login.account_sidebar(user)
     if demo:
         login.demo_banner()
-    dataset = datasets.dataset_picker(demo=demo)
+    dataset = datasets.dataset_picker(user, demo=demo)
     filters = filter_sidebar(dataset, user.scope)
     disclosure = datasets.disclosure_setting(user, demo, datasets.disclosure_default_threshold())
     context.set_context(context.Context(dataset=dataset, filters=filters, scope=user.scope, user=user,

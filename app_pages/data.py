@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lib.ingest import library
 from lib.present import tables
 from lib.ui import cache, context, datasets, render, uploads
 
@@ -48,7 +47,9 @@ with upload_tab:
             st.markdown("**Why rows were set aside**")
             st.dataframe(tables.quarantine_reasons_table(report), hide_index=True, width="stretch")
             st.markdown("The rows set aside, with the reason for each, to fix and load again:")
-            render.download(result.quarantine, "set-aside-rows", what="rows set aside")
+            # Logged as the upload's rows (named by its files), not the dataset open in the picker.
+            render.download(result.quarantine, "set-aside-rows", what="rows set aside",
+                            dataset=f"{uploads.upload_name(report)} (upload, not saved)")
         unmapped = tables.unmapped_table(report)
         if len(unmapped):
             with st.expander(f"Values kept as given ({len(unmapped)}): not in the national vocabularies"):
@@ -74,34 +75,38 @@ with upload_tab:
                     uploads.save_upload(save_name, result)
             with c:
                 st.markdown("**Append** to a saved dataset")
-                names = [e.name for e in library.entries() if not e.damaged]
+                names = [e.name for e in uploads.saved_entries() if not e.damaged]
                 target = st.selectbox("Dataset", names, key="append_target", disabled=not names,
                                       placeholder="No saved dataset yet")
                 if st.button("Append", disabled=not names):
                     uploads.append_upload(target, result)
 
 with library_tab:
-    entries = library.entries()
+    entries = uploads.saved_entries()  # only those the user's force scope covers
     if not entries:
         st.info("No saved datasets yet. Load extracts and save them to keep them between sessions.")
+    else:
+        st.caption("Saved datasets of your forces. Each belongs to the forces of the user who saved it; "
+                   "only they or an admin can delete it.")
     for entry in entries:
         title = (f"{entry.name}: DAMAGED, cannot be read" if entry.damaged else
                  f"{entry.name}: {entry.reports:,} reports, {entry.loads} load(s), version {entry.version}, "
                  f"updated {entry.updated}")
         with st.expander(title, expanded=bool(entry.damaged)):
+            st.caption(f"Saved by {entry.owner or 'an operator (no owner recorded)'}, for {entry.belongs_to}.")
             versions = uploads.versions_of(entry.name)
             if entry.damaged:
                 st.error(tables.damaged_advice(entry.damaged, [v.number for v in versions if not v.damaged]))
             else:
                 st.dataframe(uploads.provenance_table(entry.name), hide_index=True, width="stretch")
-                set_aside = library.quarantine(entry.name)
+                set_aside = uploads.set_aside_of(entry.name)
                 if len(set_aside):
                     st.markdown(f"The {len(set_aside):,} rows set aside, with reasons:")
-                    render.download(set_aside, f"{entry.name}-set-aside", what="rows set aside")
+                    uploads.download_set_aside(entry.name, set_aside)
             st.markdown("**Versions kept**")
             st.dataframe(tables.versions_table(versions), hide_index=True, width="stretch")
             earlier = [v.number for v in versions if not v.current and not v.damaged]
-            if uploads.may_roll_back() and earlier:
+            if uploads.may_roll_back() and uploads.may_change(entry) and earlier:
                 pick, act = st.columns([2, 1])
                 version = pick.selectbox("Roll back to version", earlier[::-1], key=f"rollback_to_{entry.name}")
                 if act.button(f"Roll back {entry.name}", key=f"rollback_{entry.name}"):
@@ -109,7 +114,10 @@ with library_tab:
                     st.rerun()
             elif earlier:
                 st.caption("An admin can roll this dataset back to an earlier version.")
-            if st.checkbox("I want to delete this dataset", key=f"confirm_{entry.name}"):
+            if not uploads.may_change(entry):
+                st.caption(f"Only {entry.owner}, who saved it, or an admin can delete this dataset." if entry.owner
+                           else "Only an admin can delete this dataset: it has no recorded owner.")
+            elif st.checkbox("I want to delete this dataset", key=f"confirm_{entry.name}"):
                 if st.button(f"Delete {entry.name}", key=f"delete_{entry.name}"):
                     uploads.delete_saved(entry.name)
                     st.rerun()

@@ -1,7 +1,10 @@
-"""`python -m lib.library save|append NAME FILE... | list [--json] | versions|delete NAME | rollback NAME VERSION`.
+"""`python -m lib.library save|append NAME FILE... | list [--json] | versions|delete|own NAME | rollback NAME VERSION`.
 
 The saved-dataset library (lib/ingest/library.py) from the command line, in OSE_DATA_DIR. A refused
-action prints a one-line reason on stderr and exits 2.
+action prints a one-line reason on stderr and exits 2. The command is the operator's tool: it runs
+as the host's user and sees every dataset. A dataset it saves belongs to every force (only
+unrestricted users see it in the app) unless `--force-scope` names the forces it belongs to; `own`
+gives a dataset (one saved before owners, say) an owner and forces.
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from pathlib import Path
 
 from lib.ingest import library, worker
 from lib.ingest.pipeline import AUTO, DUPLICATE_CHOICES, RejectedFile, ingest
+from lib.model.scope import UNRESTRICTED, Actor, Scope
 
 
 def _read(paths: Sequence[Path], fmt: str, force: str | None, duplicates: str):
@@ -38,6 +42,8 @@ def _user() -> str:
 def parser() -> argparse.ArgumentParser:
     """Return the command's argument parser."""
     p = argparse.ArgumentParser(prog="python -m lib.library", description=__doc__.splitlines()[2].strip())
+    scope_help = ("a force the dataset belongs to, so that force's users see it in the app (repeat for several; "
+                  "default: every force, seen only by unrestricted users)")
     sub = p.add_subparsers(dest="action", required=True)
     for action in ("save", "append"):
         s = sub.add_parser(action, help=f"{action} files as a dataset" if action == "save" else "append files")
@@ -48,6 +54,8 @@ def parser() -> argparse.ArgumentParser:
         s.add_argument("--duplicates", default="set-aside", choices=DUPLICATE_CHOICES)
         s.add_argument("--wait", type=float, default=library.LOCK_WAIT_S,
                        help="seconds to wait for another user's change to the dataset (default %(default)s)")
+        if action == "save":
+            s.add_argument("--force-scope", action="append", metavar="FORCE", help=scope_help)
     listing = sub.add_parser("list", help="list saved datasets")
     listing.add_argument("--json", action="store_true", help="a JSON list: name, version, reports, damaged")
     sub.add_parser("versions", help="list a dataset's kept versions").add_argument("name")
@@ -55,16 +63,25 @@ def parser() -> argparse.ArgumentParser:
     back.add_argument("name")
     back.add_argument("version", type=int)
     sub.add_parser("delete", help="delete a dataset and all its versions").add_argument("name")
+    own = sub.add_parser("own", help="record who a dataset belongs to: its owner and forces")
+    own.add_argument("name")
+    own.add_argument("--by", help="the username of its owner (default: you)")
+    own.add_argument("--force-scope", action="append", metavar="FORCE", help=scope_help)
     return p
+
+
+def _scope(forces: list[str] | None) -> Scope:
+    return UNRESTRICTED if not forces else Scope(forces=frozenset(f.strip() for f in forces))
 
 
 def run(args: argparse.Namespace) -> str:
     """Do one action; return what to print."""
     if args.action == "save":
         result = _read(args.files, args.format, args.force, args.duplicates)
-        path = library.save(args.name, result, user=_user(), wait=args.wait)
+        scope = _scope(args.force_scope)
+        path = library.save(args.name, result, wait=args.wait, actor=Actor(_user(), scope))
         r = result.report
-        return (f"saved '{args.name.strip()}' version 1: {r['reports_loaded']:,} reports, "
+        return (f"saved '{args.name.strip()}' version 1 for {scope.describe()}: {r['reports_loaded']:,} reports, "
                 f"{r['rows_quarantined']:,} rows set aside -> {path}")
     if args.action == "append":
         record = library.append(args.name, _read(args.files, args.format, args.force, args.duplicates),
@@ -76,7 +93,8 @@ def run(args: argparse.Namespace) -> str:
         found = library.entries()
         if args.json:
             return json.dumps([{"name": e.name, "version": e.version, "reports": e.reports, "loads": e.loads,
-                                "updated": e.updated, "damaged": e.damaged} for e in found])
+                                "updated": e.updated, "damaged": e.damaged, "owner": e.owner,
+                                "belongs_to": e.belongs_to} for e in found])
         return "\n".join(f"{e.name}\tv{e.version}\t" + (f"DAMAGED: {e.damaged}" if e.damaged
                                                          else f"{e.reports:,} reports\t{e.updated}")
                          for e in found) or "no saved datasets"
@@ -87,6 +105,10 @@ def run(args: argparse.Namespace) -> str:
     if args.action == "rollback":
         number = library.rollback(args.name, args.version, user=_user())
         return f"rolled '{args.name.strip()}' back to version {args.version}, as version {number}"
+    if args.action == "own":
+        scope = _scope(args.force_scope)
+        library.set_owner(args.name, args.by or _user(), scope)
+        return f"'{args.name.strip()}' belongs to {args.by or _user()}, for {scope.describe()}"
     library.delete(args.name)
     return f"deleted '{args.name.strip()}'"
 

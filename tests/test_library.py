@@ -112,6 +112,7 @@ def test_a_dataset_saved_before_versions_opens_and_moves_into_versions_on_its_ne
     (folder / "versions" / "000001").rmdir()
     (folder / "versions").rmdir()
     (folder / "CURRENT").unlink()
+    (folder / "owner.json").unlink()  # nor was an owner recorded then
     assert library.path_of("Old") == folder and engine.open(folder).rows == 3
     assert [(e.name, e.reports, e.version, e.damaged) for e in library.entries()] == [("Old", 3, 1, None)]
     library.append("Old", _extract(ROWS_[3:5], "q2.csv"))

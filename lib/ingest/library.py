@@ -1,6 +1,7 @@
 """Dataset library: named, versioned datasets saved as Parquet under OSE_DATA_DIR, with their provenance.
 
     datasets/NAME/CURRENT                 names the current version ("000003"), replaced atomically
+    datasets/NAME/owner.json              who saved it and the forces (areas) it belongs to, kept across versions
     datasets/NAME/versions/000003/        reports.parquet, tactics.parquet, quarantine.csv, provenance.json
     datasets/.locks/NAME.lock             serialises the writers of NAME (fcntl; plus a PostgreSQL advisory lock)
 
@@ -12,6 +13,14 @@ whose reports it holds (each record's `reports_loaded` sums to its report count)
 writer killed part-way are hidden names that readers ignore and the next writer (or listing) removes.
 A dataset saved before versions (files directly in NAME/) reads as version 1 and is moved into
 versions/000001 by its next write. Appending de-duplicates on report id.
+
+Each dataset belongs to the scope of the user who saved it (their forces and areas; an unrestricted
+user's dataset belongs to every force). A function given an `actor` acts only on datasets whose scope
+that actor's covers, and answers "there is no saved dataset called ..." for any other, so an outsider
+learns nothing, not even that it exists; deleting and rolling back need the user who saved it or an
+admin. A dataset without an owner (saved before owners) belongs to every force: only unrestricted users
+see it until an operator gives it an owner (`python -m lib.library own`). Without an actor (the command
+line, run as the host's user) nothing is restricted.
 """
 from __future__ import annotations
 
@@ -39,6 +48,7 @@ from lib.ingest.formats import FILE, ROW, ROWS
 from lib.ingest.pipeline import IngestResult, reason_counts, tables
 from lib.model import files, incidents
 from lib.model.paths import data_dir  # noqa: F401  (re-exported)
+from lib.model.scope import UNRESTRICTED, Actor, Scope
 from lib.model.settings import settings
 
 PROVENANCE = "provenance.json"
@@ -46,6 +56,7 @@ QUARANTINE = "quarantine.csv"
 REPORTS = "reports.parquet"
 TACTICS = "tactics.parquet"
 CURRENT = "CURRENT"
+OWNER = "owner.json"
 VERSIONS = "versions"
 LOCKS = ".locks"
 LOCK_WAIT_S = 30.0  # how long a writer waits for another user's change before giving up with a reason
@@ -72,6 +83,16 @@ class Entry:
     updated: str
     version: int = 1
     damaged: str | None = None
+    owner: str | None = None
+    belongs_to: str = "all forces"
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Who saved a dataset (None: saved before owners were recorded) and the scope it belongs to."""
+
+    by: str | None
+    scope: Scope = UNRESTRICTED
 
 
 @dataclass(frozen=True)
@@ -135,9 +156,53 @@ def _current(folder: Path) -> tuple[int, Path]:
     return int(text), path
 
 
-def path_of(name: str) -> Path:
-    """Return the folder of a saved dataset's current version (the dataset's own folder if it has none)."""
+def owner(folder: Path) -> Owner:
+    """Return a dataset folder's owner; one not recorded (or unreadable) belongs to every force, by nobody."""
+    try:
+        data = json.loads((folder / OWNER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return Owner(None)
+    scope = Scope.from_dict(data)
+    by = data.get("by") if isinstance(data, dict) else None
+    # A damaged record is read as the widest scope, which only unrestricted users cover: never wider access.
+    return Owner(by if isinstance(by, str) else None, scope or UNRESTRICTED)
+
+
+def _owner_text(by: str, scope: Scope) -> str:
+    return json.dumps({"by": by, **scope.as_dict(), "saved_at": datetime.now(UTC).isoformat(timespec="seconds")},
+                      indent=2)
+
+
+def _visible(folder: Path, actor: Actor | None) -> bool:
+    """Say whether an actor may know of this dataset: their scope covers the one it belongs to."""
+    return actor is None or actor.scope.covers(owner(folder).scope)
+
+
+def _seen(name: str, actor: Actor | None) -> Path:
+    """Return a dataset's folder if it exists and the actor may see it; else raise as if it did not exist."""
     folder = _folder(name)
+    if not _exists(folder) or not _visible(folder, actor):
+        raise LibraryError(f"there is no saved dataset called '{name}'")
+    return folder
+
+
+def _check_may_change(name: str, folder: Path, actor: Actor | None, what: str) -> None:
+    """Refuse to delete or roll back a dataset unless the actor saved it or is an admin."""
+    if actor is None or actor.admin:
+        return
+    by = owner(folder).by
+    if by is None:
+        raise LibraryError(f"'{name}' can be {what} only by an admin: it has no recorded owner")
+    if by != actor.name:
+        raise LibraryError(f"'{name}' can be {what} only by {by}, who saved it, or an admin")
+
+
+def path_of(name: str, actor: Actor | None = None) -> Path:
+    """Return the folder of a saved dataset's current version (the dataset's own folder if it has none).
+
+    Given an actor, raise LibraryError for a dataset they may not see.
+    """
+    folder = _seen(name, actor) if actor is not None else _folder(name)
     try:
         return _current(folder)[1]
     except LibraryError:
@@ -169,14 +234,17 @@ def _check_version(path: Path) -> tuple[int, list[dict]]:
 
 def _entry(folder: Path) -> Entry:
     """Return a dataset's listing, marked damaged (never raising) when its current version cannot be read."""
+    held = owner(folder)
+    who = {"owner": held.by, "belongs_to": held.scope.describe()}
     try:
         number, path = _current(folder)
         reports, loads = _check_version(path)
     except LibraryError as exc:
         number = _number_in(folder)
         when = datetime.fromtimestamp(folder.stat().st_mtime, UTC).isoformat(timespec="seconds")
-        return Entry(folder.name, folder, 0, 0, when, number, str(exc))
-    return Entry(folder.name, path, reports, len(loads), loads[-1].get("loaded_at", "") if loads else "", number)
+        return Entry(folder.name, folder, 0, 0, when, number, str(exc), **who)
+    return Entry(folder.name, path, reports, len(loads), loads[-1].get("loaded_at", "") if loads else "", number,
+                 **who)
 
 
 def _number_in(folder: Path) -> int:
@@ -188,8 +256,8 @@ def _number_in(folder: Path) -> int:
     return int(text) if _VERSION_RE.match(text) else 0
 
 
-def entries() -> list[Entry]:
-    """List saved datasets, newest change first; a dataset that cannot be read is listed as damaged."""
+def entries(actor: Actor | None = None) -> list[Entry]:
+    """List saved datasets (those the actor may see), newest change first; an unreadable one is listed as damaged."""
     if not root().is_dir():
         return []
     names = set()
@@ -206,18 +274,16 @@ def entries() -> list[Entry]:
         folder = root() / name
         try:
             tidy(name)
-            if _exists(folder):
+            if _exists(folder) and _visible(folder, actor):
                 found.append(_entry(folder))
         except (OSError, LibraryError):
             continue  # a folder removed while listed, or one this process may not read: not a dataset to show
     return sorted(found, key=lambda e: e.updated, reverse=True)
 
 
-def versions(name: str) -> list[Version]:
+def versions(name: str, actor: Actor | None = None) -> list[Version]:
     """List a saved dataset's kept versions, oldest first."""
-    folder = _folder(name)
-    if not _exists(folder):
-        raise LibraryError(f"there is no saved dataset called '{name}'")
+    folder = _seen(name, actor)
     current = _number_in(folder) if not _is_legacy(folder) else 1
     paths = [(1, folder)] if _is_legacy(folder) else _version_folders(folder)
     found = []
@@ -246,11 +312,9 @@ def _version_folders(folder: Path) -> list[tuple[int, Path]]:
     return sorted((int(p.name), p) for p in where.iterdir() if _VERSION_RE.match(p.name) and p.is_dir())
 
 
-def provenance(name: str) -> list[dict]:
+def provenance(name: str, actor: Actor | None = None) -> list[dict]:
     """Return every load into a saved dataset's current version, oldest first."""
-    folder = _folder(name)
-    if not _exists(folder):
-        raise LibraryError(f"there is no saved dataset called '{name}'")
+    folder = _seen(name, actor)
     try:
         return _check_version(_current(folder)[1])[1]
     except LibraryError as exc:
@@ -448,11 +512,11 @@ def _migrate(folder: Path) -> None:
                 pq.write_table(_pseudonymised(pq.read_table(child)), tmp / REPORTS)
             elif child.name == QUARANTINE:
                 _quarantine_pseudonymised(child).to_csv(tmp / QUARANTINE, index=False)
-            elif child.is_file():
+            elif child.is_file() and child.name != OWNER:
                 shutil.copy2(child, tmp / child.name)
     _point(folder, 1)
     for child in folder.iterdir():
-        if child.is_file() and child.name != CURRENT:
+        if child.is_file() and child.name not in (CURRENT, OWNER):
             child.unlink()
 
 
@@ -463,15 +527,21 @@ def _quarantine_pseudonymised(path: Path) -> pd.DataFrame:
                                                  if c == "officer_id" or pseudonym.is_officer_id_header(c)])
 
 
-def save(name: str, result: IngestResult, user: str = "local user", wait: float = LOCK_WAIT_S) -> Path:
-    """Save an ingest result as a new named dataset; refuse to overwrite one that exists. Return its folder."""
+def save(name: str, result: IngestResult, user: str = "local user", wait: float = LOCK_WAIT_S,
+         actor: Actor | None = None) -> Path:
+    """Save an ingest result as a new named dataset; refuse to overwrite one that exists. Return its folder.
+
+    The dataset belongs to the actor (their name and scope); without one, to `user` and every force.
+    """
     name = check_name(name)
+    user = actor.name if actor is not None else user
     folder = _folder(name)
     reports, tactics = tables(result)
     record = _load_record(result, user, "create", reports.num_rows, {"version": 1})
     with lock(name, wait):
         _remove_leftovers(name)
         if folder.exists():
+            # Said to an outsider too: a name cannot be hidden and taken at once. It tells only that the name is used.
             raise LibraryError(f"a dataset called '{name}' exists already: append to it or pick another name")
         # The whole dataset folder (version 1 and its pointer) appears at once, under its name, or not at all.
         with files.write_whole_folder(folder) as tmp:
@@ -485,8 +555,21 @@ def save(name: str, result: IngestResult, user: str = "local user", wait: float 
                 _fsync(child)
             _fsync(version)
             _fsync(version.parent)
+            (tmp / OWNER).write_text(_owner_text(user, actor.scope if actor is not None else UNRESTRICTED),
+                                     encoding="utf-8")
             (tmp / CURRENT).write_text(_label(1) + "\n", encoding="ascii")
     return folder / VERSIONS / _label(1)
+
+
+def set_owner(name: str, by: str, scope: Scope, wait: float = LOCK_WAIT_S) -> None:
+    """Record who a saved dataset belongs to (an operator's action, e.g. for one saved before owners)."""
+    name = check_name(name)
+    folder = _folder(name)
+    with lock(name, wait):
+        if not _exists(folder):
+            raise LibraryError(f"there is no saved dataset called '{name}'")
+        with files.write_whole(folder / OWNER) as tmp:
+            tmp.write_text(_owner_text(by, scope), encoding="utf-8")
 
 
 def _fsync(path: Path) -> None:
@@ -497,14 +580,14 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def append(name: str, result: IngestResult, user: str = "local user", wait: float = LOCK_WAIT_S) -> dict:
+def append(name: str, result: IngestResult, user: str = "local user", wait: float = LOCK_WAIT_S,
+           actor: Actor | None = None) -> dict:
     """Append an ingest result to a saved dataset as a new version, setting aside reports it already holds."""
     name = check_name(name)
-    folder = _folder(name)
+    user = actor.name if actor is not None else user
     with lock(name, wait):
         _remove_leftovers(name)
-        if not _exists(folder):
-            raise LibraryError(f"there is no saved dataset called '{name}'")
+        folder = _seen(name, actor)
         try:
             _, loads = _check_version(_current(folder)[1])
         except LibraryError as exc:
@@ -558,7 +641,8 @@ def _appended(name: str, current: Path, loads: list[dict], result: IngestResult,
     return record, write
 
 
-def rollback(name: str, version: int, user: str = "local user", wait: float = LOCK_WAIT_S) -> int:
+def rollback(name: str, version: int, user: str = "local user", wait: float = LOCK_WAIT_S,
+             actor: Actor | None = None) -> int:
     """Make an earlier version current again by writing a new version that copies it; return its number.
 
     A new version (rather than moving the pointer back) keeps the history a straight line: every
@@ -567,11 +651,11 @@ def rollback(name: str, version: int, user: str = "local user", wait: float = LO
     copies, not hard links: damage on disk to one version must not reach the other.
     """
     name = check_name(name)
-    folder = _folder(name)
+    user = actor.name if actor is not None else user
     with lock(name, wait):
         _remove_leftovers(name)
-        if not _exists(folder):
-            raise LibraryError(f"there is no saved dataset called '{name}'")
+        folder = _seen(name, actor)
+        _check_may_change(name, folder, actor, "rolled back")
         if _is_legacy(folder):  # saved before versions: it has only the one, current, version
             raise LibraryError(f"'{name}' has only version 1, the current one: there is no earlier version")
         source = folder / VERSIONS / _label(version)
@@ -607,20 +691,19 @@ def _pseudonymised(reports: pa.Table) -> pa.Table:
     return reports.set_column(at, pa.field("officer_id", ids.type), ids)
 
 
-def delete(name: str, wait: float = LOCK_WAIT_S) -> None:
+def delete(name: str, wait: float = LOCK_WAIT_S, actor: Actor | None = None) -> None:
     """Delete a saved dataset with every version: it leaves the listing in one step, then its files go."""
     name = check_name(name)
-    folder = _folder(name)
     with lock(name, wait):
         _remove_leftovers(name)
-        if not _exists(folder):
-            raise LibraryError(f"there is no saved dataset called '{name}'")
+        folder = _seen(name, actor)
+        _check_may_change(name, folder, actor, "deleted")
         gone = folder.with_name(f".{name}.{os.getpid()}-{secrets.token_hex(4)}.deleting")
         os.rename(folder, gone)
         shutil.rmtree(gone, ignore_errors=True)
 
 
-def quarantine(name: str) -> pd.DataFrame:
+def quarantine(name: str, actor: Actor | None = None) -> pd.DataFrame:
     """Return every row set aside across a saved dataset's loads (in its current version)."""
-    path = path_of(name) / QUARANTINE
+    path = path_of(name, actor) / QUARANTINE
     return pd.read_csv(path, dtype=str) if path.exists() else pd.DataFrame(columns=[FILE, ROW, ROWS, "reason"])

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lib.model.scope import Scope
+from lib.model.scope import Actor, Scope
 
 # Permissions, named for what they open.
 AGGREGATES = "aggregates"          # the analysis pages, counts and rates only
@@ -85,6 +85,11 @@ class User:
     def scope(self) -> Scope:
         """Return the rows this user may see at all: their forces and areas (None: every one)."""
         return Scope(forces=self.forces, areas=self.areas)
+
+    @property
+    def actor(self) -> Actor:
+        """Return who acts on saved datasets: this user's name, scope, and whether they are an admin."""
+        return Actor(self.username, self.scope, admin="admin" in self.roles)
 
     @property
     def officer_scope(self) -> Scope | None:

@@ -138,14 +138,15 @@ def _audit_once(event: str, section: str) -> None:
         audit_event(event, section=section)
 
 
-def audited(event: str, produce: Callable[[], bytes], *, rows: int | None = None,
+def audited(event: str, produce: Callable[[], bytes], *, rows: int | None = None, dataset: str | None = None,
             **detail: object) -> Callable[[], bytes]:
     """Wrap a download's file maker so the file is logged when it is made (a click, not each render).
 
     Streamlit runs the maker on its own thread after the click, outside the session: who, where and
-    which filters are taken now, while drawing the button.
+    which filters are taken now, while drawing the button. `dataset` names the dataset the file comes
+    from when it is not the open one (a saved dataset's set-aside rows).
     """
-    write = _audit_writer(event, rows, None, detail)
+    write = _audit_writer(event, rows, dataset, detail)
 
     def make() -> bytes:
         data = produce()

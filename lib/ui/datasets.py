@@ -40,10 +40,11 @@ def is_synthetic(path: str | Path) -> bool:
     return (Path(path) / "effects.json").is_file()
 
 
-def sources(demo: bool = False) -> list[Source]:
-    """Return the datasets on offer: OSE_DATASET first when set, the sample, saved, this session's.
+def sources(user: access.User, demo: bool = False) -> list[Source]:
+    """Return the datasets on offer: OSE_DATASET first when set, the sample, the user's saved ones, this session's.
 
     In demo mode only synthetic data is offered: the sample, and OSE_DATASET if the generator wrote it.
+    Saved datasets are those the user's scope covers: another force's is never offered, nor opened by a link.
     """
     found = []
     env = settings().dataset
@@ -52,7 +53,7 @@ def sources(demo: bool = False) -> list[Source]:
     found.append(SAMPLE_SOURCE)
     if demo:
         return found
-    for entry in library.entries():
+    for entry in library.entries(actor=user.actor):
         if entry.damaged:  # shown on the Data page with what to do; never offered, so no page trips on it
             continue
         found.append(Source(f"lib:{entry.name}", f"{entry.name} (saved)", str(entry.path)))
@@ -96,10 +97,10 @@ def _warn_unopened(source: Source, reason: str) -> None:
         st.sidebar.warning(f"Could not open {source.label} at {source.path}: {reason}.", icon="⚠️")
 
 
-def dataset_picker(demo: bool = False) -> Dataset:
-    """Draw the dataset picker and return the chosen dataset, falling back to the sample."""
+def dataset_picker(user: access.User, demo: bool = False) -> Dataset:
+    """Draw the dataset picker of the datasets this user may open and return the chosen one (else the sample)."""
     usable: list[tuple[Source, Dataset]] = []
-    for source in sources(demo):
+    for source in sources(user, demo):
         try:
             usable.append((source, _open(source)))
         except DatasetError as exc:

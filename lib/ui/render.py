@@ -102,14 +102,19 @@ def table(frame: pd.DataFrame, name: str, *, what: str = "table") -> None:
     download(frame, name, what=what)
 
 
-def download(frame: pd.DataFrame, name: str, *, what: str = "table", label: str | None = None) -> None:
-    """Offer a frame as CSV and XLSX downloads; each download is written to the audit log."""
+def download(frame: pd.DataFrame, name: str, *, what: str = "table", label: str | None = None,
+             dataset: str | None = None) -> None:
+    """Offer a frame as CSV and XLSX downloads; each download is written to the audit log.
+
+    `dataset` names the dataset the frame comes from when it is not the open one, so the log names the object.
+    """
     slug = _slug(name)
     ident = hashlib.sha1(repr((name, tuple(map(str, frame.columns)), len(frame))).encode()).hexdigest()[:10]
     left, right, _ = st.columns([1, 1, 4])
     for col, fmt in ((left, "csv"), (right, "xlsx")):
         writer, mime, suffix = export.FORMATS[fmt]
-        data = context.audited("export", lambda w=writer: w(frame), rows=len(frame), what=what, file=slug + suffix)
+        data = context.audited("export", lambda w=writer: w(frame), rows=len(frame), dataset=dataset, what=what,
+                               file=slug + suffix)
         col.download_button(label or f"Download {fmt.upper()}", data, file_name=slug + suffix, mime=mime,
                             key=f"dl_{ident}_{fmt}", on_click="ignore", icon=":material/download:", type="tertiary")
 

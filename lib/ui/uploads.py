@@ -9,9 +9,10 @@ import streamlit as st
 from lib import ingest
 from lib.ingest import library, worker
 from lib.model import schema
+from lib.model.scope import Actor
 from lib.present import tables
 from lib.security import access
-from lib.ui import cache, context, datasets
+from lib.ui import cache, context, datasets, render
 
 UPLOAD_KEY = "_ose_upload"
 
@@ -67,10 +68,20 @@ def upload_name(report: dict) -> str:
     return "".join(c if c.isalnum() or c in " _.-" else "-" for c in base)[:64].strip(" .-_") or "Upload"
 
 
+def _actor() -> Actor:
+    """Return the signed-in user as the library sees them: name, force scope, admin or not."""
+    return context.context().user.actor
+
+
+def saved_entries() -> list[library.Entry]:
+    """List the saved datasets this user may see (their force scope covers the dataset's)."""
+    return library.entries(actor=_actor())
+
+
 def save_upload(name: str, result: ingest.IngestResult) -> None:
-    """Save an upload to the library and open it."""
+    """Save an upload to the library, as belonging to this user and their forces, and open it."""
     try:
-        library.save(name, result, user=context.context().user.username)
+        library.save(name, result, actor=_actor())
     except library.LibraryError as exc:
         st.error(str(exc))
         return
@@ -84,7 +95,7 @@ def save_upload(name: str, result: ingest.IngestResult) -> None:
 def append_upload(name: str, result: ingest.IngestResult) -> None:
     """Append an upload to a saved dataset and open it."""
     try:
-        record = library.append(name, result, user=context.context().user.username)
+        record = library.append(name, result, actor=_actor())
     except library.LibraryError as exc:
         st.error(str(exc))
         return
@@ -94,10 +105,16 @@ def append_upload(name: str, result: ingest.IngestResult) -> None:
                f"({record['already_in_dataset']:,} already in the dataset).")
 
 
+def may_change(entry: library.Entry) -> bool:
+    """Say whether this user may delete (or, with the permission, roll back) a dataset: they saved it, or admin."""
+    actor = _actor()
+    return actor.admin or (entry.owner is not None and entry.owner == actor.name)
+
+
 def delete_saved(name: str) -> None:
-    """Delete a saved dataset."""
+    """Delete a saved dataset (the user who saved it, or an admin)."""
     try:
-        library.delete(name)
+        library.delete(name, actor=_actor())
     except library.LibraryError as exc:
         st.error(str(exc))
         return
@@ -107,7 +124,7 @@ def delete_saved(name: str) -> None:
 def provenance_table(name: str) -> pd.DataFrame:
     """Return a saved dataset's loads as a table (empty if it was changed past reading since it was listed)."""
     try:
-        return tables.provenance_table(library.provenance(name))
+        return tables.provenance_table(library.provenance(name, actor=_actor()))
     except library.LibraryError:
         return tables.provenance_table([])
 
@@ -115,9 +132,22 @@ def provenance_table(name: str) -> pd.DataFrame:
 def versions_of(name: str) -> list[library.Version]:
     """Return a saved dataset's kept versions ([] if another user deleted it since it was listed)."""
     try:
-        return library.versions(name)
+        return library.versions(name, actor=_actor())
     except library.LibraryError:
         return []
+
+
+def set_aside_of(name: str) -> pd.DataFrame:
+    """Return a saved dataset's set-aside rows (empty if another user deleted it since it was listed)."""
+    try:
+        return library.quarantine(name, actor=_actor())
+    except library.LibraryError:
+        return pd.DataFrame()
+
+
+def download_set_aside(name: str, rows: pd.DataFrame) -> None:
+    """Offer a saved dataset's set-aside rows for download, audited as that dataset's (not the open one's)."""
+    render.download(rows, f"{name}-set-aside", what="rows set aside", dataset=name)
 
 
 def may_roll_back() -> bool:
@@ -131,7 +161,7 @@ def roll_back_saved(name: str, version: int) -> None:
         st.error("Only an admin can roll a dataset back.")
         return
     try:
-        number = library.rollback(name, version, user=context.context().user.username)
+        number = library.rollback(name, version, actor=_actor())
     except library.LibraryError as exc:
         st.error(str(exc))
         return
