@@ -87,8 +87,12 @@ else:
     if demo:
         login.demo_banner()
     dataset = datasets.dataset_picker(user, demo=demo)
-    filters = filter_sidebar(dataset, user.scope)
+    # Forced disclosure control (viewers, demos) also takes periods in whole months and shows no selection
+    # of fewer reports than the threshold: no two views then differ by a few days or a few reports.
+    protected = access.protection_forced(user, demo)
+    filters = filter_sidebar(dataset, user.scope, whole_months=protected)
     disclosure = datasets.disclosure_setting(user, demo, datasets.disclosure_default_threshold())
     context.set_context(context.Context(dataset=dataset, filters=filters, scope=user.scope, user=user,
-                              officer_scope=user.officer_scope, disclosure=disclosure, demo=demo))
+                              officer_scope=user.officer_scope, disclosure=disclosure, demo=demo,
+                              min_reports=disclosure if protected else None))
     navigation.run()

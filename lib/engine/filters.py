@@ -199,6 +199,73 @@ def _month_end(d: date) -> date:
     return following - timedelta(days=1)
 
 
+def month_start(d: date) -> date:
+    """Return the first day of a date's calendar month."""
+    return d.replace(day=1)
+
+
+def month_end(d: date) -> date:
+    """Return the last day of a date's calendar month."""
+    return _month_end(d)
+
+
+def _bound(d: date | None, edge: date | None, first: date | None, last: date | None) -> date | None:
+    d = d if d is not None else edge
+    if d is None:
+        return None
+    if first is not None:
+        d = max(d, month_start(first))
+    if last is not None:
+        d = min(d, month_end(last))
+    return d
+
+
+def snap_to_months(filters: Filters, first: date | None, last: date | None) -> Filters:
+    """Widen the date range to whole calendar months, clipped to the months the dataset spans.
+
+    Whatever days were asked for, the start becomes the 1st of its month and the end the last day of
+    its month, so two periods can differ only by whole months and never by a few days. An open end
+    takes the dataset's first (or last) month. A dataset whose first or last month is partial keeps
+    the whole month as the bound (1 April, not the data's 15 April): the rows are the same, since there
+    are none outside the data, and every period stays one of the few whole-month periods. A range given
+    backwards is read forwards.
+    """
+    start = _bound(filters.date_from, first, first, last)
+    end = _bound(filters.date_to, last, first, last)
+    if start is not None and end is not None and end < start:
+        start, end = end, start
+    return replace(filters, date_from=month_start(start) if start else None,
+                   date_to=month_end(end) if end else None)
+
+
+def default_months(ds: Dataset, months: int = 12) -> Filters:
+    """Return the opening view in whole months: the dataset's latest calendar months, its last one even if partial."""
+    if ds.last is None:
+        return Filters()
+    end = month_end(ds.last.date())
+    index = end.year * 12 + end.month - months  # the month after `end`, `months` months back
+    start = date(index // 12, index % 12 + 1, 1)
+    return snap_to_months(Filters(date_from=start, date_to=end), _day_of(ds.first), ds.last.date())
+
+
+def _day_of(moment: datetime | None) -> date | None:
+    return moment.date() if moment is not None else None
+
+
+def describe_months(filters: Filters, first: date | None = None, last: date | None = None) -> str:
+    """Say a whole-month period in words ("April 2023 to March 2024"), and where the data starts or ends inside it."""
+    if filters.date_from is None or filters.date_to is None:
+        return "All months"
+    start, end = f"{filters.date_from:%B %Y}", f"{filters.date_to:%B %Y}"
+    words = start if start == end else f"{start} to {end}"
+    notes = []
+    if first is not None and month_start(first) == filters.date_from and first.day != 1:
+        notes.append(f"data from {_format_day(first)}")
+    if last is not None and month_start(last) == month_start(filters.date_to) and last != month_end(last):
+        notes.append(f"data up to {_format_day(last)}")
+    return words + (f" ({', '.join(notes)})" if notes else "")
+
+
 def previous_period(filters: Filters, ds: Dataset) -> Filters | None:
     """Return the same filters over the period of equal length just before; None if unbounded."""
     start = filters.date_from or (ds.first.date() if ds.first else None)

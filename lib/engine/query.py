@@ -25,11 +25,14 @@ from lib.engine.filters import (  # noqa: F401  (re-exported: a view's filters, 
     FilterKind,
     Filters,
     default_filters,
+    default_months,
     describe,
+    describe_months,
     filtered_reports,
     filters_from_mapping,
     previous_period,
     scoped_reports,
+    snap_to_months,
 )
 from lib.engine.store import Dataset, Engine
 from lib.model import schema
@@ -125,6 +128,11 @@ def harm_metrics(t: ibis.Table, incident_level: tuple[str, ...] = ()) -> dict[st
             metrics[f"{col}_yes"] = t[col].sum().fill_null(0)
             metrics[f"{col}_answered"] = t[col].count()
     return metrics
+
+
+def report_count(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) -> int:
+    """Return how many reports a filter state selects within the scope (one count, nothing else)."""
+    return int(engine.execute(filtered_reports(engine, ds, filters, scope).count()))
 
 
 def summarise(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) -> Summary:

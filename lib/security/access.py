@@ -112,6 +112,15 @@ class User:
         return not self.may(UNSUPPRESSED)
 
 
+def protection_forced(user: User, demo: bool) -> bool:
+    """Say whether disclosure control is forced on this run: a viewer's, or any demonstration.
+
+    Forced protection also snaps periods to whole months and shows nothing of a selection with fewer
+    reports than the threshold, so no two views differ by a few days or a few reports.
+    """
+    return demo or user.suppression_forced
+
+
 LOCAL_USER = User(username=LOCAL, name="Local user", roles=("analyst", "admin"))
 
 

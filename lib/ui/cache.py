@@ -60,6 +60,12 @@ def summary(ds: Dataset, filters: Filters, scope: Scope) -> Summary:
 
 
 @st.cache_data(show_spinner=False, max_entries=1024)
+def report_count(ds: Dataset, filters: Filters, scope: Scope) -> int:
+    """Return how many reports a filter state selects (cached on small keys; never shown, only compared)."""
+    return query.report_count(engine(), ds, filters, scope)
+
+
+@st.cache_data(show_spinner=False, max_entries=1024)
 def _breakdown(ds: Dataset, filters: Filters, scope: Scope, by: tuple[str, ...]) -> pd.DataFrame:
     return query.breakdown(engine(), ds, filters, scope, by)
 

@@ -28,7 +28,9 @@ class Context:
     """What every page needs: the dataset, the filters, the user, their data scope and disclosure setting.
 
     `officer_scope` is the scope of officer-level views (None: the user may not see officers one by one);
-    `disclosure` is the threshold below which counts are hidden (None: disclosure control off).
+    `disclosure` is the threshold below which counts are hidden (None: disclosure control off);
+    `min_reports` is the fewest reports a selection must hold to be shown at all (None: no such rule;
+    set where disclosure control is forced, with the filters' period in whole months).
     """
 
     dataset: Dataset
@@ -38,6 +40,7 @@ class Context:
     officer_scope: Scope | None = None
     disclosure: int | None = None
     demo: bool = False
+    min_reports: int | None = None
 
 
 def set_context(ctx: Context) -> None:

@@ -142,7 +142,7 @@ def disclosure_default_threshold() -> int:
 
 def disclosure_setting(user: access.User, demo: bool, threshold: int) -> int | None:
     """Return the disclosure threshold in force: always for viewers and demos, a sidebar choice for others."""
-    if demo or user.suppression_forced:
+    if access.protection_forced(user, demo):
         st.sidebar.caption(f"Small numbers hidden: counts below {threshold} are suppressed"
                            + (" (demonstration)." if demo else " for your role."))
         return threshold

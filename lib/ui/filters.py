@@ -1,8 +1,13 @@
-"""The global filters in the sidebar, kept in the URL so a link opens the same view."""
+"""The global filters in the sidebar, kept in the URL so a link opens the same view.
+
+Under forced disclosure control (viewers, demonstrations) the period is whole calendar months: two
+month pickers instead of the day picker, and whatever a shared link says is snapped to whole months,
+so no two views a viewer can open differ by a few days (see `query.snap_to_months`).
+"""
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date
+from datetime import date, datetime
 
 import streamlit as st
 
@@ -15,6 +20,8 @@ FILTER_DATASET_KEY = "_ose_filters_dataset"
 
 
 DATES_KEY = "flt_dates"
+MONTH_FROM_KEY = "flt_month_from"
+MONTH_TO_KEY = "flt_month_to"
 
 
 def _widget_key(field: str) -> str:
@@ -38,18 +45,45 @@ def _filters_from_url(options: dict[str, list[str]]) -> Filters | None:
     return query.filters_from_mapping(data) if data else None
 
 
-def _apply_to_widgets(filters: Filters, options: dict[str, list[str]]) -> None:
+def _months(ds: Dataset) -> list[str]:
+    """Return the calendar months the dataset spans, oldest first, as "YYYY-MM"."""
+    if ds.first is None or ds.last is None:
+        return []
+    first, last = ds.first.date(), ds.last.date()
+    return [f"{i // 12}-{i % 12 + 1:02d}"
+            for i in range(first.year * 12 + first.month - 1, last.year * 12 + last.month)]
+
+
+def _month_words(month: str) -> str:
+    return f"{date.fromisoformat(month + '-01'):%B %Y}"
+
+
+def _apply_to_widgets(filters: Filters, options: dict[str, list[str]], months: list[str] | None = None) -> None:
     # Assigning the keys before the widgets are drawn keeps the browser's chips in step
     # with the server when the options change (a stale multiselect otherwise).
     for kind in FILTER_KINDS:
         allowed = set(options.get(kind.field, []))
         st.session_state[_widget_key(kind.field)] = [v for v in filters.values(kind) if v in allowed]
+    if months:
+        for key, day, fallback in ((MONTH_FROM_KEY, filters.date_from, months[0]),
+                                   (MONTH_TO_KEY, filters.date_to, months[-1])):
+            month = f"{day:%Y-%m}" if day else fallback
+            st.session_state[key] = month if month in months else fallback
+        return
     # date_input takes no None inside its range: an open end is left out of the tuple.
     st.session_state[DATES_KEY] = tuple(d for d in (filters.date_from, filters.date_to) if d)
 
 
-def _reset(ds: Dataset, options: dict[str, list[str]]) -> None:
-    _apply_to_widgets(query.default_filters(ds), options)
+def _opening(ds: Dataset, whole_months: bool) -> Filters:
+    return query.default_months(ds) if whole_months else query.default_filters(ds)
+
+
+def _reset(ds: Dataset, options: dict[str, list[str]], whole_months: bool = False) -> None:
+    _apply_to_widgets(_opening(ds, whole_months), options, _months(ds) if whole_months else None)
+
+
+def _day(moment: datetime | None) -> date | None:
+    return moment.date() if moment is not None else None
 
 
 def _clamp(d: date | None, ds: Dataset) -> date | None:
@@ -58,36 +92,57 @@ def _clamp(d: date | None, ds: Dataset) -> date | None:
     return min(max(d, ds.first.date()), ds.last.date())
 
 
-def filter_sidebar(ds: Dataset, scope: Scope) -> Filters:
-    """Draw the global filters in the sidebar, keep them in the URL, and return them."""
+def filter_sidebar(ds: Dataset, scope: Scope, whole_months: bool = False) -> Filters:
+    """Draw the global filters in the sidebar, keep them in the URL, and return them.
+
+    With `whole_months` (forced disclosure control) the period is picked, and always returned, in
+    whole calendar months, whatever the URL says.
+    """
     options = cache.filter_options(ds, scope)
+    first, last = _day(ds.first), _day(ds.last)
+    months = _months(ds) if whole_months else []
     if st.session_state.get(FILTER_DATASET_KEY) != ds.id:
         first_visit = FILTER_DATASET_KEY not in st.session_state
-        initial = query.default_filters(ds)
+        initial = _opening(ds, whole_months)
         shared = _filters_from_url(options) if first_visit else None
         if shared is not None:  # a shared link: its values, the opening dates where it has none
             initial = replace(shared, date_from=shared.date_from or initial.date_from,
                               date_to=shared.date_to or initial.date_to)
-        initial = replace(initial, date_from=_clamp(initial.date_from, ds),
-                          date_to=_clamp(initial.date_to, ds))
-        _apply_to_widgets(initial, options)
+        if whole_months:
+            initial = query.snap_to_months(initial, first, last)
+        else:
+            initial = replace(initial, date_from=_clamp(initial.date_from, ds),
+                              date_to=_clamp(initial.date_to, ds))
+        _apply_to_widgets(initial, options, months)
         st.session_state[FILTER_DATASET_KEY] = ds.id
 
     side = st.sidebar
     side.markdown("**Filters** apply to every page")
-    bounds = {}
-    if ds.first is not None and ds.last is not None:
-        bounds = {"min_value": ds.first.date(), "max_value": ds.last.date()}
-    dates = side.date_input("Dates", key=DATES_KEY, format="DD/MM/YYYY", **bounds)
-    dates = tuple(dates) if isinstance(dates, (tuple, list)) else (dates, None)
-    date_from = dates[0] if len(dates) > 0 else None
-    date_to = dates[1] if len(dates) > 1 else None
+    if months:
+        start = side.selectbox("From month", months, key=MONTH_FROM_KEY, format_func=_month_words)
+        end = side.selectbox("To month", months, key=MONTH_TO_KEY, format_func=_month_words)
+        date_from, date_to = date.fromisoformat(f"{start}-01"), date.fromisoformat(f"{end}-01")
+    elif whole_months:  # a dataset without dates: no period to pick
+        date_from = date_to = None
+    else:
+        bounds = {}
+        if first is not None and last is not None:
+            bounds = {"min_value": first, "max_value": last}
+        dates = side.date_input("Dates", key=DATES_KEY, format="DD/MM/YYYY", **bounds)
+        dates = tuple(dates) if isinstance(dates, (tuple, list)) else (dates, None)
+        date_from = dates[0] if len(dates) > 0 else None
+        date_to = dates[1] if len(dates) > 1 else None
+    if whole_months:  # the one rule, whatever the widgets hold: whole months within the dataset's
+        period = query.snap_to_months(Filters(date_from=date_from, date_to=date_to), first, last)
+        date_from, date_to = period.date_from, period.date_to
+        if date_from is not None:
+            side.caption(f"{query.describe_months(period, first, last)}, whole months for your role.")
     chosen: dict[str, tuple[str, ...]] = {}
     for kind in FILTER_KINDS:
         values = side.multiselect(kind.label, options.get(kind.field, []), key=_widget_key(kind.field),
                                   placeholder="All")
         chosen[kind.field] = tuple(values)
-    side.button("Reset filters", on_click=_reset, args=(ds, options), width="stretch")
+    side.button("Reset filters", on_click=_reset, args=(ds, options, whole_months), width="stretch")
     filters = Filters(date_from=date_from, date_to=date_to, **chosen)
     _write_url(filters)
     return filters

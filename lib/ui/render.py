@@ -140,6 +140,22 @@ def _caption_name(caption: str) -> str:
     return caption.split(".")[0][:50]
 
 
+def stop_if_too_few(ctx: context.Context) -> None:
+    """Stop the page with a message, before anything is drawn from the data, when the rule of minimum reports applies.
+
+    Every analysis page starts with `page_header`, so this one check covers them all: a viewer or a
+    demonstration never sees a selection of fewer reports than the threshold, not even its zeros.
+    """
+    from lib.privacy import selection
+    from lib.ui import cache
+
+    if ctx.min_reports is None:
+        return
+    if selection.too_few_reports(cache.report_count(ctx.dataset, ctx.filters, ctx.scope), ctx.min_reports):
+        st.info(selection.too_few_message(ctx.min_reports), icon=":material/visibility_off:")
+        st.stop()
+
+
 def page_header(page: str, title: str, unit: str | None = None) -> tuple[Dataset, Filters, Scope, str]:
     """Check the user may open the page; draw its title and caption (dataset, filters, scope, unit)."""
     ctx = context.guard(page)
@@ -147,4 +163,5 @@ def page_header(page: str, title: str, unit: str | None = None) -> tuple[Dataset
     st.title(title)
     caption = f"{ctx.dataset.name} · {sentence} · {ctx.scope.describe()}"
     st.caption(caption + (f". Counting unit: {unit}." if unit else ""))
+    stop_if_too_few(ctx)
     return ctx.dataset, ctx.filters, ctx.scope, sentence
