@@ -142,3 +142,13 @@ def test_a_demonstration_takes_whole_months_too(engine, monkeypatch):
     assert not at.exception
     assert metric(at, "Reports") == f"{count(engine, date(2024, 1, 1), date(2024, 1, 31)):,}"
     assert access.protection_forced(access.LOCAL_USER, demo=True)
+
+
+def test_reset_brings_a_viewer_back_to_the_latest_twelve_months():
+    at = signed_in("viewer", **{"from": "2023-06-03", "to": "2023-08-09"})
+    assert at.sidebar.selectbox(key="flt_month_from").value == "2023-06"
+    next(b for b in at.sidebar.button if b.label == "Reset filters").click().run()
+    assert not at.exception
+    assert (at.sidebar.selectbox(key="flt_month_from").value, at.sidebar.selectbox(key="flt_month_to").value) == (
+        "2024-04", "2025-03")
+    assert any("April 2024 to March 2025, whole months" in c.value for c in at.sidebar.caption)
