@@ -15,9 +15,7 @@ gives new pseudonyms, and rosters would no longer join to reports saved before.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import secrets as random_source
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TypeVar
@@ -26,7 +24,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lib.model import schema
+from lib.model import files, schema
 from lib.model.settings import AUTH_CONFIG, MIN_KEY_BYTES, PSEUDONYM_KEY, Settings, SettingsError, settings
 
 KEY_ENV = PSEUDONYM_KEY
@@ -105,34 +103,12 @@ def _configured_key(current: Settings) -> bytes | None:
 def _key_file(path: Path) -> bytes:
     """Read the key file, creating it with random bytes first if there is none."""
     if not path.exists():
-        _create_key_file(path)
+        files.create_secret_file(path, KEY_BYTES)
     try:
         key = path.read_bytes()
     except OSError as exc:
         raise PseudonymKeyError(f"the pseudonymisation key file {path} cannot be read: {exc.strerror or exc}") from exc
     return _checked(key, str(path))
-
-
-def _create_key_file(path: Path) -> None:
-    """Write a new random key so that, when processes race, all of them end up with the same one."""
-    folder = path.parent
-    if not folder.exists():
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        folder.chmod(0o700)  # mkdir's mode is reduced by the umask
-    tmp = folder / f".{path.name}.{os.getpid()}.{random_source.token_hex(8)}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(random_source.token_bytes(KEY_BYTES))
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, 0o600)
-        try:
-            os.link(tmp, path)  # appears whole or not at all; fails if another process got there first
-        except FileExistsError:
-            pass
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def fingerprint(key: bytes | None = None) -> str:

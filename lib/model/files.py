@@ -113,3 +113,23 @@ def write_whole_folder(path: str | Path) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     _sync(path.parent)
+
+
+def create_secret_file(path: Path, size: int) -> None:
+    """Write `size` random bytes to a new private file (0600, folder 0700); racing processes all keep the first."""
+    folder = path.parent
+    if not folder.is_dir():
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(folder, 0o700)  # mkdir's mode is masked by the umask
+    tmp = folder / f".{path.name}.{os.getpid()}.{secrets.token_hex(8)}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(secrets.token_bytes(size))
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(tmp, 0o600)
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, path)  # appears whole or not at all; fails if another process got there first
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -34,7 +34,6 @@ import ipaddress
 import json
 import math
 import os
-import secrets
 import sys
 import threading
 from collections.abc import Iterable, Mapping
@@ -46,6 +45,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
+from lib.model import files
 from lib.model.paths import data_dir
 from lib.model.settings import MIN_KEY_BYTES, settings
 
@@ -108,7 +108,7 @@ def secret() -> bytes:
 def _key_file(path: Path) -> bytes:
     """Read the key file, creating it with random bytes first if there is none."""
     if not path.exists():
-        _create_key_file(path)
+        files.create_secret_file(path, KEY_BYTES)
     try:
         key = path.read_bytes()
     except OSError as exc:
@@ -117,25 +117,6 @@ def _key_file(path: Path) -> bytes:
         raise AuditKeyError(f"the audit key file {path} holds {len(key)} bytes; it must hold at least {KEY_BYTES} "
                             "random bytes (restore it from its backup)")
     return key
-
-
-def _create_key_file(path: Path) -> None:
-    """Write a new random key so that, when processes race, all of them end up with the same one."""
-    _make_folder(path.parent)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(8)}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(secrets.token_bytes(KEY_BYTES))
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, 0o600)
-        try:
-            os.link(tmp, path)  # appears whole or not at all; fails if another process got there first
-        except FileExistsError:
-            pass
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def key_id(key: bytes) -> str:
