@@ -16,18 +16,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lib.ingest import library, worker
-from lib.ingest.pipeline import AUTO, DUPLICATE_CHOICES, RejectedFile, ingest
+from lib.ingest.pipeline import AUTO, DUPLICATE_CHOICES, RejectedFile, ingest, read_paths
 from lib.model.scope import UNRESTRICTED, Actor, Scope
 
 
 def _read(paths: Sequence[Path], fmt: str, force: str | None, duplicates: str):
     """Ingest files from disk in the reading worker; raise RejectedFile for one that cannot be read."""
-    files = []
-    for path in paths:
-        try:
-            files.append((path.name, path.read_bytes()))
-        except OSError as exc:
-            raise RejectedFile(f"{path} cannot be read: {exc.strerror or exc}") from exc
+    files = read_paths(paths)
     # In a worker process inside the upload budget, as in the app: a hostile file fails its own read only.
     return worker.run(ingest, files, fmt=fmt, duplicates=duplicates, force=force)
 

@@ -496,16 +496,21 @@ def write(result: IngestResult, out_dir: Path) -> None:
         (tmp / "report.json").write_text(json.dumps(result.report, indent=2, default=str))
 
 
-def load(paths: Sequence[Path], out_dir: Path, *, fmt: str = AUTO, duplicates: str = "set-aside",
-         force: str | None = None) -> dict:
-    """Ingest extract files into a dataset folder and return the report (the command line's work, in the worker)."""
+def read_paths(paths: Sequence[Path]) -> list[tuple[str, bytes]]:
+    """Return each file's name and bytes; raise RejectedFile naming one that cannot be read."""
     files = []
     for path in paths:
         try:
             files.append((path.name, path.read_bytes()))
         except OSError as exc:
             raise RejectedFile(f"{path} cannot be read: {exc.strerror or exc}") from exc
-    result = ingest(files, fmt=fmt, duplicates=duplicates, force=force)
+    return files
+
+
+def load(paths: Sequence[Path], out_dir: Path, *, fmt: str = AUTO, duplicates: str = "set-aside",
+         force: str | None = None) -> dict:
+    """Ingest extract files into a dataset folder and return the report (the command line's work, in the worker)."""
+    result = ingest(read_paths(paths), fmt=fmt, duplicates=duplicates, force=force)
     write(result, out_dir)
     return result.report
 
