@@ -13,6 +13,8 @@ that run is the router.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import streamlit as st
 
 if __name__ != "__main__":  # imported to be served: the server, with its start-up hook
@@ -90,9 +92,12 @@ else:
     # Forced disclosure control (viewers, demos) also takes periods in whole months and shows no selection
     # of fewer reports than the threshold: no two views then differ by a few days or a few reports.
     protected = access.protection_forced(user, demo)
-    filters = filter_sidebar(dataset, user.scope, whole_months=protected)
+    # ... and publishes every count perturbed by the cell key method (lib/privacy/cellkey.py); analysts and
+    # admins, whose role allows exact figures, keep them.
+    scope = replace(user.scope, perturbed=protected)
+    filters = filter_sidebar(dataset, scope, whole_months=protected)
     disclosure = datasets.disclosure_setting(user, demo, datasets.disclosure_default_threshold())
-    context.set_context(context.Context(dataset=dataset, filters=filters, scope=user.scope, user=user,
+    context.set_context(context.Context(dataset=dataset, filters=filters, scope=scope, user=user,
                               officer_scope=user.officer_scope, disclosure=disclosure, demo=demo,
                               min_reports=disclosure if protected else None))
     navigation.run()

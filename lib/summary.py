@@ -4,12 +4,18 @@
                           [--from YYYY-MM-DD] [--to YYYY-MM-DD] [--force NAME] [--area NAME]
                           [--role NAME] [--shift NAME] [--tactic NAME] [--tactic-group NAME]
                           [--roster FOLDER_OR_FILE ...] [--adjust [--adjust-for DIMENSION ...]]
+                          [--protect viewer]
 
 DATASET is a folder written by lib.ingest or lib.synth, a saved dataset's name, or a CSV/Parquet
 file. It prints one JSON document; it exits 2 with a one-line reason when the dataset cannot be opened.
 With --adjust it adds `adjusted_rate_ratios`: the ratios by shift, role and type of force adjusted for case mix
 (role, shift, resistance, crewing and location type unless --adjust-for names others), each row listing the
 dimensions it is adjusted for (a dimension is never adjusted for itself).
+
+With --protect viewer it gives exactly what a viewer sees in the app: the period widened to whole months,
+nothing but a reason for a selection of fewer reports than the threshold, every count perturbed by the
+cell key method (rates and intervals from the perturbed counts), small counts and what would give them
+away hidden (`null`), and a `protection` key naming the method and its parameters.
 """
 from __future__ import annotations
 
@@ -52,22 +58,54 @@ def _number(value: float) -> float | None:
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else round(float(value), 6)
 
 
-def summarise(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, measure: str, by: str) -> dict:
-    """Return the monitoring summary for one measure as a JSON-ready dict."""
+def _count(value: object) -> int | None:
+    """Return a count as an int, or None where disclosure control hid it."""
+    return None if value is None or pd.isna(value) else int(value)
+
+
+class Protection:
+    """What a role's outputs pass through: none for analysts; for viewers, the app's disclosure control."""
+
+    def __init__(self, threshold: int | None) -> None:
+        self.threshold = threshold
+
+    def table(self, kind: object, result: object) -> object:
+        """Return a result as the role sees it (hidden values missing)."""
+        if self.threshold is None:
+            return result
+        from lib.privacy import disclosure
+
+        return disclosure.protect(kind, result, self.threshold)
+
+    def headline(self, summary: query.Summary) -> query.Summary:
+        """Return the headline figures as the role sees them."""
+        if self.threshold is None:
+            return summary
+        from lib.privacy import disclosure
+
+        return disclosure.protect_summary(summary, self.threshold)
+
+
+EXACT = Protection(None)
+
+
+def summarise(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, measure: str, by: str,
+              protection: Protection = EXACT) -> dict:
+    """Return the monitoring summary for one measure as a JSON-ready dict (as the protection's role sees it)."""
     if measure not in schema.HARM_FIELDS:
         raise ValueError(f"unknown measure {measure!r}")
-    headline = query.summarise(engine, ds, filters, scope)
+    headline = protection.headline(query.summarise(engine, ds, filters, scope))
     rate = headline.rates[measure]
-    low, high = rate.interval
+    low, high = rate.interval if not rate.hidden else (math.nan, math.nan)
     ratios = {}
     for key, dimension in RATIO_DIMENSIONS.items():
-        frame = risk.rate_ratios(engine, ds, filters, scope, measure, dimension)
+        frame = protection.table(risk.rate_ratios, risk.rate_ratios(engine, ds, filters, scope, measure, dimension))
         frame = frame[frame["group"] != frame["reference"]]
         ratios[key] = [{"group": r.group, "reference": r.reference, "ratio": _number(r.ratio),
                         "ci_low": _number(r.ci_low), "ci_high": _number(r.ci_high),
-                        "numerator": int(r.yes), "denominator": int(r.answered)} for r in frame.itertuples()]
-    points, limits = risk.funnel(engine, ds, filters, scope, measure, by)
-    outliers = [{"group": r.group, "level": by, "numerator": int(r.yes), "denominator": int(r.answered),
+                        "numerator": _count(r.yes), "denominator": _count(r.answered)} for r in frame.itertuples()]
+    points, limits = protection.table(risk.funnel, risk.funnel(engine, ds, filters, scope, measure, by))
+    outliers = [{"group": r.group, "level": by, "numerator": _count(r.yes), "denominator": _count(r.answered),
                  "rate": _number(r.rate), "expected": _number(r.expected), "upper_limit": _number(r.high),
                  "limit": "99.8%"} for r in risk.outliers(points).itertuples()]
     return {
@@ -75,7 +113,8 @@ def summarise(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, measu
         "label": schema.HARM_FIELDS[measure],
         "dataset": ds.name,
         "filters": query.describe(filters),
-        "overall": {"numerator": rate.numerator, "denominator": rate.denominator, "rate": _number(rate.rate),
+        "overall": {"numerator": rate.numerator, "denominator": rate.denominator,
+                    "rate": _number(rate.rate) if not rate.hidden else None,
                     "ci_low": _number(low), "ci_high": _number(high), "unanswered": rate.unanswered,
                     # What the rate counts (incidents for a field recorded once per incident); incidents is
                     # null when the extract records no incident id.
@@ -86,16 +125,48 @@ def summarise(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, measu
     }
 
 
+def viewer_view(engine: Engine, ds: Dataset, filters: Filters
+                ) -> tuple[Scope, Protection, Filters, dict | None]:
+    """Return what a viewer's query becomes (perturbed scope, protection, whole months), or why nothing is shown."""
+    from dataclasses import replace
+
+    from lib.model.settings import settings
+    from lib.privacy import selection
+
+    threshold = settings().disclosure_threshold
+    scope = replace(UNRESTRICTED, perturbed=True)
+    query.require_keys(engine, ds)
+    first, last = (ds.first.date() if ds.first else None), (ds.last.date() if ds.last else None)
+    filters = query.snap_to_months(filters, first, last)
+    refused = None
+    if selection.too_few_reports(query.report_count(engine, ds, filters, scope), threshold):
+        refused = {"dataset": ds.name, "filters": query.describe(filters), "shown": False,
+                   "reason": selection.too_few_message(threshold), "protection": protection_key(threshold)}
+    return scope, Protection(threshold), filters, refused
+
+
+def protection_key(threshold: int | None) -> dict:
+    """Return the `protection` key: the role's disclosure control, its method and its parameters."""
+    from lib.privacy import cellkey
+
+    return {"role": "viewer", "perturbation": cellkey.describe(),
+            "suppression": {"threshold": threshold, "rule": f"counts from 1 to {threshold - 1} hidden (null), with "
+                            "the cells that would give them away"},
+            "periods": "whole calendar months", "minimum_reports": threshold,
+            "rates": "computed from the perturbed counts"}
+
+
 def adjusted_summary(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, measure: str,
-                     adjust_for: Sequence[str] = adjust.DEFAULT_ADJUSTMENT) -> dict:
+                     adjust_for: Sequence[str] = adjust.DEFAULT_ADJUSTMENT, protection: Protection = EXACT) -> dict:
     """Return rate ratios by shift, role and type of force adjusted for case mix, shaped like `rate_ratios`."""
     out: dict = {}
     for key, dimension in ADJUSTED_DIMENSIONS.items():
         frame = risk.rate_ratios(engine, ds, filters, scope, measure, dimension, None, tuple(adjust_for))
+        frame = protection.table(risk.rate_ratios, frame)
         frame = frame[frame["group"] != frame["reference"]]
         out[key] = [{"group": r.group, "reference": r.reference, "ratio": _number(r.ratio),
                      "ci_low": _number(r.ci_low), "ci_high": _number(r.ci_high),
-                     "numerator": int(r.yes), "denominator": int(r.answered),
+                     "numerator": _count(r.yes), "denominator": _count(r.answered),
                      "adjusted_for": list(r.adjusted_for), "method": r.method} for r in frame.itertuples()]
     return out
 
@@ -166,13 +237,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="add rate ratios adjusted for case mix (modified Poisson, clustered by incident)")
     parser.add_argument("--adjust-for", dest="adjust_for", action="append", choices=list(adjust.COVARIATES),
                         help=f"a dimension to adjust for (default: {', '.join(adjust.DEFAULT_ADJUSTMENT)})")
+    parser.add_argument("--protect", choices=["viewer"],
+                        help="give exactly what a viewer sees: whole months, perturbed counts, small numbers hidden")
     args = parser.parse_args(argv)
     try:
         filters = query.filters_from_mapping(vars(args))
     except ValueError as exc:
         print(f"rejected: a date is not YYYY-MM-DD ({exc})", file=sys.stderr)
         return 2
-    engine = Engine(read_file=ingest.read_file, pseudonymise=ingest.pseudonymise_ids)
+    if args.protect and args.roster:
+        # The training figures are officer counts from the roster, which carry no record keys yet.
+        print("rejected: --roster cannot be combined with --protect (the training summary has no viewer "
+              "protection in the command line yet; the app's Training page has)", file=sys.stderr)
+        return 2
+    engine = Engine(read_file=ingest.read_file, pseudonymise=ingest.pseudonymise_ids, record_keys=ingest.record_keys)
     try:
         path = resolve(args.dataset)
         # A saved dataset opens at its current version's folder: name it as the user did, not "000003".
@@ -180,10 +258,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DatasetError as exc:
         print(f"rejected: {exc}", file=sys.stderr)
         return 2
-    out = summarise(engine, ds, filters, UNRESTRICTED, args.measure, args.by)
+    scope, protection = UNRESTRICTED, EXACT
+    if args.protect:
+        try:
+            scope, protection, filters, refused = viewer_view(engine, ds, filters)
+        except DatasetError as exc:
+            print(f"rejected: {exc}", file=sys.stderr)
+            return 2
+        if refused is not None:
+            print(json.dumps(refused, indent=2))
+            return 0
+    out = summarise(engine, ds, filters, scope, args.measure, args.by, protection)
     if args.adjust or args.adjust_for:
-        out["adjusted_rate_ratios"] = adjusted_summary(engine, ds, filters, UNRESTRICTED, args.measure,
-                                                       args.adjust_for or adjust.DEFAULT_ADJUSTMENT)
+        out["adjusted_rate_ratios"] = adjusted_summary(engine, ds, filters, scope, args.measure,
+                                                       args.adjust_for or adjust.DEFAULT_ADJUSTMENT, protection)
+    if args.protect:
+        out["protection"] = protection_key(protection.threshold)
     if args.roster:
         try:
             tables = read_roster(args.roster)

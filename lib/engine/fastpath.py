@@ -26,6 +26,7 @@ from lib.engine.filters import (
 from lib.engine.store import Dataset, Engine
 from lib.model import schema
 from lib.model.scope import Scope
+from lib.privacy import cellkey
 
 # --- one scan per filter state (embedded DuckDB) ----------------------------------------------
 #
@@ -52,6 +53,21 @@ _PARTS = ("when", "who", "tactics")
 
 
 _COUNTS = ["reports", *(f"{c}_{k}" for c in schema.HARM_FIELDS for k in ("yes", "answered"))]
+
+
+def _names(keyed: bool) -> list[str]:
+    """Return the count columns of a scan, with their key sums (cell key method) after them when keyed."""
+    return [*_COUNTS, *(cellkey.key_column(c) for c in _COUNTS)] if keyed else list(_COUNTS)
+
+
+def _keys_sql(incident_level: tuple[str, ...] = ()) -> str:
+    """Return the key sums of the scan's counts: the record keys of the reports each count counts."""
+    parts = [f'coalesce(sum({cellkey.RECORD_KEY}), 0) AS "{cellkey.key_column("reports")}"']
+    for c in schema.HARM_FIELDS:
+        parts.append(f'coalesce(sum({cellkey.RECORD_KEY}) FILTER (WHERE "{c}"), 0) AS "{cellkey.key_column(f"{c}_yes")}"')
+        parts.append(f'coalesce(sum({cellkey.RECORD_KEY}) FILTER (WHERE "{c}" IS NOT NULL), 0) '
+                     f'AS "{cellkey.key_column(f"{c}_answered")}"')
+    return ", ".join(parts)
 
 
 _WEEKDAYS = np.array(DIMENSION_ORDER["weekday"], dtype=object)
@@ -199,8 +215,9 @@ def _page_totals(engine: Engine, ds: Dataset, filters: Filters, scope: Scope,
         sql = (f"SELECT {f'occurred_at >= {split}' if split else 'TRUE'} AS current, count(*) AS reports, "
                f"{_counts_sql(incident_level, info.incident_max)}, "
                f"{_distinct_sql('_incident_key', info.incident_max)} AS incidents, "
-               f"{_distinct_sql('_officer_key', info.officer_max)} AS officers FROM ({inner}) AS f GROUP BY ALL")
-        names = [*_COUNTS, "incidents", "officers"]
+               f"{_distinct_sql('_officer_key', info.officer_max)} AS officers"
+               f"{', ' + _keys_sql() if scope.perturbed else ''} FROM ({inner}) AS f GROUP BY ALL")
+        names = [*_COUNTS, "incidents", "officers", *_names(scope.perturbed)[len(_COUNTS):]]
         found = {bool(r[0]): dict(zip(names, (int(v) for v in r[1:]), strict=True))
                  for r in engine.backend.con.sql(sql).fetchall()}
         empty = dict.fromkeys(names, 0)
@@ -231,12 +248,13 @@ def _page_part(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, part
         columns = [c for p in wanted for c in info.keys(p)]
         flags = ", ".join(f"GROUPING({info.keys(p)[0]}) AS g_{p}" for p in wanted)
         selects = ", ".join(f"CAST({c} AS VARCHAR) AS {c}" if c in PAGE_WHO else c for c in columns)
-        sql = (f"SELECT {flags}, {selects}, count(*) AS reports, {_counts_sql()} "
+        keys = f", {_keys_sql()}" if scope.perturbed else ""
+        sql = (f"SELECT {flags}, {selects}, count(*) AS reports, {_counts_sql()}{keys} "
                f"FROM ({source}) AS f{where} GROUP BY GROUPING SETS ({sets})")
         # Through Arrow, part by part: a 64-bit mask must not pass through a float column with nulls.
         table = engine.backend.con.sql(sql).to_arrow_table()
         for p in wanted:
-            rows = table.filter(pc.equal(table[f"g_{p}"], 0)).select([*info.keys(p), *_COUNTS])
+            rows = table.filter(pc.equal(table[f"g_{p}"], 0)).select([*info.keys(p), *_names(scope.perturbed)])
             frame = rows.to_pandas(date_as_object=False)
             state.parts[p] = _when_dimensions(frame) if p == "when" else frame
     return state.parts[part]
@@ -259,8 +277,9 @@ def _page_breakdown(engine: Engine, ds: Dataset, filters: Filters, scope: Scope,
         group = group * max(len(values), 1) + codes
         uniques.append(values)
     groups, first, inverse = np.unique(group, return_index=True, return_inverse=True)
-    counts = np.zeros((len(groups), len(_COUNTS)), dtype=np.int64)
-    np.add.at(counts, inverse.reshape(-1), fine[_COUNTS].to_numpy(dtype=np.int64))
+    names = _names(scope.perturbed)  # key sums add up like the counts (they are sums of record keys)
+    counts = np.zeros((len(groups), len(names)), dtype=np.int64)
+    np.add.at(counts, inverse.reshape(-1), fine[names].to_numpy(dtype=np.int64))
     keys = {d: fine[d].iloc[first].reset_index(drop=True) for d in by}
     return keys, counts
 
@@ -285,11 +304,17 @@ def _page_tactics(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) -
     info = _page_columns(engine, ds)
     mask = masks["_tactics"].to_numpy(dtype=np.uint64)
     count = masks["reports"].to_numpy(dtype=np.int64)
+    keyed = scope.perturbed
+    key = masks[cellkey.key_column("reports")].to_numpy(dtype=np.int64) if keyed else count
     rows = []
     for bit, (tactic, group) in enumerate(info.tactic_bits):
-        used = int(count[(mask >> np.uint64(bit)) & np.uint64(1) == 1].sum())
+        with_bit = (mask >> np.uint64(bit)) & np.uint64(1) == 1
+        used = int(count[with_bit].sum())
         if used:
-            rows.append((tactic, group, used))
-    frame = pd.DataFrame(rows, columns=["tactic", "tactic_group", "reports"])
+            rows.append((tactic, group, used, int(key[with_bit].sum())))
+    frame = pd.DataFrame(rows, columns=["tactic", "tactic_group", "reports", cellkey.key_column("reports")])
     frame = frame.astype({"tactic": "str", "tactic_group": "str", "reports": "int64"})
-    return frame, int(count.sum())
+    if not keyed:
+        frame = frame.drop(columns=[cellkey.key_column("reports")])
+    total = (int(count.sum()), int(key.sum())) if keyed else int(count.sum())
+    return frame, total

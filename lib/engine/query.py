@@ -34,9 +34,10 @@ from lib.engine.filters import (  # noqa: F401  (re-exported: a view's filters, 
     scoped_reports,
     snap_to_months,
 )
-from lib.engine.store import Dataset, Engine
+from lib.engine.store import Dataset, DatasetError, Engine
 from lib.model import schema
 from lib.model.scope import UNRESTRICTED, Scope  # noqa: F401  (re-exported: pages and tests import them from here)
+from lib.privacy import cellkey
 
 # --- measures -----------------------------------------------------------------------------
 
@@ -115,9 +116,22 @@ def incident_key(t: ibis.Table) -> ibis.Expr:
     return t.incident_id.fill_null(t.report_id) if "incident_id" in t.columns else t.report_id
 
 
-def harm_metrics(t: ibis.Table, incident_level: tuple[str, ...] = ()) -> dict[str, ibis.Expr]:
-    """Return yes and answered counts of every harm field: reports, or distinct incidents for incident-level ones."""
+def key_sum(t: ibis.Table, where: ibis.Expr | None = None) -> ibis.Expr:
+    """Return the sum of the record keys of the reports a count counts (its cell key, before the modulus)."""
+    return t[cellkey.RECORD_KEY].sum(where=where).fill_null(0)
+
+
+def harm_metrics(t: ibis.Table, incident_level: tuple[str, ...] = (), keyed: bool = False) -> dict[str, ibis.Expr]:
+    """Return yes and answered counts of every harm field: reports, or distinct incidents for incident-level ones.
+
+    Keyed (the cell key method), each count has its key sum beside it (`cellkey.key_column`): the record keys
+    of the reports it counts; a count of distinct incidents takes the keys of the reports behind them.
+    """
     metrics: dict[str, ibis.Expr] = {}
+    if keyed:
+        for col in schema.HARM_FIELDS:
+            metrics[cellkey.key_column(f"{col}_yes")] = key_sum(t, t[col].fill_null(False))
+            metrics[cellkey.key_column(f"{col}_answered")] = key_sum(t, t[col].notnull())
     key = incident_key(t) if incident_level else None
     for col in schema.HARM_FIELDS:
         if col in incident_level:
@@ -130,6 +144,25 @@ def harm_metrics(t: ibis.Table, incident_level: tuple[str, ...] = ()) -> dict[st
     return metrics
 
 
+def require_keys(engine: Engine, ds: Dataset) -> None:
+    """Raise DatasetError if a dataset's reports carry no record keys (an engine built without `record_keys`)."""
+    if cellkey.RECORD_KEY not in engine.reports(ds).columns:
+        raise DatasetError(f"{ds.name} has no record keys, so its counts cannot be published under disclosure "
+                           "control (open it with an engine given record_keys)")
+
+
+def perturb_counts(counts: np.ndarray) -> np.ndarray:
+    """Return the page counts (`_COUNTS` columns, their key sums after them) as published: adjusted, nested.
+
+    A harm field's yes stays within its answered, and answered within reports, after adjustment.
+    """
+    n = len(_COUNTS)
+    out = cellkey.perturb(counts[:, :n], counts[:, n:2 * n])
+    out[:, 2::2] = np.minimum(out[:, 2::2], out[:, :1])  # answered <= reports
+    out[:, 1::2] = np.minimum(out[:, 1::2], out[:, 2::2])  # yes <= answered
+    return out
+
+
 def report_count(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) -> int:
     """Return how many reports a filter state selects within the scope (one count, nothing else)."""
     return int(engine.execute(filtered_reports(engine, ds, filters, scope).count()))
@@ -138,16 +171,23 @@ def report_count(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) ->
 def summarise(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) -> Summary:
     """Return reports, incidents, officers and the harm rates for a filter state."""
     counted = per_incident(ds)
+    keyed = scope.perturbed
+    if keyed:
+        require_keys(engine, ds)
     row = fastpath._page_totals(engine, ds, filters, scope, counted)
     if row is None:
         t = filtered_reports(engine, ds, filters, scope)
+        keys = {cellkey.key_column("reports"): key_sum(t)} if keyed else {}
         expr = t.aggregate(
             reports=t.count(),
             incidents=incident_key(t).nunique(),
             officers=t.officer_id.nunique(),
-            **harm_metrics(t, counted),
+            **harm_metrics(t, counted, keyed),
+            **keys,
         )
         row = engine.execute(expr).iloc[0]
+    if keyed:
+        row = _perturbed_totals(row, counted)
     reports = int(row["reports"])
     incidents = int(row["incidents"])
     rates = {}
@@ -158,6 +198,23 @@ def summarise(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) -> Su
         rates[col] = Rate(label, int(row[f"{col}_yes"]), answered, total - answered, unit)
     return Summary(reports, incidents if ds.has_incidents else None, int(row["officers"]), rates,
                    incidents_recorded=ds.has_incidents)
+
+
+def _perturbed_totals(row: pd.Series, counted: tuple[str, ...]) -> pd.Series:
+    """Return a summary's counts as published under the cell key method.
+
+    Incidents and officers are counted over the same reports as the report count: they take its key sum,
+    shifted by a fixed amount each, so the three are not adjusted alike.
+    """
+    names = fastpath._names(True)
+    out = pd.Series(dict(zip(_COUNTS, perturb_counts(np.array([[int(row[c]) for c in names]]))[0], strict=True)))
+    key = int(row[cellkey.key_column("reports")])
+    out["incidents"] = cellkey.perturb_one(int(row["incidents"]), key + 101)
+    out["officers"] = cellkey.perturb_one(int(row["officers"]), key + 203)
+    for col in counted:  # a measure counted in incidents: answered within the incidents
+        out[f"{col}_answered"] = min(out[f"{col}_answered"], out["incidents"])
+        out[f"{col}_yes"] = min(out[f"{col}_yes"], out[f"{col}_answered"])
+    return out
 
 
 # --- breakdowns ---------------------------------------------------------------------------
@@ -192,14 +249,22 @@ def breakdown(engine: Engine, ds: Dataset, filters: Filters, scope: Scope,
     if unknown:
         raise ValueError(f"unknown dimension(s): {', '.join(unknown)}")
     counted = per_incident(ds)
+    keyed = scope.perturbed
+    if keyed:
+        require_keys(engine, ds)
     # Distinct incidents do not add up from finer groups (an incident can span them): no one-scan sums then.
     found = None if counted else fastpath._page_breakdown(engine, ds, filters, scope, by)
     if found is None:
         t = filtered_reports(engine, ds, filters, scope)
         t = t.mutate(**{d: DIMENSIONS[d](t) for d in by})
-        frame = engine.execute(t.group_by(list(by)).aggregate(reports=t.count(), **harm_metrics(t, counted)))
-        found = {d: frame[d] for d in by}, frame[_COUNTS].to_numpy(dtype="int64")
-    return _finish(by, *found)
+        keys = {cellkey.key_column("reports"): key_sum(t)} if keyed else {}
+        frame = engine.execute(t.group_by(list(by)).aggregate(reports=t.count(), **harm_metrics(t, counted, keyed),
+                                                              **keys))
+        found = {d: frame[d] for d in by}, frame[fastpath._names(keyed)].to_numpy(dtype="int64")
+    groups, counts = found
+    if keyed:  # published counts; every rate and interval below is computed from them
+        counts = perturb_counts(counts)
+    return _finish(by, groups, counts)
 
 
 def _finish(by: tuple[str, ...], keys: dict[str, pd.Series], counts: np.ndarray) -> pd.DataFrame:
@@ -240,16 +305,29 @@ def _sort_key(dimension: str, values: pd.Series) -> np.ndarray:
 
 def tactic_counts(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) -> pd.DataFrame:
     """Return how many reports used each tactic (CED counted once, at its highest use)."""
+    keyed = scope.perturbed
+    if keyed:
+        require_keys(engine, ds)
     found = fastpath._page_tactics(engine, ds, filters, scope)
     if found is None:
         reports = filtered_reports(engine, ds, filters, scope)
         tactics = engine.tactics(ds)
         chosen = tactics.filter(tactics.report_id.isin(reports.report_id))
-        expr = chosen.group_by(
-            tactic=chosen.tactic.cast("string"), tactic_group=chosen.tactic_group.cast("string")
-        ).aggregate(reports=chosen.report_id.nunique())
-        found = engine.execute(expr), engine.execute(reports.count())
+        group = dict(tactic=chosen.tactic.cast("string"), tactic_group=chosen.tactic_group.cast("string"))
+        if keyed:  # each report once per tactic: its record key joined from the reports
+            used = chosen.select("report_id", **group).distinct()
+            used = used.join(reports.select("report_id", cellkey.RECORD_KEY), "report_id")
+            expr = used.group_by(["tactic", "tactic_group"]).aggregate(
+                reports=used.count(), **{cellkey.key_column("reports"): key_sum(used)})
+            total = engine.execute(reports.aggregate(n=reports.count(), k=key_sum(reports))).iloc[0]
+            found = engine.execute(expr), (int(total["n"]), int(total["k"]))
+        else:
+            expr = chosen.group_by(**group).aggregate(reports=chosen.report_id.nunique())
+            found = engine.execute(expr), engine.execute(reports.count())
     frame, total = found
+    if keyed:  # published counts, and the share of published reports
+        total = cellkey.perturb_one(*total)
+        frame = cellkey.perturb_frame(frame, ["reports"])
     frame["share"] = frame["reports"] / total if total else np.nan
     frame["tactic_group"] = frame["tactic_group"].fillna("Unclassified")
     return frame.sort_values(["reports", "tactic"], ascending=[False, True]).reset_index(drop=True)

@@ -12,6 +12,10 @@ Officer ids: a dataset folder not written by the ingester (the bundled sample, a
 directly) may hold raw ids. Given a pseudonymiser (`Engine(pseudonymise=ingest.pseudonymise_ids)`, the same
 keyed hash as ingest), the engine replaces every id that is not already a pseudonym in its own loaded tables,
 before any query sees them; the user's files are never rewritten.
+
+Record keys: given `record_keys` (`ingest.record_keys`, a keyed hash of the report id), the reports table
+gets a `record_key` column (0..255) as it loads, unless the files already carry one; the cell key method
+(lib/privacy/cellkey.py) adds them up beside every count it perturbs.
 """
 from __future__ import annotations
 
@@ -97,7 +101,7 @@ class Engine:
     """
 
     def __init__(self, url: str | None = None, read_file: FileReader | None = None,
-                 pseudonymise: Pseudonymiser | None = None) -> None:
+                 pseudonymise: Pseudonymiser | None = None, record_keys: RecordKeyer | None = None) -> None:
         self.url = url or backends.configured_url()
         # How a single file (CSV, Excel, Parquet extract) becomes canonical tables: the ingester's
         # `lib.ingest.read_file`, given by whoever builds the engine. Without it, only dataset folders open.
@@ -105,6 +109,8 @@ class Engine:
         # How raw officer ids become pseudonyms as a dataset loads: the ingester's keyed hash
         # (`lib.ingest.pseudonymise_ids`). Without it, raw ids stay raw and the Dataset says so.
         self.pseudonymise = pseudonymise
+        # How each report gets its record key for the cell key method (`lib.ingest.record_keys`).
+        self.record_keys = record_keys
         self.kind = backends.kind_of(self.url)
         self._db = duckdb.connect(backends.duckdb_database(self.url)) if self.kind == "duckdb" else None
         self._remote = None if self._db is not None else backends.open_backend(self.url)
@@ -249,7 +255,7 @@ class Engine:
                       {"tactic": schema.TACTICS, "tactic_group": tuple(schema.TACTIC_GROUPS)})
         raw = _create_table(cur, f"{prefix}_reports", reports, prefix, schema.REPORT_COLUMNS,
                             schema.REPORT_VOCABULARIES, tactics_table=f"{prefix}_tactics",
-                            pseudonymise=self.pseudonymise)
+                            pseudonymise=self.pseudonymise, record_keys=self.record_keys)
         if officers is not None:
             raw |= _create_table(cur, f"{prefix}_officers", officers, prefix, schema.OFFICER_COLUMNS,
                                  {"officer_role": schema.OFFICER_ROLES}, pseudonymise=self.pseudonymise)
@@ -285,6 +291,7 @@ class Engine:
         prefix = f"ds_{ds_id}"
         incident_level = _incident_level(reports)
         hashed_reports, raw = _pseudonymised_arrow(reports, self.pseudonymise)
+        hashed_reports = _keyed_arrow(hashed_reports, self.record_keys)
         self._remote.load(f"{prefix}_reports", self._as_read(reports, hashed_reports, f"{prefix}_reports"),
                           schema.REPORT_COLUMNS)
         self._remote.load(f"{prefix}_tactics", tactics, schema.TACTIC_COLUMNS)
@@ -308,6 +315,9 @@ class Engine:
 
 # Replaces raw officer ids by pseudonyms, keeping values that already are pseudonyms and making blanks null.
 Pseudonymiser = Callable[[pa.Array | pa.ChunkedArray], pa.Array | pa.ChunkedArray]
+# Gives each report id its record key (0..255) for the cell key method.
+RecordKeyer = Callable[[pa.Array | pa.ChunkedArray], pa.Array]
+RECORD_KEY = "record_key"
 _KEY_PROBE = "officer id pseudonymisation key probe"
 
 
@@ -361,6 +371,30 @@ def _pseudonymised_arrow(data: pa.Table | str, pseudonymise: Pseudonymiser | Non
     return table.set_column(at, pa.field("officer_id", pa.string()), pseudonymise(text)), False
 
 
+def _keyed_arrow(data: pa.Table | str, record_keys: RecordKeyer | None) -> pa.Table | str:
+    """Return a reports table with a record key per report (one it already carries is kept)."""
+    names = pq.read_schema(data).names if isinstance(data, str) else data.column_names
+    if record_keys is None or RECORD_KEY in names or "report_id" not in names:
+        return data
+    table = pq.read_table(data) if isinstance(data, str) else data
+    return table.append_column(pa.field(RECORD_KEY, pa.int16()), record_keys(table.column("report_id")))
+
+
+def _key_staging(cur: duckdb.DuckDBPyConnection, staging: str, record_keys: RecordKeyer) -> str:
+    """Return a staging table with a record key per report: the distinct ids hashed in Python, joined in DuckDB."""
+    ids = cur.sql(f'SELECT DISTINCT CAST(report_id AS VARCHAR) AS report_id FROM "{staging}"').to_arrow_table()
+    mapping = pa.table({"report_id": ids.column("report_id"), RECORD_KEY: record_keys(ids.column("report_id"))})
+    keyed = f"{staging}_keyed"
+    cur.register("_record_keys", mapping)
+    try:
+        cur.execute(f'CREATE TEMP TABLE "{keyed}" AS SELECT s.*, k.{RECORD_KEY} FROM "{staging}" AS s '
+                    f'LEFT JOIN _record_keys AS k ON CAST(s.report_id AS VARCHAR) = k.report_id')
+    finally:
+        cur.unregister("_record_keys")
+    cur.execute(f'DROP TABLE "{staging}"')
+    return keyed
+
+
 def _incident_level(reports: pa.Table | str) -> tuple[str, ...]:
     """Return the incident-level fields a reports table (Arrow, or a Parquet path) is marked with."""
     if isinstance(reports, str):
@@ -396,7 +430,8 @@ def _default_name(path: Path) -> str:
 
 def _create_table(cur: duckdb.DuckDBPyConnection, table: str, data: pa.Table | str, prefix: str,
                   columns: dict[str, str], vocabularies: dict[str, tuple[str, ...]],
-                  tactics_table: str | None = None, pseudonymise: Pseudonymiser | None = None) -> bool:
+                  tactics_table: str | None = None, pseudonymise: Pseudonymiser | None = None,
+                  record_keys: RecordKeyer | None = None) -> bool:
     """Create a native table from Parquet or Arrow, with categorical columns as ENUM types.
 
     Given the dataset's tactics table, the table is the reports table and gets the derived columns
@@ -410,6 +445,10 @@ def _create_table(cur: duckdb.DuckDBPyConnection, table: str, data: pa.Table | s
         cur.execute(f'CREATE TEMP TABLE "{staging}" AS SELECT * FROM _incoming')
         cur.unregister("_incoming")
     described = dict(cur.execute(f'SELECT column_name, column_type FROM (DESCRIBE "{staging}")').fetchall())
+    if record_keys is not None and tactics_table is not None and RECORD_KEY not in described \
+            and "report_id" in described:
+        staging = _key_staging(cur, staging, record_keys)
+        described[RECORD_KEY] = "SMALLINT"
     present = list(described)
     raw = "officer_id" in present and _pseudonymise_staging(cur, staging, described["officer_id"], pseudonymise)
     selects = []

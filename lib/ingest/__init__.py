@@ -2,7 +2,7 @@
 
 `ingest(files)` runs the whole pipeline (lib/ingest/pipeline.py); `read_extract(name, data)` reads one
 file's cells as text (lib/ingest/reading.py); `read_file(path)` gives the engine one file's tables, and
-`pseudonymise_ids` its officer-id hook.
+`pseudonymise_ids` its officer-id hook and `record_keys` its record-key hook (the cell key method).
 `python -m lib.ingest FILE... --out DIR` runs it from the command line. The app and the command line read
 uploads with `worker.run(...)` (lib/ingest/worker.py): in a process of their own, inside a memory and time budget.
 """
@@ -15,6 +15,7 @@ from lib.ingest.pipeline import (
     profile_dir,
     pseudonymise_ids,
     read_file,
+    record_keys,
     reason_counts,
     tables,
     write,
@@ -22,5 +23,5 @@ from lib.ingest.pipeline import (
 from lib.ingest.reading import Limits, RawExtract, RejectedFile, read_extract
 
 __all__ = ["AUTO", "NO_FORMAT", "IngestResult", "Limits", "RawExtract", "RejectedFile", "available_formats",
-           "ingest", "profile_dir", "pseudonymise_ids", "read_extract",
+           "ingest", "profile_dir", "pseudonymise_ids", "read_extract", "record_keys",
            "read_file", "reason_counts", "tables", "write"]

@@ -485,6 +485,22 @@ def pseudonymise_ids(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.Chunke
         raise DatasetError(f"officer ids cannot be pseudonymised: {exc}") from exc
 
 
+def record_keys(report_ids: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """Return each report's record key for the cell key method (`Engine(record_keys=record_keys)`).
+
+    A keyed hash of the report id under the installation's secret (the pseudonymisation key): the same
+    report has the same key in every version, append and session. A missing or bad key raises DatasetError.
+    """
+    from lib.engine.store import DatasetError
+    from lib.privacy import cellkey
+
+    try:
+        secret = pseudonym.secret()
+    except pseudonym.PseudonymKeyError as exc:
+        raise DatasetError(f"record keys cannot be made: {exc}") from exc
+    return pa.array(cellkey.record_keys(report_ids.to_numpy(zero_copy_only=False), secret), pa.int16())
+
+
 def write(result: IngestResult, out_dir: Path) -> None:
     """Write the canonical dataset, the quarantine and report.json into a folder."""
     reports, tactics = tables(result)

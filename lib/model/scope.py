@@ -9,11 +9,16 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Scope:
-    """The forces, areas and teams a user may see; None means no restriction on that level."""
+    """The forces, areas and teams a user may see; None means no restriction on that level.
+
+    `perturbed`: the user sees counts through the cell key method (viewers, demonstrations): every count
+    a query makes is published adjusted (lib/privacy/cellkey.py), and rates are computed from those.
+    """
 
     forces: frozenset[str] | None = None
     areas: frozenset[str] | None = None
     teams: frozenset[str] | None = None
+    perturbed: bool = False
 
     def describe(self) -> str:
         """Say in words which data this scope covers."""

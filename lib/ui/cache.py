@@ -30,7 +30,7 @@ def engine() -> Engine:
     """Return the process-wide engine shared by every session (the ingester reads single files, hashes officer ids)."""
     from lib import ingest
 
-    return Engine(read_file=ingest.read_file, pseudonymise=ingest.pseudonymise_ids)
+    return Engine(read_file=ingest.read_file, pseudonymise=ingest.pseudonymise_ids, record_keys=ingest.record_keys)
 
 
 def protect(kind: Callable, result: object) -> object:
