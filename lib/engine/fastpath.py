@@ -64,7 +64,8 @@ def _keys_sql(incident_level: tuple[str, ...] = ()) -> str:
     """Return the key sums of the scan's counts: the record keys of the reports each count counts."""
     parts = [f'coalesce(sum({cellkey.RECORD_KEY}), 0) AS "{cellkey.key_column("reports")}"']
     for c in schema.HARM_FIELDS:
-        parts.append(f'coalesce(sum({cellkey.RECORD_KEY}) FILTER (WHERE "{c}"), 0) AS "{cellkey.key_column(f"{c}_yes")}"')
+        parts.append(f'coalesce(sum({cellkey.RECORD_KEY}) FILTER (WHERE "{c}"), 0) '
+                     f'AS "{cellkey.key_column(f"{c}_yes")}"')
         parts.append(f'coalesce(sum({cellkey.RECORD_KEY}) FILTER (WHERE "{c}" IS NOT NULL), 0) '
                      f'AS "{cellkey.key_column(f"{c}_answered")}"')
     return ", ".join(parts)

@@ -15,8 +15,8 @@ from lib.ingest.pipeline import (
     profile_dir,
     pseudonymise_ids,
     read_file,
-    record_keys,
     reason_counts,
+    record_keys,
     tables,
     write,
 )
