@@ -164,8 +164,17 @@ def perturb_counts(counts: np.ndarray) -> np.ndarray:
 
 
 def report_count(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) -> int:
-    """Return how many reports a filter state selects within the scope (one count, nothing else)."""
-    return int(engine.execute(filtered_reports(engine, ds, filters, scope).count()))
+    """Return how many reports a filter state selects within the scope (one count, nothing else).
+
+    Under a perturbed scope it is the published count (the Overview's), so the rule of minimum reports does not
+    reveal whether the exact count is just under or just over the threshold.
+    """
+    t = filtered_reports(engine, ds, filters, scope)
+    if not scope.perturbed:
+        return int(engine.execute(t.count()))
+    require_keys(engine, ds)
+    row = engine.execute(t.aggregate(n=t.count(), k=key_sum(t))).iloc[0]
+    return cellkey.perturb_one(int(row["n"]), int(row["k"]))
 
 
 def summarise(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) -> Summary:

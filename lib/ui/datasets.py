@@ -144,7 +144,9 @@ def disclosure_setting(user: access.User, demo: bool, threshold: int) -> int | N
     """Return the disclosure threshold in force: always for viewers and demos, a sidebar choice for others."""
     if access.protection_forced(user, demo):
         st.sidebar.caption(f"Small numbers hidden: counts below {threshold} are suppressed"
-                           + (" (demonstration)." if demo else " for your role."))
+                           + (" (demonstration)." if demo else " for your role.")
+                           + " Every count is adjusted by up to 3 either way (cell key method), the same way "
+                             "each time it is shown.")
         return threshold
     on = st.sidebar.toggle(f"Hide counts below {threshold}", key="ose_disclosure",
                            help="Disclosure control, as for publication: small counts, and counts that could be "

@@ -119,6 +119,11 @@ def download(frame: pd.DataFrame, name: str, *, what: str = "table", label: str 
                             key=f"dl_{ident}_{fmt}", on_click="ignore", icon=":material/download:", type="tertiary")
 
 
+# Said under every page title (and in the sidebar) where counts are published through the cell key method.
+PERTURBED_NOTE = ("Counts are adjusted by up to 3 either way to protect individuals (the same count always gets "
+                  "the same adjustment); rates and intervals are worked out from the adjusted counts.")
+
+
 def table_behind(frame: pd.DataFrame, caption: str, *, label: str = "Table behind this chart",
                  source: pd.DataFrame | None = None) -> None:
     """Caption a chart with the filter sentence and put the aggregate behind it in an expander.
@@ -162,6 +167,9 @@ def page_header(page: str, title: str, unit: str | None = None) -> tuple[Dataset
     sentence = query.describe(ctx.filters)
     st.title(title)
     caption = f"{ctx.dataset.name} · {sentence} · {ctx.scope.describe()}"
-    st.caption(caption + (f". Counting unit: {unit}." if unit else ""))
+    caption += f". Counting unit: {unit}." if unit else ""
+    if ctx.scope.perturbed:
+        caption += f"{'' if unit else '.'} {PERTURBED_NOTE}"
+    st.caption(caption)
     stop_if_too_few(ctx)
     return ctx.dataset, ctx.filters, ctx.scope, sentence
