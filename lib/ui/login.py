@@ -348,4 +348,5 @@ def account_sidebar(user: User) -> None:
 def demo_banner() -> None:
     """Say, on every page, that this is a demonstration on synthetic data."""
     st.warning("**Demonstration** on synthetic data: no real person or force is shown. Counts below the "
-               "disclosure threshold are hidden.", icon=":material/slideshow:")
+               "disclosure threshold are hidden, and every count is adjusted by up to 3 either way, as a "
+               "viewer sees them.", icon=":material/slideshow:")
