@@ -4,6 +4,10 @@ Queries take `(engine, ds, filters, scope, ...)`, start from `query.filtered_rep
 scope and filters always apply, do their joins and counts in the engine, and return small frames
 (drawn and tabled by lib/present/tactic_charts.py). A report is one officer's use of force on one
 subject; a report can record several tactics, so counts per tactic do not add up to the number of reports.
+
+Under a perturbed scope (viewers, demonstrations) every count is published through the cell key method
+(lib/privacy/cellkey.py): its key sum is the sum of the record keys of the reports (or tactic uses) it
+counts, and every share, rate and interval is computed from the published counts.
 """
 from __future__ import annotations
 
@@ -12,9 +16,20 @@ import numpy as np
 import pandas as pd
 
 from lib.analysis.stats import wilson_interval
-from lib.engine.query import DIMENSIONS, Filters, Scope, Summary, add_rates, filtered_reports, harm_metrics
+from lib.engine.query import (
+    DIMENSIONS,
+    Filters,
+    Scope,
+    Summary,
+    add_rates,
+    filtered_reports,
+    harm_metrics,
+    key_sum,
+    require_keys,
+)
 from lib.engine.store import Dataset, Engine
 from lib.model import schema
+from lib.privacy import cellkey
 
 UNCLASSIFIED = "Unclassified"
 INJURY_MEASURES: tuple[str, ...] = ("officer_injured", "subject_injured")
@@ -25,13 +40,37 @@ BY_LABELS: dict[str, str] = {"tactic": "Tactic", "tactic_group": "Type of force"
 # --- shared pieces ------------------------------------------------------------------------
 
 
-def _used_tactics(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) -> ibis.Table:
-    """Return (report_id, tactic, tactic_group) of the filtered reports, one row per report and tactic."""
+CK = cellkey.key_column  # `reports` -> `reports__ck`: the key sum beside a count
+
+
+def _used_tactics(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, keyed: bool = False) -> ibis.Table:
+    """Return (report_id, tactic, tactic_group) of the filtered reports, one row per report and tactic.
+
+    Keyed, each row also carries its report's record key, so a count of these rows has its key sum.
+    """
     reports = filtered_reports(engine, ds, filters, scope)
     t = engine.tactics(ds)
     t = t.filter(t.report_id.isin(reports.report_id))
-    return t.select(report_id=t.report_id, tactic=t.tactic.cast("string"),
+    used = t.select(report_id=t.report_id, tactic=t.tactic.cast("string"),
                     tactic_group=t.tactic_group.cast("string")).distinct()
+    return used.join(_record_keys(reports), "report_id") if keyed else used
+
+
+def _record_keys(reports: ibis.Table) -> ibis.Table:
+    """Return each report's id and record key (the cell key method)."""
+    return reports.select("report_id", cellkey.RECORD_KEY)
+
+
+def _keyed(engine: Engine, ds: Dataset, scope: Scope) -> bool:
+    """Say whether a scope's counts are published perturbed; raise DatasetError if the data carries no keys."""
+    if scope.perturbed:
+        require_keys(engine, ds)
+    return scope.perturbed
+
+
+def _counted(t: ibis.Table, keyed: bool, name: str = "reports") -> dict[str, ibis.Expr]:
+    """Return the count of a table's rows, with its key sum beside it when keyed."""
+    return {name: t.count(), **({CK(name): key_sum(t)} if keyed else {})}
 
 
 def _vocabulary_order(values: pd.Series, vocabulary: tuple[str, ...]) -> list[str]:
@@ -48,44 +87,61 @@ def _group_order(values: pd.Series) -> list[str]:
 
 def use_over_time(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) -> pd.DataFrame:
     """Return reports using each type of force per month, the month's reports and the share using it."""
+    keyed = _keyed(engine, ds, scope)
     reports = filtered_reports(engine, ds, filters, scope)
-    months = reports.select(report_id=reports.report_id, month=DIMENSIONS["month"](reports))
-    totals = engine.execute(months.group_by("month").aggregate(total_reports=months.count()))
+    kept = {cellkey.RECORD_KEY: reports[cellkey.RECORD_KEY]} if keyed else {}
+    months = reports.select(report_id=reports.report_id, month=DIMENSIONS["month"](reports), **kept)
+    totals = engine.execute(months.group_by("month").aggregate(**_counted(months, keyed, "total_reports")))
     used = _used_tactics(engine, ds, filters, scope)
     pairs = used.select(used.report_id, tactic_group=used.tactic_group.fill_null(UNCLASSIFIED)).distinct()
     joined = pairs.join(months, "report_id")
-    counts = engine.execute(joined.group_by(["month", "tactic_group"]).aggregate(reports=joined.count()))
+    counts = engine.execute(joined.group_by(["month", "tactic_group"]).aggregate(**_counted(joined, keyed)))
     columns = ["month", "tactic_group", "reports", "total_reports", "share"]
     if totals.empty or counts.empty:
         return pd.DataFrame(columns=columns)
     # Every type of force seen in the period gets every month, so a month without it reads 0, not a gap.
     groups = _group_order(counts["tactic_group"])
     grid = pd.MultiIndex.from_product([sorted(totals["month"]), groups], names=["month", "tactic_group"])
-    frame = (counts.set_index(["month", "tactic_group"])["reports"].reindex(grid, fill_value=0)
+    values = ["reports", CK("reports")] if keyed else ["reports"]
+    frame = (counts.set_index(["month", "tactic_group"])[values].reindex(grid, fill_value=0)
              .reset_index().merge(totals, on="month"))
     frame["reports"] = frame["reports"].astype("int64")
     frame["total_reports"] = frame["total_reports"].astype("int64")
+    if keyed:  # published counts: a type of force's reports within the month's
+        frame = cellkey.perturb_frame(frame, ["reports", "total_reports"], nested=[("reports", "total_reports")])
     frame["share"] = frame["reports"] / frame["total_reports"]
     return frame[columns]
 
 
 # --- 2. effectiveness ---------------------------------------------------------------------
 
+_EFFECTIVENESS_COUNTS = ("uses", "answered", "effective_yes")
+
 
 def effectiveness(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) -> pd.DataFrame:
     """Return per tactic: uses, uses recorded effective of those answering, the rate and its interval."""
+    keyed = _keyed(engine, ds, scope)
     reports = filtered_reports(engine, ds, filters, scope)
     t = engine.tactics(ds)
     t = t.filter(t.report_id.isin(reports.report_id))
+    keys: dict[str, ibis.Expr] = {}
+    if keyed:  # each use carries its report's record key
+        t = t.join(_record_keys(reports), "report_id")
+        keys = {CK("uses"): key_sum(t), CK("effective_yes"): key_sum(t, t.effective.fill_null(False)),
+                CK("answered"): key_sum(t, t.effective.notnull())}
     expr = t.group_by(tactic=t.tactic.cast("string"), tactic_group=t.tactic_group.cast("string")).aggregate(
         uses=t.count(),
         effective_yes=t.effective.sum().fill_null(0),
         answered=t.effective.count(),
+        **keys,
     )
     frame = engine.execute(expr)
     frame["tactic_group"] = frame["tactic_group"].fillna(UNCLASSIFIED)
-    for col in ("uses", "effective_yes", "answered"):
+    for col in _EFFECTIVENESS_COUNTS:
         frame[col] = frame[col].astype("int64")
+    if keyed:  # published counts; answered within uses, effective within answered
+        frame = cellkey.perturb_frame(frame, _EFFECTIVENESS_COUNTS,
+                                      nested=[("answered", "uses"), ("effective_yes", "answered")])
     frame["unanswered"] = frame["uses"] - frame["answered"]
     yes, answered = frame["effective_yes"].to_numpy(), frame["answered"].to_numpy()
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -104,15 +160,20 @@ def harm_when_used(engine: Engine, ds: Dataset, filters: Filters, scope: Scope,
     """Return per tactic (or type of force) the reports using it and the harm rates among them."""
     if by not in BY_LABELS:
         raise ValueError(f"harm_when_used counts by tactic or tactic_group, not {by!r}")
+    keyed = _keyed(engine, ds, scope)
     reports = filtered_reports(engine, ds, filters, scope)
     used = _used_tactics(engine, ds, filters, scope)
     keys = ["tactic", "tactic_group"] if by == "tactic" else ["tactic_group"]
     pairs = used.select("report_id", *keys)
     pairs = pairs.mutate(tactic_group=pairs.tactic_group.fill_null(UNCLASSIFIED)).distinct()
-    harm = reports.select("report_id", *schema.HARM_FIELDS)
+    harm = reports.select("report_id", *schema.HARM_FIELDS, *([cellkey.RECORD_KEY] if keyed else []))
     joined = pairs.join(harm, "report_id")
-    frame = engine.execute(joined.group_by(keys).aggregate(reports=joined.count(), **harm_metrics(joined)))
-    overall = engine.execute(reports.aggregate(**harm_metrics(reports))).iloc[0]
+    frame = engine.execute(joined.group_by(keys).aggregate(**_counted(joined, keyed),
+                                                           **harm_metrics(joined, keyed=keyed)))
+    overall = engine.execute(reports.aggregate(**_counted(reports, keyed), **harm_metrics(reports, keyed=keyed)))
+    if keyed:  # published counts; every rate below, the overall ones too, is computed from them
+        frame, overall = _published_harm(frame), _published_harm(overall)
+    overall = overall.iloc[0]
     if "tactic" not in frame:
         frame["tactic"] = frame["tactic_group"]
     frame = add_rates(frame)
@@ -125,6 +186,14 @@ def harm_when_used(engine: Engine, ds: Dataset, filters: Filters, scope: Scope,
     vocabulary = schema.TACTICS if by == "tactic" else (*schema.TACTIC_GROUPS, UNCLASSIFIED)
     order = {t: i for i, t in enumerate(_vocabulary_order(frame["tactic"], vocabulary))}
     return frame.sort_values("tactic", key=lambda s: s.map(order)).reset_index(drop=True)
+
+
+def _published_harm(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return reports and harm counts as published: perturbed, answered within reports, yes within answered."""
+    answered = [(f"{c}_answered", "reports") for c in schema.HARM_FIELDS]
+    yes = [(f"{c}_yes", f"{c}_answered") for c in schema.HARM_FIELDS]
+    counts = ["reports", *(part for part, _ in answered), *(part for part, _ in yes)]
+    return cellkey.perturb_frame(frame, counts, nested=[*answered, *yes])
 
 
 def injury_measures(summary: Summary) -> tuple[str, ...]:
@@ -143,23 +212,32 @@ def missing_injuries(summary: Summary) -> list[str]:
 def co_occurrence(engine: Engine, ds: Dataset, filters: Filters, scope: Scope,
                   top: int = TOP_TACTICS) -> pd.DataFrame:
     """Return, for the most-used tactics, reports using each pair and the share of the row tactic's reports."""
-    used = _used_tactics(engine, ds, filters, scope)
-    ranked = engine.execute(used.group_by("tactic").aggregate(reports=used.count()))
+    keyed = _keyed(engine, ds, scope)
+    used = _used_tactics(engine, ds, filters, scope, keyed)
+    ranked = engine.execute(used.group_by("tactic").aggregate(**_counted(used, keyed)))
     columns = ["tactic", "other", "both", "tactic_reports", "other_reports", "share"]
     if ranked.empty:
         return pd.DataFrame(columns=columns)
+    if keyed:  # published counts, and the most-used tactics chosen by them
+        ranked = cellkey.perturb_frame(ranked, ["reports"])
     ranked = ranked.sort_values(["reports", "tactic"], ascending=[False, True]).head(top)
     chosen = ranked["tactic"].tolist()
-    pairs = used.filter(used.tactic.isin(chosen)).select("report_id", "tactic")
+    pairs = used.filter(used.tactic.isin(chosen)).select("report_id", "tactic",
+                                                         *([cellkey.RECORD_KEY] if keyed else []))
     other = pairs.select(report_id=pairs.report_id, other=pairs.tactic)
     joined = pairs.join(other, "report_id")
-    both = engine.execute(joined.group_by(["tactic", "other"]).aggregate(both=joined.count()))
+    # A pair and its mirror count the same reports, so they get the same key sum and the same adjustment.
+    both = engine.execute(joined.group_by(["tactic", "other"]).aggregate(**_counted(joined, keyed, "both")))
     grid = pd.MultiIndex.from_product([chosen, chosen], names=["tactic", "other"])
-    frame = both.set_index(["tactic", "other"])["both"].reindex(grid, fill_value=0).reset_index()
+    values = ["both", CK("both")] if keyed else ["both"]
+    frame = both.set_index(["tactic", "other"])[values].reindex(grid, fill_value=0).reset_index()
     frame["both"] = frame["both"].astype("int64")
     reports = dict(zip(ranked["tactic"], ranked["reports"].astype("int64"), strict=True))
     frame["tactic_reports"] = frame["tactic"].map(reports)
     frame["other_reports"] = frame["other"].map(reports)
+    if keyed:  # a pair within each of its tactics' reports: the smaller of the two, so it stays symmetric
+        frame = cellkey.perturb_frame(frame, ["both"],
+                                      nested=[("both", "tactic_reports"), ("both", "other_reports")])
     frame["share"] = frame["both"] / frame["tactic_reports"]
     return frame[columns]
 
@@ -169,25 +247,36 @@ def co_occurrence(engine: Engine, ds: Dataset, filters: Filters, scope: Scope,
 
 def taser_ladder(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) -> pd.DataFrame:
     """Return reports at each highest CED level, their share of CED reports and of all reports."""
+    keyed = _keyed(engine, ds, scope)
     reports = filtered_reports(engine, ds, filters, scope)
-    used = _used_tactics(engine, ds, filters, scope)
+    used = _used_tactics(engine, ds, filters, scope, keyed)
     ced = used.filter(used.tactic.isin(list(schema.CED_LADDER)))
     # The data already keeps one CED use per report; taking the highest again here makes the
     # ladder honest even for a dataset loaded from Parquet written elsewhere.
     ranked = ced.mutate(rank=ced.tactic.cases(*schema.CED_RANK.items()).cast("int64"))
-    highest = ranked.group_by("report_id").aggregate(rank=ranked["rank"].max())
-    counts = engine.execute(highest.group_by("rank").aggregate(reports=highest.count()))
-    total = int(engine.execute(reports.count()))
-    by_rank = dict(zip(counts["rank"].astype(int), counts["reports"].astype("int64"), strict=True))
+    per_report = {"rank": ranked["rank"].max()}
+    if keyed:  # a report's rows all carry its one record key
+        per_report[cellkey.RECORD_KEY] = ranked[cellkey.RECORD_KEY].max()
+    highest = ranked.group_by("report_id").aggregate(**per_report)
+    counts = engine.execute(highest.group_by("rank").aggregate(**_counted(highest, keyed)))
+    everything = engine.execute(reports.aggregate(**_counted(reports, keyed))).iloc[0]
+    total = int(everything["reports"])
     frame = pd.DataFrame({"level": list(schema.CED_LADDER), "rank": range(len(schema.CED_LADDER))})
-    frame["reports"] = frame["rank"].map(by_rank).fillna(0).astype("int64")
+    rank = counts["rank"].astype(int)
+    frame["reports"] = frame["rank"].map(dict(zip(rank, counts["reports"], strict=True))).fillna(0).astype("int64")
     ced_reports = int(frame["reports"].sum())
+    # Reaching at least a level: this level or any above it, counted down from the top.
+    reaching = frame["reports"].to_numpy()[::-1].cumsum()[::-1]
+    if keyed:
+        keys = frame["rank"].map(dict(zip(rank, counts[CK("reports")], strict=True))).fillna(0).to_numpy("int64")
+        level, reaching, ced_reports, total = _published_ladder(frame["reports"].to_numpy(), keys, total,
+                                                                int(everything[CK("reports")]))
+        frame["reports"] = level
     frame["ced_reports"] = ced_reports
     frame["all_reports"] = total
     with np.errstate(divide="ignore", invalid="ignore"):
         frame["share"] = frame["reports"] / ced_reports if ced_reports else np.nan
-        # Reaching at least a level: this level or any above it, counted down from the top.
-        frame["at_least"] = frame["reports"][::-1].cumsum()[::-1] / ced_reports if ced_reports else np.nan
+        frame["at_least"] = reaching / ced_reports if ced_reports else np.nan
     frame["share_low"], frame["share_high"] = wilson_interval(frame["reports"].to_numpy(), ced_reports)
     frame["ced_share_of_reports"] = ced_reports / total if total else np.nan
     low, high = wilson_interval(ced_reports, total)
@@ -195,3 +284,16 @@ def taser_ladder(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) ->
     return frame
 
 
+def _published_ladder(reports: np.ndarray, keys: np.ndarray, total: int,
+                      total_key: int) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """Return the ladder's published counts: reports per level, reaching each level, CED reports, all reports.
+
+    Reaching at least a level is a count of its own (the reports at it or above, their keys summed), so the
+    lowest level is reached by exactly the published CED reports; fewer never reach a lower level than a
+    higher one, and a level holds no more reports than reach it.
+    """
+    everything = cellkey.perturb_one(total, total_key)
+    ced = min(cellkey.perturb_one(int(reports.sum()), int(keys.sum())), everything)
+    reaching = cellkey.perturb(reports[::-1].cumsum()[::-1], keys[::-1].cumsum()[::-1])
+    reaching = np.minimum(np.maximum.accumulate(reaching[::-1])[::-1], ced)
+    return np.minimum(cellkey.perturb(reports, keys), reaching), reaching, ced, everything
