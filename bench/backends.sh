@@ -11,7 +11,8 @@ PY=${PY:-.venv/bin/python}
 QUERY_TESTS=(tests/test_query.py tests/test_properties.py tests/test_store.py tests/test_risk.py
              tests/test_tactics.py tests/test_explore.py tests/test_quality.py tests/test_training.py
              tests/test_debriefs.py tests/test_summary.py tests/test_incidents.py tests/test_adjust.py
-             tests/test_exposure.py tests/test_library_postgres.py tests/test_cellkey.py)
+             tests/test_exposure.py tests/test_library_postgres.py tests/test_cellkey.py
+             tests/test_cellkey_tactics.py)
 backends=("$@")
 [ ${#backends[@]} -eq 0 ] && backends=(duckdb postgres pyspark)
 
