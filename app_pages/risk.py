@@ -70,7 +70,8 @@ render.chart(charts.forest_plot, ratios, label)
 render.table_behind(tables.ratios_table(ratios), risk.ratios_caption(ratios, sentence, unit), source=ratios)
 
 st.subheader("Areas, teams and officers against the average (funnel plot)")
-levels = [*risk.FUNNEL_LEVELS, *([risk.OFFICER_LEVEL] if context.may_see_officers() else [])]
+# Officer-level views are never offered where counts are perturbed (viewers, demonstrations): see below.
+levels = [*risk.FUNNEL_LEVELS, *([risk.OFFICER_LEVEL] if context.may_see_officers() and not scope.perturbed else [])]
 level = st.radio("Compare", levels, horizontal=True, key="risk_level")
 level_scope = context.officer_scope("officer funnel") if level == risk.OFFICER_LEVEL else scope
 funnel_basis = st.radio("Judge", ["Crude rates", "Observed against expected for the case mix"], horizontal=True,
@@ -96,10 +97,16 @@ else:
     st.info(f"No {level} in this view has answering reports.")
 
 st.subheader("Officers with most exposure to harm")
-officers_scope = context.officer_scope("officers with most exposure to harm")
-if officers_scope is None:
+if not context.may_see_officers():
     st.info("Officer-level views are not open to your role: the sections above compare roles, shifts, areas "
             "and teams.")
+    st.stop()
+if scope.perturbed:  # a demonstration: counts per officer have no place beside perturbed counts, whatever the role
+    st.info("Officer-level views are not shown under disclosure control: the sections above compare roles, "
+            "shifts, areas and teams, with counts published through the cell key method.")
+    st.stop()
+officers_scope = context.officer_scope("officers with most exposure to harm")
+if officers_scope is None:
     st.stop()
 # The app's engine pseudonymises every dataset as it opens; were an id still raw, the page says so, not "pseudonymised".
 ids = "raw officer ids, not pseudonymised" if ds.raw_officer_ids else "pseudonymised ids"

@@ -245,6 +245,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"rejected: a date is not YYYY-MM-DD ({exc})", file=sys.stderr)
         return 2
+    if args.protect and args.by == risk.OFFICER_LEVEL:
+        print("rejected: --by officer cannot be combined with --protect (a viewer never sees officer-level "
+              "detail)", file=sys.stderr)
+        return 2
     if args.protect and args.roster:
         # The training figures are officer counts from the roster, which carry no record keys yet.
         print("rejected: --roster cannot be combined with --protect (the training summary has no viewer "

@@ -16,6 +16,13 @@ Unknown covariate values (null) are a level of their own, "Not recorded", so no 
 missing covariate. A level with no events has a coefficient of minus infinity: its reports carry no
 information about the other coefficients at the maximum, so they are left out of the fit (and a compared
 group with no events gets no ratio).
+
+Under a perturbed scope (viewers, demonstrations: the cell key method, lib/privacy/cellkey.py) every count
+published beside a model's answer (a group's events and answering reports, a reference's, a funnel group's
+observed count) is the published one: the pattern cells carry the key sums of their reports, and the counts
+are adjusted from those. The model's estimates themselves (ratios, intervals, expected counts) stay model
+estimates from the exact reports: they are not counts, and a fit on adjusted counts would answer a different
+question. Expected counts are scaled to add up to the published observed ones, so their total is no exact count.
 """
 from __future__ import annotations
 
@@ -27,12 +34,14 @@ from typing import TYPE_CHECKING
 import ibis
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from lib.analysis import stats
 from lib.engine import query
 from lib.engine.query import NOT_RECORDED, Filters, Scope
 from lib.engine.store import Dataset, Engine
 from lib.model import schema
+from lib.privacy import cellkey
 
 if TYPE_CHECKING:
     from scipy import sparse
@@ -212,9 +221,26 @@ def _columns(adjust_for: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(adjust_for))
 
 
+def refuse_officer_level(scope: Scope, what: str) -> None:
+    """Raise ValueError when an officer-level result is asked for under a perturbed scope: it is never published there.
+
+    Viewers and demonstrations (the cell key method) see areas, teams and groups, never single officers; a page
+    that offered them an officer-level view by mistake fails here rather than show exact counts per officer.
+    """
+    if scope.perturbed:
+        raise ValueError(f"{what} is officer-level detail, never published under disclosure control "
+                         "(a perturbed scope)")
+
+
 def _answered(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, measure: str,
               dims: Sequence[str], extra: dict[str, Callable[[ibis.Table], ibis.Expr]] | None = None) -> ibis.Table:
-    """Return the answering reports with each dimension as text ("Not recorded" for null) and a cluster key."""
+    """Return the answering reports with each dimension as text ("Not recorded" for null) and a cluster key.
+
+    Under a perturbed scope each report's record key comes too, for the key sums of the published counts.
+    """
+    if scope.perturbed:
+        query.require_keys(engine, ds)
+        extra = {**(extra or {}), cellkey.RECORD_KEY: lambda t: t[cellkey.RECORD_KEY]}
     t = query.filtered_reports(engine, ds, filters, scope)
     t = t.filter(t[measure].notnull())
     cluster = t.incident_id.fill_null(t.report_id) if "incident_id" in t.columns else t.report_id
@@ -230,12 +256,25 @@ def _shared(t: ibis.Table) -> ibis.Table:
     return t.filter(t.report_id.count().over(ibis.window(group_by=t._cluster)) > 1)
 
 
+def _keyed(t: ibis.Table) -> bool:
+    return cellkey.RECORD_KEY in t.columns
+
+
 def _cells(engine: Engine, t: ibis.Table, keys: list[str]) -> pd.DataFrame:
-    frame = engine.execute(t.group_by(keys).aggregate(n=t.count(), yes=t._y.sum()))
+    """Return reports and events per pattern of the keys (with their key sums when the reports carry record keys)."""
+    sums = ({cellkey.key_column("n"): query.key_sum(t), cellkey.key_column("yes"): query.key_sum(t, t._y == 1)}
+            if _keyed(t) else {})
+    frame = engine.execute(t.group_by(keys).aggregate(n=t.count(), yes=t._y.sum(), **sums))
     frame = frame.sort_values(keys, kind="stable").reset_index(drop=True)
     frame["n"] = frame["n"].astype("float64")
     frame["yes"] = frame["yes"].fillna(0).astype("float64")
     return frame
+
+
+def _published(yes: ArrayLike, n: ArrayLike, yes_key: ArrayLike, n_key: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """Return events and answering reports as published: each adjusted by its key sum, events within reports."""
+    n_out = cellkey.perturb(np.asarray(n, dtype="int64"), n_key)
+    return np.minimum(cellkey.perturb(np.asarray(yes, dtype="int64"), yes_key), n_out), n_out
 
 
 def _multi(engine: Engine, t: ibis.Table, cells: pd.DataFrame, keys: list[str],
@@ -297,7 +336,11 @@ def adjusted_ratios(engine: Engine, ds: Dataset, filters: Filters, scope: Scope,
     keys = [f"d{i}" for i in range(len(dims))]
     t = _answered(engine, ds, filters, scope, measure, dims)
     cells = _cells(engine, t, keys)
-    by_group = cells.groupby("d0")[["yes", "n"]].sum()
+    sums = [cellkey.key_column("yes"), cellkey.key_column("n")] if _keyed(t) else []
+    by_group = cells.groupby("d0")[["yes", "n", *sums]].sum()
+    if sums:  # each group's published counts (the fit below still runs on the exact cells)
+        yes, n = _published(by_group["yes"], by_group["n"], by_group[sums[0]], by_group[sums[1]])
+        by_group = by_group.assign(yes=yes, n=n).drop(columns=sums)
     groups = [g for g in by_group.index if g != NOT_RECORDED]
     if not groups:
         return pd.DataFrame(columns=RATIO_COLUMNS)
@@ -372,6 +415,11 @@ def _using_ratios(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, m
                                    _k=multi_used["_k"].astype(str))
     users = users.assign(_k=users["_k"].astype(str))
     total_yes, total_n = cells["yes"].to_numpy(), cells["n"].to_numpy()
+    yes_key, n_key = cellkey.key_column("yes"), cellkey.key_column("n")
+    keyed = _keyed(t)
+    if keyed:  # all answering reports in view, as published
+        shown_total_yes, shown_total_n = _published(total_yes.sum(), total_n.sum(), cells[yes_key].sum(),
+                                                    cells[n_key].sum())
     rows = []
     for name in names:
         mine = users[users["_k"] == name]
@@ -379,8 +427,16 @@ def _using_ratios(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, m
         y1 = np.bincount(mine["_cell"], weights=mine["yes"], minlength=size)
         yes_used, n_used = y1.sum(), n1.sum()
         ref_yes, ref_n = total_yes.sum() - yes_used, total_n.sum() - n_used
+        shown = (yes_used, n_used, ref_yes, ref_n)
+        if keyed:  # published: the users' counts adjusted, the others the published total less the users
+            shown_yes, shown_n = _published(yes_used, n_used, mine[yes_key].sum(), mine[n_key].sum())
+            shown_ref_n = max(int(shown_total_n) - int(shown_n), 0)
+            shown = (int(shown_yes), int(shown_n), min(max(int(shown_total_yes) - int(shown_yes), 0), shown_ref_n),
+                     shown_ref_n)
         ratio = low = high = np.nan
-        if n_used >= stats.MIN_DENOMINATOR and ref_n >= stats.MIN_DENOMINATOR and yes_used > 0 and ref_yes > 0:
+        # Compared only when the published counts (which say why a group is not compared) and the exact ones allow.
+        if all(a >= stats.MIN_DENOMINATOR and b >= stats.MIN_DENOMINATOR and c > 0 and d > 0
+               for a, b, c, d in ((n_used, ref_n, yes_used, ref_yes), (shown[1], shown[3], shown[0], shown[2]))):
             yes, n = np.concatenate([total_yes - y1, y1]), np.concatenate([total_n - n1, n1])
             result = fit(x, yes, n)
             part = multi_used[multi_used["_k"] == name]
@@ -391,7 +447,7 @@ def _using_ratios(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, m
             cov = robust_covariance(x, result, yes, n, cluster, cell, cn, cy)
             at = x.shape[1] - 1
             ratio, low, high = _interval(result, cov, at)
-        rows.append(("Using " + name, ratio, low, high, yes_used, n_used, ref_yes, ref_n))
+        rows.append(("Using " + name, ratio, low, high, *shown))
     frame = pd.DataFrame(rows, columns=["group", "ratio", "ci_low", "ci_high", "yes", "answered",
                                         "reference_yes", "reference_answered"])
     return _shape(frame, column, "not using it", frame["reference_yes"], frame["reference_answered"], covariates)
@@ -411,6 +467,8 @@ def expected_counts(engine: Engine, ds: Dataset, filters: Filters, scope: Scope,
     """
     if measure not in schema.HARM_FIELDS:
         raise ValueError(f"unknown measure {measure!r}")
+    if level == "officer":
+        refuse_officer_level(scope, "an officer funnel")
     covariates = [d for d in _columns(adjust_for) if d != level]
     keys = [f"d{i}" for i in range(len(covariates))]
     if level == "officer":
@@ -427,9 +485,19 @@ def expected_counts(engine: Engine, ds: Dataset, filters: Filters, scope: Scope,
     result = fit(x, cells["yes"].to_numpy(), cells["n"].to_numpy())
     patterns = ibis.memtable(cells[pattern_keys].assign(_mean=result.mean))
     joined = t.join(patterns, pattern_keys)
+    keyed = _keyed(t)
+    sums = ({cellkey.key_column("reports"): query.key_sum(joined),
+             cellkey.key_column("observed"): query.key_sum(joined, joined._y == 1)} if keyed else {})
     frame = engine.execute(joined.group_by(group=joined._group).aggregate(
-        reports=joined.count(), observed=joined._y.sum(), expected=joined._mean.sum()))
+        reports=joined.count(), observed=joined._y.sum(), expected=joined._mean.sum(), **sums))
     frame["observed"] = frame["observed"].fillna(0).astype("int64")
+    if keyed:
+        # Published observed counts; the expected ones (a model's, which add up to the exact observed total)
+        # are scaled to add up to the published total instead, so their sum gives no exact count away.
+        exact = int(frame["observed"].sum())
+        frame = cellkey.perturb_frame(frame, ["reports", "observed"], [("observed", "reports")])
+        if exact > 0:
+            frame["expected"] = frame["expected"] * (int(frame["observed"].sum()) / exact)
     return frame[["group", "observed", "expected", "reports"]].sort_values("group").reset_index(drop=True)
 
 

@@ -5,6 +5,9 @@ A debrief record names the report or incident it reviews, its date, the contribu
 which factors recur, how they relate to officer injury and assault, and which reports with an
 officer injured or assaulted have no debrief recorded (the supervisor's review list). Debriefs are
 read from uploads by lib/ingest/debriefs.py.
+
+Under a perturbed scope (the cell key method) the factor table's counts are published adjusted by the key
+sums of the reports they count, and its ratios and intervals are computed from those.
 """
 from __future__ import annotations
 
@@ -12,8 +15,9 @@ import numpy as np
 import pandas as pd
 
 from lib.analysis import stats
-from lib.engine.query import Filters, Scope, filtered_reports
+from lib.engine.query import Filters, Scope, filtered_reports, require_keys
 from lib.engine.store import Dataset, Engine
+from lib.privacy import cellkey
 
 # Factors the synthetic debriefs draw from; "Single crewed on arrival" is planted to go with injury.
 SYNTHETIC_FACTORS = ("Single crewed on arrival", "Late call information", "Radio coverage", "Tactical communication",
@@ -22,9 +26,12 @@ SYNTHETIC_FACTORS = ("Single crewed on arrival", "Late call information", "Radio
 
 def _reviewed(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, debriefs: pd.DataFrame) -> pd.DataFrame:
     """Return the filtered reports with their harm flags and whether a debrief reviews them."""
+    keys = [cellkey.RECORD_KEY] if scope.perturbed else []  # for the key sums of published counts
+    if keys:
+        require_keys(engine, ds)
     t = filtered_reports(engine, ds, filters, scope)
     reports = engine.execute(t.select("report_id", "incident_id", "occurred_at", "force", "area",
-                                      "officer_injured", "officer_assaulted"))
+                                      "officer_injured", "officer_assaulted", *keys))
     by_report = set(debriefs["report_id"].dropna().astype(str))
     by_incident = set(debriefs["incident_id"].dropna().astype(str))
     reports["debriefed"] = reports["report_id"].astype(str).isin(by_report) | \
@@ -56,7 +63,11 @@ def _review(reports: pd.DataFrame, limit: int) -> tuple[int, pd.DataFrame]:
     harmed = reports["officer_injured"].fillna(False).astype(bool) | \
         reports["officer_assaulted"].fillna(False).astype(bool)
     missing = reports[harmed & ~reports["debriefed"]].sort_values("occurred_at", ascending=False)
-    return len(missing), missing.head(limit).drop(columns=["debriefed"]).reset_index(drop=True)
+    count = len(missing)
+    if cellkey.RECORD_KEY in missing.columns:  # a perturbed scope: the count as published (the rows never are)
+        count = cellkey.perturb_one(count, int(missing[cellkey.RECORD_KEY].sum()))
+        missing = missing.drop(columns=[cellkey.RECORD_KEY])
+    return count, missing.head(limit).drop(columns=["debriefed"]).reset_index(drop=True)
 
 
 def _factors(reports: pd.DataFrame, debriefs: pd.DataFrame, measure: str) -> pd.DataFrame:
@@ -65,15 +76,29 @@ def _factors(reports: pd.DataFrame, debriefs: pd.DataFrame, measure: str) -> pd.
         return pd.DataFrame(columns=["factor", "debriefs", "yes", "answered", "reference_yes", "reference_answered",
                                      "ratio", "ci_low", "ci_high"])
     answered = joined[measure].notna()
+    said_yes = answered & joined[measure].fillna(False).astype(bool)
+    keys = joined[cellkey.RECORD_KEY].to_numpy(dtype="int64") if cellkey.RECORD_KEY in joined.columns else None
+
+    def count(mask: pd.Series) -> int:
+        # Exact, or (reports carrying record keys: a perturbed scope) as published, by the key sum of its reports.
+        exact = int(mask.sum())
+        return exact if keys is None else cellkey.perturb_one(exact, int(keys[mask.to_numpy()].sum()))
+
+    total_yes, total_answered = count(said_yes), count(answered)
     rows = []
     factors = sorted({f for fs in joined["contributing_factors"] for f in fs})
     for factor in factors:
         has = joined["contributing_factors"].map(lambda fs, f=factor: f in fs)
-        x1 = int((joined.loc[has & answered, measure]).astype(bool).sum())
-        n1 = int((has & answered).sum())
-        x0 = int((joined.loc[~has & answered, measure]).astype(bool).sum())
-        n0 = int((~has & answered).sum())
-        rows.append({"factor": factor, "debriefs": int(has.sum()), "yes": x1, "answered": n1,
+        n1 = count(has & answered)
+        x1 = min(count(has & said_yes), n1)
+        if keys is None:
+            x0, n0 = count(~has & said_yes), count(~has & answered)
+        else:
+            # Debriefs not naming the factor: the published total less the published part. Adjusted on their
+            # own, each factor's pair would be another noisy look at the same total, and many looks average out.
+            n0 = max(total_answered - n1, 0)
+            x0 = min(max(min(total_yes, total_answered) - x1, 0), n0)
+        rows.append({"factor": factor, "debriefs": count(has), "yes": x1, "answered": n1,
                      "reference_yes": x0, "reference_answered": n0})
     table = pd.DataFrame(rows)
     ratio = stats.rate_ratio(table["yes"], table["answered"], table["reference_yes"], table["reference_answered"])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import ibis
 import numpy as np
 import pandas as pd
 
@@ -17,6 +18,7 @@ from lib.engine import query
 from lib.engine.query import Filters, Scope
 from lib.engine.store import Dataset, Engine
 from lib.model import schema
+from lib.privacy import cellkey
 
 # Below this many answering reports a heatmap cell is greyed out rather than coloured.
 MIN_CELL = 30
@@ -117,6 +119,8 @@ def funnel(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, measure:
     _check_measure(measure)
     if level not in (*FUNNEL_LEVELS, OFFICER_LEVEL):
         raise ValueError(f"funnel level must be one of {(*FUNNEL_LEVELS, OFFICER_LEVEL)}")
+    if level == OFFICER_LEVEL:
+        adjust.refuse_officer_level(scope, "an officer funnel")
     if adjust_for and expected is None:
         model = adjust.expected_counts(engine, ds, filters, scope, measure, level, tuple(adjust_for))
         frame = pd.DataFrame({level: model["group"], f"{measure}_yes": model["observed"],
@@ -257,7 +261,8 @@ def _p_text(p: float) -> str:
 
 
 def by_officer(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) -> pd.DataFrame:
-    """Return reports and harm counts per (pseudonymised) officer, column `officer`."""
+    """Return reports and harm counts per (pseudonymised) officer, column `officer` (never under a perturbed scope)."""
+    adjust.refuse_officer_level(scope, "counts per officer")
     t = query.filtered_reports(engine, ds, filters, scope)
     t = t.filter(t.officer_id.notnull())
     metrics = {}
@@ -319,6 +324,7 @@ def officer_exposure(engine: Engine, ds: Dataset, filters: Filters, scope: Scope
                      top: int = 15) -> Exposure:
     """Test whether officers' rates differ beyond chance; if they do, list the highest shrunken rates with peers."""
     _check_measure(measure)
+    adjust.refuse_officer_level(scope, "officers' exposure to harm")
     frame = by_officer(engine, ds, filters, scope)
     # Sorted by officer: the rank draws depend on the order of groups, and the engine's order is not fixed,
     # so without this the same view could show different rank intervals from one reload to the next.
@@ -365,6 +371,7 @@ SAME_INCIDENT_COLUMNS = ("shared_incidents", "shared_informative", "shared_repor
 def _shared_cells(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, measure: str):
     # One row per (incident, officer) with the officer's answering reports and yes answers there, for incidents
     # where two or more officers answered: the strata of the same-incident comparison.
+    adjust.refuse_officer_level(scope, "the same-incident comparison of officers")
     t = query.filtered_reports(engine, ds, filters, scope)
     t = t.filter(t.officer_id.notnull(), t.incident_id.notnull(), t[measure].notnull())
     cells = t.group_by(incident=t.incident_id, officer=t.officer_id).aggregate(
@@ -507,20 +514,37 @@ def tactic_ratios(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, m
 
 def _using_ratios(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, measure: str,
                   column: str) -> pd.DataFrame:
-    """Return crude ratios of reports using each value of a tactics column against reports not using it."""
+    """Return crude ratios of reports using each value of a tactics column against reports not using it.
+
+    Under a perturbed scope the counts of the reports using a tactic, and of all reports in view, are published
+    through the cell key method; the reports not using it are the published total less the published users, so
+    the comparison adds nothing a viewer could not work out from published counts.
+    """
+    keyed = scope.perturbed
+    if keyed:
+        query.require_keys(engine, ds)
     t = query.filtered_reports(engine, ds, filters, scope)
     tactics = engine.tactics(ds)
-    total = engine.execute(t.aggregate(yes=t[measure].sum().fill_null(0), answered=t[measure].count()))
+    total = engine.execute(t.aggregate(yes=t[measure].sum().fill_null(0), answered=t[measure].count(),
+                                       **_yes_answered_keys(t, measure, keyed)))
     used = tactics.filter(tactics.report_id.isin(t.report_id))
     pairs = used.select(report_id=used.report_id, group=used[column].cast("string")).distinct()
-    joined = pairs.join(t.select("report_id", measure), "report_id")
+    joined = pairs.join(t.select("report_id", measure, *([cellkey.RECORD_KEY] if keyed else [])), "report_id")
     frame = engine.execute(joined.group_by("group").aggregate(yes=joined[measure].sum().fill_null(0),
-                                                              answered=joined[measure].count()))
+                                                              answered=joined[measure].count(),
+                                                              **_yes_answered_keys(joined, measure, keyed)))
     frame = frame[frame["group"].notna() & (frame["group"] != "Tactical communication")]
+    if keyed:  # published counts: every ratio and interval below is computed from them
+        nested = [("yes", "answered")]
+        total = cellkey.perturb_frame(total, ["yes", "answered"], nested)
+        frame = cellkey.perturb_frame(frame, ["yes", "answered"], nested)
     order = {v: i for i, v in enumerate(adjust.tactic_order(column))}
     frame = frame.assign(_order=frame["group"].map(order).fillna(len(order))).sort_values(["_order", "group"])
-    x1, n1 = frame["yes"].to_numpy(), frame["answered"].to_numpy()
+    x1, n1 = frame["yes"].to_numpy(dtype="int64"), frame["answered"].to_numpy(dtype="int64")
     x0, n0 = int(total["yes"].iloc[0]) - x1, int(total["answered"].iloc[0]) - n1
+    if keyed:  # a difference of two adjusted counts can fall below zero, or its part above its whole
+        n0 = np.maximum(n0, 0)
+        x0 = np.clip(x0, 0, n0)
     ratio = stats.rate_ratio(x1, n1, x0, n0)
     return pd.DataFrame({
         "dimension": column, "group": "Using " + frame["group"].to_numpy(dtype=object),
@@ -528,6 +552,14 @@ def _using_ratios(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, m
         "yes": x1, "answered": n1, "reference_yes": x0, "reference_answered": n0,
         "adjusted_for": [()] * len(frame), "method": adjust.CRUDE_METHOD,
     }).reset_index(drop=True)
+
+
+def _yes_answered_keys(t: ibis.Table, measure: str, keyed: bool) -> dict[str, ibis.Expr]:
+    """Return the key sums of a measure's yes and answered counts over a table's reports (none when not keyed)."""
+    if not keyed:
+        return {}
+    return {cellkey.key_column("yes"): query.key_sum(t, t[measure].fill_null(False)),
+            cellkey.key_column("answered"): query.key_sum(t, t[measure].notnull())}
 
 
 def funnel_method(limits: pd.DataFrame) -> str:
