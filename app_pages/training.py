@@ -17,7 +17,7 @@ with st.expander("Load an officer roster, training records or shifts worked (thi
         roster.load_roster(ds, files)
     roster.roster_mapping_step(ds)
 
-scoped = training.scoped_roster(roster.roster_tables(ds), scope)
+scoped = roster.scoped_roster(ds, scope)
 has_roster = "officers" in scoped and "training" in scoped
 if not has_roster:
     st.info("This dataset has no officer roster with training records. Load one above to see compliance with the "
@@ -30,8 +30,8 @@ if has_roster:
     for group, label in (("officer_role", "Officer role"), ("team", "Team")):
         if group not in per_officer:
             continue
-        summary = cache.protect(training.summarise_compliance,
-                             training.with_intervals(training.summarise_compliance(per_officer, by=(group,))))
+        summary = training.summarise_compliance(per_officer, by=(group,), perturbed=scope.perturbed)
+        summary = cache.protect(training.summarise_compliance, training.with_intervals(summary))
         if group == "team":  # operational list of teams with enough officers to matter, lowest share first
             summary = summary[summary["officers"] >= training.MIN_TEAM].sort_values("share_compliant").head(15)
             label = f"Team (15 lowest shares, teams of {training.MIN_TEAM}+ officers)"
@@ -39,10 +39,12 @@ if has_roster:
                 continue
         render.chart(charts.compliance_by_group, summary, group, label)
         render.table_behind(tables.compliance_table(summary, group),
-                        f"Training hours in the 12 months to {as_of:%d %b %Y}. Counting unit: officers.",
+                        f"Training hours in the 12 months to {as_of:%d %b %Y}. Counting unit: officers."
+                        + (" Counts are published with a small adjustment (cell key method); shares and mean hours "
+                           "are computed from them." if scope.perturbed else ""),
                         source=summary)
-    overdue = training.overdue(per_officer)
-    st.caption(f"{render.count_phrase(len(overdue))} of {render.count_phrase(len(per_officer))} officers are short of "
+    short, officers = training.compliance_totals(per_officer, perturbed=scope.perturbed)
+    st.caption(f"{render.count_phrase(short)} of {render.count_phrase(officers)} officers are short of "
                f"12 hours in the 12 months to {as_of:%d %b %Y}.")
     mine = roster.overdue_officers(ds, as_of)
     if mine is not None:
@@ -76,7 +78,10 @@ if has_roster:
         untrained = render.count_text(headline["officers_comparison"])
         st.caption(f"Per 1,000 officer-shifts; {trained} trained officers against officers not yet trained and "
                    f"{untrained} never trained, same months; each training cohort compared only with officers not "
-                   f"yet (or never) trained. {training.twfe_reading(headline)} {sentence}.")
+                   f"yet (or never) trained. {training.twfe_reading(headline)} {sentence}."
+                   + (" Counts of officers and reports are published with a small adjustment (cell key method); "
+                      "the estimates and intervals are the model's, fitted to the exact counts." if scope.perturbed
+                      else ""))
         render.chart(charts.training_event_study, study, "use of force")
         render.table_behind(tables.event_study_table(study),
                         "Change by months since training, against officers not yet (or never) trained in the same "
@@ -107,4 +112,6 @@ if records is not None:
                                     "Officer injury rate")
         render.table_behind(tables.factors_table(factors),
                         "Among debriefed reports: the officer injury rate where the factor was named, against "
-                        "debriefs that did not name it. Counting unit: debriefed reports.", source=factors)
+                        "debriefs that did not name it. Counting unit: debriefed reports."
+                        + (" Counts are published with a small adjustment (cell key method); the ratios are computed "
+                           "from them." if scope.perturbed else ""), source=factors)

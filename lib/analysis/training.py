@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from lib.privacy import cellkey
+
 if TYPE_CHECKING:  # scipy loads with the first model fitted: the app imports this module at start
     from scipy import sparse
 
@@ -48,6 +50,9 @@ MEASURES: dict[str, str] = {
     "officer_assaulted": "assaults on officers",
 }
 PER_SHIFTS = 1_000
+# An officer's record key (0..255) for the cell key method: roster tables carry no report keys, so the
+# page gives each officer one (a keyed hash of the pseudonym) and a count of officers takes their sum.
+OFFICER_KEY = cellkey.key_column("officer_id")
 MIN_TRAINED_OFFICERS = 30
 MIN_TEAM = 10  # teams smaller than this are listed, not charted: one officer moves their share too far
 UNCLEAR_BOUND = 0.20  # an interval reaching both a 20% fall and a 20% rise cannot tell
@@ -79,15 +84,26 @@ def officer_months(reports: pd.DataFrame, exposure: pd.DataFrame, officers: pd.D
 
 
 def officer_month_counts(engine: Any, ds: Any, filters: Any, scope: Any) -> pd.DataFrame:
-    """Count use of force, injuries and assaults per officer-month in the engine (scope and filters apply)."""
-    from lib.engine.query import filtered_reports
+    """Count use of force, injuries and assaults per officer-month in the engine (scope and filters apply).
+
+    Under a perturbed scope each count has the sum of its reports' record keys beside it (`cellkey.key_column`),
+    so any total of officer-months published from the panel can be perturbed by the keys of the reports it counts.
+    """
+    from lib.engine.query import filtered_reports, key_sum, require_keys
 
     t = filtered_reports(engine, ds, filters, scope)
     t = t.filter(t.officer_id.notnull())
+    keys = {}
+    if scope.perturbed:
+        require_keys(engine, ds)
+        keys = {cellkey.key_column("reports"): key_sum(t),
+                **{cellkey.key_column(field): key_sum(t, t[field].fill_null(False))
+                   for field in ("officer_injured", "officer_assaulted")}}
     expr = t.group_by(officer_id=t.officer_id, month=t.occurred_at.truncate("M")).aggregate(
         reports=t.count(),
         officer_injured=t.officer_injured.sum().fill_null(0),
-        officer_assaulted=t.officer_assaulted.sum().fill_null(0))
+        officer_assaulted=t.officer_assaulted.sum().fill_null(0),
+        **keys)
     return engine.execute(expr)
 
 
@@ -105,6 +121,8 @@ def panel_from_counts(counts: pd.DataFrame, exposure: pd.DataFrame, officers: pd
     panel = worked.merge(counts, on=["officer_id", "month"], how="outer")
     for field in MEASURES:
         panel[field] = panel[field].fillna(0).astype("int64") if field in panel else 0
+        if cellkey.key_column(field) in panel:  # an officer-month with no reports has no keys to add
+            panel[cellkey.key_column(field)] = panel[cellkey.key_column(field)].fillna(0).astype("int64")
     roster = officers.assign(officer_id=officers["officer_id"].astype(str)).set_index("officer_id")
     trained_on = pd.to_datetime(roster["pst_trained_on"]).reindex(panel["officer_id"])
     for column in ("officer_role", "team"):
@@ -129,7 +147,7 @@ def compliance(training: pd.DataFrame, officers: pd.DataFrame, as_of: date, stan
     ids = events["officer_id"].astype(str)
     hours = events.loc[recent, "hours"].astype("float64").groupby(ids[recent]).sum()
     last = when[when <= end].groupby(ids[when <= end]).max()
-    columns = [c for c in ("officer_id", "officer_role", "team") if c in officers]
+    columns = [c for c in ("officer_id", "officer_role", "team", OFFICER_KEY) if c in officers]
     out = officers[columns].copy()
     out["officer_id"] = out["officer_id"].astype(str)
     out["hours"] = hours.reindex(out["officer_id"]).fillna(0.0).to_numpy()
@@ -139,15 +157,56 @@ def compliance(training: pd.DataFrame, officers: pd.DataFrame, as_of: date, stan
     return out.reset_index(drop=True)
 
 
-def summarise_compliance(per_officer: pd.DataFrame, by: Collection[str] = ("officer_role",)) -> pd.DataFrame:
-    """Count officers and compliant officers, with the share compliant, by role, team or both."""
+def summarise_compliance(per_officer: pd.DataFrame, by: Collection[str] = ("officer_role",),
+                         perturbed: bool = False) -> pd.DataFrame:
+    """Count officers and compliant officers, with the share compliant, by role, team or both.
+
+    Perturbed (the cell key method, for viewers and demonstrations), each count of officers is published
+    adjusted by the sum of its officers' record keys (`OFFICER_KEY`), and the share compliant and the mean
+    hours are computed from the published counts.
+    """
     keys = list(by)
+    if perturbed:
+        return _published_compliance(per_officer, keys)
     grouped = per_officer.groupby(keys, observed=True, sort=True)
     out = grouped.agg(officers=("officer_id", "size"), compliant=("compliant", "sum"),
                       mean_hours=("hours", "mean")).reset_index()
     out["compliant"] = out["compliant"].astype("int64")
     out["share_compliant"] = out["compliant"] / out["officers"]
     return out
+
+
+def _published_compliance(per_officer: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Summarise compliance with every count of officers perturbed, and the share and mean hours from those."""
+    officer_keys = _officer_keys(per_officer)
+    frame = per_officer.assign(_key=officer_keys, _compliant_key=np.where(per_officer["compliant"], officer_keys, 0))
+    out = frame.groupby(keys, observed=True, sort=True).agg(
+        officers=("officer_id", "size"), compliant=("compliant", "sum"), hours=("hours", "sum"),
+        **{cellkey.key_column("officers"): ("_key", "sum"),
+           cellkey.key_column("compliant"): ("_compliant_key", "sum")}).reset_index()
+    out["compliant"] = out["compliant"].astype("int64")
+    out = cellkey.perturb_frame(out, ["officers", "compliant"], nested=[("compliant", "officers")])
+    # A published count is never zero where officers were counted, so neither division is by zero.
+    out["mean_hours"] = out.pop("hours") / out["officers"]
+    out["share_compliant"] = out["compliant"] / out["officers"]
+    return out[[*keys, "officers", "compliant", "mean_hours", "share_compliant"]]
+
+
+def compliance_totals(per_officer: pd.DataFrame, perturbed: bool = False) -> tuple[int, int]:
+    """Return how many officers are short of the standard and how many officers there are (published if perturbed)."""
+    short = ~per_officer["compliant"].to_numpy(dtype=bool)
+    if not perturbed:
+        return int(short.sum()), len(per_officer)
+    keys = _officer_keys(per_officer)
+    officers = cellkey.perturb_one(len(per_officer), int(keys.sum()))
+    return min(cellkey.perturb_one(int(short.sum()), int(keys[short].sum())), officers), officers
+
+
+def _officer_keys(frame: pd.DataFrame) -> np.ndarray:
+    """Return each row's officer record key, refusing a frame without them (a perturbed count needs its keys)."""
+    if OFFICER_KEY not in frame:
+        raise ValueError(f"officer counts cannot be perturbed without the officers' record keys ({OFFICER_KEY})")
+    return frame[OFFICER_KEY].to_numpy(dtype=np.int64)
 
 
 def overdue(per_officer: pd.DataFrame) -> pd.DataFrame:
@@ -184,10 +243,18 @@ def difference_in_differences(panel: pd.DataFrame, measure: str = "reports", lev
 
 
 def staggered_effect(panel: pd.DataFrame, measure: str = "reports", level: float = 0.95,
-                     lead_months: int = PRE_TREND_MONTHS) -> dict[str, Any]:
-    """Estimate the average change after training, each trained officer against officers not yet (or never) trained."""
+                     lead_months: int = PRE_TREND_MONTHS, perturbed: bool = False) -> dict[str, Any]:
+    """Estimate the average change after training, each trained officer against officers not yet (or never) trained.
+
+    Perturbed (the cell key method), every count in the result (officers, events, the crude rates' events and
+    the profile's) is published adjusted by its key sum: the record keys of the reports it counts, or of the
+    officers. The estimates and intervals stay the model's, fitted to the exact panel: they are not counts, and
+    the counts they rest on are never published exactly.
+    """
     rows = _usable(panel, measure)
     rows = rows[~(rows["months_since_training"] == 0).fillna(False).to_numpy(dtype=bool)]
+    # Refused before the fit, not after it: a perturbed result cannot be made without every key.
+    keys = (_keys_of(rows, cellkey.key_column(measure)), _officer_keys(rows)) if perturbed else None
     design = _saturated(rows, measure)
     z = NormalDist().inv_cdf(0.5 + level / 2)
     officers = rows["officer_id"].to_numpy()[design["rows"]]
@@ -211,31 +278,79 @@ def staggered_effect(panel: pd.DataFrame, measure: str = "reports", level: float
                           minimum_detectable_effect=float(-np.expm1(-(z + POWER_Z) * se)))
         result.update(observed_events=int(observed), expected_events=float(expected))
     result.update(pre_trend(rows, measure, lead_months, start=design["theta"]))
-    result["verdict"] = verdict(result)
-    result["profile"] = _profile(design, result.pop("pre_trend"), officers, z)
+    if keys is not None:
+        keys = (keys[0][design["rows"]], keys[1][design["rows"]])
+        result.update(_published_effect(result, design, judged, officers, keys))
+        result["rates"] = _rates(rows, measure, perturbed=True)
+    result["verdict"] = verdict(result)  # on the published count of trained officers, as a viewer reads it
+    result["profile"] = _profile(design, result.pop("pre_trend"), officers, z, keys)
     return result
 
 
-def event_profile(panel: pd.DataFrame, measure: str = "reports") -> pd.DataFrame:
+def _published_effect(result: dict[str, Any], design: dict[str, Any], judged: np.ndarray, officers: np.ndarray,
+                      keys: tuple[np.ndarray, np.ndarray]) -> dict[str, Any]:
+    """Return an effect's counts as published: each perturbed by the key sum of the reports or officers it counts."""
+    event_keys, officer_keys = keys
+    y = design["y"]
+    out: dict[str, Any] = {
+        "officers_trained": _distinct_published(officers, officer_keys, judged),
+        "officers_comparison": _distinct_published(officers, officer_keys, design["never"] & design["in_fit"]),
+        "events": _sum_published(y, event_keys, design["in_fit"] | judged),
+    }
+    if result["observed_events"] is not None:
+        observed = _sum_published(y, event_keys, judged)
+        # Expected scaled with observed: their ratio is the estimate, so exact expected would give exact observed back.
+        out.update(observed_events=observed,
+                   expected_events=result["expected_events"] * observed / result["observed_events"])
+    return out
+
+
+def _distinct_published(ids: np.ndarray, keys: np.ndarray, mask: np.ndarray) -> int:
+    """Return the published count of distinct officers in mask: perturbed by the sum of their record keys."""
+    unique, first = np.unique(ids[mask], return_index=True)
+    return cellkey.perturb_one(unique.size, int(keys[mask][first].sum()))
+
+
+def _sum_published(y: np.ndarray, keys: np.ndarray, mask: np.ndarray) -> int:
+    """Return the published total of counts in mask: perturbed by the sum of their reports' key sums."""
+    return cellkey.perturb_one(int(y[mask].sum()), int(keys[mask].sum()))
+
+
+def _keys_of(rows: pd.DataFrame, column: str) -> np.ndarray:
+    """Return a panel's key sums of a count, refusing a panel without them (a perturbed count needs its keys)."""
+    if column not in rows:
+        raise ValueError(f"counts cannot be perturbed without their reports' key sums ({column}): build the "
+                         "officer-month counts with a perturbed scope")
+    return rows[column].to_numpy(dtype=np.int64)
+
+
+def event_profile(panel: pd.DataFrame, measure: str = "reports", perturbed: bool = False) -> pd.DataFrame:
     """Estimate the change by months since training: before it, the pre-trend test's months; after, each month's."""
-    return staggered_effect(panel, measure)["profile"]
+    return staggered_effect(panel, measure, perturbed=perturbed)["profile"]
 
 
-def effects_and_profile(panel: pd.DataFrame) -> tuple[dict[str, dict[str, Any]], pd.DataFrame]:
+def effects_and_profile(panel: pd.DataFrame, perturbed: bool = False) -> tuple[dict[str, dict[str, Any]], pd.DataFrame]:
     """Return the training effects on every measure and the use-of-force event profile, fitting each model once."""
-    found = effects(panel, keep_profile=True)
+    found = effects(panel, keep_profile=True, perturbed=perturbed)
     return found, found["reports"].pop("profile")
 
 
 def _profile(design: dict[str, Any], leads: pd.DataFrame, officers: np.ndarray, z: float,
-             months_after: int = PROFILE_MONTHS) -> pd.DataFrame:
-    """Tabulate the change by months since training: before, the pre-trend leads; after, each month's ratio."""
+             keys: tuple[np.ndarray, np.ndarray] | None = None, months_after: int = PROFILE_MONTHS) -> pd.DataFrame:
+    """Tabulate the change by months since training: before, the pre-trend leads; after, each month's ratio.
+
+    With keys (event key sums and officer keys per row), each month's officers and events are published perturbed.
+    """
     since, y = design["since"], design["y"]
     records = []
     for k in range(-len(leads), months_after + 1):
         at = since == k
+        if keys is None:
+            officers_at, events_at = int(pd.unique(officers[at]).size), int(y[at].sum())
+        else:
+            officers_at, events_at = _distinct_published(officers, keys[1], at), _sum_published(y, keys[0], at)
         record = {"months_since_training": k, "estimate": np.nan, "ci_low": np.nan, "ci_high": np.nan,
-                  "officers": int(pd.unique(officers[at]).size), "events": int(y[at].sum())}
+                  "officers": officers_at, "events": events_at}
         if k < 0:
             lead = leads.set_index("months_since_training").loc[k]
             record.update({key: float(lead.get(key, np.nan)) for key in ("estimate", "ci_low", "ci_high")})
@@ -423,8 +538,11 @@ def _usable(panel: pd.DataFrame, measure: str) -> pd.DataFrame:
     return panel[np.nan_to_num(shifts, nan=0.0) > 0]
 
 
-def _rates(rows: pd.DataFrame, measure: str) -> dict[str, dict[str, float]]:
-    """Crude rates per 1,000 officer-shifts: trained officers before and after, never-trained officers."""
+def _rates(rows: pd.DataFrame, measure: str, perturbed: bool = False) -> dict[str, dict[str, float]]:
+    """Crude rates per 1,000 officer-shifts: trained officers before and after, never-trained officers.
+
+    Perturbed, each group's events are published adjusted by their reports' key sum, and the rate is theirs.
+    """
     since = rows["months_since_training"]
     groups = {
         "trained_before": (since < 0).fillna(False),
@@ -436,6 +554,8 @@ def _rates(rows: pd.DataFrame, measure: str) -> dict[str, dict[str, float]]:
         part = rows[mask.to_numpy(dtype=bool)]
         shifts = float(part["shifts"].sum())
         events = int(part[measure].sum())
+        if perturbed:
+            events = cellkey.perturb_one(events, int(_keys_of(part, cellkey.key_column(measure)).sum()))
         out[name] = {"events": events, "shifts": shifts,
                      "rate": events / shifts * PER_SHIFTS if shifts else float("nan")}
     return out
@@ -680,11 +800,15 @@ def with_intervals(summary: pd.DataFrame) -> pd.DataFrame:
     return summary.assign(low=low, high=high)
 
 
-def effects(panel: pd.DataFrame, keep_profile: bool = False) -> dict[str, dict[str, Any]]:
-    """Return the training effect on use of force, officer injuries and assaults (TWFE beside it for comparison)."""
+def effects(panel: pd.DataFrame, keep_profile: bool = False, perturbed: bool = False) -> dict[str, dict[str, Any]]:
+    """Return the training effect on use of force, officer injuries and assaults (TWFE beside it for comparison).
+
+    Perturbed, the counts are published (see `staggered_effect`); the two-way estimate beside it is a model
+    estimate only (its counts are not kept).
+    """
     out = {}
     for measure in MEASURES:
-        result = staggered_effect(panel, measure)
+        result = staggered_effect(panel, measure, perturbed=perturbed)
         if not (keep_profile and measure == "reports"):
             result.pop("profile")
         old = difference_in_differences(panel, measure)

@@ -4,7 +4,9 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 import streamlit as st
 
 from lib import ingest
@@ -35,6 +37,29 @@ def _saved_roster(ds: Dataset) -> dict[str, pd.DataFrame]:
     folder = Path(ds.source)
     # Pseudonymised as the engine pseudonymised the reports, so a folder of raw ids still joins.
     return roster_files.read_folder(folder) if folder.is_dir() else {}
+
+
+def scoped_roster(ds: Dataset, scope: Scope) -> dict[str, pd.DataFrame]:
+    """Return the roster tables a scope allows; perturbed, every officer carries a record key (the cell key method)."""
+    tables = training.scoped_roster(roster_tables(ds), scope)
+    if scope.perturbed and "officers" in tables:
+        tables["officers"] = with_officer_keys(tables["officers"])
+    return tables
+
+
+def officer_keys(ids: pd.Series | np.ndarray) -> np.ndarray:
+    """Return each officer's record key (0..255): a keyed hash of their pseudonym, as a report's is of its id.
+
+    Under the installation's secret, so an officer keeps one key in every roster, session and query, and a
+    count of officers is perturbed by the sum of their keys like a count of reports.
+    """
+    unique, inverse = np.unique(np.asarray(ids).astype(str), return_inverse=True)
+    return ingest.record_keys(pa.array(unique, pa.string())).to_numpy().astype(np.int64)[inverse.reshape(-1)]
+
+
+def with_officer_keys(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return a roster frame with each officer's record key beside them (`training.OFFICER_KEY`)."""
+    return frame.assign(**{training.OFFICER_KEY: officer_keys(frame["officer_id"])})
 
 
 def load_roster(ds: Dataset, files: list) -> None:
@@ -72,7 +97,9 @@ def _panel(tables: dict[str, pd.DataFrame], ds: Dataset, filters: Filters, scope
         return None
     scoped = training.scoped_roster(tables, scope)
     counts = training.officer_month_counts(cache.engine(), ds, filters, scope)
-    return training.panel_from_counts(counts, scoped["exposure"], scoped["officers"])
+    panel = training.panel_from_counts(counts, scoped["exposure"], scoped["officers"])
+    # Perturbed, the published counts of officers need each officer's key (counts of reports carry theirs).
+    return with_officer_keys(panel) if scope.perturbed else panel
 
 
 DEBRIEFS_KEY = "_ose_debriefs"
@@ -152,7 +179,7 @@ def overdue_officers(ds: Dataset, as_of: date) -> pd.DataFrame | None:
 def training_results(ds: Dataset, filters: Filters, scope: Scope) -> tuple[dict, pd.DataFrame] | None:
     """Return the training effects and event study (cached unless the roster was uploaded this session)."""
     if st.session_state.get(ROSTER_KEY, {}).get(ds.id):
-        results = _training_results(_panel(roster_tables(ds), ds, filters, scope))
+        results = _training_results(_panel(roster_tables(ds), ds, filters, scope), scope.perturbed)
     else:
         results = _saved_training_results(ds, filters, scope)
     if results is None:
@@ -163,10 +190,11 @@ def training_results(ds: Dataset, filters: Filters, scope: Scope) -> tuple[dict,
 
 @st.cache_data(show_spinner="Estimating the effect of training", max_entries=64)
 def _saved_training_results(ds: Dataset, filters: Filters, scope: Scope) -> tuple[dict, pd.DataFrame] | None:
-    return _training_results(_panel(_saved_roster(ds), ds, filters, scope))
+    # Keyed on the scope, and so on `scope.perturbed`: published and exact results are cached apart.
+    return _training_results(_panel(_saved_roster(ds), ds, filters, scope), scope.perturbed)
 
 
-def _training_results(panel: pd.DataFrame | None) -> tuple[dict, pd.DataFrame] | None:
+def _training_results(panel: pd.DataFrame | None, perturbed: bool) -> tuple[dict, pd.DataFrame] | None:
     if panel is None:
         return None
-    return training.effects_and_profile(panel)
+    return training.effects_and_profile(panel, perturbed=perturbed)
