@@ -77,6 +77,14 @@ class Protection:
 
         return disclosure.protect(kind, result, self.threshold)
 
+    def count(self, value: int) -> int | None:
+        """Return a single count as the role sees it (None where hidden)."""
+        if self.threshold is None:
+            return int(value)
+        from lib.privacy import disclosure
+
+        return disclosure.protect_count(value, self.threshold)
+
     def headline(self, summary: query.Summary) -> query.Summary:
         """Return the headline figures as the role sees them."""
         if self.threshold is None:
@@ -190,25 +198,42 @@ def read_roster(paths: Sequence[str]) -> dict[str, pd.DataFrame]:
 
 
 def training_summary(engine: Engine, ds: Dataset, filters: Filters, scope: Scope,
-                     tables: dict[str, pd.DataFrame]) -> dict:
-    """Return compliance with the hours standard and the training effect on use of force."""
-    from lib.analysis import training
+                     tables: dict[str, pd.DataFrame], protection: Protection = EXACT) -> dict:
+    """Return compliance with the hours standard and the training effect on use of force.
 
+    Under a perturbed scope (a viewer's) the counts of officers and events are published by the cell key method,
+    each officer keyed like a report, and the protection hides small ones, as the Training page does.
+    """
+    from lib.analysis import training
+    from lib.ingest import roster
+
+    perturbed = scope.perturbed
+    if perturbed and "officers" in tables:
+        tables = {**tables, "officers": roster.with_officer_keys(tables["officers"])}
     out: dict = {}
     if "officers" in tables and "training" in tables and ds.last is not None:
         per_officer = training.compliance(tables["training"], tables["officers"], ds.last.date())
+        short, officers = training.compliance_totals(per_officer, perturbed=perturbed)
+        officers_shown = protection.count(officers)
+        compliant = protection.count(officers - short) if officers_shown is not None else None
         out["compliance"] = {"as_of": ds.last.date().isoformat(), "standard_hours": 12,
-                             "officers": int(len(per_officer)), "compliant": int(per_officer["compliant"].sum()),
-                             "share": _number(float(per_officer["compliant"].mean())) if len(per_officer) else None}
+                             "officers": officers_shown, "compliant": compliant,
+                             "share": _number(compliant / officers_shown) if officers_shown and compliant is not None
+                             else None}
     if "officers" in tables and "exposure" in tables:
         counts = training.officer_month_counts(engine, ds, filters, scope)
         panel = training.panel_from_counts(counts, tables["exposure"], tables["officers"])
-        result = training.staggered_effect(panel, "reports")
+        if perturbed:
+            panel = roster.with_officer_keys(panel)
+        result = training.staggered_effect(panel, "reports", perturbed=perturbed)
+        result = protection.table(training.effects, {"reports": result})["reports"]
         old = training.difference_in_differences(panel, "reports")
+        if result["estimate"] is None:  # hidden with the counts it rests on
+            old = dict.fromkeys(("estimate", "ci_low", "ci_high"), None) | {"method": old["method"]}
         out["effect"] = {"measure": "use of force per 1,000 officer-shifts", "estimate": _number(result["estimate"]),
                          "ci_low": _number(result["ci_low"]), "ci_high": _number(result["ci_high"]),
-                         "method": result["method"], "officers_trained": int(result["officers_trained"]),
-                         "officers_comparison": int(result["officers_comparison"]),
+                         "method": result["method"], "officers_trained": _count(result["officers_trained"]),
+                         "officers_comparison": _count(result["officers_comparison"]),
                          "verdict": result["verdict"],
                          "pre_trend_p": _number(result["pre_trend_p"]),
                          "minimum_detectable_effect": _number(result["minimum_detectable_effect"]),
@@ -249,11 +274,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("rejected: --by officer cannot be combined with --protect (a viewer never sees officer-level "
               "detail)", file=sys.stderr)
         return 2
-    if args.protect and args.roster:
-        # The training figures are officer counts from the roster, which carry no record keys yet.
-        print("rejected: --roster cannot be combined with --protect (the training summary has no viewer "
-              "protection in the command line yet; the app's Training page has)", file=sys.stderr)
-        return 2
     engine = Engine(read_file=ingest.read_file, pseudonymise=ingest.pseudonymise_ids, record_keys=ingest.record_keys)
     try:
         path = resolve(args.dataset)
@@ -284,7 +304,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (OSError, ingest.RejectedFile) as exc:
             print(f"rejected: roster: {exc}", file=sys.stderr)
             return 2
-        out["training"] = training_summary(engine, ds, filters, UNRESTRICTED, tables)
+        out["training"] = training_summary(engine, ds, filters, scope, tables, protection)
     print(json.dumps(out, indent=2))
     return 0
 

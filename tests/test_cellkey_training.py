@@ -282,12 +282,12 @@ def test_debrief_counts_are_perturbed_by_their_reports_keys(keyed, reports) -> N
 
 def test_officer_keys_are_the_installations_keyed_hash_of_the_pseudonym() -> None:
     from lib.ingest import pseudonym
-    from lib.ui import roster as ui_roster
+    from lib.ingest import roster as roster_files
 
     ids = pd.Series(["OF2", "OF1", "OF2", "OF3"])
     want = cellkey.record_keys(np.array(["OF2", "OF1", "OF2", "OF3"], dtype=object), pseudonym.secret())
-    assert ui_roster.officer_keys(ids).tolist() == want.astype(np.int64).tolist()
-    assert ui_roster.with_officer_keys(pd.DataFrame({"officer_id": ids}))[training.OFFICER_KEY].tolist() \
+    assert roster_files.officer_keys(ids).tolist() == want.astype(np.int64).tolist()
+    assert roster_files.with_officer_keys(pd.DataFrame({"officer_id": ids}))[training.OFFICER_KEY].tolist() \
         == want.tolist()
 
 

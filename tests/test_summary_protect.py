@@ -6,6 +6,7 @@ from them), hidden values null, and a `protection` key naming the method and its
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -91,9 +92,30 @@ def test_a_selection_under_the_threshold_shows_only_why(capsys):
     assert "overall" not in shown and shown["protection"]["minimum_reports"] == 10
 
 
-def test_the_command_line_refuses_training_figures_it_cannot_protect_yet():
+def test_a_viewers_training_figures_count_officers_through_the_cell_key_method(capsys):
+    shown = run(capsys, "--protect", "viewer", "--roster", str(SAMPLE_DIR))["training"]
+    exact = run(capsys, "--roster", str(SAMPLE_DIR))["training"]
+    officers = pd.read_parquet(SAMPLE_DIR / "officers.parquet")["officer_id"].astype(str)
+    # The sample's officers are raw ids, pseudonymised on reading: key them as the app does, by pseudonym.
+    from lib.ingest import pseudonym
+
+    pseudonyms = pd.Series(pseudonym.pseudonymise(officers.tolist()))
+    keys = cellkey.record_keys(pseudonyms.to_numpy(dtype=object), SECRET.encode())
+    assert exact["compliance"]["officers"] == len(officers)
+    assert shown["compliance"]["officers"] == cellkey.perturb_one(len(officers), int(keys.sum()))
+    assert shown["compliance"]["share"] == pytest.approx(
+        shown["compliance"]["compliant"] / shown["compliance"]["officers"], abs=1e-6)
+    for key in ("officers_trained", "officers_comparison"):
+        assert abs(shown["effect"][key] - exact["effect"][key]) <= cellkey.MAX_ADJUSTMENT
+    # The effect itself is the model's estimate from the exact panel, for every role.
+    assert shown["effect"]["estimate"] == exact["effect"]["estimate"]
+    assert (shown["compliance"]["officers"], shown["effect"]["officers_trained"]) != (
+        exact["compliance"]["officers"], exact["effect"]["officers_trained"])
+
+
+def test_officer_level_detail_is_refused_to_a_viewer():
     run_ = subprocess.run([sys.executable, "-m", "lib.summary", str(SAMPLE_DIR), "--protect", "viewer",
-                           "--roster", str(SAMPLE_DIR)], cwd=ROOT, capture_output=True, text=True,
-                          env={**__import__("os").environ, "OSE_PSEUDONYM_KEY": SECRET})
+                           "--by", "officer"], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "OSE_PSEUDONYM_KEY": SECRET})
     assert run_.returncode == 2
-    assert run_.stderr.startswith("rejected: --roster cannot be combined with --protect")
+    assert run_.stderr.startswith("rejected: --by officer cannot be combined with --protect")

@@ -12,13 +12,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from lib import ingest
 from lib.ingest import pseudonym
 from lib.ingest.formats import ROWS, empty_quarantine
+from lib.ingest.pipeline import record_keys
 from lib.ingest.tables import Column, TableSpec, read_table
 from lib.model import values
+from lib.privacy import cellkey
 
 OFFICER_ID_ALIASES = ("officer id", "officer", "pseudonymised id", "staff id", "collar number", "pseudonym")
 
@@ -160,6 +164,25 @@ def read_folder(folder: Path) -> dict[str, pd.DataFrame]:
 
 
 NONE = "(not in this file)"
+
+
+# Beside each officer in a roster frame under the cell key method: their record key (`training.OFFICER_KEY`).
+OFFICER_KEY = cellkey.key_column("officer_id")
+
+
+def officer_keys(ids: pd.Series | np.ndarray) -> np.ndarray:
+    """Return each officer's record key (0..255): a keyed hash of their pseudonym, as a report's is of its id.
+
+    Under the installation's secret, so an officer keeps one key in every roster, session and query, and a
+    count of officers is perturbed by the sum of their keys like a count of reports.
+    """
+    unique, inverse = np.unique(np.asarray(ids).astype(str), return_inverse=True)
+    return record_keys(pa.array(unique, pa.string())).to_numpy().astype(np.int64)[inverse.reshape(-1)]
+
+
+def with_officer_keys(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return a roster frame with each officer's record key beside them (`OFFICER_KEY`)."""
+    return frame.assign(**{OFFICER_KEY: officer_keys(frame["officer_id"])})
 
 
 def mapping_frame(kind: str, columns: list[str]) -> pd.DataFrame:

@@ -4,9 +4,7 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-import pyarrow as pa
 import streamlit as st
 
 from lib import ingest
@@ -43,23 +41,8 @@ def scoped_roster(ds: Dataset, scope: Scope) -> dict[str, pd.DataFrame]:
     """Return the roster tables a scope allows; perturbed, every officer carries a record key (the cell key method)."""
     tables = training.scoped_roster(roster_tables(ds), scope)
     if scope.perturbed and "officers" in tables:
-        tables["officers"] = with_officer_keys(tables["officers"])
+        tables["officers"] = roster_files.with_officer_keys(tables["officers"])
     return tables
-
-
-def officer_keys(ids: pd.Series | np.ndarray) -> np.ndarray:
-    """Return each officer's record key (0..255): a keyed hash of their pseudonym, as a report's is of its id.
-
-    Under the installation's secret, so an officer keeps one key in every roster, session and query, and a
-    count of officers is perturbed by the sum of their keys like a count of reports.
-    """
-    unique, inverse = np.unique(np.asarray(ids).astype(str), return_inverse=True)
-    return ingest.record_keys(pa.array(unique, pa.string())).to_numpy().astype(np.int64)[inverse.reshape(-1)]
-
-
-def with_officer_keys(frame: pd.DataFrame) -> pd.DataFrame:
-    """Return a roster frame with each officer's record key beside them (`training.OFFICER_KEY`)."""
-    return frame.assign(**{training.OFFICER_KEY: officer_keys(frame["officer_id"])})
 
 
 def load_roster(ds: Dataset, files: list) -> None:
@@ -99,7 +82,7 @@ def _panel(tables: dict[str, pd.DataFrame], ds: Dataset, filters: Filters, scope
     counts = training.officer_month_counts(cache.engine(), ds, filters, scope)
     panel = training.panel_from_counts(counts, scoped["exposure"], scoped["officers"])
     # Perturbed, the published counts of officers need each officer's key (counts of reports carry theirs).
-    return with_officer_keys(panel) if scope.perturbed else panel
+    return roster_files.with_officer_keys(panel) if scope.perturbed else panel
 
 
 DEBRIEFS_KEY = "_ose_debriefs"
