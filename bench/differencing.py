@@ -469,8 +469,10 @@ def run_many_paths(dataset: Path, force: str, measure: str) -> dict[str, object]
     used = [len(t.paths) for t in found.targets]
     figures = found.figures()
     print(f"== averaging every run of months ({force}, {measure}, {viewer.asked} questions): "
-          f"{figures['recovered_exactly']} of {figures['hidden_targeted']} hidden monthly counts exact "
-          f"(share {figures['share']:.3f}), {np.mean(used) if used else 0:.1f} differences averaged per value",
+          f"{figures['guessed_exactly']} of {figures['hidden_targeted']} hidden monthly counts exact "
+          f"(share {figures['guessed_share']:.3f}) by the mean of {np.mean(used) if used else 0:.1f} differences "
+          f"per value, rounded and clamped to 1..{HIGHEST}; one difference alone: {figures['recovered_exactly']} "
+          f"(share {figures['share']:.3f})",
           flush=True)
     return figures
 
