@@ -8,7 +8,7 @@ PORT ?= 8501
 # worker: with a worker per core, BLAS threads only fight each other (a small solve took 1 s instead of ms).
 JOBS ?= auto
 
-.PHONY: run test test-quick test-backends bench lint install install-dev sample
+.PHONY: run test test-quick test-backends bench bench-differencing lint install install-dev sample
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ test-backends: $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed-dev
 	$(PY) -m bench.run
+
+# The differencing attacks on what a viewer sees, on the sample and 1,000,000 synthetic reports (bench's cache).
+bench-differencing: $(VENV)/.installed-dev
+	$(PY) -m bench.differencing
 
 # Style and the layers: ruff, then the import contracts in pyproject.toml (import-linter).
 lint: $(VENV)/.installed-dev

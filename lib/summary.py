@@ -3,11 +3,14 @@
     python -m lib.summary DATASET [--by area|team|officer] [--measure officer_injured|...]
                           [--from YYYY-MM-DD] [--to YYYY-MM-DD] [--force NAME] [--area NAME]
                           [--role NAME] [--shift NAME] [--tactic NAME] [--tactic-group NAME]
+                          [--location-type NAME] [--age-band BAND] [--gender NAME] [--ethnicity NAME]
                           [--roster FOLDER_OR_FILE ...] [--adjust [--adjust-for DIMENSION ...]]
                           [--protect viewer]
 
 DATASET is a folder written by lib.ingest or lib.synth, a saved dataset's name, or a CSV/Parquet
-file. It prints one JSON document; it exits 2 with a one-line reason when the dataset cannot be opened.
+file. Every filter of the app's sidebar has a flag, repeatable (reports with any of the values), so any
+view can be asked headlessly. It prints one JSON document; it exits 2 with a one-line reason when the
+dataset cannot be opened.
 With --adjust it adds `adjusted_rate_ratios`: the ratios by shift, role and type of force adjusted for case mix
 (role, shift, resistance, crewing and location type unless --adjust-for names others), each row listing the
 dimensions it is adjusted for (a dimension is never adjusted for itself).
@@ -31,12 +34,17 @@ import pandas as pd
 from lib import ingest
 from lib.analysis import adjust, risk
 from lib.engine import query
+from lib.engine.filters import FILTER_KINDS
 from lib.engine.query import UNRESTRICTED, Filters, Scope
 from lib.engine.store import Dataset, DatasetError, Engine
 from lib.ingest import library
 from lib.model import schema
 
 RATIO_DIMENSIONS = {"shift": "shift", "role": "officer_role"}
+# The command-line flag of every filter kind a page's sidebar offers, so any view can be asked headlessly.
+FILTER_FLAGS = {"forces": "--force", "areas": "--area", "roles": "--role", "shifts": "--shift",
+                "tactic_groups": "--tactic-group", "tactics": "--tactic", "location_types": "--location-type",
+                "age_bands": "--age-band", "genders": "--gender", "ethnicities": "--ethnicity"}
 ADJUSTED_DIMENSIONS = {**RATIO_DIMENSIONS, "tactic_group": "tactic_group"}
 
 
@@ -245,17 +253,17 @@ def training_summary(engine: Engine, ds: Dataset, filters: Filters, scope: Scope
     return out
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: print the monitoring summary as JSON."""
+def main(argv: Sequence[str] | None = None, engine: Engine | None = None) -> int:
+    """Command line: print the monitoring summary as JSON (in-process callers may pass one engine to reuse)."""
     parser = argparse.ArgumentParser(prog="python -m lib.summary", description=__doc__.splitlines()[0])
     parser.add_argument("dataset")
     parser.add_argument("--by", default="team", choices=[*risk.FUNNEL_LEVELS, risk.OFFICER_LEVEL])
     parser.add_argument("--measure", default="officer_injured", choices=list(schema.HARM_FIELDS))
     parser.add_argument("--from", dest="date_from")
     parser.add_argument("--to", dest="date_to")
-    for flag, field in (("--force", "forces"), ("--area", "areas"), ("--role", "roles"), ("--shift", "shifts"),
-                        ("--tactic", "tactics"), ("--tactic-group", "tactic_groups")):
-        parser.add_argument(flag, dest=field, action="append", default=[])
+    for kind in FILTER_KINDS:
+        parser.add_argument(FILTER_FLAGS[kind.field], dest=kind.field, action="append", default=[], metavar="VALUE",
+                            help=f"only reports with this {kind.label.lower()} (repeat: any of them)")
     parser.add_argument("--roster", action="append", default=[],
                         help="a folder with officers/training/exposure.parquet, or roster files")
     parser.add_argument("--adjust", action="store_true",
@@ -274,7 +282,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("rejected: --by officer cannot be combined with --protect (a viewer never sees officer-level "
               "detail)", file=sys.stderr)
         return 2
-    engine = Engine(read_file=ingest.read_file, pseudonymise=ingest.pseudonymise_ids, record_keys=ingest.record_keys)
+    if engine is None:
+        engine = Engine(read_file=ingest.read_file, pseudonymise=ingest.pseudonymise_ids,
+                        record_keys=ingest.record_keys)
     try:
         path = resolve(args.dataset)
         # A saved dataset opens at its current version's folder: name it as the user did, not "000003".
