@@ -25,6 +25,7 @@ value and what is allowed (secrets are never echoed: the key by its length, a UR
 | OSE_UPLOAD_SECONDS | upload_seconds (the reading worker's time) | 600 |
 | OSE_SHIFT_STARTS | shift_starts | 07:00,15:00,23:00 |
 | OSE_KEEP_VERSIONS | keep_versions | 5 |
+| OSE_VIEWER_DAILY_SELECTIONS | viewer_daily_selections (different views of a dataset a viewer opens in 24 h) | 200 |
 
 A blank value is the same as none. This module stays light (standard library only): the login gate
 reads it before pandas and the engine load.
@@ -62,12 +63,16 @@ SHIFT_STARTS = "OSE_SHIFT_STARTS"
 KEEP_VERSIONS = "OSE_KEEP_VERSIONS"
 AUDIT_KEY = "OSE_AUDIT_KEY"
 TRUSTED_PROXIES = "OSE_TRUSTED_PROXIES"
+VIEWER_DAILY_SELECTIONS = "OSE_VIEWER_DAILY_SELECTIONS"
 VARIABLES = (DATA_DIR, DATASET, AUTH_CONFIG, DEMO, DISCLOSURE_THRESHOLD, ENGINE_URL, SPARK_SHUFFLE_PARTITIONS,
              PSEUDONYM_KEY, MAX_UPLOAD_MB, MAX_EXPANDED_MB, MAX_ROWS, UPLOAD_MEMORY_MB, UPLOAD_SECONDS, SHIFT_STARTS,
-             KEEP_VERSIONS, AUDIT_KEY, TRUSTED_PROXIES)
+             KEEP_VERSIONS, AUDIT_KEY, TRUSTED_PROXIES, VIEWER_DAILY_SELECTIONS)
 
 DEFAULT_DATA_DIR = Path("var")
 DEFAULT_DISCLOSURE_THRESHOLD = 10
+# A supervisor's day needs a few dozen views; averaging differences over a hidden count needs hundreds.
+DEFAULT_VIEWER_DAILY_SELECTIONS = 200
+VIEWER_SELECTIONS_RANGE = (10, 1_000_000)
 DISCLOSURE_RANGE = (2, 1000)
 DEFAULT_ENGINE_URL = "duckdb://"
 # URL schemes and the backend each names (lib/engine/backends.py).
@@ -165,6 +170,7 @@ class Settings:
     keep_versions: int = DEFAULT_KEEP_VERSIONS
     audit_key: bytes | None = None  # None: the users file's audit.key, else the key file under data_dir
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    viewer_daily_selections: int = DEFAULT_VIEWER_DAILY_SELECTIONS
 
     @property
     def max_upload_bytes(self) -> int:
@@ -246,6 +252,8 @@ class Settings:
             keep_versions=read(KEEP_VERSIONS, _whole(*KEEP_VERSIONS_RANGE), DEFAULT_KEEP_VERSIONS),
             audit_key=read(AUDIT_KEY, _random_key, None),
             trusted_proxies=read(TRUSTED_PROXIES, _networks, ()),
+            viewer_daily_selections=read(VIEWER_DAILY_SELECTIONS, _whole(*VIEWER_SELECTIONS_RANGE),
+                                         DEFAULT_VIEWER_DAILY_SELECTIONS),
         )
         if problems:
             raise SettingsError(problems)

@@ -52,7 +52,7 @@ from lib.model.settings import MIN_KEY_BYTES, settings
 EVENTS = frozenset({
     "login", "logout", "failed_login", "locked_out", "password_change", "session_revoked", "user_change",
     "upload", "upload_rejected", "save", "append", "delete", "rollback", "officer_view", "export",
-    "audit_download", "audit_sealed",
+    "audit_download", "audit_sealed", "selection_budget_reached",
 })
 GENESIS = "0" * 64
 # Lines written before the key was introduced: chained by plain SHA-256.

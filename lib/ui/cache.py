@@ -17,6 +17,8 @@ from lib.engine import query
 from lib.engine.query import Filters, Scope, Summary
 from lib.engine.store import Dataset, Engine
 from lib.ingest import library
+from lib.model.settings import settings
+from lib.privacy.budget import SelectionBudget
 from lib.ui import context
 
 
@@ -31,6 +33,16 @@ def engine() -> Engine:
     from lib import ingest
 
     return Engine(read_file=ingest.read_file, pseudonymise=ingest.pseudonymise_ids, record_keys=ingest.record_keys)
+
+
+def selection_budget() -> SelectionBudget:
+    """Return the server's budget of viewers' selections (one per process and limit, kept while it runs)."""
+    return _selection_budget(settings().viewer_daily_selections)
+
+
+@st.cache_resource
+def _selection_budget(limit: int) -> SelectionBudget:
+    return SelectionBudget(limit)
 
 
 def protect(kind: Callable, result: object) -> object:

@@ -159,6 +159,26 @@ def stop_if_too_few(ctx: context.Context) -> None:
     if selection.too_few_reports(cache.report_count(ctx.dataset, ctx.filters, ctx.scope), ctx.min_reports):
         st.info(selection.too_few_message(ctx.min_reports), icon=":material/visibility_off:")
         st.stop()
+    stop_if_over_budget(ctx)
+
+
+def stop_if_over_budget(ctx: context.Context) -> None:
+    """Stop a viewer's page when a new selection would pass their day's budget of selections (never in a demo).
+
+    A demonstration shows synthetic data to an audience, not real people's records to a viewer: no budget.
+    """
+    from lib.privacy import budget
+    from lib.ui import cache
+
+    if not ctx.scope.perturbed or ctx.demo:
+        return
+    admission = cache.selection_budget().admit(ctx.user.username, ctx.dataset.id, ctx.filters)
+    if admission.allowed:
+        return
+    if admission.first_refusal:
+        context.audit_event("selection_budget_reached", selections=admission.used, limit=admission.limit)
+    st.warning(budget.refusal_message(admission), icon=":material/block:")
+    st.stop()
 
 
 def page_header(page: str, title: str, unit: str | None = None) -> tuple[Dataset, Filters, Scope, str]:
