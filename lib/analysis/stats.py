@@ -546,42 +546,76 @@ def shrunken_rates(x: ArrayLike, n: ArrayLike, level: float = 0.95, method: Prio
 
 def rank_intervals(
     x: ArrayLike, n: ArrayLike, draws: int = 2000, seed: int = 0, level: float = 0.95,
-    method: PriorMethod = "likelihood",
+    method: PriorMethod = "likelihood", only: ArrayLike | None = None, shrinkage: Shrinkage | None = None,
 ) -> pd.DataFrame:
-    """Rank groups by rate (1 = highest) with intervals from draws of their shrunken posteriors."""
-    shrinkage = shrunken_rates(x, n, level, method)
+    """Rank groups by rate (1 = highest) with intervals from draws of their shrunken posteriors.
+
+    `only` (positions of groups) ranks just those groups among all of them, with exactly the figures the full
+    ranking gives them for the same seed; `shrinkage` reuses a fit of the same x and n.
+    """
+    if shrinkage is None:
+        shrinkage = shrunken_rates(x, n, level, method)
     table = shrinkage.table
     groups = len(table)
     counts, sizes = _pair(x, n)
     post_a, post_b = shrinkage.a + counts, shrinkage.b + sizes - counts
+    chosen = None if only is None else np.asarray(only, dtype="int64").reshape(-1)
     rng = np.random.default_rng(seed)
-    ranks = np.empty((draws, groups), dtype="int32")
+    ranks = np.empty((draws, groups if chosen is None else chosen.size), dtype="int32")
     places = np.arange(1, groups + 1, dtype="int32")
     # Chunks of draws keep memory bounded for thousands of officers; the sequence of draws, hence the result,
-    # depends only on the seed.
+    # depends only on the seed (the subset draws the same chunks, so it consumes the stream identically).
     step = max(1, 2_000_000 // max(groups, 1))
     for start in range(0, draws, step):
         rows = min(step, draws - start)
         sample = rng.beta(post_a, post_b, size=(rows, groups))
         # Random tie-break: Beta draws can underflow to exactly 0 for very skewed posteriors.
-        order = np.lexsort((rng.random((rows, groups)), -sample), axis=-1)
-        np.put_along_axis(ranks[start : start + rows], order, np.broadcast_to(places, (rows, groups)), axis=1)
+        tiebreak = rng.random((rows, groups))
+        if chosen is None:
+            order = np.lexsort((tiebreak, -sample), axis=-1)
+            np.put_along_axis(ranks[start : start + rows], order, np.broadcast_to(places, (rows, groups)), axis=1)
+        else:
+            ranks[start : start + rows] = _ranks_of(sample, tiebreak, chosen)
     tail = (1 - level) / 2
-    if draws and groups:
+    kept = table if chosen is None else table.iloc[chosen]
+    if draws and len(kept):
         low, median, high = np.quantile(ranks, [tail, 0.5, 1 - tail], axis=0, method="inverted_cdf")
     else:
-        low = median = high = np.full(groups, np.nan)
+        low = median = high = np.full(len(kept), np.nan)
     return pd.DataFrame(
         {
-            "x": table["x"],
-            "n": table["n"],
-            "shrunken": table["shrunken"],
+            "x": kept["x"],
+            "n": kept["n"],
+            "shrunken": kept["shrunken"],
             "rank_median": median,
             "rank_low": low,
             "rank_high": high,
         },
-        index=table.index,
+        index=kept.index,
     )
+
+
+def _ranks_of(sample: np.ndarray, tiebreak: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+    # The place each chosen group takes in the lexsort of (-sample, tiebreak) of each row, without sorting: 1 + the
+    # groups sorted before it. The lexsort puts NaN keys last and equal among themselves, and is stable, so a NaN
+    # draw becomes +inf here, and on equal draws and equal tie-breaks the lower position comes first.
+    key = -sample
+    key[np.isnan(key)] = np.inf
+    out = np.empty((key.shape[0], chosen.size), dtype="int32")
+    positions = np.arange(key.shape[1])
+    for col, i in enumerate(chosen):
+        mine = key[:, i : i + 1]
+        before = np.count_nonzero(key < mine, axis=1)
+        equal = key == mine
+        # Ties are rare (underflow to 0, or equal posteriors drawn alike): resolve them only in rows that have any
+        # besides the group itself.
+        tied = np.flatnonzero(np.count_nonzero(equal, axis=1) > 1)
+        if tied.size:
+            same, breaks = equal[tied], tiebreak[tied]
+            own = breaks[:, i : i + 1]
+            before[tied] += np.count_nonzero(same & ((breaks < own) | ((breaks == own) & (positions < i))), axis=1)
+        out[:, col] = before + 1
+    return out
 
 
 @dataclass(frozen=True)
