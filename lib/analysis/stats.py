@@ -603,13 +603,17 @@ def _ranks_of(sample: np.ndarray, tiebreak: np.ndarray, chosen: np.ndarray) -> n
     key[np.isnan(key)] = np.inf
     out = np.empty((key.shape[0], chosen.size), dtype="int32")
     positions = np.arange(key.shape[1])
+    less, equal = np.empty(key.shape, dtype=bool), np.empty(key.shape, dtype=bool)
     for col, i in enumerate(chosen):
         mine = key[:, i : i + 1]
-        before = np.count_nonzero(key < mine, axis=1)
-        equal = key == mine
+        np.less(key, mine, out=less)
+        np.equal(key, mine, out=equal)
+        # Counted a row at a time: a whole-row count_nonzero is several times faster than one along an axis.
+        before = np.fromiter((np.count_nonzero(row) for row in less), dtype="int64", count=key.shape[0])
         # Ties are rare (underflow to 0, or equal posteriors drawn alike): resolve them only in rows that have any
         # besides the group itself.
-        tied = np.flatnonzero(np.count_nonzero(equal, axis=1) > 1)
+        tied = np.flatnonzero(np.fromiter((np.count_nonzero(row) for row in equal), dtype="int64",
+                                          count=key.shape[0]) > 1)
         if tied.size:
             same, breaks = equal[tied], tiebreak[tied]
             own = breaks[:, i : i + 1]
