@@ -39,6 +39,7 @@ test-quick: $(VENV)/.installed-dev
 test-backends: $(VENV)/.installed-dev
 	PY=$(PY) bash bench/backends.sh $(BACKENDS)
 
+# Everything bench/run.py measures; one page, one size: $(PY) -m bench.run --pages-only --sizes 1000000 --page risk
 bench: $(VENV)/.installed-dev
 	$(PY) -m bench.run
 

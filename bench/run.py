@@ -1,12 +1,15 @@
 """Benchmark: the queries behind a filter change on the Overview and Officer risk pages, against pandas.
 
     make bench            # 1,000,000 and 5,000,000 synthetic reports, cached under bench/cache/
+    python -m bench.run --pages-only --sizes 1000000 [--page risk]   # only the pages part, one size
 
 Times, as medians over repeated runs: (a) every query the Overview and Risk pages issue for one
 filter change, through our real query layer; (b) the same results computed by plain pandas in the
 same run; (c) one filtered group-by; (d) ingest of a 1,000,000-row national-recording-form CSV;
 (e) cold start: from launching `streamlit run app.py` to the first chart drawn in Debian chromium;
-(f) peak memory. Prints a table, writes bench/RESULTS.md, and ends with one BENCH line.
+(f) peak memory; (g) every analysis page's first render at a new filter state and a filter change on it, in
+AppTest (bench/pages.py), at each size. Prints a table, writes bench/RESULTS.md, and ends with one BENCH line.
+`--pages-only` measures (g) alone and prints its table and BENCH keys without writing bench/RESULTS.md.
 
 The engine keeps each filter state's small results (lib/engine/query.py, one scan per filter state), so
 every timed run first forgets them: each run costs what a new filter change costs.
@@ -27,6 +30,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench import pages
 from lib import synth
 from lib.analysis import risk
 from lib.engine import query
@@ -204,9 +208,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--load-think", type=float, default=THINK_S,
                         help="mean seconds a person spends reading between filter changes")
     parser.add_argument("--latency-changes", type=int, default=15, help="browser filter changes (0: skip)")
+    parser.add_argument("--pages-only", action="store_true",
+                        help="measure only every page's first render and filter change (bench/pages.py) at --sizes; "
+                             "print, do not write bench/RESULTS.md")
+    parser.add_argument("--page", action="append", choices=pages.names(),
+                        help="measure only this page in the pages part (repeatable; default: every page)")
+    parser.add_argument("--page-timeout", type=float, default=pages.TIMEOUT_S,
+                        help='seconds before a page run is shown as "> N s"')
     args = parser.parse_args(argv)
     CACHE.mkdir(exist_ok=True)
+    if args.pages_only:
+        return _pages_only(args, load_before)
     rows = []
+    page_rows: list[dict] = []
     for n in args.sizes:
         folder = dataset(n)
         engine = Engine()
@@ -221,9 +235,10 @@ def main(argv: list[str] | None = None) -> int:
         baseline = median_ms(lambda r=reports, t=tactics, f=filters: pandas_queries(r, t, f), max(3, args.repeats // 2))
         rows.append({"reports": n, "page_ms": ours, "pandas_ms": baseline, "ratio": baseline / ours,
                      "groupby_ms": group_by})
-        del reports, tactics
+        del reports, tactics, engine, ds  # the pages part loads the dataset again, in the app's own engine
         print(f"{n:>10,} reports: page {ours:8.1f} ms  pandas {baseline:8.1f} ms  ratio {baseline / ours:5.1f}x  "
               f"group-by {group_by:6.1f} ms", flush=True)
+        page_rows += pages.run(folder, n, pages.chosen(args.page), args.page_timeout)
     ingest_s = ingest_seconds(args.ingest_rows)
     cold_s = cold_start_seconds(args.cold_starts)
     largest_n = max(args.sizes)
@@ -262,8 +277,14 @@ def main(argv: list[str] | None = None) -> int:
                     f"{browser['chart_p50_cold_ms']:.0f} ms, repeated {browser['chart_p50_warm_ms']:.0f} ms), "
                     f"p95 {browser['chart_p95_ms']:.0f} ms | "
                     "p50 at most 500 ms |"]
+    first_max, change_max = pages.maxima(page_rows)
+    targets += [f"| slowest page, first render at a new filter state ({largest['reports']:,} reports) | "
+                f"{pages.seconds(first_max, args.page_timeout)} | at most 2 s (issue 17) |",
+                f"| slowest page, filter change ({largest['reports']:,} reports) | "
+                f"{pages.seconds(change_max, args.page_timeout)} | at most 1 s (issue 17) |"]
     bench = (f"BENCH page_ms={largest['page_ms']:.1f} pandas_ratio={largest['ratio']:.2f} "
-             f"groupby_ms={largest['groupby_ms']:.1f} ingest_1m_s={ingest_s:.1f} peak_mb={peak_mb:.0f}")
+             f"groupby_ms={largest['groupby_ms']:.1f} ingest_1m_s={ingest_s:.1f} peak_mb={peak_mb:.0f} "
+             f"{pages.bench_keys(page_rows)}")
     text = "\n".join([
         "# Benchmark results", "",
         f"Measured by `make bench` (bench/run.py) on {time.strftime('%Y-%m-%d')}, one run, this machine "
@@ -277,6 +298,7 @@ def main(argv: list[str] | None = None) -> int:
         f"Peak memory of the benchmark process: {peak_mb:,.0f} MB.", "",
         f"Cold start on the bundled sample, from launching `streamlit run app.py` to the first chart drawn "
         f"in Debian chromium (median of {args.cold_starts}): {cold_s:.1f} s.", "",
+        *pages.section(page_rows, args.page_timeout),
         *(_load_section(many) if many is not None else []),
         *(_latency_section(browser) if browser is not None else []),
         "The query tests on PostgreSQL and Spark run in CI (`.ci/run`), not here.",
@@ -286,8 +308,21 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(targets))
     print(f"ingest {args.ingest_rows:,} national-form rows: {ingest_s:.1f} s")
     print(f"cold start to first chart: {cold_s:.1f} s")
+    print(pages.table(page_rows, args.page_timeout))
     print(bench)
     return 0
+
+
+def _pages_only(args: argparse.Namespace, load_before: float) -> int:
+    """Measure only the pages part at each size; print its section and a BENCH line of its keys."""
+    rows: list[dict] = []
+    for n in args.sizes:
+        rows += pages.run(dataset(n), n, pages.chosen(args.page), args.page_timeout)
+    print(f"\nPages only, {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores, load average "
+          f"{load_before:.1f} when the run began, {os.getloadavg()[0]:.1f} at its end.\n")
+    print("\n".join(pages.section(rows, args.page_timeout)))
+    print(f"BENCH {pages.bench_keys(rows)}")
+    return 1 if any(r["error"] for r in rows) else 0
 
 
 if __name__ == "__main__":
