@@ -50,6 +50,9 @@ MEASURES: dict[str, str] = {
     "officer_assaulted": "assaults on officers",
 }
 PER_SHIFTS = 1_000
+# The panel columns the models and crude rates read (with the key sums a perturbed scope adds).
+_MODEL_COLUMNS = ("officer_id", "month", "shifts", "trained", "months_since_training", *MEASURES,
+                  *(cellkey.key_column(measure) for measure in MEASURES), cellkey.key_column("officer_id"))
 # An officer's record key (0..255) for the cell key method: roster tables carry no report keys, so the
 # page gives each officer one (a keyed hash of the pseudonym) and a count of officers takes their sum.
 OFFICER_KEY = cellkey.key_column("officer_id")
@@ -217,8 +220,7 @@ def overdue(per_officer: pd.DataFrame) -> pd.DataFrame:
 
 def difference_in_differences(panel: pd.DataFrame, measure: str = "reports", level: float = 0.95) -> dict[str, Any]:
     """Estimate the relative change in a rate per 1,000 officer-shifts after training, with its interval."""
-    rows = _usable(panel, measure)
-    rows = rows[~(rows["months_since_training"] == 0).fillna(False).to_numpy(dtype=bool)]
+    rows = _judged(panel, measure)
     treated = rows["trained"].to_numpy(dtype=np.float64)
     fit = _fit_rows(rows, measure, treated[:, None])
     ever = rows["months_since_training"].notna().to_numpy()
@@ -251,13 +253,12 @@ def staggered_effect(panel: pd.DataFrame, measure: str = "reports", level: float
     officers. The estimates and intervals stay the model's, fitted to the exact panel: they are not counts, and
     the counts they rest on are never published exactly.
     """
-    rows = _usable(panel, measure)
-    rows = rows[~(rows["months_since_training"] == 0).fillna(False).to_numpy(dtype=bool)]
+    rows = _judged(panel, measure)
     # Refused before the fit, not after it: a perturbed result cannot be made without every key.
     keys = (_keys_of(rows, cellkey.key_column(measure)), _officer_keys(rows)) if perturbed else None
     design = _saturated(rows, measure)
     z = NormalDist().inv_cdf(0.5 + level / 2)
-    officers = rows["officer_id"].to_numpy()[design["rows"]]
+    officers = design["officer"]  # integer codes: counting distinct officers on them is much faster than on ids
     judged = design["treated"] & (design["scale"][design["officer"]] > 0)
     result: dict[str, Any] = {
         "measure": measure, "estimate": None, "ci_low": None, "ci_high": None,
@@ -370,8 +371,7 @@ def pre_trend(rows: pd.DataFrame, measure: str = "reports", lead_months: int = P
     """Test jointly that trained officers' rates in the months before training moved like the comparison officers'."""
     from scipy.special import chdtrc  # the chi-squared upper tail, without loading scipy.stats
 
-    rows = _usable(rows, measure)
-    rows = rows[~(rows["months_since_training"] == 0).fillna(False).to_numpy(dtype=bool)]
+    rows = _judged(rows, measure)
     out: dict[str, Any] = {"pre_trend_p": None, "pre_trend_df": 0,
                            "pre_trend": pd.DataFrame({"months_since_training": range(-lead_months, 0)})}
     if not len(rows):
@@ -531,11 +531,22 @@ def _percent(x: float) -> str:
 
 
 def _usable(panel: pd.DataFrame, measure: str) -> pd.DataFrame:
-    """Keep officer-months with shifts worked (the rate's denominator)."""
+    """Keep officer-months with shifts worked (the rate's denominator), and only the columns the models read."""
     if measure not in MEASURES:
         raise ValueError(f"measure must be one of {sorted(MEASURES)}, not {measure!r}")
+    columns = [c for c in _MODEL_COLUMNS if c in panel]
+    if len(columns) < panel.shape[1]:  # roles and teams are strings: carrying them through every subset costs
+        panel = panel[columns]
     shifts = panel["shifts"].to_numpy(dtype=np.float64, na_value=np.nan)
-    return panel[np.nan_to_num(shifts, nan=0.0) > 0]
+    keep = np.nan_to_num(shifts, nan=0.0) > 0
+    return panel if keep.all() else panel[keep]
+
+
+def _judged(panel: pd.DataFrame, measure: str) -> pd.DataFrame:
+    """Keep the usable officer-months but the training month itself (neither before nor after training)."""
+    rows = _usable(panel, measure)
+    training_month = (rows["months_since_training"] == 0).fillna(False).to_numpy(dtype=bool)
+    return rows[~training_month] if training_month.any() else rows
 
 
 def _rates(rows: pd.DataFrame, measure: str, perturbed: bool = False) -> dict[str, dict[str, float]]:
@@ -887,6 +898,7 @@ def effects(panel: pd.DataFrame, keep_profile: bool = False, perturbed: bool = F
     estimate only (its counts are not kept).
     """
     out = {}
+    panel = _judged(panel, "reports")  # the same rows for every measure: subset once, not in every model
     for measure in MEASURES:
         result = staggered_effect(panel, measure, perturbed=perturbed)
         if not (keep_profile and measure == "reports"):
