@@ -110,34 +110,90 @@ def officer_month_counts(engine: Any, ds: Any, filters: Any, scope: Any) -> pd.D
     return engine.execute(expr)
 
 
-def panel_from_counts(counts: pd.DataFrame, exposure: pd.DataFrame, officers: pd.DataFrame) -> pd.DataFrame:
-    """Build the officer-month panel from counts per officer-month, shifts worked and the roster."""
-    counts = counts.assign(officer_id=counts["officer_id"].astype(str),
-                           month=pd.to_datetime(counts["month"]).dt.to_period("M").dt.to_timestamp())
-    worked = pd.DataFrame({
-        "officer_id": exposure["officer_id"].astype(str).to_numpy(),
-        "month": pd.to_datetime(exposure["month"]).dt.to_period("M").dt.to_timestamp().to_numpy(),
-        "shifts": pd.to_numeric(exposure["shifts"]).astype("float64").to_numpy(),
-    })
-    worked = worked.groupby(["officer_id", "month"], sort=False)["shifts"].sum().reset_index()
-    # Outer join: a report in a month with no recorded shifts stays visible (shifts is NaN).
-    panel = worked.merge(counts, on=["officer_id", "month"], how="outer")
+def panel_from_counts(counts: pd.DataFrame, exposure: pd.DataFrame | None, officers: pd.DataFrame | None,
+                      months: RosterMonths | None = None) -> pd.DataFrame:
+    """Build the officer-month panel from counts per officer-month, shifts worked and the roster.
+
+    months (`roster_months` of the same exposure and officers) saves the roster's share of the work, which no
+    filter changes: a page builds it once per roster and passes it with every filter state's counts.
+    """
+    months = months if months is not None else roster_months(exposure, officers)
+    ids = counts["officer_id"].astype(str)
+    month = pd.to_datetime(counts["month"]).dt.to_period("M").dt.to_timestamp().to_numpy()
+    codes = months.ids.get_indexer(ids)
+    if (codes < 0).any():  # reports by officers absent from the roster and the shifts: widen the officer list
+        months = months.widened(ids[codes < 0])
+        codes = months.ids.get_indexer(ids)
+    key = codes.astype(np.int64) * _MONTH_SPAN + _month_ordinal(month)
+    # Outer join on (officer, month), sorted as (officer id, month): a report in a month with no recorded
+    # shifts stays visible (shifts is NaN).
+    keys = np.union1d(months.keys, key)
+    worked_at, counted_at = np.searchsorted(keys, months.keys), np.searchsorted(keys, key)
+    n = keys.size
+    officer = keys // _MONTH_SPAN
+    when = np.empty(n, dtype=np.result_type(months.month.dtype, month.dtype))
+    when[worked_at], when[counted_at] = months.month, month
+    shifts = np.full(n, np.nan)
+    shifts[worked_at] = months.shifts
+    panel = {"officer_id": months.ids.to_numpy()[officer], "month": when, "shifts": shifts}
+    for column in counts.columns.drop(["officer_id", "month"]):
+        values = np.full(n, np.nan)
+        values[counted_at] = counts[column].to_numpy(dtype=np.float64, na_value=np.nan)
+        panel[column] = values
+    panel = pd.DataFrame(panel)
     for field in MEASURES:
         panel[field] = panel[field].fillna(0).astype("int64") if field in panel else 0
         if cellkey.key_column(field) in panel:  # an officer-month with no reports has no keys to add
             panel[cellkey.key_column(field)] = panel[cellkey.key_column(field)].fillna(0).astype("int64")
-    roster = officers.assign(officer_id=officers["officer_id"].astype(str)).set_index("officer_id")
-    trained_on = pd.to_datetime(roster["pst_trained_on"]).reindex(panel["officer_id"])
-    for column in ("officer_role", "team"):
-        if column in roster:
-            panel[column] = roster[column].astype(str).reindex(panel["officer_id"]).to_numpy()
-    month = pd.DatetimeIndex(panel["month"])
-    month_index = month.year * 12 + month.month
-    trained_index = trained_on.dt.year * 12 + trained_on.dt.month
-    since = pd.array(month_index.to_numpy() - trained_index.to_numpy(), dtype="Int64")
+    for column, values in months.attributes.items():
+        panel[column] = values[officer]
+    since = pd.array(_month_ordinal(when) - months.trained_index[officer], dtype="Int64")
     panel["trained"] = np.asarray((since > 0).fillna(False), dtype=bool)
     panel["months_since_training"] = since
-    return panel.sort_values(["officer_id", "month"], ignore_index=True)
+    return panel
+
+
+_MONTH_SPAN = 1 << 20  # months are numbered year * 12 + month: far below this, so (officer, month) packs in one key
+
+
+def _month_ordinal(month: np.ndarray) -> np.ndarray:
+    """Number calendar months (year * 12 + month - 1) from datetimes."""
+    return np.asarray(month, dtype="datetime64[M]").astype(np.int64) + 1970 * 12
+
+
+class RosterMonths:
+    """The roster's share of the officer-month panel: shifts worked per officer-month and each officer's training."""
+
+    def __init__(self, ids: pd.Index, keys: np.ndarray, month: np.ndarray, shifts: np.ndarray,
+                 officers: pd.DataFrame) -> None:
+        self.ids, self.keys, self.month, self.shifts, self.officers = ids, keys, month, shifts, officers
+        roster = officers.assign(officer_id=officers["officer_id"].astype(str)).set_index("officer_id")
+        trained_on = pd.to_datetime(roster["pst_trained_on"]).reindex(ids)
+        self.trained_index = (trained_on.dt.year * 12 + trained_on.dt.month - 1).to_numpy(dtype=np.float64,
+                                                                                          na_value=np.nan)
+        self.attributes = {column: roster[column].astype(str).reindex(ids).to_numpy()
+                           for column in ("officer_role", "team") if column in roster}
+
+    def widened(self, more: pd.Series) -> RosterMonths:
+        """Return these months over an officer list widened by more ids (keys renumbered, order kept)."""
+        ids = pd.Index(np.union1d(self.ids.to_numpy(dtype=object), more.unique().astype(object)))
+        codes = ids.get_indexer(self.ids)[self.keys // _MONTH_SPAN]
+        keys = codes.astype(np.int64) * _MONTH_SPAN + self.keys % _MONTH_SPAN
+        return RosterMonths(ids, keys, self.month, self.shifts, self.officers)
+
+
+def roster_months(exposure: pd.DataFrame, officers: pd.DataFrame) -> RosterMonths:
+    """Sum shifts worked per officer-month and index the roster's officers: what the panel needs of the roster."""
+    month = pd.to_datetime(exposure["month"]).dt.to_period("M").dt.to_timestamp().to_numpy()
+    exposure = exposure[~np.isnat(month)]  # a row with no month is no officer-month (as a group-by drops it)
+    month = month[~np.isnat(month)]
+    ids = exposure["officer_id"].astype(str)
+    known = pd.Index(np.union1d(ids.unique().astype(object), officers["officer_id"].astype(str).unique().astype(object)))
+    key = known.get_indexer(ids).astype(np.int64) * _MONTH_SPAN + _month_ordinal(month)
+    keys, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    shifts = np.bincount(inverse, weights=pd.to_numeric(exposure["shifts"]).to_numpy(dtype=np.float64),
+                         minlength=keys.size)
+    return RosterMonths(known, keys, month[first], shifts, officers)
 
 
 def compliance(training: pd.DataFrame, officers: pd.DataFrame, as_of: date, standard_hours: float = 12,
