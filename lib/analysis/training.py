@@ -301,7 +301,8 @@ def difference_in_differences(panel: pd.DataFrame, measure: str = "reports", lev
 
 
 def staggered_effect(panel: pd.DataFrame, measure: str = "reports", level: float = 0.95,
-                     lead_months: int = PRE_TREND_MONTHS, perturbed: bool = False) -> dict[str, Any]:
+                     lead_months: int = PRE_TREND_MONTHS, perturbed: bool = False,
+                     profile: bool = True) -> dict[str, Any]:
     """Estimate the average change after training, each trained officer against officers not yet (or never) trained.
 
     Perturbed (the cell key method), every count in the result (officers, events, the crude rates' events and
@@ -340,7 +341,9 @@ def staggered_effect(panel: pd.DataFrame, measure: str = "reports", level: float
         result.update(_published_effect(result, design, judged, officers, keys))
         result["rates"] = _rates(rows, measure, perturbed=True)
     result["verdict"] = verdict(result)  # on the published count of trained officers, as a viewer reads it
-    result["profile"] = _profile(design, result.pop("pre_trend"), officers, z, keys)
+    leads = result.pop("pre_trend")
+    if profile:  # thirteen more ratios, each with its sandwich: only when the profile is shown
+        result["profile"] = _profile(design, leads, officers, z, keys)
     return result
 
 
@@ -956,9 +959,7 @@ def effects(panel: pd.DataFrame, keep_profile: bool = False, perturbed: bool = F
     out = {}
     panel = _judged(panel, "reports")  # the same rows for every measure: subset once, not in every model
     for measure in MEASURES:
-        result = staggered_effect(panel, measure, perturbed=perturbed)
-        if not (keep_profile and measure == "reports"):
-            result.pop("profile")
+        result = staggered_effect(panel, measure, perturbed=perturbed, profile=keep_profile and measure == "reports")
         old = difference_in_differences(panel, measure)
         result["twfe"] = {key: old[key] for key in ("estimate", "ci_low", "ci_high")}
         out[measure] = result
