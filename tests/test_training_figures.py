@@ -80,8 +80,9 @@ def page_figures(engine: Engine, ds: Any, folder: Path, filters: Filters, scope:
                                                           SECRET).astype(np.int64)
     found, profile = training.effects_and_profile(panel, perturbed=scope.perturbed)
     words = {measure: {"label": training.verdict_label(result), "reading": training.reading(result),
-                       "pre_trend": training.pre_trend_reading(result), "detectable": training.detectable_reading(result),
-                       "twfe": training.twfe_reading(result)} for measure, result in found.items()}
+                       "pre_trend": training.pre_trend_reading(result),
+                       "detectable": training.detectable_reading(result), "twfe": training.twfe_reading(result)}
+             for measure, result in found.items()}
     return plain({"effects": found, "profile": profile, "words": words, "compliance": summaries,
                   "totals": training.compliance_totals(per_officer, perturbed=scope.perturbed),
                   "overdue": training.overdue(per_officer).head(20)[["officer_id", "hours", "shortfall"]]})
@@ -144,7 +145,7 @@ def test_the_page_figures_are_those_pinned_before_the_speed_work(figures, key: s
 
 
 def test_a_changed_figure_is_caught() -> None:
-    assert differences({"a": 1.0, "b": 2, "c": "x"}, {"a": 1.0 + 1e-6, "b": 2, "c": "x"}) == ["/a: 1.0, pinned 1.000001"]
+    assert differences({"a": 1.0, "c": "x"}, {"a": 1.0 + 1e-6, "c": "x"}) == ["/a: 1.0, pinned 1.000001"]
     assert differences({"b": 3}, {"b": 2}) == ["/b: 3, pinned 2"]
     assert differences({"a": 1.0 + 1e-12}, {"a": 1.0}) == []
 

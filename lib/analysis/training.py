@@ -188,7 +188,8 @@ def roster_months(exposure: pd.DataFrame, officers: pd.DataFrame) -> RosterMonth
     exposure = exposure[~np.isnat(month)]  # a row with no month is no officer-month (as a group-by drops it)
     month = month[~np.isnat(month)]
     ids = exposure["officer_id"].astype(str)
-    known = pd.Index(np.union1d(ids.unique().astype(object), officers["officer_id"].astype(str).unique().astype(object)))
+    listed = officers["officer_id"].astype(str).unique().astype(object)
+    known = pd.Index(np.union1d(ids.unique().astype(object), listed))
     key = known.get_indexer(ids).astype(np.int64) * _MONTH_SPAN + _month_ordinal(month)
     keys, first, inverse = np.unique(key, return_index=True, return_inverse=True)
     shifts = np.bincount(inverse, weights=pd.to_numeric(exposure["shifts"]).to_numpy(dtype=np.float64),
