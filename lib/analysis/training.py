@@ -127,7 +127,7 @@ def panel_from_counts(counts: pd.DataFrame, exposure: pd.DataFrame | None, offic
     key = codes.astype(np.int64) * _MONTH_SPAN + _month_ordinal(month)
     # Outer join on (officer, month), sorted as (officer id, month): a report in a month with no recorded
     # shifts stays visible (shifts is NaN).
-    keys = np.union1d(months.keys, key)
+    keys = _sorted_unique(np.concatenate([months.keys, key]))
     worked_at, counted_at = np.searchsorted(keys, months.keys), np.searchsorted(keys, key)
     n = keys.size
     officer = keys // _MONTH_SPAN
@@ -135,22 +135,28 @@ def panel_from_counts(counts: pd.DataFrame, exposure: pd.DataFrame | None, offic
     when[worked_at], when[counted_at] = months.month, month
     shifts = np.full(n, np.nan)
     shifts[worked_at] = months.shifts
-    panel = {"officer_id": months.ids.to_numpy()[officer], "month": when, "shifts": shifts}
+    panel = {"officer_id": months.ids.take(officer), "month": when, "shifts": shifts}
     for column in counts.columns.drop(["officer_id", "month"]):
         values = np.full(n, np.nan)
         values[counted_at] = counts[column].to_numpy(dtype=np.float64, na_value=np.nan)
         panel[column] = values
-    panel = pd.DataFrame(panel)
+    panel = pd.DataFrame(panel, index=pd.RangeIndex(n))
     for field in MEASURES:
         panel[field] = panel[field].fillna(0).astype("int64") if field in panel else 0
         if cellkey.key_column(field) in panel:  # an officer-month with no reports has no keys to add
             panel[cellkey.key_column(field)] = panel[cellkey.key_column(field)].fillna(0).astype("int64")
     for column, values in months.attributes.items():
-        panel[column] = values[officer]
+        panel[column] = values.take(officer)
     since = pd.array(_month_ordinal(when) - months.trained_index[officer], dtype="Int64")
     panel["trained"] = np.asarray((since > 0).fillna(False), dtype=bool)
     panel["months_since_training"] = since
     return panel
+
+
+def _sorted_unique(values: np.ndarray) -> np.ndarray:
+    """Return the distinct integers in values, sorted (a sort and a comparison: cheaper than np.unique's hashing)."""
+    values = np.sort(values)
+    return values[np.concatenate([[True], values[1:] != values[:-1]])] if values.size else values
 
 
 _MONTH_SPAN = 1 << 20  # months are numbered year * 12 + month: far below this, so (officer, month) packs in one key
@@ -171,7 +177,8 @@ class RosterMonths:
         trained_on = pd.to_datetime(roster["pst_trained_on"]).reindex(ids)
         self.trained_index = (trained_on.dt.year * 12 + trained_on.dt.month - 1).to_numpy(dtype=np.float64,
                                                                                           na_value=np.nan)
-        self.attributes = {column: roster[column].astype(str).reindex(ids).to_numpy()
+        # Kept as the panel's string arrays: taking from them is far cheaper than rebuilding strings per filter state.
+        self.attributes = {column: pd.Series(roster[column].astype(str).reindex(ids).to_numpy()).array
                            for column in ("officer_role", "team") if column in roster}
 
     def widened(self, more: pd.Series) -> RosterMonths:
