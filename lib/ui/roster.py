@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -86,8 +87,12 @@ def _panel(tables: dict[str, pd.DataFrame], ds: Dataset, filters: Filters, scope
         months = training.roster_months(scoped["exposure"], scoped["officers"])
     counts = training.officer_month_counts(cache.engine(), ds, filters, scope)
     panel = training.panel_from_counts(counts, None, None, months=months)
-    # Perturbed, the published counts of officers need each officer's key (counts of reports carry theirs).
-    return roster_files.with_officer_keys(panel) if scope.perturbed else panel
+    # Perturbed, the published counts of officers need each officer's key (counts of reports carry theirs):
+    # hashed once per officer, not sorted over the panel's millions of officer-months.
+    if scope.perturbed:
+        codes, ids = pd.factorize(panel["officer_id"])
+        panel[training.OFFICER_KEY] = roster_files.officer_keys(np.asarray(ids, dtype=object))[codes]
+    return panel
 
 
 DEBRIEFS_KEY = "_ose_debriefs"
