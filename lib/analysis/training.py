@@ -50,6 +50,9 @@ MEASURES: dict[str, str] = {
     "officer_assaulted": "assaults on officers",
 }
 PER_SHIFTS = 1_000
+# The panel columns the models and crude rates read (with the key sums a perturbed scope adds).
+_MODEL_COLUMNS = ("officer_id", "month", "shifts", "trained", "months_since_training", *MEASURES,
+                  *(cellkey.key_column(measure) for measure in MEASURES), cellkey.key_column("officer_id"))
 # An officer's record key (0..255) for the cell key method: roster tables carry no report keys, so the
 # page gives each officer one (a keyed hash of the pseudonym) and a count of officers takes their sum.
 OFFICER_KEY = cellkey.key_column("officer_id")
@@ -107,34 +110,98 @@ def officer_month_counts(engine: Any, ds: Any, filters: Any, scope: Any) -> pd.D
     return engine.execute(expr)
 
 
-def panel_from_counts(counts: pd.DataFrame, exposure: pd.DataFrame, officers: pd.DataFrame) -> pd.DataFrame:
-    """Build the officer-month panel from counts per officer-month, shifts worked and the roster."""
-    counts = counts.assign(officer_id=counts["officer_id"].astype(str),
-                           month=pd.to_datetime(counts["month"]).dt.to_period("M").dt.to_timestamp())
-    worked = pd.DataFrame({
-        "officer_id": exposure["officer_id"].astype(str).to_numpy(),
-        "month": pd.to_datetime(exposure["month"]).dt.to_period("M").dt.to_timestamp().to_numpy(),
-        "shifts": pd.to_numeric(exposure["shifts"]).astype("float64").to_numpy(),
-    })
-    worked = worked.groupby(["officer_id", "month"], sort=False)["shifts"].sum().reset_index()
-    # Outer join: a report in a month with no recorded shifts stays visible (shifts is NaN).
-    panel = worked.merge(counts, on=["officer_id", "month"], how="outer")
+def panel_from_counts(counts: pd.DataFrame, exposure: pd.DataFrame | None, officers: pd.DataFrame | None,
+                      months: RosterMonths | None = None) -> pd.DataFrame:
+    """Build the officer-month panel from counts per officer-month, shifts worked and the roster.
+
+    months (`roster_months` of the same exposure and officers) saves the roster's share of the work, which no
+    filter changes: a page builds it once per roster and passes it with every filter state's counts.
+    """
+    months = months if months is not None else roster_months(exposure, officers)
+    ids = counts["officer_id"].astype(str)
+    month = pd.to_datetime(counts["month"]).dt.to_period("M").dt.to_timestamp().to_numpy()
+    codes = months.ids.get_indexer(ids)
+    if (codes < 0).any():  # reports by officers absent from the roster and the shifts: widen the officer list
+        months = months.widened(ids[codes < 0])
+        codes = months.ids.get_indexer(ids)
+    key = codes.astype(np.int64) * _MONTH_SPAN + _month_ordinal(month)
+    # Outer join on (officer, month), sorted as (officer id, month): a report in a month with no recorded
+    # shifts stays visible (shifts is NaN).
+    keys = _sorted_unique(np.concatenate([months.keys, key]))
+    worked_at, counted_at = np.searchsorted(keys, months.keys), np.searchsorted(keys, key)
+    n = keys.size
+    officer = keys // _MONTH_SPAN
+    when = np.empty(n, dtype=np.result_type(months.month.dtype, month.dtype))
+    when[worked_at], when[counted_at] = months.month, month
+    shifts = np.full(n, np.nan)
+    shifts[worked_at] = months.shifts
+    panel = {"officer_id": months.ids.take(officer), "month": when, "shifts": shifts}
+    for column in counts.columns.drop(["officer_id", "month"]):
+        values = np.full(n, np.nan)
+        values[counted_at] = counts[column].to_numpy(dtype=np.float64, na_value=np.nan)
+        panel[column] = values
+    panel = pd.DataFrame(panel, index=pd.RangeIndex(n))
     for field in MEASURES:
         panel[field] = panel[field].fillna(0).astype("int64") if field in panel else 0
         if cellkey.key_column(field) in panel:  # an officer-month with no reports has no keys to add
             panel[cellkey.key_column(field)] = panel[cellkey.key_column(field)].fillna(0).astype("int64")
-    roster = officers.assign(officer_id=officers["officer_id"].astype(str)).set_index("officer_id")
-    trained_on = pd.to_datetime(roster["pst_trained_on"]).reindex(panel["officer_id"])
-    for column in ("officer_role", "team"):
-        if column in roster:
-            panel[column] = roster[column].astype(str).reindex(panel["officer_id"]).to_numpy()
-    month = pd.DatetimeIndex(panel["month"])
-    month_index = month.year * 12 + month.month
-    trained_index = trained_on.dt.year * 12 + trained_on.dt.month
-    since = pd.array(month_index.to_numpy() - trained_index.to_numpy(), dtype="Int64")
+    for column, values in months.attributes.items():
+        panel[column] = values.take(officer)
+    since = pd.array(_month_ordinal(when) - months.trained_index[officer], dtype="Int64")
     panel["trained"] = np.asarray((since > 0).fillna(False), dtype=bool)
     panel["months_since_training"] = since
-    return panel.sort_values(["officer_id", "month"], ignore_index=True)
+    return panel
+
+
+def _sorted_unique(values: np.ndarray) -> np.ndarray:
+    """Return the distinct integers in values, sorted (a sort and a comparison: cheaper than np.unique's hashing)."""
+    values = np.sort(values)
+    return values[np.concatenate([[True], values[1:] != values[:-1]])] if values.size else values
+
+
+_MONTH_SPAN = 1 << 20  # months are numbered year * 12 + month: far below this, so (officer, month) packs in one key
+
+
+def _month_ordinal(month: np.ndarray) -> np.ndarray:
+    """Number calendar months (year * 12 + month - 1) from datetimes."""
+    return np.asarray(month, dtype="datetime64[M]").astype(np.int64) + 1970 * 12
+
+
+class RosterMonths:
+    """The roster's share of the officer-month panel: shifts worked per officer-month and each officer's training."""
+
+    def __init__(self, ids: pd.Index, keys: np.ndarray, month: np.ndarray, shifts: np.ndarray,
+                 officers: pd.DataFrame) -> None:
+        self.ids, self.keys, self.month, self.shifts, self.officers = ids, keys, month, shifts, officers
+        roster = officers.assign(officer_id=officers["officer_id"].astype(str)).set_index("officer_id")
+        trained_on = pd.to_datetime(roster["pst_trained_on"]).reindex(ids)
+        self.trained_index = (trained_on.dt.year * 12 + trained_on.dt.month - 1).to_numpy(dtype=np.float64,
+                                                                                          na_value=np.nan)
+        # Kept as the panel's string arrays: taking from them is far cheaper than rebuilding strings per filter state.
+        self.attributes = {column: pd.Series(roster[column].astype(str).reindex(ids).to_numpy()).array
+                           for column in ("officer_role", "team") if column in roster}
+
+    def widened(self, more: pd.Series) -> RosterMonths:
+        """Return these months over an officer list widened by more ids (keys renumbered, order kept)."""
+        ids = pd.Index(np.union1d(self.ids.to_numpy(dtype=object), more.unique().astype(object)))
+        codes = ids.get_indexer(self.ids)[self.keys // _MONTH_SPAN]
+        keys = codes.astype(np.int64) * _MONTH_SPAN + self.keys % _MONTH_SPAN
+        return RosterMonths(ids, keys, self.month, self.shifts, self.officers)
+
+
+def roster_months(exposure: pd.DataFrame, officers: pd.DataFrame) -> RosterMonths:
+    """Sum shifts worked per officer-month and index the roster's officers: what the panel needs of the roster."""
+    month = pd.to_datetime(exposure["month"]).dt.to_period("M").dt.to_timestamp().to_numpy()
+    exposure = exposure[~np.isnat(month)]  # a row with no month is no officer-month (as a group-by drops it)
+    month = month[~np.isnat(month)]
+    ids = exposure["officer_id"].astype(str)
+    listed = officers["officer_id"].astype(str).unique().astype(object)
+    known = pd.Index(np.union1d(ids.unique().astype(object), listed))
+    key = known.get_indexer(ids).astype(np.int64) * _MONTH_SPAN + _month_ordinal(month)
+    keys, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    shifts = np.bincount(inverse, weights=pd.to_numeric(exposure["shifts"]).to_numpy(dtype=np.float64),
+                         minlength=keys.size)
+    return RosterMonths(known, keys, month[first], shifts, officers)
 
 
 def compliance(training: pd.DataFrame, officers: pd.DataFrame, as_of: date, standard_hours: float = 12,
@@ -217,8 +284,7 @@ def overdue(per_officer: pd.DataFrame) -> pd.DataFrame:
 
 def difference_in_differences(panel: pd.DataFrame, measure: str = "reports", level: float = 0.95) -> dict[str, Any]:
     """Estimate the relative change in a rate per 1,000 officer-shifts after training, with its interval."""
-    rows = _usable(panel, measure)
-    rows = rows[~(rows["months_since_training"] == 0).fillna(False).to_numpy(dtype=bool)]
+    rows = _judged(panel, measure)
     treated = rows["trained"].to_numpy(dtype=np.float64)
     fit = _fit_rows(rows, measure, treated[:, None])
     ever = rows["months_since_training"].notna().to_numpy()
@@ -243,7 +309,8 @@ def difference_in_differences(panel: pd.DataFrame, measure: str = "reports", lev
 
 
 def staggered_effect(panel: pd.DataFrame, measure: str = "reports", level: float = 0.95,
-                     lead_months: int = PRE_TREND_MONTHS, perturbed: bool = False) -> dict[str, Any]:
+                     lead_months: int = PRE_TREND_MONTHS, perturbed: bool = False,
+                     profile: bool = True) -> dict[str, Any]:
     """Estimate the average change after training, each trained officer against officers not yet (or never) trained.
 
     Perturbed (the cell key method), every count in the result (officers, events, the crude rates' events and
@@ -251,13 +318,12 @@ def staggered_effect(panel: pd.DataFrame, measure: str = "reports", level: float
     officers. The estimates and intervals stay the model's, fitted to the exact panel: they are not counts, and
     the counts they rest on are never published exactly.
     """
-    rows = _usable(panel, measure)
-    rows = rows[~(rows["months_since_training"] == 0).fillna(False).to_numpy(dtype=bool)]
+    rows = _judged(panel, measure)
     # Refused before the fit, not after it: a perturbed result cannot be made without every key.
     keys = (_keys_of(rows, cellkey.key_column(measure)), _officer_keys(rows)) if perturbed else None
     design = _saturated(rows, measure)
     z = NormalDist().inv_cdf(0.5 + level / 2)
-    officers = rows["officer_id"].to_numpy()[design["rows"]]
+    officers = design["officer"]  # integer codes: counting distinct officers on them is much faster than on ids
     judged = design["treated"] & (design["scale"][design["officer"]] > 0)
     result: dict[str, Any] = {
         "measure": measure, "estimate": None, "ci_low": None, "ci_high": None,
@@ -283,7 +349,9 @@ def staggered_effect(panel: pd.DataFrame, measure: str = "reports", level: float
         result.update(_published_effect(result, design, judged, officers, keys))
         result["rates"] = _rates(rows, measure, perturbed=True)
     result["verdict"] = verdict(result)  # on the published count of trained officers, as a viewer reads it
-    result["profile"] = _profile(design, result.pop("pre_trend"), officers, z, keys)
+    leads = result.pop("pre_trend")
+    if profile:  # thirteen more ratios, each with its sandwich: only when the profile is shown
+        result["profile"] = _profile(design, leads, officers, z, keys)
     return result
 
 
@@ -370,8 +438,7 @@ def pre_trend(rows: pd.DataFrame, measure: str = "reports", lead_months: int = P
     """Test jointly that trained officers' rates in the months before training moved like the comparison officers'."""
     from scipy.special import chdtrc  # the chi-squared upper tail, without loading scipy.stats
 
-    rows = _usable(rows, measure)
-    rows = rows[~(rows["months_since_training"] == 0).fillna(False).to_numpy(dtype=bool)]
+    rows = _judged(rows, measure)
     out: dict[str, Any] = {"pre_trend_p": None, "pre_trend_df": 0,
                            "pre_trend": pd.DataFrame({"months_since_training": range(-lead_months, 0)})}
     if not len(rows):
@@ -383,7 +450,7 @@ def pre_trend(rows: pd.DataFrame, measure: str = "reports", lead_months: int = P
     lead_cols = np.flatnonzero(used[-lead_months:])
     position = np.searchsorted(np.flatnonzero(used), used.size - lead_months + lead_cols)
     beta = fit["theta"][position]
-    cov = fit["covariance"][np.ix_(position, position)]
+    cov = _covariance(fit, position)
     if beta.size:
         stat = float(beta @ np.linalg.pinv(cov) @ beta)
         df = int(np.linalg.matrix_rank(cov))
@@ -531,11 +598,22 @@ def _percent(x: float) -> str:
 
 
 def _usable(panel: pd.DataFrame, measure: str) -> pd.DataFrame:
-    """Keep officer-months with shifts worked (the rate's denominator)."""
+    """Keep officer-months with shifts worked (the rate's denominator), and only the columns the models read."""
     if measure not in MEASURES:
         raise ValueError(f"measure must be one of {sorted(MEASURES)}, not {measure!r}")
+    columns = [c for c in _MODEL_COLUMNS if c in panel]
+    if len(columns) < panel.shape[1]:  # roles and teams are strings: carrying them through every subset costs
+        panel = panel[columns]
     shifts = panel["shifts"].to_numpy(dtype=np.float64, na_value=np.nan)
-    return panel[np.nan_to_num(shifts, nan=0.0) > 0]
+    keep = np.nan_to_num(shifts, nan=0.0) > 0
+    return panel if keep.all() else panel[keep]
+
+
+def _judged(panel: pd.DataFrame, measure: str) -> pd.DataFrame:
+    """Keep the usable officer-months but the training month itself (neither before nor after training)."""
+    rows = _usable(panel, measure)
+    training_month = (rows["months_since_training"] == 0).fillna(False).to_numpy(dtype=bool)
+    return rows[~training_month] if training_month.any() else rows
 
 
 def _rates(rows: pd.DataFrame, measure: str, perturbed: bool = False) -> dict[str, dict[str, float]]:
@@ -610,7 +688,8 @@ def _saturated(rows: pd.DataFrame, measure: str, lead_months: int = 0,
     x = sparse.hstack(columns, format="csr")
     if start is not None and start.size < x.shape[1]:
         start = np.concatenate([start, np.zeros(x.shape[1] - start.size)])
-    fit = _conditional_fit(y[fitted], np.log(shifts[fitted]), officer[fitted], x[fitted], start=start)
+    fit = _conditional_fit(y[fitted], np.log(shifts[fitted]), officer[fitted], x[fitted], start=start,
+                           blocks=_cohort_blocks(cells, months, officer[treated], cell, lead_months))
     theta = np.zeros(x.shape[1])
     if fit["theta"] is not None:
         theta[fit["used"]] = fit["theta"]
@@ -627,6 +706,22 @@ def _saturated(rows: pd.DataFrame, measure: str, lead_months: int = 0,
             "fitted_scale": fitted_scale, "scale": scale, "untrained": untrained, "months": months,
             "never": np.isnan(since), "since": since, "cells": cells.size, "lead_months": lead_months, "rows": keep,
             "theta": theta}
+
+
+def _cohort_blocks(cells: np.ndarray, months: int, officers: np.ndarray, cell: np.ndarray,
+                   lead_months: int) -> np.ndarray | None:
+    """Label the saturated design's cohort x month columns by cohort (-1: month and lead columns), if that blocks it.
+
+    An officer belongs to one training cohort, so two cohorts' columns never meet in one officer's rows and the
+    information matrix is block diagonal by cohort but for the shared columns. None if some officer's trained
+    months fall in two labels (months missing from the panel shift the cohort arithmetic): solved whole then.
+    """
+    label = pd.factorize(cells // months)[0] if cells.size else np.zeros(0, dtype=np.int64)
+    if officers.size:
+        pairs = pd.unique(pd.Series(officers.astype(np.int64) * (label.size + 1) + label[cell]))
+        if pairs.size != pd.unique(officers).size:
+            return None
+    return np.concatenate([np.full(months - 1, -1), label, np.full(lead_months, -1)]).astype(np.int64)
 
 
 def _imputed_ratio(design: dict[str, Any], subset: np.ndarray) -> tuple[float, float, float, float] | None:
@@ -656,7 +751,7 @@ def _imputed_ratio(design: dict[str, Any], subset: np.ndarray) -> tuple[float, f
         direct = np.zeros(x.shape[1])
         direct[:months] = (x[:, :months].T @ expected)
         gradient = (direct - x.T @ (share[officer] * design["fitted_scale"]))[fit["used"]]
-        influence[fit["unit_kept"]] -= ratio * (fit["scores"] @ (fit["bread"] @ gradient))
+        influence[fit["unit_kept"]] -= ratio * (fit["scores"] @ fit["solve"](gradient))
     clusters = int(np.count_nonzero(influence))
     if clusters < 2:
         return None
@@ -701,12 +796,16 @@ def _conditional_poisson(y: np.ndarray, offset: np.ndarray, unit: np.ndarray, de
 
 
 def _conditional_fit(y: np.ndarray, offset: np.ndarray, unit: np.ndarray, design: sparse.csr_matrix,
-                     tol: float = 1e-9, max_iter: int = 50, start: np.ndarray | None = None) -> dict[str, Any]:
+                     tol: float = 1e-9, max_iter: int = 50, start: np.ndarray | None = None,
+                     blocks: np.ndarray | None = None) -> dict[str, Any]:
     """Fit the conditional (officer fixed effects) Poisson and keep what a sandwich needs.
 
-    Returns theta (identified columns only), covariance (cluster-robust by unit), bread (inverse
-    information), scores (one row per unit kept), unit_kept (the original unit of each score row),
-    kept (rows used) and used (columns identified).
+    Returns theta (identified columns only), solve (the inverse information, the bread, applied to a
+    vector or matrix), covariance (cluster-robust by unit; without blocks only, see `_covariance`),
+    scores (one row per unit kept), unit_kept (the original unit of each score row), kept (rows used)
+    and used (columns identified). blocks labels each design column (-1: shared by all units) so that
+    no unit has entries in two labelled blocks; the information matrix is then block diagonal but for
+    the shared columns, and is solved by blocks (the same solution, in a fraction of the time).
     """
     from scipy import sparse
 
@@ -717,7 +816,7 @@ def _conditional_fit(y: np.ndarray, offset: np.ndarray, unit: np.ndarray, design
     p_all = design.shape[1]
     x = design[kept]
     used = np.zeros(p_all, dtype=bool)
-    empty = {"theta": None, "covariance": None, "bread": None, "scores": None, "unit_kept": None,
+    empty = {"theta": None, "covariance": None, "solve": None, "scores": None, "clusters": 0, "unit_kept": None,
              "kept": kept, "used": used}
     if not kept.any():
         return empty
@@ -732,7 +831,9 @@ def _conditional_fit(y: np.ndarray, offset: np.ndarray, unit: np.ndarray, design
     members = sparse.csr_matrix((np.ones(uk.size), (uk, np.arange(uk.size))), shape=(g, uk.size))
     # A warm start (a nested model's estimates) saves Newton steps; it does not change the optimum.
     theta = np.zeros(x.shape[1]) if start is None else np.asarray(start, dtype=np.float64)[used].copy()
+    labels = None if blocks is None or not x.shape[1] else np.asarray(blocks)[used]
     hessian = np.zeros((x.shape[1], x.shape[1]))
+    factor = None
     p = _shares(ok + x @ theta, uk, g)
     loglik = _loglik(yk, p)
     for _ in range(max_iter):
@@ -740,7 +841,8 @@ def _conditional_fit(y: np.ndarray, offset: np.ndarray, unit: np.ndarray, design
         gradient = x.T @ (yk - mu)
         m = members @ x.multiply(p[:, None]).tocsr()
         hessian = (x.T @ x.multiply(mu[:, None]).tocsr()).toarray() - (m.T @ m.multiply(nk[:, None]).tocsr()).toarray()
-        step = _solve(hessian, gradient)
+        factor = None if labels is None else _block_factor(hessian, labels)
+        step = _solve(hessian, gradient) if factor is None else factor(gradient)
         # Halve a step that lowers the likelihood: thin cells in a small panel can make a full step overshoot.
         for _ in range(30):
             p_new = _shares(ok + x @ (theta + step), uk, g)
@@ -753,10 +855,66 @@ def _conditional_fit(y: np.ndarray, offset: np.ndarray, unit: np.ndarray, design
         if np.max(np.abs(step), initial=0.0) < tol:
             break
     scores = (members @ x.multiply((yk - nk[uk] * p)[:, None]).tocsr()).toarray()
+    out = {"theta": theta, "scores": scores, "clusters": g, "covariance": None,
+           "unit_kept": np.asarray(unit_kept), "kept": kept, "used": used}
+    if factor is not None:  # the last Newton step's information is the bread's: its factors serve both
+        return {**out, "solve": factor}
     bread = _inverse(hessian)
     meat = scores.T @ scores * (g / max(g - 1, 1))
-    return {"theta": theta, "covariance": bread @ meat @ bread, "bread": bread, "scores": scores,
-            "unit_kept": np.asarray(unit_kept), "kept": kept, "used": used}
+    return {**out, "covariance": bread @ meat @ bread, "solve": bread.__matmul__}
+
+
+def _covariance(fit: dict[str, Any], positions: np.ndarray) -> np.ndarray:
+    """Return the cluster-robust covariance of the fitted coefficients at positions (among the identified columns)."""
+    if fit["covariance"] is not None:
+        return fit["covariance"][np.ix_(positions, positions)]
+    unit = np.zeros((fit["theta"].size, positions.size))
+    unit[positions, np.arange(positions.size)] = 1.0
+    bread = fit["solve"](unit)  # the bread's columns at positions (it is symmetric)
+    lever = fit["scores"] @ bread
+    g = fit["clusters"]
+    return lever.T @ lever * (g / max(g - 1, 1))
+
+
+def _block_factor(matrix: np.ndarray, labels: np.ndarray) -> Any:
+    """Factor a positive definite matrix whose labelled blocks meet only through the shared columns (label -1).
+
+    Returns a function solving matrix @ x = rhs (the Schur complement on the shared columns), or None when a
+    block or the complement is not positive definite (the caller falls back to the whole matrix).
+    """
+    from scipy.linalg import LinAlgError, cho_factor, cho_solve
+
+    shared = np.flatnonzero(labels < 0)
+    rest = np.flatnonzero(labels >= 0)
+    order = rest[np.argsort(labels[rest], kind="stable")]
+    bounds = np.flatnonzero(np.diff(labels[order])) + 1
+    groups = np.split(order, bounds) if order.size else []
+    try:
+        factors = [cho_factor(matrix[np.ix_(group, group)], lower=True, check_finite=False) for group in groups]
+        couplings = [matrix[np.ix_(shared, group)] for group in groups]
+        # D^-1 B' per block: how each block's solution moves with the shared columns.
+        moves = [cho_solve(f, c.T, check_finite=False) for f, c in zip(factors, couplings, strict=True)]
+        complement = matrix[np.ix_(shared, shared)].copy()
+        for c, move in zip(couplings, moves, strict=True):
+            complement -= c @ move
+        head = cho_factor(complement, lower=True, check_finite=False) if shared.size else None
+    except LinAlgError:
+        return None
+
+    def solve(rhs: np.ndarray) -> np.ndarray:
+        rhs = np.asarray(rhs, dtype=np.float64)
+        out = np.empty_like(rhs)
+        within = [cho_solve(f, rhs[group], check_finite=False) for f, group in zip(factors, groups, strict=True)]
+        top = rhs[shared].copy()
+        for c, part in zip(couplings, within, strict=True):
+            top -= c @ part
+        top = cho_solve(head, top, check_finite=False) if head is not None else top
+        out[shared] = top
+        for group, part, move in zip(groups, within, moves, strict=True):
+            out[group] = part - move @ top
+        return out
+
+    return solve
 
 
 def _shares(eta: np.ndarray, unit: np.ndarray, units: int) -> np.ndarray:
@@ -807,10 +965,9 @@ def effects(panel: pd.DataFrame, keep_profile: bool = False, perturbed: bool = F
     estimate only (its counts are not kept).
     """
     out = {}
+    panel = _judged(panel, "reports")  # the same rows for every measure: subset once, not in every model
     for measure in MEASURES:
-        result = staggered_effect(panel, measure, perturbed=perturbed)
-        if not (keep_profile and measure == "reports"):
-            result.pop("profile")
+        result = staggered_effect(panel, measure, perturbed=perturbed, profile=keep_profile and measure == "reports")
         old = difference_in_differences(panel, measure)
         result["twfe"] = {key: old[key] for key in ("estimate", "ci_low", "ci_high")}
         out[measure] = result

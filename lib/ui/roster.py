@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -30,7 +31,9 @@ def roster_tables(ds: Dataset) -> dict[str, pd.DataFrame]:
     return _saved_roster(ds)
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
+# A resource, not data: the frames (3 million exposure rows at a million reports) are shared, not unpickled on
+# every rerun; every caller derives new frames (filter, assign, copy) and never changes these in place.
+@st.cache_resource(show_spinner=False, max_entries=32)
 def _saved_roster(ds: Dataset) -> dict[str, pd.DataFrame]:
     folder = Path(ds.source)
     # Pseudonymised as the engine pseudonymised the reports, so a folder of raw ids still joins.
@@ -75,14 +78,21 @@ def add_roster_table(ds: Dataset, name: str, table) -> None:
     st.session_state.setdefault(ROSTER_KEY, {})[ds.id] = tables
 
 
-def _panel(tables: dict[str, pd.DataFrame], ds: Dataset, filters: Filters, scope: Scope) -> pd.DataFrame | None:
+def _panel(tables: dict[str, pd.DataFrame], ds: Dataset, filters: Filters, scope: Scope,
+           months: training.RosterMonths | None = None) -> pd.DataFrame | None:
     if "exposure" not in tables or "officers" not in tables:
         return None
-    scoped = training.scoped_roster(tables, scope)
+    if months is None:
+        scoped = training.scoped_roster(tables, scope)
+        months = training.roster_months(scoped["exposure"], scoped["officers"])
     counts = training.officer_month_counts(cache.engine(), ds, filters, scope)
-    panel = training.panel_from_counts(counts, scoped["exposure"], scoped["officers"])
-    # Perturbed, the published counts of officers need each officer's key (counts of reports carry theirs).
-    return roster_files.with_officer_keys(panel) if scope.perturbed else panel
+    panel = training.panel_from_counts(counts, None, None, months=months)
+    # Perturbed, the published counts of officers need each officer's key (counts of reports carry theirs):
+    # hashed once per officer, not sorted over the panel's millions of officer-months.
+    if scope.perturbed:
+        codes, ids = pd.factorize(panel["officer_id"])
+        panel[training.OFFICER_KEY] = roster_files.officer_keys(np.asarray(ids, dtype=object))[codes]
+    return panel
 
 
 DEBRIEFS_KEY = "_ose_debriefs"
@@ -174,7 +184,17 @@ def training_results(ds: Dataset, filters: Filters, scope: Scope) -> tuple[dict,
 @st.cache_data(show_spinner="Estimating the effect of training", max_entries=64)
 def _saved_training_results(ds: Dataset, filters: Filters, scope: Scope) -> tuple[dict, pd.DataFrame] | None:
     # Keyed on the scope, and so on `scope.perturbed`: published and exact results are cached apart.
-    return _training_results(_panel(_saved_roster(ds), ds, filters, scope), scope.perturbed)
+    return _training_results(_panel(_saved_roster(ds), ds, filters, scope, _saved_roster_months(ds, scope)),
+                             scope.perturbed)
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _saved_roster_months(ds: Dataset, scope: Scope) -> training.RosterMonths | None:
+    # Once per dataset version and scope, not per filter state: no filter changes shifts worked or training dates.
+    tables = training.scoped_roster(_saved_roster(ds), scope)
+    if "exposure" not in tables or "officers" not in tables:
+        return None
+    return training.roster_months(tables["exposure"], tables["officers"])
 
 
 def _training_results(panel: pd.DataFrame | None, perturbed: bool) -> tuple[dict, pd.DataFrame] | None:
