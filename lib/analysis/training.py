@@ -57,6 +57,8 @@ _MODEL_COLUMNS = ("officer_id", "month", "shifts", "trained", "months_since_trai
 # page gives each officer one (a keyed hash of the pseudonym) and a count of officers takes their sum.
 OFFICER_KEY = cellkey.key_column("officer_id")
 MIN_TRAINED_OFFICERS = 30
+# Fit the panel models by design cells (lib/analysis/grouped_poisson.py); False: row by row, as before (tests).
+CELL_FIT = True
 MIN_TEAM = 10  # teams smaller than this are listed, not charted: one officer moves their share too far
 UNCLEAR_BOUND = 0.20  # an interval reaching both a 20% fall and a 20% rise cannot tell
 STAGGERED_METHOD = ("Trained officers' counts after training against the counts expected had they not been trained: "
@@ -282,21 +284,22 @@ def overdue(per_officer: pd.DataFrame) -> pd.DataFrame:
     return late.sort_values(["shortfall", "officer_id"], ascending=[False, True], ignore_index=True)
 
 
-def difference_in_differences(panel: pd.DataFrame, measure: str = "reports", level: float = 0.95) -> dict[str, Any]:
+def difference_in_differences(panel: pd.DataFrame | _Panel, measure: str = "reports",
+                              level: float = 0.95) -> dict[str, Any]:
     """Estimate the relative change in a rate per 1,000 officer-shifts after training, with its interval."""
-    rows = _judged(panel, measure)
-    treated = rows["trained"].to_numpy(dtype=np.float64)
+    rows = _panel_of(panel, measure)
+    treated = rows.values("trained")
     fit = _fit_rows(rows, measure, treated[:, None])
-    ever = rows["months_since_training"].notna().to_numpy()
+    ever = ~np.isnan(rows.since)
     kept = fit["kept"]
-    officers = rows["officer_id"].to_numpy()
+    officers = rows.officer  # integer codes: counting distinct officers on them is much faster than on ids
     result: dict[str, Any] = {
         "measure": measure,
         "estimate": None, "ci_low": None, "ci_high": None,
         "method": METHOD,
         "officers_trained": int(pd.unique(officers[kept & (treated > 0)]).size),
         "officers_comparison": int(pd.unique(officers[kept & ~ever]).size),
-        "events": int(rows[measure].to_numpy()[kept].sum()),
+        "events": int(rows.values(measure)[kept].sum()),
         "rates": _rates(rows, measure),
     }
     if fit["coef"] is not None and fit["columns"][-1]:
@@ -318,9 +321,9 @@ def staggered_effect(panel: pd.DataFrame, measure: str = "reports", level: float
     officers. The estimates and intervals stay the model's, fitted to the exact panel: they are not counts, and
     the counts they rest on are never published exactly.
     """
-    rows = _judged(panel, measure)
+    rows = _panel_of(panel, measure)
     # Refused before the fit, not after it: a perturbed result cannot be made without every key.
-    keys = (_keys_of(rows, cellkey.key_column(measure)), _officer_keys(rows)) if perturbed else None
+    keys = (_keys_of(rows.rows, cellkey.key_column(measure)), _officer_keys(rows.rows)) if perturbed else None
     design = _saturated(rows, measure)
     z = NormalDist().inv_cdf(0.5 + level / 2)
     officers = design["officer"]  # integer codes: counting distinct officers on them is much faster than on ids
@@ -433,12 +436,12 @@ def _profile(design: dict[str, Any], leads: pd.DataFrame, officers: np.ndarray, 
     return pd.DataFrame.from_records(records)
 
 
-def pre_trend(rows: pd.DataFrame, measure: str = "reports", lead_months: int = PRE_TREND_MONTHS,
+def pre_trend(rows: pd.DataFrame | _Panel, measure: str = "reports", lead_months: int = PRE_TREND_MONTHS,
               start: np.ndarray | None = None) -> dict[str, Any]:
     """Test jointly that trained officers' rates in the months before training moved like the comparison officers'."""
     from scipy.special import chdtrc  # the chi-squared upper tail, without loading scipy.stats
 
-    rows = _judged(rows, measure)
+    rows = _panel_of(rows, measure)
     out: dict[str, Any] = {"pre_trend_p": None, "pre_trend_df": 0,
                            "pre_trend": pd.DataFrame({"months_since_training": range(-lead_months, 0)})}
     if not len(rows):
@@ -616,30 +619,72 @@ def _judged(panel: pd.DataFrame, measure: str) -> pd.DataFrame:
     return rows[~training_month] if training_month.any() else rows
 
 
-def _rates(rows: pd.DataFrame, measure: str, perturbed: bool = False) -> dict[str, dict[str, float]]:
+def _rates(rows: pd.DataFrame | _Panel, measure: str, perturbed: bool = False) -> dict[str, dict[str, float]]:
     """Crude rates per 1,000 officer-shifts: trained officers before and after, never-trained officers.
 
     Perturbed, each group's events are published adjusted by their reports' key sum, and the rate is theirs.
     """
-    since = rows["months_since_training"]
-    groups = {
-        "trained_before": (since < 0).fillna(False),
-        "trained_after": (since > 0).fillna(False),
-        "never_trained": since.isna(),
-    }
+    panel = rows if isinstance(rows, _Panel) else None
+    since = panel.since if panel is not None else rows["months_since_training"].to_numpy(dtype=np.float64,
+                                                                                          na_value=np.nan)
+    shifts = panel.shifts if panel is not None else rows["shifts"].to_numpy(dtype=np.float64)
+    y = panel.values(measure) if panel is not None else rows[measure].to_numpy(dtype=np.float64)
+    frame = panel.rows if panel is not None else rows
+    keys = _keys_of(frame, cellkey.key_column(measure)) if perturbed else None
+    groups = {"trained_before": since < 0, "trained_after": since > 0, "never_trained": np.isnan(since)}
     out = {}
     for name, mask in groups.items():
-        part = rows[mask.to_numpy(dtype=bool)]
-        shifts = float(part["shifts"].sum())
-        events = int(part[measure].sum())
-        if perturbed:
-            events = cellkey.perturb_one(events, int(_keys_of(part, cellkey.key_column(measure)).sum()))
-        out[name] = {"events": events, "shifts": shifts,
-                     "rate": events / shifts * PER_SHIFTS if shifts else float("nan")}
+        total = float(shifts[mask].sum())
+        events = int(y[mask].sum())
+        if keys is not None:
+            events = cellkey.perturb_one(events, int(keys[mask].sum()))
+        out[name] = {"events": events, "shifts": total,
+                     "rate": events / total * PER_SHIFTS if total else float("nan")}
     return out
 
 
-def _saturated(rows: pd.DataFrame, measure: str, lead_months: int = 0,
+class _Panel:
+    """The judged officer-months as arrays, shared by every model of one panel (factorised and grouped once).
+
+    Each row's design depends only on its cell: the officer's training month (or never) and the calendar month.
+    """
+
+    def __init__(self, rows: pd.DataFrame) -> None:
+        from lib.analysis import grouped_poisson
+
+        self.rows = rows
+        self.since = rows["months_since_training"].to_numpy(dtype=np.float64, na_value=np.nan)
+        self.shifts = rows["shifts"].to_numpy(dtype=np.float64)
+        self.officer = pd.factorize(rows["officer_id"])[0]
+        self.month, month_values = pd.factorize(rows["month"], sort=True)
+        self.months = int(self.month.max()) + 1 if self.month.size else 1
+        self.kind, self.first, self.kind_group, self.kind_month = _design_cells(self.month, self.since, month_values,
+                                                                              self.months)
+        self.kind_since = np.full(self.kind_group.size, np.nan)
+        self.kind_since[self.kind] = self.since
+        self.cells_apply = grouped_poisson.applies(self.officer, self.month, self.kind_group[self.kind], self.months)
+        self._columns: dict[str, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return self.since.size
+
+    def values(self, column: str) -> np.ndarray:
+        """Return a column as float64 (measures; kept once read)."""
+        if column not in self._columns:
+            self._columns[column] = self.rows[column].to_numpy(dtype=np.float64)
+        return self._columns[column]
+
+
+def _panel_of(panel: pd.DataFrame | _Panel, measure: str) -> _Panel:
+    """Return the judged rows of a panel as arrays (a `_Panel` passes through, its measure checked)."""
+    if isinstance(panel, _Panel):
+        if measure not in MEASURES:
+            raise ValueError(f"measure must be one of {sorted(MEASURES)}, not {measure!r}")
+        return panel
+    return _Panel(_judged(panel, measure))
+
+
+def _saturated(rows: pd.DataFrame | _Panel, measure: str, lead_months: int = 0,
                start: np.ndarray | None = None) -> dict[str, Any]:
     """Fit officer and month effects with one effect per training cohort and calendar month after training.
 
@@ -651,58 +696,70 @@ def _saturated(rows: pd.DataFrame, measure: str, lead_months: int = 0,
     """
     from scipy import sparse
 
-    since = rows["months_since_training"].to_numpy(dtype=np.float64, na_value=np.nan)
-    y = rows[measure].to_numpy(dtype=np.float64)
-    shifts = rows["shifts"].to_numpy(dtype=np.float64)
-    officer = pd.factorize(rows["officer_id"])[0]
-    month = pd.factorize(rows["month"], sort=True)[0]
-    n = y.size
-    months = int(month.max()) + 1 if n else 1
-    n_officers = int(officer.max()) + 1 if n else 0
+    panel = rows if isinstance(rows, _Panel) else _Panel(rows)
+    since, shifts, officer, month, kind = panel.since, panel.shifts, panel.officer, panel.month, panel.kind
+    y = panel.values(measure)
+    months = panel.months
+    n_officers = int(officer.max()) + 1 if officer.size else 0
     # A calendar month with no events at all (outside the date filter, or not yet recorded) says
     # nothing once months have their own effect (its effect is minus infinity): left out, so that it
     # is not taken for months before or after training.
-    observed = (np.bincount(month, weights=y, minlength=months) > 0)[month]
+    observed_month = np.bincount(month, weights=y, minlength=months) > 0
+    observed = observed_month[month]
+    after = since >= 1
     # An officer with no observed month before training (trained in the first month) has a level that
     # cannot be told apart from the training effect: left out, like their cohort's months after training.
-    before = np.bincount(officer[observed], weights=~(since[observed] >= 1), minlength=n_officers) > 0
+    before = np.bincount(officer[observed], weights=~after[observed], minlength=n_officers) > 0
     # A month in which every officer had already been trained has no one to compare with: its trained
     # officer-months are left out (their month effect and cohort effects cannot be told apart).
-    compared = (np.bincount(month[observed & ~(since >= 1)], minlength=months) > 0)[month]
-    treated = (since >= 1) & before[officer] & observed & compared
-    keep = before[officer] & observed & (compared | ~(since >= 1))
-    y, shifts, officer, month, since, treated = (v[keep] for v in (y, shifts, officer, month, since, treated))
+    compared_month = np.bincount(month[observed & ~after], minlength=months) > 0
+    keep = before[officer] & observed & (compared_month[month] | ~after)
+    y, shifts, officer, month, since, kind = (v[keep] for v in (y, shifts, officer, month, since, kind))
     n = y.size
-    cohort = np.where(treated, month - np.nan_to_num(since, nan=0.0).astype(np.int64), -1)
-    cell_key = np.where(treated, cohort * months + month, -1)
-    cells, cell = np.unique(cell_key[treated], return_inverse=True)
-    cell_events = np.bincount(cell, weights=y[treated], minlength=cells.size)
-    fitted = ~treated
-    fitted[treated] = cell_events[cell] > 0
-    columns = [sparse.csr_matrix((np.ones(n), (np.arange(n), month)), shape=(n, months))[:, 1:],
-               sparse.csr_matrix((np.ones(int(treated.sum())), (np.flatnonzero(treated), cell)),
-                                 shape=(n, cells.size))]
+    # The rest is decided per design cell (a few hundred), not per officer-month (millions): a kept row is
+    # treated when its cell is after training in an observed month with officers to compare.
+    kinds = panel.kind_group.size
+    kind_since, kind_month = panel.kind_since, panel.kind_month
+    kind_treated = (kind_since >= 1) & observed_month[kind_month] & compared_month[kind_month]
+    treated = kind_treated[kind]
+    kind_rows = np.bincount(kind, minlength=kinds)
+    kind_events = np.bincount(kind, weights=y, minlength=kinds)
+    # One effect per cohort x month cell with treated rows, ordered by (cohort, month) as the columns always were.
+    cohort_kinds = np.flatnonzero(kind_treated & (kind_rows > 0))
+    cohort_key = (kind_month[cohort_kinds] - kind_since[cohort_kinds]).astype(np.int64) * months \
+        + kind_month[cohort_kinds]
+    order = np.argsort(cohort_key, kind="stable")
+    cells = cohort_key[order]
+    kind_cell = np.full(kinds, -1, dtype=np.int64)
+    kind_cell[cohort_kinds[order]] = np.arange(cells.size)
+    cell = kind_cell[kind[treated]]
+    fitted = (~kind_treated | (kind_events > 0))[kind]
+    columns = [sparse.csr_matrix((np.ones(kinds), (np.arange(kinds), kind_month)), shape=(kinds, months))[:, 1:],
+               sparse.csr_matrix((np.ones(cohort_kinds.size), (cohort_kinds[order], np.arange(cells.size))),
+                                 shape=(kinds, cells.size))]
     if lead_months:
-        leads = np.column_stack([since == -k for k in range(lead_months, 0, -1)]).astype(np.float64)
-        columns.append(sparse.csr_matrix(leads.reshape(n, lead_months)))
-    x = sparse.hstack(columns, format="csr")
-    if start is not None and start.size < x.shape[1]:
-        start = np.concatenate([start, np.zeros(x.shape[1] - start.size)])
-    fit = _conditional_fit(y[fitted], np.log(shifts[fitted]), officer[fitted], x[fitted], start=start,
-                           blocks=_cohort_blocks(cells, months, officer[treated], cell, lead_months))
-    theta = np.zeros(x.shape[1])
+        leads = np.column_stack([kind_since == -k for k in range(lead_months, 0, -1)]).astype(np.float64)
+        columns.append(sparse.csr_matrix(leads.reshape(kinds, lead_months)))
+    design = sparse.hstack(columns, format="csr")
+    if start is not None and start.size < design.shape[1]:
+        start = np.concatenate([start, np.zeros(design.shape[1] - start.size)])
+    fit = _cell_fit(y[fitted], np.log(shifts[fitted]), officer[fitted], kind[fitted], design, panel.kind_group,
+                    kind_month, months, start=start, apply=panel.cells_apply,
+                    blocks=_cohort_blocks(cells, months, officer[treated], cell, lead_months))
+    theta = np.zeros(design.shape[1])
     if fit["theta"] is not None:
         theta[fit["used"]] = fit["theta"]
     in_fit = np.zeros(n, dtype=bool)
     in_fit[np.flatnonzero(fitted)[fit["kept"]]] = True
     # Officer levels profiled out of the likelihood: events / expected events at level 1.
-    fitted_scale = np.where(in_fit, shifts * np.exp(x @ theta), 0.0)
+    fitted_scale = np.where(in_fit, shifts * np.exp(design @ theta)[kind], 0.0)
     events = np.bincount(officer[in_fit], weights=y[in_fit], minlength=n_officers)
     scale = np.bincount(officer, weights=fitted_scale, minlength=n_officers)
     level = np.divide(events, scale, out=np.zeros(n_officers), where=scale > 0)
     month_effect = np.concatenate([[0.0], theta[:months - 1]])
     untrained = np.where(treated, shifts * np.exp(month_effect[month]) * level[officer], 0.0)
-    return {"y": y, "x": x, "month": month, "officer": officer, "treated": treated, "fit": fit, "in_fit": in_fit,
+    return {"y": y, "design": design, "kind": kind, "month": month, "officer": officer, "treated": treated,
+            "fit": fit, "in_fit": in_fit,
             "fitted_scale": fitted_scale, "scale": scale, "untrained": untrained, "months": months,
             "never": np.isnan(since), "since": since, "cells": cells.size, "lead_months": lead_months, "rows": keep,
             "theta": theta}
@@ -722,6 +779,50 @@ def _cohort_blocks(cells: np.ndarray, months: int, officers: np.ndarray, cell: n
         if pairs.size != pd.unique(officers).size:
             return None
     return np.concatenate([np.full(months - 1, -1), label, np.full(lead_months, -1)]).astype(np.int64)
+
+
+def _design_cells(month: np.ndarray, since: np.ndarray, month_values: Any,
+                  months: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Return each row's design cell (its officer's training month, or never, and its month) and the cells' rows.
+
+    Returns (cell per row, a row of each cell, each cell's group, each cell's month column).
+    """
+    ordinal = _month_ordinal(np.asarray(month_values))[month] if month.size else np.zeros(0)
+    trained = pd.factorize(ordinal - since)[0]  # NaN (never trained) is -1: a group of its own
+    trained = np.where(trained < 0, trained.max(initial=-1) + 1, trained).astype(np.int64)
+    key = trained * months + month
+    # Numbered by a count over the few possible cells: np.unique would hash or sort millions of rows.
+    present = np.bincount(key, minlength=1) > 0
+    kinds = np.flatnonzero(present)
+    number = np.cumsum(present) - 1
+    kind = number[key]
+    first = np.zeros(kinds.size, dtype=np.int64)
+    first[kind] = np.arange(key.size)  # any row of a cell stands for it (the last here): their designs are equal
+    return kind, first, kinds // months, kinds % months
+
+
+def _cell_fit(y: np.ndarray, offset: np.ndarray, unit: np.ndarray, kind: np.ndarray, design: sparse.csr_matrix,
+              kind_group: np.ndarray, kind_month: np.ndarray, months: int, start: np.ndarray | None = None,
+              blocks: np.ndarray | None = None, apply: bool | None = None) -> dict[str, Any]:
+    """Fit the conditional Poisson of rows whose design is `design[kind]`: by cells, else row by row.
+
+    apply: whether the rows suit the cell form (`grouped_poisson.applies`), when the caller knows it already.
+    """
+    from lib.analysis import grouped_poisson
+
+    if apply is None:
+        apply = grouped_poisson.applies(unit, kind_month[kind], kind_group[kind], months)
+    if CELL_FIT and apply:
+        fit = grouped_poisson.fit(y, offset, unit, kind, design, kind_group, kind_month, months, start=start,
+                                  blocks=blocks, block_factor=_block_factor, solve=_solve, inverse=_inverse)
+        if not fit.get("fallback"):
+            return fit
+    return _conditional_fit(y, offset, unit, design[kind], start=start, blocks=blocks)
+
+
+def _scores_times(fit: dict[str, Any], vector: np.ndarray) -> np.ndarray:
+    """Return each kept officer's score times a vector (of the identified columns)."""
+    return fit["score_dot"](vector) if fit.get("score_dot") is not None else fit["scores"] @ vector
 
 
 def _imputed_ratio(design: dict[str, Any], subset: np.ndarray) -> tuple[float, float, float, float] | None:
@@ -745,13 +846,15 @@ def _imputed_ratio(design: dict[str, Any], subset: np.ndarray) -> tuple[float, f
     if fit["theta"] is not None and fit["theta"].size:
         # d(expected)/d(theta): + the expected counts on the month columns, - each officer's level
         # moving against the fitted scale of all its rows (the level is events / scale).
-        x = design["x"]
+        cells, kind = design["design"], design["kind"]
         share = np.divide(expected_i, design["scale"], out=np.zeros(n_officers), where=design["scale"] > 0)
         months = design["months"] - 1
-        direct = np.zeros(x.shape[1])
-        direct[:months] = (x[:, :months].T @ expected)
-        gradient = (direct - x.T @ (share[officer] * design["fitted_scale"]))[fit["used"]]
-        influence[fit["unit_kept"]] -= ratio * (fit["scores"] @ fit["solve"](gradient))
+        direct = np.zeros(cells.shape[1])
+        # The month columns are one per calendar month after the first: their rows' expected counts summed.
+        direct[:months] = np.bincount(design["month"], weights=expected, minlength=months + 1)[1:]
+        weights = np.bincount(kind, weights=share[officer] * design["fitted_scale"], minlength=cells.shape[0])
+        gradient = (direct - cells.T @ weights)[fit["used"]]
+        influence[fit["unit_kept"]] -= ratio * _scores_times(fit, fit["solve"](gradient))
     clusters = int(np.count_nonzero(influence))
     if clusters < 2:
         return None
@@ -759,40 +862,41 @@ def _imputed_ratio(design: dict[str, Any], subset: np.ndarray) -> tuple[float, f
     return float(np.log(ratio)), float(np.sqrt(variance)) / ratio, observed_total, expected_total
 
 
-def _fit_rows(rows: pd.DataFrame, measure: str, treatment: np.ndarray) -> dict[str, Any]:
+def _fit_rows(rows: pd.DataFrame | _Panel, measure: str, treatment: np.ndarray) -> dict[str, Any]:
+    """Fit counts on officer and month fixed effects plus treatment columns; log(shifts) offset."""
     from scipy import sparse
 
-    """Fit counts on officer and month fixed effects plus treatment columns; log(shifts) offset."""
-    unit = pd.factorize(rows["officer_id"])[0]
-    month = pd.factorize(rows["month"], sort=True)[0]
+    panel = rows if isinstance(rows, _Panel) else _Panel(rows)
+    unit, month, months, kind, first = panel.officer, panel.month, panel.months, panel.kind, panel.first
     n = unit.size
-    months = int(month.max()) + 1 if n else 0
-    dummies = sparse.csr_matrix((np.ones(n), (np.arange(n), month)), shape=(n, max(months, 1)))[:, 1:]
-    design = sparse.hstack([dummies, sparse.csr_matrix(treatment)], format="csr")
-    coef, se, kept, used = _conditional_poisson(rows[measure].to_numpy(dtype=np.float64),
-                                                np.log(rows["shifts"].to_numpy(dtype=np.float64)), unit, design)
+    y, offset = panel.values(measure), np.log(panel.shifts)
+    treatment = np.asarray(treatment, dtype=np.float64).reshape(n, -1)
+    dummies = sparse.csr_matrix((np.ones(first.size), (np.arange(first.size), panel.kind_month)),
+                                shape=(first.size, months))[:, 1:]
+    design = sparse.hstack([dummies, sparse.csr_matrix(treatment[first])], format="csr")
+    if np.array_equal(treatment[first][kind], treatment):  # the treatment is a function of the cell, as in the models
+        fit = _cell_fit(y, offset, unit, kind, design, panel.kind_group, panel.kind_month, months,
+                        apply=panel.cells_apply)
+    else:
+        rows_design = sparse.hstack([sparse.csr_matrix((np.ones(n), (np.arange(n), month)), shape=(n, months))[:, 1:],
+                                     sparse.csr_matrix(treatment)], format="csr")
+        fit = _conditional_fit(y, offset, unit, rows_design)
+    coef, se = _coefficients(fit, design.shape[1])
     width = treatment.shape[1]
     return {"coef": None if coef is None else coef[-width:], "se": None if se is None else se[-width:],
-            "kept": kept, "columns": used[-width:]}
+            "kept": fit["kept"], "columns": fit["used"][-width:]}
 
 
-def _conditional_poisson(y: np.ndarray, offset: np.ndarray, unit: np.ndarray, design: sparse.csr_matrix,
-                         tol: float = 1e-9, max_iter: int = 50,
-                         ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray, np.ndarray]:
-    """Fit Poisson with unit fixed effects by Newton on the conditional likelihood.
-
-    Returns (coefficients, cluster-robust standard errors, rows used, columns identified);
-    coefficients of unidentified columns (no variation in the rows used) are 0 with NaN error.
-    """
-    fit = _conditional_fit(y, offset, unit, design, tol, max_iter)
+def _coefficients(fit: dict[str, Any], columns: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Return a fit's coefficients and cluster-robust standard errors over all columns (unidentified: 0 and NaN)."""
     if fit["theta"] is None:
-        return None, None, fit["kept"], fit["used"]
-    p_all, used = design.shape[1], fit["used"]
+        return None, None
+    used = fit["used"]
     se_used = np.sqrt(np.maximum(np.diag(fit["covariance"]), 0.0))
-    coef = np.zeros(p_all)
-    se = np.full(p_all, np.nan)
+    coef = np.zeros(columns)
+    se = np.full(columns, np.nan)
     coef[used], se[used] = fit["theta"], se_used
-    return coef, se, fit["kept"], used
+    return coef, se
 
 
 def _conditional_fit(y: np.ndarray, offset: np.ndarray, unit: np.ndarray, design: sparse.csr_matrix,
@@ -871,8 +975,10 @@ def _covariance(fit: dict[str, Any], positions: np.ndarray) -> np.ndarray:
     unit = np.zeros((fit["theta"].size, positions.size))
     unit[positions, np.arange(positions.size)] = 1.0
     bread = fit["solve"](unit)  # the bread's columns at positions (it is symmetric)
-    lever = fit["scores"] @ bread
     g = fit["clusters"]
+    if fit.get("score_gram") is not None:  # fitted by cells: the scores' Gram matrix stands for the scores
+        return bread.T @ fit["score_gram"] @ bread * (g / max(g - 1, 1))
+    lever = fit["scores"] @ bread
     return lever.T @ lever * (g / max(g - 1, 1))
 
 
@@ -965,7 +1071,8 @@ def effects(panel: pd.DataFrame, keep_profile: bool = False, perturbed: bool = F
     estimate only (its counts are not kept).
     """
     out = {}
-    panel = _judged(panel, "reports")  # the same rows for every measure: subset once, not in every model
+    # The same rows for every measure: subset, factorised and grouped once, not in every model.
+    panel = _Panel(_judged(panel, "reports"))
     for measure in MEASURES:
         result = staggered_effect(panel, measure, perturbed=perturbed, profile=keep_profile and measure == "reports")
         old = difference_in_differences(panel, measure)

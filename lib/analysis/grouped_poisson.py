@@ -1,0 +1,173 @@
+"""The conditional (fixed-effects) Poisson fit of an officer-month panel, by design cells instead of rows.
+
+In the training models every row's design depends only on its cell: the officer's training month (or never)
+and the calendar month. The conditional likelihood of officer i is then
+
+    sum_t y_it (log s_it + a_ct) - n_i log Z_i,   Z_i = sum_t s_it exp(a_ct),   a = A theta,
+
+with s the shifts worked, c the officer's group and A the cells' design rows. Its gradient, information matrix
+and cluster scores reduce to products of each group's dense officer x month matrix of shifts with vectors and a
+weighted Gram matrix: BLAS work per officer-month, with no sparse design of millions of rows and no exponential per
+row. The fit is the same as the row-wise one in `training._conditional_fit` (the same Newton steps and step
+halving; the rounding differs), which stays for designs that are not built from cells.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+class _Groups:
+    """Officers sorted by group, with each group's dense matrices of shifts and counts (officers x months)."""
+
+    def __init__(self, unit: np.ndarray, column: np.ndarray, group: np.ndarray, y: np.ndarray,
+                 shifts: np.ndarray, months: int) -> None:
+        units = int(unit.max()) + 1
+        unit_group = np.zeros(units, dtype=np.int64)
+        unit_group[unit] = group
+        self.order = np.argsort(unit_group, kind="stable")  # sorted position -> unit
+        rank = np.empty(units, dtype=np.int64)
+        rank[self.order] = np.arange(units)
+        self.rank = rank  # unit -> sorted position
+        sorted_group = unit_group[self.order]
+        self.labels, starts = np.unique(sorted_group, return_index=True)
+        self.slices = [slice(a, b) for a, b in zip(starts, [*starts[1:], units], strict=True)]
+        self.shifts = np.zeros((units, months))
+        self.counts = np.zeros((units, months))
+        self.shifts[rank[unit], column] = shifts
+        self.counts[rank[unit], column] = y
+        self.months = months
+
+
+def applies(unit: np.ndarray, column: np.ndarray, group: np.ndarray, months: int) -> bool:
+    """Say whether rows suit the cell form: one row per officer and month, and one group per officer."""
+    if not unit.size:
+        return True
+    key = unit.astype(np.int64) * months + column
+    if np.bincount(key).max() > 1:  # a count per officer-month: far cheaper than np.unique on millions of keys
+        return False
+    unit_group = np.zeros(int(unit.max()) + 1, dtype=np.int64)
+    unit_group[unit] = group
+    return bool(np.all(unit_group[unit] == group))
+
+
+def fit(y: np.ndarray, offset: np.ndarray, unit: np.ndarray, cell: np.ndarray, design: Any,
+        cell_group: np.ndarray, cell_month: np.ndarray, months: int, *, tol: float = 1e-9, max_iter: int = 50,
+        start: np.ndarray | None = None, blocks: np.ndarray | None = None,
+        block_factor: Callable[[np.ndarray, np.ndarray], Any] | None = None,
+        solve: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+        inverse: Callable[[np.ndarray], np.ndarray] | None = None) -> dict[str, Any]:
+    """Fit the conditional Poisson of rows whose design is `design[cell]`; return what `_conditional_fit` does.
+
+    cell (per row) indexes the rows of `design` (cells x columns, sparse or dense); cell_group and cell_month give
+    each cell's officer group and month column (0..months-1); an officer's rows share one group and no two of
+    them share a month. Instead of a score matrix the result has `score_dot` (the scores times a vector, one
+    value per officer kept) and `score_gram` (scores' scores), which are all the sandwich needs.
+    """
+    n_units = int(unit.max()) + 1 if unit.size else 0
+    total = np.bincount(unit, weights=y, minlength=n_units)
+    kept = total[unit] > 0 if unit.size else np.zeros(0, dtype=bool)
+    p_all = design.shape[1]
+    used = np.zeros(p_all, dtype=bool)
+    empty = {"theta": None, "covariance": None, "solve": None, "scores": None, "clusters": 0, "unit_kept": None,
+             "kept": kept, "used": used}
+    if not kept.any():
+        return empty
+    cells = design.shape[0]
+    rows_in_cell = np.bincount(cell[kept], minlength=cells).astype(np.float64)
+    matrix = design.toarray() if hasattr(design, "toarray") else np.asarray(design, dtype=np.float64)
+    # A column is identified only if it varies within some officer (else the officer effect absorbs it).
+    colsum = matrix.T @ rows_in_cell
+    used = (colsum > 0) & (colsum < int(kept.sum()))
+    matrix = matrix[:, used]
+    uk, unit_kept = pd.factorize(unit[kept])
+    g = int(uk.max()) + 1
+    ck = cell[kept]
+    groups = _Groups(uk, cell_month[ck], cell_group[ck], y[kept], np.exp(offset[kept]), months)
+    n = groups.counts.sum(axis=1)
+    # Each group's design by month column (months x identified columns); a month the group has no cell in is zero
+    # (no officer of the group has shifts there).
+    by_group = []
+    constant = float(y[kept] @ offset[kept])  # the log-likelihood's sum of y log(shifts): as the row-wise fit has it
+    for label in groups.labels:
+        mine = np.flatnonzero(cell_group == label)
+        block = np.zeros((months, matrix.shape[1]))
+        block[cell_month[mine]] = matrix[mine]
+        by_group.append(block)
+    events = [groups.counts[s].sum(axis=0) for s in groups.slices]
+    theta = np.zeros(matrix.shape[1]) if start is None else np.asarray(start, dtype=np.float64)[used].copy()
+    labels = None if blocks is None or not matrix.shape[1] else np.asarray(blocks)[used]
+
+    def state(t: np.ndarray) -> tuple[float, list[tuple[np.ndarray, np.ndarray]]] | None:
+        # Per group: exp(a - max a) by month, and each officer's Z at that shift; None if some Z underflows.
+        loglik, parts = constant, []
+        for block, s, ev in zip(by_group, groups.slices, events, strict=True):
+            a = block @ t
+            top = float(a.max())
+            e = np.exp(a - top)
+            z = groups.shifts[s] @ e
+            if np.any(z[n[s] > 0] <= 0):
+                return None
+            with np.errstate(divide="ignore"):
+                log_z = np.log(z) + top
+            loglik += float(ev @ a) - float(n[s] @ np.where(n[s] > 0, log_z, 0.0))
+            parts.append((e, z))
+        return loglik, parts
+
+    current = state(theta)
+    if current is None:
+        return {**empty, "fallback": True}
+    loglik, parts = current
+    hessian = np.zeros((matrix.shape[1], matrix.shape[1]))
+    factor = None
+    for _ in range(max_iter):
+        gradient = np.zeros(matrix.shape[1])
+        hessian = np.zeros((matrix.shape[1], matrix.shape[1]))
+        for block, s, ev, (e, z) in zip(by_group, groups.slices, events, parts, strict=True):
+            shifts = groups.shifts[s]
+            w = np.divide(n[s], z, out=np.zeros_like(z), where=z > 0)
+            mu = e * (shifts.T @ w)  # expected events per month of the group
+            gradient += block.T @ (ev - mu)
+            scaled = shifts * np.sqrt(np.divide(n[s], z * z, out=np.zeros_like(z), where=z > 0))[:, None]
+            cross = (scaled.T @ scaled) * np.outer(e, e)
+            info = np.diag(mu) - cross
+            hessian += block.T @ info @ block
+        factor = None if labels is None or block_factor is None else block_factor(hessian, labels)
+        step = solve(hessian, gradient) if factor is None else factor(gradient)
+        # Halve a step that lowers the likelihood: thin cells in a small panel can make a full step overshoot.
+        new = None
+        for _ in range(30):
+            new = state(theta + step)
+            if new is not None and new[0] >= loglik - 1e-9 * (1 + abs(loglik)):
+                break
+            step = step / 2
+        if new is None:
+            return {**empty, "fallback": True}
+        theta += step
+        loglik, parts = new
+        if np.max(np.abs(step), initial=0.0) < tol:
+            break
+    # Residuals per officer and month: the scores are each group's design applied to them.
+    residuals = np.empty_like(groups.counts)
+    gram = np.zeros((matrix.shape[1], matrix.shape[1]))
+    for block, s, (e, z) in zip(by_group, groups.slices, parts, strict=True):
+        w = np.divide(n[s], z, out=np.zeros_like(z), where=z > 0)
+        residuals[s] = groups.counts[s] - groups.shifts[s] * e[None, :] * w[:, None]
+        gram += block.T @ (residuals[s].T @ residuals[s]) @ block
+
+    def score_dot(vector: np.ndarray) -> np.ndarray:
+        out = np.empty(g)
+        for block, s in zip(by_group, groups.slices, strict=True):
+            out[s] = residuals[s] @ (block @ vector)
+        return out[groups.rank]  # in the order of unit_kept
+
+    out = {"theta": theta, "scores": None, "score_dot": score_dot, "score_gram": gram, "clusters": g,
+           "covariance": None, "unit_kept": np.asarray(unit_kept), "kept": kept, "used": used}
+    if factor is not None:  # the last Newton step's information is the bread's: its factors serve both
+        return {**out, "solve": factor}
+    bread = inverse(hessian)
+    meat = gram * (g / max(g - 1, 1))
+    return {**out, "covariance": bread @ meat @ bread, "solve": bread.__matmul__}
