@@ -26,7 +26,7 @@ if not has_roster:
 if has_roster:
     st.subheader("Who has had their 12 hours")
     as_of = ds.last.date()
-    per_officer = training.compliance(scoped["training"], scoped["officers"], as_of)
+    per_officer = roster.compliance(ds, scope, as_of)
     for group, label in (("officer_role", "Officer role"), ("team", "Team")):
         if group not in per_officer:
             continue

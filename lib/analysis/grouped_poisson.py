@@ -17,7 +17,6 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 
 class _Groups:
@@ -83,8 +82,11 @@ def fit(y: np.ndarray, offset: np.ndarray, unit: np.ndarray, cell: np.ndarray, d
     colsum = matrix.T @ rows_in_cell
     used = (colsum > 0) & (colsum < int(kept.sum()))
     matrix = matrix[:, used]
-    uk, unit_kept = pd.factorize(unit[kept])
-    g = int(uk.max()) + 1
+    # Kept officers renumbered 0..g-1 in the order of their codes (a count, not a hash of millions of rows).
+    present = np.bincount(unit[kept], minlength=n_units) > 0
+    unit_kept = np.flatnonzero(present)
+    uk = (np.cumsum(present) - 1)[unit[kept]]
+    g = unit_kept.size
     ck = cell[kept]
     groups = _Groups(uk, cell_month[ck], cell_group[ck], y[kept], np.exp(offset[kept]), months)
     n = groups.counts.sum(axis=1)
@@ -165,7 +167,7 @@ def fit(y: np.ndarray, offset: np.ndarray, unit: np.ndarray, cell: np.ndarray, d
         return out[groups.rank]  # in the order of unit_kept
 
     out = {"theta": theta, "scores": None, "score_dot": score_dot, "score_gram": gram, "clusters": g,
-           "covariance": None, "unit_kept": np.asarray(unit_kept), "kept": kept, "used": used}
+           "covariance": None, "unit_kept": unit_kept, "kept": kept, "used": used}
     if factor is not None:  # the last Newton step's information is the bread's: its factors serve both
         return {**out, "solve": factor}
     bread = inverse(hessian)

@@ -129,8 +129,7 @@ def panel_from_counts(counts: pd.DataFrame, exposure: pd.DataFrame | None, offic
     key = codes.astype(np.int64) * _MONTH_SPAN + _month_ordinal(month)
     # Outer join on (officer, month), sorted as (officer id, month): a report in a month with no recorded
     # shifts stays visible (shifts is NaN).
-    keys = _sorted_unique(np.concatenate([months.keys, key]))
-    worked_at, counted_at = np.searchsorted(keys, months.keys), np.searchsorted(keys, key)
+    keys, worked_at, counted_at = _merged_keys(months.keys, key)
     n = keys.size
     officer = keys // _MONTH_SPAN
     when = np.empty(n, dtype=np.result_type(months.month.dtype, month.dtype))
@@ -153,6 +152,33 @@ def panel_from_counts(counts: pd.DataFrame, exposure: pd.DataFrame | None, offic
     panel["trained"] = np.asarray((since > 0).fillna(False), dtype=bool)
     panel["months_since_training"] = since
     return panel
+
+
+def _merged_keys(worked: np.ndarray, counted: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return the sorted union of two sets of keys and where each key of both lands in it.
+
+    `worked` (the roster's officer-months) is sorted and distinct and holds nearly every counted key: only the few
+    counted keys it lacks are sorted and slotted in, instead of sorting and searching the whole union.
+    """
+    # Searched in sorted order: numpy then walks the roster's keys forwards instead of jumping about in them.
+    order = np.argsort(counted, kind="stable")
+    at = np.empty(counted.size, dtype=np.int64)
+    at[order] = np.searchsorted(worked, counted[order])
+    found = np.zeros(counted.size, dtype=bool)
+    inside = at < worked.size
+    found[inside] = worked[at[inside]] == counted[inside]
+    extra = _sorted_unique(counted[~found])
+    if not extra.size:
+        return worked, np.arange(worked.size), at
+    # Each worked key moves up by the extra keys below it; each extra key by the worked keys below it.
+    worked_at = np.arange(worked.size) + np.searchsorted(extra, worked)
+    extra_at = np.arange(extra.size) + np.searchsorted(worked, extra)
+    keys = np.empty(worked.size + extra.size, dtype=np.result_type(worked, extra))
+    keys[worked_at], keys[extra_at] = worked, extra
+    counted_at = np.empty(counted.size, dtype=np.int64)
+    counted_at[found] = worked_at[at[found]]
+    counted_at[~found] = extra_at[np.searchsorted(extra, counted[~found])]
+    return keys, worked_at, counted_at
 
 
 def _sorted_unique(values: np.ndarray) -> np.ndarray:
@@ -714,7 +740,8 @@ def _saturated(rows: pd.DataFrame | _Panel, measure: str, lead_months: int = 0,
     # officer-months are left out (their month effect and cohort effects cannot be told apart).
     compared_month = np.bincount(month[observed & ~after], minlength=months) > 0
     keep = before[officer] & observed & (compared_month[month] | ~after)
-    y, shifts, officer, month, since, kind = (v[keep] for v in (y, shifts, officer, month, since, kind))
+    if not keep.all():  # usually every row is kept: no copies of millions of rows then
+        y, shifts, officer, month, since, kind = (v[keep] for v in (y, shifts, officer, month, since, kind))
     n = y.size
     # The rest is decided per design cell (a few hundred), not per officer-month (millions): a kept row is
     # treated when its cell is after training in an observed month with officers to compare.
@@ -743,7 +770,9 @@ def _saturated(rows: pd.DataFrame | _Panel, measure: str, lead_months: int = 0,
     design = sparse.hstack(columns, format="csr")
     if start is not None and start.size < design.shape[1]:
         start = np.concatenate([start, np.zeros(design.shape[1] - start.size)])
-    fit = _cell_fit(y[fitted], np.log(shifts[fitted]), officer[fitted], kind[fitted], design, panel.kind_group,
+    every = fitted.all()
+    fit = _cell_fit(y if every else y[fitted], np.log(shifts if every else shifts[fitted]),
+                    officer if every else officer[fitted], kind if every else kind[fitted], design, panel.kind_group,
                     kind_month, months, start=start, apply=panel.cells_apply,
                     blocks=_cohort_blocks(cells, months, officer[treated], cell, lead_months))
     theta = np.zeros(design.shape[1])

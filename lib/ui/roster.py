@@ -159,14 +159,34 @@ def roster_mapping_step(ds: Dataset) -> None:
         add_roster_table(ds, name, table)
 
 
+def compliance(ds: Dataset, scope: Scope, as_of: date) -> pd.DataFrame | None:
+    """Return each officer's training hours against the standard in a scope (None without a roster).
+
+    Kept per dataset version and scope unless the roster was uploaded this session: no filter changes it.
+    """
+    if st.session_state.get(ROSTER_KEY, {}).get(ds.id):
+        return _compliance(scoped_roster(ds, scope), as_of)
+    return _saved_compliance(ds, scope, as_of)
+
+
+# A resource: shared, never changed in place (every caller derives new frames from it).
+@st.cache_resource(show_spinner=False, max_entries=32)
+def _saved_compliance(ds: Dataset, scope: Scope, as_of: date) -> pd.DataFrame | None:
+    return _compliance(scoped_roster(ds, scope), as_of)
+
+
+def _compliance(tables: dict[str, pd.DataFrame], as_of: date) -> pd.DataFrame | None:
+    if "officers" not in tables or "training" not in tables:
+        return None
+    return training.compliance(tables["training"], tables["officers"], as_of)
+
+
 def overdue_officers(ds: Dataset, as_of: date) -> pd.DataFrame | None:
     """Return the overdue officers this user may see one by one (a supervisor: their teams), or None."""
     if not context.officer_detail_shown("officers overdue"):
         return None
-    roster = training.scoped_roster(roster_tables(ds), context.context().officer_scope)
-    if "officers" not in roster or "training" not in roster:
-        return None
-    return training.overdue(training.compliance(roster["training"], roster["officers"], as_of))
+    per_officer = compliance(ds, context.context().officer_scope, as_of)
+    return None if per_officer is None else training.overdue(per_officer)
 
 
 def training_results(ds: Dataset, filters: Filters, scope: Scope) -> tuple[dict, pd.DataFrame] | None:
