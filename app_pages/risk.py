@@ -5,6 +5,8 @@ import streamlit as st
 
 from lib.analysis import adjust, risk
 from lib.engine import query
+from lib.engine.query import Filters, Scope
+from lib.engine.store import Dataset
 from lib.model import schema
 from lib.present import charts, tables, wording
 from lib.ui import cache, context, render
@@ -46,55 +48,71 @@ render.table_behind(tables.grid_table(hours, "weekday", "hour"),
                 f"{sentence}. Per 100 {unit} answering; grey cells rest on fewer than {risk.MIN_CELL} answers.",
                 source=hours)
 
-st.subheader("Rate ratios, with 95% intervals")
-dimension = st.selectbox("Compare groups of", list(risk.RATIO_DIMENSIONS), format_func=risk.RATIO_LABELS.get,
-                         key="risk_dimension")
-reference = None
-if dimension not in adjust.TACTIC_DIMENSIONS:  # each tactic or type of force is compared with reports not using it
-    groups = cache.breakdown(ds, filters, scope, (dimension,))[dimension].tolist()
-    groups = [g for g in groups if g != query.NOT_RECORDED]
-    if groups:
-        reference = st.selectbox("Against the reference group", groups, key=f"risk_reference_{dimension}")
-basis = st.radio("Comparison", ["Crude", "Adjusted for case mix"], horizontal=True, key="risk_basis",
-                 help="Adjusted: a Poisson regression of each report's outcome on the compared groups and the case "
-                      "mix chosen, with robust intervals clustered by incident.")
-adjust_for: tuple[str, ...] = ()
-if basis == "Adjusted for case mix":
-    # Keyed per compared dimension: the options change with it (a dimension is not adjusted for itself).
-    adjust_for = tuple(st.multiselect(
-        "Adjust for", [d for d in adjust.COVARIATES if d != dimension],
-        default=[d for d in adjust.DEFAULT_ADJUSTMENT if d != dimension], format_func=adjust.LABELS.get,
-        key=f"risk_adjust_for_{dimension}"))
-ratios = cache.cached_query(risk.rate_ratios, ds, filters, scope, measure, dimension, reference, adjust_for)
-render.chart(charts.forest_plot, ratios, label)
-render.table_behind(tables.ratios_table(ratios), risk.ratios_caption(ratios, sentence, unit), source=ratios)
+# Sections with their own choices are fragments: a choice there reruns that section alone, not the page's queries
+# and charts above (a filter in the sidebar still reruns the page).
+@st.fragment
+def rate_ratio_section(ds: Dataset, filters: Filters, scope: Scope, measure: str, label: str, unit: str,
+                       sentence: str) -> None:
+    """Draw the rate ratios of the groups chosen, crude or adjusted, with their table."""
+    st.subheader("Rate ratios, with 95% intervals")
+    dimension = st.selectbox("Compare groups of", list(risk.RATIO_DIMENSIONS), format_func=risk.RATIO_LABELS.get,
+                             key="risk_dimension")
+    reference = None
+    if dimension not in adjust.TACTIC_DIMENSIONS:  # each tactic or type of force is compared with reports not using it
+        groups = cache.breakdown(ds, filters, scope, (dimension,))[dimension].tolist()
+        groups = [g for g in groups if g != query.NOT_RECORDED]
+        if groups:
+            reference = st.selectbox("Against the reference group", groups, key=f"risk_reference_{dimension}")
+    basis = st.radio("Comparison", ["Crude", "Adjusted for case mix"], horizontal=True, key="risk_basis",
+                     help="Adjusted: a Poisson regression of each report's outcome on the compared groups and the case "
+                          "mix chosen, with robust intervals clustered by incident.")
+    adjust_for: tuple[str, ...] = ()
+    if basis == "Adjusted for case mix":
+        # Keyed per compared dimension: the options change with it (a dimension is not adjusted for itself).
+        adjust_for = tuple(st.multiselect(
+            "Adjust for", [d for d in adjust.COVARIATES if d != dimension],
+            default=[d for d in adjust.DEFAULT_ADJUSTMENT if d != dimension], format_func=adjust.LABELS.get,
+            key=f"risk_adjust_for_{dimension}"))
+    ratios = cache.cached_query(risk.rate_ratios, ds, filters, scope, measure, dimension, reference, adjust_for)
+    render.chart(charts.forest_plot, ratios, label)
+    render.table_behind(tables.ratios_table(ratios), risk.ratios_caption(ratios, sentence, unit), source=ratios)
 
-st.subheader("Areas, teams and officers against the average (funnel plot)")
-# Officer-level views are never offered where counts are perturbed (viewers, demonstrations): see below.
-levels = [*risk.FUNNEL_LEVELS, *([risk.OFFICER_LEVEL] if context.may_see_officers() and not scope.perturbed else [])]
-level = st.radio("Compare", levels, horizontal=True, key="risk_level")
-level_scope = context.officer_scope("officer funnel") if level == risk.OFFICER_LEVEL else scope
-funnel_basis = st.radio("Judge", ["Crude rates", "Observed against expected for the case mix"], horizontal=True,
-                        key="risk_funnel_basis",
-                        help="Expected: each group's reports given the same chance of harm as similar reports "
-                             "elsewhere (role, shift, resistance, crewing, location type), from a Poisson model.")
-funnel_adjust = risk.funnel_adjustment(level) if funnel_basis != "Crude rates" else ()
-points, limits = cache.cached_query(risk.funnel, ds, filters, level_scope, measure, level, funnel_adjust)
-if len(points):
-    render.chart(charts.funnel_plot, points, limits, level, label)
-    st.caption(risk.funnel_sentence(points, level, limits) + " Small groups sit in the wide mouth of the funnel: "
-               "their rates swing by chance, so they are judged against the limits, never ranked.")
-    st.caption(risk.funnel_method(limits))
-    flagged = risk.outliers(points)
-    if len(flagged):
-        st.markdown(f"**Higher than expected** ({len(flagged)}): above the 99.8% limit for their volume, "
-                    f"with a false discovery rate under {risk.FUNNEL_FDR:.0%}")
-        render.table(tables.funnel_table(flagged, level), f"higher than expected {level}")
-    render.table_behind(tables.funnel_table(points, level),
-                        f"{sentence}. Counting unit: {risk.funnel_unit(points, level, unit)}. "
-                        f"{risk.funnel_method(limits)}", source=points)
-else:
-    st.info(f"No {level} in this view has answering reports.")
+
+@st.fragment
+def funnel_section(ds: Dataset, filters: Filters, scope: Scope, measure: str, label: str, unit: str,
+                   sentence: str) -> None:
+    """Draw the funnel plot of the level chosen, crude or against the case mix, with the groups flagged."""
+    st.subheader("Areas, teams and officers against the average (funnel plot)")
+    # Officer-level views are never offered where counts are perturbed (viewers, demonstrations): see below.
+    officers = context.may_see_officers() and not scope.perturbed
+    levels = [*risk.FUNNEL_LEVELS, *([risk.OFFICER_LEVEL] if officers else [])]
+    level = st.radio("Compare", levels, horizontal=True, key="risk_level")
+    level_scope = context.officer_scope("officer funnel") if level == risk.OFFICER_LEVEL else scope
+    funnel_basis = st.radio("Judge", ["Crude rates", "Observed against expected for the case mix"], horizontal=True,
+                            key="risk_funnel_basis",
+                            help="Expected: each group's reports given the same chance of harm as similar reports "
+                                 "elsewhere (role, shift, resistance, crewing, location type), from a Poisson model.")
+    funnel_adjust = risk.funnel_adjustment(level) if funnel_basis != "Crude rates" else ()
+    points, limits = cache.cached_query(risk.funnel, ds, filters, level_scope, measure, level, funnel_adjust)
+    if len(points):
+        render.chart(charts.funnel_plot, points, limits, level, label)
+        st.caption(risk.funnel_sentence(points, level, limits) + " Small groups sit in the wide mouth of the funnel: "
+                   "their rates swing by chance, so they are judged against the limits, never ranked.")
+        st.caption(risk.funnel_method(limits))
+        flagged = risk.outliers(points)
+        if len(flagged):
+            st.markdown(f"**Higher than expected** ({len(flagged)}): above the 99.8% limit for their volume, "
+                        f"with a false discovery rate under {risk.FUNNEL_FDR:.0%}")
+            render.table(tables.funnel_table(flagged, level), f"higher than expected {level}")
+        render.table_behind(tables.funnel_table(points, level),
+                            f"{sentence}. Counting unit: {risk.funnel_unit(points, level, unit)}. "
+                            f"{risk.funnel_method(limits)}", source=points)
+    else:
+        st.info(f"No {level} in this view has answering reports.")
+
+
+rate_ratio_section(ds, filters, scope, measure, label, unit, sentence)
+funnel_section(ds, filters, scope, measure, label, unit, sentence)
 
 st.subheader("Officers with most exposure to harm")
 if not context.may_see_officers():

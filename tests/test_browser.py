@@ -111,3 +111,41 @@ def test_a_deep_link_as_the_first_request_gets_the_app_navigation():
         assert [t.strip() for t in links] == ["Overview", "Officer risk", "Tactics", "Explore", "Training",
                                                   "Data", "Data quality", "Administration"]
         assert page.get_by_text("Filters").count() >= 1  # the router's sidebar ran too
+
+
+def test_a_choice_in_the_rate_ratio_section_redraws_that_section_and_keeps_the_page():
+    # The section is a fragment: choosing what to compare reruns it alone; the charts above stay drawn.
+    from lib.model import schema
+
+    with running_app() as url, browser_page() as page:
+        page.goto(url + "/risk")
+        settle(page)
+        page.get_by_text("Rate ratios, with 95% intervals").first.wait_for()
+        charts = page.locator('[data-testid="stVegaLiteChart"]')
+        drawn = _charts_drawn(page)
+        assert drawn >= 4  # the role x shift and hour heatmaps, the monthly trend, the ratios (and the funnel)
+        reference = page.locator('[data-testid="stSelectbox"]').filter(has_text="Against the reference group").first
+        chosen = reference.locator("input").first  # the combobox shows its value in its input
+        assert chosen.input_value() in schema.SHIFTS  # shifts are compared first
+        page.locator('[data-testid="stSelectbox"]').filter(has_text="Compare groups of").first.click()
+        page.locator('[role="option"]').filter(has_text="Officer role").first.click()
+        settle(page)
+        expect(chosen).to_have_value(re.compile("|".join(schema.OFFICER_ROLES)), timeout=30_000)
+        assert _charts_drawn(page) == drawn  # the heatmaps, trend and funnel above and below are still there
+        assert charts.count() == drawn
+        assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def _charts_drawn(page, steady_s: float = 1.5, timeout_s: float = 60) -> int:
+    """Return how many charts the page shows once their number has stopped changing (charts draw one by one)."""
+    import time
+
+    count, since, end = -1, time.time(), time.time() + timeout_s
+    while time.time() < end:
+        now = page.locator('[data-testid="stVegaLiteChart"]').count()
+        if now != count:
+            count, since = now, time.time()
+        elif count > 0 and time.time() - since >= steady_s:
+            return count
+        page.wait_for_timeout(200)
+    return count
