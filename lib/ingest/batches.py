@@ -324,11 +324,18 @@ class FileBatches:
         return pacsv.open_csv(
             str(self.source),
             read_options=pacsv.ReadOptions(column_names=self.columns, skip_rows=1, encoding=self.arrow_encoding,
-                                           block_size=8 << 20),
+                                           block_size=self._block_size()),
             parse_options=pacsv.ParseOptions(delimiter=self.delimiter, invalid_row_handler=invalid),
             convert_options=pacsv.ConvertOptions(include_columns=list(include),
                                                  column_types={c: pa.large_string() for c in include},
                                                  strings_can_be_null=False, quoted_strings_can_be_null=False))
+
+    def _block_size(self) -> int:
+        """Bytes Arrow parses at a time: the streaming reader reads about 40 blocks ahead, so they are small.
+
+        A block must hold a whole line: where a line may be longer than 1 MB, the whole-file reader's 8 MB.
+        """
+        return 8 << 20 if self.long_cells or self.limits.max_cell_chars >= (1 << 20) - 1024 else 1 << 20
 
     def _arrow_batches(self, include: Sequence[str]) -> Iterator[pa.Table]:
         """Yield tables of about `rows` rows of some columns; raise ReadExactly at a malformed row."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -624,11 +625,17 @@ class _TableWriter:
         self.path = path
         self.writer: pq.ParquetWriter | None = None
         self.empty: pa.Table | None = None
+        self.items: dict[str, bool] = {}  # list columns: whether any list holds an item
 
     def write(self, table: pa.Table) -> None:
         if not table.num_rows:
             self.empty = self.empty or table  # written only if no batch has rows
             return
+        for fld in table.schema:
+            if pa.types.is_list(fld.type):
+                held = not pa.types.is_null(fld.type.value_type) and pc.sum(
+                    pc.list_value_length(table.column(fld.name))).as_py() not in (None, 0)
+                self.items[fld.name] = self.items.get(fld.name, False) or held
         table = _lists_of_text(table)
         if self.writer is None:
             self.writer = pq.ParquetWriter(self.path, table.schema)
@@ -640,14 +647,37 @@ class _TableWriter:
         self.writer.write_table(table)
 
     def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-        elif self.empty is not None:
-            pq.write_table(self.empty, self.path)
+        if self.writer is None:
+            if self.empty is not None:
+                pq.write_table(self.empty, self.path)
+            return
+        self.writer.close()
+        empty = [name for name, held in self.items.items() if not held]
+        if empty:  # read whole, a list column with no item anywhere is typed as lists of nulls: so here too
+            self._retype(empty)
+
+    def _retype(self, columns: list[str]) -> None:
+        """Write the file again, a row group at a time, with these list columns typed as lists of nulls."""
+        source = pq.ParquetFile(self.path)
+        layout = source.schema_arrow
+        for name in columns:
+            at = layout.get_field_index(name)
+            layout = layout.set(at, layout.field(at).with_type(pa.list_(pa.null())))
+        again = self.path.with_suffix(".retyped")
+        with pq.ParquetWriter(again, layout) as writer:
+            for i in range(source.num_row_groups):
+                group = source.read_row_group(i)
+                for name in columns:  # Arrow casts no text to null: the lists are rebuilt on their offsets
+                    at = group.schema.get_field_index(name)
+                    lists = [pa.ListArray.from_arrays(chunk.offsets, pa.nulls(0), mask=chunk.is_null())
+                             for chunk in group.column(at).chunks]
+                    group = group.set_column(at, layout.field(at), pa.chunked_array(lists, layout.field(at).type))
+                writer.write_table(group.replace_schema_metadata(layout.metadata))
+        os.replace(again, self.path)
 
 
 def _lists_of_text(table: pa.Table) -> pa.Table:
-    """Give list columns with only empty lists in this batch the type of text lists (the type of the rest)."""
+    """Give list columns of only empty lists the type of text lists, so that every batch has one layout."""
     for i, fld in enumerate(table.schema):
         if pa.types.is_list(fld.type) and pa.types.is_null(fld.type.value_type):
             table = table.set_column(i, fld.with_type(pa.list_(pa.string())),
