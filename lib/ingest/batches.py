@@ -14,8 +14,10 @@ from __future__ import annotations
 import codecs
 import csv
 import os
+import queue
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -363,7 +365,7 @@ class FileBatches:
             yield pa.Table.from_batches(pending)
 
     def _arrow_frames(self) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
-        for table in self._arrow_batches(self.read):
+        for table in _ahead(self._arrow_batches(self.read)):
             self._count(table.num_rows)
             if self._over():
                 continue  # counted to the end, so the refusal says how many rows the file holds
@@ -459,6 +461,50 @@ class FileBatches:
         if not pieces:
             return _text_frame(pa.table({c: pa.array([], pa.large_string()) for c in self.rest}))
         return _text_frame(pa.concat_tables(pieces))
+
+
+def _ahead(items: Iterator[pa.Table]) -> Iterator[pa.Table]:
+    """Yield what an iterator yields, taking the next item in a thread while the caller works on this one.
+
+    Arrow parses only about 40 blocks ahead of its reader: without this, it would wait while a batch is
+    adapted, and the batch would wait for it. One batch is held ahead, so memory holds two at most.
+    """
+    ready: queue.Queue = queue.Queue(maxsize=1)
+    stop = threading.Event()
+    end = object()
+
+    def offer(item: object) -> bool:
+        """Hand an item over; False once the caller has stopped taking them."""
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def take() -> None:
+        try:
+            for item in items:
+                if not offer(item):
+                    return
+            offer(end)
+        except BaseException as exc:  # handed to the caller, who raises it in its own thread
+            offer(exc)
+
+    worker = threading.Thread(target=take, name="ingest-read-ahead", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = ready.get()
+            if item is end:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join()
 
 
 @dataclass
