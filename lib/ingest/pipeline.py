@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -29,6 +30,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lib.ingest import pseudonym
+from lib.ingest.batches import BatchSource, FileBatches, NotStreamable, ReadExactly, batch_rows, open_batches
 from lib.ingest.formats import FILE, ROW, ROWS, Adapted, Format, empty_quarantine
 from lib.ingest.formats.canonical import CanonicalFormat
 from lib.ingest.formats.lists import ITEMS, collapse
@@ -166,36 +168,50 @@ def ingest(files: Sequence[tuple[str, bytes]], *, fmt: str = AUTO, duplicates: s
                              f"{rows_quarantined} set aside")
     items = _reconcile_items(parts, reports, quarantine)
     quarantine = collapse(quarantine)
+    report = _report(
+        file_reports, rows_loaded=rows_loaded, rows_quarantined=rows_quarantined, reports_loaded=len(reports),
+        tactics_loaded=len(tactics), items=items, mapping=_merge_dicts(p.mapping for p in parts),
+        unmapped=_merge_counts(p.unmapped for p in parts), completeness=completeness(reports),
+        quarantine=quarantine, dup=dup, notes=[n for r in raws for n in r.notes] + [n for p in parts for n in p.notes],
+        incident_level=[f for p in parts for f in p.incident_level], date_range=_date_range(reports), key=key)
+    quarantine = _with_raw_values(quarantine, raws, key)
+    say(1.0, "Done")
+    return IngestResult(reports, tactics, quarantine, report)
+
+
+def _report(file_reports: list[dict], *, rows_loaded: int, rows_quarantined: int, reports_loaded: int,
+            tactics_loaded: int, items: dict[str, int], mapping: dict, unmapped: dict, completeness: dict,
+            quarantine: pd.DataFrame, dup: dict, notes: list[str], incident_level: list[str],
+            date_range: dict, key: bytes) -> dict:
+    """Return the report a user reads (report.json), the same whether the files were read whole or in batches."""
     names = sorted({f["format"] for f in file_reports})
     report = {
-        "rows_in": rows_in,
+        "rows_in": sum(f["rows_in"] for f in file_reports),
         "rows_loaded": rows_loaded,
         "rows_quarantined": rows_quarantined,
-        "reports_loaded": len(reports),
-        "tactics_loaded": len(tactics),
+        "reports_loaded": reports_loaded,
+        "tactics_loaded": tactics_loaded,
         **items,
         # Lines of mostly UTF-8 files that were not UTF-8: read as cp1252, their rows kept but to check.
         "lines_read_as_cp1252": sum(f["lines_read_as_cp1252"] for f in file_reports),
         "detected_format": names[0] if len(names) == 1 else "mixed: " + ", ".join(names),
-        "mapping": _merge_dicts(p.mapping for p in parts),
-        "unmapped": _merge_counts(p.unmapped for p in parts),
-        "completeness": completeness(reports),
+        "mapping": mapping,
+        "unmapped": unmapped,
+        "completeness": completeness,
         "quarantine_reasons": reason_counts(quarantine),
         "duplicates": dup,
         "files": file_reports,
-        "notes": [n for r in raws for n in r.notes] + [n for p in parts for n in p.notes],
+        "notes": notes,
         # Fields recorded once per incident (a profile says which): measures on them count incidents.
-        "incident_level": list(incidents.normalised(f for p in parts for f in p.incident_level)),
-        "date_range": _date_range(reports),
+        "incident_level": list(incidents.normalised(incident_level)),
+        "date_range": date_range,
         "pseudonym_key": pseudonym.fingerprint(key),  # rosters join only to reports hashed with the same key
         "ingested_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     if report["incident_level"]:
         report["notes"].append("Recorded once per incident, so counted in incidents rather than reports: "
                                + ", ".join(report["incident_level"]).replace("_", " ") + ".")
-    quarantine = _with_raw_values(quarantine, raws, key)
-    say(1.0, "Done")
-    return IngestResult(reports, tactics, quarantine, report)
+    return report
 
 
 def _reconcile_items(parts: list[Adapted], reports: pd.DataFrame, quarantine: pd.DataFrame) -> dict[str, int]:
@@ -253,24 +269,29 @@ def _finalise(parts: list[Adapted], *, duplicates: str, force: str | None
     reports = pd.concat([p.reports for p in parts], ignore_index=True) if parts else pd.DataFrame()
     tactics = pd.concat([p.tactics for p in parts], ignore_index=True) if parts else pd.DataFrame()
     quarantine = [p.quarantine for p in parts]
-    reports = _conform(reports, force)
-    missing = pd.Series("", index=reports.index, dtype="string")
-    for col, label in (("report_id", "no report id"), ("occurred_at", "no date"),
-                       ("force", "no force (name one with --force or in the upload form)")):
-        gap = reports[col].isna() & (missing == "")
-        missing[gap] = label
-    bad = missing != ""
-    quarantine.append(pd.DataFrame({FILE: reports.loc[bad, FILE].astype("string"),
-                                    ROW: reports.loc[bad, ROW].astype("int64"),
-                                    ROWS: reports.loc[bad, ROWS].astype("int64"),
-                                    "reason": missing[bad], **_items_of(reports, bad)}))
-    reports = reports[~bad]
+    reports, incomplete = _set_aside_incomplete(_conform(reports, force))
+    quarantine.append(incomplete)
     reports, dup_quarantine, dup = _deduplicate(reports, duplicates)
     quarantine.append(dup_quarantine)
     tactics = _conform_tactics(tactics, reports)
     q = pd.concat([x for x in quarantine if len(x)], ignore_index=True) if any(len(x) for x in quarantine) \
         else empty_quarantine()
     return reports.reset_index(drop=True), tactics, q, dup
+
+
+def _set_aside_incomplete(reports: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Set aside conformed reports with no report id, date or force; return the rest and the set-aside entries."""
+    missing = pd.Series("", index=reports.index, dtype="string")
+    for col, label in (("report_id", "no report id"), ("occurred_at", "no date"),
+                       ("force", "no force (name one with --force or in the upload form)")):
+        gap = reports[col].isna() & (missing == "")
+        missing[gap] = label
+    bad = missing != ""
+    set_aside = pd.DataFrame({FILE: reports.loc[bad, FILE].astype("string"),
+                              ROW: reports.loc[bad, ROW].astype("int64"),
+                              ROWS: reports.loc[bad, ROWS].astype("int64"),
+                              "reason": missing[bad], **_items_of(reports, bad)})
+    return reports[~bad], set_aside
 
 
 def _items_of(reports: pd.DataFrame, mask: pd.Series) -> dict[str, pd.Series]:
@@ -367,6 +388,18 @@ def _conform_tactics(tactics: pd.DataFrame, reports: pd.DataFrame) -> pd.DataFra
                          "effective": effective}).reset_index(drop=True)
 
 
+def _answered(reports: pd.DataFrame) -> dict[str, int]:
+    """Count the reports that answer each canonical field."""
+    out = {}
+    for col, kind in schema.REPORT_COLUMNS.items():
+        if kind == "list":
+            items, at, _ = _distinct_objects(reports[col])
+            out[col] = int(np.array([len(v) > 0 for v in items], dtype=bool)[at].sum())
+        else:
+            out[col] = int(reports[col].notna().sum())
+    return out
+
+
 def completeness(reports: pd.DataFrame) -> dict[str, float]:
     """Return the share of loaded reports that answer each canonical field."""
     if not len(reports):
@@ -419,6 +452,13 @@ def _with_raw_values(quarantine: pd.DataFrame, raws: list[RawExtract], key: byte
         return quarantine
     original = pd.concat(pieces, ignore_index=True)
     return quarantine.merge(original, on=[FILE, ROW], how="left")
+
+
+def _attach_cells(quarantine: pd.DataFrame, pieces: list[pd.DataFrame]) -> pd.DataFrame:
+    """Attach the set-aside rows' original cells (as `_with_raw_values`, from cells already gathered)."""
+    if not len(quarantine) or not pieces:
+        return quarantine
+    return quarantine.merge(pd.concat(pieces, ignore_index=True), on=[FILE, ROW], how="left")
 
 
 # --- output -------------------------------------------------------------------------------
@@ -525,10 +565,301 @@ def read_paths(paths: Sequence[Path]) -> list[tuple[str, bytes]]:
 
 def load(paths: Sequence[Path], out_dir: Path, *, fmt: str = AUTO, duplicates: str = "set-aside",
          force: str | None = None) -> dict:
-    """Ingest extract files into a dataset folder and return the report (the command line's work, in the worker)."""
-    result = ingest(read_paths(paths), fmt=fmt, duplicates=duplicates, force=force)
-    write(result, out_dir)
-    return result.report
+    """Ingest extract files into a dataset folder and return the report (the command line's work, in the worker).
+
+    The files are read in batches (memory stays flat); a load that batches cannot give exactly as the
+    whole-file reader would (Excel, a profile that folds rows, a report id seen in two batches) is read whole.
+    """
+    try:
+        return load_in_batches(paths, out_dir, fmt=fmt, duplicates=duplicates, force=force)
+    except WholeFile:
+        result = ingest(read_paths(paths), fmt=fmt, duplicates=duplicates, force=force)
+        write(result, out_dir)
+        return result.report
+
+
+# --- in batches -----------------------------------------------------------------------------
+
+
+class WholeFile(Exception):
+    """This load cannot be read in batches with the same outcome: read its files whole instead."""
+
+
+def load_in_batches(paths: Sequence[Path], out_dir: Path, *, fmt: str = AUTO, duplicates: str = "set-aside",
+                    force: str | None = None, limits: Limits | None = None, formats: Sequence[Format] | None = None,
+                    rows: int | None = None, progress: Progress | None = None) -> dict:
+    """Ingest files on disk into a dataset folder a batch of rows at a time; return the report.
+
+    Reports, tactics, quarantine.csv and report.json come out as `ingest` then `write` make them.
+    Raises WholeFile, before anything is written, when a file must be read whole for that.
+    """
+    if duplicates not in DUPLICATE_CHOICES:
+        raise ValueError(f"duplicates must be one of {DUPLICATE_CHOICES}")
+    try:
+        settings()
+    except SettingsError as exc:
+        unusable = "officer ids cannot be pseudonymised: " if PSEUDONYM_KEY in exc.variables else ""
+        raise RejectedFile(f"{unusable}{exc}") from exc
+    limits = limits or Limits.from_env()
+    try:
+        key = pseudonym.secret()
+    except pseudonym.PseudonymKeyError as exc:
+        raise RejectedFile(f"officer ids cannot be pseudonymised: {exc}") from exc
+    formats = list(formats) if formats is not None else available_formats()
+    exact: set[Path] = set()
+    while True:
+        run = _Batched(key, limits, formats, fmt=fmt, duplicates=duplicates, force=force,
+                       rows=rows or batch_rows(), exact=exact, say=progress or (lambda fraction, message: None))
+        try:
+            return run.load([Path(p) for p in paths], Path(out_dir))
+        except ReadExactly as exc:  # a malformed row: that file is read row by row, as the whole-file reader does
+            if exc.path in exact:
+                raise AssertionError(f"{exc.path.name} was read row by row and still failed") from exc
+            exact.add(exc.path)
+
+
+class _TableWriter:
+    """One Parquet file written a batch at a time, in the layout of the first batch with rows."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.writer: pq.ParquetWriter | None = None
+        self.empty: pa.Table | None = None
+        self.items: dict[str, bool] = {}  # list columns: whether any list holds an item
+
+    def write(self, table: pa.Table) -> None:
+        if not table.num_rows:
+            self.empty = self.empty or table  # written only if no batch has rows
+            return
+        for fld in table.schema:
+            if pa.types.is_list(fld.type):
+                held = not pa.types.is_null(fld.type.value_type) and pc.sum(
+                    pc.list_value_length(table.column(fld.name))).as_py() not in (None, 0)
+                self.items[fld.name] = self.items.get(fld.name, False) or held
+        table = _lists_of_text(table)
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self.path, table.schema)
+        elif not table.schema.equals(self.writer.schema, check_metadata=False):
+            try:
+                table = table.cast(self.writer.schema)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError) as exc:
+                raise WholeFile(f"batches differ in layout: {exc}") from exc
+        self.writer.write_table(table)
+
+    def close(self) -> None:
+        if self.writer is None:
+            if self.empty is not None:
+                pq.write_table(self.empty, self.path)
+            return
+        self.writer.close()
+        empty = [name for name, held in self.items.items() if not held]
+        if empty:  # read whole, a list column with no item anywhere is typed as lists of nulls: so here too
+            self._retype(empty)
+
+    def _retype(self, columns: list[str]) -> None:
+        """Write the file again, a row group at a time, with these list columns typed as lists of nulls."""
+        source = pq.ParquetFile(self.path)
+        layout = source.schema_arrow
+        for name in columns:
+            at = layout.get_field_index(name)
+            layout = layout.set(at, layout.field(at).with_type(pa.list_(pa.null())))
+        again = self.path.with_suffix(".retyped")
+        with pq.ParquetWriter(again, layout) as writer:
+            for i in range(source.num_row_groups):
+                group = source.read_row_group(i)
+                for name in columns:  # Arrow casts no text to null: the lists are rebuilt on their offsets
+                    at = group.schema.get_field_index(name)
+                    lists = [pa.ListArray.from_arrays(chunk.offsets, pa.nulls(0), mask=chunk.is_null())
+                             for chunk in group.column(at).chunks]
+                    group = group.set_column(at, layout.field(at), pa.chunked_array(lists, layout.field(at).type))
+                writer.write_table(group.replace_schema_metadata(layout.metadata))
+        os.replace(again, self.path)
+
+
+def _lists_of_text(table: pa.Table) -> pa.Table:
+    """Give list columns of only empty lists the type of text lists, so that every batch has one layout."""
+    for i, fld in enumerate(table.schema):
+        if pa.types.is_list(fld.type) and pa.types.is_null(fld.type.value_type):
+            table = table.set_column(i, fld.with_type(pa.list_(pa.string())),
+                                     table.column(i).cast(pa.list_(pa.string())))
+    return table
+
+
+class _Batched:
+    """One load in batches: what is kept across batches is small (counts, id hashes, the set-aside rows)."""
+
+    def __init__(self, key: bytes, limits: Limits, formats: list[Format], *, fmt: str, duplicates: str,
+                 force: str | None, rows: int, exact: set[Path], say: Progress) -> None:
+        self.key, self.limits, self.formats = key, limits, formats
+        self.fmt, self.duplicates, self.force, self.rows, self.exact, self.say = (
+            fmt, duplicates, force, rows, exact, say)
+        self.file_reports: list[dict] = []
+        self.raw_notes: list[str] = []
+        self.adapter_notes: list[str] = []
+        self.mappings: list[dict] = []
+        self.unmapped: list[dict] = []
+        self.file_quarantine: list[pd.DataFrame] = []  # per file: malformed, long cells, the adapter's
+        self.incomplete: list[pd.DataFrame] = []
+        self.repeats: list[pd.DataFrame] = []
+        self.cells: list[pd.DataFrame] = []  # every cell of the set-aside rows, officer ids pseudonymised
+        self.seen = np.zeros(0, dtype=np.uint64)  # hashes of every report id met so far, sorted
+        self.repeated = self.identical = 0
+        self.answered = dict.fromkeys(schema.REPORT_COLUMNS, 0)
+        self.reports_loaded = self.tactics_loaded = self.rows_loaded = 0
+        self.first: pd.Timestamp | None = None
+        self.last: pd.Timestamp | None = None
+
+    def load(self, paths: list[Path], out_dir: Path) -> dict:
+        with write_whole_folder(out_dir) as tmp:
+            reports, tactics = _TableWriter(tmp / "reports.parquet"), _TableWriter(tmp / "tactics.parquet")
+            try:
+                for i, path in enumerate(paths):
+                    self.read_file(path, i / max(len(paths), 1), reports, tactics)
+            finally:
+                reports.close()
+                tactics.close()
+            self.say(0.95, "Writing the report")
+            quarantine = pd.concat([q for q in (*self.file_quarantine, *self.incomplete, *self.repeats) if len(q)],
+                                   ignore_index=True) if any(
+                len(q) for q in (*self.file_quarantine, *self.incomplete, *self.repeats)) else empty_quarantine()
+            rows_in = sum(f["rows_in"] for f in self.file_reports)
+            rows_quarantined = int(quarantine[ROWS].sum()) if len(quarantine) else 0
+            if rows_in != self.rows_loaded + rows_quarantined:
+                raise AssertionError(f"rows do not reconcile: {rows_in} in, {self.rows_loaded} loaded, "
+                                     f"{rows_quarantined} set aside")
+            quarantine = collapse(quarantine)
+            n = self.reports_loaded
+            report = _report(
+                self.file_reports, rows_loaded=self.rows_loaded, rows_quarantined=rows_quarantined,
+                reports_loaded=n, tactics_loaded=self.tactics_loaded, items={},
+                mapping=_merge_dicts(self.mappings), unmapped=_merge_counts(self.unmapped),
+                completeness={c: round(float(k / n), 4) if n else 0.0 for c, k in self.answered.items()},
+                quarantine=quarantine,
+                dup={"repeated_report_ids": self.repeated, "identical_rows": self.identical,
+                     "choice": self.duplicates},
+                notes=self.raw_notes + self.adapter_notes, incident_level=[],
+                date_range={"first": str(self.first) if n else None, "last": str(self.last) if n else None},
+                key=self.key)
+            quarantine = _attach_cells(quarantine, self.cells)
+            quarantine.astype("string").to_csv(tmp / "quarantine.csv", index=False)
+            (tmp / "report.json").write_text(json.dumps(report, indent=2, default=str))
+        return report
+
+    def read_file(self, path: Path, done: float, reports: _TableWriter, tactics: _TableWriter) -> None:
+        name = path.name
+        self.say(done * 0.9, f"Reading {name}")
+        try:
+            source = open_batches(path, self.limits, self.rows,
+                                  columns=partial(_columns_read, wanted=self.fmt, formats=self.formats),
+                                  header=partial(_check_header, name=name, wanted=self.fmt, formats=self.formats),
+                                  exact=path in self.exact)
+        except NotStreamable as exc:
+            raise WholeFile(name) from exc
+        except OSError as exc:
+            raise RejectedFile(f"{path} cannot be read: {exc.strerror or exc}") from exc
+        try:
+            chosen, scores = choose_format(source.columns, self.fmt, self.formats)
+            if chosen is None:
+                raise RejectedFile(_no_format(name, source.columns))
+            merge_notes = getattr(chosen, "merge_notes", None)
+            if merge_notes is None or chosen.extra_header_rows:
+                raise WholeFile(f"{name}: {chosen.name} is read whole")
+            malformed, long_cells, adapted_quarantine, notes, picked = [], [], [], [], []
+            template: pd.DataFrame | None = None
+            officer_columns: list[str] = []
+            frame_rows = aside = 0
+            for raw, bad in source.batches():
+                adapted = (chosen.adapt(raw.frame) if source.every_column_read
+                           else chosen.adapt(raw.frame, source=BatchSource(source, raw.frame)))
+                if adapted.items_in is not None or adapted.incident_level:
+                    raise WholeFile(f"{name}: rows split into several reports")
+                _pseudonymise(adapted, raw, self.key)
+                officer_columns = raw.officer_id_columns
+                malformed.append(bad)
+                long_cells.append(raw.quarantine)
+                adapted_quarantine.append(adapted.quarantine)
+                notes.append(adapted.notes)
+                self.mappings.append(adapted.mapping)
+                self.unmapped.append(adapted.unmapped)
+                set_aside = self.add(adapted, reports, tactics)
+                aside += len(set_aside)
+                rows = pd.concat([adapted.quarantine[ROW], set_aside[ROW]]) if len(set_aside) else \
+                    adapted.quarantine[ROW]
+                if len(rows):
+                    picked.append(raw.frame[raw.frame[ROW].isin(set(rows.tolist()))])
+                template = raw.frame.iloc[:0] if template is None else template
+                frame_rows += len(raw.frame)
+                self.say(done * 0.9, f"Read {source.rows_in:,} rows of {name}")
+            source.check_rows()
+            self.file_quarantine.append(pd.concat([*malformed, *long_cells, *adapted_quarantine], ignore_index=True))
+            self.raw_notes += source.notes
+            self.adapter_notes += merge_notes(notes)
+            self.file_reports.append({"name": name, "kind": source.kind, "encoding": source.encoding,
+                                      "lines_read_as_cp1252": len(source.cp1252_lines), "rows_in": source.rows_in,
+                                      "format": chosen.name, "scores": scores})
+            aside += sum(len(q) for q in (*malformed, *long_cells, *adapted_quarantine))
+            if frame_rows and aside:  # as `_with_raw_values`: a file with set-aside rows and rows read
+                self.cells.append(self.cells_of(source, picked, template, officer_columns))
+        finally:
+            source.close()
+
+    def cells_of(self, source: FileBatches, picked: list[pd.DataFrame], template: pd.DataFrame | None,
+                 officer_columns: list[str]) -> pd.DataFrame:
+        """Return every cell of a file's set-aside rows that were read (as RawExtract.cells gives them)."""
+        cells = pd.concat(picked) if picked else template
+        assert cells is not None
+        if not source.every_column_read and len(cells):
+            rest = source.rest_cells(cells[ROW].to_numpy(dtype="int64"))
+            rest.index = cells.index
+            cells = pd.concat([cells, rest], axis=1)[[FILE, ROW, *source.columns]]
+        return pseudonym.pseudonymise_columns(cells, officer_columns, self.key)
+
+    def add(self, adapted: Adapted, reports_out: _TableWriter, tactics_out: _TableWriter) -> pd.DataFrame:
+        """Check, deduplicate and write one batch's reports and tactics; return the rows set aside here."""
+        reports = _conform(adapted.reports, self.force)
+        self.check_ids(reports["report_id"], adapted.tactics)
+        reports, incomplete = _set_aside_incomplete(reports)
+        reports, repeats, dup = _deduplicate(reports, self.duplicates)
+        self.incomplete.append(incomplete)
+        self.repeats.append(repeats)
+        self.repeated += dup["repeated_report_ids"]
+        self.identical += dup["identical_rows"]
+        tactics = _conform_tactics(adapted.tactics, reports)
+        reports = reports.reset_index(drop=True)
+        if len(reports):
+            self.rows_loaded += int(reports[ROWS].sum())
+            self.reports_loaded += len(reports)
+            for col, k in _answered(reports).items():
+                self.answered[col] += k
+            first, last = reports["occurred_at"].min(), reports["occurred_at"].max()
+            self.first = first if self.first is None else min(self.first, first)
+            self.last = last if self.last is None else max(self.last, last)
+        self.tactics_loaded += len(tactics)
+        table = _arrow_table(reports[list(schema.REPORT_COLUMNS)])
+        reports_out.write(incidents.with_marking(table, ()))
+        tactics_out.write(pa.Table.from_pandas(tactics, preserve_index=False))
+        return pd.concat([incomplete, repeats], ignore_index=True) if len(incomplete) or len(repeats) \
+            else empty_quarantine()
+
+    def check_ids(self, report_ids: pd.Series, tactics: pd.DataFrame) -> None:
+        """Read the load whole when a report id (of a report or a tactic) was met in an earlier batch.
+
+        Duplicates are judged, and tactics joined to reports, by report id: within one batch that is
+        exact; across batches it would need every earlier row, which only the whole-file reader keeps.
+        """
+        ids = report_ids.dropna()
+        if "report_id" in tactics.columns and len(tactics):
+            ids = pd.concat([ids.astype("string"), tactics["report_id"].dropna().astype("string")], ignore_index=True)
+        if not len(ids):
+            return
+        # Unfactorised: ids are mostly distinct, and factorising first cost five times the hashing.
+        hashes = np.unique(pd.util.hash_array(ids.astype("string").to_numpy(dtype=object), categorize=False))
+        if len(self.seen):
+            at = np.minimum(np.searchsorted(self.seen, hashes), len(self.seen) - 1)
+            if (self.seen[at] == hashes).any():
+                raise WholeFile("a report id met in an earlier batch")
+        self.seen = np.concatenate([self.seen, hashes])
+        self.seen.sort(kind="stable")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -203,6 +203,8 @@ def fill_shift(reports: pd.DataFrame, bounds: ShiftBoundaries | None = None) -> 
 def apply_ced_highest_use(tactics: pd.DataFrame) -> pd.DataFrame:
     """Keep only the highest CED use per report, as the national counting rule requires."""
     rank = tactics["tactic"].map(CED_RANK)
+    if isinstance(rank.dtype, pd.CategoricalDtype):  # a categorical whose every tactic is a CED level maps 1:1
+        rank = rank.astype("float64")
     is_ced = rank.notna()
     if not is_ced.any():
         return tactics

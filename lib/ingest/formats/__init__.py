@@ -19,7 +19,8 @@ is still kept, and judged, with all its cells.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -89,3 +90,32 @@ def count_unmapped(values: pd.Series, vocabulary: tuple[str, ...]) -> dict[str, 
     outside = values.dropna().astype(str)
     outside = outside[~outside.isin(vocabulary)]
     return {str(k): int(v) for k, v in outside.value_counts().items()}
+
+
+# A note that counts rows: the pattern that reads its numbers back, and how to write it for given numbers.
+CountedNote = tuple[re.Pattern[str], Callable[..., str]]
+
+
+def merge_notes(batches: Sequence[list[str]], counted: Sequence[CountedNote] = ()) -> list[str]:
+    """Merge the notes an adapter wrote for each batch of one file into the notes it writes for the whole file.
+
+    A note that says the same in every batch is kept once; a counted note (one of `counted`) is
+    written again with its numbers summed over the batches. Each note keeps the place it has
+    among the others, since an adapter writes its notes in one order.
+    """
+    order: list[object] = []
+    sums: dict[int, list[int]] = {}
+    for notes in batches:
+        before = None
+        for note in notes:
+            key: object = note
+            for i, (pattern, _) in enumerate(counted):
+                if m := pattern.fullmatch(note):
+                    numbers = [int(g.replace(",", "")) for g in m.groups()]
+                    sums[i] = [a + b for a, b in zip(sums.get(i, [0] * len(numbers)), numbers, strict=True)]
+                    key = i
+                    break
+            if key not in order:
+                order.insert(order.index(before) + 1 if before is not None else 0, key)
+            before = key
+    return [counted[k][1](*sums[k]) if isinstance(k, int) else str(k) for k in order]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from lib.ingest.formats import FILE, ROW, ROWS, Adapted, count_unmapped
+from lib.ingest.formats import FILE, ROW, ROWS, Adapted, count_unmapped, merge_notes
 from lib.ingest.tables import Column, TableSpec, read_table
 from lib.model import schema, values
 from lib.model.kinds import LIST_SEPARATOR
@@ -57,6 +57,10 @@ class CanonicalFormat:
             mapping["tactics"] = "tactics (';'-separated)"
         officer_columns = [c for c in original if c.strip().lower() == "officer_id"]
         return Adapted(out, tactics, quarantine, mapping, unmapped, officer_id_columns=officer_columns)
+
+    def merge_notes(self, batches: list[list[str]]) -> list[str]:
+        """Return the notes adapt() writes for a whole file, from its notes for each batch (each row is one report)."""
+        return merge_notes(batches)
 
 
 def _tactics(raw: pd.DataFrame, reports: pd.DataFrame) -> pd.DataFrame:

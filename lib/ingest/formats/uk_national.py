@@ -44,7 +44,17 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lib.ingest.formats import FILE, ROW, ROWS, Adapted, Source, empty_quarantine, quarantine_rows
+from lib.ingest.formats import (
+    FILE,
+    ROW,
+    ROWS,
+    Adapted,
+    CountedNote,
+    Source,
+    empty_quarantine,
+    merge_notes,
+    quarantine_rows,
+)
 from lib.model import schema
 from lib.model.kinds import KINDS
 from lib.model.values import NULL_MARKERS, combine_date_time, normalise_name, to_bool, to_datetime, to_time_minutes
@@ -648,6 +658,10 @@ class UkNationalForm:
         """
         return _Adaptation(raw, self.force, self.shifts, source).run()
 
+    def merge_notes(self, batches: list[list[str]]) -> list[str]:
+        """Return the notes adapt() writes for a whole file, from its notes for each batch (a row is one report)."""
+        return merge_notes(batches, COUNTED_NOTES)
+
 
 class _Adaptation:
     """One adapt() call: the raw frame, what its columns mean, and what was learned on the way."""
@@ -769,9 +783,7 @@ class _Adaptation:
         no_time = int((dated & np.isnan(minutes)).sum())
         if no_time:
             bad = int((dated & unreadable).sum())
-            self.notes.append(
-                f"{_count(no_time, 'report')} no usable IncidentTime ({bad:,} of them unreadable): "
-                "occurred_at is the date at midnight and shift is null")
+            self.notes.append(_time_note(no_time, bad))
         self.mapping["occurred_at"] = (f"{self.cols.scalar['date']} (day first) + "
                                        f"{self.cols.scalar.get('time', '(no time column)')}; a missing "
                                        "time leaves the date at midnight and the shift null")
@@ -935,8 +947,7 @@ class _Adaptation:
         codes = np.where(by_priority.any(axis=1), np.asarray(order)[first], -1)
         several = int((ticked.sum(axis=1) > 1).sum())
         if several:
-            self.notes.append(f"{_count(several, 'report')} more than one Incident Location ticked: "
-                              "location_type is the first of them in LOCATION_PRIORITY order")
+            self.notes.append(_locations_note(several))
         self.mapping["location_type"] += " (first Yes in order: " + ", ".join(LOCATION_PRIORITY) + ")"
         return pd.Categorical.from_codes(codes, categories=list(vocabulary))
 
@@ -1056,6 +1067,25 @@ def _blank_rows(frame: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
         if not empty.any():
             break
     return empty
+
+
+def _time_note(no_time: int, unreadable: int) -> str:
+    return (f"{_count(no_time, 'report')} no usable IncidentTime ({unreadable:,} of them unreadable): "
+            "occurred_at is the date at midnight and shift is null")
+
+
+def _locations_note(several: int) -> str:
+    return (f"{_count(several, 'report')} more than one Incident Location ticked: "
+            "location_type is the first of them in LOCATION_PRIORITY order")
+
+
+# The notes that count rows, as merge_notes reads them back from each batch's notes.
+COUNTED_NOTES: tuple[CountedNote, ...] = (
+    (re.compile(r"([\d,]+) reports? ha(?:s|ve) no usable IncidentTime \(([\d,]+) of them unreadable\): "
+                r"occurred_at is the date at midnight and shift is null"), _time_note),
+    (re.compile(r"([\d,]+) reports? ha(?:s|ve) more than one Incident Location ticked: "
+                r"location_type is the first of them in LOCATION_PRIORITY order"), _locations_note),
+)
 
 
 def _count(n: int, noun: str) -> str:
