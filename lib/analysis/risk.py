@@ -344,8 +344,8 @@ def officer_exposure(engine: Engine, ds: Dataset, filters: Filters, scope: Scope
     frame = frame.assign(shrunken=shrunk["shrunken"].to_numpy(), low=shrunk["low"].to_numpy(),
                          high=shrunk["high"].to_numpy())
     chosen = frame.sort_values(["shrunken", "officer"], ascending=[False, True], kind="stable").head(top)
-    # Only the listed officers are ranked (among all of them): the same figures as ranking everyone, for the
-    # same seed, without sorting tens of thousands of officers a thousand times.
+    # Only the listed officers are ranked (among all of them): each one's place has the distribution it has when
+    # everyone is ranked, drawn without drawing hundreds of thousands of officers a thousand times.
     ranks = stats.rank_intervals(x, n, draws=1000, seed=0, only=chosen.index.to_numpy(), shrinkage=shrinkage)
     chosen = chosen.assign(rank_low=ranks["rank_low"].to_numpy(), rank_high=ranks["rank_high"].to_numpy(),
                            officers=len(frame))

@@ -15,7 +15,12 @@ Methods, chosen once here so every page says the same thing:
   beta-binomial likelihood over groups; the method of moments is kept for comparison). Where the likelihood is
   highest at infinite precision (groups do not differ), every group shrinks to the pooled rate.
 - Heterogeneity (do groups differ beyond chance?): Tarone's (1979) score test for binomial overdispersion, its
-  p-value from a parametric bootstrap under the common rate, so it holds its nominal level with small groups.
+  p-value from a parametric bootstrap under the common rate, so it holds its nominal level with small groups. The
+  null datasets are drawn by group size (a multinomial of the counts of the groups of each size), exactly as if
+  each group were drawn, with work that grows with the distinct sizes, not the groups.
+- Rank intervals: quantiles of each group's place among draws of all groups' shrunken posteriors. When only a few
+  groups are ranked (the officers listed), groups with identical posteriors are counted above each chosen draw by
+  one binomial draw per class: the same distribution of each chosen place, without drawing every group.
 - Same-incident comparison: observed against expected events stratified by incident, each stratum's expectation
   and hypergeometric variance as in the Mantel-Haenszel / log-rank statistic.
 
@@ -544,38 +549,38 @@ def shrunken_rates(x: ArrayLike, n: ArrayLike, level: float = 0.95, method: Prio
     return Shrinkage(table=table, a=a, b=b, prior=prior)
 
 
+RankSampler = Literal["counts", "full"]
+# The counts sampler counts a class of identical posteriors by one binomial draw per chosen group once it has this
+# many members per chosen group; smaller classes are drawn member by member (those draws serve every chosen group).
+_COUNTED_PER_CHOSEN = 4
+
+
 def rank_intervals(
     x: ArrayLike, n: ArrayLike, draws: int = 2000, seed: int = 0, level: float = 0.95,
     method: PriorMethod = "likelihood", only: ArrayLike | None = None, shrinkage: Shrinkage | None = None,
+    sampler: RankSampler = "counts",
 ) -> pd.DataFrame:
     """Rank groups by rate (1 = highest) with intervals from draws of their shrunken posteriors.
 
-    `only` (positions of groups) ranks just those groups among all of them, with exactly the figures the full
-    ranking gives them for the same seed; `shrinkage` reuses a fit of the same x and n.
+    `only` (positions of groups) ranks just those groups among all of them; `shrinkage` reuses a fit of the same x
+    and n. With `only`, the "counts" sampler (the default) draws each chosen group's rank from exactly the
+    distribution the full ranking gives it, without drawing every group (see `_ranks_by_counts`), so its intervals
+    differ from the full ranking's by Monte Carlo noise only; the "full" sampler draws every group, as the full
+    ranking does, and gives the chosen groups exactly the full ranking's figures for the same seed.
     """
+    if sampler not in ("counts", "full"):
+        raise ValueError(f"sampler must be 'counts' or 'full', not {sampler!r}")
     if shrinkage is None:
         shrinkage = shrunken_rates(x, n, level, method)
     table = shrinkage.table
-    groups = len(table)
     counts, sizes = _pair(x, n)
     post_a, post_b = shrinkage.a + counts, shrinkage.b + sizes - counts
     chosen = None if only is None else np.asarray(only, dtype="int64").reshape(-1)
     rng = np.random.default_rng(seed)
-    ranks = np.empty((draws, groups if chosen is None else chosen.size), dtype="int32")
-    places = np.arange(1, groups + 1, dtype="int32")
-    # Chunks of draws keep memory bounded for thousands of officers; the sequence of draws, hence the result,
-    # depends only on the seed (the subset draws the same chunks, so it consumes the stream identically).
-    step = max(1, 2_000_000 // max(groups, 1))
-    for start in range(0, draws, step):
-        rows = min(step, draws - start)
-        sample = rng.beta(post_a, post_b, size=(rows, groups))
-        # Random tie-break: Beta draws can underflow to exactly 0 for very skewed posteriors.
-        tiebreak = rng.random((rows, groups))
-        if chosen is None:
-            order = np.lexsort((tiebreak, -sample), axis=-1)
-            np.put_along_axis(ranks[start : start + rows], order, np.broadcast_to(places, (rows, groups)), axis=1)
-        else:
-            ranks[start : start + rows] = _ranks_of(sample, tiebreak, chosen)
+    if chosen is not None and sampler == "counts":
+        ranks = _ranks_by_counts(post_a, post_b, np.column_stack([counts, sizes]), chosen, draws, rng)
+    else:
+        ranks = _ranks_by_draws(post_a, post_b, chosen, draws, rng)
     tail = (1 - level) / 2
     kept = table if chosen is None else table.iloc[chosen]
     if draws and len(kept):
@@ -593,6 +598,80 @@ def rank_intervals(
         },
         index=kept.index,
     )
+
+
+def _ranks_by_draws(post_a: np.ndarray, post_b: np.ndarray, chosen: np.ndarray | None, draws: int,
+                    rng: np.random.Generator) -> np.ndarray:
+    """Return the places (1 = highest) of every group, or of the chosen ones, in draws of every group's posterior."""
+    groups = post_a.size
+    ranks = np.empty((draws, groups if chosen is None else chosen.size), dtype="int32")
+    places = np.arange(1, groups + 1, dtype="int32")
+    # Chunks of draws keep memory bounded for thousands of officers; the sequence of draws, hence the result,
+    # depends only on the seed (the subset draws the same chunks, so it consumes the stream identically).
+    step = max(1, 2_000_000 // max(groups, 1))
+    for start in range(0, draws, step):
+        rows = min(step, draws - start)
+        sample = rng.beta(post_a, post_b, size=(rows, groups))
+        # Random tie-break: Beta draws can underflow to exactly 0 for very skewed posteriors.
+        tiebreak = rng.random((rows, groups))
+        if chosen is None:
+            order = np.lexsort((tiebreak, -sample), axis=-1)
+            np.put_along_axis(ranks[start : start + rows], order, np.broadcast_to(places, (rows, groups)), axis=1)
+        else:
+            ranks[start : start + rows] = _ranks_of(sample, tiebreak, chosen)
+    return ranks
+
+
+def _ranks_by_counts(post_a: np.ndarray, post_b: np.ndarray, pairs: np.ndarray, chosen: np.ndarray, draws: int,
+                     rng: np.random.Generator) -> np.ndarray:
+    """Return the places of the chosen groups in draws of the posteriors, counting identical posteriors by class.
+
+    A chosen group's place is 1 + the number of other groups whose draw is higher than its draw v. Groups with the
+    same (x, n) share a posterior Beta(a, b) and are drawn independently of v, so given v the number of the G
+    members of such a class drawn higher is exactly Binomial(G, 1 - I_v(a, b)) (I the regularised incomplete beta
+    function): one binomial draw replaces G beta draws. Classes with few members are drawn member by member, as
+    are the chosen groups; those draws are compared directly and ties among them (draws that underflow to exactly
+    0) are broken at random, as in the full ranking. Each chosen group's place therefore has exactly the
+    distribution it has when every group is drawn, and the interval from its places differs from the full
+    ranking's by Monte Carlo noise only. Only the margins are exact: the places of two chosen groups in one draw
+    come from separate binomial draws, which is all the intervals use. A class counted by the binomial never ties
+    a chosen draw (a chosen draw of exactly 0 counts all of them above it), which matters only for posteriors so
+    skewed that their draws underflow, never for groups with the highest shrunken rates.
+    """
+    from scipy import special
+
+    keys, first, cls, members = np.unique(pairs, axis=0, return_index=True, return_inverse=True,
+                                          return_counts=True)
+    cls = cls.reshape(-1)
+    others = members.copy()
+    np.subtract.at(others, cls[chosen], 1)  # the chosen groups are drawn themselves
+    counted = others >= _COUNTED_PER_CHOSEN * max(chosen.size, 1)
+    is_chosen = np.zeros(post_a.size, dtype=bool)
+    is_chosen[chosen] = True
+    direct = np.flatnonzero(~is_chosen & ~counted[cls])
+    class_a, class_b, class_n = post_a[first[counted]], post_b[first[counted]], others[counted]
+    ranks = np.empty((draws, chosen.size), dtype="int32")
+    width = chosen.size * (direct.size + class_n.size + chosen.size)
+    step = max(1, 4_000_000 // max(width, 1))
+    for start in range(0, draws, step):
+        rows = min(step, draws - start)
+        mine = rng.beta(post_a[chosen], post_b[chosen], size=(rows, chosen.size))
+        rest = rng.beta(post_a[direct], post_b[direct], size=(rows, direct.size))
+        here = mine[:, :, None]
+        ahead = (np.count_nonzero(mine[:, None, :] > here, axis=2)
+                 + np.count_nonzero(rest[:, None, :] > here, axis=2))
+        # Ties among the groups drawn: a chosen group's place among those tied with it is uniform.
+        tied = (np.count_nonzero(mine[:, None, :] == here, axis=2) - 1
+                + np.count_nonzero(rest[:, None, :] == here, axis=2))
+        if tied.any():
+            ahead += rng.integers(0, tied + 1)
+        if class_n.size:
+            # 1 - I_v: scipy's complement (betaincc) is several times slower, and 1 - I_v loses only probabilities
+            # below 1e-16, a shift in a class's count far below one group in any draw.
+            higher = 1 - special.betainc(class_a, class_b, here)
+            ahead += rng.binomial(class_n, np.clip(higher, 0, 1)).sum(axis=2)
+        ranks[start : start + rows] = ahead + 1
+    return ranks
 
 
 def _ranks_of(sample: np.ndarray, tiebreak: np.ndarray, chosen: np.ndarray) -> np.ndarray:
@@ -640,7 +719,15 @@ class Heterogeneity:
 
 def heterogeneity_test(x: ArrayLike, n: ArrayLike, draws: int = 999, seed: int = 0,
                        level: float = 0.05, stop: int = 20) -> Heterogeneity:
-    """Test whether group proportions differ beyond binomial chance (Tarone 1979; parametric bootstrap p-value)."""
+    """Test whether group proportions differ beyond binomial chance (Tarone 1979; parametric bootstrap p-value).
+
+    Tarone's statistic depends on the data only through sum k, sum k^2 and sum m k (k events of m answered reports
+    per group), and under the null every group of the same size m is an independent Binomial(m, p0) draw, so the
+    groups of one size are exchangeable: how many of the G_m groups of size m have each count 0..m is
+    Multinomial(G_m, Binomial(m, p0) probabilities). Each null dataset is drawn that way (or group by group where a
+    size has no more groups than counts), exactly the distribution of drawing every group, with work that grows
+    with the distinct sizes rather than the groups.
+    """
     counts, sizes = _pair(x, n)
     keep = sizes > 0
     k, m = counts[keep], sizes[keep]
@@ -649,7 +736,11 @@ def heterogeneity_test(x: ArrayLike, n: ArrayLike, draws: int = 999, seed: int =
     # statistic needs two groups and some group of two or more.
     if groups < 2 or k.sum() <= 0 or k.sum() >= m.sum() or np.all(m < 2):
         return Heterogeneity(statistic=float("nan"), p_value=float("nan"), groups=groups, draws=0, level=level)
-    observed = float(_tarone(k[None, :], m)[0])
+    sizes = m.astype("int64")
+    events = k.astype("int64")
+    tarone = _Tarone(sizes)
+    observed = float(tarone.statistic(np.array([events.sum()]), np.array([np.sum(events * events)]),
+                                      np.array([np.sum(sizes * events)]))[0])
     if draws <= 0:
         # The statistic is asymptotically standard normal; one-sided, as only extra spread is evidence.
         return Heterogeneity(observed, 1 - NormalDist().cdf(observed), groups, 0, level)
@@ -659,13 +750,13 @@ def heterogeneity_test(x: ArrayLike, n: ArrayLike, draws: int = 999, seed: int =
     # else after `draws` (p = (1 + exceedances) / (1 + draws)). Both are valid p-values; where groups plainly do
     # not differ the test stops after a few dozen draws instead of a thousand.
     rng = np.random.default_rng(seed)
-    overall = k.sum() / m.sum()
-    sizes = m.astype("int64")
+    overall = float(events.sum() / sizes.sum())
+    classes, members = np.unique(sizes, return_counts=True)
     exceed, made = 0, 0
-    step = max(1, min(100, 2_000_000 // groups))
+    step = 100
     while made < draws:
         rows = min(step, draws - made)
-        hits = _tarone(rng.binomial(sizes, overall, size=(rows, groups)), m) >= observed
+        hits = tarone.statistic(*_null_sums(rng, classes, members, overall, rows)) >= observed
         running = exceed + np.cumsum(hits)
         if running[-1] >= stop:
             at = made + int(np.argmax(running >= stop)) + 1
@@ -674,15 +765,48 @@ def heterogeneity_test(x: ArrayLike, n: ArrayLike, draws: int = 999, seed: int =
     return Heterogeneity(observed, (1 + exceed) / (1 + draws), groups, draws, level)
 
 
-def _tarone(k: np.ndarray, m: np.ndarray) -> np.ndarray:
-    # Z = (S - N) / sqrt(2 sum n (n - 1)), S = sum (x - n p)^2 / (p (1 - p)), one row of groups per dataset; a
-    # dataset with no events (or all) has no spread to show: -inf.
-    total = m.sum()
-    p = k.sum(axis=1) / total
-    with np.errstate(divide="ignore", invalid="ignore"):
-        spread = np.sum((k - m * p[:, None]) ** 2, axis=1) / (p * (1 - p))
-        z = (spread - total) / np.sqrt(2 * np.sum(m * (m - 1)))
-    return np.where((p > 0) & (p < 1), z, -np.inf)
+class _Tarone:
+    """Tarone's Z from a dataset's sums, for fixed group sizes m."""
+
+    def __init__(self, sizes: np.ndarray) -> None:
+        m = sizes.astype("float64")
+        self.total = float(m.sum())
+        self.squares = float(np.sum(m * m))
+        self.scale = float(np.sqrt(2 * np.sum(m * (m - 1))))
+
+    def statistic(self, events: np.ndarray, squares: np.ndarray, weighted: np.ndarray) -> np.ndarray:
+        """Return Z = (S - N) / sqrt(2 sum m (m - 1)) per dataset from sum k, sum k^2 and sum m k.
+
+        S = sum (k - m p)^2 / (p (1 - p)) with p = sum k / N, expanded as sum k^2 - 2 p sum m k + p^2 sum m^2; a
+        dataset with no events (or all) has no spread to show: -inf.
+        """
+        p = events / self.total
+        with np.errstate(divide="ignore", invalid="ignore"):
+            spread = (squares - 2 * p * weighted + p * p * self.squares) / (p * (1 - p))
+            z = (spread - self.total) / self.scale
+        return np.where((p > 0) & (p < 1), z, -np.inf)
+
+
+def _null_sums(rng: np.random.Generator, classes: np.ndarray, members: np.ndarray, rate: float,
+               rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Draw `rows` datasets of groups with one common rate; return each one's sum k, sum k^2 and sum m k."""
+    from scipy.stats import binom
+
+    events, squares, weighted = (np.zeros(rows, dtype="int64") for _ in range(3))
+    for size, many in zip(classes.tolist(), members.tolist(), strict=True):
+        if many <= size + 1:
+            # Fewer groups than possible counts: draw each group.
+            k = rng.binomial(size, rate, size=(rows, many))
+            s, s2 = k.sum(axis=1), np.einsum("ij,ij->i", k, k)
+        else:
+            # How many of the groups of this size have each count: one multinomial draw per dataset.
+            values = np.arange(size + 1, dtype="int64")
+            tally = rng.multinomial(many, binom.pmf(values, size, rate), size=rows)
+            s, s2 = tally @ values, tally @ (values * values)
+        events += s
+        squares += s2
+        weighted += size * s
+    return events, squares, weighted
 
 
 def stratum_expectation(own: ArrayLike, stratum_events: ArrayLike,
