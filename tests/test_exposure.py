@@ -7,6 +7,7 @@ collapse, and the shrunken rates forecast the top officers' next period).
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pytest
 from scipy import special
@@ -332,3 +333,17 @@ def test_observed_expected_against_hand_arithmetic():
     np.testing.assert_allclose(result.p_value, [0.0455003, 0.0455003], rtol=1e-5)
     np.testing.assert_allclose(result.high, [(12 + 1.959964 * 2) / 8, 1.959964 / 2], rtol=1e-6)
     assert result.low[1] == 0.0
+
+
+def test_comparing_a_few_officers_gives_their_rows_of_the_comparison_of_everyone(engine):
+    # The few officers' comparison counts only their incidents: the same strata, hence the same figures.
+    data = synth.generate(20_000, seed=3)
+    ds = engine.add("same incidents", data.reports, data.tactics, data.officers, key="exposure_same3")
+    everyone = risk.same_incident_comparison(engine, ds, ALL, UNRESTRICTED, "officer_injured").set_index("officer")
+    busiest = tuple(everyone.sort_values("shared_incidents", ascending=False).index[:12])
+    few = risk.same_incident_comparison(engine, ds, ALL, UNRESTRICTED, "officer_injured", busiest).set_index("officer")
+    pd.testing.assert_frame_equal(few, everyone.loc[sorted(busiest)], check_exact=False, rtol=1e-12)
+    assert risk.shared_incident_count(engine, ds, ALL, UNRESTRICTED, "officer_injured") == int(
+        data.reports.to_pandas().dropna(subset=["officer_id", "incident_id", "officer_injured"])
+        .groupby("incident_id")["officer_id"].nunique().ge(2).sum())
+    engine.drop(ds)
