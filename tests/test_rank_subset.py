@@ -165,3 +165,17 @@ def test_the_officers_listed_get_the_rank_intervals_of_ranking_everyone_within_m
         "shrunken", "low", "high", "rank_low", "rank_high", "officers"]
     assert (exposure.table["officers"] == exposure.officers).all()
     engine.drop(ds)
+
+
+def test_pair_classes_are_numpys_unique_rows_and_intervals_are_per_group_quantiles():
+    x, n = _groups(8, 4000)
+    first, back, members = stats._pair_classes(x.astype(float), n.astype(float))
+    rows, index, inverse, counts = np.unique(np.column_stack([x, n]), axis=0, return_index=True,
+                                             return_inverse=True, return_counts=True)
+    assert np.array_equal(np.column_stack([x, n])[first], rows)
+    assert np.array_equal(back, inverse.reshape(-1)) and np.array_equal(members, counts)
+    fit = stats.shrunken_rates(x, n)
+    a, b = fit.a + x, fit.b + n - x
+    tail = (1 - 0.95) / 2  # as shrunken_rates computes it (not exactly 0.025)
+    assert np.array_equal(fit.table["low"].to_numpy(), sps.beta.ppf(tail, a, b))
+    assert np.array_equal(fit.table["high"].to_numpy(), sps.beta.ppf(1 - tail, a, b))

@@ -541,12 +541,35 @@ def shrunken_rates(x: ArrayLike, n: ArrayLike, level: float = 0.95, method: Prio
             "n": _raw(n),
             "rate": rate,
             "shrunken": post_a / (post_a + post_b),
-            "low": beta.ppf(tail, post_a, post_b),
-            "high": beta.ppf(1 - tail, post_a, post_b),
+            "low": _per_pair(beta.ppf, tail, post_a, post_b),
+            "high": _per_pair(beta.ppf, 1 - tail, post_a, post_b),
         },
         index=_labels(x, n),
     )
     return Shrinkage(table=table, a=a, b=b, prior=prior)
+
+
+def _per_pair(quantile, level: float, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Return quantile(level, a, b) per group, computed once per distinct (a, b): groups share few posteriors."""
+    first, back, _ = _pair_classes(a, b)
+    return quantile(level, a[first], b[first])[back]
+
+
+def _pair_classes(first_key: np.ndarray, second_key: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return the distinct (first, second) pairs, in lexicographic order, as (a position of each, class of every
+    position, members of each class).
+
+    The same classes and order as np.unique(..., axis=0) on the two columns, in a small fraction of its time (it
+    sorts the rows as bytes); a NaN is a class of its own.
+    """
+    order = np.lexsort((second_key, first_key))
+    one, two = first_key[order], second_key[order]
+    start = np.ones(order.size, dtype=bool)
+    start[1:] = (one[1:] != one[:-1]) | (two[1:] != two[:-1])
+    back = np.empty(order.size, dtype="int64")
+    back[order] = np.cumsum(start) - 1
+    heads = np.flatnonzero(start)
+    return order[heads], back, np.diff(np.append(heads, order.size))
 
 
 RankSampler = Literal["counts", "full"]
@@ -640,9 +663,7 @@ def _ranks_by_counts(post_a: np.ndarray, post_b: np.ndarray, pairs: np.ndarray, 
     """
     from scipy import special
 
-    keys, first, cls, members = np.unique(pairs, axis=0, return_index=True, return_inverse=True,
-                                          return_counts=True)
-    cls = cls.reshape(-1)
+    first, cls, members = _pair_classes(pairs[:, 0], pairs[:, 1])
     others = members.copy()
     np.subtract.at(others, cls[chosen], 1)  # the chosen groups are drawn themselves
     counted = others >= _COUNTED_PER_CHOSEN * max(chosen.size, 1)
@@ -997,8 +1018,8 @@ def _likelihood_prior(k: np.ndarray, m: np.ndarray, pooled: BetaPrior) -> BetaPr
     # the same (x, n) are counted once with a weight: a few hundred distinct pairs however many officers.
     from scipy import optimize, special
 
-    pairs, weight = np.unique(np.column_stack([k, m]), axis=0, return_counts=True)
-    xs, ns = pairs[:, 0], pairs[:, 1]
+    first, _, weight = _pair_classes(k, m)
+    xs, ns = k[first], m[first]
     ys = ns - xs
     total, events = m.sum(), k.sum()
     mu0 = events / total
