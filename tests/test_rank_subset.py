@@ -7,6 +7,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import special
 from scipy import stats as sps
 
 from lib import synth
@@ -179,3 +180,20 @@ def test_pair_classes_are_numpys_unique_rows_and_intervals_are_per_group_quantil
     tail = (1 - 0.95) / 2  # as shrunken_rates computes it (not exactly 0.025)
     assert np.array_equal(fit.table["low"].to_numpy(), sps.beta.ppf(tail, a, b))
     assert np.array_equal(fit.table["high"].to_numpy(), sps.beta.ppf(1 - tail, a, b))
+
+
+def test_interpolated_class_cdfs_miscount_fewer_groups_than_the_tolerance():
+    # Classes of thousands of members with sharp posteriors (many reports): the hardest case for the grid.
+    rng = np.random.default_rng(13)
+    a, b = 2 + rng.integers(0, 60, 40).astype(float), 400 + rng.integers(0, 900, 40).astype(float)
+    members = rng.integers(500, 5000, 40)
+    draws = rng.beta(a[:15], b[:15], size=(2000, 15))
+    cdf = stats._ClassCdf(a, b, members, draws)
+    assert cdf.grid is not None  # interpolated, not the exact fallback
+    error = np.abs(cdf(draws) - special.betainc(a, b, draws[..., None])).max(axis=(0, 1))
+    assert float(np.sum(error * members)) <= stats.RANK_COUNT_TOLERANCE
+    # A draw on 0 (an underflow) cannot be interpolated: exact values instead.
+    draws[0, 0] = 0.0
+    exact = stats._ClassCdf(a, b, members, draws)
+    assert exact.grid is None
+    np.testing.assert_array_equal(exact(draws), special.betainc(a, b, draws[..., None]))
