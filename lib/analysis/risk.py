@@ -416,6 +416,8 @@ def same_incident_comparison(engine: Engine, ds: Dataset, filters: Filters, scop
     columns = ["officer", *SAME_INCIDENT_COLUMNS]
     if rows.empty:
         return pd.DataFrame(columns=columns)
+    # The engine's row order is not fixed: sorted, the sums below come out to the same last digit every time.
+    rows = rows.sort_values(["officer", "incident"], kind="stable").reset_index(drop=True)
     # Expected: the officer's reports times the incident's harm share among all officers present; a stratum
     # where everyone (or no one) was harmed has no variance and says nothing about the officer.
     expected, variance = stats.stratum_expectation(rows["own"], rows["events"], rows["size"])
