@@ -7,6 +7,7 @@ collapse, and the shrunken rates forecast the top officers' next period).
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pytest
 from scipy import special
@@ -127,6 +128,56 @@ def test_with_one_common_rate_the_test_fires_at_about_its_nominal_5_percent():
     # 200 datasets: 5% is 10 (binomial sd about 3).
     assert 3 <= fired <= 18, fired
     assert pooled >= 80  # about half sit on the "no spread" boundary, as the 50:50 chi-bar-square says
+
+
+def _tarone_by_group(k: np.ndarray, m: np.ndarray) -> np.ndarray:
+    # Tarone's Z computed group by group, one row of groups per dataset: the definition the sums must reproduce.
+    total = m.sum()
+    p = k.sum(axis=1) / total
+    with np.errstate(divide="ignore", invalid="ignore"):
+        spread = np.sum((k - m * p[:, None]) ** 2, axis=1) / (p * (1 - p))
+        z = (spread - total) / np.sqrt(2 * np.sum(m * (m - 1)))
+    return np.where((p > 0) & (p < 1), z, -np.inf)
+
+
+def _bootstrap_by_group(x: np.ndarray, n: np.ndarray, draws: int, seed: int) -> float:
+    # The old p-value: every group drawn Binomial(n, p0) in every dataset, no early stop.
+    observed = _tarone_by_group(x[None, :].astype(float), n.astype(float))[0]
+    sims = np.random.default_rng(seed).binomial(n, x.sum() / n.sum(), size=(draws, n.size))
+    return (1 + np.sum(_tarone_by_group(sims.astype(float), n.astype(float)) >= observed)) / (1 + draws)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_statistic_from_sums_equals_the_group_by_group_one(seed):
+    x, n, _, rng = _officers(seed, precision=20)
+    many = rng.binomial(n, 0.1, size=(50, n.size))
+    sums = stats._Tarone(n).statistic(many.sum(axis=1), (many * many).sum(axis=1), (many * n).sum(axis=1))
+    np.testing.assert_allclose(sums, _tarone_by_group(many.astype(float), n.astype(float)), rtol=1e-9, atol=1e-9)
+    assert stats.heterogeneity_test(x, n).statistic == pytest.approx(
+        _tarone_by_group(x[None, :].astype(float), n.astype(float))[0], rel=1e-9)
+
+
+@pytest.mark.parametrize(("seed", "precision"), [(3, None), (4, None), (5, 400), (6, 150)])
+def test_p_values_agree_with_drawing_every_group_within_monte_carlo_error(seed, precision):
+    # Null and weak-spread data (p-values away from 0 and 1), 2000 draws each, no early stop: the two p-values
+    # estimate the same probability, so they differ by at most four standard errors of their difference.
+    x, n, _, _ = _officers(seed, precision=precision, groups=400, mean=0.08)
+    new = stats.heterogeneity_test(x, n, draws=2000, seed=seed, stop=10**6).p_value
+    old = _bootstrap_by_group(x, n, 2000, seed + 50)
+    p = (new + old) / 2
+    assert abs(new - old) <= 4 * np.sqrt(2 * p * (1 - p) / 2000) + 1e-3, (new, old)
+
+
+def test_the_null_statistics_have_the_distribution_of_drawing_every_group():
+    # Many groups of few sizes (the multinomial path) beside sizes held by one group (drawn one by one).
+    rng = np.random.default_rng(9)
+    n = np.append(rng.integers(1, 6, 3000), [40, 75, 120])
+    classes, members = np.unique(n, return_counts=True)
+    assert (members > classes + 1).any() and (members <= classes + 1).any()
+    tarone = stats._Tarone(n)
+    summed = tarone.statistic(*stats._null_sums(np.random.default_rng(1), classes, members, 0.07, 3000))
+    drawn = _tarone_by_group(rng.binomial(n, 0.07, size=(3000, n.size)).astype(float), n.astype(float))
+    assert sps.ks_2samp(summed, drawn).pvalue > 1e-3
 
 
 def _permuted(data, seed: int) -> pa.Table:
@@ -282,3 +333,17 @@ def test_observed_expected_against_hand_arithmetic():
     np.testing.assert_allclose(result.p_value, [0.0455003, 0.0455003], rtol=1e-5)
     np.testing.assert_allclose(result.high, [(12 + 1.959964 * 2) / 8, 1.959964 / 2], rtol=1e-6)
     assert result.low[1] == 0.0
+
+
+def test_comparing_a_few_officers_gives_their_rows_of_the_comparison_of_everyone(engine):
+    # The few officers' comparison counts only their incidents: the same strata, hence the same figures.
+    data = synth.generate(20_000, seed=3)
+    ds = engine.add("same incidents", data.reports, data.tactics, data.officers, key="exposure_same3")
+    everyone = risk.same_incident_comparison(engine, ds, ALL, UNRESTRICTED, "officer_injured").set_index("officer")
+    busiest = tuple(everyone.sort_values("shared_incidents", ascending=False).index[:12])
+    few = risk.same_incident_comparison(engine, ds, ALL, UNRESTRICTED, "officer_injured", busiest).set_index("officer")
+    pd.testing.assert_frame_equal(few, everyone.loc[sorted(busiest)], check_exact=False, rtol=1e-12)
+    assert risk.shared_incident_count(engine, ds, ALL, UNRESTRICTED, "officer_injured") == int(
+        data.reports.to_pandas().dropna(subset=["officer_id", "incident_id", "officer_injured"])
+        .groupby("incident_id")["officer_id"].nunique().ge(2).sum())
+    engine.drop(ds)

@@ -344,8 +344,8 @@ def officer_exposure(engine: Engine, ds: Dataset, filters: Filters, scope: Scope
     frame = frame.assign(shrunken=shrunk["shrunken"].to_numpy(), low=shrunk["low"].to_numpy(),
                          high=shrunk["high"].to_numpy())
     chosen = frame.sort_values(["shrunken", "officer"], ascending=[False, True], kind="stable").head(top)
-    # Only the listed officers are ranked (among all of them): the same figures as ranking everyone, for the
-    # same seed, without sorting tens of thousands of officers a thousand times.
+    # Only the listed officers are ranked (among all of them): each one's place has the distribution it has when
+    # everyone is ranked, drawn without drawing hundreds of thousands of officers a thousand times.
     ranks = stats.rank_intervals(x, n, draws=1000, seed=0, only=chosen.index.to_numpy(), shrinkage=shrinkage)
     chosen = chosen.assign(rank_low=ranks["rank_low"].to_numpy(), rank_high=ranks["rank_high"].to_numpy(),
                            officers=len(frame))
@@ -371,12 +371,16 @@ SAME_INCIDENT_COLUMNS = ("shared_incidents", "shared_informative", "shared_repor
                          "shared_variance", "shared_ratio", "shared_low", "shared_high", "shared_p")
 
 
-def _shared_cells(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, measure: str):
-    # One row per (incident, officer) with the officer's answering reports and yes answers there, for incidents
-    # where two or more officers answered: the strata of the same-incident comparison.
+def _answering(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, measure: str) -> ibis.Table:
+    # The reports in view with an officer, an incident and an answer: what the same-incident comparison counts.
     adjust.refuse_officer_level(scope, "the same-incident comparison of officers")
     t = query.filtered_reports(engine, ds, filters, scope)
-    t = t.filter(t.officer_id.notnull(), t.incident_id.notnull(), t[measure].notnull())
+    return t.filter(t.officer_id.notnull(), t.incident_id.notnull(), t[measure].notnull())
+
+
+def _shared_cells(t: ibis.Table, measure: str) -> tuple[ibis.Table, ibis.Table]:
+    # One row per (incident, officer) with the officer's answering reports and yes answers there, for incidents
+    # where two or more officers answered: the strata of the same-incident comparison.
     cells = t.group_by(incident=t.incident_id, officer=t.officer_id).aggregate(
         own=t.count(), yes=t[measure].ifelse(1, 0).sum())
     incidents = cells.group_by("incident").aggregate(size=cells.own.sum(), events=cells.yes.sum(),
@@ -386,15 +390,25 @@ def _shared_cells(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, m
 
 def shared_incident_count(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, measure: str) -> int:
     """Return how many incidents in view have answering reports from two or more officers."""
-    _, incidents = _shared_cells(engine, ds, filters, scope, measure)
-    return int(engine.execute(incidents.aggregate(n=incidents.count()))["n"].iloc[0])
+    t = _answering(engine, ds, filters, scope, measure)
+    # Two or more officers answered exactly when the smallest and largest officer id differ: one pass over the
+    # reports, not a count of (incident, officer) cells first.
+    per = t.group_by(incident=t.incident_id).aggregate(first=t.officer_id.min(), last=t.officer_id.max())
+    shared = per.filter(per.first != per.last)
+    return int(engine.execute(shared.aggregate(n=shared.count()))["n"].iloc[0])
 
 
 def same_incident_comparison(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, measure: str,
                              officers: tuple[str, ...] | None = None) -> pd.DataFrame:
     """Compare each officer's harm with the other officers' at the same incidents (observed against expected)."""
     _check_measure(measure)
-    cells, incidents = _shared_cells(engine, ds, filters, scope, measure)
+    t = _answering(engine, ds, filters, scope, measure)
+    if officers is not None:
+        # Only the incidents of the officers asked about, with every officer's reports there: the strata are the
+        # same, counted over a few thousand reports instead of every report in view.
+        mine = t.filter(t.officer_id.isin(list(officers)))
+        t = t.filter(t.incident_id.isin(mine.incident_id))
+    cells, incidents = _shared_cells(t, measure)
     if officers is not None:
         cells = cells.filter(cells.officer.isin(list(officers)))
     joined = cells.join(incidents, "incident")
@@ -402,6 +416,8 @@ def same_incident_comparison(engine: Engine, ds: Dataset, filters: Filters, scop
     columns = ["officer", *SAME_INCIDENT_COLUMNS]
     if rows.empty:
         return pd.DataFrame(columns=columns)
+    # The engine's row order is not fixed: sorted, the sums below come out to the same last digit every time.
+    rows = rows.sort_values(["officer", "incident"], kind="stable").reset_index(drop=True)
     # Expected: the officer's reports times the incident's harm share among all officers present; a stratum
     # where everyone (or no one) was harmed has no variance and says nothing about the officer.
     expected, variance = stats.stratum_expectation(rows["own"], rows["events"], rows["size"])

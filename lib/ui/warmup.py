@@ -55,8 +55,11 @@ def _warm_overview(ds: Dataset, scope: Scope) -> None:
 
 def _warm_imports() -> None:
     # The first run's other imports: Altair and the chart builders, Ibis's DuckDB backend (loaded by the
-    # first query), the login gate and the pages' helpers.
+    # first query), the login gate and the pages' helpers; and scipy.stats (funnel verdicts, shrinkage,
+    # intervals), most of a second of CPU on first use, which the first Officer risk page paid in its first funnel.
     import ibis.backends.duckdb  # noqa: F401
+    import scipy.optimize  # noqa: F401
+    import scipy.stats  # noqa: F401
 
     from lib.analysis import reference  # noqa: F401
     from lib.present import charts, chartspec, tables, wording  # noqa: F401
