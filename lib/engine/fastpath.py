@@ -82,6 +82,7 @@ class _PageColumns:
     incident_max: int | None
     tactic_bits: tuple[tuple[str | None, str | None], ...] | None
     who: tuple[str, ...]
+    answers: bool = False  # the reports carry masks of the tactics answered effective (store.DERIVED_COLUMNS)
 
     def keys(self, part: str) -> list[str] | None:
         """Return the grouping columns of a part, or None if this dataset cannot give it."""
@@ -100,6 +101,7 @@ class _PageState:
     span: tuple[str, str | None] | None = None  # compiled SQL over this and the previous period, and the split
     parts: dict[str, pd.DataFrame] = field(default_factory=dict)
     frames: dict[tuple[str, ...], pd.DataFrame] = field(default_factory=dict)
+    tactic_scan: TacticScan | None = None
 
 
 class _PageMemo:
@@ -162,7 +164,8 @@ def _page_columns(engine: Engine, ds: Dataset) -> _PageColumns | None:
                 f'SELECT max(_officer_key), max(_incident_key) FROM "{ds.reports_table}"').fetchall()
             bits = store.tactic_bits(con, ds.tactics_table) if "_tactics" in cols else None
             info = _PageColumns(officer_max, incident_max, None if bits is None else tuple(bits),
-                                tuple(c for c in PAGE_WHO if c in cols))
+                                tuple(c for c in PAGE_WHO if c in cols),
+                                answers={"_effective_yes", "_effective_answered"} <= cols)
     with memo.lock:
         memo.columns[ds.id] = info
     return info
@@ -319,3 +322,60 @@ def _page_tactics(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) -
         frame = frame.drop(columns=[cellkey.key_column("reports")])
     total = (int(count.sum()), int(key.sum())) if keyed else int(count.sum())
     return frame, total
+
+
+# --- the Tactics page: one scan per filter state ---------------------------------------------
+#
+# Each Tactics query joined the tactics table (several rows per report) to the filtered reports
+# again: five joins of millions of rows per filter state at 5,000,000 reports. The reports table
+# already carries each report's tactics as a bit mask (and which were answered effective), so one
+# scan of the filtered reports, grouped by month and mask, holds every count the page needs; the
+# analysis expands the masks into tactics exactly (lib/analysis/tactics.py).
+
+
+@dataclass(frozen=True)
+class TacticScan:
+    """A filter state's reports counted by month and tactic mask, and by the masks of answered tactics.
+
+    `bits` names each bit of a mask: (tactic, tactic_group). `months` has `_month`, `_tactics` (uint64),
+    the reports, the harm counts (`_COUNTS`) and, when keyed, their key sums. `answers` has `_tactics`,
+    `_effective_yes`, `_effective_answered`, `reports` and, when keyed, its key sum; it is None when a
+    report in view records one tactic twice (a use is then not one bit) or the data has no such masks.
+    """
+
+    bits: tuple[tuple[str | None, str | None], ...]
+    months: pd.DataFrame
+    answers: pd.DataFrame | None
+
+
+def tactic_scan(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) -> TacticScan | None:
+    """Return the Tactics page's counts of a filter state from one scan, or None to use the Ibis queries."""
+    info = _page_columns(engine, ds)
+    if info is None or info.tactic_bits is None:
+        return None
+    state = _state(engine, ds, filters, scope)
+    if state.tactic_scan is None:
+        source = engine.backend.compile(filtered_reports(engine, ds, filters, scope))
+        keyed = scope.perturbed
+        keys = f", {_keys_sql()}" if keyed else ""
+        if info.answers:
+            source = (f"SELECT *, coalesce(_effective_yes, 0::UBIGINT) AS _yes, coalesce(_effective_answered, "
+                      f"0::UBIGINT) AS _answered, _effective_answered IS NULL AS _twice FROM ({source}) AS s")
+            sets = "(_month, _tactics), (_tactics, _yes, _answered, _twice)"
+            columns = "_month, _tactics, _yes, _answered, _twice"
+        else:
+            sets, columns = "(_month, _tactics)", "_month, _tactics"
+        sql = (f"SELECT GROUPING(_month) AS by_answers, {columns}, count(*) AS reports, {_counts_sql()}{keys} "
+               f"FROM ({source}) AS f GROUP BY GROUPING SETS ({sets})")
+        table = engine.backend.con.sql(sql).to_arrow_table()
+        # Through Arrow, part by part: a 64-bit mask must not pass through a float column with nulls.
+        months = table.filter(pc.equal(table["by_answers"], 0)).select(["_month", "_tactics", *_names(keyed)])
+        answers = None
+        if info.answers:
+            kept = ["_tactics", "_yes", "_answered", "reports", *([cellkey.key_column("reports")] if keyed else [])]
+            rows = table.filter(pc.equal(table["by_answers"], 1))
+            if not pc.any(rows["_twice"]).as_py():
+                answers = rows.select(kept).rename_columns(
+                    ["_tactics", "_effective_yes", "_effective_answered", *kept[3:]]).to_pandas()
+        state.tactic_scan = TacticScan(info.tactic_bits, months.to_pandas(date_as_object=False), answers)
+    return state.tactic_scan

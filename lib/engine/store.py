@@ -486,8 +486,10 @@ def _create_table(cur: duckdb.DuckDBPyConnection, table: str, data: pa.Table | s
 
 # Derived columns of a DuckDB reports table, so one scan can answer a page (lib/engine/query.py, `_page_*`):
 # month and week-hour without date arithmetic per row, dense integer keys that count distinct
-# officers and incidents exactly with a bitmap, and the report's tactics as a bit mask.
-DERIVED_COLUMNS = ("_month", "_weekhour", "_officer_key", "_incident_key", "_tactics")
+# officers and incidents exactly with a bitmap, the report's tactics as a bit mask, and (when the
+# tactics record it) which of them were answered effective or answered at all, as masks of the same bits.
+DERIVED_COLUMNS = ("_month", "_weekhour", "_officer_key", "_incident_key", "_tactics", "_effective_yes",
+                   "_effective_answered")
 MAX_TACTIC_BITS = 64
 
 
@@ -510,12 +512,22 @@ def _derived(cur: duckdb.DuckDBPyConnection, select: str, present: list[str], ta
         extra.append("NULL::UINTEGER AS _officer_key")
     bits = tactic_bits(cur, tactics_table)
     if bits is not None:
+        effective = "effective" in {r[0] for r in cur.sql(f'DESCRIBE "{tactics_table}"').fetchall()}
+        answers = (", bit_or(1::UBIGINT << bits.bit) FILTER (WHERE t.effective) AS yes, "
+                   "bit_or(1::UBIGINT << bits.bit) FILTER (WHERE t.effective IS NOT NULL) AS answered, "
+                   "count(*) AS uses") if effective else ""
         ctes.append(f"bits AS (SELECT tactic, tactic_group, (row_number() OVER ({TACTIC_BIT_ORDER}) - 1) AS bit "
                     f'FROM (SELECT DISTINCT tactic, tactic_group FROM "{tactics_table}"))')
-        ctes.append(f'masks AS (SELECT t.report_id, bit_or(1::UBIGINT << bits.bit) AS mask FROM "{tactics_table}" t '
-                    "JOIN bits ON t.tactic IS NOT DISTINCT FROM bits.tactic "
+        ctes.append(f"masks AS (SELECT t.report_id, bit_or(1::UBIGINT << bits.bit) AS mask{answers} "
+                    f'FROM "{tactics_table}" t JOIN bits ON t.tactic IS NOT DISTINCT FROM bits.tactic '
                     "AND t.tactic_group IS NOT DISTINCT FROM bits.tactic_group GROUP BY t.report_id)")
         extra.append("coalesce(masks.mask, 0::UBIGINT)::UBIGINT AS _tactics")
+        if effective:
+            # Which of the report's tactics were recorded effective, and which answered at all: a use is then
+            # one bit. A report recording one tactic twice gets NULL, and its uses are counted from the rows.
+            for column, mask in (("_effective_yes", "yes"), ("_effective_answered", "answered")):
+                extra.append(f"(CASE WHEN masks.report_id IS NULL THEN 0::UBIGINT WHEN masks.uses = "
+                             f"bit_count(masks.mask) THEN coalesce(masks.{mask}, 0::UBIGINT) END)::UBIGINT AS {column}")
         joins.append("LEFT JOIN masks ON masks.report_id = base.report_id")
     return f"WITH {', '.join(ctes)} SELECT base.*, {', '.join(extra)} FROM base {' '.join(joins)}"
 
