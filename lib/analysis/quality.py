@@ -14,6 +14,7 @@ import ibis
 import numpy as np
 import pandas as pd
 
+from lib.engine import fastpath
 from lib.engine.query import NOT_RECORDED, Filters, Scope, filtered_reports
 from lib.engine.store import Dataset, Engine
 from lib.model import schema
@@ -151,25 +152,37 @@ def invalid_codes(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) -
     """Return each value outside the canonical vocabulary, per field, with its report count."""
     t = filtered_reports(engine, ds, filters, scope)
     present = _present(t)
+    # On DuckDB a category column's type says whether it holds any value outside the vocabulary at all:
+    # only the columns that may are counted value by value.
     parts: list[ibis.Table] = []
     for col, vocab in {**schema.REPORT_VOCABULARIES, **schema.LIST_VOCABULARIES}.items():
-        if col not in present:
+        if col not in present or _all_in_vocabulary(engine, ds, "reports", col, vocab):
             continue
         if col in schema.LIST_VOCABULARIES:
             values = t.select(report_id=t.report_id, value=t[col].unnest().cast("string"))
         else:
             values = t.select(report_id=t.report_id, value=t[col].cast("string"))
         parts.append(_off_vocabulary(values, col, vocab))
-    tactics = engine.tactics(ds)
-    chosen = tactics.filter(tactics.report_id.isin(t.report_id))
-    values = chosen.select(report_id=chosen.report_id, value=chosen.tactic.cast("string"))
-    parts.append(_off_vocabulary(values, "tactic", schema.TACTICS))
+    if not _all_in_vocabulary(engine, ds, "tactics", "tactic", schema.TACTICS):
+        tactics = engine.tactics(ds)
+        chosen = tactics.filter(tactics.report_id.isin(t.report_id))
+        values = chosen.select(report_id=chosen.report_id, value=chosen.tactic.cast("string"))
+        parts.append(_off_vocabulary(values, "tactic", schema.TACTICS))
+    if not parts:
+        return pd.DataFrame({"field": pd.Series(dtype="str"), "value": pd.Series(dtype="str"),
+                             "reports": pd.Series(dtype="int64")})
     frame = engine.execute(ibis.union(*parts))
     order = {c: i for i, c in enumerate([*schema.REPORT_VOCABULARIES, *schema.LIST_VOCABULARIES,
                                          "tactic"])}
     frame = frame.assign(_order=frame["field"].map(order))
     frame = frame.sort_values(["_order", "reports", "value"], ascending=[True, False, True])
     return frame.drop(columns="_order").reset_index(drop=True)
+
+
+def _all_in_vocabulary(engine: Engine, ds: Dataset, table: str, column: str, vocab: tuple[str, ...]) -> bool:
+    """Say whether a column's type shows that every value it holds is in the vocabulary (False: unknown)."""
+    values = fastpath.enum_values(engine, ds, table, column)
+    return values is not None and set(values) <= set(vocab)
 
 
 def _off_vocabulary(values: ibis.Table, field: str, vocab: tuple[str, ...]) -> ibis.Table:
@@ -188,12 +201,30 @@ class Rule:
     name: str
     explanation: str
     columns: tuple[str, ...]
-    # (reports, tactics) -> boolean expression over the reports
-    selects: Callable[[ibis.Table, ibis.Table], ibis.Expr]
+    # (reports, tactics: the table or the CED bits of the reports' tactic masks) -> boolean expression
+    selects: Callable[[ibis.Table, ibis.Table | int], ibis.Expr]
 
 
 def _ced_ids(tactics: ibis.Table) -> ibis.Expr:
     return tactics.filter(tactics.tactic.cast("string").isin(list(schema.CED_LADDER))).report_id
+
+
+def _used_ced(reports: ibis.Table, tactics: ibis.Table | int) -> ibis.Expr:
+    """True where a report records a CED use: from its tactic mask when given the mask's CED bits (an int)."""
+    if isinstance(tactics, int):
+        return (reports._tactics & ibis.literal(tactics, type="uint64")) != 0
+    return reports.report_id.isin(_ced_ids(tactics))
+
+
+def _rule_tactics(engine: Engine, ds: Dataset) -> ibis.Table | int:
+    """Return what the rules read of the tactics: the CED bits of the reports' tactic masks on DuckDB, else the table.
+
+    A semi-join of the reports with millions of tactic rows cost more than the rest of the checks together.
+    """
+    info = fastpath._page_columns(engine, ds)
+    if info is None or info.tactic_bits is None:
+        return engine.tactics(ds)
+    return sum(1 << bit for bit, (tactic, _) in enumerate(info.tactic_bits) if tactic in schema.CED_RANK)
 
 
 def _is_false(flag: ibis.Expr) -> ibis.Expr:
@@ -231,7 +262,7 @@ RULES: tuple[Rule, ...] = (
     Rule("ced_used_not_trained",
          "A CED (Taser) use is recorded by an officer recorded as not CED trained.",
          ("ced_trained",),
-         lambda r, tac: _is_false(r.ced_trained) & r.report_id.isin(_ced_ids(tac))),
+         lambda r, tac: _is_false(r.ced_trained) & _used_ced(r, tac)),
 )
 RULE_BY_NAME: dict[str, Rule] = {rule.name: rule for rule in RULES}
 
@@ -242,7 +273,7 @@ def contradictions(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) 
     A rule cannot be checked when the selected reports record none of a field it reads.
     """
     t = filtered_reports(engine, ds, filters, scope)
-    tactics = engine.tactics(ds)
+    tactics = _rule_tactics(engine, ds)
     present = _present(t)
     typed = [rule for rule in RULES if set(rule.columns) <= present]
     needed = sorted({c for rule in typed for c in rule.columns})
@@ -273,7 +304,7 @@ def contradiction_rows(engine: Engine, ds: Dataset, filters: Filters, scope: Sco
     if missing:
         raise ValueError(f"rule {rule!r} cannot be checked: this dataset records no "
                          f"{', '.join(sorted(missing))}")
-    return t.filter(chosen.selects(t, engine.tactics(ds))).order_by(["occurred_at", "report_id"])
+    return t.filter(chosen.selects(t, _rule_tactics(engine, ds))).order_by(["occurred_at", "report_id"])
 
 
 # --- coverage in time ---------------------------------------------------------------------

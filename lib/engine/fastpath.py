@@ -11,6 +11,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow.compute as pc
@@ -109,6 +110,7 @@ class _PageMemo:
         self.lock = threading.Lock()
         self.states: OrderedDict[tuple, _PageState] = OrderedDict()
         self.columns: dict[str, _PageColumns | None] = {}
+        self.enums: dict[tuple[str, str], tuple[str, ...] | None] = {}
 
 
 _MEMOS: weakref.WeakKeyDictionary[Engine, _PageMemo] = weakref.WeakKeyDictionary()
@@ -379,3 +381,33 @@ def tactic_scan(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) -> 
                     ["_tactics", "_effective_yes", "_effective_answered", *kept[3:]]).to_pandas()
         state.tactic_scan = TacticScan(info.tactic_bits, months.to_pandas(date_as_object=False), answers)
     return state.tactic_scan
+
+
+# --- the Data quality page: what a dataset's types already say ---------------------------------
+
+
+def enum_values(engine: Engine, ds: Dataset, table: str, column: str) -> tuple[str, ...] | None:
+    """Return every value a DuckDB ENUM column can hold (None if it is no ENUM, or not on DuckDB).
+
+    The store makes a category column's ENUM from its vocabulary and the values it found outside it as the
+    dataset loaded (store._enum_values), so a value outside the vocabulary is in the data if and only if it
+    is in the ENUM: a check for codes outside the vocabulary need not scan a column whose ENUM has none.
+    """
+    if engine.backend.name != "duckdb":
+        return None
+    memo, name = _memo(engine), ds.reports_table if table == "reports" else ds.tactics_table
+    with memo.lock:
+        if (name, column) in memo.enums:
+            return memo.enums[(name, column)]
+    found = None
+    if column in engine.reports(ds).columns if table == "reports" else column in engine.tactics(ds).columns:
+        try:  # DESCRIBE would print every ENUM in full (thousands of areas and teams): ask this one column
+            rows = engine.backend.con.sql(f'SELECT enum_range("{column}")::VARCHAR[] FROM "{name}" '
+                                          f'WHERE "{column}" IS NOT NULL LIMIT 1').fetchall()
+        except duckdb.Error:  # not an ENUM (an all-null column stays text): nothing known
+            rows = None
+        if rows is not None:
+            found = tuple(rows[0][0]) if rows else ()
+    with memo.lock:
+        memo.enums[(name, column)] = found
+    return found
