@@ -152,11 +152,14 @@ def invalid_codes(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) -
     """Return each value outside the canonical vocabulary, per field, with its report count."""
     t = filtered_reports(engine, ds, filters, scope)
     present = _present(t)
-    # On DuckDB a category column's type says whether it holds any value outside the vocabulary at all:
-    # only the columns that may are counted value by value.
+    # On DuckDB a category column's type, and for a list column what the engine found as the dataset loaded,
+    # say whether it holds any value outside the vocabulary at all: only those that may are counted.
+    lists = engine.list_items_outside(ds) or {}
     parts: list[ibis.Table] = []
     for col, vocab in {**schema.REPORT_VOCABULARIES, **schema.LIST_VOCABULARIES}.items():
         if col not in present or _all_in_vocabulary(engine, ds, "reports", col, vocab):
+            continue
+        if col in schema.LIST_VOCABULARIES and lists.get(col) == ():
             continue
         if col in schema.LIST_VOCABULARIES:
             values = t.select(report_id=t.report_id, value=t[col].unnest().cast("string"))
