@@ -97,13 +97,7 @@ def completeness(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) ->
     `total` is the number of reports the question applies to: every report, except for the
     injury levels, which apply where the officer (or subject) was injured (`applies_when`).
     """
-    t = filtered_reports(engine, ds, filters, scope)
-    present = _present(t)
-    metrics = {}
-    for f in QUALITY_FIELDS:
-        metrics[f"{f}__answered"] = _answered(t, f, present)
-        metrics[f"{f}__total"] = _applicable(t, f, present)
-    row = engine.execute(t.aggregate(**metrics)).iloc[0]
+    row = _report_checks(engine, ds, filters, scope)
     frame = pd.DataFrame({
         "field": list(QUALITY_FIELDS),
         "kind": [schema.REPORT_COLUMNS[f] for f in QUALITY_FIELDS],
@@ -275,14 +269,9 @@ def contradictions(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) 
 
     A rule cannot be checked when the selected reports record none of a field it reads.
     """
-    t = filtered_reports(engine, ds, filters, scope)
-    tactics = _rule_tactics(engine, ds)
-    present = _present(t)
+    present = _present(filtered_reports(engine, ds, filters, scope))
     typed = [rule for rule in RULES if set(rule.columns) <= present]
-    needed = sorted({c for rule in typed for c in rule.columns})
-    metrics = {f"{c}__given": _is_given(t, c).sum().fill_null(0) for c in needed}
-    metrics |= {rule.name: rule.selects(t, tactics).sum().fill_null(0) for rule in typed}
-    row = engine.execute(t.aggregate(_total=t.count(), **metrics)).iloc[0]
+    row = _report_checks(engine, ds, filters, scope)
     checkable = {rule.name for rule in typed if all(row[f"{c}__given"] > 0 for c in rule.columns)}
     total = int(row["_total"])
     counts = [int(row[rule.name]) if rule.name in checkable else pd.NA for rule in RULES]
@@ -294,6 +283,25 @@ def contradictions(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) 
     })
     frame["share"] = (frame["reports"].astype("Float64") / total) if total else np.nan
     return frame
+
+
+def _report_checks(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) -> pd.Series:
+    """Return completeness's and the contradictions' counts of a filter state from one scan (kept for the state)."""
+    def compute() -> pd.Series:
+        t = filtered_reports(engine, ds, filters, scope)
+        present = _present(t)
+        metrics = {}
+        for f in QUALITY_FIELDS:
+            metrics[f"{f}__answered"] = _answered(t, f, present)
+            metrics[f"{f}__total"] = _applicable(t, f, present)
+        tactics = _rule_tactics(engine, ds)
+        typed = [rule for rule in RULES if set(rule.columns) <= present]
+        needed = sorted({c for rule in typed for c in rule.columns})
+        metrics |= {f"{c}__given": _is_given(t, c).sum().fill_null(0) for c in needed}
+        metrics |= {rule.name: rule.selects(t, tactics).sum().fill_null(0) for rule in typed}
+        return engine.execute(t.aggregate(_total=t.count(), **metrics)).iloc[0]
+
+    return fastpath.kept(engine, ds, filters, scope, "quality.report_checks", compute)
 
 
 def contradiction_rows(engine: Engine, ds: Dataset, filters: Filters, scope: Scope,
@@ -339,10 +347,14 @@ def coverage(engine: Engine, ds: Dataset, filters: Filters, scope: Scope,
     columns = ["month", "reports", "first", "last", "share_of_median", "gap", "thin"]
     if span is None:
         return pd.DataFrame(columns=columns)
-    t = filtered_reports(engine, ds, filters, scope)
-    t = t.filter(t.occurred_at.notnull()).mutate(month=t.occurred_at.truncate("M").cast("date"))
-    counts = engine.execute(t.group_by("month").aggregate(
-        reports=t.count(), first=t.occurred_at.min(), last=t.occurred_at.max()))
+    def compute() -> pd.DataFrame:
+        t = filtered_reports(engine, ds, filters, scope)
+        t = t.filter(t.occurred_at.notnull()).mutate(month=t.occurred_at.truncate("M").cast("date"))
+        return engine.execute(t.group_by("month").aggregate(
+            reports=t.count(), first=t.occurred_at.min(), last=t.occurred_at.max()))
+
+    # Kept for the filter state: late_recorded reads the same counts.
+    counts = fastpath.kept(engine, ds, filters, scope, "quality.coverage", compute).copy()
     months = pd.period_range(span[0], span[1], freq="M").to_timestamp()
     counts["month"] = pd.to_datetime(counts["month"])
     frame = pd.DataFrame({"month": months}).merge(counts, on="month", how="left")

@@ -8,8 +8,10 @@ from __future__ import annotations
 import threading
 import weakref
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import TypeVar
 
 import duckdb
 import numpy as np
@@ -45,6 +47,9 @@ PAGE_WHEN = ("month", "weekday", "hour")
 
 
 PAGE_WHO = ("officer_role", "shift", "area")
+
+
+T = TypeVar("T")
 
 
 PAGE_STATES = 256  # filter states whose results an engine keeps (each a few small frames)
@@ -103,6 +108,7 @@ class _PageState:
     parts: dict[str, pd.DataFrame] = field(default_factory=dict)
     frames: dict[tuple[str, ...], pd.DataFrame] = field(default_factory=dict)
     tactic_scan: TacticScan | None = None
+    kept: dict[str, object] = field(default_factory=dict)  # other pages' results of this state (`kept`)
 
 
 class _PageMemo:
@@ -147,6 +153,17 @@ def _state(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) -> _Page
         else:
             memo.states.move_to_end(key)
         return state
+
+
+def kept(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, name: str, compute: Callable[[], T]) -> T:
+    """Return a result kept for a filter state under `name`, computing it the first time (any backend).
+
+    For a query whose result serves two of a page's functions: the second reads it instead of scanning again.
+    """
+    state = _state(engine, ds, filters, scope)
+    if name not in state.kept:
+        state.kept[name] = compute()
+    return state.kept[name]  # type: ignore[return-value]
 
 
 def _page_columns(engine: Engine, ds: Dataset) -> _PageColumns | None:
