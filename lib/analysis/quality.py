@@ -3,6 +3,11 @@
 Every check runs in the engine over `filtered_reports`, so the user's scope and filters apply, and
 returns a small frame. Missing data is shown, never hidden: a field the dataset lacks altogether
 counts as answered by no report.
+
+What does not depend on the filters is not scanned for again: on DuckDB a category column's ENUM type,
+and the list columns' items the engine noted as the dataset loaded, say whether a column holds any value
+outside its vocabulary, and the reports' tactic masks say which used CED. Completeness and the
+contradictions share one scan per filter state, and the late-recorded months read the coverage's counts.
 """
 from __future__ import annotations
 

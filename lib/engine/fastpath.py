@@ -391,11 +391,11 @@ def tactic_scan(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) -> 
         months = table.filter(pc.equal(table["by_answers"], 0)).select(["_month", "_tactics", *_names(keyed)])
         answers = None
         if info.answers:
-            kept = ["_tactics", "_yes", "_answered", "reports", *([cellkey.key_column("reports")] if keyed else [])]
+            wanted = ["_tactics", "_yes", "_answered", "reports", *([cellkey.key_column("reports")] if keyed else [])]
             rows = table.filter(pc.equal(table["by_answers"], 1))
             if not pc.any(rows["_twice"]).as_py():
-                answers = rows.select(kept).rename_columns(
-                    ["_tactics", "_effective_yes", "_effective_answered", *kept[3:]]).to_pandas()
+                answers = rows.select(wanted).rename_columns(
+                    ["_tactics", "_effective_yes", "_effective_answered", *wanted[3:]]).to_pandas()
         state.tactic_scan = TacticScan(info.tactic_bits, months.to_pandas(date_as_object=False), answers)
     return state.tactic_scan
 
