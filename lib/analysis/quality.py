@@ -3,6 +3,11 @@
 Every check runs in the engine over `filtered_reports`, so the user's scope and filters apply, and
 returns a small frame. Missing data is shown, never hidden: a field the dataset lacks altogether
 counts as answered by no report.
+
+What does not depend on the filters is not scanned for again: on DuckDB a category column's ENUM type,
+and the list columns' items the engine noted as the dataset loaded, say whether a column holds any value
+outside its vocabulary, and the reports' tactic masks say which used CED. Completeness and the
+contradictions share one scan per filter state, and the late-recorded months read the coverage's counts.
 """
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ import ibis
 import numpy as np
 import pandas as pd
 
+from lib.engine import fastpath
 from lib.engine.query import NOT_RECORDED, Filters, Scope, filtered_reports
 from lib.engine.store import Dataset, Engine
 from lib.model import schema
@@ -96,13 +102,7 @@ def completeness(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) ->
     `total` is the number of reports the question applies to: every report, except for the
     injury levels, which apply where the officer (or subject) was injured (`applies_when`).
     """
-    t = filtered_reports(engine, ds, filters, scope)
-    present = _present(t)
-    metrics = {}
-    for f in QUALITY_FIELDS:
-        metrics[f"{f}__answered"] = _answered(t, f, present)
-        metrics[f"{f}__total"] = _applicable(t, f, present)
-    row = engine.execute(t.aggregate(**metrics)).iloc[0]
+    row = _report_checks(engine, ds, filters, scope)
     frame = pd.DataFrame({
         "field": list(QUALITY_FIELDS),
         "kind": [schema.REPORT_COLUMNS[f] for f in QUALITY_FIELDS],
@@ -151,25 +151,40 @@ def invalid_codes(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) -
     """Return each value outside the canonical vocabulary, per field, with its report count."""
     t = filtered_reports(engine, ds, filters, scope)
     present = _present(t)
+    # On DuckDB a category column's type, and for a list column what the engine found as the dataset loaded,
+    # say whether it holds any value outside the vocabulary at all: only those that may are counted.
+    lists = engine.list_items_outside(ds) or {}
     parts: list[ibis.Table] = []
     for col, vocab in {**schema.REPORT_VOCABULARIES, **schema.LIST_VOCABULARIES}.items():
-        if col not in present:
+        if col not in present or _all_in_vocabulary(engine, ds, "reports", col, vocab):
+            continue
+        if col in schema.LIST_VOCABULARIES and lists.get(col) == ():
             continue
         if col in schema.LIST_VOCABULARIES:
             values = t.select(report_id=t.report_id, value=t[col].unnest().cast("string"))
         else:
             values = t.select(report_id=t.report_id, value=t[col].cast("string"))
         parts.append(_off_vocabulary(values, col, vocab))
-    tactics = engine.tactics(ds)
-    chosen = tactics.filter(tactics.report_id.isin(t.report_id))
-    values = chosen.select(report_id=chosen.report_id, value=chosen.tactic.cast("string"))
-    parts.append(_off_vocabulary(values, "tactic", schema.TACTICS))
+    if not _all_in_vocabulary(engine, ds, "tactics", "tactic", schema.TACTICS):
+        tactics = engine.tactics(ds)
+        chosen = tactics.filter(tactics.report_id.isin(t.report_id))
+        values = chosen.select(report_id=chosen.report_id, value=chosen.tactic.cast("string"))
+        parts.append(_off_vocabulary(values, "tactic", schema.TACTICS))
+    if not parts:
+        return pd.DataFrame({"field": pd.Series(dtype="str"), "value": pd.Series(dtype="str"),
+                             "reports": pd.Series(dtype="int64")})
     frame = engine.execute(ibis.union(*parts))
     order = {c: i for i, c in enumerate([*schema.REPORT_VOCABULARIES, *schema.LIST_VOCABULARIES,
                                          "tactic"])}
     frame = frame.assign(_order=frame["field"].map(order))
     frame = frame.sort_values(["_order", "reports", "value"], ascending=[True, False, True])
     return frame.drop(columns="_order").reset_index(drop=True)
+
+
+def _all_in_vocabulary(engine: Engine, ds: Dataset, table: str, column: str, vocab: tuple[str, ...]) -> bool:
+    """Say whether a column's type shows that every value it holds is in the vocabulary (False: unknown)."""
+    values = fastpath.enum_values(engine, ds, table, column)
+    return values is not None and set(values) <= set(vocab)
 
 
 def _off_vocabulary(values: ibis.Table, field: str, vocab: tuple[str, ...]) -> ibis.Table:
@@ -188,12 +203,30 @@ class Rule:
     name: str
     explanation: str
     columns: tuple[str, ...]
-    # (reports, tactics) -> boolean expression over the reports
-    selects: Callable[[ibis.Table, ibis.Table], ibis.Expr]
+    # (reports, tactics: the table or the CED bits of the reports' tactic masks) -> boolean expression
+    selects: Callable[[ibis.Table, ibis.Table | int], ibis.Expr]
 
 
 def _ced_ids(tactics: ibis.Table) -> ibis.Expr:
     return tactics.filter(tactics.tactic.cast("string").isin(list(schema.CED_LADDER))).report_id
+
+
+def _used_ced(reports: ibis.Table, tactics: ibis.Table | int) -> ibis.Expr:
+    """True where a report records a CED use: from its tactic mask when given the mask's CED bits (an int)."""
+    if isinstance(tactics, int):
+        return (reports._tactics & ibis.literal(tactics, type="uint64")) != 0
+    return reports.report_id.isin(_ced_ids(tactics))
+
+
+def _rule_tactics(engine: Engine, ds: Dataset) -> ibis.Table | int:
+    """Return what the rules read of the tactics: the CED bits of the reports' tactic masks on DuckDB, else the table.
+
+    A semi-join of the reports with millions of tactic rows cost more than the rest of the checks together.
+    """
+    info = fastpath._page_columns(engine, ds)
+    if info is None or info.tactic_bits is None:
+        return engine.tactics(ds)
+    return sum(1 << bit for bit, (tactic, _) in enumerate(info.tactic_bits) if tactic in schema.CED_RANK)
 
 
 def _is_false(flag: ibis.Expr) -> ibis.Expr:
@@ -231,7 +264,7 @@ RULES: tuple[Rule, ...] = (
     Rule("ced_used_not_trained",
          "A CED (Taser) use is recorded by an officer recorded as not CED trained.",
          ("ced_trained",),
-         lambda r, tac: _is_false(r.ced_trained) & r.report_id.isin(_ced_ids(tac))),
+         lambda r, tac: _is_false(r.ced_trained) & _used_ced(r, tac)),
 )
 RULE_BY_NAME: dict[str, Rule] = {rule.name: rule for rule in RULES}
 
@@ -241,14 +274,9 @@ def contradictions(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) 
 
     A rule cannot be checked when the selected reports record none of a field it reads.
     """
-    t = filtered_reports(engine, ds, filters, scope)
-    tactics = engine.tactics(ds)
-    present = _present(t)
+    present = _present(filtered_reports(engine, ds, filters, scope))
     typed = [rule for rule in RULES if set(rule.columns) <= present]
-    needed = sorted({c for rule in typed for c in rule.columns})
-    metrics = {f"{c}__given": _is_given(t, c).sum().fill_null(0) for c in needed}
-    metrics |= {rule.name: rule.selects(t, tactics).sum().fill_null(0) for rule in typed}
-    row = engine.execute(t.aggregate(_total=t.count(), **metrics)).iloc[0]
+    row = _report_checks(engine, ds, filters, scope)
     checkable = {rule.name for rule in typed if all(row[f"{c}__given"] > 0 for c in rule.columns)}
     total = int(row["_total"])
     counts = [int(row[rule.name]) if rule.name in checkable else pd.NA for rule in RULES]
@@ -262,6 +290,25 @@ def contradictions(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) 
     return frame
 
 
+def _report_checks(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) -> pd.Series:
+    """Return completeness's and the contradictions' counts of a filter state from one scan (kept for the state)."""
+    def compute() -> pd.Series:
+        t = filtered_reports(engine, ds, filters, scope)
+        present = _present(t)
+        metrics = {}
+        for f in QUALITY_FIELDS:
+            metrics[f"{f}__answered"] = _answered(t, f, present)
+            metrics[f"{f}__total"] = _applicable(t, f, present)
+        tactics = _rule_tactics(engine, ds)
+        typed = [rule for rule in RULES if set(rule.columns) <= present]
+        needed = sorted({c for rule in typed for c in rule.columns})
+        metrics |= {f"{c}__given": _is_given(t, c).sum().fill_null(0) for c in needed}
+        metrics |= {rule.name: rule.selects(t, tactics).sum().fill_null(0) for rule in typed}
+        return engine.execute(t.aggregate(_total=t.count(), **metrics)).iloc[0]
+
+    return fastpath.kept(engine, ds, filters, scope, "quality.report_checks", compute)
+
+
 def contradiction_rows(engine: Engine, ds: Dataset, filters: Filters, scope: Scope,
                        rule: str) -> ibis.Table:
     """Return the reports (as an engine expression, oldest first) that break one rule."""
@@ -273,7 +320,7 @@ def contradiction_rows(engine: Engine, ds: Dataset, filters: Filters, scope: Sco
     if missing:
         raise ValueError(f"rule {rule!r} cannot be checked: this dataset records no "
                          f"{', '.join(sorted(missing))}")
-    return t.filter(chosen.selects(t, engine.tactics(ds))).order_by(["occurred_at", "report_id"])
+    return t.filter(chosen.selects(t, _rule_tactics(engine, ds))).order_by(["occurred_at", "report_id"])
 
 
 # --- coverage in time ---------------------------------------------------------------------
@@ -305,10 +352,14 @@ def coverage(engine: Engine, ds: Dataset, filters: Filters, scope: Scope,
     columns = ["month", "reports", "first", "last", "share_of_median", "gap", "thin"]
     if span is None:
         return pd.DataFrame(columns=columns)
-    t = filtered_reports(engine, ds, filters, scope)
-    t = t.filter(t.occurred_at.notnull()).mutate(month=t.occurred_at.truncate("M").cast("date"))
-    counts = engine.execute(t.group_by("month").aggregate(
-        reports=t.count(), first=t.occurred_at.min(), last=t.occurred_at.max()))
+    def compute() -> pd.DataFrame:
+        t = filtered_reports(engine, ds, filters, scope)
+        t = t.filter(t.occurred_at.notnull()).mutate(month=t.occurred_at.truncate("M").cast("date"))
+        return engine.execute(t.group_by("month").aggregate(
+            reports=t.count(), first=t.occurred_at.min(), last=t.occurred_at.max()))
+
+    # Kept for the filter state: late_recorded reads the same counts.
+    counts = fastpath.kept(engine, ds, filters, scope, "quality.coverage", compute).copy()
     months = pd.period_range(span[0], span[1], freq="M").to_timestamp()
     counts["month"] = pd.to_datetime(counts["month"])
     frame = pd.DataFrame({"month": months}).merge(counts, on="month", how="left")

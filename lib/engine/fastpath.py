@@ -8,9 +8,12 @@ from __future__ import annotations
 import threading
 import weakref
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import TypeVar
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow.compute as pc
@@ -44,6 +47,9 @@ PAGE_WHEN = ("month", "weekday", "hour")
 
 
 PAGE_WHO = ("officer_role", "shift", "area")
+
+
+T = TypeVar("T")
 
 
 PAGE_STATES = 256  # filter states whose results an engine keeps (each a few small frames)
@@ -82,6 +88,7 @@ class _PageColumns:
     incident_max: int | None
     tactic_bits: tuple[tuple[str | None, str | None], ...] | None
     who: tuple[str, ...]
+    answers: bool = False  # the reports carry masks of the tactics answered effective (store.DERIVED_COLUMNS)
 
     def keys(self, part: str) -> list[str] | None:
         """Return the grouping columns of a part, or None if this dataset cannot give it."""
@@ -100,6 +107,8 @@ class _PageState:
     span: tuple[str, str | None] | None = None  # compiled SQL over this and the previous period, and the split
     parts: dict[str, pd.DataFrame] = field(default_factory=dict)
     frames: dict[tuple[str, ...], pd.DataFrame] = field(default_factory=dict)
+    tactic_scan: TacticScan | None = None
+    kept: dict[str, object] = field(default_factory=dict)  # other pages' results of this state (`kept`)
 
 
 class _PageMemo:
@@ -107,6 +116,7 @@ class _PageMemo:
         self.lock = threading.Lock()
         self.states: OrderedDict[tuple, _PageState] = OrderedDict()
         self.columns: dict[str, _PageColumns | None] = {}
+        self.enums: dict[tuple[str, str], tuple[str, ...] | None] = {}
 
 
 _MEMOS: weakref.WeakKeyDictionary[Engine, _PageMemo] = weakref.WeakKeyDictionary()
@@ -145,6 +155,17 @@ def _state(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) -> _Page
         return state
 
 
+def kept(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, name: str, compute: Callable[[], T]) -> T:
+    """Return a result kept for a filter state under `name`, computing it the first time (any backend).
+
+    For a query whose result serves two of a page's functions: the second reads it instead of scanning again.
+    """
+    state = _state(engine, ds, filters, scope)
+    if name not in state.kept:
+        state.kept[name] = compute()
+    return state.kept[name]  # type: ignore[return-value]
+
+
 def _page_columns(engine: Engine, ds: Dataset) -> _PageColumns | None:
     """Return what the one-scan queries can use of a dataset, or None to use the Ibis queries."""
     memo = _memo(engine)
@@ -162,7 +183,8 @@ def _page_columns(engine: Engine, ds: Dataset) -> _PageColumns | None:
                 f'SELECT max(_officer_key), max(_incident_key) FROM "{ds.reports_table}"').fetchall()
             bits = store.tactic_bits(con, ds.tactics_table) if "_tactics" in cols else None
             info = _PageColumns(officer_max, incident_max, None if bits is None else tuple(bits),
-                                tuple(c for c in PAGE_WHO if c in cols))
+                                tuple(c for c in PAGE_WHO if c in cols),
+                                answers={"_effective_yes", "_effective_answered"} <= cols)
     with memo.lock:
         memo.columns[ds.id] = info
     return info
@@ -319,3 +341,90 @@ def _page_tactics(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) -
         frame = frame.drop(columns=[cellkey.key_column("reports")])
     total = (int(count.sum()), int(key.sum())) if keyed else int(count.sum())
     return frame, total
+
+
+# --- the Tactics page: one scan per filter state ---------------------------------------------
+#
+# Each Tactics query joined the tactics table (several rows per report) to the filtered reports
+# again: five joins of millions of rows per filter state at 5,000,000 reports. The reports table
+# already carries each report's tactics as a bit mask (and which were answered effective), so one
+# scan of the filtered reports, grouped by month and mask, holds every count the page needs; the
+# analysis expands the masks into tactics exactly (lib/analysis/tactics.py).
+
+
+@dataclass(frozen=True)
+class TacticScan:
+    """A filter state's reports counted by month and tactic mask, and by the masks of answered tactics.
+
+    `bits` names each bit of a mask: (tactic, tactic_group). `months` has `_month`, `_tactics` (uint64),
+    the reports, the harm counts (`_COUNTS`) and, when keyed, their key sums. `answers` has `_tactics`,
+    `_effective_yes`, `_effective_answered`, `reports` and, when keyed, its key sum; it is None when a
+    report in view records one tactic twice (a use is then not one bit) or the data has no such masks.
+    """
+
+    bits: tuple[tuple[str | None, str | None], ...]
+    months: pd.DataFrame
+    answers: pd.DataFrame | None
+
+
+def tactic_scan(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) -> TacticScan | None:
+    """Return the Tactics page's counts of a filter state from one scan, or None to use the Ibis queries."""
+    info = _page_columns(engine, ds)
+    if info is None or info.tactic_bits is None:
+        return None
+    state = _state(engine, ds, filters, scope)
+    if state.tactic_scan is None:
+        source = engine.backend.compile(filtered_reports(engine, ds, filters, scope))
+        keyed = scope.perturbed
+        keys = f", {_keys_sql()}" if keyed else ""
+        if info.answers:
+            source = (f"SELECT *, coalesce(_effective_yes, 0::UBIGINT) AS _yes, coalesce(_effective_answered, "
+                      f"0::UBIGINT) AS _answered, _effective_answered IS NULL AS _twice FROM ({source}) AS s")
+            sets = "(_month, _tactics), (_tactics, _yes, _answered, _twice)"
+            columns = "_month, _tactics, _yes, _answered, _twice"
+        else:
+            sets, columns = "(_month, _tactics)", "_month, _tactics"
+        sql = (f"SELECT GROUPING(_month) AS by_answers, {columns}, count(*) AS reports, {_counts_sql()}{keys} "
+               f"FROM ({source}) AS f GROUP BY GROUPING SETS ({sets})")
+        table = engine.backend.con.sql(sql).to_arrow_table()
+        # Through Arrow, part by part: a 64-bit mask must not pass through a float column with nulls.
+        months = table.filter(pc.equal(table["by_answers"], 0)).select(["_month", "_tactics", *_names(keyed)])
+        answers = None
+        if info.answers:
+            wanted = ["_tactics", "_yes", "_answered", "reports", *([cellkey.key_column("reports")] if keyed else [])]
+            rows = table.filter(pc.equal(table["by_answers"], 1))
+            if not pc.any(rows["_twice"]).as_py():
+                answers = rows.select(wanted).rename_columns(
+                    ["_tactics", "_effective_yes", "_effective_answered", *wanted[3:]]).to_pandas()
+        state.tactic_scan = TacticScan(info.tactic_bits, months.to_pandas(date_as_object=False), answers)
+    return state.tactic_scan
+
+
+# --- the Data quality page: what a dataset's types already say ---------------------------------
+
+
+def enum_values(engine: Engine, ds: Dataset, table: str, column: str) -> tuple[str, ...] | None:
+    """Return every value a DuckDB ENUM column can hold (None if it is no ENUM, or not on DuckDB).
+
+    The store makes a category column's ENUM from its vocabulary and the values it found outside it as the
+    dataset loaded (store._enum_values), so a value outside the vocabulary is in the data if and only if it
+    is in the ENUM: a check for codes outside the vocabulary need not scan a column whose ENUM has none.
+    """
+    if engine.backend.name != "duckdb":
+        return None
+    memo, name = _memo(engine), ds.reports_table if table == "reports" else ds.tactics_table
+    with memo.lock:
+        if (name, column) in memo.enums:
+            return memo.enums[(name, column)]
+    found = None
+    if column in engine.reports(ds).columns if table == "reports" else column in engine.tactics(ds).columns:
+        try:  # DESCRIBE would print every ENUM in full (thousands of areas and teams): ask this one column
+            rows = engine.backend.con.sql(f'SELECT enum_range("{column}")::VARCHAR[] FROM "{name}" '
+                                          f'WHERE "{column}" IS NOT NULL LIMIT 1').fetchall()
+        except duckdb.Error:  # not an ENUM (an all-null column stays text): nothing known
+            rows = None
+        if rows is not None:
+            found = tuple(rows[0][0]) if rows else ()
+    with memo.lock:
+        memo.enums[(name, column)] = found
+    return found

@@ -126,6 +126,7 @@ class Engine:
         self._lock = threading.Lock()
         self._datasets: dict[str, Dataset] = {}
         self._ingest_reports: dict[str, dict] = {}
+        self._list_outside: dict[str, dict[str, tuple[str, ...]]] = {}  # per dataset id, found as it loaded
 
     # -- connections -----------------------------------------------------------------------
 
@@ -205,6 +206,14 @@ class Engine:
         """Return how a single-file dataset was read (rows in, loaded, set aside), if it was."""
         return self._ingest_reports.get(ds.id)
 
+    def list_items_outside(self, ds: Dataset) -> dict[str, tuple[str, ...]] | None:
+        """Return, per list column, the items outside its vocabulary anywhere in the dataset (None: not known here).
+
+        Found once as the dataset loads on DuckDB, so a check of the codes in view need not unnest a list
+        column that has none (a category column's ENUM type says the same of it).
+        """
+        return self._list_outside.get(ds.id)
+
     def add(self, name: str, reports: pa.Table, tactics: pa.Table,
             officers: pa.Table | None = None, key: str | None = None) -> Dataset:
         """Load in-memory canonical tables as a dataset (tests, uploads); return it."""
@@ -239,6 +248,7 @@ class Engine:
 
     def _forget(self, ds: Dataset) -> None:
         self._datasets.pop(ds.id, None)
+        self._list_outside.pop(ds.id, None)
         # Other threads keep their cached expressions; the ids of dropped datasets are never reused.
         for name in (ds.reports_table, ds.tactics_table, ds.officers_table):
             getattr(self._local, "tables", {}).pop(name, None)
@@ -260,6 +270,7 @@ class Engine:
             raw |= _create_table(cur, f"{prefix}_officers", officers, prefix, schema.OFFICER_COLUMNS,
                                  {"officer_role": schema.OFFICER_ROLES}, pseudonymise=self.pseudonymise)
         columns = {r[0] for r in cur.execute(f'DESCRIBE "{prefix}_reports"').fetchall()}
+        self._list_outside[ds_id] = _list_items_outside(cur, f"{prefix}_reports", columns)
         incident_ids = "count(incident_id)" if "incident_id" in columns else "0"
         rows, first, last, with_incident = cur.execute(
             f'SELECT count(*), min(occurred_at), max(occurred_at), {incident_ids} FROM "{prefix}_reports"'
@@ -486,8 +497,10 @@ def _create_table(cur: duckdb.DuckDBPyConnection, table: str, data: pa.Table | s
 
 # Derived columns of a DuckDB reports table, so one scan can answer a page (lib/engine/query.py, `_page_*`):
 # month and week-hour without date arithmetic per row, dense integer keys that count distinct
-# officers and incidents exactly with a bitmap, and the report's tactics as a bit mask.
-DERIVED_COLUMNS = ("_month", "_weekhour", "_officer_key", "_incident_key", "_tactics")
+# officers and incidents exactly with a bitmap, the report's tactics as a bit mask, and (when the
+# tactics record it) which of them were answered effective or answered at all, as masks of the same bits.
+DERIVED_COLUMNS = ("_month", "_weekhour", "_officer_key", "_incident_key", "_tactics", "_effective_yes",
+                   "_effective_answered")
 MAX_TACTIC_BITS = 64
 
 
@@ -510,12 +523,22 @@ def _derived(cur: duckdb.DuckDBPyConnection, select: str, present: list[str], ta
         extra.append("NULL::UINTEGER AS _officer_key")
     bits = tactic_bits(cur, tactics_table)
     if bits is not None:
+        effective = "effective" in {r[0] for r in cur.sql(f'DESCRIBE "{tactics_table}"').fetchall()}
+        answers = (", bit_or(1::UBIGINT << bits.bit) FILTER (WHERE t.effective) AS yes, "
+                   "bit_or(1::UBIGINT << bits.bit) FILTER (WHERE t.effective IS NOT NULL) AS answered, "
+                   "count(*) AS uses") if effective else ""
         ctes.append(f"bits AS (SELECT tactic, tactic_group, (row_number() OVER ({TACTIC_BIT_ORDER}) - 1) AS bit "
                     f'FROM (SELECT DISTINCT tactic, tactic_group FROM "{tactics_table}"))')
-        ctes.append(f'masks AS (SELECT t.report_id, bit_or(1::UBIGINT << bits.bit) AS mask FROM "{tactics_table}" t '
-                    "JOIN bits ON t.tactic IS NOT DISTINCT FROM bits.tactic "
+        ctes.append(f"masks AS (SELECT t.report_id, bit_or(1::UBIGINT << bits.bit) AS mask{answers} "
+                    f'FROM "{tactics_table}" t JOIN bits ON t.tactic IS NOT DISTINCT FROM bits.tactic '
                     "AND t.tactic_group IS NOT DISTINCT FROM bits.tactic_group GROUP BY t.report_id)")
         extra.append("coalesce(masks.mask, 0::UBIGINT)::UBIGINT AS _tactics")
+        if effective:
+            # Which of the report's tactics were recorded effective, and which answered at all: a use is then
+            # one bit. A report recording one tactic twice gets NULL, and its uses are counted from the rows.
+            for column, mask in (("_effective_yes", "yes"), ("_effective_answered", "answered")):
+                extra.append(f"(CASE WHEN masks.report_id IS NULL THEN 0::UBIGINT WHEN masks.uses = "
+                             f"bit_count(masks.mask) THEN coalesce(masks.{mask}, 0::UBIGINT) END)::UBIGINT AS {column}")
         joins.append("LEFT JOIN masks ON masks.report_id = base.report_id")
     return f"WITH {', '.join(ctes)} SELECT base.*, {', '.join(extra)} FROM base {' '.join(joins)}"
 
@@ -543,6 +566,18 @@ def tactic_bits(cur: duckdb.DuckDBPyConnection, tactics_table: str) -> list[tupl
     pairs = cur.sql(f'SELECT tactic::VARCHAR, tactic_group::VARCHAR FROM (SELECT DISTINCT tactic, tactic_group '
                         f'FROM "{tactics_table}") {TACTIC_BIT_ORDER}').fetchall()
     return pairs if len(pairs) <= MAX_TACTIC_BITS else None
+
+
+def _list_items_outside(cur: duckdb.DuckDBPyConnection, table: str, columns: set[str]) -> dict[str, tuple[str, ...]]:
+    """Return, per list column of a loaded table, the distinct items outside its vocabulary."""
+    found = {}
+    for col, vocabulary in schema.LIST_VOCABULARIES.items():
+        if col in columns:
+            marks = ", ".join("?" * len(vocabulary))
+            found[col] = tuple(sorted(r[0] for r in cur.execute(
+                f'SELECT DISTINCT CAST(item AS VARCHAR) FROM (SELECT unnest("{col}") AS item FROM "{table}") '
+                f"WHERE item IS NOT NULL AND CAST(item AS VARCHAR) NOT IN ({marks})", list(vocabulary)).fetchall()))
+    return found
 
 
 def _enum_values(cur: duckdb.DuckDBPyConnection, staging: str, col: str,
