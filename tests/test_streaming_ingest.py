@@ -230,3 +230,13 @@ def test_memory_stays_flat_as_the_file_grows(tmp_path):
     # more rows (about 120 MB of CSV) add next to nothing, and the whole peak stays below the file.
     assert larger_mb - smaller_mb < 0.25 * added_mb, (smaller_mb, larger_mb, added_mb)
     assert larger_mb < larger.stat().st_size / 2 ** 20 * 2, larger_mb
+
+
+def test_a_bad_batch_size_setting_is_one_line_not_a_traceback(tmp_path):
+    env = {**os.environ, BATCH_ROWS_VARIABLE: "abc"}
+    done = subprocess.run([sys.executable, "-m", "lib.ingest", str(FIXTURES / "small_canonical.csv"), "--out",
+                           str(tmp_path / "out")], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"rejected: {BATCH_ROWS_VARIABLE} must be a whole number of rows, at least 1, not 'abc'"]
+    assert not (tmp_path / "out").exists()

@@ -74,7 +74,11 @@ class ReadExactly(Exception):
 def batch_rows() -> int:
     """Return the rows per batch: OSE_INGEST_BATCH_ROWS, else BATCH_ROWS."""
     value = os.environ.get(BATCH_ROWS_VARIABLE, "").strip()
-    return max(1, int(value)) if value else BATCH_ROWS
+    if not value:
+        return BATCH_ROWS
+    if not value.isdigit() or int(value) < 1:  # a setting's mistake is one line, not a traceback
+        raise RejectedFile(f"{BATCH_ROWS_VARIABLE} must be a whole number of rows, at least 1, not {value!r}")
+    return int(value)
 
 
 @dataclass
