@@ -12,7 +12,7 @@ ds, filters, scope, sentence = render.page_header("overview", "Overview")
 view = opening.overview(ds, filters, scope)  # every query of this page (the warm-up runs the same)
 now, before, previous_filters = view.now, view.before, view.previous_filters
 render.stop_if_empty(now, sentence)
-drawn = opening.chart_specs(ds, filters, scope)  # Vega-Lite specs, by place (cached on the same keys)
+drawn = opening.chart_specs(ds, filters, scope, view)  # Vega-Lite specs, by place (cached on the same keys)
 
 cols = st.columns(4)
 cols[0].metric("Reports", render.count_text(now.reports),

@@ -67,19 +67,21 @@ def charts(view: Overview) -> dict[str, ChartCall | None]:
     return found
 
 
-def chart_specs(ds: Dataset, filters: Filters, scope: Scope) -> dict[str, dict[str, Any] | None]:
+def chart_specs(ds: Dataset, filters: Filters, scope: Scope,
+                view: Overview | None = None) -> dict[str, dict[str, Any] | None]:
     """Return the Overview's Vega-Lite specs by place for this view, cached on small keys (None: not drawn).
 
     Keyed on the dataset, filters, scope and this run's disclosure threshold, never on the frames: hashing
-    the frames to look a spec up cost more than writing it.
+    the frames to look a spec up cost more than writing it. `view` is this view's results when the caller
+    has them already (the page): otherwise they are read from the query caches.
     """
-    return _chart_specs(ds, filters, scope, context.disclosure_threshold())
+    return _chart_specs(ds, filters, scope, context.disclosure_threshold(), view)
 
 
 @st.cache_data(show_spinner=False, max_entries=1024)
-def _chart_specs(ds: Dataset, filters: Filters, scope: Scope,
-                 threshold: int | None) -> dict[str, dict[str, Any] | None]:
-    # `threshold` is in the key only: the queries below protect their results with this run's threshold,
-    # which is the same one (a cached function runs on the caller's thread).
-    return {place: None if call is None else call[0](*call[1], **call[2])
-            for place, call in charts(overview(ds, filters, scope)).items()}
+def _chart_specs(ds: Dataset, filters: Filters, scope: Scope, threshold: int | None,
+                 _view: Overview | None) -> dict[str, dict[str, Any] | None]:
+    # `threshold` is in the key only: the results are protected with this run's threshold, which is the same
+    # one (a cached function runs on the caller's thread). `_view` is left out of the key (the underscore).
+    view = _view if _view is not None else overview(ds, filters, scope)
+    return {place: None if call is None else call[0](*call[1], **call[2]) for place, call in charts(view).items()}
