@@ -10,9 +10,9 @@ from lib.ui import cache, opening, render
 ds, filters, scope, sentence = render.page_header("overview", "Overview")
 
 view = opening.overview(ds, filters, scope)  # every query of this page (the warm-up runs the same)
-drawn = opening.charts(view)
 now, before, previous_filters = view.now, view.before, view.previous_filters
 render.stop_if_empty(now, sentence)
+drawn = opening.chart_specs(ds, filters, scope, view)  # Vega-Lite specs, by place (cached on the same keys)
 
 cols = st.columns(4)
 cols[0].metric("Reports", render.count_text(now.reports),
@@ -42,11 +42,11 @@ left, right = st.columns(2)
 # Headings sit outside charts that share a row: Streamlit clips a stretched chart's own title.
 with left:
     st.markdown("**Reports per month**")
-    render.draw(drawn["reports_by_month"])
+    render.vega_lite(drawn["reports_by_month"])
 with right:
     st.markdown(f"**Officer injury rate per month ({now.rates['officer_injured'].unit}), with 95% interval**")
     if drawn["injury_rate_by_month"] is not None:
-        render.draw(drawn["injury_rate_by_month"])
+        render.vega_lite(drawn["injury_rate_by_month"])
     else:
         st.caption("Unavailable: this extract does not record whether an officer was injured.")
 render.table_behind(tables.rates_table(monthly, ("month",), now.per_incident),
@@ -55,14 +55,14 @@ render.table_behind(tables.rates_table(monthly, ("month",), now.per_incident),
 for dimension, frame in view.groups.items():
     label = query.DIMENSION_LABELS[dimension]
     st.subheader(f"By {label.lower()}")
-    render.draw(drawn[dimension])
+    render.vega_lite(drawn[dimension])
     render.table_behind(tables.rates_table(frame, (dimension,), now.per_incident),
                     f"{sentence}. {wording.counting_unit(now)} Rates are over those that answered; "
                     f"grey points rest on fewer than {charts.MIN_DENOMINATOR} answers.", source=frame)
 
 st.subheader("Most-used tactics")
 tactics = view.tactics
-render.draw(drawn["tactics"])
+render.vega_lite(drawn["tactics"])
 render.table_behind(tables.tactics_table(tactics),
                 f"{sentence}. Counting unit: reports using each tactic; a report can use several, "
                 "and CED (Taser) counts once per report at its highest use.", source=tactics)

@@ -1,6 +1,8 @@
 """Load test: many concurrent sessions over Streamlit's own websocket, each changing the filters.
 
     python -m bench.load --reports 5000000 --sessions 30 --changes 10
+    python -m bench.load --reports 5000000 --sessions 30 --think 10 --busy-core    # another process on one core
+    python -m bench.load --reports 5000000 --sessions 100 --think 10
 
 Starts `streamlit run app.py` on a free loopback port (local mode, OSE_DATASET = a synthetic dataset,
 a temporary OSE_DATA_DIR) and drives it the way the browser's frontend does, with no browser:
@@ -22,6 +24,13 @@ element, an error alert, or a finish other than FINISHED_SUCCESSFULLY counts as 
 server's resident memory (the process and its children, from /proc) is sampled every 0.5 s: after a
 warm-up session has loaded the data, at the peak of each wave of sessions, and after each wave has
 closed (the plateau). A second wave shows whether memory keeps growing with sessions served.
+
+The server's CPU time (user and system, the process and its children, from /proc) is read before and
+after each wave: divided by the runs the wave made, it is the cost of a run in CPU seconds, a figure
+that other work on the machine does not inflate the way it inflates wall times. With `--busy-core`
+a plain Python spin loop in a subprocess keeps one core busy for the duration of each wave (started
+before its first session connects, stopped when its last has finished), as another program on the
+same server would.
 
 Loopback only; bounded (a few minutes at 30 sessions x 10 changes); the server is stopped at the end.
 """
@@ -131,6 +140,38 @@ def _descendants(pid: int) -> list[int]:
             with contextlib.suppress(OSError):
                 todo.extend(int(c) for c in task.read_text().split())
     return found
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """Return the CPU time (user and system) used so far by a process and its children, in seconds."""
+    ticks = 0
+    for p in _descendants(pid):
+        with contextlib.suppress(OSError):
+            # Fields after the command name, which may hold spaces: utime and stime are the 12th and 13th.
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / CLOCK_TICKS
+
+
+@contextlib.contextmanager
+def busy_core(on: bool = True) -> Iterator[subprocess.Popen | None]:
+    """Keep one core busy with a Python spin loop in a subprocess while the block runs (nothing when off)."""
+    if not on:
+        yield None
+        return
+    proc = subprocess.Popen([sys.executable, "-c", "while True:\n    pass"])
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def rss_mb(pid: int) -> float:
@@ -342,8 +383,12 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def run(reports: int = 5_000_000, sessions: int = 30, changes: int = 10, think_s: float = 2.0, waves: int = 2,
-        ramp_s: float = 5.0, seed: int = 1, log: Path | None = None, verbose: bool = True) -> dict:
-    """Drive `sessions` concurrent websocket sessions making `changes` filter changes each; return the figures."""
+        ramp_s: float = 5.0, seed: int = 1, log: Path | None = None, verbose: bool = True,
+        busy: bool = False) -> dict:
+    """Drive `sessions` concurrent websocket sessions making `changes` filter changes each; return the figures.
+
+    With `busy`, another process keeps one core busy during each wave.
+    """
     def say(text: str) -> None:
         if verbose:
             print(text, flush=True)
@@ -351,7 +396,7 @@ def run(reports: int = 5_000_000, sessions: int = 30, changes: int = 10, think_s
     folder = dataset(reports)
     say(f"dataset {folder} ({reports:,} reports)")
     result: dict = {"reports": reports, "sessions": sessions, "changes": changes, "think_s": think_s,
-                    "cores": os.cpu_count()}
+                    "cores": os.cpu_count(), "busy_core": busy}
     with serve(folder, log=log) as (port, proc), Sampler(proc.pid) as mem:
         result["rss_idle_mb"] = mem.now()
         # Warm-up: one session loads the dataset into the shared engine (as the first user would).
@@ -366,9 +411,11 @@ def run(reports: int = 5_000_000, sessions: int = 30, changes: int = 10, think_s
         all_runs: list[Run] = []
         for wave in range(1, waves + 1):
             since = time.monotonic()
-            started = time.perf_counter()
-            runs, first = asyncio.run(_wave(port, sessions, changes, think_s, seed + wave, ramp_s, verbose))
-            elapsed = time.perf_counter() - started
+            with busy_core(busy) as spinner:
+                started, cpu_before = time.perf_counter(), cpu_seconds(proc.pid)
+                runs, first = asyncio.run(_wave(port, sessions, changes, think_s, seed + wave, ramp_s, verbose))
+                elapsed, cpu = time.perf_counter() - started, cpu_seconds(proc.pid) - cpu_before
+                spun = cpu_seconds(spinner.pid) if spinner is not None else 0.0
             peak = mem.peak(since)
             after = mem.plateau(10)
             times = [r.seconds for r in runs if r.status == "FINISHED_SUCCESSFULLY"]
@@ -379,13 +426,18 @@ def run(reports: int = 5_000_000, sessions: int = 30, changes: int = 10, think_s
                        "first_run_p50_s": _percentile([r.seconds for r in first], 0.5),
                        "first_run_p95_s": _percentile([r.seconds for r in first], 0.95),
                        "rerun_kb_p50": _percentile([r.bytes / 1024 for r in runs], 0.5),
-                       "rss_peak_mb": peak, "rss_after_mb": after, "wall_s": elapsed}
+                       "rss_peak_mb": peak, "rss_after_mb": after, "wall_s": elapsed,
+                       # Every run of the wave, the sessions' first runs (the opening view, cached) included.
+                       "cpu_s": cpu, "cpu_ms_per_run": 1000 * cpu / max(1, len(runs) + len(first)),
+                       "busy_cpu_s": spun}
             result[f"wave{wave}"] = figures
             all_runs += runs
             say(f"wave {wave}: {sessions} sessions x {changes} changes in {elapsed:.0f} s: "
                 f"p50 {figures['p50_s']:.2f} s, p95 {figures['p95_s']:.2f} s, max {figures['max_s']:.2f} s, "
                 f"errors {len(errors)}, "
-                f"RSS peak {peak:.0f} MB, after {after:.0f} MB")
+                f"RSS peak {peak:.0f} MB, after {after:.0f} MB; server CPU {cpu:.0f} s, "
+                f"{figures['cpu_ms_per_run']:.0f} ms a run"
+                + (f"; the busy process used {spun:.0f} CPU s" if spinner is not None else ""))
             for sample in figures["error_samples"]:
                 say(f"  error: {sample}")
         times = [r.seconds for r in all_runs if r.status == "FINISHED_SUCCESSFULLY"]
@@ -395,20 +447,23 @@ def run(reports: int = 5_000_000, sessions: int = 30, changes: int = 10, think_s
                       errors=sum(result[f"wave{w}"]["errors"] for w in range(1, waves + 1)),
                       rss_peak_mb=max(result[f"wave{w}"]["rss_peak_mb"] for w in range(1, waves + 1)),
                       rss_after_mb=last["rss_after_mb"],
-                      rss_growth_mb=last["rss_after_mb"] - result["wave1"]["rss_after_mb"])
+                      rss_growth_mb=last["rss_after_mb"] - result["wave1"]["rss_after_mb"],
+                      cpu_ms_per_run=1000 * sum(result[f"wave{w}"]["cpu_s"] for w in range(1, waves + 1))
+                      / max(1, sum(result[f"wave{w}"]["reruns"] + sessions for w in range(1, waves + 1))))
     result["pass"] = bool(result["p95_s"] < 2.0 and result["rss_peak_mb"] < 2048 and result["errors"] == 0)
     return result
 
 
 def table(result: dict) -> str:
     """Return the figures as a Markdown table, one row per wave."""
-    rows = ["| wave | sessions | reruns | p50 (s) | p95 (s) | max (s) | errors | RSS before (MB) | peak (MB) | "
-            "after (MB) |", "|---|---|---|---|---|---|---|---|---|---|"]
+    rows = ["| wave | sessions | reruns | p50 (s) | p95 (s) | max (s) | errors | server CPU a run (ms) | "
+            "RSS before (MB) | peak (MB) | after (MB) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     w = 1
     while f"wave{w}" in result:
         f = result[f"wave{w}"]
         rows.append(f"| {w} | {result['sessions']} | {f['reruns']} | {f['p50_s']:.2f} | {f['p95_s']:.2f} | "
-                    f"{f['max_s']:.2f} | {f['errors']} | {result['rss_before_mb']:.0f} | {f['rss_peak_mb']:.0f} | "
+                    f"{f['max_s']:.2f} | {f['errors']} | {f['cpu_ms_per_run']:.0f} | {result['rss_before_mb']:.0f} | "
+                    f"{f['rss_peak_mb']:.0f} | "
                     f"{f['rss_after_mb']:.0f} |")
         w += 1
     return "\n".join(rows)
@@ -426,15 +481,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ramp", type=float, default=5.0, help="seconds over which a wave's sessions connect")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--log", type=Path, help="write the server's output here")
+    parser.add_argument("--busy-core", action="store_true",
+                        help="keep one core busy with another process (a Python spin loop) during each wave")
     args = parser.parse_args(argv)
-    result = run(args.reports, args.sessions, args.changes, args.think, args.waves, args.ramp, args.seed, args.log)
+    result = run(args.reports, args.sessions, args.changes, args.think, args.waves, args.ramp, args.seed, args.log,
+                 busy=args.busy_core)
     print()
     print(table(result))
     print(f"\nLOAD reports={result['reports']} sessions={result['sessions']} reruns={result['reruns']} "
           f"p50_s={result['p50_s']:.2f} p95_s={result['p95_s']:.2f} max_s={result['max_s']:.2f} "
           f"errors={result['errors']} rss_before_mb={result['rss_before_mb']:.0f} "
           f"rss_peak_mb={result['rss_peak_mb']:.0f} rss_after_mb={result['rss_after_mb']:.0f} "
-          f"rss_growth_mb={result['rss_growth_mb']:.0f} think_s={result['think_s']} pass={result['pass']}")
+          f"rss_growth_mb={result['rss_growth_mb']:.0f} think_s={result['think_s']} "
+          f"cpu_ms_per_run={result['cpu_ms_per_run']:.0f} busy_core={result['busy_core']} pass={result['pass']}")
     return 0 if result["pass"] else 1
 
 

@@ -23,8 +23,8 @@ _LOCK = threading.Lock()
 _NAME = "ose_arrow"
 
 
-def _to_arrow(data: Any, datasets: dict[str, bytes]) -> dict[str, str]:
-    """Store a chart's frame as Arrow IPC bytes under a content-hash name; return the reference."""
+def store_arrow(data: Any, datasets: dict[str, bytes]) -> dict[str, str]:
+    """Store a chart's frame in `datasets` as Arrow IPC bytes under a content-hash name; return the reference."""
     if not isinstance(data, pd.DataFrame):
         data = pd.DataFrame(data)
     table = pa.Table.from_pandas(data, preserve_index=False)
@@ -37,7 +37,7 @@ def _to_arrow(data: Any, datasets: dict[str, bytes]) -> dict[str, str]:
     return {"name": name}
 
 
-alt.data_transformers.register(_NAME, _to_arrow)
+alt.data_transformers.register(_NAME, store_arrow)
 
 
 def to_spec(chart: alt.TopLevelMixin) -> dict:

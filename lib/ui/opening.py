@@ -7,13 +7,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
+import streamlit as st
 
 from lib.engine import query
 from lib.engine.query import Filters, Scope, Summary
 from lib.engine.store import Dataset
-from lib.ui import cache
+from lib.ui import cache, context
 
 GROUPS = ("officer_role", "shift")  # the Overview's "By ..." sections, in order
 
@@ -45,8 +47,12 @@ ChartCall = tuple[Callable, tuple, dict]
 
 
 def charts(view: Overview) -> dict[str, ChartCall | None]:
-    """Return the Overview's charts as (builder, args, kwargs), by place; None where the data cannot draw it."""
-    from lib.present import charts as builders
+    """Return the Overview's charts as (builder, args, kwargs), by place; None where the data cannot draw it.
+
+    The builders write Vega-Lite dicts directly (lib/present/vegalite.py): the same specs as the Altair
+    builders of lib/present/charts.py, which took more CPU than the rest of an uncached rerun together.
+    """
+    from lib.present import vegalite as builders
 
     found: dict[str, ChartCall | None] = {
         "reports_by_month": (builders.reports_by_month, (view.monthly,), {"title": ""}),
@@ -59,3 +65,23 @@ def charts(view: Overview) -> dict[str, ChartCall | None]:
                             {"per_incident": view.now.per_incident} if view.now.per_incident else {})
     found["tactics"] = (builders.most_used_tactics, (view.tactics,), {})
     return found
+
+
+def chart_specs(ds: Dataset, filters: Filters, scope: Scope,
+                view: Overview | None = None) -> dict[str, dict[str, Any] | None]:
+    """Return the Overview's Vega-Lite specs by place for this view, cached on small keys (None: not drawn).
+
+    Keyed on the dataset, filters, scope and this run's disclosure threshold, never on the frames: hashing
+    the frames to look a spec up cost more than writing it. `view` is this view's results when the caller
+    has them already (the page): otherwise they are read from the query caches.
+    """
+    return _chart_specs(ds, filters, scope, context.disclosure_threshold(), view)
+
+
+@st.cache_data(show_spinner=False, max_entries=1024)
+def _chart_specs(ds: Dataset, filters: Filters, scope: Scope, threshold: int | None,
+                 _view: Overview | None) -> dict[str, dict[str, Any] | None]:
+    # `threshold` is in the key only: the results are protected with this run's threshold, which is the same
+    # one (a cached function runs on the caller's thread). `_view` is left out of the key (the underscore).
+    view = _view if _view is not None else overview(ds, filters, scope)
+    return {place: None if call is None else call[0](*call[1], **call[2]) for place, call in charts(view).items()}

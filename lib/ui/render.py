@@ -56,7 +56,12 @@ def chart(builder: Callable[..., alt.TopLevelMixin] | alt.TopLevelMixin, *args: 
 
     from lib.present import chartspec
 
-    drawn = chartspec.to_spec(builder) if isinstance(builder, alt.TopLevelMixin) else spec(builder, args, kwargs)
+    vega_lite(chartspec.to_spec(builder) if isinstance(builder, alt.TopLevelMixin) else spec(builder, args, kwargs),
+              key=key)
+
+
+def vega_lite(drawn: dict, *, key: str | None = None) -> None:
+    """Draw a finished Vega-Lite spec (from lib/present) in the project's own theme."""
     # Single and layered charts stretch to their column; concatenated panels keep their widths.
     stretch = not any(k in drawn for k in ("hconcat", "vconcat", "concat", "facet", "repeat"))
     st.vega_lite_chart(drawn, theme=None, width="stretch" if stretch else "content", key=key)

@@ -8,7 +8,7 @@ from lib.engine.query import Scope
 from lib.engine.store import Dataset
 from lib.model.settings import settings
 from lib.security import access
-from lib.ui import cache, datasets, render
+from lib.ui import cache, datasets
 
 
 def warm_up() -> None:
@@ -47,10 +47,7 @@ def _warm_overview(ds: Dataset, scope: Scope) -> None:
     from lib.ui import opening
 
     cache.filter_options(ds, scope)
-    view = opening.overview(ds, query.default_filters(ds), scope)
-    for call in opening.charts(view).values():
-        if call is not None:
-            render.spec(*call)
+    opening.chart_specs(ds, query.default_filters(ds), scope)  # its queries too
 
 
 def _warm_imports() -> None:
@@ -62,6 +59,6 @@ def _warm_imports() -> None:
     import scipy.stats  # noqa: F401
 
     from lib.analysis import reference  # noqa: F401
-    from lib.present import charts, chartspec, tables, wording  # noqa: F401
+    from lib.present import chartspec, tables, vegalite, wording  # noqa: F401
     from lib.privacy import disclosure  # noqa: F401
     from lib.ui import login  # noqa: F401
