@@ -25,8 +25,9 @@ $(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
+# One BLAS thread: the server's models are small matrices, and several sessions (and DuckDB) share the cores.
 run: $(VENV)/.installed
-	$(PY) -m streamlit run app.py --server.address $(HOST) --server.port $(PORT)
+	OPENBLAS_NUM_THREADS=1 $(PY) -m streamlit run app.py --server.address $(HOST) --server.port $(PORT)
 
 test: $(VENV)/.installed-dev
 	OPENBLAS_NUM_THREADS=1 $(PY) -m pytest -n $(JOBS) $(PYTEST_ARGS)
@@ -41,7 +42,7 @@ test-backends: $(VENV)/.installed-dev
 
 # Everything bench/run.py measures; one page, one size: $(PY) -m bench.run --pages-only --sizes 1000000 --page risk
 bench: $(VENV)/.installed-dev
-	$(PY) -m bench.run
+	OPENBLAS_NUM_THREADS=1 $(PY) -m bench.run
 
 # The differencing attacks on what a viewer sees, on the sample and 1,000,000 synthetic reports (bench's cache).
 bench-differencing: $(VENV)/.installed-dev
