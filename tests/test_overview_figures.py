@@ -20,6 +20,8 @@ import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from tests import pins
+
 from .conftest import ROOT
 
 PINNED = Path(__file__).parent / "fixtures" / "overview_figures.json"
@@ -118,19 +120,8 @@ def every_picture() -> dict[str, Any]:
 
 
 def differences(got: Any, want: Any, where: str = "") -> list[str]:
-    """List where got differs from want: exactly, but for floats to RELATIVE."""
-    if isinstance(want, dict) and isinstance(got, dict):
-        if set(got) != set(want):
-            return [f"{where}: keys {sorted(set(got) ^ set(want))}"]
-        return [d for key in want for d in differences(got[key], want[key], f"{where}/{key}")]
-    if isinstance(want, list) and isinstance(got, list):
-        if len(got) != len(want):
-            return [f"{where}: {len(got)} items, pinned {len(want)}"]
-        return [d for i, (g, w) in enumerate(zip(got, want, strict=True)) for d in differences(g, w, f"{where}[{i}]")]
-    if isinstance(want, float) and isinstance(got, float):
-        same = got == want or abs(got - want) <= RELATIVE * max(abs(got), abs(want))
-        return [] if same else [f"{where}: {got!r}, pinned {want!r}"]
-    return [] if got == want and type(got) is type(want) else [f"{where}: {got!r}, pinned {want!r}"]
+    """List where got differs from want: exactly, but for floats to RELATIVE (tests/pins.py)."""
+    return pins.differences(got, want, RELATIVE, where)
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,7 @@ from lib.analysis import training
 from lib.engine.query import UNRESTRICTED, Filters, Scope
 from lib.engine.store import SAMPLE_DIR, Engine
 from lib.privacy import cellkey
+from tests import pins
 
 PINNED = Path(__file__).parent / "fixtures" / "training_figures.json"
 SECRET = b"test-only cell key secret for the training figures"
@@ -111,19 +112,8 @@ def generate(folder: Path) -> Path:
 
 
 def differences(got: Any, want: Any, where: str = "") -> list[str]:
-    """List where got differs from want: exactly for counts and words, to RELATIVE for model figures."""
-    if isinstance(want, dict) and isinstance(got, dict):
-        if set(got) != set(want):
-            return [f"{where}: keys {sorted(set(got) ^ set(want))}"]
-        return [d for key in want for d in differences(got[key], want[key], f"{where}/{key}")]
-    if isinstance(want, list) and isinstance(got, list):
-        if len(got) != len(want):
-            return [f"{where}: {len(got)} items, pinned {len(want)}"]
-        return [d for i, (g, w) in enumerate(zip(got, want, strict=True)) for d in differences(g, w, f"{where}[{i}]")]
-    if isinstance(want, float) and isinstance(got, float) and not isinstance(want, bool):
-        same = got == want or abs(got - want) <= RELATIVE * max(abs(got), abs(want))
-        return [] if same else [f"{where}: {got!r}, pinned {want!r}"]
-    return [] if got == want and type(got) is type(want) else [f"{where}: {got!r}, pinned {want!r}"]
+    """List where got differs from want: exactly, but for floats to RELATIVE (tests/pins.py)."""
+    return pins.differences(got, want, RELATIVE, where)
 
 
 @pytest.fixture(scope="module")
