@@ -46,8 +46,8 @@ from lib.ingest.reading import (
     _size_text,
     _text_frame,
     _unique,
-    check_parquet_expansion,
     cp1252_note,
+    open_parquet,
 )
 
 # Rows per batch (OSE_INGEST_BATCH_ROWS). Measured on 5,000,000 national-form rows (271 columns, about half
@@ -551,20 +551,7 @@ def open_batches(path: Path, limits: Limits, rows: int,
 
 def _open_parquet(path: Path, limits: Limits, rows: int, header: Header) -> FileBatches:
     name = path.name
-    try:
-        source = pq.ParquetFile(path)
-        meta = source.metadata
-        names = source.schema_arrow.names
-    except (pa.ArrowException, OSError) as exc:
-        raise RejectedFile(f"{name} is not a readable Parquet file ({exc})") from exc
-    if meta.num_columns > limits.max_columns:
-        raise RejectedFile(f"{name} has {meta.num_columns:,} columns; the limit is {limits.max_columns:,}")
-    if meta.num_rows > limits.max_rows:
-        raise RejectedFile(f"{name} says it holds {meta.num_rows:,} rows; the limit is {limits.max_rows:,} "
-                           "(OSE_MAX_ROWS)")
-    check_parquet_expansion(name, meta, limits)
-    columns = _unique(names)
-    header(columns)
+    _, columns = open_parquet(name, path, limits, header)
     return FileBatches(path, name, "Parquet", None, columns, rows, limits, read=list(columns))
 
 

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -415,9 +416,11 @@ def _gb_text(n: int) -> str:
     return f"{n / 1024 ** 3:,.1f} GB" if n >= 1024 ** 3 else _size_text(n)
 
 
-def _read_parquet(name: str, data: bytes, limits: Limits, header: Header) -> RawExtract:
+def open_parquet(name: str, where: pa.BufferReader | Path, limits: Limits,
+                 header: Header) -> tuple[pq.ParquetFile, list[str]]:
+    """Open a Parquet file and check its footer (columns, rows, expansion) and header before any row is decoded."""
     try:
-        source = pq.ParquetFile(pa.BufferReader(data))
+        source = pq.ParquetFile(where)
         meta = source.metadata
         names = source.schema_arrow.names
     except (pa.ArrowException, OSError) as exc:
@@ -429,7 +432,12 @@ def _read_parquet(name: str, data: bytes, limits: Limits, header: Header) -> Raw
                            "(OSE_MAX_ROWS)")
     check_parquet_expansion(name, meta, limits)
     columns = _unique(names)
-    header(columns)  # before a single row is decoded
+    header(columns)
+    return source, columns
+
+
+def _read_parquet(name: str, data: bytes, limits: Limits, header: Header) -> RawExtract:
+    source, columns = open_parquet(name, pa.BufferReader(data), limits, header)
     pieces = []
     rows = 0
     try:
