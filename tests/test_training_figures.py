@@ -19,7 +19,7 @@ import pyarrow as pa
 import pytest
 
 from lib import ingest, synth
-from lib.analysis import training
+from lib.analysis import training, training_dense
 from lib.engine.query import UNRESTRICTED, Filters, Scope
 from lib.engine.store import SAMPLE_DIR, Engine
 from lib.privacy import cellkey
@@ -62,8 +62,12 @@ def plain(value: Any) -> Any:
     return value
 
 
-def page_figures(engine: Engine, ds: Any, folder: Path, filters: Filters, scope: Scope) -> dict[str, Any]:
-    """Compute what the Training page shows for a filter state and scope, as its lib calls compute it."""
+def page_figures(engine: Engine, ds: Any, folder: Path, filters: Filters, scope: Scope,
+                 dense: bool = True) -> dict[str, Any]:
+    """Compute what the Training page shows for a filter state and scope, as its lib calls compute it.
+
+    dense: the effects by the page's path (`training_dense`, officers x months matrices); else by the row panel.
+    """
     tables = training.scoped_roster(roster_of(folder), scope)
     officers = tables["officers"]
     if scope.perturbed:
@@ -75,11 +79,20 @@ def page_figures(engine: Engine, ds: Any, folder: Path, filters: Filters, scope:
                  for group in ("officer_role", "team")}
     summaries["team"] = page_teams(summaries["team"])
     counts = training.officer_month_counts(engine, ds, filters, scope)
-    panel = training.panel_from_counts(counts, tables["exposure"], tables["officers"])
-    if scope.perturbed:
-        panel[training.OFFICER_KEY] = cellkey.record_keys(panel["officer_id"].astype(str).to_numpy(dtype=object),
-                                                          SECRET).astype(np.int64)
-    found, profile = training.effects_and_profile(panel, perturbed=scope.perturbed)
+    if dense:
+        roster = training_dense.DenseRoster(training.roster_months(tables["exposure"], tables["officers"]))
+        keys = None
+        if scope.perturbed:
+            ids = roster.ids.take(roster.officers).to_numpy(dtype=object).astype(str)
+            keys = cellkey.record_keys(ids, SECRET).astype(np.int64)
+        found, profile = training_dense.effects_and_profile(training_dense.DensePanel(roster, counts, keys),
+                                                            perturbed=scope.perturbed)
+    else:
+        panel = training.panel_from_counts(counts, tables["exposure"], tables["officers"])
+        if scope.perturbed:
+            panel[training.OFFICER_KEY] = cellkey.record_keys(
+                panel["officer_id"].astype(str).to_numpy(dtype=object), SECRET).astype(np.int64)
+        found, profile = training.effects_and_profile(panel, perturbed=scope.perturbed)
     words = {measure: {"label": training.verdict_label(result), "reading": training.reading(result),
                        "pre_trend": training.pre_trend_reading(result),
                        "detectable": training.detectable_reading(result), "twfe": training.twfe_reading(result)}
@@ -94,7 +107,7 @@ def page_teams(summary: pd.DataFrame) -> pd.DataFrame:
     return summary[summary["officers"] >= training.MIN_TEAM].sort_values("share_compliant").head(15)
 
 
-def every_figure(generated: Path) -> dict[str, Any]:
+def every_figure(generated: Path, dense: bool = True) -> dict[str, Any]:
     """Compute the page's figures for every dataset, filter state and scope the pin holds."""
     engine = keyed_engine()
     out = {}
@@ -102,7 +115,7 @@ def every_figure(generated: Path) -> dict[str, Any]:
         ds = engine.open(folder)
         for filter_name, filters in FILTERS.items():
             for scope_name, scope in SCOPES.items():
-                out[f"{name}/{filter_name}/{scope_name}"] = page_figures(engine, ds, folder, filters, scope)
+                out[f"{name}/{filter_name}/{scope_name}"] = page_figures(engine, ds, folder, filters, scope, dense)
     return out
 
 
@@ -117,8 +130,18 @@ def differences(got: Any, want: Any, where: str = "") -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def figures(tmp_path_factory) -> dict[str, Any]:
-    return every_figure(generate(tmp_path_factory.mktemp("generated")))
+def generated(tmp_path_factory) -> Path:
+    return generate(tmp_path_factory.mktemp("generated"))
+
+
+@pytest.fixture(scope="module")
+def figures(generated: Path) -> dict[str, Any]:
+    return every_figure(generated)
+
+
+@pytest.fixture(scope="module")
+def row_figures(generated: Path) -> dict[str, Any]:
+    return every_figure(generated, dense=False)
 
 
 def test_the_pin_covers_exact_and_perturbed_scopes_with_estimates() -> None:
@@ -132,6 +155,13 @@ def test_the_pin_covers_exact_and_perturbed_scopes_with_estimates() -> None:
 def test_the_page_figures_are_those_pinned_before_the_speed_work(figures, key: str) -> None:
     pinned = json.loads(PINNED.read_text())
     assert differences(figures[key], pinned[key]) == []
+
+
+@pytest.mark.parametrize("key", [f"{d}/{f}/{s}" for d in ("sample", "generated") for f in FILTERS for s in SCOPES])
+def test_the_row_panel_gives_the_pinned_figures_too(row_figures, key: str) -> None:
+    # The row panel stays for rosters uploaded in a session's panel and for the panels the cell fit refuses.
+    pinned = json.loads(PINNED.read_text())
+    assert differences(row_figures[key], pinned[key]) == []
 
 
 def test_a_changed_figure_is_caught() -> None:

@@ -89,11 +89,32 @@ def fit(y: np.ndarray, offset: np.ndarray, unit: np.ndarray, cell: np.ndarray, d
     g = unit_kept.size
     ck = cell[kept]
     groups = _Groups(uk, cell_month[ck], cell_group[ck], y[kept], np.exp(offset[kept]), months)
+    constant = float(y[kept] @ offset[kept])  # the log-likelihood's sum of y log(shifts): as the row-wise fit has it
+    return fit_groups(groups, matrix, used, kept, unit_kept, constant, cell_group, cell_month, start=start,
+                      max_iter=max_iter, tol=tol, blocks=blocks, block_factor=block_factor, solve=solve,
+                      inverse=inverse)
+
+
+def fit_groups(groups: Any, matrix: np.ndarray, used: np.ndarray, kept: Any, unit_kept: np.ndarray,
+               constant: float, cell_group: np.ndarray, cell_month: np.ndarray, *, tol: float = 1e-9,
+               max_iter: int = 50, start: np.ndarray | None = None, blocks: np.ndarray | None = None,
+               block_factor: Callable[[np.ndarray, np.ndarray], Any] | None = None,
+               solve: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+               inverse: Callable[[np.ndarray], np.ndarray] | None = None) -> dict[str, Any]:
+    """Fit the conditional Poisson from each group's officer x month matrices (`_Groups`, or the same made densely).
+
+    matrix holds the identified columns of the cells' design; kept and unit_kept are returned as given (what the
+    caller counts as rows and officers kept). groups has shifts and counts (officers x months, zero off the rows),
+    slices (each group's officers), labels (each slice's group), rank (unit_kept order -> sorted position) and months.
+    """
+    months = groups.months
+    g = unit_kept.size
+    empty = {"theta": None, "covariance": None, "solve": None, "scores": None, "clusters": 0, "unit_kept": None,
+             "kept": kept, "used": used}
     n = groups.counts.sum(axis=1)
     # Each group's design by month column (months x identified columns); a month the group has no cell in is zero
     # (no officer of the group has shifts there).
     by_group = []
-    constant = float(y[kept] @ offset[kept])  # the log-likelihood's sum of y log(shifts): as the row-wise fit has it
     for label in groups.labels:
         mine = np.flatnonzero(cell_group == label)
         block = np.zeros((months, matrix.shape[1]))
