@@ -86,7 +86,6 @@ def fit(y: np.ndarray, offset: np.ndarray, unit: np.ndarray, cell: np.ndarray, d
     present = np.bincount(unit[kept], minlength=n_units) > 0
     unit_kept = np.flatnonzero(present)
     uk = (np.cumsum(present) - 1)[unit[kept]]
-    g = unit_kept.size
     ck = cell[kept]
     groups = _Groups(uk, cell_month[ck], cell_group[ck], y[kept], np.exp(offset[kept]), months)
     constant = float(y[kept] @ offset[kept])  # the log-likelihood's sum of y log(shifts): as the row-wise fit has it

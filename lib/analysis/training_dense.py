@@ -10,6 +10,9 @@ through this path); on the rare panel the cell fit refuses (an underflowing offi
 """
 from __future__ import annotations
 
+import contextlib
+import os
+from pathlib import Path
 from statistics import NormalDist
 from typing import Any
 
@@ -19,6 +22,35 @@ import pandas as pd
 from lib.analysis import grouped_poisson
 from lib.analysis import training as tr
 from lib.privacy import cellkey
+
+FORMAT = 1  # the layout of a saved `DenseRoster`: a new number leaves older files unread
+
+
+def save(roster: DenseRoster, path: Path) -> None:
+    """Keep a roster's matrices on disk (written whole, then renamed: a reader never sees half a file)."""
+    import pickle
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+        with partial.open("wb") as out:
+            pickle.dump((FORMAT, roster), out, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(partial, path)
+    except OSError:  # a read-only or full disk: the matrices are rebuilt next time, nothing is lost
+        with contextlib.suppress(OSError):
+            partial.unlink()
+
+
+def load(path: Path) -> DenseRoster | None:
+    """Return a roster's matrices kept by `save` (None: none kept, or of another format)."""
+    import pickle
+
+    try:
+        with path.open("rb") as source:
+            version, roster = pickle.load(source)  # the app's own file under its cache directory
+    except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError, AttributeError):
+        return None
+    return roster if version == FORMAT and isinstance(roster, DenseRoster) else None
 
 
 class _Refused(Exception):
@@ -49,6 +81,7 @@ class DenseRoster:
         order = np.argsort(cohort_of, kind="stable")  # within a cohort, officers stay in id order
         self.officers = listed[order]  # row -> officer code of `months.ids`
         self.ids = months.ids
+        self._id_set = None
         self.cohort = cohort_of[order]
         row = np.full(months.ids.size, -1, dtype=np.int64)
         row[self.officers] = np.arange(self.officers.size)
@@ -63,39 +96,60 @@ class DenseRoster:
         self.since = self.month_ordinal[None, :] - self.cohort_trained[:, None]  # cohorts x months
         self.has_row = np.array([self.judged[s].any(axis=0) for s in self.slices]).reshape(-1, self.months)
         self.shift_totals = np.array([self.shifts[s].sum(axis=0) for s in self.slices]).reshape(-1, self.months)
+        # Officers by cohort and pattern of judged months: the officers a filter state counts no report of enter the
+        # event profile's counts of officers by pattern (a few hundred), not one by one.
+        packed = np.packbits(self.judged, axis=1)
+        signature = np.column_stack([self.cohort.astype(np.int64).view(np.uint8).reshape(-1, 8), packed])
+        signature = np.ascontiguousarray(signature).view(np.dtype((np.void, signature.shape[1]))).ravel()
+        _, first, self.pattern_of = np.unique(signature, return_index=True, return_inverse=True)
+        self.pattern_of = self.pattern_of.reshape(-1)
+        self.patterns = self.judged[first]
+        self.pattern_cohort = self.cohort[first]
+        self.pattern_count = np.bincount(self.pattern_of, minlength=first.size)
+        self.any_judged = bool(self.judged.any())
 
     def rows(self, ids: pd.Series) -> np.ndarray:
         """Return the row of each officer id (-1: not in the roster's judged officers)."""
-        codes = self.ids.get_indexer(ids.astype(str))
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if self._id_set is None:  # Arrow's hash lookup: a third of pandas' on millions of string ids
+            self._id_set = pa.array(self.ids.to_numpy(dtype=object), pa.string())
+        try:
+            values = pa.array(ids, pa.string())
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            values = pa.array(ids.astype(str).to_numpy(dtype=object), pa.string())
+        codes = pc.index_in(values, value_set=self._id_set).fill_null(-1).to_numpy(zero_copy_only=False)
         return np.where(codes >= 0, self.row_of[np.maximum(codes, 0)], -1)
 
     def columns(self, month: Any) -> np.ndarray:
         """Return the column of each month (-1: not a judged month)."""
-        ordinal = tr._month_ordinal(pd.to_datetime(month).dt.to_period("M").dt.to_timestamp().to_numpy())
+        month = pd.Series(month)
+        if not pd.api.types.is_datetime64_dtype(month.dtype):
+            month = pd.to_datetime(month)
+            if getattr(month.dt, "tz", None) is not None:  # the local month, as `dt.to_period` reads it
+                month = month.dt.tz_localize(None)
+        ordinal = tr._month_ordinal(month.to_numpy())  # the month of a timestamp (truncated or not)
         at = np.searchsorted(self.month_ordinal, ordinal)
         found = at < self.months
         found[found] = self.month_ordinal[at[found]] == ordinal[found]
         return np.where(found, at, -1)
 
 
-class DensePanel:
-    """A filter state's counts (and, perturbed, their key sums) on a roster's officers x months."""
+class _View:
+    """Some of a roster's officers (rows, ascending: still sorted by cohort) with their matrices."""
 
-    def __init__(self, roster: DenseRoster, counts: pd.DataFrame, officer_keys: np.ndarray | None = None) -> None:
-        self.roster = roster
-        rows, cols = roster.rows(counts["officer_id"]), roster.columns(counts["month"])
-        at = (rows >= 0) & (cols >= 0)
-        rows, cols = rows[at], cols[at]
-        self._columns: dict[str, np.ndarray] = {}
-        for column in counts.columns.drop(["officer_id", "month"]):
-            matrix = np.zeros(roster.shape)
-            matrix[rows, cols] = counts[column].to_numpy(dtype=np.float64, na_value=0.0)[at]
-            matrix[~roster.judged] = 0.0  # a count where no shifts were recorded (or the training month) is not judged
-            self._columns[column] = matrix
-        for measure in tr.MEASURES:
-            self._columns.setdefault(measure, np.zeros(roster.shape))
-        # Officer record keys by row (perturbed scopes): the sum over distinct officers perturbs a count of officers.
-        self.officer_keys = officer_keys
+    def __init__(self, roster: DenseRoster, rows: np.ndarray, columns: dict[str, np.ndarray],
+                 officer_keys: np.ndarray | None) -> None:
+        self.roster, self.rows, self._columns = roster, rows, columns
+        self.shifts = roster.shifts[rows]
+        self.judged = self.shifts > 0
+        self.cohort = roster.cohort[rows]
+        bounds = np.searchsorted(self.cohort, np.arange(len(roster.slices) + 1))
+        self.slices = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        self.months, self.since, self.has_row = roster.months, roster.since, roster.has_row
+        self.shape = (rows.size, roster.months)
+        self.officer_keys = officer_keys  # every roster officer's (perturbed scopes), by roster row
 
     def values(self, column: str) -> np.ndarray:
         """Return a count (or key sum) by officer and month."""
@@ -104,6 +158,50 @@ class DensePanel:
                              "officer-month counts with a perturbed scope")
         return self._columns[column]
 
+    def keys(self) -> np.ndarray:
+        """Return these officers' record keys."""
+        if self.officer_keys is None:
+            raise ValueError(f"officer counts cannot be perturbed without the officers' record keys ({tr.OFFICER_KEY})")
+        return self.officer_keys[self.rows]
+
+    def subset(self, mask: np.ndarray) -> _View:
+        """Return the officers in mask."""
+        return _View(self.roster, self.rows[mask], {k: v[mask] for k, v in self._columns.items()}, self.officer_keys)
+
+
+class DensePanel:
+    """A filter state's counts (and, perturbed, their key sums) on a roster's officers x months.
+
+    Only officers with a report counted in a judged month get rows: no model, ratio or count of events needs the
+    others, and the event profile counts them by their pattern of judged months (`DenseRoster.patterns`).
+    """
+
+    def __init__(self, roster: DenseRoster, counts: pd.DataFrame, officer_keys: np.ndarray | None = None) -> None:
+        self.roster = roster
+        rows, cols = roster.rows(counts["officer_id"]), roster.columns(counts["month"])
+        at = (rows >= 0) & (cols >= 0)
+        at[at] = roster.judged[rows[at], cols[at]]  # a count where no shifts were recorded (or the training month)
+        reports = counts["reports"].to_numpy(dtype=np.float64, na_value=0.0)
+        counted = np.unique(rows[at & (reports > 0)])
+        local = np.full(roster.shape[0], -1, dtype=np.int64)
+        local[counted] = np.arange(counted.size)
+        rows, cols = local[rows[at]], cols[at]
+        columns = {}
+        for column in counts.columns.drop(["officer_id", "month"]):
+            matrix = np.zeros((counted.size, roster.months))
+            matrix[rows, cols] = counts[column].to_numpy(dtype=np.float64, na_value=0.0)[at]
+            columns[column] = matrix
+        for measure in tr.MEASURES:
+            columns.setdefault(measure, np.zeros((counted.size, roster.months)))
+        self.view = _View(roster, counted, columns, officer_keys)
+        self.officer_keys = officer_keys
+
+    def of(self, measure: str) -> _View:
+        """Return the officers with a count of measure (injuries and assaults are counted among reports)."""
+        if measure == "reports":
+            return self.view
+        return self.view.subset(self.view.values(measure).sum(axis=1) > 0)
+
 
 def effects_and_profile(panel: DensePanel, perturbed: bool = False) -> tuple[dict[str, dict[str, Any]], pd.DataFrame]:
     """Return `training.effects_and_profile` of the same panel: every measure's effect and the use-of-force profile."""
@@ -111,14 +209,15 @@ def effects_and_profile(panel: DensePanel, perturbed: bool = False) -> tuple[dic
         raise ValueError(f"officer counts cannot be perturbed without the officers' record keys ({tr.OFFICER_KEY})")
     found = {}
     for measure in tr.MEASURES:
-        result = staggered_effect(panel, measure, perturbed=perturbed, profile=measure == "reports")
-        old = difference_in_differences(panel, measure)
+        view = panel.of(measure)
+        result = staggered_effect(view, measure, perturbed=perturbed, profile=measure == "reports")
+        old = difference_in_differences(view, measure)
         result["twfe"] = {key: old[key] for key in ("estimate", "ci_low", "ci_high")}
         found[measure] = result
     return found, found["reports"].pop("profile")
 
 
-def _expand(roster: DenseRoster, cells: np.ndarray) -> np.ndarray:
+def _expand(roster: _View, cells: np.ndarray) -> np.ndarray:
     """Return a cohorts x months mask as an officers x months mask."""
     return cells[roster.cohort]
 
@@ -127,25 +226,26 @@ def _officers_in(mask: np.ndarray) -> np.ndarray:
     return mask.any(axis=1)
 
 
-def _distinct_published(panel: DensePanel, mask: np.ndarray) -> int:
+def _distinct_published(panel: _View, mask: np.ndarray, more: tuple[int, int] = (0, 0)) -> int:
+    """Return the published count of distinct officers in mask (and more: a count and key sum of others)."""
     officers = _officers_in(mask)
-    return cellkey.perturb_one(int(officers.sum()), int(panel.officer_keys[officers].sum()))
+    return cellkey.perturb_one(int(officers.sum()) + more[0], int(panel.keys()[officers].sum()) + more[1])
 
 
 def _sum_published(y: np.ndarray, keys: np.ndarray, mask: np.ndarray) -> int:
     return cellkey.perturb_one(int(y[mask].sum()), int(keys[mask].sum()))
 
 
-def _rates(panel: DensePanel, measure: str, perturbed: bool = False) -> dict[str, dict[str, float]]:
+def _rates(panel: _View, measure: str, perturbed: bool = False) -> dict[str, dict[str, float]]:
     """Crude rates per 1,000 officer-shifts over every judged officer-month, as `training._rates`."""
-    roster = panel.roster
+    roster = panel
     y = panel.values(measure)
     keys = panel.values(cellkey.key_column(measure)) if perturbed else None
     since = roster.since
     groups = {"trained_before": since < 0, "trained_after": since > 0, "never_trained": np.isnan(since)}
     out = {}
     for name, cells in groups.items():
-        total = float(roster.shift_totals[cells].sum())
+        total = float(roster.roster.shift_totals[cells].sum())  # every officer's shifts, counted or not
         events, key_sum = 0, 0
         for cohort, s in enumerate(roster.slices):
             if cells[cohort].any():
@@ -154,15 +254,20 @@ def _rates(panel: DensePanel, measure: str, perturbed: bool = False) -> dict[str
                     key_sum += int(keys[s][:, cells[cohort]].sum())
         if keys is not None:
             events = cellkey.perturb_one(events, key_sum)
-        out[name] = {"events": events, "shifts": total, "rate": events / total * tr.PER_SHIFTS if total else float("nan")}
+        rate = events / total * tr.PER_SHIFTS if total else float("nan")
+        out[name] = {"events": events, "shifts": total, "rate": rate}
     return out
 
 
-def _saturated(panel: DensePanel, measure: str, lead_months: int = 0, start: np.ndarray | None = None) -> dict:
-    """Fit `training._saturated`'s model on the matrices: cohort x month effects after training, optional leads."""
+def _saturated(panel: _View, measure: str, lead_months: int = 0, start: np.ndarray | None = None) -> dict:
+    """Fit `training._saturated`'s model on the matrices: cohort x month effects after training, optional leads.
+
+    Only officers with a count of the measure are in the view: the others have no level to fit and nothing to
+    compare, and which months are compared and which cells exist is the whole roster's (`has_row`).
+    """
     from scipy import sparse
 
-    roster = panel.roster
+    roster = panel
     y = panel.values(measure)
     months, since, cohorts = roster.months, roster.since, len(roster.slices)
     observed_month = y.sum(axis=0) > 0
@@ -221,10 +326,11 @@ def _saturated(panel: DensePanel, measure: str, lead_months: int = 0, start: np.
     never[roster.slices[-1]] = True
     return {"y": y, "design": design, "kind_group": kind_group, "kind_month": kind_month, "treated": treated,
             "fit": fit, "in_fit": in_fit, "fitted_scale": fitted_scale, "scale": scale, "untrained": untrained,
-            "months": months, "keep": keep, "never": never, "theta": theta, "roster": roster}
+            "months": months, "keep": keep, "never": never, "theta": theta, "roster": roster,
+            "not_after": not_after, "keep_cells": keep_cells, "treated_cells": treated_cells}
 
 
-def _by_cell(roster: DenseRoster, values: np.ndarray) -> np.ndarray:
+def _by_cell(roster: _View, values: np.ndarray) -> np.ndarray:
     """Sum an officers x months matrix by cohort: cohorts x months."""
     return np.array([values[s].sum(axis=0) for s in roster.slices]).reshape(-1, roster.months)
 
@@ -247,7 +353,7 @@ class _Groups:
         self.rank = np.arange(cohort.size)
 
 
-def _fit(roster: DenseRoster, y: np.ndarray, rows: np.ndarray, design: Any, kind_group: np.ndarray,
+def _fit(roster: _View, y: np.ndarray, rows: np.ndarray, design: Any, kind_group: np.ndarray,
          kind_month: np.ndarray, start: np.ndarray | None = None, blocks: np.ndarray | None = None) -> dict[str, Any]:
     """Fit the conditional Poisson on the officer-months in rows (`training._cell_fit`'s result, kept as a mask)."""
     counts = np.where(rows, y, 0.0)
@@ -277,27 +383,38 @@ def _fit(roster: DenseRoster, y: np.ndarray, rows: np.ndarray, design: Any, kind
     return fit
 
 
-def _imputed_ratio(design: dict[str, Any], subset: np.ndarray) -> tuple[float, float, float, float] | None:
-    """Return `training._imputed_ratio` over the treated officer-months in subset (an officers x months mask)."""
-    y, fit, scale = design["y"], design["fit"], design["scale"]
-    subset = subset & design["treated"] & (scale > 0)[:, None]
-    expected = np.where(subset, design["untrained"], 0.0)
-    observed_total, expected_total = float(y[subset].sum()), float(expected.sum())
+def _imputed_ratio(design: dict[str, Any], cells: np.ndarray) -> tuple[float, float, float, float] | None:
+    """Return `training._imputed_ratio` over the treated officer-months in cells (a cohorts x months mask).
+
+    Worked cohort by cohort on the cells' months only: a month of the profile is one month of each cohort.
+    """
+    y, fit, scale, view = design["y"], design["fit"], design["scale"], design["roster"]
+    cells = cells & design["treated_cells"]
+    fitted = scale > 0
+    observed_i, expected_i = np.zeros(scale.size), np.zeros(scale.size)
+    by_month = np.zeros(view.months)
+    for cohort, s in enumerate(view.slices):
+        cols = np.flatnonzero(cells[cohort])
+        if not cols.size or s.start == s.stop:
+            continue
+        mask = design["treated"][s][:, cols] & fitted[s][:, None]
+        expected = np.where(mask, design["untrained"][s][:, cols], 0.0)
+        observed_i[s] = np.where(mask, y[s][:, cols], 0.0).sum(axis=1)
+        expected_i[s] = expected.sum(axis=1)
+        by_month[cols] += expected.sum(axis=0)
+    observed_total, expected_total = float(observed_i.sum()), float(expected_i.sum())
     if observed_total <= 0 or expected_total <= 0:
         return None
     ratio = observed_total / expected_total
-    observed_i = np.where(subset, y, 0.0).sum(axis=1)
-    expected_i = expected.sum(axis=1)
     influence = observed_i - ratio * expected_i
     if fit["theta"] is not None and fit["theta"].size:
-        roster = design["roster"]
-        cells = design["design"]
+        design_cells = design["design"]
         share = np.divide(expected_i, scale, out=np.zeros_like(scale), where=scale > 0)
         months = design["months"] - 1
-        direct = np.zeros(cells.shape[1])
-        direct[:months] = expected.sum(axis=0)[1:]
-        weights = np.array([share[s] @ design["fitted_scale"][s] for s in roster.slices]).reshape(-1, roster.months)
-        gradient = (direct - cells.T @ weights[design["kind_group"], design["kind_month"]])[fit["used"]]
+        direct = np.zeros(design_cells.shape[1])
+        direct[:months] = by_month[1:]
+        weights = np.array([share[s] @ design["fitted_scale"][s] for s in view.slices]).reshape(-1, view.months)
+        gradient = (direct - design_cells.T @ weights[design["kind_group"], design["kind_month"]])[fit["used"]]
         influence[fit["unit_kept"]] -= ratio * fit["score_dot"](fit["solve"](gradient))
     clusters = int(np.count_nonzero(influence))
     if clusters < 2:
@@ -306,7 +423,25 @@ def _imputed_ratio(design: dict[str, Any], subset: np.ndarray) -> tuple[float, f
     return float(np.log(ratio)), float(np.sqrt(variance)) / ratio, observed_total, expected_total
 
 
-def staggered_effect(panel: DensePanel, measure: str = "reports", level: float = 0.95,
+def _kept_in(panel: _View, design: dict[str, Any], cells: np.ndarray,
+             event_keys: np.ndarray | None) -> tuple[int, int, int, int]:
+    """Return the kept officer-months in cells (one month per cohort): officers, their key sum, events, key sum."""
+    keep, y = design["keep"], design["y"]
+    officers = officer_keys = events = event_key_sum = 0
+    for cohort, s in enumerate(panel.slices):
+        cols = np.flatnonzero(cells[cohort])
+        if not cols.size or s.start == s.stop:
+            continue
+        at = keep[s][:, cols[0]]
+        officers += int(at.sum())
+        events += int(y[s][:, cols[0]][at].sum())
+        if event_keys is not None:
+            officer_keys += int(panel.keys()[s][at].sum())
+            event_key_sum += int(event_keys[s][:, cols[0]][at].sum())
+    return officers, officer_keys, events, event_key_sum
+
+
+def staggered_effect(panel: _View, measure: str = "reports", level: float = 0.95,
                      lead_months: int = tr.PRE_TREND_MONTHS, perturbed: bool = False,
                      profile: bool = True) -> dict[str, Any]:
     """Return `training.staggered_effect` of the same panel."""
@@ -326,7 +461,7 @@ def staggered_effect(panel: DensePanel, measure: str = "reports", level: float =
         "expected_events": None, "observed_events": None,
         "minimum_detectable_effect": None, "pre_trend_p": None, "pre_trend_months": lead_months,
     }
-    ratio = _imputed_ratio(design, design["treated"])
+    ratio = _imputed_ratio(design, design["treated_cells"])
     if ratio is not None:
         log_ratio, se, observed, expected = ratio
         with np.errstate(over="ignore"):
@@ -355,18 +490,34 @@ def staggered_effect(panel: DensePanel, measure: str = "reports", level: float =
     return result
 
 
-def _profile(panel: DensePanel, design: dict[str, Any], leads: pd.DataFrame, z: float, event_keys: np.ndarray | None,
+def _profile(panel: _View, design: dict[str, Any], leads: pd.DataFrame, z: float, event_keys: np.ndarray | None,
              months_after: int = tr.PROFILE_MONTHS) -> pd.DataFrame:
-    """Return `training._profile`: the change by months since training, with each month's officers and events."""
-    roster, y, keep = panel.roster, design["y"], design["keep"]
+    """Return `training._profile`: the change by months since training, with each month's officers and events.
+
+    Officers outside the view (no report counted) count too, by their pattern of judged months: kept as the
+    model keeps officer-months (an observed month before training, a month with officers to compare).
+    """
+    roster = panel.roster
+    others = roster.pattern_count - np.bincount(roster.pattern_of[panel.rows], minlength=roster.pattern_count.size)
+    other_keys = None
+    if event_keys is not None:
+        keys = panel.officer_keys
+        other_keys = np.bincount(roster.pattern_of, weights=keys, minlength=others.size) \
+            - np.bincount(roster.pattern_of[panel.rows], weights=keys[panel.rows], minlength=others.size)
+    patterns, cohort = roster.patterns, roster.pattern_cohort
+    before = (patterns & design["not_after"][cohort]).any(axis=1)
+    pattern_keep = patterns & before[:, None] & design["keep_cells"][cohort]
     records = []
     lead_rows = leads.set_index("months_since_training")
     for k in range(-len(leads), months_after + 1):
-        at = keep & _expand(roster, roster.since == k)
-        if event_keys is None:
-            officers_at, events_at = int(_officers_in(at).sum()), int(y[at].sum())
-        else:
-            officers_at, events_at = _distinct_published(panel, at), _sum_published(y, event_keys, at)
+        at = roster.since == k
+        outside = (pattern_keep & at[cohort]).any(axis=1)
+        officers, officer_keys, events_at, event_key_sum = _kept_in(panel, design, at, event_keys)
+        officers_at = officers + int(others[outside].sum())
+        if event_keys is not None:
+            officer_keys += int(round(other_keys[outside].sum()))
+            officers_at = cellkey.perturb_one(officers_at, officer_keys)
+            events_at = cellkey.perturb_one(events_at, event_key_sum)
         record = {"months_since_training": k, "estimate": np.nan, "ci_low": np.nan, "ci_high": np.nan,
                   "officers": officers_at, "events": events_at}
         if k < 0:
@@ -383,14 +534,14 @@ def _profile(panel: DensePanel, design: dict[str, Any], leads: pd.DataFrame, z: 
     return pd.DataFrame.from_records(records)
 
 
-def pre_trend(panel: DensePanel, measure: str = "reports", lead_months: int = tr.PRE_TREND_MONTHS,
+def pre_trend(panel: _View, measure: str = "reports", lead_months: int = tr.PRE_TREND_MONTHS,
               start: np.ndarray | None = None) -> dict[str, Any]:
     """Return `training.pre_trend` of the same panel."""
     from scipy.special import chdtrc
 
     out: dict[str, Any] = {"pre_trend_p": None, "pre_trend_df": 0,
                            "pre_trend": pd.DataFrame({"months_since_training": range(-lead_months, 0)})}
-    if not panel.roster.judged.any():
+    if not panel.roster.any_judged:
         return out
     fit = _saturated(panel, measure, lead_months, start)["fit"]
     if fit["theta"] is None:
@@ -415,18 +566,20 @@ def pre_trend(panel: DensePanel, measure: str = "reports", lead_months: int = tr
     return out
 
 
-def difference_in_differences(panel: DensePanel, measure: str = "reports", level: float = 0.95) -> dict[str, Any]:
+def difference_in_differences(panel: _View, measure: str = "reports", level: float = 0.95) -> dict[str, Any]:
     """Return `training.difference_in_differences` of the same panel (the two-way estimate beside the headline)."""
     from scipy import sparse
 
-    roster = panel.roster
+    roster = panel
     y = panel.values(measure)
     months = roster.months
     kinds = np.flatnonzero(roster.has_row.ravel())
     kind_group, kind_month = kinds // months, kinds % months
     treated_cells = np.nan_to_num(roster.since, nan=0.0) > 0
+    month_columns = sparse.csr_matrix((np.ones(kinds.size), (np.arange(kinds.size), kind_month)),
+                                      shape=(kinds.size, months))[:, 1:]
     design = sparse.hstack([
-        sparse.csr_matrix((np.ones(kinds.size), (np.arange(kinds.size), kind_month)), shape=(kinds.size, months))[:, 1:],
+        month_columns,
         sparse.csr_matrix(treated_cells[kind_group, kind_month].astype(np.float64)[:, None])], format="csr")
     fit = _fit(roster, y, roster.judged, design, kind_group, kind_month)
     kept = fit["kept"]
@@ -452,15 +605,17 @@ def difference_in_differences(panel: DensePanel, measure: str = "reports", level
 
 def row_panel(panel: DensePanel) -> pd.DataFrame:
     """Return the judged officer-months as `training`'s row panel (the path for a panel the cell fit refuses)."""
-    roster = panel.roster
+    roster, view = panel.roster, panel.view
     rows, cols = np.nonzero(roster.judged)
     trained = roster.cohort_trained[roster.cohort[rows]]
     since = pd.array(roster.month_ordinal[cols] - trained, dtype="Int64")
-    out = pd.DataFrame({"officer_id": roster.ids.take(roster.officers[rows]),
-                        "month": (roster.month_ordinal[cols] - 1970 * 12).astype("datetime64[M]").astype("datetime64[ns]"),
+    month = (roster.month_ordinal[cols] - 1970 * 12).astype("datetime64[M]").astype("datetime64[ns]")
+    out = pd.DataFrame({"officer_id": roster.ids.take(roster.officers[rows]), "month": month,
                         "shifts": roster.shifts[rows, cols]})
-    for column, matrix in panel._columns.items():
-        out[column] = matrix[rows, cols].astype(np.int64)
+    for column, matrix in view._columns.items():
+        full = np.zeros(roster.shape)
+        full[view.rows] = matrix
+        out[column] = full[rows, cols].astype(np.int64)
     out["trained"] = np.asarray((since > 0).fillna(False), dtype=bool)
     out["months_since_training"] = since
     if panel.officer_keys is not None:

@@ -146,14 +146,15 @@ def read(name: str, data: bytes, kind: str | None = None, limits: ingest.Limits 
 FOLDER_TABLES = ("officers", "training", "exposure")
 
 
-def read_folder(folder: Path) -> dict[str, pd.DataFrame]:
+def read_folder(folder: Path, kinds: tuple[str, ...] = FOLDER_TABLES) -> dict[str, pd.DataFrame]:
     """Return the roster tables saved in a dataset folder (officers/training/exposure.parquet), ids pseudonymised.
 
     A folder not written by the ingester (the bundled sample) holds raw officer ids: hashed here with the
     reports' key, they join to the reports the engine pseudonymised as it opened them, and no raw id is shown.
+    kinds: the tables to read (the exposure table is the large one: millions of officer-months).
     """
     found = {}
-    for kind in FOLDER_TABLES:
+    for kind in kinds:
         path = folder / f"{kind}.parquet"
         if path.exists():
             try:

@@ -9,6 +9,7 @@ value and what is allowed (secrets are never echoed: the key by its length, a UR
 | variable | field | default |
 |---|---|---|
 | OSE_DATA_DIR | data_dir | ./var |
+| OSE_CACHE_DIR | cache_dir (what is derived once per dataset version and kept) | none: the data directory's cache/ |
 | OSE_DATASET | dataset | none: the bundled sample |
 | OSE_AUTH_CONFIG | auth_config (the users file, checked by lib/security/users.py) | none: local mode |
 | OSE_DEMO | demo | off |
@@ -47,6 +48,7 @@ from lib.model.keys import HOW_TO, weakness
 
 PREFIX = "OSE_"
 DATA_DIR = "OSE_DATA_DIR"
+CACHE_DIR = "OSE_CACHE_DIR"
 DATASET = "OSE_DATASET"
 AUTH_CONFIG = "OSE_AUTH_CONFIG"
 DEMO = "OSE_DEMO"
@@ -154,6 +156,7 @@ class Settings:
     """Every `OSE_*` setting, checked. Make one with `settings()` (or `Settings.from_environ(mapping)`)."""
 
     data_dir: Path = DEFAULT_DATA_DIR
+    cache_dir: Path | None = None  # None: <data dir>/cache (see derived_dir)
     dataset: Path | None = None
     auth_config: Path | None = None
     demo: bool = False
@@ -192,6 +195,11 @@ class Settings:
     def engine_kind(self) -> str:
         """Which backend the engine URL names: duckdb, postgres or pyspark."""
         return ENGINE_SCHEMES[self.engine_url.split("://", 1)[0].lower()]
+
+    @property
+    def derived_dir(self) -> Path:
+        """Where what is derived once per dataset version is kept (OSE_CACHE_DIR, else <data dir>/cache)."""
+        return self.cache_dir if self.cache_dir is not None else self.data_dir / "cache"
 
     @property
     def pseudonym_key_file(self) -> Path:
@@ -235,6 +243,7 @@ class Settings:
 
         values = dict(
             data_dir=read(DATA_DIR, _folder, DEFAULT_DATA_DIR),
+            cache_dir=read(CACHE_DIR, _folder, None),
             dataset=read(DATASET, Path, None),
             auth_config=read(AUTH_CONFIG, Path, None),
             demo=read(DEMO, _switch, False),

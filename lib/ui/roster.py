@@ -1,6 +1,7 @@
 """Rosters (officers, training, exposure) and debriefs for a dataset, and the training results built on them."""
 from __future__ import annotations
 
+import hashlib
 from datetime import date
 from pathlib import Path
 
@@ -9,12 +10,13 @@ import pandas as pd
 import streamlit as st
 
 from lib import ingest
-from lib.analysis import debriefs, training
+from lib.analysis import debriefs, training, training_dense
 from lib.engine.query import Filters, Scope
 from lib.engine.store import Dataset
 from lib.ingest import debriefs as debrief_files  # reading debrief files
 from lib.ingest import roster as roster_files  # reading roster files (this module keeps them per session)
 from lib.ingest import worker  # every upload is read in a worker process, inside the upload budget
+from lib.model import paths
 from lib.ui import cache, context
 
 ROSTER_KEY = "_ose_roster"
@@ -23,26 +25,30 @@ ROSTER_KEY = "_ose_roster"
 ROSTER_MAPPING_KEY = "_ose_roster_mapping"
 
 
-def roster_tables(ds: Dataset) -> dict[str, pd.DataFrame]:
-    """Return the roster tables for a dataset: uploaded this session, else those saved beside it."""
+PEOPLE = ("officers", "training")  # the roster tables but the exposure (millions of officer-months)
+
+
+def roster_tables(ds: Dataset, kinds: tuple[str, ...] = roster_files.FOLDER_TABLES) -> dict[str, pd.DataFrame]:
+    """Return the roster tables for a dataset: uploaded this session, else those saved beside it (kinds of them)."""
     uploaded = st.session_state.get(ROSTER_KEY, {}).get(ds.id)
     if uploaded:
         return uploaded
-    return _saved_roster(ds)
+    return _saved_roster(ds, kinds)
 
 
 # A resource, not data: the frames (3 million exposure rows at a million reports) are shared, not unpickled on
 # every rerun; every caller derives new frames (filter, assign, copy) and never changes these in place.
 @st.cache_resource(show_spinner=False, max_entries=32)
-def _saved_roster(ds: Dataset) -> dict[str, pd.DataFrame]:
+def _saved_roster(ds: Dataset, kinds: tuple[str, ...] = roster_files.FOLDER_TABLES) -> dict[str, pd.DataFrame]:
     folder = Path(ds.source)
     # Pseudonymised as the engine pseudonymised the reports, so a folder of raw ids still joins.
-    return roster_files.read_folder(folder) if folder.is_dir() else {}
+    return roster_files.read_folder(folder, kinds) if folder.is_dir() else {}
 
 
-def scoped_roster(ds: Dataset, scope: Scope) -> dict[str, pd.DataFrame]:
+def scoped_roster(ds: Dataset, scope: Scope, kinds: tuple[str, ...] = roster_files.FOLDER_TABLES
+                  ) -> dict[str, pd.DataFrame]:
     """Return the roster tables a scope allows; perturbed, every officer carries a record key (the cell key method)."""
-    tables = training.scoped_roster(roster_tables(ds), scope)
+    tables = training.scoped_roster(roster_tables(ds, kinds), scope)
     if scope.perturbed and "officers" in tables:
         tables["officers"] = roster_files.with_officer_keys(tables["officers"])
     return tables
@@ -76,23 +82,6 @@ def add_roster_table(ds: Dataset, name: str, table) -> None:
         officers["pst_trained_on"] = officers["officer_id"].map(first)
         tables["officers"] = officers
     st.session_state.setdefault(ROSTER_KEY, {})[ds.id] = tables
-
-
-def _panel(tables: dict[str, pd.DataFrame], ds: Dataset, filters: Filters, scope: Scope,
-           months: training.RosterMonths | None = None) -> pd.DataFrame | None:
-    if "exposure" not in tables or "officers" not in tables:
-        return None
-    if months is None:
-        scoped = training.scoped_roster(tables, scope)
-        months = training.roster_months(scoped["exposure"], scoped["officers"])
-    counts = training.officer_month_counts(cache.engine(), ds, filters, scope)
-    panel = training.panel_from_counts(counts, None, None, months=months)
-    # Perturbed, the published counts of officers need each officer's key (counts of reports carry theirs):
-    # hashed once per officer, not sorted over the panel's millions of officer-months.
-    if scope.perturbed:
-        codes, ids = pd.factorize(panel["officer_id"])
-        panel[training.OFFICER_KEY] = roster_files.officer_keys(np.asarray(ids, dtype=object))[codes]
-    return panel
 
 
 DEBRIEFS_KEY = "_ose_debriefs"
@@ -172,7 +161,7 @@ def compliance(ds: Dataset, scope: Scope, as_of: date) -> pd.DataFrame | None:
 # A resource: shared, never changed in place (every caller derives new frames from it).
 @st.cache_resource(show_spinner=False, max_entries=32)
 def _saved_compliance(ds: Dataset, scope: Scope, as_of: date) -> pd.DataFrame | None:
-    return _compliance(scoped_roster(ds, scope), as_of)
+    return _compliance(scoped_roster(ds, scope, PEOPLE), as_of)
 
 
 def _compliance(tables: dict[str, pd.DataFrame], as_of: date) -> pd.DataFrame | None:
@@ -192,7 +181,10 @@ def overdue_officers(ds: Dataset, as_of: date) -> pd.DataFrame | None:
 def training_results(ds: Dataset, filters: Filters, scope: Scope) -> tuple[dict, pd.DataFrame] | None:
     """Return the training effects and event study (cached unless the roster was uploaded this session)."""
     if st.session_state.get(ROSTER_KEY, {}).get(ds.id):
-        results = _training_results(_panel(roster_tables(ds), ds, filters, scope), scope.perturbed)
+        tables = training.scoped_roster(roster_tables(ds), scope)
+        dense = _dense_roster(tables)
+        keys = _officer_keys(dense) if scope.perturbed and dense is not None else None
+        results = _training_results(dense, keys, ds, filters, scope)
     else:
         results = _saved_training_results(ds, filters, scope)
     if results is None:
@@ -204,20 +196,58 @@ def training_results(ds: Dataset, filters: Filters, scope: Scope) -> tuple[dict,
 @st.cache_data(show_spinner="Estimating the effect of training", max_entries=64)
 def _saved_training_results(ds: Dataset, filters: Filters, scope: Scope) -> tuple[dict, pd.DataFrame] | None:
     # Keyed on the scope, and so on `scope.perturbed`: published and exact results are cached apart.
-    return _training_results(_panel(_saved_roster(ds), ds, filters, scope, _saved_roster_months(ds, scope)),
-                             scope.perturbed)
+    dense = _saved_dense_roster(ds, _roster_scope(scope))
+    keys = _saved_officer_keys(ds, _roster_scope(scope)) if scope.perturbed and dense is not None else None
+    return _training_results(dense, keys, ds, filters, scope)
+
+
+def _roster_scope(scope: Scope) -> tuple:
+    # What of a scope chooses the roster's officers: one set of matrices serves viewers and analysts alike.
+    return scope.forces, scope.areas, getattr(scope, "teams", None)
+
+
+@st.cache_resource(show_spinner="Preparing shifts worked per officer and month", max_entries=16)
+def _saved_dense_roster(ds: Dataset, roster_scope: tuple) -> training_dense.DenseRoster | None:
+    # Once per dataset version and scope, and kept on disk: no filter changes shifts worked or training dates,
+    # and at national scale reading and arranging millions of officer-months takes tens of seconds.
+    folder = Path(ds.source)
+    files = [folder / f"{kind}.parquet" for kind in ("officers", "exposure")]
+    if not all(path.exists() for path in files):
+        return None
+    stamp = [(path.name, path.stat().st_size, path.stat().st_mtime_ns) for path in files]
+    digest = hashlib.sha1(repr((training_dense.FORMAT, ds.id, stamp, roster_scope)).encode()).hexdigest()[:16]
+    path = paths.cache_dir() / "training" / f"{digest}.pickle"
+    found = training_dense.load(path)
+    if found is not None:
+        return found
+    forces, areas, teams = roster_scope
+    tables = training.scoped_roster(_saved_roster(ds), Scope(forces=forces, areas=areas, teams=teams))
+    dense = _dense_roster(tables)
+    if dense is not None:
+        training_dense.save(dense, path)
+    return dense
+
+
+def _dense_roster(tables: dict[str, pd.DataFrame]) -> training_dense.DenseRoster | None:
+    if "exposure" not in tables or "officers" not in tables:
+        return None
+    return training_dense.DenseRoster(training.roster_months(tables["exposure"], tables["officers"]))
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
-def _saved_roster_months(ds: Dataset, scope: Scope) -> training.RosterMonths | None:
-    # Once per dataset version and scope, not per filter state: no filter changes shifts worked or training dates.
-    tables = training.scoped_roster(_saved_roster(ds), scope)
-    if "exposure" not in tables or "officers" not in tables:
-        return None
-    return training.roster_months(tables["exposure"], tables["officers"])
+def _saved_officer_keys(ds: Dataset, roster_scope: tuple) -> np.ndarray:
+    # Hashed once per roster, not per filter state.
+    return _officer_keys(_saved_dense_roster(ds, roster_scope))
 
 
-def _training_results(panel: pd.DataFrame | None, perturbed: bool) -> tuple[dict, pd.DataFrame] | None:
-    if panel is None:
+def _officer_keys(dense: training_dense.DenseRoster) -> np.ndarray:
+    """Return each roster officer's record key, by row of the matrices."""
+    return roster_files.officer_keys(dense.ids.take(dense.officers).to_numpy(dtype=object))
+
+
+def _training_results(dense: training_dense.DenseRoster | None, keys: np.ndarray | None, ds: Dataset,
+                      filters: Filters, scope: Scope) -> tuple[dict, pd.DataFrame] | None:
+    if dense is None:
         return None
-    return training.effects_and_profile(panel, perturbed=perturbed)
+    counts = training.officer_month_counts(cache.engine(), ds, filters, scope)
+    return training_dense.effects_or_rows(training_dense.DensePanel(dense, counts, keys), perturbed=scope.perturbed)
