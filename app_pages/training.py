@@ -17,8 +17,7 @@ with st.expander("Load an officer roster, training records or shifts worked (thi
         roster.load_roster(ds, files)
     roster.roster_mapping_step(ds)
 
-scoped = roster.scoped_roster(ds, scope, roster.PEOPLE)
-has_roster = "officers" in scoped and "training" in scoped
+has_roster = roster.has_people(ds)
 if not has_roster:
     st.info("This dataset has no officer roster with training records. Load one above to see compliance with the "
             "12-hours-a-year standard and whether training is working.")

@@ -157,3 +157,28 @@ def test_a_roster_of_one_never_trained_officer_gives_no_estimate() -> None:
     rows, dense = both(officers, exposure, counts, perturbed=False)
     assert dense[0]["reports"]["estimate"] is None
     assert pins.differences(pins_ready(plain(dense)), pins_ready(plain(rows)), RELATIVE) == []
+
+
+def test_the_page_keeps_its_matrices_and_compliance_on_disk_and_reads_them_back(fresh_caches, tmp_path) -> None:
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import ROOT
+
+    fresh_caches.setenv("OSE_CACHE_DIR", str(tmp_path))
+
+    def shown() -> tuple[list, list]:
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
+        at.switch_page("app_pages/training.py").run()
+        assert not at.exception
+        return [(m.label, m.value) for m in at.metric], [c.value for c in at.caption]
+
+    first = shown()
+    kept = sorted(tmp_path.rglob("*.*"))
+    assert {p.parent.name for p in kept} == {"training", "compliance"}
+    stamps = {p: p.stat().st_mtime_ns for p in kept}
+    st.cache_data.clear()
+    st.cache_resource.clear()  # a restarted server: nothing in memory, the files on disk
+    assert shown() == first
+    assert {p: p.stat().st_mtime_ns for p in sorted(tmp_path.rglob("*.*"))} == stamps  # read, not rebuilt
+    assert any(value.startswith("-") for label, value in first[0] if label == "Change in use of force")

@@ -78,16 +78,18 @@ def page_figures(engine: Engine, ds: Any, folder: Path, filters: Filters, scope:
                                                                               perturbed=scope.perturbed))
                  for group in ("officer_role", "team")}
     summaries["team"] = page_teams(summaries["team"])
-    counts = training.officer_month_counts(engine, ds, filters, scope)
-    if dense:
+    if dense:  # as the page counts: one scan on integer officer keys, into the roster's matrices
         roster = training_dense.DenseRoster(training.roster_months(tables["exposure"], tables["officers"]))
         keys = None
         if scope.perturbed:
             ids = roster.ids.take(roster.officers).to_numpy(dtype=object).astype(str)
             keys = cellkey.record_keys(ids, SECRET).astype(np.int64)
-        found, profile = training_dense.effects_and_profile(training_dense.DensePanel(roster, counts, keys),
-                                                            perturbed=scope.perturbed)
+        rows = training_dense.key_rows(engine, ds, roster)
+        assert rows is not None  # the DuckDB engine has the integer keys: the fast count is the one pinned
+        panel = training_dense.counted(engine, ds, filters, scope, roster, keys, rows)
+        found, profile = training_dense.effects_and_profile(panel, perturbed=scope.perturbed)
     else:
+        counts = training.officer_month_counts(engine, ds, filters, scope)
         panel = training.panel_from_counts(counts, tables["exposure"], tables["officers"])
         if scope.perturbed:
             panel[training.OFFICER_KEY] = cellkey.record_keys(

@@ -176,9 +176,14 @@ class DensePanel:
     others, and the event profile counts them by their pattern of judged months (`DenseRoster.patterns`).
     """
 
-    def __init__(self, roster: DenseRoster, counts: pd.DataFrame, officer_keys: np.ndarray | None = None) -> None:
+    def __init__(self, roster: DenseRoster, counts: pd.DataFrame, officer_keys: np.ndarray | None = None,
+                 rows: np.ndarray | None = None) -> None:
+        """counts: per officer-month (officer_id, month and the counts); rows: each count's roster row if known
+        (then officer_id may be absent: `fastpath.officer_month_counts` sends integer keys, not ids)."""
         self.roster = roster
-        rows, cols = roster.rows(counts["officer_id"]), roster.columns(counts["month"])
+        month = counts["month"] if "month" in counts else counts["_month"]
+        rows = roster.rows(counts["officer_id"]) if rows is None else rows
+        cols = roster.columns(month)
         at = (rows >= 0) & (cols >= 0)
         at[at] = roster.judged[rows[at], cols[at]]  # a count where no shifts were recorded (or the training month)
         reports = counts["reports"].to_numpy(dtype=np.float64, na_value=0.0)
@@ -187,7 +192,7 @@ class DensePanel:
         local[counted] = np.arange(counted.size)
         rows, cols = local[rows[at]], cols[at]
         columns = {}
-        for column in counts.columns.drop(["officer_id", "month"]):
+        for column in counts.columns.drop(["officer_id", "month", "_officer_key", "_month"], errors="ignore"):
             matrix = np.zeros((counted.size, roster.months))
             matrix[rows, cols] = counts[column].to_numpy(dtype=np.float64, na_value=0.0)[at]
             columns[column] = matrix
@@ -201,6 +206,34 @@ class DensePanel:
         if measure == "reports":
             return self.view
         return self.view.subset(self.view.values(measure).sum(axis=1) > 0)
+
+
+def key_rows(engine: Any, ds: Any, roster: DenseRoster) -> np.ndarray | None:
+    """Return the roster row of each of a dataset's integer officer keys (-1: not in the roster), if it has them."""
+    from lib.engine import fastpath
+
+    found = fastpath.officer_key_ids(engine, ds)
+    if found is None:
+        return None
+    rows = np.full(int(found["_officer_key"].max()) + 1 if len(found) else 0, -1, dtype=np.int64)
+    rows[found["_officer_key"].to_numpy(dtype=np.int64)] = roster.rows(found["officer_id"])
+    return rows
+
+
+def counted(engine: Any, ds: Any, filters: Any, scope: Any, roster: DenseRoster,
+            officer_keys: np.ndarray | None = None, rows_of_keys: np.ndarray | None = None) -> DensePanel:
+    """Count a filter state's officer-months into a roster's matrices (the page's path).
+
+    With `rows_of_keys` (`key_rows`, once per dataset version) and an engine that has them, the counts come
+    from one scan grouped on integer officer keys; otherwise from `training.officer_month_counts`.
+    """
+    from lib.engine import fastpath
+
+    counts = fastpath.officer_month_counts(engine, ds, filters, scope) if rows_of_keys is not None else None
+    if counts is not None:
+        return DensePanel(roster, counts, officer_keys,
+                          rows=rows_of_keys[counts["_officer_key"].to_numpy(dtype=np.int64)])
+    return DensePanel(roster, tr.officer_month_counts(engine, ds, filters, scope), officer_keys)
 
 
 def effects_and_profile(panel: DensePanel, perturbed: bool = False) -> tuple[dict[str, dict[str, Any]], pd.DataFrame]:

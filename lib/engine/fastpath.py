@@ -428,3 +428,38 @@ def enum_values(engine: Engine, ds: Dataset, table: str, column: str) -> tuple[s
     with memo.lock:
         memo.enums[(name, column)] = found
     return found
+
+
+def officer_month_counts(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) -> pd.DataFrame | None:
+    """Return use of force, officer injuries and assaults per officer-month of a filter state, in one scan.
+
+    As `training.officer_month_counts`, but each officer is their integer `_officer_key` (no string is grouped or
+    sent), the month is `_month`, and under a perturbed scope each count has its key sum beside it. None where
+    the one-scan columns are missing (other backends): the Ibis query answers then.
+    """
+    info = _page_columns(engine, ds)
+    if info is None or info.officer_max is None:
+        return None
+    keys = ""
+    if scope.perturbed:
+        if cellkey.RECORD_KEY not in engine.reports(ds).columns:
+            return None  # the Ibis query refuses it in words (`query.require_keys`)
+        record = cellkey.RECORD_KEY
+        keys = (f', coalesce(sum({record}), 0) AS "{cellkey.key_column("reports")}"'
+                + "".join(f', coalesce(sum({record}) FILTER (WHERE coalesce("{c}", FALSE)), 0) '
+                          f'AS "{cellkey.key_column(c)}"' for c in ("officer_injured", "officer_assaulted")))
+    inner = engine.backend.compile(filtered_reports(engine, ds, filters, scope))
+    sql = ("SELECT _officer_key, _month, count(*) AS reports, "
+           "coalesce(count_if(officer_injured), 0) AS officer_injured, "
+           f"coalesce(count_if(officer_assaulted), 0) AS officer_assaulted{keys} FROM ({inner}) AS f "
+           "WHERE _officer_key IS NOT NULL GROUP BY ALL")
+    return engine.backend.con.sql(sql).df()
+
+
+def officer_key_ids(engine: Engine, ds: Dataset) -> pd.DataFrame | None:
+    """Return each `_officer_key` of a dataset with its officer id (pseudonymised), or None without the keys."""
+    info = _page_columns(engine, ds)
+    if info is None or info.officer_max is None:
+        return None
+    return engine.backend.con.sql(f'SELECT DISTINCT _officer_key, officer_id FROM "{ds.reports_table}" '
+                                  "WHERE _officer_key IS NOT NULL").df()

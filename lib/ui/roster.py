@@ -1,13 +1,16 @@
 """Rosters (officers, training, exposure) and debriefs for a dataset, and the training results built on them."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 from datetime import date
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import streamlit as st
+from pyarrow import ArrowException
 
 from lib import ingest
 from lib.analysis import debriefs, training, training_dense
@@ -161,7 +164,40 @@ def compliance(ds: Dataset, scope: Scope, as_of: date) -> pd.DataFrame | None:
 # A resource: shared, never changed in place (every caller derives new frames from it).
 @st.cache_resource(show_spinner=False, max_entries=32)
 def _saved_compliance(ds: Dataset, scope: Scope, as_of: date) -> pd.DataFrame | None:
-    return _compliance(scoped_roster(ds, scope, PEOPLE), as_of)
+    # Kept on disk too: at national scale reading the roster and summing its training hours takes seconds.
+    path = _derived_path(ds, "compliance", PEOPLE, (_roster_scope(scope), scope.perturbed, as_of), "parquet")
+    if path is None:
+        return None
+    with contextlib.suppress(OSError, ValueError, ArrowException):
+        return pd.read_parquet(path)
+    found = _compliance(scoped_roster(ds, scope, PEOPLE), as_of)
+    if found is not None:
+        with contextlib.suppress(OSError):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+            found.to_parquet(partial, index=False)
+            os.replace(partial, path)
+    return found
+
+
+def has_people(ds: Dataset) -> bool:
+    """Say whether a dataset has an officer roster with training records (uploaded this session, or saved)."""
+    uploaded = st.session_state.get(ROSTER_KEY, {}).get(ds.id)
+    if uploaded:
+        return all(kind in uploaded for kind in PEOPLE)
+    folder = Path(ds.source)
+    return all((folder / f"{kind}.parquet").exists() for kind in PEOPLE)
+
+
+def _derived_path(ds: Dataset, kind: str, tables: tuple[str, ...], key: object, suffix: str) -> Path | None:
+    """Return where something derived from a dataset's saved roster tables is kept (None: a table is missing)."""
+    folder = Path(ds.source)
+    files = [folder / f"{table}.parquet" for table in tables]
+    if not all(path.exists() for path in files):
+        return None
+    stamp = [(path.name, path.stat().st_size, path.stat().st_mtime_ns) for path in files]
+    digest = hashlib.sha1(repr((training_dense.FORMAT, ds.id, stamp, key)).encode()).hexdigest()[:16]
+    return paths.cache_dir() / kind / f"{digest}.{suffix}"
 
 
 def _compliance(tables: dict[str, pd.DataFrame], as_of: date) -> pd.DataFrame | None:
@@ -184,7 +220,8 @@ def training_results(ds: Dataset, filters: Filters, scope: Scope) -> tuple[dict,
         tables = training.scoped_roster(roster_tables(ds), scope)
         dense = _dense_roster(tables)
         keys = _officer_keys(dense) if scope.perturbed and dense is not None else None
-        results = _training_results(dense, keys, ds, filters, scope)
+        key_rows = _key_rows(ds, dense) if dense is not None else None
+        results = _training_results(dense, keys, key_rows, ds, filters, scope)
     else:
         results = _saved_training_results(ds, filters, scope)
     if results is None:
@@ -197,8 +234,10 @@ def training_results(ds: Dataset, filters: Filters, scope: Scope) -> tuple[dict,
 def _saved_training_results(ds: Dataset, filters: Filters, scope: Scope) -> tuple[dict, pd.DataFrame] | None:
     # Keyed on the scope, and so on `scope.perturbed`: published and exact results are cached apart.
     dense = _saved_dense_roster(ds, _roster_scope(scope))
-    keys = _saved_officer_keys(ds, _roster_scope(scope)) if scope.perturbed and dense is not None else None
-    return _training_results(dense, keys, ds, filters, scope)
+    if dense is None:
+        return None
+    keys = _saved_officer_keys(ds, _roster_scope(scope)) if scope.perturbed else None
+    return _training_results(dense, keys, _saved_key_rows(ds, _roster_scope(scope)), ds, filters, scope)
 
 
 def _roster_scope(scope: Scope) -> tuple:
@@ -210,13 +249,9 @@ def _roster_scope(scope: Scope) -> tuple:
 def _saved_dense_roster(ds: Dataset, roster_scope: tuple) -> training_dense.DenseRoster | None:
     # Once per dataset version and scope, and kept on disk: no filter changes shifts worked or training dates,
     # and at national scale reading and arranging millions of officer-months takes tens of seconds.
-    folder = Path(ds.source)
-    files = [folder / f"{kind}.parquet" for kind in ("officers", "exposure")]
-    if not all(path.exists() for path in files):
+    path = _derived_path(ds, "training", ("officers", "exposure"), roster_scope, "pickle")
+    if path is None:
         return None
-    stamp = [(path.name, path.stat().st_size, path.stat().st_mtime_ns) for path in files]
-    digest = hashlib.sha1(repr((training_dense.FORMAT, ds.id, stamp, roster_scope)).encode()).hexdigest()[:16]
-    path = paths.cache_dir() / "training" / f"{digest}.pickle"
     found = training_dense.load(path)
     if found is not None:
         return found
@@ -240,14 +275,25 @@ def _saved_officer_keys(ds: Dataset, roster_scope: tuple) -> np.ndarray:
     return _officer_keys(_saved_dense_roster(ds, roster_scope))
 
 
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _saved_key_rows(ds: Dataset, roster_scope: tuple) -> np.ndarray | None:
+    # Once per dataset version and roster scope, as the matrices are.
+    return _key_rows(ds, _saved_dense_roster(ds, roster_scope))
+
+
+def _key_rows(ds: Dataset, dense: training_dense.DenseRoster) -> np.ndarray | None:
+    return training_dense.key_rows(cache.engine(), ds, dense)
+
+
 def _officer_keys(dense: training_dense.DenseRoster) -> np.ndarray:
     """Return each roster officer's record key, by row of the matrices."""
     return roster_files.officer_keys(dense.ids.take(dense.officers).to_numpy(dtype=object))
 
 
-def _training_results(dense: training_dense.DenseRoster | None, keys: np.ndarray | None, ds: Dataset,
-                      filters: Filters, scope: Scope) -> tuple[dict, pd.DataFrame] | None:
+def _training_results(dense: training_dense.DenseRoster | None, keys: np.ndarray | None,
+                      key_rows: np.ndarray | None, ds: Dataset, filters: Filters,
+                      scope: Scope) -> tuple[dict, pd.DataFrame] | None:
     if dense is None:
         return None
-    counts = training.officer_month_counts(cache.engine(), ds, filters, scope)
-    return training_dense.effects_or_rows(training_dense.DensePanel(dense, counts, keys), perturbed=scope.perturbed)
+    panel = training_dense.counted(cache.engine(), ds, filters, scope, dense, keys, key_rows)
+    return training_dense.effects_or_rows(panel, perturbed=scope.perturbed)
