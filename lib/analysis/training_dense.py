@@ -23,6 +23,7 @@ from lib.analysis import grouped_poisson
 from lib.analysis import training as tr
 from lib.privacy import cellkey
 
+THREADS = 2  # measures fitted at once (the machines this runs on have two cores or more)
 FORMAT = 1  # the layout of a saved `DenseRoster`: a new number leaves older files unread
 
 
@@ -240,13 +241,19 @@ def effects_and_profile(panel: DensePanel, perturbed: bool = False) -> tuple[dic
     """Return `training.effects_and_profile` of the same panel: every measure's effect and the use-of-force profile."""
     if perturbed and panel.officer_keys is None:
         raise ValueError(f"officer counts cannot be perturbed without the officers' record keys ({tr.OFFICER_KEY})")
-    found = {}
-    for measure in tr.MEASURES:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(measure: str) -> dict[str, Any]:
         view = panel.of(measure)
         result = staggered_effect(view, measure, perturbed=perturbed, profile=measure == "reports")
         old = difference_in_differences(view, measure)
         result["twfe"] = {key: old[key] for key in ("estimate", "ci_low", "ci_high")}
-        found[measure] = result
+        return result
+
+    # The measures are fitted side by side: the matrix work releases the interpreter lock, so two cores share it
+    # (each measure's figures are computed exactly as alone: nothing is shared but the read-only matrices).
+    with ThreadPoolExecutor(max_workers=THREADS) as pool:
+        found = dict(zip(tr.MEASURES, pool.map(one, tr.MEASURES), strict=True))
     return found, found["reports"].pop("profile")
 
 
@@ -318,8 +325,8 @@ def _saturated(panel: _View, measure: str, lead_months: int = 0, start: np.ndarr
     kind_group, kind_month = kinds // months, kinds % months
     kind_since = since[kind_group, kind_month]
     kind_treated = (kind_since >= 1) & observed_month[kind_month] & compared_month[kind_month]
-    kind_rows = _by_cell(roster, keep.astype(np.float64))[kind_group, kind_month]
-    kind_events = _by_cell(roster, y * keep)[kind_group, kind_month]
+    kind_rows = _by_cell(roster, keep)[kind_group, kind_month]
+    kind_events = _by_cell(roster, np.where(keep, y, 0.0))[kind_group, kind_month]
     cohort_kinds = np.flatnonzero(kind_treated & (kind_rows > 0))
     cohort_key = (kind_month[cohort_kinds] - kind_since[cohort_kinds]).astype(np.int64) * months \
         + kind_month[cohort_kinds]
@@ -398,13 +405,16 @@ def _fit(roster: _View, y: np.ndarray, rows: np.ndarray, design: Any, kind_group
              "kept": kept, "used": used}
     if not officers.any():
         return empty
-    rows_in_cell = _by_cell(roster, kept.astype(np.float64))[kind_group, kind_month]
+    rows_in_cell = _by_cell(roster, kept)[kind_group, kind_month].astype(np.float64)
     matrix = design.toarray()
     colsum = matrix.T @ rows_in_cell
     used = (colsum > 0) & (colsum < int(kept.sum()))
     unit_kept = np.flatnonzero(officers)
-    shifts = np.where(kept[unit_kept], roster.shifts[unit_kept], 0.0)
-    counts = counts[unit_kept]
+    if unit_kept.size == officers.size:  # usually every officer in the view is kept: no copies then
+        shifts = np.where(kept, roster.shifts, 0.0)
+    else:
+        shifts = np.where(kept[unit_kept], roster.shifts[unit_kept], 0.0)
+        counts = counts[unit_kept]
     with np.errstate(divide="ignore"):
         constant = float(counts[counts > 0] @ np.log(shifts[counts > 0]))
     groups = _Groups(shifts, counts, roster.cohort[unit_kept], roster.months)
