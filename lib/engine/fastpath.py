@@ -428,3 +428,157 @@ def enum_values(engine: Engine, ds: Dataset, table: str, column: str) -> tuple[s
     with memo.lock:
         memo.enums[(name, column)] = found
     return found
+
+
+# --- the Officer risk page: officers counted by their integer keys ------------------------------
+#
+# The officer section grouped every report in view by its officer's id (a string), sorted the
+# 400,000 officers of 5,000,000 reports by id in pandas, and counted shared incidents, peers' mix
+# and the listed officers' mix in four more scans, two of them semi-joins with the tactics table.
+# On the embedded engine the reports carry dense integer keys for officers and incidents and the
+# tactics as a bit mask (store.DERIVED_COLUMNS): the officers are counted by key, put in id order
+# by a permutation kept once per dataset, and named only where a page lists them; the mix reads
+# the mask. Results are kept per filter state, so a change of measure scans nothing again.
+
+
+@dataclass(frozen=True)
+class OfficerNames:
+    """A dataset's officer ids by integer key, and each key's place in id order (kept once per dataset)."""
+
+    names: np.ndarray  # object: names[key] is the officer id of `_officer_key` key
+    place: np.ndarray  # int64: place[key] is that officer's position among all officers sorted by id
+
+
+@dataclass(frozen=True)
+class OfficerCounts:
+    """A filter state's reports and harm counts per officer, officers in id order, and its shared incidents.
+
+    `frame` has `_officer_key`, `reports` and each harm field's `_yes` and `_answered` (int64), one row per officer
+    with reports in view, sorted by officer id. `shared[measure]` is how many incidents in view have answering
+    reports from two or more officers.
+    """
+
+    frame: pd.DataFrame
+    shared: dict[str, int]
+
+
+_NAMES_LOCK = threading.Lock()
+_NAMES: weakref.WeakKeyDictionary[Engine, dict[str, OfficerNames]] = weakref.WeakKeyDictionary()
+
+
+def officer_names(engine: Engine, ds: Dataset) -> OfficerNames:
+    """Return the dataset's officer ids by key and the id order of the keys, computed once per dataset."""
+    with _NAMES_LOCK:
+        found = _NAMES.setdefault(engine, {}).get(ds.id)
+    if found is not None:
+        return found
+    table = engine.backend.con.sql(
+        f'SELECT _officer_key, any_value(officer_id)::VARCHAR AS officer_id FROM "{ds.reports_table}" '
+        "WHERE _officer_key IS NOT NULL GROUP BY _officer_key").to_arrow_table()
+    keys = table["_officer_key"].to_numpy().astype(np.int64)
+    size = int(keys.max()) + 1 if len(keys) else 0
+    names = np.empty(size, dtype=object)
+    names[keys] = table["officer_id"].to_numpy(zero_copy_only=False)
+    place = np.full(size, size, dtype=np.int64)
+    # Python's order of strings (code points), as pandas sorts the ids; every key names one id.
+    place[keys[np.argsort(names[keys], kind="stable")]] = np.arange(len(keys), dtype=np.int64)
+    found = OfficerNames(names, place)
+    with _NAMES_LOCK:
+        _NAMES.setdefault(engine, {})[ds.id] = found
+    return found
+
+
+def _officer_info(engine: Engine, ds: Dataset, scope: Scope) -> _PageColumns | None:
+    """Return the dataset's scan columns if officers can be counted by key here (never under a perturbed scope)."""
+    info = _page_columns(engine, ds)
+    if info is None or scope.perturbed or info.officer_max is None or info.incident_max is None:
+        return None
+    cols = set(engine.reports(ds).columns)
+    return info if {"officer_id", "incident_id"} <= cols else None
+
+
+def officer_counts(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) -> OfficerCounts | None:
+    """Return the reports and harm counts per officer of a filter state, in officer id order; None: use Ibis."""
+    if _officer_info(engine, ds, scope) is None:
+        return None
+
+    def compute() -> OfficerCounts:
+        source = engine.backend.compile(filtered_reports(engine, ds, filters, scope))
+        con = engine.backend.con
+        table = con.sql(f"SELECT _officer_key, count(*) AS reports, {_counts_sql()} FROM ({source}) AS f "
+                        "WHERE _officer_key IS NOT NULL GROUP BY _officer_key").to_arrow_table()
+        frame = pd.DataFrame({c: table[c].to_numpy().astype(np.int64) for c in table.column_names})
+        place = officer_names(engine, ds).place
+        frame = frame.iloc[np.argsort(place[frame["_officer_key"].to_numpy()], kind="stable")]
+        # Two or more officers answered at an incident exactly when its smallest and largest officer key differ.
+        spans = ", ".join(f'min(_officer_key) FILTER (WHERE "{c}" IS NOT NULL) AS lo_{i}, '
+                          f'max(_officer_key) FILTER (WHERE "{c}" IS NOT NULL) AS hi_{i}'
+                          for i, c in enumerate(schema.HARM_FIELDS))
+        shared = ", ".join(f"count_if(lo_{i} <> hi_{i})" for i in range(len(schema.HARM_FIELDS)))
+        [row] = con.sql(f"SELECT {shared} FROM (SELECT {spans} FROM ({source}) AS f WHERE _officer_key IS NOT NULL "
+                        "AND incident_id IS NOT NULL GROUP BY _incident_key) AS i").fetchall()
+        return OfficerCounts(frame.reset_index(drop=True),
+                             {c: int(v or 0) for c, v in zip(schema.HARM_FIELDS, row, strict=True)})
+
+    return kept(engine, ds, filters, scope, "officer_counts", compute)
+
+
+def _mix_sql(info: _PageColumns) -> str:
+    """Return the mix indicators of lib/analysis/risk.py (MIX_INDICATORS) as averages over the reports."""
+    ced = _mask_of(info, lambda tactic: tactic in schema.CED_LADDER)
+    ground = _mask_of(info, lambda tactic: tactic == "Ground restraint")
+    return ", ".join([
+        "avg((shift::VARCHAR = 'Night')::INTEGER) AS night",
+        "avg(single_crewed::INTEGER) AS single",
+        "avg((resistance::VARCHAR IN ('Aggressive resistance', 'Serious or aggravated resistance'))::INTEGER) "
+        "AS resisting",
+        "avg((location_type::VARCHAR = 'Dwelling')::INTEGER) AS dwelling",
+        f"avg(((_tactics & {ced}::UBIGINT) <> 0)::INTEGER) AS ced",
+        f"avg(((_tactics & {ground}::UBIGINT) <> 0)::INTEGER) AS ground",
+    ])
+
+
+def _mask_of(info: _PageColumns, wanted: Callable[[str | None], bool]) -> int:
+    """Return the mask of the tactic bits whose tactic is wanted."""
+    return sum(1 << bit for bit, (tactic, _) in enumerate(info.tactic_bits or ()) if wanted(tactic))
+
+
+MIX_COLUMNS = {"shift", "single_crewed", "resistance", "location_type"}
+
+
+def _mix_info(engine: Engine, ds: Dataset, scope: Scope) -> _PageColumns | None:
+    info = _officer_info(engine, ds, scope)
+    if info is None or info.tactic_bits is None or not MIX_COLUMNS <= set(engine.reports(ds).columns):
+        return None
+    return info
+
+
+def peer_mix(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) -> pd.DataFrame | None:
+    """Return the mix of every role's reports in view (columns `role`, `peer_<indicator>`); None: use Ibis."""
+    info = _mix_info(engine, ds, scope)
+    if info is None or "officer_role" not in engine.reports(ds).columns:
+        return None
+
+    def compute() -> pd.DataFrame:
+        source = engine.backend.compile(filtered_reports(engine, ds, filters, scope))
+        frame = engine.backend.con.sql(f"SELECT officer_role::VARCHAR AS role, {_mix_sql(info)} FROM ({source}) AS f "
+                                       "GROUP BY ALL").to_arrow_table().to_pandas()
+        return frame.rename(columns={c: f"peer_{c}" for c in frame.columns if c != "role"})
+
+    return kept(engine, ds, filters, scope, "peer_mix", compute)
+
+
+def officer_mix(engine: Engine, ds: Dataset, filters: Filters, scope: Scope,
+                keys: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """Return the mix of the officers' reports (`_officer_key`, indicators) and their reports per role; None: Ibis."""
+    info = _mix_info(engine, ds, scope)
+    if info is None or "officer_role" not in engine.reports(ds).columns:
+        return None
+    source = engine.backend.compile(filtered_reports(engine, ds, filters, scope))
+    chosen = ", ".join(str(int(k)) for k in keys) or "NULL"  # integers made here, never text from a user
+    mine = f"SELECT * FROM ({source}) AS f WHERE _officer_key IN ({chosen})"
+    con = engine.backend.con
+    own = con.sql(f"SELECT _officer_key, {_mix_sql(info)} FROM ({mine}) AS m GROUP BY ALL").to_arrow_table().to_pandas()
+    roles = con.sql(f"SELECT _officer_key, officer_role::VARCHAR AS role, count(*) AS n FROM ({mine}) AS m "
+                    "GROUP BY ALL").to_arrow_table().to_pandas()
+    return own, roles
