@@ -436,6 +436,9 @@ def same_incident_comparison(engine: Engine, ds: Dataset, filters: Filters, scop
     """Compare each officer's harm with the other officers' at the same incidents (observed against expected)."""
     _check_measure(measure)
     t = _answering(engine, ds, filters, scope, measure)
+    rows = None if officers is None else _same_incident_rows(engine, ds, filters, scope, measure, officers)
+    if rows is not None:
+        return _same_incident_table(rows)
     if officers is not None:
         # Only the incidents of the officers asked about, with every officer's reports there: the strata are the
         # same, counted over a few thousand reports instead of every report in view.
@@ -445,7 +448,23 @@ def same_incident_comparison(engine: Engine, ds: Dataset, filters: Filters, scop
     if officers is not None:
         cells = cells.filter(cells.officer.isin(list(officers)))
     joined = cells.join(incidents, "incident")
-    rows = engine.execute(joined.select("incident", "officer", "own", "yes", "size", "events"))
+    return _same_incident_table(engine.execute(joined.select("incident", "officer", "own", "yes", "size", "events")))
+
+
+def _same_incident_rows(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, measure: str,
+                        officers: tuple[str, ...]) -> pd.DataFrame | None:
+    """Return the named officers' same-incident cells counted by integer keys (DuckDB), or None to use Ibis."""
+    counts = fastpath.officer_counts(engine, ds, filters, scope)
+    if counts is None:
+        return None
+    known = fastpath.officer_names(engine, ds)
+    keys = np.array([known.keys[o] for o in officers if o in known.keys], dtype=np.int64)
+    rows = fastpath.same_incident_cells(engine, ds, filters, scope, measure, keys)
+    return None if rows is None else rows.assign(officer=known.names[rows["officer"].to_numpy()])
+
+
+def _same_incident_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """Return each officer's observed and expected harm at shared incidents from their (incident, officer) cells."""
     columns = ["officer", *SAME_INCIDENT_COLUMNS]
     if rows.empty:
         return pd.DataFrame(columns=columns)

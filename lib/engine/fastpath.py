@@ -447,6 +447,7 @@ class OfficerNames:
 
     names: np.ndarray  # object: names[key] is the officer id of `_officer_key` key
     place: np.ndarray  # int64: place[key] is that officer's position among all officers sorted by id
+    keys: dict[str, int]  # each officer id's key
 
 
 @dataclass(frozen=True)
@@ -482,7 +483,7 @@ def officer_names(engine: Engine, ds: Dataset) -> OfficerNames:
     place = np.full(size, size, dtype=np.int64)
     # Python's order of strings (code points), as pandas sorts the ids; every key names one id.
     place[keys[np.argsort(names[keys], kind="stable")]] = np.arange(len(keys), dtype=np.int64)
-    found = OfficerNames(names, place)
+    found = OfficerNames(names, place, dict(zip(names[keys].tolist(), keys.tolist(), strict=True)))
     with _NAMES_LOCK:
         _NAMES.setdefault(engine, {})[ds.id] = found
     return found
@@ -505,9 +506,12 @@ def officer_counts(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) 
     def compute() -> OfficerCounts:
         source = engine.backend.compile(filtered_reports(engine, ds, filters, scope))
         con = engine.backend.con
-        table = con.sql(f"SELECT _officer_key, count(*) AS reports, {_counts_sql()} FROM ({source}) AS f "
-                        "WHERE _officer_key IS NOT NULL GROUP BY _officer_key").to_arrow_table()
-        frame = pd.DataFrame({c: table[c].to_numpy().astype(np.int64) for c in table.column_names})
+        # Counts as BIGINT (count_if gives HUGEINT, which reaches numpy as Python objects) straight into numpy.
+        counts = ", ".join(f'count(*) FILTER (WHERE "{c}") AS "{c}_yes", count("{c}") AS "{c}_answered"'
+                           for c in schema.HARM_FIELDS)
+        found = con.sql(f"SELECT _officer_key, count(*) AS reports, {counts} FROM ({source}) AS f "
+                        "WHERE _officer_key IS NOT NULL GROUP BY _officer_key").fetchnumpy()
+        frame = pd.DataFrame({c: np.asarray(v).astype(np.int64) for c, v in found.items()})
         place = officer_names(engine, ds).place
         frame = frame.iloc[np.argsort(place[frame["_officer_key"].to_numpy()], kind="stable")]
         # Two or more officers answered at an incident exactly when its smallest and largest officer key differ.
@@ -582,3 +586,27 @@ def officer_mix(engine: Engine, ds: Dataset, filters: Filters, scope: Scope,
     roles = con.sql(f"SELECT _officer_key, officer_role::VARCHAR AS role, count(*) AS n FROM ({mine}) AS m "
                     "GROUP BY ALL").to_arrow_table().to_pandas()
     return own, roles
+
+
+def same_incident_cells(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, measure: str,
+                        keys: np.ndarray) -> pd.DataFrame | None:
+    """Return the officers' (incident, officer) cells at incidents where two or more officers answered; None: Ibis.
+
+    Columns `incident` and `officer` (integer keys), `own` and `yes` (the officer's answering reports and yes
+    answers there), `size` and `events` (all officers' there), as lib/analysis/risk.py's `_shared_cells` joins them.
+    """
+    if _officer_info(engine, ds, scope) is None:
+        return None
+    source = engine.backend.compile(filtered_reports(engine, ds, filters, scope))
+    chosen = ", ".join(str(int(k)) for k in keys) or "NULL"  # integers made here, never text from a user
+    sql = (f'WITH t AS (SELECT _incident_key AS incident, _officer_key AS officer, "{measure}" AS m FROM ({source}) '
+           f'AS f WHERE _officer_key IS NOT NULL AND incident_id IS NOT NULL AND "{measure}" IS NOT NULL), '
+           f"mine AS (SELECT DISTINCT incident FROM t WHERE officer IN ({chosen})), "
+           "cells AS (SELECT incident, officer, count(*) AS own, count(*) FILTER (WHERE m) AS yes FROM t "
+           "SEMI JOIN mine USING (incident) GROUP BY incident, officer), "
+           "incidents AS (SELECT incident, sum(own)::BIGINT AS size, sum(yes)::BIGINT AS events FROM cells "
+           "GROUP BY incident HAVING count(*) >= 2) "
+           "SELECT incident, officer, own, yes, size, events FROM cells JOIN incidents USING (incident) "
+           f"WHERE officer IN ({chosen})")
+    found = engine.backend.con.sql(sql).fetchnumpy()
+    return pd.DataFrame({c: np.asarray(v).astype(np.int64) for c, v in found.items()})
