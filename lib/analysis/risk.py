@@ -278,9 +278,8 @@ def by_officer(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) -> p
 
 def _named(engine: Engine, ds: Dataset, frame: pd.DataFrame) -> pd.DataFrame:
     """Return officers counted by key (fastpath.officer_counts) with their ids in column `officer` instead."""
-    names = fastpath.officer_names(engine, ds).names
     named = frame.drop(columns="_officer_key").reset_index(drop=True)
-    named.insert(0, "officer", names[frame["_officer_key"].to_numpy()])
+    named.insert(0, "officer", fastpath.officer_names(engine, ds).names(frame["_officer_key"].to_numpy()))
     return named
 
 
@@ -384,8 +383,8 @@ def officer_exposure(engine: Engine, ds: Dataset, filters: Filters, scope: Scope
         peers = engine.execute(t.group_by(role=t.officer_role.cast("string")).aggregate(
             **{f"peer_{k}": v for k, v in _mix(t, tactics).items()}))
     else:
-        names = fastpath.officer_names(engine, ds).names
-        own, roles = (f.assign(_officer_key=names[f["_officer_key"].to_numpy()]).rename(
+        known = fastpath.officer_names(engine, ds)
+        own, roles = (f.assign(_officer_key=known.names(f["_officer_key"].to_numpy())).rename(
             columns={"_officer_key": "officer"}) for f in mix)
     roles = roles.dropna(subset=["role"])
     roles = roles.sort_values(["officer", "n", "role"], ascending=[True, False, True]).drop_duplicates("officer")
@@ -458,9 +457,8 @@ def _same_incident_rows(engine: Engine, ds: Dataset, filters: Filters, scope: Sc
     if counts is None:
         return None
     known = fastpath.officer_names(engine, ds)
-    keys = np.array([known.keys[o] for o in officers if o in known.keys], dtype=np.int64)
-    rows = fastpath.same_incident_cells(engine, ds, filters, scope, measure, keys)
-    return None if rows is None else rows.assign(officer=known.names[rows["officer"].to_numpy()])
+    rows = fastpath.same_incident_cells(engine, ds, filters, scope, measure, known.keys(officers))
+    return None if rows is None else rows.assign(officer=known.names(rows["officer"].to_numpy()))
 
 
 def _same_incident_table(rows: pd.DataFrame) -> pd.DataFrame:

@@ -16,6 +16,7 @@ from typing import TypeVar
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from lib.engine import store
@@ -445,9 +446,17 @@ def enum_values(engine: Engine, ds: Dataset, table: str, column: str) -> tuple[s
 class OfficerNames:
     """A dataset's officer ids by integer key, and each key's place in id order (kept once per dataset)."""
 
-    names: np.ndarray  # object: names[key] is the officer id of `_officer_key` key
+    ids: pa.Array  # string: ids[key] is the officer id of `_officer_key` key
     place: np.ndarray  # int64: place[key] is that officer's position among all officers sorted by id
-    keys: dict[str, int]  # each officer id's key
+
+    def names(self, keys: np.ndarray) -> np.ndarray:
+        """Return the officer ids of these keys (an object array)."""
+        return self.ids.take(pa.array(np.asarray(keys, dtype=np.int64))).to_numpy(zero_copy_only=False)
+
+    def keys(self, officers: tuple[str, ...]) -> np.ndarray:
+        """Return the keys of these officer ids (those the dataset has), in key order."""
+        found = pc.is_in(self.ids, value_set=pa.array(list(officers), type=pa.string()))
+        return np.flatnonzero(found.to_numpy(zero_copy_only=False))
 
 
 @dataclass(frozen=True)
@@ -473,17 +482,19 @@ def officer_names(engine: Engine, ds: Dataset) -> OfficerNames:
         found = _NAMES.setdefault(engine, {}).get(ds.id)
     if found is not None:
         return found
+    # Sorted by the engine (byte order of UTF-8 is the order of code points, as Python and pandas sort the ids).
     table = engine.backend.con.sql(
-        f'SELECT _officer_key, any_value(officer_id)::VARCHAR AS officer_id FROM "{ds.reports_table}" '
-        "WHERE _officer_key IS NOT NULL GROUP BY _officer_key").to_arrow_table()
+        f'SELECT _officer_key, officer_id FROM (SELECT _officer_key, any_value(officer_id)::VARCHAR AS officer_id '
+        f'FROM "{ds.reports_table}" WHERE _officer_key IS NOT NULL GROUP BY _officer_key) ORDER BY officer_id'
+    ).to_arrow_table().combine_chunks()
     keys = table["_officer_key"].to_numpy().astype(np.int64)
     size = int(keys.max()) + 1 if len(keys) else 0
-    names = np.empty(size, dtype=object)
-    names[keys] = table["officer_id"].to_numpy(zero_copy_only=False)
     place = np.full(size, size, dtype=np.int64)
-    # Python's order of strings (code points), as pandas sorts the ids; every key names one id.
-    place[keys[np.argsort(names[keys], kind="stable")]] = np.arange(len(keys), dtype=np.int64)
-    found = OfficerNames(names, place, dict(zip(names[keys].tolist(), keys.tolist(), strict=True)))
+    place[keys] = np.arange(len(keys), dtype=np.int64)
+    row = np.full(size, -1, dtype=np.int64)  # each key's row in the table; keys are dense, but not trusted to be
+    row[keys] = np.arange(len(keys), dtype=np.int64)
+    ids = table["officer_id"].chunk(0) if table.num_rows else pa.array([], type=pa.string())
+    found = OfficerNames(ids.take(pa.array(row, mask=row < 0)), place)
     with _NAMES_LOCK:
         _NAMES.setdefault(engine, {})[ds.id] = found
     return found
