@@ -349,8 +349,7 @@ def officer_exposure(engine: Engine, ds: Dataset, filters: Filters, scope: Scope
     x, n = frame[f"{measure}_yes"].to_numpy(), frame[f"{measure}_answered"].to_numpy()
     verdict = stats.heterogeneity_test(x, n, seed=0)
     shrinkage = stats.shrunken_rates(x, n)
-    shared = (shared_incident_count(engine, ds, filters, scope, measure) if counts is None
-              else counts.shared[measure])
+    shared = shared_incident_count(engine, ds, filters, scope, measure)
     result = Exposure(measure, len(frame), verdict, shrinkage.prior, pd.DataFrame(), shared)
     if not result.differ:
         # Officers differ no more than chance makes them differ: any list of "the highest" would rank luck.
@@ -420,9 +419,9 @@ def _shared_cells(t: ibis.Table, measure: str) -> tuple[ibis.Table, ibis.Table]:
 def shared_incident_count(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, measure: str) -> int:
     """Return how many incidents in view have answering reports from two or more officers."""
     t = _answering(engine, ds, filters, scope, measure)
-    counts = fastpath.officer_counts(engine, ds, filters, scope)
-    if counts is not None:
-        return counts.shared[measure]
+    found = fastpath.shared_incidents(engine, ds, filters, scope, measure)
+    if found is not None:
+        return found
     # Two or more officers answered exactly when the smallest and largest officer id differ: one pass over the
     # reports, not a count of (incident, officer) cells first.
     per = t.group_by(incident=t.incident_id).aggregate(first=t.officer_id.min(), last=t.officer_id.max())

@@ -461,15 +461,13 @@ class OfficerNames:
 
 @dataclass(frozen=True)
 class OfficerCounts:
-    """A filter state's reports and harm counts per officer, officers in id order, and its shared incidents.
+    """A filter state's reports and harm counts per officer, officers in id order.
 
     `frame` has `_officer_key`, `reports` and each harm field's `_yes` and `_answered` (int64), one row per officer
-    with reports in view, sorted by officer id. `shared[measure]` is how many incidents in view have answering
-    reports from two or more officers.
+    with reports in view, sorted by officer id.
     """
 
     frame: pd.DataFrame
-    shared: dict[str, int]
 
 
 _NAMES_LOCK = threading.Lock()
@@ -525,17 +523,26 @@ def officer_counts(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) 
         frame = pd.DataFrame({c: np.asarray(v).astype(np.int64) for c, v in found.items()})
         place = officer_names(engine, ds).place
         frame = frame.iloc[np.argsort(place[frame["_officer_key"].to_numpy()], kind="stable")]
-        # Two or more officers answered at an incident exactly when its smallest and largest officer key differ.
-        spans = ", ".join(f'min(_officer_key) FILTER (WHERE "{c}" IS NOT NULL) AS lo_{i}, '
-                          f'max(_officer_key) FILTER (WHERE "{c}" IS NOT NULL) AS hi_{i}'
-                          for i, c in enumerate(schema.HARM_FIELDS))
-        shared = ", ".join(f"count_if(lo_{i} <> hi_{i})" for i in range(len(schema.HARM_FIELDS)))
-        [row] = con.sql(f"SELECT {shared} FROM (SELECT {spans} FROM ({source}) AS f WHERE _officer_key IS NOT NULL "
-                        "AND incident_id IS NOT NULL GROUP BY _incident_key) AS i").fetchall()
-        return OfficerCounts(frame.reset_index(drop=True),
-                             {c: int(v or 0) for c, v in zip(schema.HARM_FIELDS, row, strict=True)})
+        return OfficerCounts(frame.reset_index(drop=True))
 
     return kept(engine, ds, filters, scope, "officer_counts", compute)
+
+
+def shared_incidents(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, measure: str) -> int | None:
+    """Return how many incidents in view have answering reports from two or more officers; None: use Ibis."""
+    if measure not in schema.HARM_FIELDS or _officer_info(engine, ds, scope) is None:
+        return None
+
+    def compute() -> int:
+        source = engine.backend.compile(filtered_reports(engine, ds, filters, scope))
+        # Two or more officers answered at an incident exactly when its smallest and largest officer key differ.
+        [(found,)] = engine.backend.con.sql(
+            f"SELECT count_if(lo <> hi) FROM (SELECT min(_officer_key) AS lo, max(_officer_key) AS hi "
+            f'FROM ({source}) AS f WHERE _officer_key IS NOT NULL AND incident_id IS NOT NULL AND "{measure}" IS NOT '
+            "NULL GROUP BY _incident_key) AS i").fetchall()
+        return int(found or 0)
+
+    return kept(engine, ds, filters, scope, f"shared_incidents/{measure}", compute)
 
 
 def _mix_sql(info: _PageColumns) -> str:
@@ -606,7 +613,7 @@ def same_incident_cells(engine: Engine, ds: Dataset, filters: Filters, scope: Sc
     Columns `incident` and `officer` (integer keys), `own` and `yes` (the officer's answering reports and yes
     answers there), `size` and `events` (all officers' there), as lib/analysis/risk.py's `_shared_cells` joins them.
     """
-    if _officer_info(engine, ds, scope) is None:
+    if measure not in schema.HARM_FIELDS or _officer_info(engine, ds, scope) is None:
         return None
     source = engine.backend.compile(filtered_reports(engine, ds, filters, scope))
     chosen = ", ".join(str(int(k)) for k in keys) or "NULL"  # integers made here, never text from a user
