@@ -498,6 +498,12 @@ def officer_names(engine: Engine, ds: Dataset) -> OfficerNames:
     return found
 
 
+def _source(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) -> str:
+    """Return the SQL of a filter state's reports, compiled once per state (Ibis takes tens of ms to compile it)."""
+    return kept(engine, ds, filters, scope, "source_sql",
+                lambda: engine.backend.compile(filtered_reports(engine, ds, filters, scope)))
+
+
 def _officer_info(engine: Engine, ds: Dataset, scope: Scope) -> _PageColumns | None:
     """Return the dataset's scan columns if officers can be counted by key here (never under a perturbed scope)."""
     info = _page_columns(engine, ds)
@@ -513,7 +519,7 @@ def officer_counts(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) 
         return None
 
     def compute() -> OfficerCounts:
-        source = engine.backend.compile(filtered_reports(engine, ds, filters, scope))
+        source = _source(engine, ds, filters, scope)
         con = engine.backend.con
         # Counts as BIGINT (count_if gives HUGEINT, which reaches numpy as Python objects) straight into numpy.
         counts = ", ".join(f'count(*) FILTER (WHERE "{c}") AS "{c}_yes", count("{c}") AS "{c}_answered"'
@@ -534,7 +540,7 @@ def shared_incidents(engine: Engine, ds: Dataset, filters: Filters, scope: Scope
         return None
 
     def compute() -> int:
-        source = engine.backend.compile(filtered_reports(engine, ds, filters, scope))
+        source = _source(engine, ds, filters, scope)
         # Two or more officers answered at an incident exactly when its smallest and largest officer key differ.
         [(found,)] = engine.backend.con.sql(
             f"SELECT count_if(lo <> hi) FROM (SELECT min(_officer_key) AS lo, max(_officer_key) AS hi "
@@ -582,7 +588,7 @@ def peer_mix(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) -> pd.
         return None
 
     def compute() -> pd.DataFrame:
-        source = engine.backend.compile(filtered_reports(engine, ds, filters, scope))
+        source = _source(engine, ds, filters, scope)
         frame = engine.backend.con.sql(f"SELECT officer_role::VARCHAR AS role, {_mix_sql(info)} FROM ({source}) AS f "
                                        "GROUP BY ALL").to_arrow_table().to_pandas()
         return frame.rename(columns={c: f"peer_{c}" for c in frame.columns if c != "role"})
@@ -596,13 +602,16 @@ def officer_mix(engine: Engine, ds: Dataset, filters: Filters, scope: Scope,
     info = _mix_info(engine, ds, scope)
     if info is None or "officer_role" not in engine.reports(ds).columns:
         return None
-    source = engine.backend.compile(filtered_reports(engine, ds, filters, scope))
+    source = _source(engine, ds, filters, scope)
     chosen = ", ".join(str(int(k)) for k in keys) or "NULL"  # integers made here, never text from a user
     mine = f"SELECT * FROM ({source}) AS f WHERE _officer_key IN ({chosen})"
-    con = engine.backend.con
-    own = con.sql(f"SELECT _officer_key, {_mix_sql(info)} FROM ({mine}) AS m GROUP BY ALL").to_arrow_table().to_pandas()
-    roles = con.sql(f"SELECT _officer_key, officer_role::VARCHAR AS role, count(*) AS n FROM ({mine}) AS m "
-                    "GROUP BY ALL").to_arrow_table().to_pandas()
+    # One scan: each officer's mix, and each officer's reports per role.
+    both = engine.backend.con.sql(
+        f"SELECT GROUPING(role) AS by_officer, _officer_key, role, count(*) AS n, {_mix_sql(info)} FROM "
+        f"(SELECT *, officer_role::VARCHAR AS role FROM ({mine}) AS m) AS r "
+        "GROUP BY GROUPING SETS ((_officer_key), (_officer_key, role))").to_arrow_table()
+    own = both.filter(pc.equal(both["by_officer"], 1)).drop_columns(["by_officer", "role", "n"]).to_pandas()
+    roles = both.filter(pc.equal(both["by_officer"], 0)).select(["_officer_key", "role", "n"]).to_pandas()
     return own, roles
 
 
@@ -615,7 +624,7 @@ def same_incident_cells(engine: Engine, ds: Dataset, filters: Filters, scope: Sc
     """
     if measure not in schema.HARM_FIELDS or _officer_info(engine, ds, scope) is None:
         return None
-    source = engine.backend.compile(filtered_reports(engine, ds, filters, scope))
+    source = _source(engine, ds, filters, scope)
     chosen = ", ".join(str(int(k)) for k in keys) or "NULL"  # integers made here, never text from a user
     sql = (f'WITH t AS (SELECT _incident_key AS incident, _officer_key AS officer, "{measure}" AS m FROM ({source}) '
            f'AS f WHERE _officer_key IS NOT NULL AND incident_id IS NOT NULL AND "{measure}" IS NOT NULL), '
