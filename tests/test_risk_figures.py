@@ -18,9 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from lib import synth
 from lib.analysis import risk
 from lib.engine import fastpath
 from lib.engine.query import UNRESTRICTED, Filters
@@ -207,3 +209,44 @@ if __name__ == "__main__":  # write the pin (only from the code the pin is meant
     picture = {"pages": every_page_picture(), "exposure": exposure_picture(Engine(read_file=ingest.read_file))}
     PINNED.write_text(json.dumps(picture, separators=(",", ":")) + "\n")
     print(f"wrote {PINNED}", file=sys.stderr)
+
+
+def messy_officers(reports: pa.Table) -> pa.Table:
+    """Return reports whose officer ids sort differently by case, accent and space, some missing, some incidents too."""
+    ids = reports.column("officer_id").to_pylist()
+    forms = (lambda i: i.lower(), lambda i: f"é{i}", lambda i: f" {i}", lambda i: f"Z{i[::-1]}", lambda i: i)
+    distinct = {i: forms[k % len(forms)](i) for k, i in enumerate(sorted(set(ids)))}
+    messy = [None if k % 97 == 0 else distinct[i] for k, i in enumerate(ids)]
+    incidents = [None if k % 89 == 0 else i for k, i in enumerate(reports.column("incident_id").to_pylist())]
+    return (reports.set_column(reports.schema.get_field_index("officer_id"), "officer_id", pa.array(messy))
+            .set_column(reports.schema.get_field_index("incident_id"), "incident_id", pa.array(incidents)))
+
+
+def test_officer_keys_give_what_the_ibis_queries_give_on_messy_ids(engine: Engine, monkeypatch) -> None:
+    if engine.backend.name != "duckdb":
+        pytest.skip("the officer keys are the embedded engine's")
+    data = synth.generate(60_000, seed=17)
+    ds = engine.add("messy officers", messy_officers(data.reports), data.tactics, key="risk_messy_officers")
+    views = (Filters(), Filters(roles=("Response", "Neighbourhood"), shifts=("Night",)))
+
+    def picture() -> list[Any]:
+        out = []
+        for filters in views:
+            exposure = risk.officer_exposure(engine, ds, filters, UNRESTRICTED, "officer_injured")
+            officers = risk.by_officer(engine, ds, filters, UNRESTRICTED).sort_values("officer", kind="stable")
+            listed = tuple(exposure.table["officer"]) if len(exposure.table) else tuple(officers["officer"][:15])
+            same = risk.same_incident_comparison(engine, ds, filters, UNRESTRICTED, "officer_assaulted", listed)
+            out.append({"differ": exposure.differ, "officers": exposure.officers, "shared": exposure.shared_incidents,
+                        "table": frame_picture(exposure.table), "by_officer": frame_picture(officers.reset_index(
+                            drop=True)), "same": frame_picture(same),
+                        "shared_assaulted": risk.shared_incident_count(engine, ds, filters, UNRESTRICTED,
+                                                                       "officer_assaulted")})
+        return out
+
+    fast = picture()
+    assert fastpath.officer_counts(engine, ds, Filters(), UNRESTRICTED) is not None
+    assert fast[0]["differ"] and len(fast[0]["table"]["rows"]) == 15  # the listed officers are compared too
+    with monkeypatch.context() as m:
+        m.setattr(fastpath, "_page_columns", lambda engine, ds: None)
+        portable = picture()
+    assert differences(plain(fast), plain(portable)) == []
