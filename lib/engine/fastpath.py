@@ -118,6 +118,7 @@ class _PageMemo:
         self.states: OrderedDict[tuple, _PageState] = OrderedDict()
         self.columns: dict[str, _PageColumns | None] = {}
         self.enums: dict[tuple[str, str], tuple[str, ...] | None] = {}
+        self.officers: OrderedDict[tuple, OfficerCounts] = OrderedDict()  # the last OFFICER_STATES states' counts
 
 
 _MEMOS: weakref.WeakKeyDictionary[Engine, _PageMemo] = weakref.WeakKeyDictionary()
@@ -133,6 +134,7 @@ def forget_page_results(engine: Engine) -> None:
     if memo is not None:
         with memo.lock:
             memo.states.clear()
+            memo.officers.clear()
 
 
 def _memo(engine: Engine) -> _PageMemo:
@@ -442,6 +444,9 @@ def enum_values(engine: Engine, ds: Dataset, table: str, column: str) -> tuple[s
 # the mask. Results are kept per filter state, so a change of measure scans nothing again.
 
 
+OFFICER_STATES = 4  # filter states whose counts per officer an engine keeps (a change of measure reuses them)
+
+
 @dataclass(frozen=True)
 class OfficerNames:
     """A dataset's officer ids by integer key, and each key's place in id order (kept once per dataset)."""
@@ -538,7 +543,19 @@ def officer_counts(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) 
         frame = frame.iloc[np.argsort(place[frame["_officer_key"].to_numpy()], kind="stable")]
         return OfficerCounts(frame.reset_index(drop=True))
 
-    return kept(engine, ds, filters, scope, "officer_counts", compute)
+    # Not kept with a state's small results: at 5,000,000 reports one state's counts per officer take about 25 MB.
+    memo, key = _memo(engine), (ds.id, filters, scope)
+    with memo.lock:
+        found = memo.officers.get(key)
+        if found is not None:
+            memo.officers.move_to_end(key)
+            return found
+    found = compute()
+    with memo.lock:
+        memo.officers[key] = found
+        while len(memo.officers) > OFFICER_STATES:
+            memo.officers.popitem(last=False)
+    return found
 
 
 def shared_incidents(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, measure: str) -> int | None:
