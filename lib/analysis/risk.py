@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from lib.analysis import adjust, stats
-from lib.engine import query
+from lib.engine import fastpath, query
 from lib.engine.query import Filters, Scope
 from lib.engine.store import Dataset, Engine
 from lib.model import schema
@@ -263,6 +263,9 @@ def _p_text(p: float) -> str:
 def by_officer(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) -> pd.DataFrame:
     """Return reports and harm counts per (pseudonymised) officer, column `officer` (never under a perturbed scope)."""
     adjust.refuse_officer_level(scope, "counts per officer")
+    counts = fastpath.officer_counts(engine, ds, filters, scope)
+    if counts is not None:
+        return query.add_rates(_named(engine, ds, counts.frame))
     t = query.filtered_reports(engine, ds, filters, scope)
     t = t.filter(t.officer_id.notnull())
     metrics = {}
@@ -271,6 +274,13 @@ def by_officer(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) -> p
         metrics[f"{col}_answered"] = t[col].count()
     frame = engine.execute(t.group_by(officer=t.officer_id).aggregate(reports=t.count(), **metrics))
     return query.add_rates(frame)
+
+
+def _named(engine: Engine, ds: Dataset, frame: pd.DataFrame) -> pd.DataFrame:
+    """Return officers counted by key (fastpath.officer_counts) with their ids in column `officer` instead."""
+    named = frame.drop(columns="_officer_key").reset_index(drop=True)
+    named.insert(0, "officer", fastpath.officer_names(engine, ds).names(frame["_officer_key"].to_numpy()))
+    return named
 
 
 # What each officer's reports look like, against peers in the same role: the drivers of exposure.
@@ -325,10 +335,14 @@ def officer_exposure(engine: Engine, ds: Dataset, filters: Filters, scope: Scope
     """Test whether officers' rates differ beyond chance; if they do, list the highest shrunken rates with peers."""
     _check_measure(measure)
     adjust.refuse_officer_level(scope, "officers' exposure to harm")
-    frame = by_officer(engine, ds, filters, scope)
-    # Sorted by officer: the rank draws depend on the order of groups, and the engine's order is not fixed,
-    # so without this the same view could show different rank intervals from one reload to the next.
-    frame = frame[frame[f"{measure}_answered"] > 0].sort_values("officer", kind="stable").reset_index(drop=True)
+    counts = fastpath.officer_counts(engine, ds, filters, scope)
+    if counts is None:
+        frame = by_officer(engine, ds, filters, scope)
+        # Sorted by officer: the rank draws depend on the order of groups, and the engine's order is not fixed,
+        # so without this the same view could show different rank intervals from one reload to the next.
+        frame = frame[frame[f"{measure}_answered"] > 0].sort_values("officer", kind="stable").reset_index(drop=True)
+    else:  # counted by officer key, already in officer id order: officers are named only where listed
+        frame = counts.frame[counts.frame[f"{measure}_answered"] > 0].reset_index(drop=True)
     if frame.empty:
         nothing = stats.Heterogeneity(float("nan"), float("nan"), 0, 0)
         return Exposure(measure, 0, nothing, None, pd.DataFrame())
@@ -341,25 +355,39 @@ def officer_exposure(engine: Engine, ds: Dataset, filters: Filters, scope: Scope
         # Officers differ no more than chance makes them differ: any list of "the highest" would rank luck.
         return result
     shrunk = shrinkage.table
-    frame = frame.assign(shrunken=shrunk["shrunken"].to_numpy(), low=shrunk["low"].to_numpy(),
-                         high=shrunk["high"].to_numpy())
-    chosen = frame.sort_values(["shrunken", "officer"], ascending=[False, True], kind="stable").head(top)
+    shrunken = shrunk["shrunken"].to_numpy()
+    # Highest shrunken rate first, ties in officer id order: the frame's rows are in officer id order.
+    order = np.lexsort((np.arange(len(frame)), -shrunken))[:top]
+    chosen = frame.iloc[order]
+    if counts is not None:
+        chosen = query.add_rates(_named(engine, ds, chosen)).set_axis(chosen.index)
+    chosen = chosen.assign(shrunken=shrunken[order], low=shrunk["low"].to_numpy()[order],
+                           high=shrunk["high"].to_numpy()[order])
     # Only the listed officers are ranked (among all of them): each one's place has the distribution it has when
     # everyone is ranked, drawn without drawing hundreds of thousands of officers a thousand times.
     ranks = stats.rank_intervals(x, n, draws=1000, seed=0, only=chosen.index.to_numpy(), shrinkage=shrinkage)
     chosen = chosen.assign(rank_low=ranks["rank_low"].to_numpy(), rank_high=ranks["rank_high"].to_numpy(),
                            officers=len(frame))
-    t = query.filtered_reports(engine, ds, filters, scope)
-    tactics = engine.tactics(ds)
-    mine = t.filter(t.officer_id.isin(chosen["officer"].tolist()))
-    own = engine.execute(mine.group_by(officer=mine.officer_id).aggregate(**_mix(mine, tactics)))
-    # Each officer's most frequent role, counted here: Spark has no mode() in Ibis (ties go to the first name).
-    roles = engine.execute(mine.group_by(officer=mine.officer_id, role=mine.officer_role.cast("string"))
-                           .aggregate(n=mine.count())).dropna(subset=["role"])
+    mix = (None if counts is None else
+           fastpath.officer_mix(engine, ds, filters, scope, frame["_officer_key"].to_numpy()[order]))
+    peers = None if counts is None else fastpath.peer_mix(engine, ds, filters, scope)
+    if mix is None or peers is None:
+        t = query.filtered_reports(engine, ds, filters, scope)
+        tactics = engine.tactics(ds)
+        mine = t.filter(t.officer_id.isin(chosen["officer"].tolist()))
+        own = engine.execute(mine.group_by(officer=mine.officer_id).aggregate(**_mix(mine, tactics)))
+        # Each officer's most frequent role, counted here: Spark has no mode() in Ibis (ties go to the first name).
+        roles = engine.execute(mine.group_by(officer=mine.officer_id, role=mine.officer_role.cast("string"))
+                               .aggregate(n=mine.count()))
+        peers = engine.execute(t.group_by(role=t.officer_role.cast("string")).aggregate(
+            **{f"peer_{k}": v for k, v in _mix(t, tactics).items()}))
+    else:
+        known = fastpath.officer_names(engine, ds)
+        own, roles = (f.assign(_officer_key=known.names(f["_officer_key"].to_numpy())).rename(
+            columns={"_officer_key": "officer"}) for f in mix)
+    roles = roles.dropna(subset=["role"])
     roles = roles.sort_values(["officer", "n", "role"], ascending=[True, False, True]).drop_duplicates("officer")
     own = roles[["officer", "role"]].merge(own, on="officer", how="right")
-    peers = engine.execute(t.group_by(role=t.officer_role.cast("string")).aggregate(
-        **{f"peer_{k}": v for k, v in _mix(t, tactics).items()}))
     same = same_incident_comparison(engine, ds, filters, scope, measure, tuple(chosen["officer"]))
     out = chosen.merge(own, on="officer", how="left").merge(peers, on="role", how="left")
     out = out.merge(same, on="officer", how="left")
@@ -391,6 +419,9 @@ def _shared_cells(t: ibis.Table, measure: str) -> tuple[ibis.Table, ibis.Table]:
 def shared_incident_count(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, measure: str) -> int:
     """Return how many incidents in view have answering reports from two or more officers."""
     t = _answering(engine, ds, filters, scope, measure)
+    found = fastpath.shared_incidents(engine, ds, filters, scope, measure)
+    if found is not None:
+        return found
     # Two or more officers answered exactly when the smallest and largest officer id differ: one pass over the
     # reports, not a count of (incident, officer) cells first.
     per = t.group_by(incident=t.incident_id).aggregate(first=t.officer_id.min(), last=t.officer_id.max())
@@ -403,6 +434,9 @@ def same_incident_comparison(engine: Engine, ds: Dataset, filters: Filters, scop
     """Compare each officer's harm with the other officers' at the same incidents (observed against expected)."""
     _check_measure(measure)
     t = _answering(engine, ds, filters, scope, measure)
+    rows = None if officers is None else _same_incident_rows(engine, ds, filters, scope, measure, officers)
+    if rows is not None:
+        return _same_incident_table(rows)
     if officers is not None:
         # Only the incidents of the officers asked about, with every officer's reports there: the strata are the
         # same, counted over a few thousand reports instead of every report in view.
@@ -412,7 +446,22 @@ def same_incident_comparison(engine: Engine, ds: Dataset, filters: Filters, scop
     if officers is not None:
         cells = cells.filter(cells.officer.isin(list(officers)))
     joined = cells.join(incidents, "incident")
-    rows = engine.execute(joined.select("incident", "officer", "own", "yes", "size", "events"))
+    return _same_incident_table(engine.execute(joined.select("incident", "officer", "own", "yes", "size", "events")))
+
+
+def _same_incident_rows(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, measure: str,
+                        officers: tuple[str, ...]) -> pd.DataFrame | None:
+    """Return the named officers' same-incident cells counted by integer keys (DuckDB), or None to use Ibis."""
+    counts = fastpath.officer_counts(engine, ds, filters, scope)
+    if counts is None:
+        return None
+    known = fastpath.officer_names(engine, ds)
+    rows = fastpath.same_incident_cells(engine, ds, filters, scope, measure, known.keys(officers))
+    return None if rows is None else rows.assign(officer=known.names(rows["officer"].to_numpy()))
+
+
+def _same_incident_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """Return each officer's observed and expected harm at shared incidents from their (incident, officer) cells."""
     columns = ["officer", *SAME_INCIDENT_COLUMNS]
     if rows.empty:
         return pd.DataFrame(columns=columns)

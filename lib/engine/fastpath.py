@@ -16,6 +16,7 @@ from typing import TypeVar
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from lib.engine import store
@@ -117,6 +118,7 @@ class _PageMemo:
         self.states: OrderedDict[tuple, _PageState] = OrderedDict()
         self.columns: dict[str, _PageColumns | None] = {}
         self.enums: dict[tuple[str, str], tuple[str, ...] | None] = {}
+        self.officers: OrderedDict[tuple, OfficerCounts] = OrderedDict()  # the last OFFICER_STATES states' counts
 
 
 _MEMOS: weakref.WeakKeyDictionary[Engine, _PageMemo] = weakref.WeakKeyDictionary()
@@ -132,6 +134,7 @@ def forget_page_results(engine: Engine) -> None:
     if memo is not None:
         with memo.lock:
             memo.states.clear()
+            memo.officers.clear()
 
 
 def _memo(engine: Engine) -> _PageMemo:
@@ -463,3 +466,233 @@ def officer_key_ids(engine: Engine, ds: Dataset) -> pd.DataFrame | None:
         return None
     return engine.backend.con.sql(f'SELECT DISTINCT _officer_key, officer_id FROM "{ds.reports_table}" '
                                   "WHERE _officer_key IS NOT NULL").df()
+
+
+# --- the Officer risk page: officers counted by their integer keys ------------------------------
+#
+# The officer section grouped every report in view by its officer's id (a string), sorted the
+# 400,000 officers of 5,000,000 reports by id in pandas, and counted shared incidents, peers' mix
+# and the listed officers' mix in four more scans, two of them semi-joins with the tactics table.
+# On the embedded engine the reports carry dense integer keys for officers and incidents and the
+# tactics as a bit mask (store.DERIVED_COLUMNS): the officers are counted by key, put in id order
+# by a permutation kept once per dataset, and named only where a page lists them; the mix reads
+# the mask. Results are kept per filter state, so a change of measure scans nothing again.
+
+
+OFFICER_STATES = 4  # filter states whose counts per officer an engine keeps (a change of measure reuses them)
+
+
+@dataclass(frozen=True)
+class OfficerNames:
+    """A dataset's officer ids by integer key, and each key's place in id order (kept once per dataset)."""
+
+    ids: pa.Array  # string: ids[key] is the officer id of `_officer_key` key
+    place: np.ndarray  # int64: place[key] is that officer's position among all officers sorted by id
+
+    def names(self, keys: np.ndarray) -> np.ndarray:
+        """Return the officer ids of these keys (an object array)."""
+        return self.ids.take(pa.array(np.asarray(keys, dtype=np.int64))).to_numpy(zero_copy_only=False)
+
+    def keys(self, officers: tuple[str, ...]) -> np.ndarray:
+        """Return the keys of these officer ids (those the dataset has), in key order."""
+        found = pc.is_in(self.ids, value_set=pa.array(list(officers), type=pa.string()))
+        return np.flatnonzero(found.to_numpy(zero_copy_only=False))
+
+
+@dataclass(frozen=True)
+class OfficerCounts:
+    """A filter state's reports and harm counts per officer, officers in id order.
+
+    `frame` has `_officer_key`, `reports` and each harm field's `_yes` and `_answered` (int64), one row per officer
+    with reports in view, sorted by officer id.
+    """
+
+    frame: pd.DataFrame
+
+
+_NAMES_LOCK = threading.Lock()
+_NAMES: weakref.WeakKeyDictionary[Engine, dict[str, OfficerNames]] = weakref.WeakKeyDictionary()
+
+
+def officer_names(engine: Engine, ds: Dataset) -> OfficerNames:
+    """Return the dataset's officer ids by key and the id order of the keys, computed once per dataset."""
+    with _NAMES_LOCK:
+        found = _NAMES.setdefault(engine, {}).get(ds.id)
+    if found is not None:
+        return found
+    # Sorted by the engine (byte order of UTF-8 is the order of code points, as Python and pandas sort the ids).
+    table = engine.backend.con.sql(
+        f'SELECT _officer_key, officer_id FROM (SELECT _officer_key, any_value(officer_id)::VARCHAR AS officer_id '
+        f'FROM "{ds.reports_table}" WHERE _officer_key IS NOT NULL GROUP BY _officer_key) ORDER BY officer_id'
+    ).to_arrow_table().combine_chunks()
+    keys = table["_officer_key"].to_numpy().astype(np.int64)
+    size = int(keys.max()) + 1 if len(keys) else 0
+    place = np.full(size, size, dtype=np.int64)
+    place[keys] = np.arange(len(keys), dtype=np.int64)
+    row = np.full(size, -1, dtype=np.int64)  # each key's row in the table; keys are dense, but not trusted to be
+    row[keys] = np.arange(len(keys), dtype=np.int64)
+    ids = table["officer_id"].chunk(0) if table.num_rows else pa.array([], type=pa.string())
+    found = OfficerNames(ids.take(pa.array(row, mask=row < 0)), place)
+    with _NAMES_LOCK:
+        _NAMES.setdefault(engine, {})[ds.id] = found
+    return found
+
+
+def prepare_officers(engine: Engine, ds: Dataset) -> None:
+    """Put the dataset's officers in id order once, as it opens, so no page's first render waits for it."""
+    info = _page_columns(engine, ds)
+    if info is not None and info.officer_max is not None and "officer_id" in engine.reports(ds).columns:
+        officer_names(engine, ds)
+
+
+def _source(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) -> str:
+    """Return the SQL of a filter state's reports, compiled once per state (Ibis takes tens of ms to compile it)."""
+    return kept(engine, ds, filters, scope, "source_sql",
+                lambda: engine.backend.compile(filtered_reports(engine, ds, filters, scope)))
+
+
+def _officer_info(engine: Engine, ds: Dataset, scope: Scope) -> _PageColumns | None:
+    """Return the dataset's scan columns if officers can be counted by key here (never under a perturbed scope)."""
+    info = _page_columns(engine, ds)
+    if info is None or scope.perturbed or info.officer_max is None or info.incident_max is None:
+        return None
+    cols = set(engine.reports(ds).columns)
+    return info if {"officer_id", "incident_id"} <= cols else None
+
+
+def officer_counts(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) -> OfficerCounts | None:
+    """Return the reports and harm counts per officer of a filter state, in officer id order; None: use Ibis."""
+    if _officer_info(engine, ds, scope) is None:
+        return None
+
+    def compute() -> OfficerCounts:
+        source = _source(engine, ds, filters, scope)
+        con = engine.backend.con
+        # Counts as BIGINT (count_if gives HUGEINT, which reaches numpy as Python objects) straight into numpy.
+        counts = ", ".join(f'count(*) FILTER (WHERE "{c}") AS "{c}_yes", count("{c}") AS "{c}_answered"'
+                           for c in schema.HARM_FIELDS)
+        found = con.sql(f"SELECT _officer_key, count(*) AS reports, {counts} FROM ({source}) AS f "
+                        "WHERE _officer_key IS NOT NULL GROUP BY _officer_key").fetchnumpy()
+        frame = pd.DataFrame({c: np.asarray(v).astype(np.int64) for c, v in found.items()})
+        place = officer_names(engine, ds).place
+        frame = frame.iloc[np.argsort(place[frame["_officer_key"].to_numpy()], kind="stable")]
+        return OfficerCounts(frame.reset_index(drop=True))
+
+    # Not kept with a state's small results: at 5,000,000 reports one state's counts per officer take about 25 MB.
+    memo, key = _memo(engine), (ds.id, filters, scope)
+    with memo.lock:
+        found = memo.officers.get(key)
+        if found is not None:
+            memo.officers.move_to_end(key)
+            return found
+    found = compute()
+    with memo.lock:
+        memo.officers[key] = found
+        while len(memo.officers) > OFFICER_STATES:
+            memo.officers.popitem(last=False)
+    return found
+
+
+def shared_incidents(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, measure: str) -> int | None:
+    """Return how many incidents in view have answering reports from two or more officers; None: use Ibis."""
+    if measure not in schema.HARM_FIELDS or _officer_info(engine, ds, scope) is None:
+        return None
+
+    def compute() -> int:
+        source = _source(engine, ds, filters, scope)
+        # Two or more officers answered at an incident exactly when its smallest and largest officer key differ.
+        [(found,)] = engine.backend.con.sql(
+            f"SELECT count_if(lo <> hi) FROM (SELECT min(_officer_key) AS lo, max(_officer_key) AS hi "
+            f'FROM ({source}) AS f WHERE _officer_key IS NOT NULL AND incident_id IS NOT NULL AND "{measure}" IS NOT '
+            "NULL GROUP BY _incident_key) AS i").fetchall()
+        return int(found or 0)
+
+    return kept(engine, ds, filters, scope, f"shared_incidents/{measure}", compute)
+
+
+def _mix_sql(info: _PageColumns) -> str:
+    """Return the mix indicators of lib/analysis/risk.py (MIX_INDICATORS) as averages over the reports."""
+    ced = _mask_of(info, lambda tactic: tactic in schema.CED_LADDER)
+    ground = _mask_of(info, lambda tactic: tactic == "Ground restraint")
+    return ", ".join([
+        "avg((shift::VARCHAR = 'Night')::INTEGER) AS night",
+        "avg(single_crewed::INTEGER) AS single",
+        "avg((resistance::VARCHAR IN ('Aggressive resistance', 'Serious or aggravated resistance'))::INTEGER) "
+        "AS resisting",
+        "avg((location_type::VARCHAR = 'Dwelling')::INTEGER) AS dwelling",
+        f"avg(((_tactics & {ced}::UBIGINT) <> 0)::INTEGER) AS ced",
+        f"avg(((_tactics & {ground}::UBIGINT) <> 0)::INTEGER) AS ground",
+    ])
+
+
+def _mask_of(info: _PageColumns, wanted: Callable[[str | None], bool]) -> int:
+    """Return the mask of the tactic bits whose tactic is wanted."""
+    return sum(1 << bit for bit, (tactic, _) in enumerate(info.tactic_bits or ()) if wanted(tactic))
+
+
+MIX_COLUMNS = {"shift", "single_crewed", "resistance", "location_type"}
+
+
+def _mix_info(engine: Engine, ds: Dataset, scope: Scope) -> _PageColumns | None:
+    info = _officer_info(engine, ds, scope)
+    if info is None or info.tactic_bits is None or not MIX_COLUMNS <= set(engine.reports(ds).columns):
+        return None
+    return info
+
+
+def peer_mix(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) -> pd.DataFrame | None:
+    """Return the mix of every role's reports in view (columns `role`, `peer_<indicator>`); None: use Ibis."""
+    info = _mix_info(engine, ds, scope)
+    if info is None or "officer_role" not in engine.reports(ds).columns:
+        return None
+
+    def compute() -> pd.DataFrame:
+        source = _source(engine, ds, filters, scope)
+        frame = engine.backend.con.sql(f"SELECT officer_role::VARCHAR AS role, {_mix_sql(info)} FROM ({source}) AS f "
+                                       "GROUP BY ALL").to_arrow_table().to_pandas()
+        return frame.rename(columns={c: f"peer_{c}" for c in frame.columns if c != "role"})
+
+    return kept(engine, ds, filters, scope, "peer_mix", compute)
+
+
+def officer_mix(engine: Engine, ds: Dataset, filters: Filters, scope: Scope,
+                keys: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """Return the mix of the officers' reports (`_officer_key`, indicators) and their reports per role; None: Ibis."""
+    info = _mix_info(engine, ds, scope)
+    if info is None or "officer_role" not in engine.reports(ds).columns:
+        return None
+    source = _source(engine, ds, filters, scope)
+    chosen = ", ".join(str(int(k)) for k in keys) or "NULL"  # integers made here, never text from a user
+    mine = f"SELECT * FROM ({source}) AS f WHERE _officer_key IN ({chosen})"
+    # One scan: each officer's mix, and each officer's reports per role.
+    both = engine.backend.con.sql(
+        f"SELECT GROUPING(role) AS by_officer, _officer_key, role, count(*) AS n, {_mix_sql(info)} FROM "
+        f"(SELECT *, officer_role::VARCHAR AS role FROM ({mine}) AS m) AS r "
+        "GROUP BY GROUPING SETS ((_officer_key), (_officer_key, role))").to_arrow_table()
+    own = both.filter(pc.equal(both["by_officer"], 1)).drop_columns(["by_officer", "role", "n"]).to_pandas()
+    roles = both.filter(pc.equal(both["by_officer"], 0)).select(["_officer_key", "role", "n"]).to_pandas()
+    return own, roles
+
+
+def same_incident_cells(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, measure: str,
+                        keys: np.ndarray) -> pd.DataFrame | None:
+    """Return the officers' (incident, officer) cells at incidents where two or more officers answered; None: Ibis.
+
+    Columns `incident` and `officer` (integer keys), `own` and `yes` (the officer's answering reports and yes
+    answers there), `size` and `events` (all officers' there), as lib/analysis/risk.py's `_shared_cells` joins them.
+    """
+    if measure not in schema.HARM_FIELDS or _officer_info(engine, ds, scope) is None:
+        return None
+    source = _source(engine, ds, filters, scope)
+    chosen = ", ".join(str(int(k)) for k in keys) or "NULL"  # integers made here, never text from a user
+    sql = (f'WITH t AS (SELECT _incident_key AS incident, _officer_key AS officer, "{measure}" AS m FROM ({source}) '
+           f'AS f WHERE _officer_key IS NOT NULL AND incident_id IS NOT NULL AND "{measure}" IS NOT NULL), '
+           f"mine AS (SELECT DISTINCT incident FROM t WHERE officer IN ({chosen})), "
+           "cells AS (SELECT incident, officer, count(*) AS own, count(*) FILTER (WHERE m) AS yes FROM t "
+           "SEMI JOIN mine USING (incident) GROUP BY incident, officer), "
+           "incidents AS (SELECT incident, sum(own)::BIGINT AS size, sum(yes)::BIGINT AS events FROM cells "
+           "GROUP BY incident HAVING count(*) >= 2) "
+           "SELECT incident, officer, own, yes, size, events FROM cells JOIN incidents USING (incident) "
+           f"WHERE officer IN ({chosen})")
+    found = engine.backend.con.sql(sql).fetchnumpy()
+    return pd.DataFrame({c: np.asarray(v).astype(np.int64) for c, v in found.items()})

@@ -9,6 +9,7 @@ from pathlib import Path
 import streamlit as st
 
 from lib import ingest
+from lib.engine import fastpath
 from lib.engine.store import SAMPLE_DIR, Dataset, DatasetError
 from lib.ingest import library
 from lib.model.settings import settings
@@ -66,7 +67,11 @@ def sources(user: access.User, demo: bool = False) -> list[Source]:
 def _open(source: Source) -> Dataset:
     if source.dataset is not None:
         return source.dataset
-    return cache.engine().open(source.path, name=source.label)
+    engine = cache.engine()
+    ds = engine.open(source.path, name=source.label)
+    # Per dataset version, not per filter state: the officers' id order (about 0.4 s at 5,000,000 reports), kept.
+    fastpath.prepare_officers(engine, ds)
+    return ds
 
 
 def pick_next(label_key: str) -> None:
