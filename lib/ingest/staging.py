@@ -149,15 +149,34 @@ def read_upload(files: Sequence[Upload], *, fmt: str = AUTO, force: str | None =
                 duplicates: str = "set-aside", progress: Progress | None = None) -> StagedUpload:
     """Spool uploads to disk and read them in the worker (in batches where the command line would); return them staged.
 
-    Raises RejectedFile as `ingest` does; the spooled files are removed in every case, the staged folder
-    unless the read succeeded.
+    Raises RejectedFile as `ingest` does; the spooled files are removed in every case.
     """
+    stem = _stem()
+    inbox = uploads_dir() / (stem + SPOOL_SUFFIX)
+    try:
+        return _stage(spool(files, inbox), stem, fmt=fmt, force=force, duplicates=duplicates, progress=progress)
+    finally:
+        shutil.rmtree(inbox, ignore_errors=True)
+
+
+def read_files(paths: Sequence[Path], *, fmt: str = AUTO, force: str | None = None,
+               duplicates: str = "set-aside", progress: Progress | None = None) -> StagedUpload:
+    """Read files already on disk as uploads are read (in the worker, in batches where it can be); stage them."""
+    return _stage(list(paths), _stem(), fmt=fmt, force=force, duplicates=duplicates, progress=progress)
+
+
+def _stem() -> str:
+    """Return a new staged folder's name (naming this process, so a later upload can tell it was abandoned)."""
     remove_abandoned()
     uploads_dir().mkdir(parents=True, exist_ok=True)
-    stem = f"{PREFIX}{os.getpid()}-{secrets.token_hex(6)}"
-    folder, inbox = uploads_dir() / stem, uploads_dir() / (stem + SPOOL_SUFFIX)
+    return f"{PREFIX}{os.getpid()}-{secrets.token_hex(6)}"
+
+
+def _stage(paths: list[Path], stem: str, *, fmt: str, force: str | None, duplicates: str,
+           progress: Progress | None) -> StagedUpload:
+    """Read files into the staged folder `stem` in the worker; remove it (and the worker's leftovers) on failure."""
+    folder = uploads_dir() / stem
     try:
-        paths = spool(files, inbox)
         report = worker.run(load, paths, folder, fmt=fmt, duplicates=duplicates, force=force, origins=True,
                             progress=progress)
     except BaseException:
@@ -165,7 +184,4 @@ def read_upload(files: Sequence[Upload], *, fmt: str = AUTO, force: str | None =
         for left in uploads_dir().glob(f".{stem}.*"):  # a worker stopped part-way leaves its temporary folder
             shutil.rmtree(left, ignore_errors=True)
         raise
-    finally:
-        shutil.rmtree(inbox, ignore_errors=True)
     return StagedUpload(folder, report)
-
