@@ -100,6 +100,19 @@ def test_appending_an_upload_read_in_batches_sets_aside_what_the_dataset_holds()
     assert outcomes[1] == outcomes[0]
 
 
+def test_a_parquet_upload_read_in_batches_is_saved_as_read_whole():
+    import pandas as pd
+
+    sink = io.BytesIO()
+    pd.read_csv(io.BytesIO(canonical(range(3500))), dtype=str).to_parquet(sink, row_group_size=500)
+    whole = ingest.ingest([("big.parquet", sink.getvalue())])
+    staged = staging.read_upload([("big.parquet", sink)])
+    assert pq.ParquetFile(staged.folder / library.REPORTS).num_row_groups >= 3
+    assert whole.report["rows_quarantined"] == 37
+    assert without_time(staged.report) == without_time(whole.report)
+    assert stored(library.save("batched", staged)) == stored(library.save("whole", whole))
+
+
 def test_excel_and_several_files_take_the_whole_file_path_with_the_same_outcome(tmp_path):
     from openpyxl import Workbook
 
