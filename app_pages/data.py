@@ -22,7 +22,7 @@ with upload_tab:
     dup_label = right.radio("Rows repeating a report id", ["Set later copies aside", "Keep them all"],
                             key="upload_duplicates")
     if st.button("Read files", type="primary", disabled=not files):
-        uploads.read_uploads([(f.name, f.getvalue()) for f in files], fmt, force or None,
+        uploads.read_uploads([(f.name, f) for f in files], fmt, force or None,
                         "set-aside" if dup_label == "Set later copies aside" else "keep-all")
 
     uploads.mapping_step()

@@ -15,16 +15,16 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from lib.ingest import library, worker
-from lib.ingest.pipeline import AUTO, DUPLICATE_CHOICES, RejectedFile, ingest, read_paths
+from lib.ingest import library, staging
+from lib.ingest.pipeline import AUTO, DUPLICATE_CHOICES, RejectedFile
 from lib.model.scope import UNRESTRICTED, Actor, Scope
 
 
-def _read(paths: Sequence[Path], fmt: str, force: str | None, duplicates: str):
+def _read(paths: Sequence[Path], fmt: str, force: str | None, duplicates: str) -> staging.StagedUpload:
     """Ingest files from disk in the reading worker; raise RejectedFile for one that cannot be read."""
-    files = read_paths(paths)
-    # In a worker process inside the upload budget, as in the app: a hostile file fails its own read only.
-    return worker.run(ingest, files, fmt=fmt, duplicates=duplicates, force=force)
+    # In a worker process inside the upload budget, as in the app: a hostile file fails its own read only. In
+    # batches where it can be (as `python -m lib.ingest`), staged on disk for the library to copy.
+    return staging.read_files(paths, fmt=fmt, duplicates=duplicates, force=force)
 
 
 def _user() -> str:

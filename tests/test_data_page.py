@@ -189,3 +189,40 @@ def test_a_damaged_dataset_is_shown_with_what_to_do_and_every_page_still_opens()
     assert any(e.label.startswith("Broken: DAMAGED") for e in at.expander)
     upload(at, ("more.csv", SMALL))
     assert at.selectbox(key="append_target").options == ["Fine"]  # only readable datasets take an append
+
+
+def test_an_upload_of_several_batches_is_read_in_batches_and_saved_as_read_whole(monkeypatch):
+    import pyarrow.parquet as pq
+
+    from lib import ingest
+    from lib.ingest import library, staging
+    from lib.ingest.batches import BATCH_ROWS_VARIABLE
+    from lib.ui import uploads
+
+    monkeypatch.setenv(BATCH_ROWS_VARIABLE, "1000")
+    header, *rows = SMALL.decode().splitlines()
+    lines = [header]
+    for i in range(3500):  # every 97th row has a date that is none: set aside in several batches
+        cells = rows[i % len(rows)].split(",")
+        cells[0], cells[2] = f"R{i:05d}", "never" if i % 97 == 0 else cells[2]
+        lines.append(",".join(cells))
+    data = ("\n".join(lines) + "\n").encode()
+    whole = ingest.ingest([("big.csv", data)])
+    at = upload(data_page(), ("big.csv", data))
+    assert not at.exception
+    shown = (metric(at, "Rows read"), metric(at, "Loaded"), metric(at, "Set aside"), metric(at, "Reports"))
+    assert shown == ("3,500", "3,463", "37", "3,463")
+    assert shown == tuple(f"{whole.report[k]:,}" for k in ("rows_in", "rows_loaded", "rows_quarantined",
+                                                           "reports_loaded"))
+    staged = at.session_state[uploads.UPLOAD_KEY]
+    assert pq.ParquetFile(staged.folder / library.REPORTS).num_row_groups >= 3  # the batch writer's row groups
+    assert [p.name for p in staging.uploads_dir().iterdir()] == [staged.folder.name]  # the spooled file is gone
+    at.text_input(key="save_name").set_value("Big").run()
+    next(b for b in at.button if b.label == "Save to library").click().run()
+    assert not at.exception and at.selectbox(key="dataset_choice").value == "Big (saved)"
+
+    def held(path):
+        loads = [{k: v for k, v in load.items() if k != "loaded_at"} for load in library.provenance_at(path)]
+        return (pq.read_table(path / library.REPORTS).to_pylist(), pq.read_table(path / library.TACTICS).to_pylist(),
+                (path / library.QUARANTINE).read_text(), loads)
+    assert held(library.path_of("Big")) == held(library.save("Read whole", whole, user="local"))

@@ -4,7 +4,8 @@
 file's cells as text (lib/ingest/reading.py); `read_file(path)` gives the engine one file's tables, and
 `pseudonymise_ids` its officer-id hook and `record_keys` its record-key hook (the cell key method).
 `python -m lib.ingest FILE... --out DIR` runs it from the command line. The app and the command line read
-uploads with `worker.run(...)` (lib/ingest/worker.py): in a process of their own, inside a memory and time budget.
+uploads with `worker.run(...)` (lib/ingest/worker.py): in a process of their own, inside a memory and time budget,
+in batches where they can be (`pipeline.load`); the app's uploads are staged on disk (lib/ingest/staging.py).
 """
 from lib.ingest.pipeline import (
     AUTO,

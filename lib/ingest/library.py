@@ -34,18 +34,20 @@ import re
 import secrets
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lib.ingest import pseudonym
 from lib.ingest.formats import FILE, ROW, ROWS
-from lib.ingest.pipeline import IngestResult, reason_counts, tables
+from lib.ingest.pipeline import ORIGINS, IngestResult, origins_table, reason_counts
+from lib.ingest.staging import StagedUpload, tables_of
 from lib.model import files, incidents
 from lib.model.paths import data_dir  # noqa: F401  (re-exported)
 from lib.model.scope import UNRESTRICTED, Actor, Scope
@@ -452,7 +454,8 @@ def _remove_leftovers(name: str) -> list[Path]:
 
 # --- writing -------------------------------------------------------------------------------------------
 
-def _load_record(result: IngestResult, user: str, action: str, reports_loaded: int, extra: dict | None = None) -> dict:
+def _load_record(result: IngestResult | StagedUpload, user: str, action: str, reports_loaded: int,
+                 extra: dict | None = None) -> dict:
     r = result.report
     return {"action": action, "loaded_at": datetime.now(UTC).isoformat(timespec="seconds"), "by": user,
             "files": [f["name"] for f in r["files"]], "format": r["detected_format"],
@@ -527,17 +530,19 @@ def _quarantine_pseudonymised(path: Path) -> pd.DataFrame:
                                                  if c == "officer_id" or pseudonym.is_officer_id_header(c)])
 
 
-def save(name: str, result: IngestResult, user: str = "local user", wait: float = LOCK_WAIT_S,
+def save(name: str, result: IngestResult | StagedUpload, user: str = "local user", wait: float = LOCK_WAIT_S,
          actor: Actor | None = None) -> Path:
-    """Save an ingest result as a new named dataset; refuse to overwrite one that exists. Return its folder.
+    """Save an ingest result (or an upload staged on disk) as a new named dataset; refuse to overwrite one that
+    exists. Return its folder.
 
-    The dataset belongs to the actor (their name and scope); without one, to `user` and every force.
+    The dataset belongs to the actor (their name and scope); without one, to `user` and every force. A staged
+    upload's files are copied, never read into memory.
     """
     name = check_name(name)
     user = actor.name if actor is not None else user
     folder = _folder(name)
-    reports, tactics = tables(result)
-    record = _load_record(result, user, "create", reports.num_rows, {"version": 1})
+    count, write_load = _load_files(result)
+    record = _load_record(result, user, "create", count, {"version": 1})
     with lock(name, wait):
         _remove_leftovers(name)
         if folder.exists():
@@ -547,9 +552,7 @@ def save(name: str, result: IngestResult, user: str = "local user", wait: float 
         with files.write_whole_folder(folder) as tmp:
             version = tmp / VERSIONS / _label(1)
             version.mkdir(parents=True)
-            pq.write_table(reports, version / REPORTS)
-            pq.write_table(tactics, version / TACTICS)
-            result.quarantine.astype("string").to_csv(version / QUARANTINE, index=False)
+            write_load(version)
             (version / PROVENANCE).write_text(json.dumps([record], indent=2))
             for child in version.iterdir():
                 _fsync(child)
@@ -559,6 +562,23 @@ def save(name: str, result: IngestResult, user: str = "local user", wait: float 
                                      encoding="utf-8")
             (tmp / CURRENT).write_text(_label(1) + "\n", encoding="ascii")
     return folder / VERSIONS / _label(1)
+
+
+def _load_files(result: IngestResult | StagedUpload) -> tuple[int, Callable[[Path], None]]:
+    """Return how many reports a load holds and a function writing its reports, tactics and set-aside rows."""
+    if isinstance(result, StagedUpload):
+        def copy(version: Path) -> None:
+            # The staged files are written as the whole-file result would be: copied, never read into memory.
+            for part in (REPORTS, TACTICS, QUARANTINE):
+                shutil.copyfile(result.folder / part, version / part)
+        return result.reports_loaded, copy
+    reports, tactics = tables_of(result)
+
+    def write(version: Path) -> None:
+        pq.write_table(reports, version / REPORTS)
+        pq.write_table(tactics, version / TACTICS)
+        result.quarantine.astype("string").to_csv(version / QUARANTINE, index=False)
+    return reports.num_rows, write
 
 
 def set_owner(name: str, by: str, scope: Scope, wait: float = LOCK_WAIT_S) -> None:
@@ -580,9 +600,10 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def append(name: str, result: IngestResult, user: str = "local user", wait: float = LOCK_WAIT_S,
+def append(name: str, result: IngestResult | StagedUpload, user: str = "local user", wait: float = LOCK_WAIT_S,
            actor: Actor | None = None) -> dict:
-    """Append an ingest result to a saved dataset as a new version, setting aside reports it already holds."""
+    """Append an ingest result (or a staged upload) to a saved dataset as a new version, setting aside reports
+    it already holds."""
     name = check_name(name)
     user = actor.name if actor is not None else user
     with lock(name, wait):
@@ -601,23 +622,25 @@ def append(name: str, result: IngestResult, user: str = "local user", wait: floa
     return record
 
 
-def _appended(name: str, current: Path, loads: list[dict], result: IngestResult, user: str):
+def _appended(name: str, current: Path, loads: list[dict], result: IngestResult | StagedUpload, user: str):
     """Return the load record of an append and a function writing the new version's files."""
     old_reports = _pseudonymised(pq.read_table(current / REPORTS))
     old_tactics = pq.read_table(current / TACTICS)
-    known = set(old_reports.column("report_id").to_pylist())
-    new = result.reports
-    repeat = new["report_id"].isin(known)
-    set_aside = pd.DataFrame({FILE: new.loc[repeat, FILE].astype("string"),
-                              ROW: new.loc[repeat, ROW].astype("int64"),
-                              ROWS: new.loc[repeat, ROWS].astype("int64"),
-                              "reason": ("report '" + new.loc[repeat, "report_id"].astype(str)
+    new_reports, new_tactics = tables_of(result)
+    origins = (pq.read_table(result.folder / ORIGINS) if isinstance(result, StagedUpload)
+               else origins_table(result.reports))
+    ids = origins.column("report_id").cast(pa.string())
+    repeat = pc.is_in(ids, value_set=old_reports.column("report_id").combine_chunks().cast(pa.string()))
+    again = origins.filter(repeat).to_pandas()
+    set_aside = pd.DataFrame({FILE: again[FILE].astype("string"), ROW: again[ROW].astype("int64"),
+                              ROWS: again[ROWS].astype("int64"),
+                              "reason": ("report '" + again["report_id"].astype(str)
                                          + f"' is already in dataset '{name}'").astype("string")})
-    kept = new[~repeat]
-    kept_tactics = result.tactics[result.tactics["report_id"].isin(set(kept["report_id"]))]
-    added = IngestResult(kept, kept_tactics, pd.concat([result.quarantine, set_aside], ignore_index=True),
-                         result.report)
-    reports, tactics = tables(added)
+    kept_ids = ids.filter(pc.invert(repeat))
+    reports = new_reports.filter(pc.invert(repeat))  # the origins are in the reports' order
+    tactics = new_tactics.filter(pc.is_in(new_tactics.column("report_id").cast(pa.string()),
+                                          value_set=kept_ids.combine_chunks()))
+    quarantine = pd.concat([result.quarantine, set_aside], ignore_index=True)
     merged_reports = pa.concat_tables([old_reports, reports.cast(old_reports.schema)],
                                       promote_options="permissive")
     # A field recorded per incident in either load is counted in incidents across the whole dataset.
@@ -627,16 +650,15 @@ def _appended(name: str, current: Path, loads: list[dict], result: IngestResult,
                                       promote_options="permissive")
     old_q = _quarantine_pseudonymised(current / QUARANTINE)
     record = _load_record(result, user, "append", reports.num_rows, {
-        "rows_loaded": int(kept[ROWS].sum()),
+        "rows_loaded": int(pc.sum(origins.column(ROWS).filter(pc.invert(repeat))).as_py() or 0),
         "rows_quarantined": result.report["rows_quarantined"] + int(set_aside[ROWS].sum()),
         "already_in_dataset": int(set_aside[ROWS].sum()),
-        "quarantine_reasons": reason_counts(added.quarantine)})
+        "quarantine_reasons": reason_counts(quarantine)})
 
     def write(tmp: Path) -> None:
         pq.write_table(merged_reports, tmp / REPORTS)
         pq.write_table(merged_tactics, tmp / TACTICS)
-        pd.concat([old_q, added.quarantine.astype("string")], ignore_index=True).to_csv(tmp / QUARANTINE,
-                                                                                      index=False)
+        pd.concat([old_q, quarantine.astype("string")], ignore_index=True).to_csv(tmp / QUARANTINE, index=False)
         (tmp / PROVENANCE).write_text(json.dumps([*loads, record], indent=2))
     return record, write
 

@@ -45,6 +45,9 @@ AUTO = "auto"
 DUPLICATE_CHOICES = ("set-aside", "keep-all")
 MIN_SCORE = 0.6
 NO_FORMAT = "no known format recognises its header"
+# Beside a dataset folder's tables when asked for (an app upload): each loaded report's file, row and row count,
+# in the reports' order, so that appending it can name the rows a saved dataset already holds.
+ORIGINS = "origins.parquet"
 
 
 # --- formats ------------------------------------------------------------------------------
@@ -541,15 +544,25 @@ def record_keys(report_ids: pa.Array | pa.ChunkedArray) -> pa.Array:
     return pa.array(cellkey.record_keys(report_ids.to_numpy(zero_copy_only=False), secret), pa.int16())
 
 
-def write(result: IngestResult, out_dir: Path) -> None:
-    """Write the canonical dataset, the quarantine and report.json into a folder."""
+def write(result: IngestResult, out_dir: Path, *, origins: bool = False) -> None:
+    """Write the canonical dataset, the quarantine and report.json (and, asked for, the origins) into a folder."""
     reports, tactics = tables(result)
     # The four files appear together (or, into a folder already holding files, each one whole).
     with write_whole_folder(out_dir) as tmp:
         pq.write_table(reports, tmp / "reports.parquet")
         pq.write_table(tactics, tmp / "tactics.parquet")
+        if origins:
+            pq.write_table(origins_table(result.reports), tmp / ORIGINS)
         result.quarantine.astype("string").to_csv(tmp / "quarantine.csv", index=False)
         (tmp / "report.json").write_text(json.dumps(result.report, indent=2, default=str))
+
+
+def origins_table(reports: pd.DataFrame) -> pa.Table:
+    """Return each report's id, file, row and row count (the columns an append's set-aside rows carry)."""
+    return pa.table({"report_id": _arrow_strings(reports["report_id"]).cast(pa.string()),
+                     FILE: _arrow_strings(reports[FILE]).cast(pa.string()),
+                     ROW: pa.array(reports[ROW].to_numpy(dtype="int64")),
+                     ROWS: pa.array(reports[ROWS].to_numpy(dtype="int64"))})
 
 
 def read_paths(paths: Sequence[Path]) -> list[tuple[str, bytes]]:
@@ -564,17 +577,20 @@ def read_paths(paths: Sequence[Path]) -> list[tuple[str, bytes]]:
 
 
 def load(paths: Sequence[Path], out_dir: Path, *, fmt: str = AUTO, duplicates: str = "set-aside",
-         force: str | None = None) -> dict:
-    """Ingest extract files into a dataset folder and return the report (the command line's work, in the worker).
+         force: str | None = None, origins: bool = False, progress: Progress | None = None) -> dict:
+    """Ingest extract files into a dataset folder and return the report (the command line's and the app's work,
+    in the worker).
 
     The files are read in batches (memory stays flat); a load that batches cannot give exactly as the
     whole-file reader would (Excel, a profile that folds rows, a report id seen in two batches) is read whole.
+    With `origins`, the folder also holds ORIGINS (what an append to a saved dataset needs).
     """
     try:
-        return load_in_batches(paths, out_dir, fmt=fmt, duplicates=duplicates, force=force)
+        return load_in_batches(paths, out_dir, fmt=fmt, duplicates=duplicates, force=force, origins=origins,
+                               progress=progress)
     except WholeFile:
-        result = ingest(read_paths(paths), fmt=fmt, duplicates=duplicates, force=force)
-        write(result, out_dir)
+        result = ingest(read_paths(paths), fmt=fmt, duplicates=duplicates, force=force, progress=progress)
+        write(result, out_dir, origins=origins)
         return result.report
 
 
@@ -587,10 +603,10 @@ class WholeFile(Exception):
 
 def load_in_batches(paths: Sequence[Path], out_dir: Path, *, fmt: str = AUTO, duplicates: str = "set-aside",
                     force: str | None = None, limits: Limits | None = None, formats: Sequence[Format] | None = None,
-                    rows: int | None = None, progress: Progress | None = None) -> dict:
+                    rows: int | None = None, progress: Progress | None = None, origins: bool = False) -> dict:
     """Ingest files on disk into a dataset folder a batch of rows at a time; return the report.
 
-    Reports, tactics, quarantine.csv and report.json come out as `ingest` then `write` make them.
+    Reports, tactics, quarantine.csv and report.json (and ORIGINS) come out as `ingest` then `write` make them.
     Raises WholeFile, before anything is written, when a file must be read whole for that.
     """
     if duplicates not in DUPLICATE_CHOICES:
@@ -609,7 +625,8 @@ def load_in_batches(paths: Sequence[Path], out_dir: Path, *, fmt: str = AUTO, du
     exact: set[Path] = set()
     while True:
         run = _Batched(key, limits, formats, fmt=fmt, duplicates=duplicates, force=force,
-                       rows=rows or batch_rows(), exact=exact, say=progress or (lambda fraction, message: None))
+                       rows=rows or batch_rows(), exact=exact, say=progress or (lambda fraction, message: None),
+                       origins=origins)
         try:
             return run.load([Path(p) for p in paths], Path(out_dir))
         except ReadExactly as exc:  # a malformed row: that file is read row by row, as the whole-file reader does
@@ -689,7 +706,7 @@ class _Batched:
     """One load in batches: what is kept across batches is small (counts, id hashes, the set-aside rows)."""
 
     def __init__(self, key: bytes, limits: Limits, formats: list[Format], *, fmt: str, duplicates: str,
-                 force: str | None, rows: int, exact: set[Path], say: Progress) -> None:
+                 force: str | None, rows: int, exact: set[Path], say: Progress, origins: bool = False) -> None:
         self.key, self.limits, self.formats = key, limits, formats
         self.fmt, self.duplicates, self.force, self.rows, self.exact, self.say = (
             fmt, duplicates, force, rows, exact, say)
@@ -708,16 +725,21 @@ class _Batched:
         self.reports_loaded = self.tactics_loaded = self.rows_loaded = 0
         self.first: pd.Timestamp | None = None
         self.last: pd.Timestamp | None = None
+        self.origins = origins
+        self.origins_out: _TableWriter | None = None
 
     def load(self, paths: list[Path], out_dir: Path) -> dict:
         with write_whole_folder(out_dir) as tmp:
             reports, tactics = _TableWriter(tmp / "reports.parquet"), _TableWriter(tmp / "tactics.parquet")
+            self.origins_out = _TableWriter(tmp / ORIGINS) if self.origins else None
             try:
                 for i, path in enumerate(paths):
                     self.read_file(path, i / max(len(paths), 1), reports, tactics)
             finally:
                 reports.close()
                 tactics.close()
+                if self.origins_out is not None:
+                    self.origins_out.close()
             self.say(0.95, "Writing the report")
             quarantine = pd.concat([q for q in (*self.file_quarantine, *self.incomplete, *self.repeats) if len(q)],
                                    ignore_index=True) if any(
@@ -837,6 +859,8 @@ class _Batched:
         self.tactics_loaded += len(tactics)
         table = _arrow_table(reports[list(schema.REPORT_COLUMNS)])
         reports_out.write(incidents.with_marking(table, ()))
+        if self.origins_out is not None:
+            self.origins_out.write(origins_table(reports))
         tactics_out.write(pa.Table.from_pandas(tactics, preserve_index=False))
         return pd.concat([incomplete, repeats], ignore_index=True) if len(incomplete) or len(repeats) \
             else empty_quarantine()

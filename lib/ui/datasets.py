@@ -11,7 +11,7 @@ import streamlit as st
 from lib import ingest
 from lib.engine import fastpath
 from lib.engine.store import SAMPLE_DIR, Dataset, DatasetError
-from lib.ingest import library
+from lib.ingest import library, staging
 from lib.model.settings import settings
 from lib.security import access
 from lib.ui import cache, context
@@ -79,9 +79,9 @@ def pick_next(label_key: str) -> None:
     st.session_state[PICK_NEXT_KEY] = label_key
 
 
-def use_for_session(name: str, result: ingest.IngestResult) -> Dataset:
-    """Load an ingest result for this session only and make it the current dataset."""
-    reports, tactics = ingest.tables(result)
+def use_for_session(name: str, result: ingest.IngestResult | staging.StagedUpload) -> Dataset:
+    """Load an ingest result (or a staged upload) for this session only and make it the current dataset."""
+    reports, tactics = staging.tables_of(result)
     key = hashlib.sha1(f"{id(st.session_state)}:{name}:{datetime.now().isoformat()}".encode()).hexdigest()[:12]
     ds = cache.engine().add(name, reports, tactics, key=key)
     previous = st.session_state.get(SESSION_DATASET_KEY)

@@ -1,13 +1,14 @@
 """Uploads on the Data page: reading with progress, the mapping step, saving, appending, national figures."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
 from lib import ingest
-from lib.ingest import library, worker
+from lib.ingest import library, staging, worker
 from lib.model import schema
 from lib.model.scope import Actor
 from lib.present import tables
@@ -32,17 +33,19 @@ def format_choices() -> dict[str, str]:
             MAP_MYSELF: "Map the columns myself"}
 
 
-def read_uploads(payload: list[tuple[str, bytes]], fmt: str, force: str | None, duplicates: str) -> None:
-    """Ingest uploaded files with a progress bar; keep the result, or start the mapping step."""
+def read_uploads(payload: Sequence[staging.Upload], fmt: str, force: str | None, duplicates: str) -> None:
+    """Ingest uploaded files (names and their bytes or buffers) with a progress bar; keep the result, or start
+    the mapping step."""
     st.session_state.pop(UPLOAD_KEY, None)
     st.session_state.pop(MAPPING_KEY, None)
     if fmt == MAP_MYSELF:
         st.session_state[MAPPING_KEY] = {"files": payload, "force": force, "duplicates": duplicates}
         return
     bar = st.progress(0.0, text="Reading")
-    try:  # in a worker process inside the upload budget: a hostile file cannot take the server down
-        result = worker.run(ingest.ingest, payload, fmt=fmt, force=force, duplicates=duplicates,
-                            progress=lambda done, message: bar.progress(min(done, 1.0), text=message))
+    try:  # spooled to disk and read in a worker process inside the upload budget, in batches where it can be:
+        # a hostile file cannot take the server down, and a large one never sits in its memory as frames
+        result = staging.read_upload(payload, fmt=fmt, force=force, duplicates=duplicates,
+                                     progress=lambda done, message: bar.progress(min(done, 1.0), text=message))
     except ingest.RejectedFile as exc:
         bar.empty()
         if ingest.NO_FORMAT in str(exc):
@@ -78,7 +81,7 @@ def saved_entries() -> list[library.Entry]:
     return library.entries(actor=_actor())
 
 
-def save_upload(name: str, result: ingest.IngestResult) -> None:
+def save_upload(name: str, result: ingest.IngestResult | staging.StagedUpload) -> None:
     """Save an upload to the library, as belonging to this user and their forces, and open it."""
     try:
         library.save(name, result, actor=_actor())
@@ -92,7 +95,7 @@ def save_upload(name: str, result: ingest.IngestResult) -> None:
     st.rerun()
 
 
-def append_upload(name: str, result: ingest.IngestResult) -> None:
+def append_upload(name: str, result: ingest.IngestResult | staging.StagedUpload) -> None:
     """Append an upload to a saved dataset and open it."""
     try:
         record = library.append(name, result, actor=_actor())
@@ -182,7 +185,7 @@ def mapping_step() -> None:
     if raw is None:  # read once, in the worker, and kept while the mapping is checked
         try:
             with st.spinner(f"Reading {name}"):
-                raw = worker.run(ingest.read_extract, name, data, ingest.Limits.from_env())
+                raw = worker.run(ingest.read_extract, name, staging.content(data), ingest.Limits.from_env())
         except ingest.RejectedFile as exc:
             st.error(str(exc))
             return
