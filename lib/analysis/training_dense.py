@@ -257,9 +257,20 @@ def effects_and_profile(panel: DensePanel, perturbed: bool = False) -> tuple[dic
     return found, found["reports"].pop("profile")
 
 
-def _expand(roster: _View, cells: np.ndarray) -> np.ndarray:
-    """Return a cohorts x months mask as an officers x months mask."""
-    return cells[roster.cohort]
+def _expand(roster: _View, cells: np.ndarray, times: np.ndarray | None = None) -> np.ndarray:
+    """Return a cohorts x months array as officers x months (times another officers x months array, if given).
+
+    Cohort by cohort, by broadcasting: no officers x months index is gathered.
+    """
+    out = np.empty(roster.shape, dtype=np.result_type(cells, times) if times is not None else cells.dtype)
+    for cohort, s in enumerate(roster.slices):
+        if s.start == s.stop:
+            continue
+        if times is None:
+            out[s] = cells[cohort]
+        else:
+            np.multiply(times[s], cells[cohort], out=out[s])
+    return out
 
 
 def _officers_in(mask: np.ndarray) -> np.ndarray:
@@ -318,7 +329,7 @@ def _saturated(panel: _View, measure: str, lead_months: int = 0, start: np.ndarr
         before[s] = (roster.judged[s] & not_after[cohort]).any(axis=1)
     compared_month = (roster.has_row & not_after).any(axis=0)
     keep_cells = observed_month[None, :] & (compared_month[None, :] | ~after)
-    keep = roster.judged & before[:, None] & _expand(roster, keep_cells)
+    keep = _expand(roster, keep_cells, roster.judged & before[:, None])
     # Design cells: each cohort's months with a judged row, numbered cohort by cohort.
     present = roster.has_row
     kinds = np.flatnonzero(present.ravel())
@@ -344,7 +355,7 @@ def _saturated(panel: _View, measure: str, lead_months: int = 0, start: np.ndarr
         start = np.concatenate([start, np.zeros(design.shape[1] - start.size)])
     fitted_cells = np.zeros((cohorts, months), dtype=bool)
     fitted_cells[kind_group, kind_month] = ~kind_treated | (kind_events > 0)
-    fitted = keep & _expand(roster, fitted_cells)
+    fitted = _expand(roster, fitted_cells, keep)
     blocks = _blocks(cells, months, kind_group[cohort_kinds[order]], lead_months)
     fit = _fit(roster, y, fitted, design, kind_group, kind_month, start=start, blocks=blocks)
     theta = np.zeros(design.shape[1])
@@ -353,14 +364,14 @@ def _saturated(panel: _View, measure: str, lead_months: int = 0, start: np.ndarr
     in_fit = fit["kept"]
     effect = np.zeros((cohorts, months))
     effect[kind_group, kind_month] = np.exp(design @ theta)
-    fitted_scale = roster.shifts * _expand(roster, effect) * in_fit
+    fitted_scale = _expand(roster, effect, np.where(in_fit, roster.shifts, 0.0))
     events = (y * in_fit).sum(axis=1)
     scale = fitted_scale.sum(axis=1)
     level = np.divide(events, scale, out=np.zeros_like(scale), where=scale > 0)
     month_effect = np.exp(np.concatenate([[0.0], theta[:months - 1]]))
     treated_cells = np.zeros((cohorts, months), dtype=bool)
     treated_cells[kind_group, kind_month] = kind_treated
-    treated = keep & _expand(roster, treated_cells)
+    treated = _expand(roster, treated_cells, keep)
     untrained = np.where(treated, roster.shifts * month_effect[None, :] * level[:, None], 0.0)
     never = np.zeros(roster.shape[0], dtype=bool)
     never[roster.slices[-1]] = True
@@ -633,7 +644,7 @@ def difference_in_differences(panel: _View, measure: str = "reports", level: flo
         "measure": measure,
         "estimate": None, "ci_low": None, "ci_high": None,
         "method": tr.METHOD,
-        "officers_trained": int(_officers_in(kept & _expand(roster, treated_cells)).sum()),
+        "officers_trained": int(_officers_in(_expand(roster, treated_cells, kept)).sum()),
         "officers_comparison": int(_officers_in(kept & never[:, None]).sum()),
         "events": int(y[kept].sum()),
         "rates": _rates(panel, measure),
