@@ -166,6 +166,14 @@ def test_the_page_keeps_its_matrices_and_compliance_on_disk_and_reads_them_back(
     from tests.conftest import ROOT
 
     fresh_caches.setenv("OSE_CACHE_DIR", str(tmp_path))
+    import os
+    import time
+
+    (tmp_path / "training").mkdir()
+    stale, recent = tmp_path / "training" / "old-version.pickle", tmp_path / "training" / "other-scope.pickle"
+    for path, days in ((stale, 40), (recent, 3)):
+        path.write_bytes(b"x")
+        os.utime(path, (time.time() - days * 86_400,) * 2)
 
     def shown() -> tuple[list, list]:
         at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
@@ -174,11 +182,13 @@ def test_the_page_keeps_its_matrices_and_compliance_on_disk_and_reads_them_back(
         return [(m.label, m.value) for m in at.metric], [c.value for c in at.caption]
 
     first = shown()
+    assert not stale.exists() and recent.exists()  # a dataset version unread for 40 days is removed, not one of 3
+    recent.unlink()
     kept = sorted(tmp_path.rglob("*.*"))
     assert {p.parent.name for p in kept} == {"training", "compliance"}
-    stamps = {p: p.stat().st_mtime_ns for p in kept}
+    files = {p: p.stat().st_ino for p in kept}
     st.cache_data.clear()
     st.cache_resource.clear()  # a restarted server: nothing in memory, the files on disk
     assert shown() == first
-    assert {p: p.stat().st_mtime_ns for p in sorted(tmp_path.rglob("*.*"))} == stamps  # read, not rebuilt
+    assert {p: p.stat().st_ino for p in sorted(tmp_path.rglob("*.*"))} == files  # read, not written again
     assert any(value.startswith("-") for label, value in first[0] if label == "Change in use of force")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import time
 from datetime import date
 from pathlib import Path
 
@@ -169,7 +170,9 @@ def _saved_compliance(ds: Dataset, scope: Scope, as_of: date) -> pd.DataFrame | 
     if path is None:
         return None
     with contextlib.suppress(OSError, ValueError, ArrowException):
-        return pd.read_parquet(path)
+        found = pd.read_parquet(path)
+        _used(path)
+        return found
     found = _compliance(scoped_roster(ds, scope, PEOPLE), as_of)
     if found is not None:
         with contextlib.suppress(OSError):
@@ -177,7 +180,27 @@ def _saved_compliance(ds: Dataset, scope: Scope, as_of: date) -> pd.DataFrame | 
             partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
             found.to_parquet(partial, index=False)
             os.replace(partial, path)
+        _prune(path.parent)
     return found
+
+
+UNUSED_DAYS = 30  # a derived file no server has read for this long is removed when another is written beside it
+
+
+def _used(path: Path) -> None:
+    # Its modification time says when it was last read: the files of old dataset versions age out, in-use ones stay.
+    with contextlib.suppress(OSError):
+        os.utime(path)
+
+
+def _prune(folder: Path) -> None:
+    """Remove the derived files in folder unread for UNUSED_DAYS (old dataset versions), and day-old partial writes."""
+    now = time.time()
+    for path in folder.glob("*"):
+        with contextlib.suppress(OSError):
+            age = now - path.stat().st_mtime
+            if age > UNUSED_DAYS * 86_400 or (path.name.endswith(".partial") and age > 86_400):
+                path.unlink()
 
 
 def has_people(ds: Dataset) -> bool:
@@ -254,12 +277,14 @@ def _saved_dense_roster(ds: Dataset, roster_scope: tuple) -> training_dense.Dens
         return None
     found = training_dense.load(path)
     if found is not None:
+        _used(path)
         return found
     forces, areas, teams = roster_scope
     tables = training.scoped_roster(_saved_roster(ds), Scope(forces=forces, areas=areas, teams=teams))
     dense = _dense_roster(tables)
     if dense is not None:
         training_dense.save(dense, path)
+        _prune(path.parent)
     return dense
 
 
