@@ -33,7 +33,7 @@ def roster_tables(ds: Dataset) -> dict[str, pd.DataFrame]:
 
 # A resource, not data: the frames (3 million exposure rows at a million reports) are shared, not unpickled on
 # every rerun; every caller derives new frames (filter, assign, copy) and never changes these in place.
-@st.cache_resource(show_spinner=False, max_entries=32)
+@st.cache_resource(show_spinner=False, max_entries=32, hash_funcs=cache.KEYS)
 def _saved_roster(ds: Dataset) -> dict[str, pd.DataFrame]:
     folder = Path(ds.source)
     # Pseudonymised as the engine pseudonymised the reports, so a folder of raw ids still joins.
@@ -170,7 +170,7 @@ def compliance(ds: Dataset, scope: Scope, as_of: date) -> pd.DataFrame | None:
 
 
 # A resource: shared, never changed in place (every caller derives new frames from it).
-@st.cache_resource(show_spinner=False, max_entries=32)
+@st.cache_resource(show_spinner=False, max_entries=32, hash_funcs=cache.KEYS)
 def _saved_compliance(ds: Dataset, scope: Scope, as_of: date) -> pd.DataFrame | None:
     return _compliance(scoped_roster(ds, scope), as_of)
 
@@ -201,14 +201,14 @@ def training_results(ds: Dataset, filters: Filters, scope: Scope) -> tuple[dict,
     return cache.protect(training.effects, found), cache.protect(training.event_profile, study)
 
 
-@st.cache_data(show_spinner="Estimating the effect of training", max_entries=64)
+@st.cache_data(show_spinner="Estimating the effect of training", max_entries=64, hash_funcs=cache.KEYS)
 def _saved_training_results(ds: Dataset, filters: Filters, scope: Scope) -> tuple[dict, pd.DataFrame] | None:
     # Keyed on the scope, and so on `scope.perturbed`: published and exact results are cached apart.
     return _training_results(_panel(_saved_roster(ds), ds, filters, scope, _saved_roster_months(ds, scope)),
                              scope.perturbed)
 
 
-@st.cache_resource(show_spinner=False, max_entries=16)
+@st.cache_resource(show_spinner=False, max_entries=16, hash_funcs=cache.KEYS)
 def _saved_roster_months(ds: Dataset, scope: Scope) -> training.RosterMonths | None:
     # Once per dataset version and scope, not per filter state: no filter changes shifts worked or training dates.
     tables = training.scoped_roster(_saved_roster(ds), scope)
