@@ -287,7 +287,8 @@ def _page_part(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, part
         sets = ", ".join("(" + ", ".join(info.keys(p)) + ")" for p in wanted)
         columns = [c for p in wanted for c in info.keys(p)]
         flags = ", ".join(f"GROUPING({info.keys(p)[0]}) AS g_{p}" for p in wanted)
-        selects = ", ".join(f"CAST({c} AS VARCHAR) AS {c}" if c in PAGE_WHO else c for c in columns)
+        selects = ", ".join(f"CAST({c} AS VARCHAR) AS {c}" if c in PAGE_WHO else
+                            f"CAST({c} AS UBIGINT) AS {c}" if c == "_tactics" else c for c in columns)
         keys = f", {_keys_sql()}" if scope.perturbed else ""
         sql = (f"SELECT {flags}, {selects}, count(*) AS reports, {_counts_sql()}{keys} "
                f"FROM ({source}) AS f{where} GROUP BY GROUPING SETS ({sets})")
@@ -410,12 +411,12 @@ def tactic_scan(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) -> 
         keyed = scope.perturbed
         keys = f", {_keys_sql()}" if keyed else ""
         if info.answers:
-            source = (f"SELECT *, coalesce(_effective_yes, 0::UBIGINT) AS _yes, coalesce(_effective_answered, "
-                      f"0::UBIGINT) AS _answered, _effective_answered IS NULL AS _twice FROM ({source}) AS s")
+            source = (f"SELECT *, coalesce(_effective_yes, 0)::UBIGINT AS _yes, coalesce(_effective_answered, "
+                      f"0)::UBIGINT AS _answered, _effective_answered IS NULL AS _twice FROM ({source}) AS s")
             sets = "(_month, _tactics), (_tactics, _yes, _answered, _twice)"
-            columns = "_month, _tactics, _yes, _answered, _twice"
+            columns = "_month, CAST(_tactics AS UBIGINT) AS _tactics, _yes, _answered, _twice"
         else:
-            sets, columns = "(_month, _tactics)", "_month, _tactics"
+            sets, columns = "(_month, _tactics)", "_month, CAST(_tactics AS UBIGINT) AS _tactics"
         sql = (f"SELECT GROUPING(_month) AS by_answers, {columns}, count(*) AS reports, {_counts_sql()}{keys} "
                f"FROM ({source}) AS f GROUP BY GROUPING SETS ({sets})")
         table = engine.backend.con.sql(sql).to_arrow_table()
