@@ -216,3 +216,19 @@ def test_small_fixture_counts_are_the_same_either_way(engine, small, monkeypatch
             monkeypatch, lambda by=by: query.breakdown(engine, small, Filters(), UNRESTRICTED, by)))
     assert query.summarise(engine, small, Filters(), UNRESTRICTED) == _separately(
         monkeypatch, lambda: query.summarise(engine, small, Filters(), UNRESTRICTED))
+
+
+@pytest.mark.duckdb_only
+@pytest.mark.parametrize("order", [PAGE_BREAKDOWNS, PAGE_BREAKDOWNS[::-1]], ids=["coarse-first", "fine-first"])
+def test_breakdowns_agree_whichever_grain_is_counted_first(engine, page_world, monkeypatch, order):
+    # The Overview's months, roles and shifts come from coarse parts, a weekday or an area from fine ones; a
+    # coarse breakdown asked after the fine part is counted is added up from that part instead.
+    ds = page_world
+    filters = Filters(date_from=date(2024, 1, 10), date_to=date(2025, 2, 20), roles=("Response", "Custody"))
+    query.forget_page_results(engine)
+    query.summarise(engine, ds, filters, UNRESTRICTED)
+    for by in order:
+        pd.testing.assert_frame_equal(query.breakdown(engine, ds, filters, UNRESTRICTED, by), _separately(
+            monkeypatch, lambda by=by: query.breakdown(engine, ds, filters, UNRESTRICTED, by)))
+    pd.testing.assert_frame_equal(query.tactic_counts(engine, ds, filters, UNRESTRICTED), _separately(
+        monkeypatch, lambda: query.tactic_counts(engine, ds, filters, UNRESTRICTED)))

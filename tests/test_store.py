@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from lib import ingest
-from lib.engine.store import SAMPLE_DIR, DatasetError, Engine, read_source
+from lib.engine.store import SAMPLE_DIR, DatasetError, Engine, mask_type, read_source
 from lib.ingest import pseudonym
 from lib.model import schema
 
@@ -30,6 +30,18 @@ def test_bundled_sample_loads_with_enum_categories(engine):
         assert types[col].startswith("ENUM("), (col, types[col])
     assert types["officer_injured"] == "BOOLEAN"
     assert types["reasons"] == "VARCHAR[]"
+    # A bit per tactic pair found: the sample's fit 32 bits, so its masks take 4 bytes a report, not 8.
+    pairs = engine.backend.raw_sql(f'SELECT count(*) FROM (SELECT DISTINCT tactic, tactic_group '
+                                   f'FROM "{ds.tactics_table}")').fetchone()[0]
+    assert 16 < pairs <= 32
+    for col in ("_tactics", "_effective_yes", "_effective_answered"):
+        assert types[col] == "UINTEGER", (col, types[col])
+
+
+@pytest.mark.parametrize(("bits", "kind"), [(1, "UTINYINT"), (8, "UTINYINT"), (9, "USMALLINT"), (26, "UINTEGER"),
+                                            (33, "UBIGINT"), (64, "UBIGINT")])
+def test_tactic_masks_take_the_narrowest_type_with_a_bit_each(bits, kind):
+    assert mask_type(bits) == kind
 
 
 def test_opening_twice_reuses_the_loaded_tables(engine):

@@ -38,8 +38,10 @@ from lib.privacy import cellkey
 # breakdowns and tactic counts; one query each scanned the same rows about ten times. On the
 # embedded engine the reports table carries derived columns (store.DERIVED_COLUMNS), and two
 # scans answer them all: the totals of this period and the previous one (split at the start of
-# this one), and a GROUPING SETS query at the finest grain the breakdowns need (month and
-# week-hour; role, shift and area; tactic mask), which pandas adds up exactly. The small results
+# this one), and a GROUPING SETS query at the grain the breakdowns need, which numpy adds up
+# exactly: months, roles and shifts, and tactic masks for a page that asks only for those (the
+# Overview), or the finer month and week-hour and role, shift and area for one that asks for a
+# weekday, an hour or an area. The small results
 # are kept per engine and filter state, so the rest of the page reads them. Other backends, and
 # other dimensions, run the Ibis queries above; tests check that both give the same frames.
 
@@ -56,7 +58,16 @@ T = TypeVar("T")
 PAGE_STATES = 256  # filter states whose results an engine keeps (each a few small frames)
 
 
-_PARTS = ("when", "who", "tactics")
+# The parts one scan counts together. Fewer groups to hash made the coarse family about half the CPU of the
+# fine one (1,000,000 reports, one year in view): a page asking for months, roles or shifts only needs no more.
+_FAMILIES = (("month", "role_shift", "tactics"), ("when", "who", "tactics"))
+
+
+# A coarse part, and the fine part it can be added up from when that one is already counted.
+_COARSER = {"month": "when", "role_shift": "who"}
+
+
+ROLE_SHIFT = ("officer_role", "shift")
 
 
 _COUNTS = ["reports", *(f"{c}_{k}" for c in schema.HARM_FIELDS for k in ("yes", "answered"))]
@@ -95,8 +106,12 @@ class _PageColumns:
         """Return the grouping columns of a part, or None if this dataset cannot give it."""
         if part == "when":
             return ["_month", "_weekhour"]
+        if part == "month":
+            return ["_month"]
         if part == "who":
             return list(self.who) or None
+        if part == "role_shift":
+            return [c for c in self.who if c in ROLE_SHIFT] or None
         return ["_tactics"] if self.tactic_bits is not None else None
 
 
@@ -255,15 +270,17 @@ def _page_totals(engine: Engine, ds: Dataset, filters: Filters, scope: Scope,
 
 
 def _page_part(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, part: str) -> pd.DataFrame | None:
-    """Return one finest-grain count table of a filter state: "when", "who" or "tactics"."""
+    """Return one count table of a filter state: "month", "when", "role_shift", "who" or "tactics"."""
     info = _page_columns(engine, ds)
     if info is None or info.keys(part) is None:
         return None
     state = _state(engine, ds, filters, scope)
     if part not in state.parts:
-        # A page that asked for the summary goes on to ask for breakdowns: count them all in one scan.
+        # A page that asked for the summary goes on to ask for breakdowns: count its part's family in one scan.
+        family = next(f for f in _FAMILIES if part in f)
         wanted = [part] if state.span is None else [
-            p for p in _PARTS if p not in state.parts and info.keys(p) is not None]
+            p for p in family if p not in state.parts and _COARSER.get(p) not in state.parts
+            and info.keys(p) is not None]
         if state.span is None:
             source = engine.backend.compile(filtered_reports(engine, ds, filters, scope))
             where = ""
@@ -273,7 +290,8 @@ def _page_part(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, part
         sets = ", ".join("(" + ", ".join(info.keys(p)) + ")" for p in wanted)
         columns = [c for p in wanted for c in info.keys(p)]
         flags = ", ".join(f"GROUPING({info.keys(p)[0]}) AS g_{p}" for p in wanted)
-        selects = ", ".join(f"CAST({c} AS VARCHAR) AS {c}" if c in PAGE_WHO else c for c in columns)
+        selects = ", ".join(f"CAST({c} AS VARCHAR) AS {c}" if c in PAGE_WHO else
+                            f"CAST({c} AS UBIGINT) AS {c}" if c == "_tactics" else c for c in columns)
         keys = f", {_keys_sql()}" if scope.perturbed else ""
         sql = (f"SELECT {flags}, {selects}, count(*) AS reports, {_counts_sql()}{keys} "
                f"FROM ({source}) AS f{where} GROUP BY GROUPING SETS ({sets})")
@@ -282,7 +300,8 @@ def _page_part(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, part
         for p in wanted:
             rows = table.filter(pc.equal(table[f"g_{p}"], 0)).select([*info.keys(p), *_names(scope.perturbed)])
             frame = rows.to_pandas(date_as_object=False)
-            state.parts[p] = _when_dimensions(frame) if p == "when" else frame
+            state.parts[p] = (_when_dimensions(frame) if p == "when" else
+                              frame.assign(month=frame["_month"].astype("datetime64[s]")) if p == "month" else frame)
     return state.parts[part]
 
 
@@ -291,9 +310,9 @@ def _page_breakdown(engine: Engine, ds: Dataset, filters: Filters, scope: Scope,
     """Return the groups and counts of a breakdown added up from the one scan, or None if it cannot."""
     if not by or not (set(by) <= set(PAGE_WHEN) or set(by) <= set(PAGE_WHO)):
         return None
-    part = "when" if set(by) <= set(PAGE_WHEN) else "who"
-    fine = _page_part(engine, ds, filters, scope, part)
-    if fine is None or (part == "who" and not set(by) <= set(fine.columns)):
+    part = _part_for(engine, ds, filters, scope, by)
+    fine = None if part is None else _page_part(engine, ds, filters, scope, part)
+    if fine is None or not set(by) <= set(fine.columns):
         return None
     # Each group's counts are the sum of its finest-grain rows: number the groups, then add up.
     group = np.zeros(len(fine), dtype=np.int64)
@@ -308,6 +327,20 @@ def _page_breakdown(engine: Engine, ds: Dataset, filters: Filters, scope: Scope,
     np.add.at(counts, inverse.reshape(-1), fine[names].to_numpy(dtype=np.int64))
     keys = {d: fine[d].iloc[first].reset_index(drop=True) for d in by}
     return keys, counts
+
+
+def _part_for(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, by: tuple[str, ...]) -> str | None:
+    """Return the part to add a breakdown up from: one already counted if it can, else the coarsest that can."""
+    wanted = set(by)
+    if wanted <= set(PAGE_WHEN):
+        candidates = ("month", "when") if wanted == {"month"} else ("when",)
+    else:
+        candidates = ("role_shift", "who") if wanted <= set(ROLE_SHIFT) else ("who",)
+    info = _page_columns(engine, ds)
+    usable = [p for p in candidates if info is not None and info.keys(p) is not None
+              and (p in ("month", "when") or wanted <= set(info.keys(p)))]
+    counted = _state(engine, ds, filters, scope).parts
+    return next((p for p in usable if p in counted), usable[0] if usable else None)
 
 
 def _when_dimensions(fine: pd.DataFrame) -> pd.DataFrame:
@@ -381,12 +414,12 @@ def tactic_scan(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) -> 
         keyed = scope.perturbed
         keys = f", {_keys_sql()}" if keyed else ""
         if info.answers:
-            source = (f"SELECT *, coalesce(_effective_yes, 0::UBIGINT) AS _yes, coalesce(_effective_answered, "
-                      f"0::UBIGINT) AS _answered, _effective_answered IS NULL AS _twice FROM ({source}) AS s")
+            source = (f"SELECT *, coalesce(_effective_yes, 0)::UBIGINT AS _yes, coalesce(_effective_answered, "
+                      f"0)::UBIGINT AS _answered, _effective_answered IS NULL AS _twice FROM ({source}) AS s")
             sets = "(_month, _tactics), (_tactics, _yes, _answered, _twice)"
-            columns = "_month, _tactics, _yes, _answered, _twice"
+            columns = "_month, CAST(_tactics AS UBIGINT) AS _tactics, _yes, _answered, _twice"
         else:
-            sets, columns = "(_month, _tactics)", "_month, _tactics"
+            sets, columns = "(_month, _tactics)", "_month, CAST(_tactics AS UBIGINT) AS _tactics"
         sql = (f"SELECT GROUPING(_month) AS by_answers, {columns}, count(*) AS reports, {_counts_sql()}{keys} "
                f"FROM ({source}) AS f GROUP BY GROUPING SETS ({sets})")
         table = engine.backend.con.sql(sql).to_arrow_table()

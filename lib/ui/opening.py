@@ -78,7 +78,7 @@ def chart_specs(ds: Dataset, filters: Filters, scope: Scope,
     return _chart_specs(ds, filters, scope, context.disclosure_threshold(), view)
 
 
-@st.cache_data(show_spinner=False, max_entries=1024)
+@st.cache_data(show_spinner=False, max_entries=1024, hash_funcs=cache.KEYS)
 def _chart_specs(ds: Dataset, filters: Filters, scope: Scope, threshold: int | None,
                  _view: Overview | None) -> dict[str, dict[str, Any] | None]:
     # `threshold` is in the key only: the results are protected with this run's threshold, which is the same

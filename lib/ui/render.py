@@ -12,7 +12,7 @@ from lib.engine import query
 from lib.engine.query import Filters, Scope, Summary
 from lib.engine.store import Dataset
 from lib.present import export
-from lib.ui import context
+from lib.ui import cache, context
 
 if TYPE_CHECKING:  # Altair loads with the first chart: the engine can load the sample meanwhile (warm-up)
     import altair as alt
@@ -82,7 +82,7 @@ def spec(builder: Callable[..., alt.TopLevelMixin], args: tuple = (), kwargs: di
     return _chart_spec(name_of(builder), builder, args, tuple(sorted((kwargs or {}).items())))
 
 
-@st.cache_data(show_spinner=False, max_entries=1024)
+@st.cache_data(show_spinner=False, max_entries=1024, hash_funcs=cache.KEYS)
 def _chart_spec(name: str, _builder: Callable[..., alt.TopLevelMixin], args: tuple, kwargs: tuple) -> dict:
     # Keyed on the builder's `name` and the arguments (the underscore keeps the function out of the hash).
     # Frames reaching a chart are aggregates (an officer funnel has a point per officer), never raw
@@ -157,7 +157,6 @@ def stop_if_too_few(ctx: context.Context) -> None:
     demonstration never sees a selection of fewer reports than the threshold, not even its zeros.
     """
     from lib.privacy import selection
-    from lib.ui import cache
 
     if ctx.min_reports is None:
         return
@@ -173,7 +172,6 @@ def stop_if_over_budget(ctx: context.Context) -> None:
     A demonstration shows synthetic data to an audience, not real people's records to a viewer: no budget.
     """
     from lib.privacy import budget
-    from lib.ui import cache
 
     if not ctx.scope.perturbed or ctx.demo:
         return

@@ -42,7 +42,7 @@ def roster_tables(ds: Dataset, kinds: tuple[str, ...] = roster_files.FOLDER_TABL
 
 # A resource, not data: the frames (3 million exposure rows at a million reports) are shared, not unpickled on
 # every rerun; every caller derives new frames (filter, assign, copy) and never changes these in place.
-@st.cache_resource(show_spinner=False, max_entries=32)
+@st.cache_resource(show_spinner=False, max_entries=32, hash_funcs=cache.KEYS)
 def _saved_roster(ds: Dataset, kinds: tuple[str, ...] = roster_files.FOLDER_TABLES) -> dict[str, pd.DataFrame]:
     folder = Path(ds.source)
     # Pseudonymised as the engine pseudonymised the reports, so a folder of raw ids still joins.
@@ -163,7 +163,7 @@ def compliance(ds: Dataset, scope: Scope, as_of: date) -> pd.DataFrame | None:
 
 
 # A resource: shared, never changed in place (every caller derives new frames from it).
-@st.cache_resource(show_spinner=False, max_entries=32)
+@st.cache_resource(show_spinner=False, max_entries=32, hash_funcs=cache.KEYS)
 def _saved_compliance(ds: Dataset, scope: Scope, as_of: date) -> pd.DataFrame | None:
     # Kept on disk too: at national scale reading the roster and summing its training hours takes seconds.
     path = _derived_path(ds, "compliance", PEOPLE, (_roster_scope(scope), scope.perturbed, as_of), "parquet")
@@ -253,7 +253,7 @@ def training_results(ds: Dataset, filters: Filters, scope: Scope) -> tuple[dict,
     return cache.protect(training.effects, found), cache.protect(training.event_profile, study)
 
 
-@st.cache_data(show_spinner="Estimating the effect of training", max_entries=64)
+@st.cache_data(show_spinner="Estimating the effect of training", max_entries=64, hash_funcs=cache.KEYS)
 def _saved_training_results(ds: Dataset, filters: Filters, scope: Scope) -> tuple[dict, pd.DataFrame] | None:
     # Keyed on the scope, and so on `scope.perturbed`: published and exact results are cached apart.
     dense = _saved_dense_roster(ds, _roster_scope(scope))
@@ -268,7 +268,8 @@ def _roster_scope(scope: Scope) -> tuple:
     return scope.forces, scope.areas, getattr(scope, "teams", None)
 
 
-@st.cache_resource(show_spinner="Preparing shifts worked per officer and month", max_entries=16)
+@st.cache_resource(show_spinner="Preparing shifts worked per officer and month", max_entries=16,
+                   hash_funcs=cache.KEYS)
 def _saved_dense_roster(ds: Dataset, roster_scope: tuple) -> training_dense.DenseRoster | None:
     # Once per dataset version and scope, and kept on disk: no filter changes shifts worked or training dates,
     # and at national scale reading and arranging millions of officer-months takes tens of seconds.
@@ -294,13 +295,13 @@ def _dense_roster(tables: dict[str, pd.DataFrame]) -> training_dense.DenseRoster
     return training_dense.DenseRoster(training.roster_months(tables["exposure"], tables["officers"]))
 
 
-@st.cache_resource(show_spinner=False, max_entries=16)
+@st.cache_resource(show_spinner=False, max_entries=16, hash_funcs=cache.KEYS)
 def _saved_officer_keys(ds: Dataset, roster_scope: tuple) -> np.ndarray:
     # Hashed once per roster, not per filter state.
     return _officer_keys(_saved_dense_roster(ds, roster_scope))
 
 
-@st.cache_resource(show_spinner=False, max_entries=16)
+@st.cache_resource(show_spinner=False, max_entries=16, hash_funcs=cache.KEYS)
 def _saved_key_rows(ds: Dataset, roster_scope: tuple) -> np.ndarray | None:
     # Once per dataset version and roster scope, as the matrices are.
     return _key_rows(ds, _saved_dense_roster(ds, roster_scope))
