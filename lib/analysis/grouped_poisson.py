@@ -145,6 +145,9 @@ def fit_groups(groups: Any, matrix: np.ndarray, used: np.ndarray, kept: Any, uni
     loglik, parts = current
     hessian = np.zeros((matrix.shape[1], matrix.shape[1]))
     factor = None
+    # One scratch matrix per fit, written in place every step: a fresh officers x months array each step costs
+    # more in fresh memory pages than the product it feeds.
+    scratch = np.empty_like(groups.shifts)
     for _ in range(max_iter):
         gradient = np.zeros(matrix.shape[1])
         hessian = np.zeros((matrix.shape[1], matrix.shape[1]))
@@ -153,7 +156,8 @@ def fit_groups(groups: Any, matrix: np.ndarray, used: np.ndarray, kept: Any, uni
             w = np.divide(n[s], z, out=np.zeros_like(z), where=z > 0)
             mu = e * (shifts.T @ w)  # expected events per month of the group
             gradient += block.T @ (ev - mu)
-            scaled = shifts * np.sqrt(np.divide(n[s], z * z, out=np.zeros_like(z), where=z > 0))[:, None]
+            scaled = np.multiply(shifts, np.sqrt(np.divide(n[s], z * z, out=np.zeros_like(z), where=z > 0))[:, None],
+                                 out=scratch[s])
             cross = (scaled.T @ scaled) * np.outer(e, e)
             info = np.diag(mu) - cross
             hessian += block.T @ info @ block
@@ -177,7 +181,10 @@ def fit_groups(groups: Any, matrix: np.ndarray, used: np.ndarray, kept: Any, uni
     gram = np.zeros((matrix.shape[1], matrix.shape[1]))
     for block, s, (e, z) in zip(by_group, groups.slices, parts, strict=True):
         w = np.divide(n[s], z, out=np.zeros_like(z), where=z > 0)
-        residuals[s] = groups.counts[s] - groups.shifts[s] * e[None, :] * w[:, None]
+        mine = residuals[s]  # counts - shifts * e * w, computed in place
+        np.multiply(groups.shifts[s], e[None, :], out=mine)
+        mine *= w[:, None]
+        np.subtract(groups.counts[s], mine, out=mine)
         gram += block.T @ (residuals[s].T @ residuals[s]) @ block
 
     def score_dot(vector: np.ndarray) -> np.ndarray:

@@ -257,12 +257,16 @@ def effects_and_profile(panel: DensePanel, perturbed: bool = False) -> tuple[dic
     return found, found["reports"].pop("profile")
 
 
-def _expand(roster: _View, cells: np.ndarray, times: np.ndarray | None = None) -> np.ndarray:
+def _expand(roster: _View, cells: np.ndarray, times: np.ndarray | None = None, inplace: bool = False) -> np.ndarray:
     """Return a cohorts x months array as officers x months (times another officers x months array, if given).
 
-    Cohort by cohort, by broadcasting: no officers x months index is gathered.
+    Cohort by cohort, by broadcasting: no officers x months index is gathered. inplace: write into `times` (a
+    scratch array of the caller's, of the result's type).
     """
-    out = np.empty(roster.shape, dtype=np.result_type(cells, times) if times is not None else cells.dtype)
+    if inplace and times is not None:
+        out = times
+    else:
+        out = np.empty(roster.shape, dtype=np.result_type(cells, times) if times is not None else cells.dtype)
     for cohort, s in enumerate(roster.slices):
         if s.start == s.stop:
             continue
@@ -337,7 +341,7 @@ def _saturated(panel: _View, measure: str, lead_months: int = 0, start: np.ndarr
     kind_since = since[kind_group, kind_month]
     kind_treated = (kind_since >= 1) & observed_month[kind_month] & compared_month[kind_month]
     kind_rows = _by_cell(roster, keep)[kind_group, kind_month]
-    kind_events = _by_cell(roster, np.where(keep, y, 0.0))[kind_group, kind_month]
+    kind_events = _by_cell(roster, y * keep)[kind_group, kind_month]
     cohort_kinds = np.flatnonzero(kind_treated & (kind_rows > 0))
     cohort_key = (kind_month[cohort_kinds] - kind_since[cohort_kinds]).astype(np.int64) * months \
         + kind_month[cohort_kinds]
@@ -364,7 +368,7 @@ def _saturated(panel: _View, measure: str, lead_months: int = 0, start: np.ndarr
     in_fit = fit["kept"]
     effect = np.zeros((cohorts, months))
     effect[kind_group, kind_month] = np.exp(design @ theta)
-    fitted_scale = _expand(roster, effect, np.where(in_fit, roster.shifts, 0.0))
+    fitted_scale = _expand(roster, effect, roster.shifts * in_fit, inplace=True)
     events = (y * in_fit).sum(axis=1)
     scale = fitted_scale.sum(axis=1)
     level = np.divide(events, scale, out=np.zeros_like(scale), where=scale > 0)
@@ -372,7 +376,9 @@ def _saturated(panel: _View, measure: str, lead_months: int = 0, start: np.ndarr
     treated_cells = np.zeros((cohorts, months), dtype=bool)
     treated_cells[kind_group, kind_month] = kind_treated
     treated = _expand(roster, treated_cells, keep)
-    untrained = np.where(treated, roster.shifts * month_effect[None, :] * level[:, None], 0.0)
+    untrained = roster.shifts * month_effect[None, :]  # shifts x month effect x level on treated officer-months
+    untrained *= level[:, None]
+    untrained *= treated
     never = np.zeros(roster.shape[0], dtype=bool)
     never[roster.slices[-1]] = True
     return {"y": y, "design": design, "kind_group": kind_group, "kind_month": kind_month, "treated": treated,
@@ -407,7 +413,7 @@ class _Groups:
 def _fit(roster: _View, y: np.ndarray, rows: np.ndarray, design: Any, kind_group: np.ndarray,
          kind_month: np.ndarray, start: np.ndarray | None = None, blocks: np.ndarray | None = None) -> dict[str, Any]:
     """Fit the conditional Poisson on the officer-months in rows (`training._cell_fit`'s result, kept as a mask)."""
-    counts = np.where(rows, y, 0.0)
+    counts = y * rows
     total = counts.sum(axis=1)
     officers = total > 0
     kept = rows & officers[:, None]
@@ -422,9 +428,9 @@ def _fit(roster: _View, y: np.ndarray, rows: np.ndarray, design: Any, kind_group
     used = (colsum > 0) & (colsum < int(kept.sum()))
     unit_kept = np.flatnonzero(officers)
     if unit_kept.size == officers.size:  # usually every officer in the view is kept: no copies then
-        shifts = np.where(kept, roster.shifts, 0.0)
+        shifts = roster.shifts * kept
     else:
-        shifts = np.where(kept[unit_kept], roster.shifts[unit_kept], 0.0)
+        shifts = roster.shifts[unit_kept] * kept[unit_kept]
         counts = counts[unit_kept]
     with np.errstate(divide="ignore"):
         constant = float(counts[counts > 0] @ np.log(shifts[counts > 0]))
@@ -452,8 +458,8 @@ def _imputed_ratio(design: dict[str, Any], cells: np.ndarray) -> tuple[float, fl
         if not cols.size or s.start == s.stop:
             continue
         mask = design["treated"][s][:, cols] & fitted[s][:, None]
-        expected = np.where(mask, design["untrained"][s][:, cols], 0.0)
-        observed_i[s] = np.where(mask, y[s][:, cols], 0.0).sum(axis=1)
+        expected = design["untrained"][s][:, cols] * mask
+        observed_i[s] = (y[s][:, cols] * mask).sum(axis=1)
         expected_i[s] = expected.sum(axis=1)
         by_month[cols] += expected.sum(axis=0)
     observed_total, expected_total = float(observed_i.sum()), float(expected_i.sum())
