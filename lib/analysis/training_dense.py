@@ -341,7 +341,7 @@ def _saturated(panel: _View, measure: str, lead_months: int = 0, start: np.ndarr
     kind_since = since[kind_group, kind_month]
     kind_treated = (kind_since >= 1) & observed_month[kind_month] & compared_month[kind_month]
     kind_rows = _by_cell(roster, keep)[kind_group, kind_month]
-    kind_events = _by_cell(roster, y * keep)[kind_group, kind_month]
+    kind_events = _by_cell(roster, y, keep)[kind_group, kind_month]
     cohort_kinds = np.flatnonzero(kind_treated & (kind_rows > 0))
     cohort_key = (kind_month[cohort_kinds] - kind_since[cohort_kinds]).astype(np.int64) * months \
         + kind_month[cohort_kinds]
@@ -369,7 +369,7 @@ def _saturated(panel: _View, measure: str, lead_months: int = 0, start: np.ndarr
     effect = np.zeros((cohorts, months))
     effect[kind_group, kind_month] = np.exp(design @ theta)
     fitted_scale = _expand(roster, effect, roster.shifts * in_fit, inplace=True)
-    events = (y * in_fit).sum(axis=1)
+    events = np.sum(y, axis=1, where=in_fit)
     scale = fitted_scale.sum(axis=1)
     level = np.divide(events, scale, out=np.zeros_like(scale), where=scale > 0)
     month_effect = np.exp(np.concatenate([[0.0], theta[:months - 1]]))
@@ -387,9 +387,11 @@ def _saturated(panel: _View, measure: str, lead_months: int = 0, start: np.ndarr
             "not_after": not_after, "keep_cells": keep_cells, "treated_cells": treated_cells}
 
 
-def _by_cell(roster: _View, values: np.ndarray) -> np.ndarray:
-    """Sum an officers x months matrix by cohort: cohorts x months."""
-    return np.array([values[s].sum(axis=0) for s in roster.slices]).reshape(-1, roster.months)
+def _by_cell(roster: _View, values: np.ndarray, where: np.ndarray | None = None) -> np.ndarray:
+    """Sum an officers x months matrix by cohort (where `where` holds, if given): cohorts x months."""
+    if where is None:
+        return np.array([values[s].sum(axis=0) for s in roster.slices]).reshape(-1, roster.months)
+    return np.array([np.sum(values[s], axis=0, where=where[s]) for s in roster.slices]).reshape(-1, roster.months)
 
 
 def _blocks(cells: np.ndarray, months: int, cell_cohort: np.ndarray, lead_months: int) -> np.ndarray | None:
