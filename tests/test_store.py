@@ -31,8 +31,9 @@ def test_bundled_sample_loads_with_enum_categories(engine):
     assert types["officer_injured"] == "BOOLEAN"
     assert types["reasons"] == "VARCHAR[]"
     # A bit per tactic pair found: the sample's fit 32 bits, so its masks take 4 bytes a report, not 8.
-    pairs = engine.backend.raw_sql(f'SELECT count(*) FROM (SELECT DISTINCT tactic, tactic_group '
-                                   f'FROM "{ds.tactics_table}")').fetchone()[0]
+    # fetchall, not fetchone: a result left unfinished blocks the session's shared connection for the next test.
+    [(pairs,)] = engine.backend.raw_sql(f'SELECT count(*) FROM (SELECT DISTINCT tactic, tactic_group '
+                                        f'FROM "{ds.tactics_table}")').fetchall()
     assert 16 < pairs <= 32
     for col in ("_tactics", "_effective_yes", "_effective_answered"):
         assert types[col] == "UINTEGER", (col, types[col])
