@@ -465,14 +465,18 @@ def _profile(design: dict[str, Any], leads: pd.DataFrame, officers: np.ndarray, 
 def pre_trend(rows: pd.DataFrame | _Panel, measure: str = "reports", lead_months: int = PRE_TREND_MONTHS,
               start: np.ndarray | None = None) -> dict[str, Any]:
     """Test jointly that trained officers' rates in the months before training moved like the comparison officers'."""
-    from scipy.special import chdtrc  # the chi-squared upper tail, without loading scipy.stats
-
     rows = _panel_of(rows, measure)
     out: dict[str, Any] = {"pre_trend_p": None, "pre_trend_df": 0,
                            "pre_trend": pd.DataFrame({"months_since_training": range(-lead_months, 0)})}
     if not len(rows):
         return out
-    fit = _saturated(rows, measure, lead_months, start)["fit"]
+    return lead_test(_saturated(rows, measure, lead_months, start)["fit"], lead_months, out)
+
+
+def lead_test(fit: dict[str, Any], lead_months: int, out: dict[str, Any]) -> dict[str, Any]:
+    """Fill a pre-trend result from the lead model's fit: the joint test of the leads and each lead's change."""
+    from scipy.special import chdtrc  # the chi-squared upper tail, without loading scipy.stats
+
     if fit["theta"] is None:
         return out
     used = fit["used"]

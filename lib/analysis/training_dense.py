@@ -599,33 +599,11 @@ def _profile(panel: _View, design: dict[str, Any], leads: pd.DataFrame, z: float
 def pre_trend(panel: _View, measure: str = "reports", lead_months: int = tr.PRE_TREND_MONTHS,
               start: np.ndarray | None = None) -> dict[str, Any]:
     """Return `training.pre_trend` of the same panel."""
-    from scipy.special import chdtrc
-
     out: dict[str, Any] = {"pre_trend_p": None, "pre_trend_df": 0,
                            "pre_trend": pd.DataFrame({"months_since_training": range(-lead_months, 0)})}
     if not panel.roster.any_judged:
         return out
-    fit = _saturated(panel, measure, lead_months, start)["fit"]
-    if fit["theta"] is None:
-        return out
-    used = fit["used"]
-    lead_cols = np.flatnonzero(used[-lead_months:])
-    position = np.searchsorted(np.flatnonzero(used), used.size - lead_months + lead_cols)
-    beta = fit["theta"][position]
-    cov = tr._covariance(fit, position)
-    if beta.size:
-        stat = float(beta @ np.linalg.pinv(cov) @ beta)
-        df = int(np.linalg.matrix_rank(cov))
-        out.update(pre_trend_p=float(chdtrc(df, stat)) if df else None, pre_trend_df=df)
-    z = NormalDist().inv_cdf(0.975)
-    se = np.sqrt(np.maximum(np.diag(cov), 0.0)) if beta.size else np.zeros(0)
-    estimate = np.full(lead_months, np.nan)
-    low, high = estimate.copy(), estimate.copy()
-    with np.errstate(over="ignore"):
-        estimate[lead_cols] = np.expm1(beta)
-        low[lead_cols], high[lead_cols] = np.expm1(beta - z * se), np.expm1(beta + z * se)
-    out["pre_trend"] = out["pre_trend"].assign(estimate=estimate, ci_low=low, ci_high=high)
-    return out
+    return tr.lead_test(_saturated(panel, measure, lead_months, start)["fit"], lead_months, out)
 
 
 def difference_in_differences(panel: _View, measure: str = "reports", level: float = 0.95) -> dict[str, Any]:

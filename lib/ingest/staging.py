@@ -31,6 +31,7 @@ from lib.ingest import worker
 from lib.ingest.formats import ROW, ROWS
 from lib.ingest.formats.lists import ITEMS
 from lib.ingest.pipeline import AUTO, IngestResult, Progress, load, tables
+from lib.model import files
 from lib.model.paths import data_dir
 
 PREFIX = "upload-"
@@ -129,20 +130,11 @@ def remove_abandoned() -> list[Path]:
         return gone
     for path in where.glob(f"{PREFIX}*"):
         pid = path.name[len(PREFIX):].split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not files.alive(int(pid)):
             shutil.rmtree(path, ignore_errors=True)
             gone.append(path)
     return gone
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def read_upload(files: Sequence[Upload], *, fmt: str = AUTO, force: str | None = None,

@@ -28,8 +28,8 @@ def _temporary(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}{SUFFIX}")
 
 
-def _alive(pid: int) -> bool:
-    """Return True if a process with this pid exists."""
+def alive(pid: int) -> bool:
+    """Return True if a process with this pid exists (another user's counts as alive: its files are left alone)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -47,7 +47,7 @@ def remove_stale(path: str | Path) -> list[Path]:
         return removed
     for tmp in path.parent.glob(f".{path.name}.*{SUFFIX}"):
         pid = tmp.name[len(path.name) + 2:-len(SUFFIX)].split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not alive(int(pid)):
             if tmp.is_dir():
                 shutil.rmtree(tmp, ignore_errors=True)
             else:
