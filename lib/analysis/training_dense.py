@@ -109,17 +109,20 @@ class DenseRoster:
         self.pattern_count = np.bincount(self.pattern_of, minlength=first.size)
         self.any_judged = bool(self.judged.any())
 
-    def rows(self, ids: pd.Series) -> np.ndarray:
-        """Return the row of each officer id (-1: not in the roster's judged officers)."""
+    def rows(self, ids: pd.Series | Any) -> np.ndarray:
+        """Return the row of each officer id (a Series or an Arrow string array; -1: not a judged officer, or null)."""
         import pyarrow as pa
         import pyarrow.compute as pc
 
         if self._id_set is None:  # Arrow's hash lookup: a third of pandas' on millions of string ids
             self._id_set = pa.array(self.ids.to_numpy(dtype=object), pa.string())
-        try:
-            values = pa.array(ids, pa.string())
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
-            values = pa.array(ids.astype(str).to_numpy(dtype=object), pa.string())
+        if isinstance(ids, pa.Array):
+            values = ids.cast(pa.string())
+        else:
+            try:
+                values = pa.array(ids, pa.string())
+            except (pa.ArrowInvalid, pa.ArrowTypeError):
+                values = pa.array(ids.astype(str).to_numpy(dtype=object), pa.string())
         codes = pc.index_in(values, value_set=self._id_set).fill_null(-1).to_numpy(zero_copy_only=False)
         return np.where(codes >= 0, self.row_of[np.maximum(codes, 0)], -1)
 
@@ -210,15 +213,15 @@ class DensePanel:
 
 
 def key_rows(engine: Any, ds: Any, roster: DenseRoster) -> np.ndarray | None:
-    """Return the roster row of each of a dataset's integer officer keys (-1: not in the roster), if it has them."""
+    """Return the roster row of each of a dataset's integer officer keys (-1: not in the roster), if it has them.
+
+    The ids by key are the engine's, read once as the dataset opened (`fastpath.officer_names`).
+    """
     from lib.engine import fastpath
 
-    found = fastpath.officer_key_ids(engine, ds)
-    if found is None:
+    if not fastpath.has_officer_keys(engine, ds):
         return None
-    rows = np.full(int(found["_officer_key"].max()) + 1 if len(found) else 0, -1, dtype=np.int64)
-    rows[found["_officer_key"].to_numpy(dtype=np.int64)] = roster.rows(found["officer_id"])
-    return rows
+    return roster.rows(fastpath.officer_names(engine, ds).ids)
 
 
 def counted(engine: Any, ds: Any, filters: Any, scope: Any, roster: DenseRoster,

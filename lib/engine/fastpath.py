@@ -492,13 +492,10 @@ def officer_month_counts(engine: Engine, ds: Dataset, filters: Filters, scope: S
     return engine.backend.con.sql(sql).df()
 
 
-def officer_key_ids(engine: Engine, ds: Dataset) -> pd.DataFrame | None:
-    """Return each `_officer_key` of a dataset with its officer id (pseudonymised), or None without the keys."""
+def has_officer_keys(engine: Engine, ds: Dataset) -> bool:
+    """Say whether a dataset's reports carry integer officer keys with their ids (`officer_names` can read them)."""
     info = _page_columns(engine, ds)
-    if info is None or info.officer_max is None:
-        return None
-    return engine.backend.con.sql(f'SELECT DISTINCT _officer_key, officer_id FROM "{ds.reports_table}" '
-                                  "WHERE _officer_key IS NOT NULL").df()
+    return info is not None and info.officer_max is not None and "officer_id" in engine.reports(ds).columns
 
 
 # --- the Officer risk page: officers counted by their integer keys ------------------------------
