@@ -180,14 +180,10 @@ class DensePanel:
     others, and the event profile counts them by their pattern of judged months (`DenseRoster.patterns`).
     """
 
-    def __init__(self, roster: DenseRoster, counts: pd.DataFrame, officer_keys: np.ndarray | None = None,
-                 rows: np.ndarray | None = None) -> None:
-        """counts: per officer-month (officer_id, month and the counts); rows: each count's roster row if known
-        (then officer_id may be absent: `fastpath.officer_month_counts` sends integer keys, not ids)."""
+    def __init__(self, roster: DenseRoster, counts: pd.DataFrame, officer_keys: np.ndarray | None = None) -> None:
+        """counts: per officer-month (officer_id, month and the counts, as `training.officer_month_counts`)."""
         self.roster = roster
-        month = counts["month"] if "month" in counts else counts["_month"]
-        rows = roster.rows(counts["officer_id"]) if rows is None else rows
-        cols = roster.columns(month)
+        rows, cols = roster.rows(counts["officer_id"]), roster.columns(counts["month"])
         at = (rows >= 0) & (cols >= 0)
         at[at] = roster.judged[rows[at], cols[at]]  # a count where no shifts were recorded (or the training month)
         reports = counts["reports"].to_numpy(dtype=np.float64, na_value=0.0)
@@ -196,7 +192,7 @@ class DensePanel:
         local[counted] = np.arange(counted.size)
         rows, cols = local[rows[at]], cols[at]
         columns = {}
-        for column in counts.columns.drop(["officer_id", "month", "_officer_key", "_month"], errors="ignore"):
+        for column in counts.columns.drop(["officer_id", "month"]):
             matrix = np.zeros((counted.size, roster.months))
             matrix[rows, cols] = counts[column].to_numpy(dtype=np.float64, na_value=0.0)[at]
             columns[column] = matrix
@@ -204,6 +200,40 @@ class DensePanel:
             columns.setdefault(measure, np.zeros((counted.size, roster.months)))
         self.view = _View(roster, counted, columns, officer_keys)
         self.officer_keys = officer_keys
+
+    @classmethod
+    def from_reports(cls, roster: DenseRoster, rows: np.ndarray, ordinal: np.ndarray, injured: np.ndarray,
+                     assaulted: np.ndarray, record_keys: np.ndarray | None = None,
+                     officer_keys: np.ndarray | None = None) -> DensePanel:
+        """Count reports (each with its officer's roster row and month number) into the matrices.
+
+        The same matrices as counting per officer-month first: counts are sums of 0s and 1s, exact in any order.
+        """
+        cols = np.searchsorted(roster.month_ordinal, ordinal)
+        at = (rows >= 0) & (cols < roster.months)
+        at[at] = roster.month_ordinal[cols[at]] == ordinal[at]
+        at[at] = roster.judged[rows[at], cols[at]]
+        rows, cols = rows[at], cols[at]
+        counted = np.flatnonzero(np.bincount(rows, minlength=roster.shape[0]) > 0)
+        local = np.full(roster.shape[0], -1, dtype=np.int64)
+        local[counted] = np.arange(counted.size)
+        cell = local[rows] * roster.months + cols
+        size = counted.size * roster.months
+
+        def add(weights: np.ndarray | None) -> np.ndarray:
+            return np.bincount(cell, weights=weights, minlength=size).astype(np.float64).reshape(-1, roster.months)
+
+        injured, assaulted = injured[at].astype(np.float64), assaulted[at].astype(np.float64)
+        columns = {"reports": add(None), "officer_injured": add(injured), "officer_assaulted": add(assaulted)}
+        if record_keys is not None:
+            keys = record_keys[at].astype(np.float64)
+            columns.update({cellkey.key_column("reports"): add(keys),
+                            cellkey.key_column("officer_injured"): add(keys * injured),
+                            cellkey.key_column("officer_assaulted"): add(keys * assaulted)})
+        panel = cls.__new__(cls)
+        panel.roster, panel.officer_keys = roster, officer_keys
+        panel.view = _View(roster, counted, columns, officer_keys)
+        return panel
 
     def of(self, measure: str) -> _View:
         """Return the officers with a count of measure (injuries and assaults are counted among reports)."""
@@ -228,15 +258,16 @@ def counted(engine: Any, ds: Any, filters: Any, scope: Any, roster: DenseRoster,
             officer_keys: np.ndarray | None = None, rows_of_keys: np.ndarray | None = None) -> DensePanel:
     """Count a filter state's officer-months into a roster's matrices (the page's path).
 
-    With `rows_of_keys` (`key_rows`, once per dataset version) and an engine that has them, the counts come
-    from one scan grouped on integer officer keys; otherwise from `training.officer_month_counts`.
+    With `rows_of_keys` (`key_rows`, once per dataset version) and an engine that has them, the reports come
+    from one scan as arrays of integer officer keys and months, added up here; otherwise the counts come from
+    `training.officer_month_counts`.
     """
     from lib.engine import fastpath
 
-    counts = fastpath.officer_month_counts(engine, ds, filters, scope) if rows_of_keys is not None else None
-    if counts is not None:
-        return DensePanel(roster, counts, officer_keys,
-                          rows=rows_of_keys[counts["_officer_key"].to_numpy(dtype=np.int64)])
+    found = fastpath.officer_month_reports(engine, ds, filters, scope) if rows_of_keys is not None else None
+    if found is not None:
+        return DensePanel.from_reports(roster, rows_of_keys[found["officer"]], found["month"], found["injured"],
+                                       found["assaulted"], found.get("record_key"), officer_keys)
     return DensePanel(roster, tr.officer_month_counts(engine, ds, filters, scope), officer_keys)
 
 

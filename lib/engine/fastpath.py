@@ -466,30 +466,26 @@ def enum_values(engine: Engine, ds: Dataset, table: str, column: str) -> tuple[s
     return found
 
 
-def officer_month_counts(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) -> pd.DataFrame | None:
-    """Return use of force, officer injuries and assaults per officer-month of a filter state, in one scan.
+def officer_month_reports(engine: Engine, ds: Dataset, filters: Filters, scope: Scope) -> dict[str, np.ndarray] | None:
+    """Return a filter state's reports with an officer as arrays: officer key, month number, injured, assaulted.
 
-    As `training.officer_month_counts`, but each officer is their integer `_officer_key` (no string is grouped or
-    sent), the month is `_month`, and under a perturbed scope each count has its key sum beside it. None where
-    the one-scan columns are missing (other backends): the Ibis query answers then.
+    Month number is year * 12 + month - 1; injured and assaulted are 0 or 1 (unknown: 0, as a count of them
+    counts); under a perturbed scope each report's record key too. The caller adds them up per officer-month
+    (a group-by into millions of officer-months costs the engine more than the additions). None where the
+    one-scan columns are missing (other backends).
     """
     info = _page_columns(engine, ds)
     if info is None or info.officer_max is None:
         return None
-    keys = ""
-    if scope.perturbed:
-        if cellkey.RECORD_KEY not in engine.reports(ds).columns:
-            return None  # the Ibis query refuses it in words (`query.require_keys`)
-        record = cellkey.RECORD_KEY
-        keys = (f', coalesce(sum({record}), 0) AS "{cellkey.key_column("reports")}"'
-                + "".join(f', coalesce(sum({record}) FILTER (WHERE coalesce("{c}", FALSE)), 0) '
-                          f'AS "{cellkey.key_column(c)}"' for c in ("officer_injured", "officer_assaulted")))
+    if scope.perturbed and cellkey.RECORD_KEY not in engine.reports(ds).columns:
+        return None  # the Ibis query refuses it in words (`query.require_keys`)
+    key = f", {cellkey.RECORD_KEY}::INTEGER AS record_key" if scope.perturbed else ""
     inner = engine.backend.compile(filtered_reports(engine, ds, filters, scope))
-    sql = ("SELECT _officer_key, _month, count(*) AS reports, "
-           "coalesce(count_if(officer_injured), 0) AS officer_injured, "
-           f"coalesce(count_if(officer_assaulted), 0) AS officer_assaulted{keys} FROM ({inner}) AS f "
-           "WHERE _officer_key IS NOT NULL GROUP BY ALL")
-    return engine.backend.con.sql(sql).df()
+    sql = ("SELECT _officer_key::BIGINT AS officer, (year(_month) * 12 + month(_month) - 1)::BIGINT AS month, "
+           "coalesce(officer_injured, FALSE)::UTINYINT AS injured, "
+           f"coalesce(officer_assaulted, FALSE)::UTINYINT AS assaulted{key} FROM ({inner}) AS f "
+           "WHERE _officer_key IS NOT NULL AND _month IS NOT NULL")
+    return engine.backend.con.sql(sql).fetchnumpy()
 
 
 def has_officer_keys(engine: Engine, ds: Dataset) -> bool:
