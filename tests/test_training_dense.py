@@ -192,3 +192,27 @@ def test_the_page_keeps_its_matrices_and_compliance_on_disk_and_reads_them_back(
     assert shown() == first
     assert {p: p.stat().st_ino for p in sorted(tmp_path.rglob("*.*"))} == files  # read, not written again
     assert any(value.startswith("-") for label, value in first[0] if label == "Change in use of force")
+
+
+def test_a_cache_folder_that_cannot_be_written_costs_time_not_the_page(fresh_caches, tmp_path) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import ROOT
+
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    fresh_caches.setenv("OSE_CACHE_DIR", str(blocked / "cache"))  # no folder can be made under a file
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
+    at.switch_page("app_pages/training.py").run()
+    assert not at.exception
+    assert any(m.label == "Change in use of force" and m.value.startswith("-") for m in at.metric)
+
+
+def test_the_row_panel_made_from_the_matrices_gives_their_figures() -> None:
+    # The path for a panel the cell fit refuses: the same officer-months, as rows, through `training`.
+    officers, exposure, counts = roster(8)
+    dense = training_dense.DenseRoster(training.roster_months(exposure, officers))
+    panel = training_dense.DensePanel(dense, counts)
+    rows = training.effects_and_profile(training_dense.row_panel(panel))
+    assert pins.differences(pins_ready(plain(training_dense.effects_and_profile(panel))), pins_ready(plain(rows)),
+                            RELATIVE) == []

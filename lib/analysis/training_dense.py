@@ -31,9 +31,9 @@ def save(roster: DenseRoster, path: Path) -> None:
     """Keep a roster's matrices on disk (written whole, then renamed: a reader never sees half a file)."""
     import pickle
 
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
         with partial.open("wb") as out:
             pickle.dump((FORMAT, roster), out, protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(partial, path)
