@@ -354,24 +354,10 @@ def staggered_effect(panel: pd.DataFrame, measure: str = "reports", level: float
     z = NormalDist().inv_cdf(0.5 + level / 2)
     officers = design["officer"]  # integer codes: counting distinct officers on them is much faster than on ids
     judged = design["treated"] & (design["scale"][design["officer"]] > 0)
-    result: dict[str, Any] = {
-        "measure": measure, "estimate": None, "ci_low": None, "ci_high": None,
-        "method": STAGGERED_METHOD,
-        "officers_trained": int(pd.unique(officers[judged]).size),
-        "officers_comparison": int(pd.unique(officers[design["never"] & design["in_fit"]]).size),
-        "events": int(design["y"][design["in_fit"] | judged].sum()),
-        "rates": _rates(rows, measure),
-        "expected_events": None, "observed_events": None,
-        "minimum_detectable_effect": None, "pre_trend_p": None, "pre_trend_months": lead_months,
-    }
-    ratio = _imputed_ratio(design, design["treated"])
-    if ratio is not None:
-        log_ratio, se, observed, expected = ratio
-        with np.errstate(over="ignore"):
-            result.update(estimate=float(np.expm1(log_ratio)), ci_low=float(np.expm1(log_ratio - z * se)),
-                          ci_high=float(np.expm1(log_ratio + z * se)),
-                          minimum_detectable_effect=float(-np.expm1(-(z + POWER_Z) * se)))
-        result.update(observed_events=int(observed), expected_events=float(expected))
+    result = effect_result(measure, lead_months, int(pd.unique(officers[judged]).size),
+                           int(pd.unique(officers[design["never"] & design["in_fit"]]).size),
+                           int(design["y"][design["in_fit"] | judged].sum()), _rates(rows, measure),
+                           _imputed_ratio(design, design["treated"]), z)
     result.update(pre_trend(rows, measure, lead_months, start=design["theta"]))
     if keys is not None:
         keys = (keys[0][design["rows"]], keys[1][design["rows"]])
@@ -381,6 +367,26 @@ def staggered_effect(panel: pd.DataFrame, measure: str = "reports", level: float
     leads = result.pop("pre_trend")
     if profile:  # thirteen more ratios, each with its sandwich: only when the profile is shown
         result["profile"] = _profile(design, leads, officers, z, keys)
+    return result
+
+
+def effect_result(measure: str, lead_months: int, trained: int, comparison: int, events: int,
+                  rates: dict[str, dict[str, float]], ratio: tuple[float, float, float, float] | None,
+                  z: float) -> dict[str, Any]:
+    """Return a staggered effect's result from its counts and imputed ratio (log ratio, SE, observed, expected)."""
+    result: dict[str, Any] = {
+        "measure": measure, "estimate": None, "ci_low": None, "ci_high": None,
+        "method": STAGGERED_METHOD, "officers_trained": trained, "officers_comparison": comparison,
+        "events": events, "rates": rates, "expected_events": None, "observed_events": None,
+        "minimum_detectable_effect": None, "pre_trend_p": None, "pre_trend_months": lead_months,
+    }
+    if ratio is not None:
+        log_ratio, se, observed, expected = ratio
+        with np.errstate(over="ignore"):
+            result.update(estimate=float(np.expm1(log_ratio)), ci_low=float(np.expm1(log_ratio - z * se)),
+                          ci_high=float(np.expm1(log_ratio + z * se)),
+                          minimum_detectable_effect=float(-np.expm1(-(z + POWER_Z) * se)))
+        result.update(observed_events=int(observed), expected_events=float(expected))
     return result
 
 

@@ -547,24 +547,9 @@ def staggered_effect(panel: _View, measure: str = "reports", level: float = 0.95
     y = design["y"]
     judged = design["treated"] & (design["scale"] > 0)[:, None]
     comparison = design["in_fit"] & design["never"][:, None]
-    result: dict[str, Any] = {
-        "measure": measure, "estimate": None, "ci_low": None, "ci_high": None,
-        "method": tr.STAGGERED_METHOD,
-        "officers_trained": int(_officers_in(judged).sum()),
-        "officers_comparison": int(_officers_in(comparison).sum()),
-        "events": int(y[design["in_fit"] | judged].sum()),
-        "rates": _rates(panel, measure),
-        "expected_events": None, "observed_events": None,
-        "minimum_detectable_effect": None, "pre_trend_p": None, "pre_trend_months": lead_months,
-    }
-    ratio = _imputed_ratio(design, design["treated_cells"])
-    if ratio is not None:
-        log_ratio, se, observed, expected = ratio
-        with np.errstate(over="ignore"):
-            result.update(estimate=float(np.expm1(log_ratio)), ci_low=float(np.expm1(log_ratio - z * se)),
-                          ci_high=float(np.expm1(log_ratio + z * se)),
-                          minimum_detectable_effect=float(-np.expm1(-(z + tr.POWER_Z) * se)))
-        result.update(observed_events=int(observed), expected_events=float(expected))
+    result = tr.effect_result(measure, lead_months, int(_officers_in(judged).sum()),
+                              int(_officers_in(comparison).sum()), int(y[design["in_fit"] | judged].sum()),
+                              _rates(panel, measure), _imputed_ratio(design, design["treated_cells"]), z)
     result.update(pre_trend(panel, measure, lead_months, start=design["theta"]))
     if keys is not None:
         event_keys = keys[0]
