@@ -9,10 +9,12 @@ equal to 1e-12 relative (the order of floating-point sums).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -78,9 +80,13 @@ def overview_picture(demo: bool, params: dict[str, list[str]]) -> dict[str, Any]
     at.run()
     assert not at.exception, at.exception
     assert at.title[0].value == "Overview"
-    return plain({
-        "demo": demo,
-        "metrics": [[m.label, m.value, m.proto.delta, m.proto.help] for m in at.metric],
+    return plain({"demo": demo, "metrics": [[m.label, m.value, m.proto.delta, m.proto.help] for m in at.metric],
+                  **page_elements(at)})
+
+
+def page_elements(at: AppTest) -> dict[str, Any]:
+    """Return what a page drew that a user reads: captions, headings, text, notices, charts and tables."""
+    return {
         "captions": [c.value for c in at.main.caption],
         "headings": [h.value for h in at.subheader],
         "markdown": [m.value for m in at.main.markdown],
@@ -88,26 +94,28 @@ def overview_picture(demo: bool, params: dict[str, list[str]]) -> dict[str, Any]
         "charts": [chart_picture(el) for el in at.get("vega_lite_chart")],
         "tables": [{"columns": [str(c) for c in t.value.columns], "rows": t.value.to_dict("split")["data"]}
                    for t in at.dataframe],
-    })
+    }
 
 
-def every_picture() -> dict[str, Any]:
-    """Return the Overview's picture for every pinned view (caches cleared between them)."""
+@contextlib.contextmanager
+def views() -> Iterator[Callable[[bool], None]]:
+    """Yield a function that sets up one pinned view (local or demo, empty caches); restore the environment after."""
     import streamlit as st
 
     saved = {k: os.environ.get(k) for k in ("OSE_DEMO", "OSE_DATASET", "OSE_AUTH_CONFIG")}
-    out = {}
+
+    def view(demo: bool) -> None:
+        os.environ.pop("OSE_DATASET", None)
+        os.environ.pop("OSE_AUTH_CONFIG", None)
+        if demo:
+            os.environ["OSE_DEMO"] = "1"
+        else:
+            os.environ.pop("OSE_DEMO", None)
+        st.cache_data.clear()
+        st.cache_resource.clear()
+
     try:
-        for name, demo, params in VIEWS:
-            os.environ.pop("OSE_DATASET", None)
-            os.environ.pop("OSE_AUTH_CONFIG", None)
-            if demo:
-                os.environ["OSE_DEMO"] = "1"
-            else:
-                os.environ.pop("OSE_DEMO", None)
-            st.cache_data.clear()
-            st.cache_resource.clear()
-            out[name] = overview_picture(demo, params)
+        yield view
     finally:
         for key, value in saved.items():
             if value is None:
@@ -116,6 +124,15 @@ def every_picture() -> dict[str, Any]:
                 os.environ[key] = value
         st.cache_data.clear()
         st.cache_resource.clear()
+
+
+def every_picture() -> dict[str, Any]:
+    """Return the Overview's picture for every pinned view (caches cleared between them)."""
+    out = {}
+    with views() as view:
+        for name, demo, params in VIEWS:
+            view(demo)
+            out[name] = overview_picture(demo, params)
     return out
 
 

@@ -28,7 +28,7 @@ from lib.engine import fastpath
 from lib.engine.query import UNRESTRICTED, Filters
 from lib.engine.store import SAMPLE_DIR, Engine
 from tests import pins
-from tests.test_overview_figures import chart_picture, plain
+from tests.test_overview_figures import page_elements, plain, views
 
 from .conftest import ROOT
 
@@ -84,44 +84,17 @@ def page_picture(demo: bool, params: dict[str, list[str]], choices: tuple[tuple[
         getattr(at, kind)(key=key).set_value(value).run()
     assert not at.exception, at.exception
     assert at.title[0].value == "Officer risk"
-    return plain({
-        "demo": demo,
-        "captions": [c.value for c in at.main.caption],
-        "headings": [h.value for h in at.subheader],
-        "markdown": [m.value for m in at.main.markdown],
-        "info": [i.value for i in at.info],
-        "charts": [chart_picture(el) for el in at.get("vega_lite_chart")],
-        "tables": [{"columns": [str(c) for c in t.value.columns], "rows": t.value.to_dict("split")["data"]}
-                   for t in at.dataframe],
-    })
+    return plain({"demo": demo, **page_elements(at)})
 
 
 def every_page_picture() -> dict[str, Any]:
     """Return the page's picture for every pinned view (caches cleared between them)."""
-    import streamlit as st
-
-    saved = {k: os.environ.get(k) for k in ("OSE_DEMO", "OSE_DATASET", "OSE_AUTH_CONFIG")}
     out = {}
-    try:
+    with views() as view:
         for name, demo, params, choices in VIEWS:
-            os.environ.pop("OSE_DATASET", None)
-            os.environ.pop("OSE_AUTH_CONFIG", None)
-            if demo:
-                os.environ["OSE_DEMO"] = "1"
-            else:
-                os.environ.pop("OSE_DEMO", None)
-            st.cache_data.clear()
-            st.cache_resource.clear()
+            view(demo)
             picture = page_picture(demo, params, choices)
             out[name] = unordered(picture) if name in UNORDERED else picture
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        st.cache_data.clear()
-        st.cache_resource.clear()
     return out
 
 
