@@ -291,22 +291,15 @@ def effects_and_profile(panel: DensePanel, perturbed: bool = False) -> tuple[dic
     return found, found["reports"].pop("profile")
 
 
-def _expand(roster: _View, cells: np.ndarray, times: np.ndarray | None = None, inplace: bool = False) -> np.ndarray:
-    """Return a cohorts x months array as officers x months (times another officers x months array, if given).
+def _expand(roster: _View, cells: np.ndarray, times: np.ndarray, inplace: bool = False) -> np.ndarray:
+    """Return an officers x months array times a cohorts x months one (each officer takes their cohort's row).
 
     Cohort by cohort, by broadcasting: no officers x months index is gathered. inplace: write into `times` (a
     scratch array of the caller's, of the result's type).
     """
-    if inplace and times is not None:
-        out = times
-    else:
-        out = np.empty(roster.shape, dtype=np.result_type(cells, times) if times is not None else cells.dtype)
+    out = times if inplace else np.empty(roster.shape, dtype=np.result_type(cells, times))
     for cohort, s in enumerate(roster.slices):
-        if s.start == s.stop:
-            continue
-        if times is None:
-            out[s] = cells[cohort]
-        else:
+        if s.start != s.stop:
             np.multiply(times[s], cells[cohort], out=out[s])
     return out
 
