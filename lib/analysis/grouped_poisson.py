@@ -99,37 +99,56 @@ def fit_groups(groups: Any, matrix: np.ndarray, used: np.ndarray, kept: Any, uni
                max_iter: int = 50, start: np.ndarray | None = None, blocks: np.ndarray | None = None,
                block_factor: Callable[[np.ndarray, np.ndarray], Any] | None = None,
                solve: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
-               inverse: Callable[[np.ndarray], np.ndarray] | None = None) -> dict[str, Any]:
+               inverse: Callable[[np.ndarray], np.ndarray] | None = None, included: np.ndarray | None = None,
+               masks: np.ndarray | None = None) -> dict[str, Any]:
     """Fit the conditional Poisson from each group's officer x month matrices (`_Groups`, or the same made densely).
 
     matrix holds the identified columns of the cells' design; kept and unit_kept are returned as given (what the
-    caller counts as rows and officers kept). groups has shifts and counts (officers x months, zero off the rows),
-    slices (each group's officers), labels (each slice's group), rank (unit_kept order -> sorted position) and months.
+    caller counts as rows and officers kept). groups has shifts and counts (officers x months), slices (each group's
+    officers), labels (each slice's group), rank (unit_kept order -> sorted position) and months.
+
+    Without included and masks the matrices are zero off the fit's rows. With them they may hold more: the fit's
+    officer-months are then those of the officers included (a flag per sorted position) in the months their group's
+    mask (masks[label], a months mask) holds. Masks go into the months' weights, so no masked copy of the officers x
+    months matrices is made.
     """
     months = groups.months
     g = unit_kept.size
     empty = {"theta": None, "covariance": None, "solve": None, "scores": None, "clusters": 0, "unit_kept": None,
              "kept": kept, "used": used}
-    n = groups.counts.sum(axis=1)
-    # Each group's design by month column (months x identified columns); a month the group has no cell in is zero
-    # (no officer of the group has shifts there).
+    month_mask = [None if masks is None else np.asarray(masks[label], dtype=np.float64) for label in groups.labels]
+    inc = None if included is None else np.asarray(included, dtype=np.float64)
+    n = np.empty(groups.counts.shape[0])
+    events = []
+    for s, mask in zip(groups.slices, month_mask, strict=True):
+        counts = groups.counts[s]
+        n[s] = counts.sum(axis=1) if mask is None else counts @ mask
+        ev = counts.sum(axis=0) if inc is None else inc[s] @ counts
+        events.append(ev if mask is None else ev * mask)
+    if inc is not None:
+        n *= inc
+    # Each group's design by month column (months x identified columns); a month the group has no cell in (no
+    # officer of the group has shifts there) or its mask leaves out is zero.
     by_group = []
-    for label in groups.labels:
+    for label, mask in zip(groups.labels, month_mask, strict=True):
         mine = np.flatnonzero(cell_group == label)
         block = np.zeros((months, matrix.shape[1]))
         block[cell_month[mine]] = matrix[mine]
+        if mask is not None:
+            block *= mask[:, None]
         by_group.append(block)
-    events = [groups.counts[s].sum(axis=0) for s in groups.slices]
     theta = np.zeros(matrix.shape[1]) if start is None else np.asarray(start, dtype=np.float64)[used].copy()
     labels = None if blocks is None or not matrix.shape[1] else np.asarray(blocks)[used]
 
     def state(t: np.ndarray) -> tuple[float, list[tuple[np.ndarray, np.ndarray]]] | None:
         # Per group: exp(a - max a) by month, and each officer's Z at that shift; None if some Z underflows.
         loglik, parts = constant, []
-        for block, s, ev in zip(by_group, groups.slices, events, strict=True):
+        for block, s, ev, mask in zip(by_group, groups.slices, events, month_mask, strict=True):
             a = block @ t
             top = float(a.max())
             e = np.exp(a - top)
+            if mask is not None:
+                e *= mask
             z = groups.shifts[s] @ e
             if np.any(z[n[s] > 0] <= 0):
                 return None
@@ -176,8 +195,10 @@ def fit_groups(groups: Any, matrix: np.ndarray, used: np.ndarray, kept: Any, uni
         loglik, parts = new
         if np.max(np.abs(step), initial=0.0) < tol:
             break
-    # Residuals per officer and month: the scores are each group's design applied to them.
-    residuals = np.empty_like(groups.counts)
+    # Residuals per officer and month: the scores are each group's design applied to them. They take the scratch
+    # matrix's place (its memory is in use already). A month outside the fit has a zero design row; an officer
+    # outside it a zero residual row.
+    residuals = scratch
     gram = np.zeros((matrix.shape[1], matrix.shape[1]))
     for block, s, (e, z) in zip(by_group, groups.slices, parts, strict=True):
         w = np.divide(n[s], z, out=np.zeros_like(z), where=z > 0)
@@ -185,10 +206,12 @@ def fit_groups(groups: Any, matrix: np.ndarray, used: np.ndarray, kept: Any, uni
         np.multiply(groups.shifts[s], e[None, :], out=mine)
         mine *= w[:, None]
         np.subtract(groups.counts[s], mine, out=mine)
-        gram += block.T @ (residuals[s].T @ residuals[s]) @ block
+        if inc is not None:
+            mine *= inc[s, None]
+        gram += block.T @ (mine.T @ mine) @ block
 
     def score_dot(vector: np.ndarray) -> np.ndarray:
-        out = np.empty(g)
+        out = np.zeros(groups.counts.shape[0])
         for block, s in zip(by_group, groups.slices, strict=True):
             out[s] = residuals[s] @ (block @ vector)
         return out[groups.rank]  # in the order of unit_kept

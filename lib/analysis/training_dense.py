@@ -277,106 +277,127 @@ def effects_and_profile(panel: DensePanel, perturbed: bool = False) -> tuple[dic
         raise ValueError(f"officer counts cannot be perturbed without the officers' record keys ({tr.OFFICER_KEY})")
     from concurrent.futures import ThreadPoolExecutor
 
-    def one(measure: str) -> dict[str, Any]:
-        view = panel.of(measure)
-        result = staggered_effect(view, measure, perturbed=perturbed, profile=measure == "reports")
-        old = difference_in_differences(view, measure)
-        result["twfe"] = {key: old[key] for key in ("estimate", "ci_low", "ci_high")}
-        return result
+    views = {measure: panel.of(measure) for measure in tr.MEASURES}
 
-    # The measures are fitted side by side: the matrix work releases the interpreter lock, so two cores share it
-    # (each measure's figures are computed exactly as alone: nothing is shared but the read-only matrices).
+    def staggered(measure: str) -> dict[str, Any]:
+        return staggered_effect(views[measure], measure, perturbed=perturbed, profile=measure == "reports")
+
+    def two_way(measure: str) -> dict[str, Any]:
+        return difference_in_differences(views[measure], measure)
+
+    # Six independent pieces, largest first, on two cores: the matrix work releases the interpreter lock. Each
+    # figure is computed exactly as alone: nothing is shared but the read-only matrices.
+    tasks = [(staggered, m) for m in tr.MEASURES] + [(two_way, m) for m in tr.MEASURES]
+    tasks.sort(key=lambda task: -views[task[1]].shape[0] * (2 if task[0] is staggered else 1))
     with ThreadPoolExecutor(max_workers=THREADS) as pool:
-        found = dict(zip(tr.MEASURES, pool.map(one, tr.MEASURES), strict=True))
+        done = list(pool.map(lambda task: task[0](task[1]), tasks))
+    found = {}
+    for measure in tr.MEASURES:
+        result = done[tasks.index((staggered, measure))]
+        old = done[tasks.index((two_way, measure))]
+        result["twfe"] = {key: old[key] for key in ("estimate", "ci_low", "ci_high")}
+        found[measure] = result
     return found, found["reports"].pop("profile")
 
 
-def _expand(roster: _View, cells: np.ndarray, times: np.ndarray, inplace: bool = False) -> np.ndarray:
-    """Return an officers x months array times a cohorts x months one (each officer takes their cohort's row).
-
-    Cohort by cohort, by broadcasting: no officers x months index is gathered. inplace: write into `times` (a
-    scratch array of the caller's, of the result's type).
-    """
-    out = times if inplace else np.empty(roster.shape, dtype=np.result_type(cells, times))
-    for cohort, s in enumerate(roster.slices):
+def _by_cohort(view: _View, values: np.ndarray, officers: np.ndarray | None = None) -> np.ndarray:
+    """Sum an officers x months matrix by cohort, officers weighted by `officers` (flags or numbers) if given."""
+    out = np.zeros((len(view.slices), view.months))
+    for cohort, s in enumerate(view.slices):
         if s.start != s.stop:
-            np.multiply(times[s], cells[cohort], out=out[s])
+            out[cohort] = values[s].sum(axis=0) if officers is None else officers[s].astype(np.float64) @ values[s]
     return out
 
 
-def _officers_in(mask: np.ndarray) -> np.ndarray:
-    return mask.any(axis=1)
+def _per_officer(view: _View, values: np.ndarray, cells: np.ndarray) -> np.ndarray:
+    """Return each officer's sum of an officers x months matrix over their cohort's cells (cohorts x months)."""
+    out = np.zeros(view.shape[0])
+    for cohort, s in enumerate(view.slices):
+        if s.start != s.stop and cells[cohort].any():
+            out[s] = values[s] @ cells[cohort].astype(np.float64)
+    return out
 
 
-def _distinct_published(panel: _View, mask: np.ndarray, more: tuple[int, int] = (0, 0)) -> int:
-    """Return the published count of distinct officers in mask (and more: a count and key sum of others)."""
-    officers = _officers_in(mask)
-    return cellkey.perturb_one(int(officers.sum()) + more[0], int(panel.keys()[officers].sum()) + more[1])
-
-
-def _sum_published(y: np.ndarray, keys: np.ndarray, mask: np.ndarray) -> int:
-    return cellkey.perturb_one(int(y[mask].sum()), int(keys[mask].sum()))
+def _published_officers(panel: _View, officers: np.ndarray) -> int:
+    """Return the published count of the officers flagged."""
+    return cellkey.perturb_one(int(officers.sum()), int(panel.keys()[officers].sum()))
 
 
 def _rates(panel: _View, measure: str, perturbed: bool = False) -> dict[str, dict[str, float]]:
     """Crude rates per 1,000 officer-shifts over every judged officer-month, as `training._rates`."""
     roster = panel
-    y = panel.values(measure)
-    keys = panel.values(cellkey.key_column(measure)) if perturbed else None
+    y = _by_cohort(panel, panel.values(measure))
+    keys = _by_cohort(panel, panel.values(cellkey.key_column(measure))) if perturbed else None
     since = roster.since
     groups = {"trained_before": since < 0, "trained_after": since > 0, "never_trained": np.isnan(since)}
     out = {}
     for name, cells in groups.items():
         total = float(roster.roster.shift_totals[cells].sum())  # every officer's shifts, counted or not
-        events, key_sum = 0, 0
-        for cohort, s in enumerate(roster.slices):
-            if cells[cohort].any():
-                events += int(y[s][:, cells[cohort]].sum())
-                if keys is not None:
-                    key_sum += int(keys[s][:, cells[cohort]].sum())
+        events = int(round(float(y[cells].sum())))
         if keys is not None:
-            events = cellkey.perturb_one(events, key_sum)
+            events = cellkey.perturb_one(events, int(round(float(keys[cells].sum()))))
         rate = events / total * tr.PER_SHIFTS if total else float("nan")
         out[name] = {"events": events, "shifts": total, "rate": rate}
     return out
 
 
-def _saturated(panel: _View, measure: str, lead_months: int = 0, start: np.ndarray | None = None) -> dict:
-    """Fit `training._saturated`'s model on the matrices: cohort x month effects after training, optional leads.
+def _cells(panel: _View, measure: str) -> dict[str, Any]:
+    """Return what `training._saturated`'s models share, as cohort x month masks and flags per officer.
 
-    Only officers with a count of the measure are in the view: the others have no level to fit and nothing to
-    compare, and which months are compared and which cells exist is the whole roster's (`has_row`).
+    An officer-month is kept when the officer has a judged month before training in an observed month
+    (`before`) and its cohort's month is kept (`keep_cells`); its shifts are zero and it has no count where it
+    is not judged, so no officers x months mask is made.
     """
-    from scipy import sparse
-
     roster = panel
     y = panel.values(measure)
-    months, since, cohorts = roster.months, roster.since, len(roster.slices)
-    observed_month = y.sum(axis=0) > 0
+    months, since = roster.months, roster.since
+    events = _by_cohort(panel, y)
+    observed_month = events.sum(axis=0) > 0
     after = since >= 1
     not_after = observed_month[None, :] & ~after  # cohorts x months: observed and not after training
-    before = np.zeros(roster.shape[0], dtype=bool)
-    for cohort, s in enumerate(roster.slices):
-        before[s] = (roster.judged[s] & not_after[cohort]).any(axis=1)
+    before = _per_officer(panel, roster.shifts, not_after) > 0
     compared_month = (roster.has_row & not_after).any(axis=0)
     keep_cells = observed_month[None, :] & (compared_month[None, :] | ~after)
-    keep = _expand(roster, keep_cells, roster.judged & before[:, None])
     # Design cells: each cohort's months with a judged row, numbered cohort by cohort.
-    present = roster.has_row
-    kinds = np.flatnonzero(present.ravel())
+    kinds = np.flatnonzero(roster.has_row.ravel())
     kind_group, kind_month = kinds // months, kinds % months
     kind_since = since[kind_group, kind_month]
     kind_treated = (kind_since >= 1) & observed_month[kind_month] & compared_month[kind_month]
-    kind_rows = _by_cell(roster, keep)[kind_group, kind_month]
-    kind_events = _by_cell(roster, y, keep)[kind_group, kind_month]
+    kind_rows = (_by_cohort(panel, roster.judged, before) * keep_cells)[kind_group, kind_month]
+    kind_events = (_by_cohort(panel, y, before) * keep_cells)[kind_group, kind_month]
     cohort_kinds = np.flatnonzero(kind_treated & (kind_rows > 0))
     cohort_key = (kind_month[cohort_kinds] - kind_since[cohort_kinds]).astype(np.int64) * months \
         + kind_month[cohort_kinds]
     order = np.argsort(cohort_key, kind="stable")
-    cells = cohort_key[order]
-    n_kinds = kinds.size
+    fitted_cells = np.zeros_like(keep_cells)
+    fitted_cells[kind_group, kind_month] = ~kind_treated | (kind_events > 0)
+    treated_cells = np.zeros_like(keep_cells)
+    treated_cells[kind_group, kind_month] = kind_treated
+    return {"y": y, "before": before, "not_after": not_after, "keep_cells": keep_cells,
+            "fit_cells": keep_cells & fitted_cells, "treated_cells": treated_cells,
+            "kind_group": kind_group, "kind_month": kind_month, "kind_since": kind_since,
+            "cohort_kinds": cohort_kinds[order], "cells": cohort_key[order]}
+
+
+def _saturated(panel: _View, measure: str, lead_months: int = 0, start: np.ndarray | None = None,
+               shared: dict[str, Any] | None = None) -> dict:
+    """Fit `training._saturated`'s model on the matrices: cohort x month effects after training, optional leads.
+
+    Only officers with a count of the measure are in the view: the others have no level to fit and nothing to
+    compare, and which months are compared and which cells exist is the whole roster's (`has_row`). shared:
+    `_cells` of the same view and measure (the model with and without leads share them). With leads only the
+    fit is returned (the pre-trend test needs no more).
+    """
+    from scipy import sparse
+
+    roster = panel
+    found = _cells(panel, measure) if shared is None else shared
+    y, months, cohorts = found["y"], roster.months, len(roster.slices)
+    kind_group, kind_month, kind_since = found["kind_group"], found["kind_month"], found["kind_since"]
+    cohort_kinds, cells = found["cohort_kinds"], found["cells"]
+    n_kinds = kind_group.size
     columns = [sparse.csr_matrix((np.ones(n_kinds), (np.arange(n_kinds), kind_month)), shape=(n_kinds, months))[:, 1:],
-               sparse.csr_matrix((np.ones(cohort_kinds.size), (cohort_kinds[order], np.arange(cells.size))),
+               sparse.csr_matrix((np.ones(cohort_kinds.size), (cohort_kinds, np.arange(cells.size))),
                                  shape=(n_kinds, cells.size))]
     if lead_months:
         leads = np.column_stack([kind_since == -k for k in range(lead_months, 0, -1)]).astype(np.float64)
@@ -384,41 +405,26 @@ def _saturated(panel: _View, measure: str, lead_months: int = 0, start: np.ndarr
     design = sparse.hstack(columns, format="csr")
     if start is not None and start.size < design.shape[1]:
         start = np.concatenate([start, np.zeros(design.shape[1] - start.size)])
-    fitted_cells = np.zeros((cohorts, months), dtype=bool)
-    fitted_cells[kind_group, kind_month] = ~kind_treated | (kind_events > 0)
-    fitted = _expand(roster, fitted_cells, keep)
-    blocks = _blocks(cells, months, kind_group[cohort_kinds[order]], lead_months)
-    fit = _fit(roster, y, fitted, design, kind_group, kind_month, start=start, blocks=blocks)
+    blocks = _blocks(cells, months, kind_group[cohort_kinds], lead_months)
+    fit_cells = found["fit_cells"]
+    fit = _fit(roster, y, found["before"], fit_cells, design, kind_group, kind_month, start=start, blocks=blocks)
+    if lead_months:
+        return {"fit": fit}
     theta = np.zeros(design.shape[1])
     if fit["theta"] is not None:
         theta[fit["used"]] = fit["theta"]
-    in_fit = fit["kept"]
     effect = np.zeros((cohorts, months))
     effect[kind_group, kind_month] = np.exp(design @ theta)
-    fitted_scale = _expand(roster, effect, roster.shifts * in_fit, inplace=True)
-    events = np.sum(y, axis=1, where=in_fit)
-    scale = fitted_scale.sum(axis=1)
-    level = np.divide(events, scale, out=np.zeros_like(scale), where=scale > 0)
+    fitted_effect = effect * fit_cells
+    # Each officer's fitted scale: shifts x the cohort's month effect over the months fitted.
+    scale = _per_officer(roster, roster.shifts, fitted_effect) * fit["in_fit"]
+    level = np.divide(fit["events"], scale, out=np.zeros_like(scale), where=scale > 0)
     month_effect = np.exp(np.concatenate([[0.0], theta[:months - 1]]))
-    treated_cells = np.zeros((cohorts, months), dtype=bool)
-    treated_cells[kind_group, kind_month] = kind_treated
-    treated = _expand(roster, treated_cells, keep)
-    untrained = roster.shifts * month_effect[None, :]  # shifts x month effect x level on treated officer-months
-    untrained *= level[:, None]
-    untrained *= treated
     never = np.zeros(roster.shape[0], dtype=bool)
     never[roster.slices[-1]] = True
-    return {"y": y, "design": design, "kind_group": kind_group, "kind_month": kind_month, "treated": treated,
-            "fit": fit, "in_fit": in_fit, "fitted_scale": fitted_scale, "scale": scale, "untrained": untrained,
-            "months": months, "keep": keep, "never": never, "theta": theta, "roster": roster,
-            "not_after": not_after, "keep_cells": keep_cells, "treated_cells": treated_cells}
-
-
-def _by_cell(roster: _View, values: np.ndarray, where: np.ndarray | None = None) -> np.ndarray:
-    """Sum an officers x months matrix by cohort (where `where` holds, if given): cohorts x months."""
-    if where is None:
-        return np.array([values[s].sum(axis=0) for s in roster.slices]).reshape(-1, roster.months)
-    return np.array([np.sum(values[s], axis=0, where=where[s]) for s in roster.slices]).reshape(-1, roster.months)
+    return {**found, "design": design, "fit": fit, "in_fit": fit["in_fit"], "fitted_effect": fitted_effect,
+            "scale": scale, "level": level, "month_effect": month_effect, "months": months, "never": never,
+            "theta": theta, "roster": roster, "judged_cells": found["treated_cells"] & found["keep_cells"]}
 
 
 def _blocks(cells: np.ndarray, months: int, cell_cohort: np.ndarray, lead_months: int) -> np.ndarray | None:
@@ -430,67 +436,73 @@ def _blocks(cells: np.ndarray, months: int, cell_cohort: np.ndarray, lead_months
 
 
 class _Groups:
-    """The kept officers' matrices in `grouped_poisson.fit_groups`' form (sorted by cohort already)."""
+    """A view's matrices in `grouped_poisson.fit_groups`' form (sorted by cohort already); rank: the kept rows."""
 
-    def __init__(self, shifts: np.ndarray, counts: np.ndarray, cohort: np.ndarray, months: int) -> None:
-        self.shifts, self.counts, self.months = shifts, counts, months
+    def __init__(self, shifts: np.ndarray, counts: np.ndarray, cohort: np.ndarray, months: int,
+                 rank: np.ndarray) -> None:
+        self.shifts, self.counts, self.months, self.rank = shifts, counts, months, rank
         self.labels, starts = np.unique(cohort, return_index=True)
         self.slices = [slice(int(a), int(b)) for a, b in zip(starts, [*starts[1:], cohort.size], strict=True)]
-        self.rank = np.arange(cohort.size)
 
 
-def _fit(roster: _View, y: np.ndarray, rows: np.ndarray, design: Any, kind_group: np.ndarray,
-         kind_month: np.ndarray, start: np.ndarray | None = None, blocks: np.ndarray | None = None) -> dict[str, Any]:
-    """Fit the conditional Poisson on the officer-months in rows (`training._cell_fit`'s result, kept as a mask)."""
-    counts = y * rows
-    total = counts.sum(axis=1)
-    officers = total > 0
-    kept = rows & officers[:, None]
+def _fit(roster: _View, y: np.ndarray, included: np.ndarray | None, fit_cells: np.ndarray, design: Any,
+         kind_group: np.ndarray, kind_month: np.ndarray, start: np.ndarray | None = None,
+         blocks: np.ndarray | None = None) -> dict[str, Any]:
+    """Fit the conditional Poisson on the officer-months of the officers included in their cohort's fit_cells.
+
+    `training._cell_fit`'s result, with each officer's events in the fit (`events`) and a flag for the officers
+    kept (`in_fit`: included, with an event in the fit).
+    """
+    events = _per_officer(roster, y, fit_cells)
+    if included is not None:
+        events *= included
+    officers = events > 0
     used = np.zeros(design.shape[1], dtype=bool)
     empty = {"theta": None, "covariance": None, "solve": None, "scores": None, "clusters": 0, "unit_kept": None,
-             "kept": kept, "used": used}
+             "kept": officers, "used": used, "in_fit": officers, "events": events}
     if not officers.any():
         return empty
-    rows_in_cell = _by_cell(roster, kept)[kind_group, kind_month].astype(np.float64)
+    rows_in_cell = (_by_cohort(roster, roster.judged, officers) * fit_cells)[kind_group, kind_month]
     matrix = design.toarray()
     colsum = matrix.T @ rows_in_cell
-    used = (colsum > 0) & (colsum < int(kept.sum()))
+    used = (colsum > 0) & (colsum < rows_in_cell.sum())
     unit_kept = np.flatnonzero(officers)
-    if unit_kept.size == officers.size:  # usually every officer in the view is kept: no copies then
-        shifts = roster.shifts * kept
-    else:
-        shifts = roster.shifts[unit_kept] * kept[unit_kept]
-        counts = counts[unit_kept]
-    with np.errstate(divide="ignore"):
-        constant = float(counts[counts > 0] @ np.log(shifts[counts > 0]))
-    groups = _Groups(shifts, counts, roster.cohort[unit_kept], roster.months)
-    fit = grouped_poisson.fit_groups(groups, matrix[:, used], used, kept, unit_kept, constant, kind_group, kind_month,
+    groups = _Groups(roster.shifts, y, roster.cohort, roster.months, unit_kept)
+    fit = grouped_poisson.fit_groups(groups, matrix[:, used], used, officers, unit_kept, 0.0, kind_group, kind_month,
                                      start=start, blocks=blocks, block_factor=tr._block_factor, solve=tr._solve,
-                                     inverse=tr._inverse)
+                                     inverse=tr._inverse, included=officers, masks=fit_cells)
     if fit.get("fallback"):
         raise _Refused
-    return fit
+    return {**fit, "in_fit": officers, "events": events}
 
 
 def _imputed_ratio(design: dict[str, Any], cells: np.ndarray) -> tuple[float, float, float, float] | None:
     """Return `training._imputed_ratio` over the treated officer-months in cells (a cohorts x months mask).
 
-    Worked cohort by cohort on the cells' months only: a month of the profile is one month of each cohort.
+    An officer's expected events untrained are their shifts x the month effect x their level over the cells.
+    Worked cohort by cohort; a cohort with few of the cells' months (a month of the profile is one month of each
+    cohort) reads those columns only.
     """
     y, fit, scale, view = design["y"], design["fit"], design["scale"], design["roster"]
-    cells = cells & design["treated_cells"]
+    cells = cells & design["judged_cells"]
     fitted = scale > 0
+    weight = np.where(fitted, design["level"], 0.0)  # a fitted officer's level; the others count nothing
+    month_effect = design["month_effect"]
     observed_i, expected_i = np.zeros(scale.size), np.zeros(scale.size)
     by_month = np.zeros(view.months)
     for cohort, s in enumerate(view.slices):
         cols = np.flatnonzero(cells[cohort])
         if not cols.size or s.start == s.stop:
             continue
-        mask = design["treated"][s][:, cols] & fitted[s][:, None]
-        expected = design["untrained"][s][:, cols] * mask
-        observed_i[s] = (y[s][:, cols] * mask).sum(axis=1)
-        expected_i[s] = expected.sum(axis=1)
-        by_month[cols] += expected.sum(axis=0)
+        if 3 * cols.size < view.months:
+            shifts, counts, effect = view.shifts[s][:, cols], y[s][:, cols], month_effect[cols]
+            observed_i[s] = counts.sum(axis=1) * fitted[s]
+        else:
+            cols = slice(None)
+            shifts, counts, effect = view.shifts[s], y[s], month_effect * cells[cohort]
+            observed_i[s] = (counts @ cells[cohort].astype(np.float64)) * fitted[s]
+        expected_i[s] = weight[s] * (shifts @ effect)
+        by_month[cols] += effect * (weight[s] @ shifts)
     observed_total, expected_total = float(observed_i.sum()), float(expected_i.sum())
     if observed_total <= 0 or expected_total <= 0:
         return None
@@ -498,11 +510,11 @@ def _imputed_ratio(design: dict[str, Any], cells: np.ndarray) -> tuple[float, fl
     influence = observed_i - ratio * expected_i
     if fit["theta"] is not None and fit["theta"].size:
         design_cells = design["design"]
-        share = np.divide(expected_i, scale, out=np.zeros_like(scale), where=scale > 0)
+        share = np.divide(expected_i, scale, out=np.zeros_like(scale), where=fitted)
         months = design["months"] - 1
         direct = np.zeros(design_cells.shape[1])
         direct[:months] = by_month[1:]
-        weights = np.array([share[s] @ design["fitted_scale"][s] for s in view.slices]).reshape(-1, view.months)
+        weights = _by_cohort(view, view.shifts, share) * design["fitted_effect"]
         gradient = (direct - design_cells.T @ weights[design["kind_group"], design["kind_month"]])[fit["used"]]
         influence[fit["unit_kept"]] -= ratio * fit["score_dot"](fit["solve"](gradient))
     clusters = int(np.count_nonzero(influence))
@@ -515,13 +527,13 @@ def _imputed_ratio(design: dict[str, Any], cells: np.ndarray) -> tuple[float, fl
 def _kept_in(panel: _View, design: dict[str, Any], cells: np.ndarray,
              event_keys: np.ndarray | None) -> tuple[int, int, int, int]:
     """Return the kept officer-months in cells (one month per cohort): officers, their key sum, events, key sum."""
-    keep, y = design["keep"], design["y"]
+    y, before, keep_cells = design["y"], design["before"], design["keep_cells"]
     officers = officer_keys = events = event_key_sum = 0
     for cohort, s in enumerate(panel.slices):
         cols = np.flatnonzero(cells[cohort])
-        if not cols.size or s.start == s.stop:
+        if not cols.size or s.start == s.stop or not keep_cells[cohort, cols[0]]:
             continue
-        at = keep[s][:, cols[0]]
+        at = panel.judged[s][:, cols[0]] & before[s]
         officers += int(at.sum())
         events += int(y[s][:, cols[0]][at].sum())
         if event_keys is not None:
@@ -530,29 +542,41 @@ def _kept_in(panel: _View, design: dict[str, Any], cells: np.ndarray,
     return officers, officer_keys, events, event_key_sum
 
 
+def _whole(value: float) -> int:
+    return int(round(value))
+
+
 def staggered_effect(panel: _View, measure: str = "reports", level: float = 0.95,
                      lead_months: int = tr.PRE_TREND_MONTHS, perturbed: bool = False,
                      profile: bool = True) -> dict[str, Any]:
     """Return `training.staggered_effect` of the same panel."""
     keys = (panel.values(cellkey.key_column(measure)),) if perturbed else None
-    design = _saturated(panel, measure)
+    shared = _cells(panel, measure)
+    design = _saturated(panel, measure, shared=shared)
     z = NormalDist().inv_cdf(0.5 + level / 2)
-    y = design["y"]
-    judged = design["treated"] & (design["scale"] > 0)[:, None]
-    comparison = design["in_fit"] & design["never"][:, None]
-    result = tr.effect_result(measure, lead_months, int(_officers_in(judged).sum()),
-                              int(_officers_in(comparison).sum()), int(y[design["in_fit"] | judged].sum()),
+    y, in_fit, judged_cells, fit_cells = design["y"], design["in_fit"], design["judged_cells"], design["fit_cells"]
+    # Officers judged: fitted, with a treated month kept; their events outside the fit's months count too.
+    judged = (design["scale"] > 0) & (_per_officer(panel, panel.shifts, judged_cells) > 0)
+    comparison = in_fit & design["never"]
+    beyond = judged_cells & ~fit_cells
+
+    def events_of(values: np.ndarray) -> float:
+        return float(_per_officer(panel, values, fit_cells)[in_fit].sum()
+                     + _per_officer(panel, values, beyond)[judged].sum())
+
+    result = tr.effect_result(measure, lead_months, int(judged.sum()), int(comparison.sum()), _whole(events_of(y)),
                               _rates(panel, measure), _imputed_ratio(design, design["treated_cells"]), z)
-    result.update(pre_trend(panel, measure, lead_months, start=design["theta"]))
+    result.update(pre_trend(panel, measure, lead_months, start=design["theta"], shared=shared))
     if keys is not None:
         event_keys = keys[0]
         out: dict[str, Any] = {
-            "officers_trained": _distinct_published(panel, judged),
-            "officers_comparison": _distinct_published(panel, comparison),
-            "events": _sum_published(y, event_keys, design["in_fit"] | judged),
+            "officers_trained": _published_officers(panel, judged),
+            "officers_comparison": _published_officers(panel, comparison),
+            "events": cellkey.perturb_one(_whole(events_of(y)), _whole(events_of(event_keys))),
         }
         if result["observed_events"] is not None:
-            observed = _sum_published(y, event_keys, judged)
+            observed = cellkey.perturb_one(_whole(_per_officer(panel, y, judged_cells)[judged].sum()),
+                                           _whole(_per_officer(panel, event_keys, judged_cells)[judged].sum()))
             out.update(observed_events=observed,
                        expected_events=result["expected_events"] * observed / result["observed_events"])
         result.update(out)
@@ -609,13 +633,13 @@ def _profile(panel: _View, design: dict[str, Any], leads: pd.DataFrame, z: float
 
 
 def pre_trend(panel: _View, measure: str = "reports", lead_months: int = tr.PRE_TREND_MONTHS,
-              start: np.ndarray | None = None) -> dict[str, Any]:
-    """Return `training.pre_trend` of the same panel."""
+              start: np.ndarray | None = None, shared: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Return `training.pre_trend` of the same panel (shared: `_cells` of it, if made already)."""
     out: dict[str, Any] = {"pre_trend_p": None, "pre_trend_df": 0,
                            "pre_trend": pd.DataFrame({"months_since_training": range(-lead_months, 0)})}
     if not panel.roster.any_judged:
         return out
-    return tr.lead_test(_saturated(panel, measure, lead_months, start)["fit"], lead_months, out)
+    return tr.lead_test(_saturated(panel, measure, lead_months, start, shared)["fit"], lead_months, out)
 
 
 def difference_in_differences(panel: _View, measure: str = "reports", level: float = 0.95) -> dict[str, Any]:
@@ -633,8 +657,8 @@ def difference_in_differences(panel: _View, measure: str = "reports", level: flo
     design = sparse.hstack([
         month_columns,
         sparse.csr_matrix(treated_cells[kind_group, kind_month].astype(np.float64)[:, None])], format="csr")
-    fit = _fit(roster, y, roster.judged, design, kind_group, kind_month)
-    kept = fit["kept"]
+    fit = _fit(roster, y, None, roster.has_row, design, kind_group, kind_month)  # every judged officer-month
+    in_fit = fit["in_fit"]
     coef, se = tr._coefficients(fit, design.shape[1])
     never = np.zeros(roster.shape[0], dtype=bool)
     never[roster.slices[-1]] = True
@@ -642,9 +666,9 @@ def difference_in_differences(panel: _View, measure: str = "reports", level: flo
         "measure": measure,
         "estimate": None, "ci_low": None, "ci_high": None,
         "method": tr.METHOD,
-        "officers_trained": int(_officers_in(_expand(roster, treated_cells, kept)).sum()),
-        "officers_comparison": int(_officers_in(kept & never[:, None]).sum()),
-        "events": int(y[kept].sum()),
+        "officers_trained": int((in_fit & (_per_officer(roster, roster.shifts, treated_cells) > 0)).sum()),
+        "officers_comparison": int((in_fit & never).sum()),
+        "events": _whole(fit["events"].sum()),
         "rates": _rates(panel, measure),
     }
     if coef is not None and fit["used"][-1]:
