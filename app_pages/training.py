@@ -7,6 +7,8 @@ from lib.analysis import debriefs, training
 from lib.present import charts, tables
 from lib.ui import cache, context, render, roster
 
+OVERDUE_SHOWN = 1_000  # officers overdue listed on the page, furthest behind first; the downloads hold them all
+
 ds, filters, scope, sentence = render.page_header("training", "Training")
 
 with st.expander("Load an officer roster, training records or shifts worked (this session)"):
@@ -48,7 +50,7 @@ if has_roster:
     mine = roster.overdue_officers(ds, as_of)
     if mine is not None:
         with st.expander(f"Officers overdue you may see ({len(mine):,}, pseudonymised ids)"):
-            render.table(tables.overdue_table(mine), "officers overdue")
+            render.table(tables.overdue_table(mine), "officers overdue", shown=OVERDUE_SHOWN)
 
     st.subheader("Is the training working?")
     results = roster.training_results(ds, filters, scope)

@@ -657,7 +657,11 @@ def difference_in_differences(panel: _View, measure: str = "reports", level: flo
     design = sparse.hstack([
         month_columns,
         sparse.csr_matrix(treated_cells[kind_group, kind_month].astype(np.float64)[:, None])], format="csr")
-    fit = _fit(roster, y, None, roster.has_row, design, kind_group, kind_month)  # every judged officer-month
+    # Every judged officer-month, but in months without an event: there the month effect's estimate is minus
+    # infinity (the row-wise fit steps towards it until its last iteration, to a weight of e^-50), and those
+    # officer-months weigh nothing in the limit. Left out, the fit converges in a few steps to the same figures.
+    observed_month = _by_cohort(roster, y).sum(axis=0) > 0
+    fit = _fit(roster, y, None, roster.has_row & observed_month[None, :], design, kind_group, kind_month)
     in_fit = fit["in_fit"]
     coef, se = tr._coefficients(fit, design.shape[1])
     never = np.zeros(roster.shape[0], dtype=bool)

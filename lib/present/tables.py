@@ -311,8 +311,8 @@ def compliance_table(frame: pd.DataFrame, group: str) -> pd.DataFrame:
 
 
 def overdue_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """Return officers short of the hours standard, furthest first."""
-    data = frame.sort_values("shortfall", ascending=False)
+    """Return officers short of the hours standard, furthest first (as `training.overdue` lists them)."""
+    data = frame
     return pd.DataFrame({"Officer (pseudonym)": data["officer_id"], "Role": data.get("officer_role"),
                          "Team": data.get("team"), "Hours in 12 months": data["hours"],
                          "Hours short": data["shortfall"], "Last trained": data["last_trained_on"]})

@@ -97,13 +97,19 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")[:60] or "table"
 
 
-def table(frame: pd.DataFrame, name: str, *, what: str = "table") -> None:
+def table(frame: pd.DataFrame, name: str, *, what: str = "table", shown: int | None = None) -> None:
     """Show a table with our own download (formula-safe CSV and XLSX, audited) in place of Streamlit's.
 
     The frame is already disclosure-protected by the wrappers above, so what is shown and what is
     downloaded are the same. Streamlit's own toolbar download is hidden by the app's style (app.py).
+    shown: show only the first rows on the page (a list of hundreds of thousands is read in a download, not in
+    the browser); the downloads hold them all, and a caption says so.
     """
-    st.dataframe(frame, hide_index=True, width="stretch")
+    if shown is not None and len(frame) > shown:
+        st.dataframe(frame.head(shown), hide_index=True, width="stretch")
+        st.caption(f"The first {shown:,} of {len(frame):,} rows are shown; the downloads hold all {len(frame):,}.")
+    else:
+        st.dataframe(frame, hide_index=True, width="stretch")
     download(frame, name, what=what)
 
 

@@ -233,7 +233,18 @@ def overdue_officers(ds: Dataset, as_of: date) -> pd.DataFrame | None:
     """Return the overdue officers this user may see one by one (a supervisor: their teams), or None."""
     if not context.officer_detail_shown("officers overdue"):
         return None
-    per_officer = compliance(ds, context.context().officer_scope, as_of)
+    scope = context.context().officer_scope
+    if st.session_state.get(ROSTER_KEY, {}).get(ds.id):
+        per_officer = compliance(ds, scope, as_of)
+        return None if per_officer is None else training.overdue(per_officer)
+    return _saved_overdue(ds, scope, as_of)
+
+
+# A resource, as the compliance it is drawn from: no filter changes it, and at national scale sorting a few hundred
+# thousand officers on every rerun is a third of a second.
+@st.cache_resource(show_spinner=False, max_entries=32, hash_funcs=cache.KEYS)
+def _saved_overdue(ds: Dataset, scope: Scope, as_of: date) -> pd.DataFrame | None:
+    per_officer = _saved_compliance(ds, scope, as_of)
     return None if per_officer is None else training.overdue(per_officer)
 
 
