@@ -198,7 +198,8 @@ def test_the_page_keeps_its_matrices_and_compliance_on_disk_and_reads_them_back(
     assert not stale.exists() and recent.exists()  # a dataset version unread for 40 days is removed, not one of 3
     recent.unlink()
     kept = sorted(tmp_path.rglob("*.*"))
-    assert {p.parent.name for p in kept} == {"training", "compliance"}
+    assert {p.parent.name for p in kept} == {"training", "compliance", "overdue"}
+    assert {p.suffix for p in kept} == {".pickle", ".npy", ".parquet"}  # the matrices, key rows and frames
     files = {p: p.stat().st_ino for p in kept}
     st.cache_data.clear()
     st.cache_resource.clear()  # a restarted server: nothing in memory, the files on disk

@@ -221,7 +221,8 @@ class DensePanel:
         size = counted.size * roster.months
 
         def add(weights: np.ndarray | None) -> np.ndarray:
-            return np.bincount(cell, weights=weights, minlength=size).astype(np.float64).reshape(-1, roster.months)
+            found = np.bincount(cell, weights=weights, minlength=size)  # floats with weights: no copy then
+            return found.astype(np.float64, copy=False).reshape(-1, roster.months)
 
         injured, assaulted = injured[at].astype(np.float64), assaulted[at].astype(np.float64)
         columns = {"reports": add(None), "officer_injured": add(injured), "officer_assaulted": add(assaulted)}

@@ -5,6 +5,7 @@ import contextlib
 import hashlib
 import os
 import time
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -166,14 +167,20 @@ def compliance(ds: Dataset, scope: Scope, as_of: date) -> pd.DataFrame | None:
 @st.cache_resource(show_spinner=False, max_entries=32, hash_funcs=cache.KEYS)
 def _saved_compliance(ds: Dataset, scope: Scope, as_of: date) -> pd.DataFrame | None:
     # Kept on disk too: at national scale reading the roster and summing its training hours takes seconds.
-    path = _derived_path(ds, "compliance", PEOPLE, (_roster_scope(scope), scope.perturbed, as_of), "parquet")
+    return _kept_on_disk(_derived_path(ds, "compliance", PEOPLE, (_roster_scope(scope), scope.perturbed, as_of),
+                                       "parquet"),
+                         lambda: _compliance(scoped_roster(ds, scope, PEOPLE), as_of))
+
+
+def _kept_on_disk(path: Path | None, build: Callable[[], pd.DataFrame | None]) -> pd.DataFrame | None:
+    """Return the frame kept at path, or build it and keep it there (None: no path, or nothing to build)."""
     if path is None:
         return None
     with contextlib.suppress(OSError, ValueError, ArrowException):
         found = pd.read_parquet(path)
         _used(path)
         return found
-    found = _compliance(scoped_roster(ds, scope, PEOPLE), as_of)
+    found = build()
     if found is not None:
         with contextlib.suppress(OSError):
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -244,8 +251,13 @@ def overdue_officers(ds: Dataset, as_of: date) -> pd.DataFrame | None:
 # thousand officers on every rerun is a third of a second.
 @st.cache_resource(show_spinner=False, max_entries=32, hash_funcs=cache.KEYS)
 def _saved_overdue(ds: Dataset, scope: Scope, as_of: date) -> pd.DataFrame | None:
-    per_officer = _saved_compliance(ds, scope, as_of)
-    return None if per_officer is None else training.overdue(per_officer)
+    def build() -> pd.DataFrame | None:
+        per_officer = _saved_compliance(ds, scope, as_of)
+        return None if per_officer is None else training.overdue(per_officer)
+
+    # On disk beside the compliance it is drawn from (sorting the names is most of its cost).
+    return _kept_on_disk(_derived_path(ds, "overdue", PEOPLE, (_roster_scope(scope), scope.perturbed, as_of),
+                                       "parquet"), build)
 
 
 def training_results(ds: Dataset, filters: Filters, scope: Scope) -> tuple[dict, pd.DataFrame] | None:
@@ -314,8 +326,25 @@ def _saved_officer_keys(ds: Dataset, roster_scope: tuple) -> np.ndarray:
 
 @st.cache_resource(show_spinner=False, max_entries=16, hash_funcs=cache.KEYS)
 def _saved_key_rows(ds: Dataset, roster_scope: tuple) -> np.ndarray | None:
-    # Once per dataset version and roster scope, as the matrices are.
-    return _key_rows(ds, _saved_dense_roster(ds, roster_scope))
+    # Once per dataset version and roster scope, as the matrices are, and on disk beside them: matching a few
+    # hundred thousand officer ids to the roster's takes a third of a second.
+    dense = _saved_dense_roster(ds, roster_scope)
+    if dense is None:
+        return None
+    path = _derived_path(ds, "training", ("officers", "exposure"), ("key rows", roster_scope), "npy")
+    with contextlib.suppress(OSError, ValueError, EOFError):
+        found = np.load(path, allow_pickle=False)
+        if found.dtype == np.int64 and found.ndim == 1:
+            _used(path)
+            return found
+    found = _key_rows(ds, dense)
+    if found is not None:
+        with contextlib.suppress(OSError):
+            partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+            with partial.open("wb") as out:
+                np.save(out, found, allow_pickle=False)
+            os.replace(partial, path)
+    return found
 
 
 def _key_rows(ds: Dataset, dense: training_dense.DenseRoster) -> np.ndarray | None:
