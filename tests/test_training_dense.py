@@ -102,6 +102,24 @@ def test_a_date_window_that_leaves_months_without_reports_gives_the_row_panel_fi
     assert pins.differences(pins_ready(plain(dense)), pins_ready(plain(rows)), RELATIVE) == []
 
 
+def test_a_window_that_leaves_out_the_rosters_first_month_converges_to_the_row_panel_figures() -> None:
+    # The month indicators are every month but the roster's first. With that month outside the filter window
+    # they cover every officer-month between them: collinear with the officers' levels, the fit wandered along
+    # them until its 50th step. The first month in the window is the reference then.
+    officers, exposure, counts = roster(6, months=18)
+    counts = counts[pd.to_datetime(counts["month"]) >= pd.Timestamp("2023-04-01")]
+    dense = training_dense.DenseRoster(training.roster_months(exposure, officers))
+    view = training_dense.DensePanel(dense, counts).of("reports")
+    for lead_months in (0, training.PRE_TREND_MONTHS):
+        fit = training_dense._saturated(view, "reports", lead_months)["fit"]
+        assert fit["iterations"] <= 8
+        assert fit["used"][:2].tolist() == [False, False]  # February and March: no report, no estimate
+        assert not fit["used"][2]  # April: the reference
+    rows, matrices = both(officers, exposure, counts, perturbed=False)
+    assert rows[0]["reports"]["pre_trend_p"] is not None
+    assert pins.differences(pins_ready(plain(matrices)), pins_ready(plain(rows)), RELATIVE) == []
+
+
 def pins_ready(value: object) -> object:
     """Turn frames, numpy scalars and NaN into what the pin comparison reads."""
     from tests.test_training_figures import plain as as_json

@@ -41,6 +41,23 @@ class _Groups:
         self.months = months
 
 
+def identified(colsum: np.ndarray, rows: float, month_columns: int = 0) -> np.ndarray:
+    """Return which design columns a fit can estimate, from each column's rows in the fit (colsum) of rows.
+
+    A column is identified only if it varies within some officer (else the officer effect absorbs it). The first
+    month_columns columns are month indicators (every month but the first, the reference). Where the reference
+    month has no row in the fit (a filter window that leaves the roster's first month out) they cover every row
+    between them: with the officers' effects they are then collinear, the likelihood is flat along them all at
+    once, and Newton's steps wander along that line without converging. The first month in the fit is then the
+    reference instead; the fitted values, and every figure made from them, are the same.
+    """
+    used = (colsum > 0) & (colsum < rows)
+    months = np.flatnonzero(used[:month_columns])
+    if months.size and colsum[months].sum() >= rows:
+        used[months[0]] = False
+    return used
+
+
 def applies(unit: np.ndarray, column: np.ndarray, group: np.ndarray, months: int) -> bool:
     """Say whether rows suit the cell form: one row per officer and month, and one group per officer."""
     if not unit.size:
@@ -58,7 +75,7 @@ def fit(y: np.ndarray, offset: np.ndarray, unit: np.ndarray, cell: np.ndarray, d
         start: np.ndarray | None = None, blocks: np.ndarray | None = None,
         block_factor: Callable[[np.ndarray, np.ndarray], Any] | None = None,
         solve: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
-        inverse: Callable[[np.ndarray], np.ndarray] | None = None) -> dict[str, Any]:
+        inverse: Callable[[np.ndarray], np.ndarray] | None = None, month_columns: int = 0) -> dict[str, Any]:
     """Fit the conditional Poisson of rows whose design is `design[cell]`; return what `_conditional_fit` does.
 
     cell (per row) indexes the rows of `design` (cells x columns, sparse or dense); cell_group and cell_month give
@@ -79,8 +96,7 @@ def fit(y: np.ndarray, offset: np.ndarray, unit: np.ndarray, cell: np.ndarray, d
     rows_in_cell = np.bincount(cell[kept], minlength=cells).astype(np.float64)
     matrix = design.toarray() if hasattr(design, "toarray") else np.asarray(design, dtype=np.float64)
     # A column is identified only if it varies within some officer (else the officer effect absorbs it).
-    colsum = matrix.T @ rows_in_cell
-    used = (colsum > 0) & (colsum < int(kept.sum()))
+    used = identified(matrix.T @ rows_in_cell, int(kept.sum()), month_columns)
     matrix = matrix[:, used]
     # Kept officers renumbered 0..g-1 in the order of their codes (a count, not a hash of millions of rows).
     present = np.bincount(unit[kept], minlength=n_units) > 0
@@ -167,7 +183,9 @@ def fit_groups(groups: Any, matrix: np.ndarray, used: np.ndarray, kept: Any, uni
     # One scratch matrix per fit, written in place every step: a fresh officers x months array each step costs
     # more in fresh memory pages than the product it feeds.
     scratch = np.empty_like(groups.shifts)
+    iterations = 0
     for _ in range(max_iter):
+        iterations += 1
         gradient = np.zeros(matrix.shape[1])
         hessian = np.zeros((matrix.shape[1], matrix.shape[1]))
         for block, s, ev, (e, z) in zip(by_group, groups.slices, events, parts, strict=True):
@@ -217,7 +235,7 @@ def fit_groups(groups: Any, matrix: np.ndarray, used: np.ndarray, kept: Any, uni
         return out[groups.rank]  # in the order of unit_kept
 
     out = {"theta": theta, "scores": None, "score_dot": score_dot, "score_gram": gram, "clusters": g,
-           "covariance": None, "unit_kept": unit_kept, "kept": kept, "used": used}
+           "covariance": None, "unit_kept": unit_kept, "kept": kept, "used": used, "iterations": iterations}
     if factor is not None:  # the last Newton step's information is the bread's: its factors serve both
         return {**out, "solve": factor}
     bread = inverse(hessian)

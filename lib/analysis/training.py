@@ -846,6 +846,7 @@ def _cell_fit(y: np.ndarray, offset: np.ndarray, unit: np.ndarray, kind: np.ndar
     """Fit the conditional Poisson of rows whose design is `design[kind]`: by cells, else row by row.
 
     apply: whether the rows suit the cell form (`grouped_poisson.applies`), when the caller knows it already.
+    The design's first months - 1 columns are the month indicators.
     """
     from lib.analysis import grouped_poisson
 
@@ -853,10 +854,11 @@ def _cell_fit(y: np.ndarray, offset: np.ndarray, unit: np.ndarray, kind: np.ndar
         apply = grouped_poisson.applies(unit, kind_month[kind], kind_group[kind], months)
     if CELL_FIT and apply:
         fit = grouped_poisson.fit(y, offset, unit, kind, design, kind_group, kind_month, months, start=start,
-                                  blocks=blocks, block_factor=_block_factor, solve=_solve, inverse=_inverse)
+                                  blocks=blocks, block_factor=_block_factor, solve=_solve, inverse=_inverse,
+                                  month_columns=months - 1)
         if not fit.get("fallback"):
             return fit
-    return _conditional_fit(y, offset, unit, design[kind], start=start, blocks=blocks)
+    return _conditional_fit(y, offset, unit, design[kind], start=start, blocks=blocks, month_columns=months - 1)
 
 
 def _scores_times(fit: dict[str, Any], vector: np.ndarray) -> np.ndarray:
@@ -919,7 +921,7 @@ def _fit_rows(rows: pd.DataFrame | _Panel, measure: str, treatment: np.ndarray) 
     else:
         rows_design = sparse.hstack([sparse.csr_matrix((np.ones(n), (np.arange(n), month)), shape=(n, months))[:, 1:],
                                      sparse.csr_matrix(treatment)], format="csr")
-        fit = _conditional_fit(y, offset, unit, rows_design)
+        fit = _conditional_fit(y, offset, unit, rows_design, month_columns=months - 1)
     coef, se = _coefficients(fit, design.shape[1])
     width = treatment.shape[1]
     return {"coef": None if coef is None else coef[-width:], "se": None if se is None else se[-width:],
@@ -940,7 +942,7 @@ def _coefficients(fit: dict[str, Any], columns: int) -> tuple[np.ndarray | None,
 
 def _conditional_fit(y: np.ndarray, offset: np.ndarray, unit: np.ndarray, design: sparse.csr_matrix,
                      tol: float = 1e-9, max_iter: int = 50, start: np.ndarray | None = None,
-                     blocks: np.ndarray | None = None) -> dict[str, Any]:
+                     blocks: np.ndarray | None = None, month_columns: int = 0) -> dict[str, Any]:
     """Fit the conditional (officer fixed effects) Poisson and keep what a sandwich needs.
 
     Returns theta (identified columns only), solve (the inverse information, the bread, applied to a
@@ -949,8 +951,11 @@ def _conditional_fit(y: np.ndarray, offset: np.ndarray, unit: np.ndarray, design
     and used (columns identified). blocks labels each design column (-1: shared by all units) so that
     no unit has entries in two labelled blocks; the information matrix is then block diagonal but for
     the shared columns, and is solved by blocks (the same solution, in a fraction of the time).
+    month_columns: the design's first columns are that many month indicators (`grouped_poisson.identified`).
     """
     from scipy import sparse
+
+    from lib.analysis import grouped_poisson
 
     n_units = int(unit.max()) + 1 if unit.size else 0
     total = np.bincount(unit, weights=y, minlength=n_units)
@@ -968,8 +973,7 @@ def _conditional_fit(y: np.ndarray, offset: np.ndarray, unit: np.ndarray, design
     g = int(uk.max()) + 1
     nk = np.bincount(uk, weights=yk, minlength=g)
     # A column is identified only if it varies within some officer (else the officer effect absorbs it).
-    colsum = np.asarray(x.sum(axis=0)).ravel()
-    used = (colsum > 0) & (colsum < x.shape[0])
+    used = grouped_poisson.identified(np.asarray(x.sum(axis=0)).ravel(), x.shape[0], month_columns)
     x = x[:, np.flatnonzero(used)]
     members = sparse.csr_matrix((np.ones(uk.size), (uk, np.arange(uk.size))), shape=(g, uk.size))
     # A warm start (a nested model's estimates) saves Newton steps; it does not change the optimum.

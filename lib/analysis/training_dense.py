@@ -154,6 +154,18 @@ class _View:
         self.months, self.since, self.has_row = roster.months, roster.since, roster.has_row
         self.shape = (rows.size, roster.months)
         self.officer_keys = officer_keys  # every roster officer's (perturbed scopes), by roster row
+        self._months: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}  # `months_of`, by months and matrix
+
+    def months_of(self, months: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Return the shifts and a matrix of this view's (`values`) in some months only (kept for the next fit)."""
+        if months.size == self.months:
+            return self.shifts, values
+        key = (months.tobytes(), id(values))
+        found = self._months.get(key)
+        if found is None:  # two threads may both make it: the same arrays, no harm
+            found = self._months[key] = (np.ascontiguousarray(self.shifts[:, months]),
+                                         np.ascontiguousarray(values[:, months]))
+        return found
 
     def values(self, column: str) -> np.ndarray:
         """Return a count (or key sum) by officer and month."""
@@ -465,13 +477,20 @@ def _fit(roster: _View, y: np.ndarray, included: np.ndarray | None, fit_cells: n
         return empty
     rows_in_cell = (_by_cohort(roster, roster.judged, officers) * fit_cells)[kind_group, kind_month]
     matrix = design.toarray()
-    colsum = matrix.T @ rows_in_cell
-    used = (colsum > 0) & (colsum < rows_in_cell.sum())
+    used = grouped_poisson.identified(matrix.T @ rows_in_cell, rows_in_cell.sum(), roster.months - 1)
     unit_kept = np.flatnonzero(officers)
-    groups = _Groups(roster.shifts, y, roster.cohort, roster.months, unit_kept)
-    fit = grouped_poisson.fit_groups(groups, matrix[:, used], used, officers, unit_kept, 0.0, kind_group, kind_month,
-                                     start=start, blocks=blocks, block_factor=tr._block_factor, solve=tr._solve,
-                                     inverse=tr._inverse, included=officers, masks=fit_cells)
+    # Only the months some cohort fits are passed over: a filter window shorter than the roster's months (the
+    # page's default year of a two-year roster) halves every step's work.
+    months_in = np.flatnonzero(fit_cells.any(axis=0))
+    shifts, counts = roster.months_of(months_in, y)
+    position = np.full(roster.months, -1, dtype=np.int64)
+    position[months_in] = np.arange(months_in.size)
+    cell_in = position[kind_month] >= 0
+    groups = _Groups(shifts, counts, roster.cohort, months_in.size, unit_kept)
+    fit = grouped_poisson.fit_groups(groups, matrix[cell_in][:, used], used, officers, unit_kept, 0.0,
+                                     kind_group[cell_in], position[kind_month[cell_in]], start=start, blocks=blocks,
+                                     block_factor=tr._block_factor, solve=tr._solve, inverse=tr._inverse,
+                                     included=officers, masks=fit_cells[:, months_in])
     if fit.get("fallback"):
         raise _Refused
     return {**fit, "in_fit": officers, "events": events}
