@@ -248,3 +248,36 @@ def test_the_row_panel_made_from_the_matrices_gives_their_figures() -> None:
     rows = training.effects_and_profile(training_dense.row_panel(panel))
     assert pins.differences(pins_ready(plain(training_dense.effects_and_profile(panel))), pins_ready(plain(rows)),
                             RELATIVE) == []
+
+
+def test_reports_counted_one_by_one_give_the_matrices_and_row_panel_of_counts_per_officer_month() -> None:
+    # The page's path counts each report into the matrices (injuries and assaults into matrices of the officers
+    # with one); a panel the cell fit refuses goes to the row path from those.
+    officers, exposure, counts = roster(9)
+    counts = with_keys(counts, 9)
+    dense = training_dense.DenseRoster(training.roster_months(exposure, officers))
+    reports = counts.loc[counts.index.repeat(counts["reports"])].copy()
+    nth = reports.groupby(level=0).cumcount().to_numpy()
+    key = reports[cellkey.key_column("reports")].to_numpy() // reports["reports"].to_numpy()
+    ordinal = training._month_ordinal(pd.to_datetime(reports["month"]).to_numpy())
+    keys = officer_key(dense.ids.take(dense.officers).to_numpy())
+    for perturbed in (False, True):
+        by_report = training_dense.DensePanel.from_reports(
+            dense, dense.rows(reports["officer_id"]), ordinal, (nth < reports["officer_injured"]).to_numpy(),
+            (nth < reports["officer_assaulted"]).to_numpy(), key if perturbed else None, keys)
+        by_month = training_dense.DensePanel(dense, counts.assign(**{
+            cellkey.key_column(m): key_sum(reports, nth, key, m) for m in training.MEASURES}), keys)
+        assert by_report.of("officer_injured").shape[0] < by_report.of("reports").shape[0]
+        assert pins.differences(pins_ready(plain(training_dense.effects_and_profile(by_report, perturbed))),
+                                pins_ready(plain(training_dense.effects_and_profile(by_month, perturbed))),
+                                RELATIVE) == []
+        rows = training_dense.row_panel(by_report)
+        expected = training_dense.row_panel(by_month)
+        columns = sorted(rows.columns) if perturbed else sorted(c for c in rows.columns if "key" not in c)
+        pd.testing.assert_frame_equal(rows[columns], expected[columns])
+
+
+def key_sum(reports: pd.DataFrame, nth: np.ndarray, key: np.ndarray, measure: str) -> np.ndarray:
+    """Each officer-month's sum of its reports' keys that count towards measure (as the engine adds them)."""
+    counted = np.ones(len(reports), dtype=bool) if measure == "reports" else nth < reports[measure].to_numpy()
+    return pd.Series(np.where(counted, key, 0)).groupby(reports.index.to_numpy()).sum().to_numpy()

@@ -160,6 +160,9 @@ class _View:
         """Return the shifts and a matrix of this view's (`values`) in some months only (kept for the next fit)."""
         if months.size == self.months:
             return self.shifts, values
+        if months.size and months[-1] - months[0] + 1 == months.size:  # a run of months (a filter window): views
+            run = slice(int(months[0]), int(months[-1]) + 1)
+            return self.shifts[:, run], values[:, run]
         key = (months.tobytes(), id(values))
         found = self._months.get(key)
         if found is None:  # two threads may both make it: the same arrays, no harm
@@ -180,9 +183,10 @@ class _View:
             raise ValueError(f"officer counts cannot be perturbed without the officers' record keys ({tr.OFFICER_KEY})")
         return self.officer_keys[self.rows]
 
-    def subset(self, mask: np.ndarray) -> _View:
-        """Return the officers in mask."""
-        return _View(self.roster, self.rows[mask], {k: v[mask] for k, v in self._columns.items()}, self.officer_keys)
+    def subset(self, mask: np.ndarray, columns: tuple[str, ...] | None = None) -> _View:
+        """Return the officers in mask (with some of the counts only, if columns names them)."""
+        return _View(self.roster, self.rows[mask], {k: v[mask] for k, v in self._columns.items()
+                                                    if columns is None or k in columns}, self.officer_keys)
 
 
 class DensePanel:
@@ -236,23 +240,40 @@ class DensePanel:
             found = np.bincount(cell, weights=weights, minlength=size)  # floats with weights: no copy then
             return found.astype(np.float64, copy=False).reshape(-1, roster.months)
 
-        injured, assaulted = injured[at].astype(np.float64), assaulted[at].astype(np.float64)
-        columns = {"reports": add(None), "officer_injured": add(injured), "officer_assaulted": add(assaulted)}
-        if record_keys is not None:
-            keys = record_keys[at].astype(np.float64)
-            columns.update({cellkey.key_column("reports"): add(keys),
-                            cellkey.key_column("officer_injured"): add(keys * injured),
-                            cellkey.key_column("officer_assaulted"): add(keys * assaulted)})
+        keys = None if record_keys is None else record_keys[at].astype(np.float64)
+        # Weights of one: a float count directly (counted as integers, the matrix would be copied to floats).
+        columns = {"reports": add(np.ones(cell.size))}
+        if keys is not None:
+            columns[cellkey.key_column("reports")] = add(keys)
         panel = cls.__new__(cls)
         panel.roster, panel.officer_keys = roster, officer_keys
         panel.view = _View(roster, counted, columns, officer_keys)
+        panel._views = {"reports": panel.view}
+        # Injuries and assaults: matrices of the officers with one only (`of` would otherwise cut them out of
+        # matrices of every officer with a report, at national scale three times the rows).
+        for measure, flags in (("officer_injured", injured[at]), ("officer_assaulted", assaulted[at])):
+            hit = flags > 0
+            officers = np.flatnonzero(np.bincount(rows[hit], minlength=roster.shape[0]) > 0)
+            local[officers] = np.arange(officers.size)
+            cell = local[rows[hit]] * roster.months + cols[hit]
+            size = officers.size * roster.months
+            columns = {measure: add(flags[hit].astype(np.float64))}
+            if keys is not None:
+                columns[cellkey.key_column(measure)] = add(keys[hit] * flags[hit])
+            panel._views[measure] = _View(roster, officers, columns, officer_keys)
         return panel
+
+    def views(self) -> list[_View]:
+        """Return the views that hold the counts (one for every measure, or one per measure)."""
+        return list(getattr(self, "_views", {"reports": self.view}).values())
 
     def of(self, measure: str) -> _View:
         """Return the officers with a count of measure (injuries and assaults are counted among reports)."""
+        if measure in getattr(self, "_views", {}):
+            return self._views[measure]
         if measure == "reports":
             return self.view
-        return self.view.subset(self.view.values(measure).sum(axis=1) > 0)
+        return self.view.subset(self.view.values(measure).sum(axis=1) > 0, (measure, cellkey.key_column(measure)))
 
 
 def key_rows(engine: Any, ds: Any, roster: DenseRoster) -> np.ndarray | None:
@@ -705,17 +726,18 @@ def difference_in_differences(panel: _View, measure: str = "reports", level: flo
 
 def row_panel(panel: DensePanel) -> pd.DataFrame:
     """Return the judged officer-months as `training`'s row panel (the path for a panel the cell fit refuses)."""
-    roster, view = panel.roster, panel.view
+    roster = panel.roster
     rows, cols = np.nonzero(roster.judged)
     trained = roster.cohort_trained[roster.cohort[rows]]
     since = pd.array(roster.month_ordinal[cols] - trained, dtype="Int64")
     month = (roster.month_ordinal[cols] - 1970 * 12).astype("datetime64[M]").astype("datetime64[ns]")
     out = pd.DataFrame({"officer_id": roster.ids.take(roster.officers[rows]), "month": month,
                         "shifts": roster.shifts[rows, cols]})
-    for column, matrix in view._columns.items():
-        full = np.zeros(roster.shape)
-        full[view.rows] = matrix
-        out[column] = full[rows, cols].astype(np.int64)
+    for view in panel.views():
+        for column, matrix in view._columns.items():
+            full = np.zeros(roster.shape)
+            full[view.rows] = matrix
+            out[column] = full[rows, cols].astype(np.int64)
     out["trained"] = np.asarray((since > 0).fillna(False), dtype=bool)
     out["months_since_training"] = since
     if panel.officer_keys is not None:
