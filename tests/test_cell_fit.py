@@ -95,3 +95,22 @@ def test_rows_that_do_not_suit_cells_are_fitted_row_by_row(monkeypatch: pytest.M
     design = training._saturated(rows, "reports")
     assert design["fit"].get("score_gram") is None and design["fit"]["scores"] is not None
     assert_same(*both(monkeypatch, doubled))
+
+
+@pytest.mark.parametrize("direct", [0, 10_000], ids=["by blocks", "whole"])
+def test_the_information_matrix_is_solved_alike_whole_or_by_blocks(monkeypatch, direct: int) -> None:
+    # Months shared by every cohort (label -1) and each cohort's own cells, which meet only through them.
+    rng = np.random.default_rng(3)
+    labels = np.array([-1] * 5 + [0] * 6 + [1] * 6 + [2] * 6)
+    a = rng.normal(size=(labels.size, 40))
+    matrix = a @ a.T + 40 * np.eye(labels.size)
+    apart = (labels[:, None] >= 0) & (labels[None, :] >= 0) & (labels[:, None] != labels[None, :])
+    matrix[apart] = 0.0
+    monkeypatch.setattr(training, "DIRECT_FACTOR", direct)
+    solve = training._block_factor(matrix, labels)
+    rhs = rng.normal(size=(labels.size, 3))
+    np.testing.assert_allclose(solve(rhs), np.linalg.solve(matrix, rhs), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(solve(rhs[:, 0]), np.linalg.solve(matrix, rhs[:, 0]), rtol=1e-10, atol=1e-12)
+    not_definite = matrix.copy()
+    not_definite[0, 0] = -1.0
+    assert training._block_factor(not_definite, labels) is None  # the caller solves the whole matrix instead

@@ -1025,6 +1025,9 @@ def _covariance(fit: dict[str, Any], positions: np.ndarray) -> np.ndarray:
     return lever.T @ lever * (g / max(g - 1, 1))
 
 
+DIRECT_FACTOR = 300  # information matrices up to this many columns are factored whole, not by blocks
+
+
 def _block_factor(matrix: np.ndarray, labels: np.ndarray) -> Any:
     """Factor a positive definite matrix whose labelled blocks meet only through the shared columns (label -1).
 
@@ -1033,6 +1036,12 @@ def _block_factor(matrix: np.ndarray, labels: np.ndarray) -> Any:
     """
     from scipy.linalg import LinAlgError, cho_factor, cho_solve
 
+    if matrix.shape[0] <= DIRECT_FACTOR:  # a few hundred columns: one factor beats a Python loop over the blocks
+        try:
+            whole = cho_factor(matrix, lower=True, check_finite=False)
+        except LinAlgError:
+            return None
+        return lambda rhs: cho_solve(whole, np.asarray(rhs, dtype=np.float64), check_finite=False)
     shared = np.flatnonzero(labels < 0)
     rest = np.flatnonzero(labels >= 0)
     order = rest[np.argsort(labels[rest], kind="stable")]
