@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 from statistics import NormalDist
 from typing import Any
@@ -312,25 +314,20 @@ def effects_and_profile(panel: DensePanel, perturbed: bool = False) -> tuple[dic
     from concurrent.futures import ThreadPoolExecutor
 
     views = {measure: panel.of(measure) for measure in tr.MEASURES}
-
-    def staggered(measure: str) -> dict[str, Any]:
-        return staggered_effect(views[measure], measure, perturbed=perturbed, profile=measure == "reports")
-
-    def two_way(measure: str) -> dict[str, Any]:
-        return difference_in_differences(views[measure], measure)
-
-    # Six independent pieces, largest first, on two cores: the matrix work releases the interpreter lock. Each
-    # figure is computed exactly as alone: nothing is shared but the read-only matrices.
-    tasks = [(staggered, m) for m in tr.MEASURES] + [(two_way, m) for m in tr.MEASURES]
-    tasks.sort(key=lambda task: -views[task[1]].shape[0] * (2 if task[0] is staggered else 1))
+    # Six pieces on two cores, the largest first: the matrix work releases the interpreter lock. A staggered
+    # model hands its lead model (started from its estimates) to the pool and goes on with its ratios and profile;
+    # it runs the lead model itself if no thread has taken it up by the time it needs the test.
     with ThreadPoolExecutor(max_workers=THREADS) as pool:
-        done = list(pool.map(lambda task: task[0](task[1]), tasks))
-    found = {}
-    for measure in tr.MEASURES:
-        result = done[tasks.index((staggered, measure))]
-        old = done[tasks.index((two_way, measure))]
-        result["twfe"] = {key: old[key] for key in ("estimate", "ci_low", "ci_high")}
-        found[measure] = result
+        staggered, two_way = {}, {}
+        for measure in sorted(tr.MEASURES, key=lambda m: -views[m].shape[0]):
+            staggered[measure] = pool.submit(staggered_effect, views[measure], measure, perturbed=perturbed,
+                                             profile=measure == "reports", spawn=pool.submit)
+            two_way[measure] = pool.submit(difference_in_differences, views[measure], measure)
+        found = {}
+        for measure in tr.MEASURES:
+            result, old = staggered[measure].result(), two_way[measure].result()
+            result["twfe"] = {key: old[key] for key in ("estimate", "ci_low", "ci_high")}
+            found[measure] = result
     return found, found["reports"].pop("profile")
 
 
@@ -589,8 +586,12 @@ def _whole(value: float) -> int:
 
 def staggered_effect(panel: _View, measure: str = "reports", level: float = 0.95,
                      lead_months: int = tr.PRE_TREND_MONTHS, perturbed: bool = False,
-                     profile: bool = True) -> dict[str, Any]:
-    """Return `training.staggered_effect` of the same panel."""
+                     profile: bool = True, spawn: Callable[..., Future] | None = None) -> dict[str, Any]:
+    """Return `training.staggered_effect` of the same panel.
+
+    spawn: a pool's `submit`, to fit the lead model (from this model's estimates) while this one's ratios and
+    profile are worked out; run here if the pool has not started it when its test is needed.
+    """
     keys = (panel.values(cellkey.key_column(measure)),) if perturbed else None
     shared = _cells(panel, measure)
     design = _saturated(panel, measure, shared=shared)
@@ -607,7 +608,14 @@ def staggered_effect(panel: _View, measure: str = "reports", level: float = 0.95
 
     result = tr.effect_result(measure, lead_months, int(judged.sum()), int(comparison.sum()), _whole(events_of(y)),
                               _rates(panel, measure), _imputed_ratio(design, design["treated_cells"]), z)
-    result.update(pre_trend(panel, measure, lead_months, start=design["theta"], shared=shared))
+    pending = None if spawn is None else spawn(pre_trend, panel, measure, lead_months, design["theta"], shared)
+    if profile:  # the months after training now; the months before are the lead model's, filled in below
+        later = _profile(panel, design, pd.DataFrame({"months_since_training": range(-lead_months, 0)}), z,
+                         keys[0] if keys is not None else None)
+    if pending is None or pending.cancel():
+        result.update(pre_trend(panel, measure, lead_months, start=design["theta"], shared=shared))
+    else:
+        result.update(pending.result())
     if keys is not None:
         event_keys = keys[0]
         out: dict[str, Any] = {
@@ -623,9 +631,14 @@ def staggered_effect(panel: _View, measure: str = "reports", level: float = 0.95
         result.update(out)
         result["rates"] = _rates(panel, measure, perturbed=True)
     result["verdict"] = tr.verdict(result)
-    leads = result.pop("pre_trend")
+    leads = result.pop("pre_trend").set_index("months_since_training")
     if profile:
-        result["profile"] = _profile(panel, design, leads, z, keys[0] if keys is not None else None)
+        before = later["months_since_training"] < 0
+        for key in ("estimate", "ci_low", "ci_high"):
+            if key in leads:
+                later.loc[before, key] = leads[key].reindex(later.loc[before, "months_since_training"]).to_numpy(
+                    dtype=np.float64)
+        result["profile"] = later
     return result
 
 
