@@ -606,12 +606,11 @@ def staggered_effect(panel: _View, measure: str = "reports", level: float = 0.95
         return float(_per_officer(panel, values, fit_cells)[in_fit].sum()
                      + _per_officer(panel, values, beyond)[judged].sum())
 
-    result = tr.effect_result(measure, lead_months, int(judged.sum()), int(comparison.sum()), _whole(events_of(y)),
+    events = _whole(events_of(y))
+    result = tr.effect_result(measure, lead_months, int(judged.sum()), int(comparison.sum()), events,
                               _rates(panel, measure), _imputed_ratio(design, design["treated_cells"]), z)
     pending = None if spawn is None else spawn(pre_trend, panel, measure, lead_months, design["theta"], shared)
-    if profile:  # the months after training now; the months before are the lead model's, filled in below
-        later = _profile(panel, design, pd.DataFrame({"months_since_training": range(-lead_months, 0)}), z,
-                         keys[0] if keys is not None else None)
+    by_month = _profile(panel, design, lead_months, z, keys[0] if keys is not None else None) if profile else None
     if pending is None or pending.cancel():
         result.update(pre_trend(panel, measure, lead_months, start=design["theta"], shared=shared))
     else:
@@ -621,7 +620,7 @@ def staggered_effect(panel: _View, measure: str = "reports", level: float = 0.95
         out: dict[str, Any] = {
             "officers_trained": _published_officers(panel, judged),
             "officers_comparison": _published_officers(panel, comparison),
-            "events": cellkey.perturb_one(_whole(events_of(y)), _whole(events_of(event_keys))),
+            "events": cellkey.perturb_one(events, _whole(events_of(event_keys))),
         }
         if result["observed_events"] is not None:
             observed = cellkey.perturb_one(_whole(_per_officer(panel, y, judged_cells)[judged].sum()),
@@ -631,20 +630,29 @@ def staggered_effect(panel: _View, measure: str = "reports", level: float = 0.95
         result.update(out)
         result["rates"] = _rates(panel, measure, perturbed=True)
     result["verdict"] = tr.verdict(result)
-    leads = result.pop("pre_trend").set_index("months_since_training")
-    if profile:
-        before = later["months_since_training"] < 0
-        for key in ("estimate", "ci_low", "ci_high"):
-            if key in leads:
-                later.loc[before, key] = leads[key].reindex(later.loc[before, "months_since_training"]).to_numpy(
-                    dtype=np.float64)
-        result["profile"] = later
+    leads = result.pop("pre_trend")
+    if by_month is not None:
+        result["profile"] = _with_leads(by_month, leads)
     return result
 
 
-def _profile(panel: _View, design: dict[str, Any], leads: pd.DataFrame, z: float, event_keys: np.ndarray | None,
+def _with_leads(profile: pd.DataFrame, leads: pd.DataFrame) -> pd.DataFrame:
+    """Fill a profile's months before training with the lead model's changes (`pre_trend`'s frame)."""
+    lead = leads.set_index("months_since_training")
+    before = profile["months_since_training"] < 0
+    for key in ("estimate", "ci_low", "ci_high"):
+        if key in lead:
+            profile.loc[before, key] = lead[key].reindex(profile.loc[before, "months_since_training"]).to_numpy(
+                dtype=np.float64)
+    return profile
+
+
+def _profile(panel: _View, design: dict[str, Any], lead_months: int, z: float, event_keys: np.ndarray | None,
              months_after: int = tr.PROFILE_MONTHS) -> pd.DataFrame:
     """Return `training._profile`: the change by months since training, with each month's officers and events.
+
+    The months before training get their officers and events here; their changes are the lead model's
+    (`_with_leads`), fitted meanwhile.
 
     Officers outside the view (no report counted) count too, by their pattern of judged months: kept as the
     model keeps officer-months (an observed month before training, a month with officers to compare).
@@ -660,8 +668,7 @@ def _profile(panel: _View, design: dict[str, Any], leads: pd.DataFrame, z: float
     before = (patterns & design["not_after"][cohort]).any(axis=1)
     pattern_keep = patterns & before[:, None] & design["keep_cells"][cohort]
     records = []
-    lead_rows = leads.set_index("months_since_training")
-    for k in range(-len(leads), months_after + 1):
+    for k in range(-lead_months, months_after + 1):
         at = roster.since == k
         outside = (pattern_keep & at[cohort]).any(axis=1)
         officers, officer_keys, events_at, event_key_sum = _kept_in(panel, design, at, event_keys)
@@ -672,10 +679,7 @@ def _profile(panel: _View, design: dict[str, Any], leads: pd.DataFrame, z: float
             events_at = cellkey.perturb_one(events_at, event_key_sum)
         record = {"months_since_training": k, "estimate": np.nan, "ci_low": np.nan, "ci_high": np.nan,
                   "officers": officers_at, "events": events_at}
-        if k < 0:
-            lead = lead_rows.loc[k]
-            record.update({key: float(lead.get(key, np.nan)) for key in ("estimate", "ci_low", "ci_high")})
-        elif k > 0:
+        if k > 0:
             ratio = _imputed_ratio(design, at)
             if ratio is not None:
                 log_ratio, se = ratio[:2]

@@ -312,10 +312,9 @@ def compliance_table(frame: pd.DataFrame, group: str) -> pd.DataFrame:
 
 def overdue_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Return officers short of the hours standard, furthest first (as `training.overdue` lists them)."""
-    data = frame
-    return pd.DataFrame({"Officer (pseudonym)": data["officer_id"], "Role": data.get("officer_role"),
-                         "Team": data.get("team"), "Hours in 12 months": data["hours"],
-                         "Hours short": data["shortfall"], "Last trained": data["last_trained_on"]})
+    return pd.DataFrame({"Officer (pseudonym)": frame["officer_id"], "Role": frame.get("officer_role"),
+                         "Team": frame.get("team"), "Hours in 12 months": frame["hours"],
+                         "Hours short": frame["shortfall"], "Last trained": frame["last_trained_on"]})
 
 
 def event_study_table(frame: pd.DataFrame) -> pd.DataFrame:

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -172,12 +173,17 @@ def _saved_compliance(ds: Dataset, scope: Scope, as_of: date) -> pd.DataFrame | 
                          lambda: _compliance(scoped_roster(ds, scope, PEOPLE), as_of))
 
 
-def _kept_on_disk(path: Path | None, build: Callable[[], pd.DataFrame | None]) -> pd.DataFrame | None:
-    """Return the frame kept at path, or build it and keep it there (None: no path, or nothing to build)."""
+def _kept_on_disk(path: Path | None, build: Callable[[], Any], read: Callable[[Path], Any] = pd.read_parquet,
+                  write: Callable[[Any, Path], None] = lambda frame, to: frame.to_parquet(to, index=False)) -> Any:
+    """Return what is kept at path (a frame, or what read reads), or build it and keep it there.
+
+    None: no path, or nothing to build. A file read marks itself used; one that cannot be read is rebuilt; a write
+    goes to a partial file renamed whole, so a reader never sees half of one.
+    """
     if path is None:
         return None
-    with contextlib.suppress(OSError, ValueError, ArrowException):
-        found = pd.read_parquet(path)
+    with contextlib.suppress(OSError, ValueError, EOFError, ArrowException):
+        found = read(path)
         _used(path)
         return found
     found = build()
@@ -185,7 +191,7 @@ def _kept_on_disk(path: Path | None, build: Callable[[], pd.DataFrame | None]) -
         with contextlib.suppress(OSError):
             path.parent.mkdir(parents=True, exist_ok=True)
             partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-            found.to_parquet(partial, index=False)
+            write(found, partial)
             os.replace(partial, path)
         _prune(path.parent)
     return found
@@ -331,20 +337,20 @@ def _saved_key_rows(ds: Dataset, roster_scope: tuple) -> np.ndarray | None:
     dense = _saved_dense_roster(ds, roster_scope)
     if dense is None:
         return None
-    path = _derived_path(ds, "training", ("officers", "exposure"), ("key rows", roster_scope), "npy")
-    with contextlib.suppress(OSError, ValueError, EOFError):
-        found = np.load(path, allow_pickle=False)
-        if found.dtype == np.int64 and found.ndim == 1:
-            _used(path)
-            return found
-    found = _key_rows(ds, dense)
-    if found is not None:
-        with contextlib.suppress(OSError):
-            partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-            with partial.open("wb") as out:
-                np.save(out, found, allow_pickle=False)
-            os.replace(partial, path)
+    return _kept_on_disk(_derived_path(ds, "training", ("officers", "exposure"), ("key rows", roster_scope), "npy"),
+                         lambda: _key_rows(ds, dense), _read_rows, _write_rows)
+
+
+def _read_rows(path: Path) -> np.ndarray:
+    found = np.load(path, allow_pickle=False)
+    if found.dtype != np.int64 or found.ndim != 1:
+        raise ValueError(f"{path.name} holds no roster rows")
     return found
+
+
+def _write_rows(rows: np.ndarray, path: Path) -> None:
+    with path.open("wb") as out:  # a file, not a name: np.save would add ".npy" to a partial file's name
+        np.save(out, rows, allow_pickle=False)
 
 
 def _key_rows(ds: Dataset, dense: training_dense.DenseRoster) -> np.ndarray | None:
