@@ -18,11 +18,13 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -391,12 +393,13 @@ def _conform_tactics(tactics: pd.DataFrame, reports: pd.DataFrame) -> pd.DataFra
                          "effective": effective}).reset_index(drop=True)
 
 
-def _answered(reports: pd.DataFrame) -> dict[str, int]:
-    """Count the reports that answer each canonical field."""
+def _answered(reports: pd.DataFrame, distinct: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
+              ) -> dict[str, int]:
+    """Count the reports that answer each canonical field (`distinct`: `_distinct_lists` of them)."""
     out = {}
     for col, kind in schema.REPORT_COLUMNS.items():
         if kind == "list":
-            items, at, _ = _distinct_objects(reports[col])
+            items, at, _ = distinct[col] if col in distinct else _distinct_objects(reports[col])
             out[col] = int(np.array([len(v) > 0 for v in items], dtype=bool)[at].sum())
         else:
             out[col] = int(reports[col].notna().sum())
@@ -475,13 +478,22 @@ def tables(result: IngestResult) -> tuple[pa.Table, pa.Table]:
     return reports, pa.Table.from_pandas(result.tactics, preserve_index=False)
 
 
-def _arrow_table(frame: pd.DataFrame) -> pa.Table:
-    """Return pa.Table.from_pandas(frame), converting each list object of a list column only once."""
-    lists = [c for c, kind in schema.REPORT_COLUMNS.items()
-             if kind == "list" and c in frame.columns and frame[c].dtype == object]
+def _distinct_lists(frame: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Return `_distinct_objects` of each list column held as Python objects."""
+    return {c: _distinct_objects(frame[c]) for c, kind in schema.REPORT_COLUMNS.items()
+            if kind == "list" and c in frame.columns and frame[c].dtype == object}
+
+
+def _arrow_table(frame: pd.DataFrame, distinct: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
+                 ) -> pa.Table:
+    """Return pa.Table.from_pandas(frame), converting each list object of a list column only once.
+
+    `distinct` is `_distinct_lists(frame)` where the caller has it already.
+    """
+    distinct = _distinct_lists(frame) if distinct is None else distinct
+    lists = list(distinct)
     if not len(frame) or not lists:
         return pa.Table.from_pandas(frame, preserve_index=False)
-    distinct = {c: _distinct_objects(frame[c]) for c in lists}
     # The rows holding every distinct list give Arrow the same types (and pandas metadata) as all rows.
     firsts = np.unique(np.concatenate([first for _, _, first in distinct.values()]))
     layout = pa.Table.from_pandas(frame.iloc[firsts], preserve_index=False).schema
@@ -702,6 +714,35 @@ def _lists_of_text(table: pa.Table) -> pa.Table:
     return table
 
 
+class _Behind:
+    """Work done on one thread behind the caller, a piece at a time: a piece waits for the one before.
+
+    So at most one piece is in flight (memory holds one more batch), and its error reaches the caller
+    at the next `submit` or at `wait`.
+    """
+
+    def __init__(self) -> None:
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-write")
+        self.pending: Future | None = None
+
+    def submit(self, fn: Callable[..., None], *args: object) -> None:
+        self.wait()
+        self.pending = self.pool.submit(fn, *args)
+
+    def wait(self) -> None:
+        """Wait for the piece in flight; raise its error."""
+        pending, self.pending = self.pending, None
+        if pending is not None:
+            pending.result()
+
+    def close(self) -> None:
+        """Let the piece in flight finish (its error is dropped: the caller is already failing) and stop."""
+        pending, self.pending = self.pending, None
+        if pending is not None:
+            wait([pending])
+        self.pool.shutdown()
+
+
 class _Batched:
     """One load in batches: what is kept across batches is small (counts, id hashes, the set-aside rows)."""
 
@@ -720,6 +761,9 @@ class _Batched:
         self.repeats: list[pd.DataFrame] = []
         self.cells: list[pd.DataFrame] = []  # every cell of the set-aside rows, officer ids pseudonymised
         self.seen = np.zeros(0, dtype=np.uint64)  # hashes of every report id met so far, sorted
+        self.con: duckdb.DuckDBPyConnection | None = None  # hashes the ids
+        # Converting and writing a batch (Parquet encoding frees the GIL) overlaps adapting the next.
+        self.behind = _Behind()
         self.repeated = self.identical = 0
         self.answered = dict.fromkeys(schema.REPORT_COLUMNS, 0)
         self.reports_loaded = self.tactics_loaded = self.rows_loaded = 0
@@ -735,7 +779,11 @@ class _Batched:
             try:
                 for i, path in enumerate(paths):
                     self.read_file(path, i / max(len(paths), 1), reports, tactics)
+                self.behind.wait()
             finally:
+                self.behind.close()  # the writes finish before their files are closed
+                if self.con is not None:
+                    self.con.close()
                 reports.close()
                 tactics.close()
                 if self.origins_out is not None:
@@ -851,19 +899,26 @@ class _Batched:
         if len(reports):
             self.rows_loaded += int(reports[ROWS].sum())
             self.reports_loaded += len(reports)
-            for col, k in _answered(reports).items():
-                self.answered[col] += k
             first, last = reports["occurred_at"].min(), reports["occurred_at"].max()
             self.first = first if self.first is None else min(self.first, first)
             self.last = last if self.last is None else max(self.last, last)
         self.tactics_loaded += len(tactics)
-        table = _arrow_table(reports[list(schema.REPORT_COLUMNS)])
+        self.behind.submit(self.write, reports, tactics, reports_out, tactics_out)
+        return pd.concat([incomplete, repeats], ignore_index=True) if len(incomplete) or len(repeats) \
+            else empty_quarantine()
+
+    def write(self, reports: pd.DataFrame, tactics: pd.DataFrame, reports_out: _TableWriter,
+              tactics_out: _TableWriter) -> None:
+        """Count a batch's answered fields and write its reports and tactics (on the writing thread)."""
+        distinct = _distinct_lists(reports)
+        if len(reports):
+            for col, k in _answered(reports, distinct).items():
+                self.answered[col] += k
+        table = _arrow_table(reports[list(schema.REPORT_COLUMNS)], distinct)
         reports_out.write(incidents.with_marking(table, ()))
         if self.origins_out is not None:
             self.origins_out.write(origins_table(reports))
         tactics_out.write(pa.Table.from_pandas(tactics, preserve_index=False))
-        return pd.concat([incomplete, repeats], ignore_index=True) if len(incomplete) or len(repeats) \
-            else empty_quarantine()
 
     def check_ids(self, report_ids: pd.Series, tactics: pd.DataFrame) -> None:
         """Read the load whole when a report id (of a report or a tactic) was met in an earlier batch.
@@ -871,19 +926,34 @@ class _Batched:
         Duplicates are judged, and tactics joined to reports, by report id: within one batch that is
         exact; across batches it would need every earlier row, which only the whole-file reader keeps.
         """
-        ids = report_ids.dropna()
+        ids = [_arrow_strings(report_ids)]
         if "report_id" in tactics.columns and len(tactics):
-            ids = pd.concat([ids.astype("string"), tactics["report_id"].dropna().astype("string")], ignore_index=True)
-        if not len(ids):
+            ids.append(_arrow_strings(tactics["report_id"]))
+        if self.con is None:
+            self.con = duckdb.connect()
+        hashes = _id_hashes(pa.chunked_array([a.cast(pa.large_string()) for a in ids], pa.large_string()), self.con)
+        if not len(hashes):
             return
-        # Unfactorised: ids are mostly distinct, and factorising first cost five times the hashing.
-        hashes = np.unique(pd.util.hash_array(ids.astype("string").to_numpy(dtype=object), categorize=False))
         if len(self.seen):
             at = np.minimum(np.searchsorted(self.seen, hashes), len(self.seen) - 1)
             if (self.seen[at] == hashes).any():
                 raise WholeFile("a report id met in an earlier batch")
         self.seen = np.concatenate([self.seen, hashes])
         self.seen.sort(kind="stable")
+
+
+def _id_hashes(ids: pa.ChunkedArray, con: duckdb.DuckDBPyConnection) -> np.ndarray:
+    """Return the distinct 64-bit hashes of the non-null ids, sorted.
+
+    DuckDB hashes Arrow text in place, ten times faster than pandas on Python strings; a collision
+    only sends a load to the whole-file reader (no id is judged a repeat by its hash alone).
+    """
+    con.register("ids", pa.table({"id": ids}))
+    try:
+        hashes = con.execute("SELECT hash(id) AS h FROM ids WHERE id IS NOT NULL").fetchnumpy()["h"]
+    finally:
+        con.unregister("ids")
+    return np.unique(np.asarray(hashes, dtype=np.uint64))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

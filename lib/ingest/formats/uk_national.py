@@ -32,6 +32,7 @@ Writing the form (synthetic extracts for tests and benchmarks) is lib/synth/uk_n
 """
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -242,6 +243,7 @@ LONDON_AREAS: tuple[str, ...] = (
 )
 
 
+@functools.lru_cache(maxsize=1 << 16)  # a file's batches meet the same values: each is folded once
 def _key(name: object) -> str:
     """Fold a header or value to letters and digits only, for matching across spelling drift."""
     return normalise_name(str(name)).replace(" ", "")
@@ -530,6 +532,7 @@ def _flags(values: pd.Series) -> np.ndarray:
     return table.astype(np.int8)[coded.codes]
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def _clean(value: str) -> str | None:
     text = value.strip()
     return None if text.lower() in NULL_MARKERS or _key(text) in _NULL_KEYS else text
@@ -600,6 +603,24 @@ def _tactic_name(value: str) -> str | None:
 _DATE_WITH_TIME = re.compile(r"^\s*(\S+?)(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*([AaPp][Mm])?)\s*$")
 _EXCEL_SERIAL = re.compile(r"^\s*(\d{5})(?:\.\d+)?\s*$")
 _TIME_IN_DATETIME = re.compile(r"^\s*\d{4}-\d{2}-\d{2}[ T](.+)$")
+
+
+_REMEMBERED: dict[Callable[[list[str]], pd.Series], dict[str, object]] = {}
+_REMEMBER_AT_MOST = 1 << 17
+
+
+def _remembered(parse: Callable[[list[str]], pd.Series], values: list[str], dtype: str) -> np.ndarray:
+    """Return parse(values) as an array, parsing only values not met before (in any batch or file).
+
+    A batch of 75,000 rows holds about 1,500 distinct times, the same in every batch.
+    """
+    memo = _REMEMBERED.setdefault(parse, {})
+    new = [v for v in values if v not in memo]
+    if new:
+        if len(memo) + len(new) > _REMEMBER_AT_MOST:
+            memo.clear()
+        memo.update(zip(new, parse(new).to_numpy(dtype=dtype, na_value=np.nan).tolist(), strict=True))
+    return np.array([memo[v] for v in values], dtype=dtype)
 
 
 def _parse_dates(values: list[str]) -> pd.Series:
@@ -768,14 +789,14 @@ class _Adaptation:
             return pd.Series(pd.NaT, index=range(self.n), dtype="datetime64[us]"), np.zeros(self.n, bool)
         coded = self.coded(self.cols.scalar["date"])
         self.date_codes = coded
-        parsed = _parse_dates(coded.values).to_numpy(dtype="datetime64[us]")
+        parsed = _remembered(_parse_dates, coded.values, "datetime64[us]")
         day = np.append(parsed, np.datetime64("NaT", "us"))[coded.codes]
         minutes = np.full(self.n, np.nan)
         unreadable = np.zeros(self.n, dtype=bool)
         times = self.column("time")
         if times is not None:
             tcoded = self.coded(self.cols.scalar["time"])
-            tmin = _parse_times(tcoded.values).to_numpy(dtype="float64", na_value=np.nan)
+            tmin = _remembered(_parse_times, tcoded.values, "float64")
             minutes = np.append(tmin, np.nan)[tcoded.codes]
             given = np.array([_clean(v) is not None for v in tcoded.values] + [False])[tcoded.codes]
             unreadable = given & np.isnan(minutes)
