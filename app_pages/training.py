@@ -31,10 +31,10 @@ if has_roster:
     for group, label in (("officer_role", "Officer role"), ("team", "Team")):
         if group not in per_officer:
             continue
-        summary = training.summarise_compliance(per_officer, by=(group,), perturbed=scope.perturbed)
-        summary = cache.protect(training.summarise_compliance, training.with_intervals(summary))
+        summary = cache.protect(training.summarise_compliance,
+                                roster.compliance_summary(ds, scope, as_of, per_officer, group))
         if group == "team":  # operational list of teams with enough officers to matter, lowest share first
-            summary = summary[summary["officers"] >= training.MIN_TEAM].sort_values("share_compliant").head(15)
+            summary = training.lowest_shares(summary, group)
             label = f"Team (15 lowest shares, teams of {training.MIN_TEAM}+ officers)"
             if summary.empty:
                 continue

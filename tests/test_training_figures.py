@@ -77,7 +77,7 @@ def page_figures(engine: Engine, ds: Any, folder: Path, filters: Filters, scope:
     summaries = {group: training.with_intervals(training.summarise_compliance(per_officer, by=(group,),
                                                                               perturbed=scope.perturbed))
                  for group in ("officer_role", "team")}
-    summaries["team"] = page_teams(summaries["team"])
+    summaries["team"] = training.lowest_shares(summaries["team"], "team")
     if dense:  # as the page counts: one scan on integer officer keys, into the roster's matrices
         roster = training_dense.DenseRoster(training.roster_months(tables["exposure"], tables["officers"]))
         keys = None
@@ -102,11 +102,6 @@ def page_figures(engine: Engine, ds: Any, folder: Path, filters: Filters, scope:
     return plain({"effects": found, "profile": profile, "words": words, "compliance": summaries,
                   "totals": training.compliance_totals(per_officer, perturbed=scope.perturbed),
                   "overdue": training.overdue(per_officer).head(20)[["officer_id", "hours", "shortfall"]]})
-
-
-def page_teams(summary: pd.DataFrame) -> pd.DataFrame:
-    """Keep the teams the page charts: enough officers, the 15 lowest shares compliant."""
-    return summary[summary["officers"] >= training.MIN_TEAM].sort_values("share_compliant").head(15)
 
 
 def every_figure(generated: Path, dense: bool = True) -> dict[str, Any]:

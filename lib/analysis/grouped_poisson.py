@@ -14,6 +14,7 @@ halving; the rounding differs), which stays for designs that are not built from 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -110,6 +111,22 @@ def fit(y: np.ndarray, offset: np.ndarray, unit: np.ndarray, cell: np.ndarray, d
                       inverse=inverse)
 
 
+@dataclass
+class _Part:
+    """One group's officer-months in a fit: rows (positions among the sorted officers), their shifts and counts
+    (rows x the months fitted), the design of those months, and per officer the events n, n > 0 and sqrt(n)."""
+
+    rows: np.ndarray
+    shifts: np.ndarray
+    counts: np.ndarray
+    block: np.ndarray
+    n: np.ndarray
+    events: np.ndarray
+    counted: np.ndarray
+    root_n: np.ndarray
+    total: float
+
+
 def fit_groups(groups: Any, matrix: np.ndarray, used: np.ndarray, kept: Any, unit_kept: np.ndarray,
                constant: float, cell_group: np.ndarray, cell_month: np.ndarray, *, tol: float = 1e-9,
                max_iter: int = 50, start: np.ndarray | None = None, blocks: np.ndarray | None = None,
@@ -125,52 +142,49 @@ def fit_groups(groups: Any, matrix: np.ndarray, used: np.ndarray, kept: Any, uni
 
     Without included and masks the matrices are zero off the fit's rows. With them they may hold more: the fit's
     officer-months are then those of the officers included (a flag per sorted position) in the months their group's
-    mask (masks[label], a months mask) holds. Masks go into the months' weights, so no masked copy of the officers x
-    months matrices is made.
+    mask (masks[label], a months mask of 0 and 1) holds. Those are gathered once per fit, group by group, so each
+    Newton step reads only them (a staggered model's fit holds about a third of a view's officer-months).
     """
     months = groups.months
     g = unit_kept.size
+    p = matrix.shape[1]
     empty = {"theta": None, "covariance": None, "solve": None, "scores": None, "clusters": 0, "unit_kept": None,
              "kept": kept, "used": used}
-    month_mask = [None if masks is None else np.asarray(masks[label], dtype=np.float64) for label in groups.labels]
-    inc = None if included is None else np.asarray(included, dtype=np.float64)
-    n = np.empty(groups.counts.shape[0])
-    events = []
-    for s, mask in zip(groups.slices, month_mask, strict=True):
-        counts = groups.counts[s]
-        n[s] = counts.sum(axis=1) if mask is None else counts @ mask
-        ev = counts.sum(axis=0) if inc is None else inc[s] @ counts
-        events.append(ev if mask is None else ev * mask)
-    if inc is not None:
-        n *= inc
+    inc = None if included is None else np.asarray(included, dtype=bool)
+    # Each group's officer-months in the fit, gathered once: the officers included and the months its mask holds
+    # (a trained cohort's fit keeps about two months in five). Every Newton step then works on these alone.
     # Each group's design by month column (months x identified columns); a month the group has no cell in (no
-    # officer of the group has shifts there) or its mask leaves out is zero.
-    by_group = []
-    for label, mask in zip(groups.labels, month_mask, strict=True):
+    # officer of the group has shifts there) is zero.
+    fitted: list[_Part] = []
+    for label, s in zip(groups.labels, groups.slices, strict=True):
         mine = np.flatnonzero(cell_group == label)
-        block = np.zeros((months, matrix.shape[1]))
+        block = np.zeros((months, p))
         block[cell_month[mine]] = matrix[mine]
-        if mask is not None:
-            block *= mask[:, None]
-        by_group.append(block)
-    theta = np.zeros(matrix.shape[1]) if start is None else np.asarray(start, dtype=np.float64)[used].copy()
-    labels = None if blocks is None or not matrix.shape[1] else np.asarray(blocks)[used]
+        cols = np.arange(months) if masks is None else np.flatnonzero(np.asarray(masks[label]) != 0)
+        rows = np.arange(s.stop - s.start) if inc is None else np.flatnonzero(inc[s])
+        if not cols.size or not rows.size:
+            continue  # nothing of this group is fitted: its officers' scores are zero
+        whole = rows.size == s.stop - s.start and cols.size == months
+        shifts = groups.shifts[s] if whole else groups.shifts[s][np.ix_(rows, cols)]
+        counts = groups.counts[s] if whole else groups.counts[s][np.ix_(rows, cols)]
+        n = counts.sum(axis=1)
+        fitted.append(_Part(s.start + rows, shifts, counts, block[cols], n, counts.sum(axis=0), n > 0,
+                            np.sqrt(n), float(n.sum())))
+    theta = np.zeros(p) if start is None else np.asarray(start, dtype=np.float64)[used].copy()
+    labels = None if blocks is None or not p else np.asarray(blocks)[used]
 
     def state(t: np.ndarray) -> tuple[float, list[tuple[np.ndarray, np.ndarray]]] | None:
         # Per group: exp(a - max a) by month, and each officer's Z at that shift; None if some Z underflows.
         loglik, parts = constant, []
-        for block, s, ev, mask in zip(by_group, groups.slices, events, month_mask, strict=True):
-            a = block @ t
+        for part in fitted:
+            a = part.block @ t
             top = float(a.max())
             e = np.exp(a - top)
-            if mask is not None:
-                e *= mask
-            z = groups.shifts[s] @ e
-            if np.any(z[n[s] > 0] <= 0):
+            z = part.shifts @ e
+            if np.any((z <= 0) & part.counted):
                 return None
-            with np.errstate(divide="ignore"):
-                log_z = np.log(z) + top
-            loglik += float(ev @ a) - float(n[s] @ np.where(n[s] > 0, log_z, 0.0))
+            log_z = np.log(z, out=np.zeros_like(z), where=part.counted)
+            loglik += float(part.events @ a) - float(part.n @ log_z) - top * part.total
             parts.append((e, z))
         return loglik, parts
 
@@ -178,26 +192,26 @@ def fit_groups(groups: Any, matrix: np.ndarray, used: np.ndarray, kept: Any, uni
     if current is None:
         return {**empty, "fallback": True}
     loglik, parts = current
-    hessian = np.zeros((matrix.shape[1], matrix.shape[1]))
+    hessian = np.zeros((p, p))
     factor = None
-    # One scratch matrix per fit, written in place every step: a fresh officers x months array each step costs
+    # One scratch matrix per group, written in place every step: a fresh officers x months array each step costs
     # more in fresh memory pages than the product it feeds.
-    scratch = np.empty_like(groups.shifts)
+    scratch = [np.empty_like(part.shifts) for part in fitted]
     iterations = 0
     for _ in range(max_iter):
         iterations += 1
-        gradient = np.zeros(matrix.shape[1])
-        hessian = np.zeros((matrix.shape[1], matrix.shape[1]))
-        for block, s, ev, (e, z) in zip(by_group, groups.slices, events, parts, strict=True):
-            shifts = groups.shifts[s]
-            w = np.divide(n[s], z, out=np.zeros_like(z), where=z > 0)
-            mu = e * (shifts.T @ w)  # expected events per month of the group
-            gradient += block.T @ (ev - mu)
-            scaled = np.multiply(shifts, np.sqrt(np.divide(n[s], z * z, out=np.zeros_like(z), where=z > 0))[:, None],
-                                 out=scratch[s])
+        gradient = np.zeros(p)
+        hessian = np.zeros((p, p))
+        for part, room, (e, z) in zip(fitted, scratch, parts, strict=True):
+            positive = z > 0
+            w = np.divide(part.n, z, out=np.zeros_like(z), where=positive)
+            mu = e * (part.shifts.T @ w)  # expected events per month of the group
+            gradient += part.block.T @ (part.events - mu)
+            scaled = np.multiply(part.shifts, np.divide(part.root_n, z, out=np.zeros_like(z), where=positive)[:, None],
+                                 out=room)
             cross = (scaled.T @ scaled) * np.outer(e, e)
             info = np.diag(mu) - cross
-            hessian += block.T @ info @ block
+            hessian += part.block.T @ info @ part.block
         factor = None if labels is None or block_factor is None else block_factor(hessian, labels)
         step = solve(hessian, gradient) if factor is None else factor(gradient)
         # Halve a step that lowers the likelihood: thin cells in a small panel can make a full step overshoot.
@@ -213,25 +227,20 @@ def fit_groups(groups: Any, matrix: np.ndarray, used: np.ndarray, kept: Any, uni
         loglik, parts = new
         if np.max(np.abs(step), initial=0.0) < tol:
             break
-    # Residuals per officer and month: the scores are each group's design applied to them. They take the scratch
-    # matrix's place (its memory is in use already). A month outside the fit has a zero design row; an officer
-    # outside it a zero residual row.
-    residuals = scratch
-    gram = np.zeros((matrix.shape[1], matrix.shape[1]))
-    for block, s, (e, z) in zip(by_group, groups.slices, parts, strict=True):
-        w = np.divide(n[s], z, out=np.zeros_like(z), where=z > 0)
-        mine = residuals[s]  # counts - shifts * e * w, computed in place
-        np.multiply(groups.shifts[s], e[None, :], out=mine)
-        mine *= w[:, None]
-        np.subtract(groups.counts[s], mine, out=mine)
-        if inc is not None:
-            mine *= inc[s, None]
-        gram += block.T @ (mine.T @ mine) @ block
+    # Residuals per officer and month fitted: the scores are each group's design applied to them. They take the
+    # scratch matrices' place (their memory is in use already). Officers and months outside the fit score zero.
+    gram = np.zeros((p, p))
+    for part, residuals, (e, z) in zip(fitted, scratch, parts, strict=True):
+        w = np.divide(part.n, z, out=np.zeros_like(z), where=z > 0)
+        np.multiply(part.shifts, e[None, :], out=residuals)  # counts - shifts * e * w, computed in place
+        residuals *= w[:, None]
+        np.subtract(part.counts, residuals, out=residuals)
+        gram += part.block.T @ (residuals.T @ residuals) @ part.block
 
     def score_dot(vector: np.ndarray) -> np.ndarray:
         out = np.zeros(groups.counts.shape[0])
-        for block, s in zip(by_group, groups.slices, strict=True):
-            out[s] = residuals[s] @ (block @ vector)
+        for part, residuals in zip(fitted, scratch, strict=True):
+            out[part.rows] = residuals @ (part.block @ vector)
         return out[groups.rank]  # in the order of unit_kept
 
     out = {"theta": theta, "scores": None, "score_dot": score_dot, "score_gram": gram, "clusters": g,

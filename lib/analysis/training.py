@@ -271,6 +271,17 @@ def summarise_compliance(per_officer: pd.DataFrame, by: Collection[str] = ("offi
     return out
 
 
+def lowest_shares(summary: pd.DataFrame, group: str, n: int = 15) -> pd.DataFrame:
+    """Return the groups of MIN_TEAM officers or more with the lowest shares compliant, n at most.
+
+    Equal shares go larger group first, then by name: the same list on every machine (an unstable sort put
+    teams of equal share in an order that depended on the processor).
+    """
+    kept = summary[summary["officers"] >= MIN_TEAM]
+    return kept.sort_values(["share_compliant", "officers", group], ascending=[True, False, True],
+                            kind="stable").head(n)
+
+
 def _published_compliance(per_officer: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """Summarise compliance with every count of officers perturbed, and the share and mean hours from those."""
     officer_keys = _officer_keys(per_officer)

@@ -227,10 +227,17 @@ class DensePanel:
 
         The same matrices as counting per officer-month first: counts are sums of 0s and 1s, exact in any order.
         """
-        cols = np.searchsorted(roster.month_ordinal, ordinal)
-        at = (rows >= 0) & (cols < roster.months)
-        at[at] = roster.month_ordinal[cols[at]] == ordinal[at]
-        at[at] = roster.judged[rows[at], cols[at]]
+        months = roster.months
+        first = int(roster.month_ordinal[0]) if months else 0
+        if months and int(roster.month_ordinal[-1]) - first + 1 == months:  # consecutive months: a subtraction
+            cols = ordinal - first
+            at = (rows >= 0) & (cols >= 0) & (cols < months)
+        else:
+            cols = np.searchsorted(roster.month_ordinal, ordinal)
+            at = (rows >= 0) & (cols < months)
+            at[at] = roster.month_ordinal[cols[at]] == ordinal[at]
+        # Judged (shifts recorded, not the training month): one gather from the flat matrix.
+        at &= np.ravel(roster.judged)[np.where(at, rows * months + cols, 0)]
         rows, cols = rows[at], cols[at]
         counted = np.flatnonzero(np.bincount(rows, minlength=roster.shape[0]) > 0)
         local = np.full(roster.shape[0], -1, dtype=np.int64)

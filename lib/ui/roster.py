@@ -164,6 +164,26 @@ def compliance(ds: Dataset, scope: Scope, as_of: date) -> pd.DataFrame | None:
     return _saved_compliance(ds, scope, as_of)
 
 
+def compliance_summary(ds: Dataset, scope: Scope, as_of: date, per_officer: pd.DataFrame, group: str) -> pd.DataFrame:
+    """Return `training.summarise_compliance` of per_officer by one group, with intervals (not yet protected).
+
+    Kept per dataset version and scope, as the compliance it sums, unless the roster was uploaded this session.
+    """
+    if st.session_state.get(ROSTER_KEY, {}).get(ds.id):
+        return _compliance_summary(per_officer, group, scope.perturbed)
+    return _saved_compliance_summary(ds, scope, as_of, group)
+
+
+@st.cache_data(show_spinner=False, max_entries=64, hash_funcs=cache.KEYS)
+def _saved_compliance_summary(ds: Dataset, scope: Scope, as_of: date, group: str) -> pd.DataFrame:
+    # No filter changes it: summed once, not on every rerun (a tenth of a second at national scale).
+    return _compliance_summary(_saved_compliance(ds, scope, as_of), group, scope.perturbed)
+
+
+def _compliance_summary(per_officer: pd.DataFrame, group: str, perturbed: bool) -> pd.DataFrame:
+    return training.with_intervals(training.summarise_compliance(per_officer, by=(group,), perturbed=perturbed))
+
+
 # A resource: shared, never changed in place (every caller derives new frames from it).
 @st.cache_resource(show_spinner=False, max_entries=32, hash_funcs=cache.KEYS)
 def _saved_compliance(ds: Dataset, scope: Scope, as_of: date) -> pd.DataFrame | None:
