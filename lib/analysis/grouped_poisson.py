@@ -238,7 +238,9 @@ def fit_groups(groups: Any, matrix: np.ndarray, used: np.ndarray, kept: Any, uni
         gram += part.block.T @ (residuals.T @ residuals) @ part.block
 
     def score_dot(vector: np.ndarray) -> np.ndarray:
-        out = np.zeros(groups.counts.shape[0])
+        # A vector gives a value per officer; a matrix (columns x k) a row of k per officer.
+        vector = np.asarray(vector)
+        out = np.zeros((groups.counts.shape[0], *vector.shape[1:]))
         for part, residuals in zip(fitted, scratch, strict=True):
             out[part.rows] = residuals @ (part.block @ vector)
         return out[groups.rank]  # in the order of unit_kept

@@ -522,51 +522,64 @@ def _fit(roster: _View, y: np.ndarray, included: np.ndarray | None, fit_cells: n
 
 
 def _imputed_ratio(design: dict[str, Any], cells: np.ndarray) -> tuple[float, float, float, float] | None:
-    """Return `training._imputed_ratio` over the treated officer-months in cells (a cohorts x months mask).
+    """Return `training._imputed_ratio` over the treated officer-months in cells (a cohorts x months mask)."""
+    return _imputed_ratios(design, [cells])[0]
+
+
+def _imputed_ratios(design: dict[str, Any], masks: list[np.ndarray]) -> list[tuple[float, float, float, float] | None]:
+    """Return `_imputed_ratio` for each of several cells masks, all in one pass over the matrices.
 
     An officer's expected events untrained are their shifts x the month effect x their level over the cells.
-    Worked cohort by cohort; a cohort with few of the cells' months (a month of the profile is one month of each
-    cohort) reads those columns only.
+    Worked cohort by cohort; each matrix is read once for every mask (the event profile asks for a ratio per month
+    since training, a dozen of them), and the influence of the model's estimates is one product for them all.
     """
     y, fit, scale, view = design["y"], design["fit"], design["scale"], design["roster"]
-    cells = cells & design["judged_cells"]
     fitted = scale > 0
     weight = np.where(fitted, design["level"], 0.0)  # a fitted officer's level; the others count nothing
     month_effect = design["month_effect"]
-    observed_i, expected_i = np.zeros(scale.size), np.zeros(scale.size)
-    by_month = np.zeros(view.months)
+    cells = [mask & design["judged_cells"] for mask in masks]
+    observed = np.zeros((len(cells), scale.size))
+    expected = np.zeros((len(cells), scale.size))
+    by_month = np.zeros((len(cells), view.months))
     for cohort, s in enumerate(view.slices):
-        cols = np.flatnonzero(cells[cohort])
-        if not cols.size or s.start == s.stop:
+        picked = [k for k, mask in enumerate(cells) if mask[cohort].any()]
+        if not picked or s.start == s.stop:
             continue
-        if 3 * cols.size < view.months:
-            shifts, counts, effect = view.shifts[s][:, cols], y[s][:, cols], month_effect[cols]
-            observed_i[s] = counts.sum(axis=1) * fitted[s]
-        else:
-            cols = slice(None)
-            shifts, counts, effect = view.shifts[s], y[s], month_effect * cells[cohort]
-            observed_i[s] = (counts @ cells[cohort].astype(np.float64)) * fitted[s]
-        expected_i[s] = weight[s] * (shifts @ effect)
-        by_month[cols] += effect * (weight[s] @ shifts)
-    observed_total, expected_total = float(observed_i.sum()), float(expected_i.sum())
-    if observed_total <= 0 or expected_total <= 0:
-        return None
-    ratio = observed_total / expected_total
-    influence = observed_i - ratio * expected_i
+        chosen = np.stack([cells[k][cohort] for k in picked]).astype(np.float64)  # masks x months
+        effect = chosen * month_effect
+        shifts = view.shifts[s]
+        observed[picked, s] = (y[s] @ chosen.T).T * fitted[s]
+        expected[picked, s] = (shifts @ effect.T).T * weight[s]
+        by_month[picked] += effect * (weight[s] @ shifts)
+    out: list[tuple[float, float, float, float] | None] = [None] * len(cells)
+    totals = [(float(observed[k].sum()), float(expected[k].sum())) for k in range(len(cells))]
+    live = [k for k, (obs, exp) in enumerate(totals) if obs > 0 and exp > 0]
+    if not live:
+        return out
+    ratio = np.array([totals[k][0] / totals[k][1] for k in live])
+    influence = observed[live] - ratio[:, None] * expected[live]
     if fit["theta"] is not None and fit["theta"].size:
         design_cells = design["design"]
-        share = np.divide(expected_i, scale, out=np.zeros_like(scale), where=fitted)
+        share = np.divide(expected[live], scale, out=np.zeros((len(live), scale.size)), where=fitted)
+        weights = np.zeros((len(live), len(view.slices), view.months))
+        for cohort, s in enumerate(view.slices):
+            if s.start != s.stop:
+                weights[:, cohort] = share[:, s] @ view.shifts[s]
+        weights *= design["fitted_effect"]
         months = design["months"] - 1
-        direct = np.zeros(design_cells.shape[1])
-        direct[:months] = by_month[1:]
-        weights = _by_cohort(view, view.shifts, share) * design["fitted_effect"]
-        gradient = (direct - design_cells.T @ weights[design["kind_group"], design["kind_month"]])[fit["used"]]
-        influence[fit["unit_kept"]] -= ratio * fit["score_dot"](fit["solve"](gradient))
-    clusters = int(np.count_nonzero(influence))
-    if clusters < 2:
-        return None
-    variance = float(influence @ influence) * clusters / (clusters - 1) / expected_total ** 2
-    return float(np.log(ratio)), float(np.sqrt(variance)) / ratio, observed_total, expected_total
+        direct = np.zeros((len(live), design_cells.shape[1]))
+        direct[:, :months] = by_month[live][:, 1:]
+        gradient = (direct - (design_cells.T @ weights[:, design["kind_group"], design["kind_month"]].T).T)
+        steps = fit["solve"](gradient[:, fit["used"]].T)  # columns x masks
+        influence[:, fit["unit_kept"]] -= ratio[:, None] * fit["score_dot"](steps).T
+    for at, k in enumerate(live):
+        clusters = int(np.count_nonzero(influence[at]))
+        if clusters < 2:
+            continue
+        observed_total, expected_total = totals[k]
+        variance = float(influence[at] @ influence[at]) * clusters / (clusters - 1) / expected_total ** 2
+        out[k] = (float(np.log(ratio[at])), float(np.sqrt(variance)) / ratio[at], observed_total, expected_total)
+    return out
 
 
 def _kept_in(panel: _View, design: dict[str, Any], cells: np.ndarray,
@@ -675,6 +688,8 @@ def _profile(panel: _View, design: dict[str, Any], lead_months: int, z: float, e
     before = (patterns & design["not_after"][cohort]).any(axis=1)
     pattern_keep = patterns & before[:, None] & design["keep_cells"][cohort]
     records = []
+    ratios = dict(zip(range(1, months_after + 1),
+                      _imputed_ratios(design, [roster.since == k for k in range(1, months_after + 1)]), strict=True))
     for k in range(-lead_months, months_after + 1):
         at = roster.since == k
         outside = (pattern_keep & at[cohort]).any(axis=1)
@@ -687,7 +702,7 @@ def _profile(panel: _View, design: dict[str, Any], lead_months: int, z: float, e
         record = {"months_since_training": k, "estimate": np.nan, "ci_low": np.nan, "ci_high": np.nan,
                   "officers": officers_at, "events": events_at}
         if k > 0:
-            ratio = _imputed_ratio(design, at)
+            ratio = ratios[k]
             if ratio is not None:
                 log_ratio, se = ratio[:2]
                 with np.errstate(over="ignore"):
