@@ -148,6 +148,29 @@ def test_a_duplicate_across_batches_is_read_whole(tmp_path, monkeypatch):
     assert "duplicate of report 'R001' first seen in late.csv row 2" in got["quarantine"]
 
 
+def test_a_write_that_fails_behind_the_reading_reaches_the_load_and_it_is_read_whole(tmp_path, monkeypatch):
+    # Batches are written on a thread behind the next batch's adapting: its failure must still stop the load
+    # (nothing half written) and send it to the whole-file reader, as a failure in line did.
+    lines = canonical_lines(20)
+    path = tmp_path / "layout.csv"
+    path.write_text("\n".join(lines) + "\n")
+    write, written = pipeline._TableWriter.write, []
+
+    def second_fails(self, table):
+        written.append(self.path.name)
+        if written.count(self.path.name) == 2:
+            raise pipeline.WholeFile("batches differ in layout: made to fail")
+        write(self, table)
+
+    monkeypatch.setattr(pipeline._TableWriter, "write", second_fails)
+    with pytest.raises(pipeline.WholeFile, match="made to fail"):
+        pipeline.load_in_batches([path], tmp_path / "nothing", rows=5)
+    assert not (tmp_path / "nothing").exists()
+    monkeypatch.setenv(BATCH_ROWS_VARIABLE, "5")
+    pipeline.load([path], tmp_path / "loaded")
+    assert contents(tmp_path / "loaded") == whole([path], tmp_path / "whole")
+
+
 def test_parquet_in_batches(tmp_path):
     frame = pd.read_csv(FIXTURES / "small_canonical.csv", dtype=str)
     frame = pd.concat([frame.assign(report_id=frame["report_id"] + f"-{i}") for i in range(9)], ignore_index=True)

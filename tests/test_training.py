@@ -416,3 +416,19 @@ def test_tiny_sample_gives_no_verdict_and_no_overflow_warning() -> None:
         study = training.event_study(panel)
     assert result["verdict"] == "too_few" and training.verdict_label(result) == "Too few officers to tell"
     assert training.reading(old).startswith("Too few officers to tell") and len(study)
+
+
+def test_teams_of_equal_share_are_listed_the_same_way_on_every_machine() -> None:
+    # An unstable sort ordered ties by the processor's sort routine; the page lists the 15 lowest shares.
+    rng = np.random.default_rng(3)
+    names = [f"Team {i:02d}" for i in range(40)]
+    summary = pd.DataFrame({"team": names, "officers": rng.integers(5, 30, 40), "share_compliant": 0.0})
+    summary.loc[::3, "share_compliant"] = 0.25
+    shown = training.lowest_shares(summary.sample(frac=1, random_state=1), "team")
+    assert len(shown) == 15 and (shown["officers"] >= training.MIN_TEAM).all()
+    assert (shown["share_compliant"] == 0.0).all()  # the lowest share first
+    expected = summary[(summary["officers"] >= training.MIN_TEAM) & (summary["share_compliant"] == 0.0)]
+    expected = expected.sort_values(["officers", "team"], ascending=[False, True]).head(15)
+    assert shown["team"].tolist() == expected["team"].tolist()  # larger teams first, then by name
+    again = training.lowest_shares(summary.sample(frac=1, random_state=2), "team")
+    assert again["team"].tolist() == shown["team"].tolist()
