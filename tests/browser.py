@@ -68,11 +68,14 @@ def _wait_for(url: str, proc: subprocess.Popen, what: str, log: Path) -> None:
 
 
 @contextmanager
-def reverse_proxy(upstream: str, folder: Path) -> Iterator[str]:
+def reverse_proxy(upstream: str, folder: Path, arrived_for: str | None = None) -> Iterator[str]:
     """Put Debian's nginx on a loopback port in front of `upstream`, set up as a force's proxy would be.
 
     It forwards the websocket and, as every reverse proxy does, says who the client was
     (X-Forwarded-For, X-Real-IP) on each request, the websocket's upgrade request included.
+    arrived_for: an X-Forwarded-For every request is taken to have arrived with (a client's claim, or an outer
+    proxy's), before nginx appends its own peer. (The browser cannot say it: Chromium 150 leaves a page's extra
+    headers off the websocket's upgrade request, the request the app reads.)
     Yields the proxy's URL; stops nginx afterwards.
     """
     if not Path(NGINX).exists():
@@ -81,6 +84,7 @@ def reverse_proxy(upstream: str, folder: Path) -> Iterator[str]:
     port = _free_port()
     temp = "\n".join(f"  {kind}_temp_path {folder}/{kind};" for kind in ("client_body", "proxy", "fastcgi",
                                                                         "uwsgi", "scgi"))
+    forwarded = f'"{arrived_for}, $remote_addr"' if arrived_for else "$proxy_add_x_forwarded_for"
     conf = folder / "nginx.conf"
     conf.write_text(f"""{"user root;" if os.geteuid() == 0 else ""}
 daemon off;
@@ -102,7 +106,7 @@ http {{
       proxy_set_header Host $http_host;
       proxy_set_header Upgrade $http_upgrade;
       proxy_set_header Connection $connection_upgrade;
-      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-For {forwarded};
       proxy_set_header X-Real-IP $remote_addr;
     }}
   }}

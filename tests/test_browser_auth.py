@@ -168,11 +168,10 @@ def test_the_audit_log_records_the_client_a_trusted_proxy_names(users_file, tmp_
     # no one, nginx stands for a proxy on another host, the case OSE_TRUSTED_PROXIES is for.
     env = {"OSE_AUTH_CONFIG": str(users_file), "OSE_DATA_DIR": str(tmp_path / "var"), "FORWARDED_ALLOW_IPS": ""}
     env |= {"OSE_TRUSTED_PROXIES": trusted} if trusted else {}
-    with running_app(env) as app_url, reverse_proxy(app_url, tmp_path / "nginx") as proxy_url, \
+    # The requests arrive claiming an address, standing for the one a proxy would see; nginx appends its own
+    # peer's, this machine's.
+    with running_app(env) as app_url, reverse_proxy(app_url, tmp_path / "nginx", "203.0.113.66") as proxy_url, \
             browser_page() as page:
-        # The browser (on this machine) claims an address, standing for the one a proxy would see; nginx appends
-        # its own peer's, this machine's.
-        page.set_extra_http_headers({"X-Forwarded-For": "203.0.113.66"})
         sign_in(page, proxy_url)
     logins = [e for e in audit.entries(tmp_path / "var" / "audit" / "audit.jsonl") if e["event"] == "login"]
     assert [(e["user"], e["client"]) for e in logins] == [("ana", client)]
