@@ -145,6 +145,11 @@ def run(folder: Path, reports: int, pages: tuple[tuple[str, str], ...] = PAGES, 
     rows = []
     with _app_environment(folder):
         try:
+            # What a server imports at start, before any browser connects (scipy.stats among them: a second or
+            # two on this machine, which the first Officer risk page here paid and no server's user does).
+            from lib.ui import warmup
+
+            warmup.warm_imports()
             if any(path.endswith("training.py") for _, path in pages):
                 ready = prepare(timeout_s)
                 if verbose:

@@ -26,10 +26,10 @@ def warm_up() -> None:
     from lib.ui import login
 
     if users.config_path() is not None or not login.serves_this_machine():
-        _warm_imports()
+        warm_imports()
         return
     # DuckDB loads the sample with the interpreter mostly free: the other imports go meanwhile.
-    imports = threading.Thread(target=_warm_imports, name="ose-warm-up-imports", daemon=True)
+    imports = threading.Thread(target=warm_imports, name="ose-warm-up-imports", daemon=True)
     imports.start()
     try:
         ds = datasets._open(datasets.SAMPLE_SOURCE)  # the picker opens it on every first run
@@ -50,7 +50,8 @@ def _warm_overview(ds: Dataset, scope: Scope) -> None:
     opening.chart_specs(ds, query.default_filters(ds), scope)  # its queries too
 
 
-def _warm_imports() -> None:
+def warm_imports() -> None:
+    """Make the imports a server makes at start (bench/pages.py makes them too: AppTest starts no server)."""
     # The first run's other imports: Altair and the chart builders, Ibis's DuckDB backend (loaded by the
     # first query), the login gate and the pages' helpers; and scipy.stats (funnel verdicts, shrinkage,
     # intervals), most of a second of CPU on first use, which the first Officer risk page paid in its first funnel.
