@@ -538,3 +538,21 @@ def test_the_module_run_writes_the_extract_and_the_adapter_needs_no_generator(tm
     loaded = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True)
     assert loaded.returncode == 0, loaded.stderr
     assert loaded.stdout.strip() == "[]"
+
+
+def test_times_and_dates_met_in_earlier_batches_read_as_parsing_them_afresh(monkeypatch) -> None:
+    # Distinct times and dates are parsed once and remembered across batches, up to a cap past which the memory
+    # starts again: every read equals a fresh parse, over the cap too.
+    from lib.ingest.formats import uk_national
+
+    monkeypatch.setattr(uk_national, "_REMEMBER_AT_MOST", 5)
+    monkeypatch.setattr(uk_national, "_REMEMBERED", {})
+    batches = [["10:00", "23:59", "7:05 PM"], ["23:59", "0.5", "not a time", "", "0930"], ["10:00", "12:00:00.5"]]
+    for values in batches:
+        fresh = uk_national._parse_times(values).to_numpy(dtype="float64", na_value=np.nan)
+        np.testing.assert_array_equal(uk_national._remembered(uk_national._parse_times, values, "float64"), fresh)
+    days = [["01/02/2024", "13/02/2024"], ["45123", "01/02/2024", "2024-02-01 10:00:00", "x", "31/12/23"]]
+    for values in days:
+        fresh = uk_national._parse_dates(values).to_numpy(dtype="datetime64[us]")
+        np.testing.assert_array_equal(uk_national._remembered(uk_national._parse_dates, values, "datetime64[us]"),
+                                      fresh)

@@ -35,6 +35,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -607,6 +608,7 @@ _TIME_IN_DATETIME = re.compile(r"^\s*\d{4}-\d{2}-\d{2}[ T](.+)$")
 
 _REMEMBERED: dict[Callable[[list[str]], pd.Series], dict[str, object]] = {}
 _REMEMBER_AT_MOST = 1 << 17
+_REMEMBERING = threading.Lock()
 
 
 def _remembered(parse: Callable[[list[str]], pd.Series], values: list[str], dtype: str) -> np.ndarray:
@@ -614,13 +616,15 @@ def _remembered(parse: Callable[[list[str]], pd.Series], values: list[str], dtyp
 
     A batch of 75,000 rows holds about 1,500 distinct times, the same in every batch.
     """
-    memo = _REMEMBERED.setdefault(parse, {})
-    new = [v for v in values if v not in memo]
-    if new:
-        if len(memo) + len(new) > _REMEMBER_AT_MOST:
+    with _REMEMBERING:  # files may be read on several threads at once (the engine reads a dataset's file whole)
+        memo = _REMEMBERED.setdefault(parse, {})
+        new = [v for v in values if v not in memo]
+        if new and len(memo) + len(new) > _REMEMBER_AT_MOST:  # forget the others: these values are all needed now
             memo.clear()
-        memo.update(zip(new, parse(new).to_numpy(dtype=dtype, na_value=np.nan).tolist(), strict=True))
-    return np.array([memo[v] for v in values], dtype=dtype)
+            new = list(values)
+        if new:
+            memo.update(zip(new, parse(new).to_numpy(dtype=dtype, na_value=np.nan).tolist(), strict=True))
+        return np.array([memo[v] for v in values], dtype=dtype)
 
 
 def _parse_dates(values: list[str]) -> pd.Series:
