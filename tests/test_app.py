@@ -193,6 +193,37 @@ def test_cached_query_runs_lib_queries_only():
         cache.cached_query(os.system, ds, Filters(), UNRESTRICTED)
 
 
+def test_a_prefetched_query_is_computed_once_and_the_page_gets_its_result(monkeypatch):
+    import threading
+    import time
+
+    from lib.analysis import risk
+    from lib.ui import cache
+
+    ds = cache.engine().open(FIXTURES / "small_canonical.csv")
+    real, calls, started = risk.officer_exposure, [], threading.Event()
+
+    def slow(*args, **kwargs):  # the same name to the cache: lib.analysis.risk:officer_exposure
+        calls.append(threading.current_thread().name)
+        started.set()
+        time.sleep(0.5)  # the page asks while the prefetch is still computing
+        return real(*args, **kwargs)
+
+    slow.__module__, slow.__qualname__ = real.__module__, real.__qualname__
+    cache.prefetch(slow, ds, Filters(), UNRESTRICTED, "officer_injured")
+    assert started.wait(10)
+    got = cache.cached_query(slow, ds, Filters(), UNRESTRICTED, "officer_injured")
+    assert calls == ["prefetch officer_exposure"]  # the page's call waited for it, and did not compute again
+    expected = real(cache.engine(), ds, Filters(), UNRESTRICTED, "officer_injured")
+    assert (got.officers, got.heterogeneity, got.shared_incidents) == (
+        expected.officers, expected.heterogeneity, expected.shared_incidents)
+    pd.testing.assert_frame_equal(got.table, expected.table)
+    import os
+
+    with pytest.raises(ValueError, match="lib queries only"):
+        cache.prefetch(os.system, ds, Filters(), UNRESTRICTED)
+
+
 def test_chart_specs_come_from_lib_builders_only_and_are_cached_by_name(fresh_caches):
     import json
 

@@ -7,11 +7,13 @@ crosses forces); suppression is cheap and runs on each read.
 """
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
+from streamlit.runtime.scriptrunner import add_script_run_ctx, get_script_run_ctx
 
 from lib.engine import query
 from lib.engine.query import Filters, Scope, Summary
@@ -164,6 +166,29 @@ def cached_query(function: Callable, ds: Dataset, filters: Filters, scope: Scope
     if not function.__module__.startswith("lib."):
         raise ValueError(f"cached_query runs lib queries only, not {name_of(function)}")
     return protect(function, _cached_query(name_of(function), function, ds, filters, scope, *args))
+
+
+def prefetch(function: Callable, ds: Dataset, filters: Filters, scope: Scope, *args: object) -> None:
+    """Start `cached_query(function, ds, filters, scope, *args)` on another thread and return at once.
+
+    The page draws its other sections meanwhile; its own call later finds the result in the cache, or waits
+    for it (Streamlit computes a cached value once, under a lock per key). Nothing is shown or audited here:
+    the page's own call does that. An error here is dropped: that call computes again and meets it itself.
+    """
+    if not function.__module__.startswith("lib."):
+        raise ValueError(f"prefetch runs lib queries only, not {name_of(function)}")
+
+    def compute() -> None:
+        try:
+            _cached_query(name_of(function), function, ds, filters, scope, *args)
+        except Exception:  # the page's own call meets it again and reports it
+            pass
+
+    worker = threading.Thread(target=compute, name=f"prefetch {function.__qualname__}", daemon=True)
+    script = get_script_run_ctx(suppress_warning=True)
+    if script is not None:  # the session's context, so the cache keys and logs are those of the page's own call
+        add_script_run_ctx(worker, script)
+    worker.start()
 
 
 @st.cache_data(show_spinner=False, max_entries=2048, hash_funcs=KEYS)
