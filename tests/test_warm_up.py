@@ -24,6 +24,22 @@ def test_streamlit_run_serves_app_py_with_its_start_up_hook():
     assert found.is_asgi_app and found.import_string == "app:app"
 
 
+def test_the_server_computes_with_one_blas_thread_when_started_by_hand():
+    # `streamlit run app.py` without make: numpy is first loaded after app.py set its BLAS to one thread (the
+    # Training page's fits run on threads of their own; BLAS threads inside them made the page 40% slower).
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import streamlit.web.bootstrap; "
+            "assert 'numpy' not in sys.modules; import app, os; print(os.environ.get('OPENBLAS_NUM_THREADS'))")
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    done = subprocess.run([sys.executable, "-c", code, str(ROOT)], env=env, capture_output=True, text=True,
+                          cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "1"
+
+
 def test_in_local_mode_the_sample_is_loaded_as_the_picker_names_it():
     warmup.warm_up()
     # The engine keeps a dataset under the name it was first opened with: the picker's label.
