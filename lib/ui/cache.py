@@ -173,22 +173,41 @@ def prefetch(function: Callable, ds: Dataset, filters: Filters, scope: Scope, *a
 
     The page draws its other sections meanwhile; its own call later finds the result in the cache, or waits
     for it (Streamlit computes a cached value once, under a lock per key). Nothing is shown or audited here:
-    the page's own call does that. An error here is dropped: that call computes again and meets it itself.
+    the page's own call does that, and protects the result.
     """
     if not function.__module__.startswith("lib."):
         raise ValueError(f"prefetch runs lib queries only, not {name_of(function)}")
+    in_background(_cached_query, name_of(function), function, ds, filters, scope, *args, label=function.__qualname__)
+
+
+def in_background(cached: Callable, *args: object, label: str | None = None) -> None:
+    """Call a cached function (st.cache_data or st.cache_resource) on another thread, to fill its cache early.
+
+    The thread runs in the session's context, so the cache keys and logs are those of the page's own call, and
+    as inside a cached function, so no spinner or other element is drawn from it (it would land anywhere on the
+    page). An error is dropped: the page's own call computes again and meets it itself.
+    """
+    if _inside_cached is None:
+        return
 
     def compute() -> None:
+        _inside_cached.set(True)  # a new thread's own context: the page's thread is unaffected
         try:
-            _cached_query(name_of(function), function, ds, filters, scope, *args)
+            cached(*args)
         except Exception:  # the page's own call meets it again and reports it
             pass
 
-    worker = threading.Thread(target=compute, name=f"prefetch {function.__qualname__}", daemon=True)
+    worker = threading.Thread(target=compute, name=f"prefetch {label or cached.__qualname__}", daemon=True)
     script = get_script_run_ctx(suppress_warning=True)
-    if script is not None:  # the session's context, so the cache keys and logs are those of the page's own call
+    if script is not None:
         add_script_run_ctx(worker, script)
     worker.start()
+
+
+try:  # Streamlit's own flag for "inside a cached function" (no spinner then); without it, nothing is prefetched
+    from streamlit.runtime.caching.cached_message_replay import in_cached_function as _inside_cached
+except ImportError:  # pragma: no cover - another Streamlit than requirements.txt pins
+    _inside_cached = None
 
 
 @st.cache_data(show_spinner=False, max_entries=2048, hash_funcs=KEYS)

@@ -286,6 +286,12 @@ def _saved_overdue(ds: Dataset, scope: Scope, as_of: date) -> pd.DataFrame | Non
                                        "parquet"), build)
 
 
+def prefetch_training_results(ds: Dataset, filters: Filters, scope: Scope) -> None:
+    """Start `training_results` on another thread (saved rosters only), while the page draws what comes first."""
+    if not st.session_state.get(ROSTER_KEY, {}).get(ds.id):
+        cache.in_background(_saved_training_results, ds, filters, scope)
+
+
 def training_results(ds: Dataset, filters: Filters, scope: Scope) -> tuple[dict, pd.DataFrame] | None:
     """Return the training effects and event study (cached unless the roster was uploaded this session)."""
     if st.session_state.get(ROSTER_KEY, {}).get(ds.id):
