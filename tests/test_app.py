@@ -308,6 +308,25 @@ def test_training_page_shows_compliance_and_the_effect_with_its_reading():
     assert any("older two-way fixed-effects model" in c.value for c in at.caption)
 
 
+def test_training_page_starts_the_effect_early_and_computes_it_once(monkeypatch):
+    import threading
+
+    from lib.analysis import training_dense
+
+    real, calls = training_dense.effects_and_profile, []
+
+    def counted(*args, **kwargs):
+        calls.append(threading.current_thread().name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(training_dense, "effects_and_profile", counted)
+    at = run_app().switch_page("app_pages/training.py").run()
+    assert not at.exception
+    # Started on the prefetch thread as the page began; the page's own call waited for it and used its result.
+    assert calls == ["prefetch _saved_training_results"]
+    assert next(m for m in at.metric if m.label == "Change in use of force").value.startswith("-")
+
+
 def test_training_page_explains_what_is_missing_without_a_roster(monkeypatch):
     monkeypatch.setenv("OSE_DATASET", str(FIXTURES / "small_canonical.csv"))
     at = run_app().switch_page("app_pages/training.py").run()

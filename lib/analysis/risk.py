@@ -350,7 +350,7 @@ def officer_exposure(engine: Engine, ds: Dataset, filters: Filters, scope: Scope
     x, n = frame[f"{measure}_yes"].to_numpy(), frame[f"{measure}_answered"].to_numpy()
     # The statistics run on two other threads while the engine counts on this one (the caller's thread, with its
     # own cursor or connection): the draws release the interpreter lock. Each piece is the same computation as
-    # alone, so every figure is the same; at 5,000,000 reports the section's first render went from 1.8 s to 1.2 s.
+    # alone, so every figure is the same; at 5,000,000 reports this function's first call went from 1.8 s to 1.45 s.
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="officer-exposure") as pool:
         testing = pool.submit(stats.heterogeneity_test, x, n, seed=0)
         shrinking = pool.submit(stats.shrunken_rates, x, n)

@@ -40,7 +40,7 @@ OUT_OF_MEMORY = 3  # the worker's exit code when a MemoryError reached it
 # the same sizes again and again, on two threads (one adapts a batch, one writes the one before). With
 # Arrow's default pool (mimalloc) and glibc's per-thread arenas, the peak drifted up by 20 to 60 MB between
 # a 100,000- and a 300,000-row file, run to run; with jemalloc for Arrow's buffers and two glibc arenas it
-# rose 6 to 10 MB and sat 50 to 150 MB lower, at the same speed (measured on 1,000,000 national-form rows).
+# rose 6 to 20 MB and sat 50 to 150 MB lower; 1,000,000 national-form rows took the same time.
 WORKER_ALLOCATORS = {"ARROW_DEFAULT_MEMORY_POOL": "jemalloc", "MALLOC_ARENA_MAX": "2"}
 # Signals a process dies of when memory runs out under an address-space limit: C++'s std::bad_alloc
 # aborts, an unchecked failed allocation segfaults, the kernel's out-of-memory killer sends SIGKILL.

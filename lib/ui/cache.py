@@ -7,6 +7,7 @@ crosses forces); suppression is cheap and runs on each read.
 """
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +23,8 @@ from lib.ingest import library
 from lib.model.settings import settings
 from lib.privacy.budget import SelectionBudget
 from lib.ui import context
+
+_log = logging.getLogger(__name__)
 
 
 def _repr_key(value: object) -> bytes:
@@ -194,8 +197,8 @@ def in_background(cached: Callable, *args: object, label: str | None = None) -> 
         _inside_cached.set(True)  # a new thread's own context: the page's thread is unaffected
         try:
             cached(*args)
-        except Exception:  # the page's own call meets it again and reports it
-            pass
+        except Exception:  # the page's own call computes again, meets the error and reports it
+            _log.debug("prefetch %s failed; the page computes it itself", label, exc_info=True)
 
     worker = threading.Thread(target=compute, name=f"prefetch {label or cached.__qualname__}", daemon=True)
     script = get_script_run_ctx(suppress_warning=True)

@@ -34,9 +34,14 @@ ROSTER_MAPPING_KEY = "_ose_roster_mapping"
 PEOPLE = ("officers", "training")  # the roster tables but the exposure (millions of officer-months)
 
 
+def _uploaded(ds: Dataset) -> dict[str, pd.DataFrame] | None:
+    """Return the roster tables uploaded this session for a dataset, if any."""
+    return st.session_state.get(ROSTER_KEY, {}).get(ds.id)
+
+
 def roster_tables(ds: Dataset, kinds: tuple[str, ...] = roster_files.FOLDER_TABLES) -> dict[str, pd.DataFrame]:
     """Return the roster tables for a dataset: uploaded this session, else those saved beside it (kinds of them)."""
-    uploaded = st.session_state.get(ROSTER_KEY, {}).get(ds.id)
+    uploaded = _uploaded(ds)
     if uploaded:
         return uploaded
     return _saved_roster(ds, kinds)
@@ -159,7 +164,7 @@ def compliance(ds: Dataset, scope: Scope, as_of: date) -> pd.DataFrame | None:
 
     Kept per dataset version and scope unless the roster was uploaded this session: no filter changes it.
     """
-    if st.session_state.get(ROSTER_KEY, {}).get(ds.id):
+    if _uploaded(ds):
         return _compliance(scoped_roster(ds, scope), as_of)
     return _saved_compliance(ds, scope, as_of)
 
@@ -169,7 +174,7 @@ def compliance_summary(ds: Dataset, scope: Scope, as_of: date, per_officer: pd.D
 
     Kept per dataset version and scope, as the compliance it sums, unless the roster was uploaded this session.
     """
-    if st.session_state.get(ROSTER_KEY, {}).get(ds.id):
+    if _uploaded(ds):
         return _compliance_summary(per_officer, group, scope.perturbed)
     return _saved_compliance_summary(ds, scope, as_of, group)
 
@@ -238,7 +243,7 @@ def _prune(folder: Path) -> None:
 
 def has_people(ds: Dataset) -> bool:
     """Say whether a dataset has an officer roster with training records (uploaded this session, or saved)."""
-    uploaded = st.session_state.get(ROSTER_KEY, {}).get(ds.id)
+    uploaded = _uploaded(ds)
     if uploaded:
         return all(kind in uploaded for kind in PEOPLE)
     folder = Path(ds.source)
@@ -267,7 +272,7 @@ def overdue_officers(ds: Dataset, as_of: date) -> pd.DataFrame | None:
     if not context.officer_detail_shown("officers overdue"):
         return None
     scope = context.context().officer_scope
-    if st.session_state.get(ROSTER_KEY, {}).get(ds.id):
+    if _uploaded(ds):
         per_officer = compliance(ds, scope, as_of)
         return None if per_officer is None else training.overdue(per_officer)
     return _saved_overdue(ds, scope, as_of)
@@ -288,13 +293,13 @@ def _saved_overdue(ds: Dataset, scope: Scope, as_of: date) -> pd.DataFrame | Non
 
 def prefetch_training_results(ds: Dataset, filters: Filters, scope: Scope) -> None:
     """Start `training_results` on another thread (saved rosters only), while the page draws what comes first."""
-    if not st.session_state.get(ROSTER_KEY, {}).get(ds.id):
+    if not _uploaded(ds):
         cache.in_background(_saved_training_results, ds, filters, scope)
 
 
 def training_results(ds: Dataset, filters: Filters, scope: Scope) -> tuple[dict, pd.DataFrame] | None:
     """Return the training effects and event study (cached unless the roster was uploaded this session)."""
-    if st.session_state.get(ROSTER_KEY, {}).get(ds.id):
+    if _uploaded(ds):
         tables = training.scoped_roster(roster_tables(ds), scope)
         dense = _dense_roster(tables)
         keys = _officer_keys(dense) if scope.perturbed and dense is not None else None
