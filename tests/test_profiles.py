@@ -487,7 +487,10 @@ def test_propose_dallas_without_its_profile(realdata):
     assert proposed.columns["subject_injured"] == "SUBJECT_INJURY"
     assert proposed.columns["length_of_service_years"] == "OFFICER_YEARS_ON_FORCE"
     assert proposed.officer_id_column == "OFFICER_ID"
-    assert proposed.report_id_column == "UOF_NUMBER"
+    # UOF_NUMBER repeats (2,328 values in 2,383 rows): not a report id but the incident's; rows are numbered.
+    assert (proposed.report_id_column, proposed.incident_id_column) == (None, "UOF_NUMBER")
+    assert any("UOF_NUMBER repeats (2,328 distinct values in 2,383 rows), so it is not a report id" in n
+               for n in proposed.notes)
     assert proposed.area_column == "DIVISION"
     assert proposed.tactic_columns == DALLAS_FORCES
     assert (proposed.effective_column, proposed.effective_is_list) == ("FORCE_EFFECTIVE", True)

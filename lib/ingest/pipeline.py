@@ -93,7 +93,8 @@ def _check_header(columns: list[str], name: str, wanted: str, formats: Sequence[
 
 def _no_format(name: str, columns: list[str]) -> str:
     return (f"{name}: {NO_FORMAT} ({', '.join(columns[:6])}{' ...' if len(columns) > 6 else ''}); "
-            "map its columns in the app, or pass --format profile:NAME")
+            "map its columns in the app, pass --format profile:NAME, or --accept-proposed-mapping to load it "
+            "with the mapping the app would propose")
 
 
 def choose_format(columns: list[str], wanted: str = AUTO,
@@ -589,7 +590,8 @@ def read_paths(paths: Sequence[Path]) -> list[tuple[str, bytes]]:
 
 
 def load(paths: Sequence[Path], out_dir: Path, *, fmt: str = AUTO, duplicates: str = "set-aside",
-         force: str | None = None, origins: bool = False, progress: Progress | None = None) -> dict:
+         force: str | None = None, origins: bool = False, progress: Progress | None = None,
+         formats: Sequence[Format] | None = None) -> dict:
     """Ingest extract files into a dataset folder and return the report (the command line's and the app's work,
     in the worker).
 
@@ -599,11 +601,39 @@ def load(paths: Sequence[Path], out_dir: Path, *, fmt: str = AUTO, duplicates: s
     """
     try:
         return load_in_batches(paths, out_dir, fmt=fmt, duplicates=duplicates, force=force, origins=origins,
-                               progress=progress)
+                               progress=progress, formats=formats)
     except WholeFile:
-        result = ingest(read_paths(paths), fmt=fmt, duplicates=duplicates, force=force, progress=progress)
+        result = ingest(read_paths(paths), fmt=fmt, duplicates=duplicates, force=force, progress=progress,
+                        formats=formats)
         write(result, out_dir, origins=origins)
         return result.report
+
+
+def load_proposed(paths: Sequence[Path], out_dir: Path, *, duplicates: str = "set-aside",
+                  force: str | None = None) -> dict:
+    """Load files whose layout no format knows with the mapping step's own proposal, unchanged (`--accept-proposed-
+    mapping`); a layout a format knows loads as usual. The proposal is kept in report.json ("proposed_mapping")."""
+    from lib.ingest.formats.profile import ProfileFormat, propose_profile
+
+    first = Path(paths[0])
+    raw = read_extract(first.name, first.read_bytes())
+    formats = available_formats()
+    if choose_format(raw.columns, AUTO, formats)[0] is not None:
+        return load(paths, out_dir, duplicates=duplicates, force=force, formats=formats)
+    profile = propose_profile(raw.frame, f"proposed-{first.stem}")
+    if force:
+        profile.force = force.strip()
+        profile.notes = [n for n in profile.notes if not n.startswith("force is not in the data")]
+    if not profile.force and not profile.columns.get("force"):
+        raise RejectedFile(f"{first.name}: the proposed mapping needs the force these records belong to: "
+                           "pass --force NAME")
+    if not profile.date_column:
+        raise RejectedFile(f"{first.name}: the proposed mapping found no date column; map the file in the app")
+    report = load(paths, out_dir, fmt=f"profile:{profile.name}", duplicates=duplicates, force=force,
+                  formats=[*formats, ProfileFormat(profile)])
+    report["proposed_mapping"] = json.loads(profile.to_json())
+    (Path(out_dir) / "report.json").write_text(json.dumps(report, indent=2, default=str))
+    return report
 
 
 # --- in batches -----------------------------------------------------------------------------
@@ -968,11 +998,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--format", default=AUTO, help="auto | canonical | uk-national | profile:NAME")
     parser.add_argument("--force", help="force name for extracts that do not carry one")
     parser.add_argument("--duplicates", default="set-aside", choices=DUPLICATE_CHOICES)
+    parser.add_argument("--accept-proposed-mapping", action="store_true",
+                        help="load a layout no format knows with the mapping step's proposal, as the app would "
+                             "propose it (kept in report.json)")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     try:
         settings()  # a bad setting (the budget's included) is one line, before any worker starts
-        r = worker.run(load, args.files, args.out, fmt=args.format, duplicates=args.duplicates, force=args.force)
+        if args.accept_proposed_mapping and args.format == AUTO:
+            r = worker.run(load_proposed, args.files, args.out, duplicates=args.duplicates, force=args.force)
+        else:
+            r = worker.run(load, args.files, args.out, fmt=args.format, duplicates=args.duplicates,
+                           force=args.force)
     except (RejectedFile, SettingsError) as exc:
         print(f"rejected: {exc}", file=sys.stderr)
         return 2

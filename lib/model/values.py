@@ -42,16 +42,20 @@ _DATE_FORMATS = ("%Y-%m-%d", "%d/%m/%Y", "%m/%d/%Y", "%m/%d/%y", "%d-%m-%Y", "%d
 
 
 def to_datetime(values: pd.Series, *, dayfirst: bool = True,
-                formats: tuple[str, ...] | None = None) -> pd.Series:
+                formats: tuple[str, ...] | None = None, strict: bool = False) -> pd.Series:
     """Read dates or date-times written in any of several formats; unreadable cells are null.
 
     UK extracts write day first; US ones (say `dayfirst=False`) month first. Each cell is tried
     against the formats in turn, so a column that mixes `9/3/16` and `09/03/2016` still reads.
+    With `strict`, only the given order is tried: a month-first cell in a day-first column is null,
+    never read the other way (which would give 06/07 and 06/23 of one column different orders).
     """
     text = blank_to_null(values)
     out = pd.Series(pd.NaT, index=values.index, dtype="datetime64[us]")
     todo = text.notna()
     order = formats or _ordered_formats(dayfirst)
+    if strict:
+        order = tuple(f for f in order if f not in (_MONTH_FIRST if dayfirst else _DAY_FIRST))
     for fmt in order:
         if not todo.any():
             break
@@ -63,6 +67,10 @@ def to_datetime(values: pd.Series, *, dayfirst: bool = True,
         parsed = pd.to_datetime(text[todo], errors="coerce", format="ISO8601")
         out.loc[parsed.dropna().index] = parsed.dropna().astype("datetime64[us]")
     return out
+
+
+_MONTH_FIRST = ("%m/%d/%Y", "%m/%d/%y")
+_DAY_FIRST = ("%d/%m/%Y", "%d-%m-%Y", "%d.%m.%Y")
 
 
 def _ordered_formats(dayfirst: bool) -> tuple[str, ...]:

@@ -45,6 +45,7 @@ SPECIAL_FIELDS = ("report_id", "incident_id", "occurred_at", "shift", "force", "
                   "officer_id")
 MAPPABLE_FIELDS = tuple(c for c in schema.REPORT_COLUMNS if c not in SPECIAL_FIELDS)
 Source = str | list[str]
+FOLD_SHARE = 0.05  # rows repeating their report id, officer and subject, above which a proposal folds them
 
 
 @dataclass
@@ -435,7 +436,7 @@ class _Reader:
             date_text = text.where(~has_time, parts[0])
             time_text = parts[1].astype("string")
             self.mapping["occurred_at"] = p.date_column
-        dates = values.to_datetime(date_text, dayfirst=p.dayfirst)
+        dates = values.to_datetime(date_text, dayfirst=p.dayfirst, strict=True)
         minutes = values.to_time_minutes(time_text) if time_text is not None else pd.Series(
             pd.NA, index=idx, dtype="Float64")
         if p.time_column:
@@ -452,6 +453,12 @@ class _Reader:
             reason[text.isna()] = f"{p.date_column} is empty"
             bad = text.notna() & dates.isna()
             reason[bad] = (f"{p.date_column} '" + text[bad].str.slice(0, 40) + "' is not a date")
+            # A date that reads only the other way round: say so, rather than read one column two ways.
+            other = bad & values.to_datetime(date_text.where(bad), dayfirst=not p.dayfirst, strict=True).notna()
+            if other.any():
+                reason[other] = (f"{p.date_column} '" + text[other].str.slice(0, 40) + "' is not a date "
+                                 + ("day first (as 23/06/2014), the order the mapping reads"
+                                    if p.dayfirst else "month first (as 06/23/2014), the order the mapping reads"))
         return occurred, minutes, reason
 
     def shift(self, occurred: pd.Series, minutes: pd.Series) -> pd.Series:
@@ -896,7 +903,67 @@ class _Sniff:
 def _word_in(word: str, tokens: tuple[str, ...]) -> bool:
     if " " in word:
         return word in " ".join(tokens)
-    return any(t == word or (len(word) >= 4 and t.startswith(word)) for t in tokens)
+    return any(t == word or (len(word) >= 4 and t.startswith(word)) or _misspelt(word, t) for t in tokens)
+
+
+def _misspelt(word: str, token: str) -> bool:
+    """Return whether a header token is the word with one letter dropped, added or changed ("occured").
+
+    Only for words of six letters or more, starting with the same letter: a short word is one letter
+    from too many others ("date" and "data", "rank" and "race").
+    """
+    if len(word) < 6 or not token or token[0] != word[0] or abs(len(word) - len(token)) > 1 or word == token:
+        return False
+    if len(word) == len(token):
+        return sum(a != b for a, b in zip(word, token, strict=True)) == 1
+    short, long_ = (word, token) if len(word) < len(token) else (token, word)
+    return any(long_[:i] + long_[i + 1:] == short for i in range(len(long_)))
+
+
+DATE_TIME = re.compile(r"^(\S+)[ T](\d{1,2}[:.]\d{2}.*)$")  # a date and a clock time in one cell
+
+
+def date_part(cells: pd.Series) -> pd.Series:
+    """Return the date part of cells that may hold a date and a time ("06/07/2014 10:30:00 PM")."""
+    parts = cells.astype("string").str.strip().str.extract(DATE_TIME)
+    return cells.astype("string").str.strip().where(parts[0].isna(), parts[0])
+
+
+@dataclass(frozen=True)
+class DateOrder:
+    """What a date column's own values say about the order of day and month.
+
+    `month_first` counts cells like 06/23/2014 (the second number is over 12, so it cannot be a month),
+    `day_first` cells like 23/06/2014. `dayfirst` is the order the values prove (None when no value settles
+    it, or when both kinds occur); `ambiguous` counts the cells that read both ways (both numbers 12 or less).
+    """
+
+    month_first: int
+    day_first: int
+    ambiguous: int
+    examples: tuple[str, ...]  # a few cells that settle the order (or, when none does, that read both ways)
+
+    @property
+    def dayfirst(self) -> bool | None:
+        if self.month_first and not self.day_first:
+            return False
+        if self.day_first and not self.month_first:
+            return True
+        return None
+
+
+def date_order(cells: pd.Series, limit: int = 500_000) -> DateOrder:
+    """Read the order of day and month from a column's values (up to `limit` of its distinct cells)."""
+    text = values.blank_to_null(cells).dropna().drop_duplicates()
+    text = date_part(text.head(limit))
+    parts = text.str.extract(r"^(\d{1,2})[/.-](\d{1,2})[/.-]\d{2,4}$")
+    first, second = pd.to_numeric(parts[0], errors="coerce"), pd.to_numeric(parts[1], errors="coerce")
+    month_first, day_first = second > 12, first > 12
+    both = (first <= 12) & (second <= 12) & (first >= 1) & (second >= 1)
+    settling = text[month_first ^ day_first]
+    shown = settling if len(settling) else text[both]
+    return DateOrder(int(month_first.sum()), int(day_first.sum()), int(both.sum()),
+                     tuple(str(v) for v in shown.head(3)))
 
 
 def _sniff(name: str, cells: pd.Series, limit: int = 2000) -> _Sniff:
@@ -904,10 +971,9 @@ def _sniff(name: str, cells: pd.Series, limit: int = 2000) -> _Sniff:
     sample = text.head(limit) if len(text) > limit else text
     n = max(len(sample), 1)
     norm = values.normalise_name(name)
-    dates = values.to_datetime(sample, dayfirst=False) if len(sample) else sample
+    dates = values.to_datetime(date_part(sample), dayfirst=False) if len(sample) else sample
     looks_dated = sample.str.contains(r"\d{1,4}[/.-]\d{1,2}[/.-]\d{1,4}|\d{1,2} [A-Za-z]{3}", regex=True)
-    parts = sample.str.extract(r"^(\d{1,2})[/.-](\d{1,2})[/.-]\d{2,4}")
-    first, second = pd.to_numeric(parts[0], errors="coerce"), pd.to_numeric(parts[1], errors="coerce")
+    order = date_order(text)
     yesno = values.to_bool(values.split_list(sample).explode().dropna().astype("string")) if len(sample) \
         else sample
     return _Sniff(
@@ -918,7 +984,7 @@ def _sniff(name: str, cells: pd.Series, limit: int = 2000) -> _Sniff:
         yesno_share=float(yesno.notna().mean()) if len(yesno) else 0.0,
         number_share=float(values.to_number(sample).notna().sum() / n) if len(sample) else 0.0,
         distinct=int(text.nunique()), unique_share=float(text.nunique() / max(len(text), 1)),
-        month_first=int((second > 12).sum()), day_first=int((first > 12).sum()),
+        month_first=order.month_first, day_first=order.day_first,
     )
 
 
@@ -1056,19 +1122,34 @@ def propose_profile(raw: pd.DataFrame, name: str) -> Profile:
     if flags:
         conf["outcomes"] = 0.6
 
-    # grouping: a report id that repeats a lot means one report spans several rows
+    # A report id is proposed only if it is unique. One that repeats names the incident (or file) the rows
+    # belong to: each row is then one report, numbered by file and row, unless the rows of one officer and
+    # subject repeat too (one row per tactic), when they fold into one report by those columns.
     group_by: list[str] = []
-    if report_col and sniffs[report_col].unique_share < 0.9:
-        group_by = [c for c, s in sniffs.items() if c != report_col and _is_descriptor(s)]
+    generated = False
+    if report_col and sniffs[report_col].distinct < len(values.blank_to_null(body[report_col]).dropna()):
+        repeated = sniffs[report_col]
+        if incident_col is None:
+            incident_col = take(report_col, "incident_id", 0.8)
+        descriptors = [c for c, s in sniffs.items() if c != report_col and _is_descriptor(s)]
         if officer_col:
-            group_by = [officer_col] + [c for c in group_by if not sniffs[c].says(OFFICER_WORDS)]
-        conf["group_by"] = 0.4
-        if incident_col is None:  # the repeated id names the incident (or file) the rows belong to
-            incident_col = take(report_col, "incident_id", 0.6)
-        notes.append(f"{report_col} repeats ({sniffs[report_col].distinct} distinct values in "
-                     f"{len(body)} rows), so rows are folded by it and by the officer and subject "
-                     "columns: check the grouping")
-    if not report_col:
+            descriptors = [officer_col] + [c for c in descriptors if not sniffs[c].says(OFFICER_WORDS)]
+        # One row per tactic (New Orleans) repeats an officer and subject in most incidents; a few repeats
+        # (Dallas: 1%, two subjects alike) are separate reports that folding would merge.
+        if not listed and body[[report_col, *descriptors]].duplicated().mean() >= FOLD_SHARE:
+            group_by = descriptors
+            conf["group_by"] = 0.4
+            notes.append(f"{report_col} repeats ({repeated.distinct:,} distinct values in {len(body):,} rows), "
+                         "and so do its officer and subject columns: rows are folded into one report by "
+                         "them: check the grouping")
+        else:
+            used.discard(report_col) if report_col != incident_col else None
+            conf.pop("report_id", None)
+            notes.append(f"{report_col} repeats ({repeated.distinct:,} distinct values in {len(body):,} rows), "
+                         "so it is not a report id: it is read as the incident id, and each row is one report, "
+                         "numbered by file and row")
+            report_col, generated = None, True
+    if not report_col and not generated:
         notes.append("no report id column found: reports are numbered by file and row")
     notes.append("force is not in the data: name the force before loading")
     conf["force"] = 0.0
