@@ -45,10 +45,12 @@ with upload_tab:
             st.caption("· " + note)
         if report["rows_quarantined"]:
             st.markdown("**Why rows were set aside**")
-            st.dataframe(tables.quarantine_reasons_table(report), hide_index=True, width="stretch")
+            st.dataframe(tables.quarantine_reasons_table(report, result.quarantine), hide_index=True,
+                         width="stretch")
             st.markdown("The rows set aside, with the reason for each, to fix and load again:")
             # Logged as the upload's rows (named by its files), not the dataset open in the picker.
-            render.download(result.quarantine, "set-aside-rows", what="rows set aside",
+            render.download(tables.set_aside_download(result.quarantine, report), "set-aside-rows",
+                            what="rows set aside",
                             dataset=f"{uploads.upload_name(report)} (upload, not saved)")
         unmapped = tables.unmapped_table(report)
         if len(unmapped):

@@ -226,3 +226,76 @@ def test_an_upload_of_several_batches_is_read_in_batches_and_saved_as_read_whole
         return (pq.read_table(path / library.REPORTS).to_pylist(), pq.read_table(path / library.TACTICS).to_pylist(),
                 (path / library.QUARANTINE).read_text(), loads)
     assert held(library.path_of("Big")) == held(library.save("Read whole", whole, user="local"))
+
+
+def test_a_us_export_loads_through_the_mapping_step_with_every_date_right(tmp_path):
+    from lib.ingest import mapping
+
+    from . import us_export
+
+    path = tmp_path / "us.csv"
+    truth = us_export.write(path)
+    at = upload(data_page(), ("us.csv", path.read_bytes()))  # detect automatically: no format knows it
+    assert not at.exception
+    assert any("Map its columns below" in w.value for w in at.warning)
+    token = next(s.key for s in at.selectbox if s.key and s.key.endswith("_date")).split("_")[1]
+    assert at.selectbox(key=f"map_{token}_date").value == "Occured_date_time"
+    assert at.selectbox(key=f"map_{token}_report_id").value == mapping.NONE
+    assert at.selectbox(key=f"map_{token}_incident_id").value == "Incident_Num"
+    order = at.radio(key=f"map_{token}_order_Occured_date_time")
+    assert order.value.startswith("Month first")
+    assert any("read only month first" in c.value and "from 1 Jan 2014 to 31 Dec 2014" in c.value
+               for c in at.caption)
+    # Every field is listed, by its plain name, and the examples follow a changed choice.
+    labels = {s.label for s in at.selectbox if s.key and s.key.startswith(f"map_{token}_")}
+    assert {"Date (or date and time)", "Type of place", "Officer role", "Subject ethnicity"} <= labels
+    at.selectbox(key=f"map_{token}_area").set_value("Force_Type").run()
+    assert any(c.value.startswith(("Taser", "Handcuffing", "Takedown", "Baton", "OC Spray", "Verbal"))
+               for c in at.caption)
+    at.selectbox(key=f"map_{token}_area").set_value("District").run()
+    preview = next(d.value for d in at.dataframe if "Line in file" in d.value.columns)
+    assert preview["Line in file"].tolist()[:3] == [2, 3, 4]
+    assert str(preview["Date and time"].iloc[0]).startswith(truth[0].strftime("%Y-%m-%d %H:%M"))
+    # A wrong order, chosen by hand, is previewed as set aside with the value quoted, not read the other way.
+    order.set_value(order.options[0]).run()
+    aside = next(d.value for d in at.dataframe if "Why it is set aside" in d.value.columns)
+    assert aside["Why it is set aside"].str.contains("is not a date day first").all()
+    at.radio(key=f"map_{token}_order_Occured_date_time").set_value(order.options[1]).run()
+    next(b for b in at.button if b.label == "Save profile and read the files").click().run()
+    assert any(e.value.startswith("Force: name the force") for e in at.error)  # the error names the field
+    at.text_input(key="mapping_force").set_value("Springfield PD").run()
+    next(b for b in at.button if b.label == "Save profile and read the files").click().run()
+    assert not at.exception
+    assert (metric(at, "Rows read"), metric(at, "Loaded"), metric(at, "Set aside")) == (
+        f"{len(truth):,}", f"{len(truth):,}", "0")
+    import pandas as pd
+
+    from lib.ui import uploads
+
+    result = at.session_state[uploads.UPLOAD_KEY]
+    assert pd.read_parquet(result.folder / "reports.parquet")["occurred_at"].tolist() == truth
+
+
+def test_a_national_table_of_counts_is_recognised_and_sent_to_the_national_import(realdata):
+    name = "homeoffice_uof_by_age_force_apr2019-mar2020.csv"
+    at = upload(data_page(), (name, (realdata / name).read_bytes()))
+    assert not at.exception
+    assert any("table of counts" in w.value and "National figures tab" in w.value for w in at.warning)
+    assert not [s for s in at.selectbox if s.key and s.key.startswith("map_")]  # nothing offered to map
+
+
+def test_the_set_aside_download_numbers_rows_by_their_line_in_the_file():
+    from lib.present import tables
+
+    at = upload(data_page(), ("small.csv", SMALL + b"R11,I11,never,Kent Police,North,OF9" + b"," * 13 + b"\n"))
+    from lib.ui import uploads
+
+    result = at.session_state[uploads.UPLOAD_KEY]
+    rows = tables.set_aside_download(result.quarantine, result.report)
+    assert rows.columns[:3].tolist() == ["File", "Line in file", "Rows"]
+    assert rows["Line in file"].tolist() == [12]  # the header is line 1; the eleventh data row is line 12
+    assert rows["Why it was set aside"].tolist() == ["occurred_at 'never' is not a date"]
+    # On the page, reasons are counted by kind, and each kind quotes the values it set aside.
+    reasons = next(d.value for d in at.dataframe if "Reason" in d.value.columns)
+    assert reasons.to_dict("records") == [{"Reason": "occurred_at '…' is not a date", "Rows": 1,
+                                           "For example": "'never' (line 12)"}]

@@ -29,10 +29,27 @@ SLOTS: dict[str, str] = {
     "officer_id": "officer_id_column", "area": "area_column", "team": "team_column",
 }
 LABELS: dict[str, str] = {
+    **schema.FIELD_LABELS,
     "date": "Date (or date and time)", "time": "Time of day", "shift": "Shift",
     "report_id": "Report id", "incident_id": "Incident id", "officer_id": "Officer id",
     "area": "Area", "team": "Team", TACTICS_FIELD: "Tactic (first of the tactic columns)",
 }
+# Every field the mapping step lists, in groups; the required one first.
+FIELD_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("Required", ("date",)),
+    ("When", ("time", "shift")),
+    ("Ids", ("report_id", "incident_id", "officer_id")),
+    ("Officer and place", ("area", "team", "officer_role", "location_type", "single_crewed", "ced_trained",
+                           "length_of_service_years")),
+    ("Harm", ("officer_injured", "officer_injury_level", "officer_assaulted", "subject_injured",
+              "subject_injury_level")),
+    ("Subject", ("subject_age_band", "subject_gender", "subject_ethnicity", "subject_physical_disability",
+                 "subject_mental_disability")),
+    ("What happened", (TACTICS_FIELD, "resistance", "reasons", "impact_factors", "outcomes")),
+)
+# The proposal's confidence is kept under the canonical names; the mapping step's keys differ for two.
+CONFIDENCE_KEYS = {"date": "occurred_at", TACTICS_FIELD: "tactic"}
+PREVIEW_ROWS = 8
 
 
 def propose(raw: pd.DataFrame, name: str) -> Profile:
@@ -86,9 +103,108 @@ def editor_frame(profile: Profile, raw: pd.DataFrame) -> pd.DataFrame:
             else:
                 examples = ", ".join(seen.head(3).str.slice(0, 24))
         rows.append({"Field": LABELS.get(fld, fld), "key": fld, "Source column": source or NONE,
-                     "Confidence": round(float(profile.confidence.get(fld, 0.0 if not source else 0.5)), 2),
+                     "Confidence": round(float(profile.confidence.get(
+                         CONFIDENCE_KEYS.get(fld, fld), 0.0 if not source else 0.5)), 2),
                      "Example values": examples})
     return pd.DataFrame(rows)
+
+
+def example_values(profile: Profile, raw: pd.DataFrame, key: str, source: str | None) -> str:
+    """Return up to three distinct values of `source` as the field `key` would show them (officer ids pseudonymised)."""
+    if not source or source not in raw.columns:
+        return ""
+    seen = _items(profile, raw, source).dropna().astype(str).str.strip()
+    seen = seen[seen != ""].drop_duplicates()
+    if key == "officer_id" or source in _sources(profile.officer_id_column) or pseudonym.is_officer_id_header(source):
+        return _officer_examples(seen)
+    return ", ".join(seen.head(3).str.slice(0, 24))
+
+
+def proposed_source(profile: Profile, key: str) -> str | None:
+    """Return the column the proposal reads a field from (the first, where it reads several)."""
+    if key in SLOTS:
+        return _first(getattr(profile, SLOTS[key]))
+    if key == TACTICS_FIELD:
+        return _first(profile.tactic_columns)
+    return _first(profile.columns.get(key))
+
+
+def chosen_frame(profile: Profile, raw: pd.DataFrame, chosen: dict[str, str | None]) -> pd.DataFrame:
+    """Return the editor's table with the user's choice of column per field (None: not in this extract)."""
+    table = editor_frame(profile, raw)
+    table["Source column"] = [chosen.get(k) or NONE if k in chosen else s
+                              for k, s in zip(table["key"], table["Source column"], strict=True)]
+    return table
+
+
+def date_readings(cells: pd.Series) -> dict[bool, tuple[pd.Series, str]]:
+    """Return, for day-first (True) and month-first (False), the dates a column's cells read as and a sentence
+    saying the range they span and how many cells do not read that way."""
+    from lib.ingest.formats.profile import date_part
+
+    text = values.blank_to_null(cells.astype("string")).dropna()
+    out = {}
+    for dayfirst in (True, False):
+        dates = values.to_datetime(date_part(text), dayfirst=dayfirst, strict=True)
+        read = dates.dropna()
+        span = (f"from {read.min():%-d %b %Y} to {read.max():%-d %b %Y}" if len(read) else "no date at all")
+        unread = int(dates.isna().sum())
+        out[dayfirst] = (dates, span + (f"; {unread:,} of {len(text):,} cells do not read this way and would be "
+                                        "set aside" if unread else ""))
+    return out
+
+
+def aggregate_table(raw: pd.DataFrame, profile: Profile) -> str | None:
+    """Say why an upload is a table of counts (such as the Home Office tables), not one row per use of force."""
+    from lib.ingest.formats import FILE, ROW
+
+    columns = [c for c in raw.columns if c not in (FILE, ROW)]
+    if profile.date_column or len(columns) < 3 or not len(raw):
+        return None
+    sample = raw[columns].head(500)
+    counts = [c for c in columns if values.to_number(sample[c]).notna().mean() >= 0.9]
+    named = [c for c in columns if re.search(r"(?i)\b(number of|total|count|times)\b|\byears\b|\bover\b", c)]
+    places = [c for c in columns if re.search(r"(?i)\b(police force|force|region)\b", c)]
+    if len(counts) >= max(3, len(columns) // 2) and places and named:
+        return (f"This file is a table of counts ({len(counts)} of its {len(columns)} columns are numbers, such as "
+                f"'{counts[-1]}', by '{places[0]}'), like the Home Office's national use-of-force tables: it has no "
+                "row per use of force to map. To set your figures beside the national ones, import the Home Office "
+                "data tables workbook (.ods) on the National figures tab.")
+    return None
+
+
+def preview(profile: Profile, raw: pd.DataFrame, rows: int = PREVIEW_ROWS) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Return the first reports as they will load (friendly names, mapped fields only, officer ids pseudonymised)
+    and the first rows set aside, with their reasons, reading only the first rows of the file."""
+    from lib.ingest.formats import ROW
+    from lib.ingest.formats.profile import ProfileFormat
+
+    head = raw.head(max(rows * 10, 200))
+    adapted = ProfileFormat(profile).adapt(head)
+    reports = adapted.reports.head(rows)
+    mapped = [c for c in schema.REPORT_COLUMNS if c in reports.columns
+              and (reports[c].notna().any() if reports[c].dtype != object
+                   else reports[c].map(lambda v: bool(v) if isinstance(v, list) else pd.notna(v)).any())]
+    shown = reports[mapped].copy()
+    if "officer_id" in shown:
+        try:
+            shown["officer_id"] = pseudonym.pseudonymise(shown["officer_id"].astype("string"))
+        except pseudonym.PseudonymKeyError:
+            shown["officer_id"] = pseudonym.HIDDEN
+    for col in shown.columns:
+        if shown[col].dtype == object:
+            shown[col] = shown[col].map(lambda v: ", ".join(map(str, v)) if isinstance(v, list) else v)
+    shown.insert(0, "Line in file", line_numbers(reports[ROW]) if ROW in reports else range(2, 2 + len(reports)))
+    shown = shown.rename(columns=schema.FIELD_LABELS)
+    set_aside = adapted.quarantine.head(rows)
+    aside = pd.DataFrame({"Line in file": line_numbers(set_aside[ROW]) if ROW in set_aside else [],
+                          "Why it is set aside": set_aside["reason"] if "reason" in set_aside else []})
+    return shown.reset_index(drop=True), aside.reset_index(drop=True)
+
+
+def line_numbers(rows: pd.Series, header_lines: int = 1) -> pd.Series:
+    """Return the file line (as a spreadsheet numbers it, the header being line 1) of data rows numbered from 1."""
+    return pd.to_numeric(rows, errors="coerce").astype("Int64") + header_lines
 
 
 def _items(profile: Profile, raw: pd.DataFrame, column: str) -> pd.Series:
@@ -112,19 +228,22 @@ def tactic_frame(profile: Profile, raw: pd.DataFrame) -> pd.DataFrame:
 
 def apply(profile: Profile, edited: pd.DataFrame, name: str, force: str | None = None,
           tactics_edited: pd.DataFrame | None = None, list_columns: list[str] | None = None,
-          list_separator: str | None = None) -> Profile:
+          list_separator: str | None = None, dayfirst: bool | None = None) -> Profile:
     """Return the proposed profile changed to match the user's edited tables, force name and list columns.
 
     `list_columns` (None: as proposed) names the columns whose cells list several officers in step,
-    split at `list_separator`; the date, time and id columns are never among them.
+    split at `list_separator`; the date, time and id columns are never among them. `dayfirst` (None: as
+    proposed) is the order of day and month the date column is read in.
     """
     chosen = {row["key"]: (None if row["Source column"] in (NONE, "", None) else row["Source column"])
               for row in edited.to_dict("records")}
     if not chosen.get("date"):
-        raise ValueError("pick the column that holds the date: every report needs one")
+        raise ValueError(f"{LABELS['date']}: pick the column that holds the date, under 'Required' at the top "
+                         "of the fields: every report needs one")
     force = (force or "").strip() or profile.force
     if not force and not chosen.get("force"):
-        raise ValueError("name the force these records belong to: the extract has no force column")
+        raise ValueError("Force: name the force these records belong to, in 'Force these records belong to' "
+                         "below the fields: the extract has no force column")
     slots = {SLOTS[k]: chosen.get(k) for k in SLOTS}
     columns = {f: chosen[f] for f in MAPPABLE_FIELDS if chosen.get(f)}
     tactics = list(profile.tactic_columns)
@@ -149,16 +268,21 @@ def apply(profile: Profile, edited: pd.DataFrame, name: str, force: str | None =
         raise ValueError("say what separates the officers' values in a cell (for example ' | ')")
     if not listed:
         notes = [n for n in notes if "list several officers" not in n]
+    if chosen.get("report_id") != _first(profile.report_id_column):  # the proposal's grouping went with its id
+        notes = [n for n in notes if "rows are folded" not in n]
+    group_by = profile.group_by if chosen.get("report_id") == _first(profile.report_id_column) else []
     updated = replace(profile, name=safe_name(name), notes=notes, label=f"{name} (saved mapping)", columns=columns,
                       tactic_columns=tactics, force=force, tactic_map=tactic_map, list_columns=listed,
-                      list_separator=separator if listed else profile.list_separator, **slots)
+                      list_separator=separator if listed else profile.list_separator, group_by=group_by,
+                      dayfirst=profile.dayfirst if dayfirst is None else dayfirst, **slots)
     return updated
 
 
 def save(profile: Profile, edited: pd.DataFrame, name: str, directory: Path,
          force: str | None = None, tactics_edited: pd.DataFrame | None = None,
-         list_columns: list[str] | None = None, list_separator: str | None = None) -> str:
+         list_columns: list[str] | None = None, list_separator: str | None = None,
+         dayfirst: bool | None = None) -> str:
     """Save the edited profile and return the format name to ingest with."""
-    updated = apply(profile, edited, name, force, tactics_edited, list_columns, list_separator)
+    updated = apply(profile, edited, name, force, tactics_edited, list_columns, list_separator, dayfirst)
     save_profile(updated, directory)
     return f"profile:{updated.name}"

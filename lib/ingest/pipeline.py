@@ -150,6 +150,7 @@ def ingest(files: Sequence[tuple[str, bytes]], *, fmt: str = AUTO, duplicates: s
         chosen, scores = choose_format(raw.columns, fmt, formats)
         if chosen is None:
             raise RejectedFile(_no_format(name, raw.columns))
+        skipped = 0
         if chosen.extra_header_rows:
             skipped = min(chosen.extra_header_rows, len(raw.frame))
             raw.drop_leading_rows(chosen.extra_header_rows)
@@ -163,7 +164,8 @@ def ingest(files: Sequence[tuple[str, bytes]], *, fmt: str = AUTO, duplicates: s
         raws.append(raw)
         file_reports.append({"name": name, "kind": raw.kind, "encoding": raw.encoding,
                              "lines_read_as_cp1252": len(raw.cp1252_lines),
-                             "rows_in": raw.rows_in, "format": chosen.name, "scores": scores})
+                             "rows_in": raw.rows_in, "format": chosen.name, "scores": scores,
+                             "header_lines": 1 + skipped})  # a set-aside row's line in the file: its row + these
     say(0.85, "Checking required fields and duplicates")
     reports, tactics, quarantine, dup = _finalise(parts, duplicates=duplicates, force=force)
     rows_in = sum(f["rows_in"] for f in file_reports)
@@ -896,7 +898,7 @@ class _Batched:
             self.adapter_notes += merge_notes(notes)
             self.file_reports.append({"name": name, "kind": source.kind, "encoding": source.encoding,
                                       "lines_read_as_cp1252": len(source.cp1252_lines), "rows_in": source.rows_in,
-                                      "format": chosen.name, "scores": scores})
+                                      "format": chosen.name, "scores": scores, "header_lines": 1})
             aside += sum(len(q) for q in (*malformed, *long_cells, *adapted_quarantine))
             if frame_rows and aside:  # as `_with_raw_values`: a file with set-aside rows and rows read
                 self.cells.append(self.cells_of(source, picked, template, officer_columns))

@@ -135,6 +135,20 @@ REPORT_COLUMNS: dict[str, str] = {
     "outcomes": "list",
 }
 REQUIRED_REPORT_COLUMNS: tuple[str, ...] = ("report_id", "occurred_at", "force", "officer_id")
+# Plain names of the canonical fields, for every place a user reads one (mapping step, data quality, reports).
+FIELD_LABELS: dict[str, str] = {
+    "report_id": "Report id", "incident_id": "Incident id", "occurred_at": "Date and time", "shift": "Shift",
+    "force": "Force", "area": "Area", "location_type": "Type of place", "officer_id": "Officer id",
+    "officer_role": "Officer role", "team": "Team", "single_crewed": "Officer single-crewed",
+    "ced_trained": "Officer Taser (CED) trained", "length_of_service_years": "Officer length of service (years)",
+    "subject_age_band": "Subject age band", "subject_gender": "Subject gender",
+    "subject_ethnicity": "Subject ethnicity", "subject_physical_disability": "Subject physical disability",
+    "subject_mental_disability": "Subject mental disability", "resistance": "Subject resistance",
+    "reasons": "Reasons for force", "impact_factors": "Impact factors (alcohol, drugs, mental health)",
+    "officer_injured": "Officer injured", "officer_injury_level": "Officer injury level",
+    "officer_assaulted": "Officer assaulted", "subject_injured": "Subject injured",
+    "subject_injury_level": "Subject injury level", "outcomes": "Outcomes (arrest and others)",
+}
 # A pseudonymised officer id (lib/ingest/pseudonym.py): "P-" and 16 hex digits of a keyed hash. The engine
 # tells a dataset's raw ids from pseudonyms by it, so only raw ones are hashed as a dataset opens.
 OFFICER_PSEUDONYM = r"P-[0-9a-f]{16}"

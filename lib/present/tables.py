@@ -1,6 +1,8 @@
 """Tables behind charts: aggregate frames renamed and rounded for people to read."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 
@@ -56,10 +58,26 @@ def tactics_table(frame: pd.DataFrame) -> pd.DataFrame:
     })
 
 
-def quarantine_reasons_table(report: dict) -> pd.DataFrame:
-    """Return why rows were set aside, most common first."""
+def quarantine_reasons_table(report: dict, quarantine: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Return why rows were set aside, most common first; with the set-aside rows, each kind of reason quotes up to
+    three of the values it set aside and their lines in the file ("For example")."""
     reasons = report.get("quarantine_reasons", {})
-    return pd.DataFrame({"Reason": list(reasons), "Rows": list(reasons.values())})
+    frame = pd.DataFrame({"Reason": list(reasons), "Rows": list(reasons.values())})
+    if quarantine is None or not len(quarantine) or "reason" not in quarantine:
+        return frame
+    lines = set_aside_download(quarantine[[c for c in ("_file", "_row", "reason") if c in quarantine]], report)
+    text = lines["Why it was set aside"].astype(str)
+    kinds = text.str.replace(r"'[^']*'", "'…'", regex=True).str.replace(r"\d[\d,]*", "N", regex=True)
+    examples = {}
+    for kind, group in lines.assign(_kind=kinds.to_numpy(), _text=text.to_numpy()).groupby("_kind", sort=False):
+        quoted = []
+        for reason, line in zip(group["_text"], group.get("Line in file", pd.Series(dtype="Int64")), strict=False):
+            value = re.search(r"'[^']*'", reason)
+            quoted.append(f"{value.group(0) if value else reason}" + (f" (line {line})" if pd.notna(line) else ""))
+            if len(quoted) == 3:
+                break
+        examples[kind] = ", ".join(quoted)
+    return frame.assign(**{"For example": frame["Reason"].map(examples).fillna("")})
 
 
 def unmapped_table(report: dict) -> pd.DataFrame:
@@ -76,6 +94,24 @@ def completeness_table(report: dict) -> pd.DataFrame:
     frame = pd.DataFrame({"Field": list(shares), "Answered (%)": [round(v * 100, 1) for v in shares.values()],
                           "Taken from": [mapping.get(f, "not in this extract") for f in shares]})
     return frame.sort_values("Answered (%)", kind="stable").reset_index(drop=True)
+
+
+def set_aside_download(frame: pd.DataFrame, report: dict | None = None) -> pd.DataFrame:
+    """Return set-aside rows as a user downloads them: file, line in the file (as a spreadsheet numbers it, the
+    header being line 1), rows, reason, then the row's own cells.
+
+    `report` (the load's report) says how many header lines each file had; one where it does not say.
+    """
+    header = {f["name"]: int(f.get("header_lines", 1)) for f in (report or {}).get("files", [])}
+    out = frame.copy()
+    if "_row" in out:
+        files = out["_file"].astype(str) if "_file" in out else pd.Series("", index=out.index)
+        out["_row"] = pd.to_numeric(out["_row"], errors="coerce").astype("Int64") + files.map(
+            lambda f: header.get(f, 1)).astype("Int64")
+    names = {"_file": "File", "_row": "Line in file", "_rows": "Rows", "_items": "Officers in the row",
+             "reason": "Why it was set aside"}
+    first = [c for c in names if c in out]
+    return out[[*first, *(c for c in out.columns if c not in names)]].rename(columns=names)
 
 
 def reconciliation_sentence(report: dict) -> str:

@@ -1,6 +1,7 @@
 """Uploads on the Data page: reading with progress, the mapping step, saving, appending, national figures."""
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -150,7 +151,7 @@ def set_aside_of(name: str) -> pd.DataFrame:
 
 def download_set_aside(name: str, rows: pd.DataFrame) -> None:
     """Offer a saved dataset's set-aside rows for download, audited as that dataset's (not the open one's)."""
-    render.download(rows, f"{name}-set-aside", what="rows set aside", dataset=name)
+    render.download(tables.set_aside_download(rows), f"{name}-set-aside", what="rows set aside", dataset=name)
 
 
 def may_roll_back() -> bool:
@@ -174,11 +175,17 @@ def roll_back_saved(name: str, version: int) -> None:
 
 
 def mapping_step() -> None:
-    """Let the user confirm a proposed column mapping for an unrecognised extract."""
+    """Let the user confirm a proposed column mapping for an unrecognised extract.
+
+    Every field is listed in groups (the required date first), each with its column and a few of that column's
+    values, which follow the choice; the order of day and month is read from the date column's values (and asked
+    when they do not settle it); the first rows are previewed as they will load.
+    """
     pending = st.session_state.get(MAPPING_KEY)
     if not pending:
         return
     from lib.ingest import mapping  # the mapping UI's pure parts
+    from lib.ingest.formats.profile import date_order
 
     name, data = pending["files"][0]
     raw = pending.get("raw")
@@ -190,18 +197,37 @@ def mapping_step() -> None:
             st.error(str(exc))
             return
         pending["raw"] = raw
+        pending["proposal"] = mapping.propose(raw.frame, Path(name).stem)
+        pending["token"] = hashlib.sha1(repr((name, raw.columns, len(raw.frame))).encode()).hexdigest()[:8]
+    proposal, token, frame = pending["proposal"], pending["token"], raw.frame
     st.subheader("Map the columns")
-    proposal = mapping.propose(raw.frame, Path(name).stem)
-    st.caption("The app proposed where each field comes from, from the column names and the values. "
-               "Check each line; pick '(not in this extract)' where a field is missing.")
-    edited = st.data_editor(
-        mapping.editor_frame(proposal, raw.frame), hide_index=True, width="stretch", key="mapping_editor",
-        disabled=["Field", "Confidence", "Example values"],
-        column_order=["Field", "Source column", "Confidence", "Example values"],
-        column_config={"Source column": st.column_config.SelectboxColumn(
-                           options=[mapping.NONE, *raw.columns], required=True),
-                       "Confidence": st.column_config.ProgressColumn(min_value=0, max_value=1, format="%.1f")})
-    tactic_names = mapping.tactic_frame(proposal, raw.frame)
+    aggregate = mapping.aggregate_table(frame, proposal)
+    if aggregate:
+        st.warning(f"{name}: {aggregate}")
+        return
+    st.caption("The app proposed where each field comes from, from the column names and the values. Check each "
+               "field: the values under it are from the column chosen. Pick '(not in this extract)' where a field "
+               "is missing.")
+    for note in proposal.notes:
+        if not note.startswith("force is not in the data"):
+            st.caption("· " + note)
+    options = [mapping.NONE, *raw.columns]
+    chosen: dict[str, str | None] = {}
+    dayfirst = proposal.dayfirst
+    for group, keys in mapping.FIELD_GROUPS:
+        st.markdown(f"**{group}**")
+        cols = st.columns(3)
+        for i, key in enumerate(keys):
+            proposed = mapping.proposed_source(proposal, key)
+            with cols[i % 3]:
+                pick = st.selectbox(mapping.LABELS[key], options, key=f"map_{token}_{key}",
+                                    index=options.index(proposed) if proposed in options else 0)
+                chosen[key] = None if pick == mapping.NONE else pick
+                st.caption(mapping.example_values(proposal, frame, key, chosen[key]) or " ")
+        if key == "shift" and chosen.get("date"):  # the end of the "When" group: the order of day and month
+            dayfirst = _date_order_step(mapping, frame[chosen["date"]], chosen["date"], token,
+                                        date_order(frame[chosen["date"]]), proposal.dayfirst)
+    tactic_names = mapping.tactic_frame(proposal, frame)
     tactics_edited = None
     if len(tactic_names):
         st.markdown("**Tactic names**: match the extract's own names to the Home Office list. "
@@ -217,16 +243,58 @@ def mapping_step() -> None:
                                    key="mapping_name")
     force = right.text_input("Force these records belong to", value=pending.get("force") or "",
                              key="mapping_force")
+    edited = mapping.chosen_frame(proposal, frame, chosen)
+    try:
+        profile = mapping.apply(proposal, edited, profile_name, force or "(force not named yet)", tactics_edited,
+                                list_columns, separator, dayfirst)
+    except ValueError as exc:
+        st.error(str(exc))
+        return
+    with st.expander("The first rows as they will load", expanded=True):
+        shown, aside = mapping.preview(profile, frame)
+        if not force:
+            shown = shown.drop(columns=["Force"], errors="ignore")
+        st.dataframe(shown, hide_index=True, width="stretch")
+        if len(aside):
+            st.markdown("Set aside among the first rows:")
+            st.dataframe(aside, hide_index=True, width="stretch")
     if st.button("Save profile and read the files", type="primary"):
         try:
             fmt = mapping.save(proposal, edited, profile_name, ingest.profile_dir(), force, tactics_edited,
-                               list_columns, separator)
+                               list_columns, separator, dayfirst)
         except ValueError as exc:
             st.error(str(exc))
             return
         st.session_state.pop(MAPPING_KEY, None)
         read_uploads(pending["files"], fmt, pending["force"], pending["duplicates"])
         st.rerun()
+
+
+DAY_FIRST_LABEL = "Day first (UK): 06/07/2014 is 6 July 2014"
+MONTH_FIRST_LABEL = "Month first (US): 06/07/2014 is 7 June 2014"
+
+
+def _date_order_step(mapping, cells: pd.Series, column: str, token: str, order, proposed: bool) -> bool:
+    """Show how the date column's values read and let the user choose the order; return dayfirst."""
+    readings = mapping.date_readings(cells)
+    proven = order.dayfirst
+    default = proposed if proven is None else proven
+    if proven is not None:
+        examples = ", ".join(order.examples)
+        counted = order.month_first if proven is False else order.day_first
+        st.caption(f"{column}: {counted:,} distinct dates such as {examples} read only "
+                   f"{'day' if proven else 'month'} first, so every date is read that way. "
+                   f"They run {readings[proven][1]}.")
+    else:
+        st.warning(f"{column}: no date settles whether the day or the month comes first "
+                   f"({order.ambiguous:,} distinct dates such as {', '.join(order.examples)} read both ways). "
+                   "Choose the reading that is right:")
+        st.dataframe(pd.DataFrame({"Reading": [DAY_FIRST_LABEL, MONTH_FIRST_LABEL],
+                                   "The dates run": [readings[True][1], readings[False][1]]}),
+                     hide_index=True, width="stretch")
+    pick = st.radio(f"Order of day and month in {column}", [DAY_FIRST_LABEL, MONTH_FIRST_LABEL],
+                    index=0 if default else 1, key=f"map_{token}_order_{column}", horizontal=True)
+    return pick == DAY_FIRST_LABEL
 
 
 def list_columns_step(proposal, columns: list[str]) -> tuple[list[str], str]:
