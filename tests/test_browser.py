@@ -101,6 +101,62 @@ def test_upload_a_real_file_confirm_the_mapping_and_see_the_overview(tmp_path, r
         assert page.locator('[data-testid="stException"]').count() == 0
 
 
+def test_a_us_export_with_a_misspelt_date_header_loads_right_in_six_clicks(tmp_path):
+    from . import us_export
+
+    path = tmp_path / "us_export.csv"
+    truth = us_export.write(path)
+    clicks = 0
+
+    def click(locator) -> None:
+        nonlocal clicks
+        clicks += 1
+        locator.click()
+
+    with running_app({"OSE_DATA_DIR": str(tmp_path / "var")}) as url, browser_page() as page:
+        page.goto(url)
+        settle(page)
+        click(page.locator('[data-testid="stSidebarNav"] a').filter(has_text="Data").first)  # 1
+        settle(page)
+        clicks += 1  # 2: choosing the file in the upload dialog
+        page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(str(path))
+        settle(page)
+        click(page.get_by_role("button", name="Read files"))  # 3: detect automatically: no format knows it
+        settle(page)
+        page.get_by_text("Map the columns").first.wait_for(timeout=30000)
+        # The proposal is right as it stands: the misspelt date column, month first, no false report id.
+        date = page.locator('[data-testid="stSelectbox"]').filter(has_text="Date (or date and time)").first
+        assert date.locator("input").first.input_value() == "Occured_date_time"
+        report_id = page.locator('[data-testid="stSelectbox"]').filter(has_text="Report id").first
+        assert report_id.locator("input").first.input_value() == "(not in this extract)"
+        expect(page.get_by_text("read only month first").first).to_be_visible()
+        checked = page.locator('[data-testid="stRadio"]').filter(
+            has_text="Order of day and month").locator("input:checked").first
+        assert checked.evaluate("e => e.closest('label').innerText").startswith("Month first")
+        force = page.get_by_label("Force these records belong to")
+        click(force)  # 4
+        force.fill("Springfield PD")
+        force.press("Enter")
+        settle(page)
+        click(page.get_by_role("button", name="Save profile and read the files"))  # 5
+        settle(page)
+        page.get_by_text("What was read").first.wait_for(timeout=60000)
+        assert metric_value(page, "Rows read") == f"{len(truth):,}"
+        assert metric_value(page, "Loaded") == f"{len(truth):,}"
+        assert metric_value(page, "Set aside") == "0"
+        click(page.get_by_role("button", name="Explore now"))  # 6
+        settle(page)
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('[data-testid=stMetricValue]')].length >= 4", timeout=30000)
+        settle(page)
+        assert clicks <= 6
+        # Every report on its true date: the Overview's year (the file's latest twelve months) holds them all,
+        # and no month runs past the file's end.
+        assert metric_value(page, "Reports") == f"{len(truth):,}"
+        expect(page.get_by_text("1 Jan 2014 to 31 Dec 2014").first).to_be_visible()
+        assert page.locator('[data-testid="stException"]').count() == 0
+
+
 def test_a_deep_link_as_the_first_request_gets_the_app_navigation():
     """A fresh server's first run must not fall back to Streamlit's folder navigation."""
     with running_app() as url, browser_page() as page:

@@ -299,3 +299,33 @@ def test_the_set_aside_download_numbers_rows_by_their_line_in_the_file():
     reasons = next(d.value for d in at.dataframe if "Reason" in d.value.columns)
     assert reasons.to_dict("records") == [{"Reason": "occurred_at '…' is not a date", "Rows": 1,
                                            "For example": "'never' (line 12)"}]
+
+
+def test_a_date_column_that_reads_both_ways_asks_which_and_shows_what_each_reading_gives(tmp_path):
+    import calendar
+
+    from . import us_export
+
+    path = tmp_path / "ambiguous.csv"
+    truth = us_export.write(path, n_incidents=60, early=60)  # every date on days 1 to 12: both orders read
+    at = upload(data_page(), ("ambiguous.csv", path.read_bytes()))
+    assert not at.exception
+    assert any("no date settles whether the day or the month comes first" in w.value for w in at.warning)
+    readings = next(d.value for d in at.dataframe if "Reading" in d.value.columns)
+    first = truth[0]
+    example = first.strftime("%m/%d/%Y")
+    day_first = f"{first.month} {calendar.month_abbr[first.day]} 2014"  # 06/03/2014: 6 Mar 2014
+    month_first = f"{first.day} {calendar.month_abbr[first.month]} 2014"  # and 3 Jun 2014
+    assert readings[f"{example} reads as"].tolist() == [day_first, month_first]
+    token = next(s.key for s in at.selectbox if s.key and s.key.endswith("_date")).split("_")[1]
+    order = at.radio(key=f"map_{token}_order_Occured_date_time")
+    assert order.value.startswith("Day first")  # assumed, and said to be assumed: the user picks
+    order.set_value(order.options[1]).run()
+    at.text_input(key="mapping_force").set_value("Springfield PD").run()
+    next(b for b in at.button if b.label == "Save profile and read the files").click().run()
+    import pandas as pd
+
+    from lib.ui import uploads
+
+    result = at.session_state[uploads.UPLOAD_KEY]
+    assert pd.read_parquet(result.folder / "reports.parquet")["occurred_at"].tolist() == truth

@@ -154,6 +154,14 @@ def date_readings(cells: pd.Series) -> dict[bool, tuple[pd.Series, str]]:
     return out
 
 
+def read_as(cell: str, dayfirst: bool) -> str:
+    """Return the date one cell reads as in one order of day and month ("6 Mar 2014"), or say it does not read."""
+    from lib.ingest.formats.profile import date_part
+
+    read = values.to_datetime(date_part(pd.Series([cell], dtype="string")), dayfirst=dayfirst, strict=True).iloc[0]
+    return f"{read:%-d %b %Y}" if pd.notna(read) else "not a date"
+
+
 def aggregate_table(raw: pd.DataFrame, profile: Profile) -> str | None:
     """Say why an upload is a table of counts (such as the Home Office tables), not one row per use of force."""
     from lib.ingest.formats import FILE, ROW

@@ -51,7 +51,8 @@ def read_uploads(payload: Sequence[staging.Upload], fmt: str, force: str | None,
         bar.empty()
         if ingest.NO_FORMAT in str(exc):
             st.session_state[MAPPING_KEY] = {"files": payload, "force": force, "duplicates": duplicates}
-            st.warning(f"{exc}. Map its columns below; the mapping is saved as a profile for next time.")
+            said = str(exc).split("; map its columns")[0]  # the rest is the command line's advice
+            st.warning(f"{said}. Map its columns below; the mapping is saved as a profile for next time.")
         else:
             st.error(f"This upload cannot be read: {exc}")
             context.audit_rejected_upload([name for name, _ in payload], exc)
@@ -289,7 +290,10 @@ def _date_order_step(mapping, cells: pd.Series, column: str, token: str, order, 
         st.warning(f"{column}: no date settles whether the day or the month comes first "
                    f"({order.ambiguous:,} distinct dates such as {', '.join(order.examples)} read both ways). "
                    "Choose the reading that is right:")
+        example = order.examples[0] if order.examples else ""
         st.dataframe(pd.DataFrame({"Reading": [DAY_FIRST_LABEL, MONTH_FIRST_LABEL],
+                                   f"{example} reads as": [mapping.read_as(example, True),
+                                                           mapping.read_as(example, False)],
                                    "The dates run": [readings[True][1], readings[False][1]]}),
                      hide_index=True, width="stretch")
     pick = st.radio(f"Order of day and month in {column}", [DAY_FIRST_LABEL, MONTH_FIRST_LABEL],

@@ -1044,7 +1044,8 @@ def propose_profile(raw: pd.DataFrame, name: str) -> Profile:
         s = sniffs[date_col]
         dayfirst = not (s.month_first > 0 and s.day_first == 0)
         if s.month_first == 0 and s.day_first == 0:
-            notes.append(f"{date_col}: no day above 12 in the sample, so day-first (UK) order is assumed")
+            notes.append(f"{date_col}: no date settles whether the day or the month comes first, so day first "
+                         "(UK) is assumed: check the order of day and month")
             conf["dayfirst"] = 0.5
         else:
             conf["dayfirst"] = 0.95
