@@ -22,10 +22,13 @@ cols[0].metric("Reports", render.count_text(now.reports),
 missing = wording.unavailable(now)
 for col, field in zip(cols[1:], ("officer_injured", "officer_assaulted", "subject_injured"), strict=True):
     rate = now.rates[field]
+    # The arrow is coloured only when the change is clear (its interval excludes no change); grey otherwise.
+    verdict = wording.rate_change_verdict(rate, before.rates[field] if before else None)
     col.metric(rate.label, "Not recorded" if rate.label in missing else "Hidden" if rate.hidden
                else wording.percent(rate.rate),
                wording.rate_change(rate, before.rates[field] if before else None),
-               delta_color="inverse", help=wording.rate_detail(rate))
+               delta_color="inverse" if verdict and verdict[0] else "off",
+               help=wording.rate_detail(rate) + (f". {verdict[1]}" if verdict else ""))
 if missing:
     st.info(wording.unavailable_message(missing))
 st.caption(f"{wording.incidents_phrase(now, render.count_phrase)}, "

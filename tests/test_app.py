@@ -50,6 +50,27 @@ def test_overview_shows_the_four_headline_measures(engine):
     assert any("1 Apr 2024 to 31 Mar 2025" in c.value for c in at.caption)
 
 
+def test_change_arrows_are_coloured_only_where_the_change_is_clear(engine):
+    from streamlit.proto.Metric_pb2 import Metric
+
+    from lib.present import wording
+
+    at = run_app()
+    ds = engine.open(SAMPLE_DIR)
+    now = query.summarise(engine, ds, query.default_filters(ds), UNRESTRICTED)
+    before = query.summarise(engine, ds, query.previous_period(query.default_filters(ds), ds), UNRESTRICTED)
+    for field, rate in now.rates.items():
+        shown = next(m for m in at.metric if m.label == rate.label)
+        clear, sentence = wording.rate_change_verdict(rate, before.rates[field])
+        assert sentence in shown.proto.help  # the interval of the change is in the tooltip
+        grey = shown.proto.color == Metric.MetricColor.GRAY
+        assert grey is (not clear)
+    # The sample's officer injury rate moves +0.1 pp (interval about -0.3 to +0.5): grey, not red.
+    injury = next(m for m in at.metric if m.label == "Officer injury rate")
+    assert injury.proto.delta.startswith("+") and injury.proto.color == Metric.MetricColor.GRAY
+    assert "not a clear change" in injury.proto.help
+
+
 def test_changing_the_shift_filter_changes_the_numbers(engine):
     at = run_app()
     before = metric(at, "Reports")

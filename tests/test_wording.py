@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from datetime import date
 
+import numpy as np
+
 from lib.engine.query import Filters, Rate, Summary
 from lib.present import wording
 
@@ -32,3 +34,29 @@ def test_period_phrase_says_when_there_is_nothing_to_compare():
     assert "1 Apr 2023 to 31 Mar 2024" in wording.period_phrase(prev, Summary(10, 9, 8))
     assert "no change is shown" in wording.period_phrase(prev, Summary(0, 0, 0))
     assert wording.period_phrase(None, None) == "No earlier period to compare with."
+
+
+def test_a_change_is_clear_only_when_its_interval_excludes_no_change():
+    # Newcombe (1998), example (a): 56/70 against 48/80, difference 0.2000, 95% interval 0.0524 to 0.3339.
+    clear, text = wording.rate_change_verdict(Rate("x", 56, 70, 0), Rate("x", 48, 80, 0))
+    assert clear and text == ("Change against the previous period: +20.0 pp (95% interval +5.2 to +33.4 pp), "
+                              "a clear rise.")
+    # +0.1 pp on a few thousand reports, and -0.3 pp: neither is clear, whatever the sign.
+    assert wording.rate_change_verdict(Rate("x", 101, 1000, 0), Rate("x", 100, 1000, 0))[0] is False
+    assert wording.rate_change_verdict(Rate("x", 97, 1000, 0), Rate("x", 100, 1000, 0))[0] is False
+    assert wording.rate_change_verdict(Rate("x", 6, 100, 0), Rate("x", 0, 0, 3)) is None
+    assert wording.rate_change_verdict(Rate("x", None, 100, 0), Rate("x", 5, 100, 0)) is None  # hidden
+
+
+def test_change_verdicts_fire_at_their_nominal_rate_on_periods_with_nothing_planted_and_find_a_planted_change():
+    rng = np.random.default_rng(17)
+    trials, calls = 4000, 0
+    for _ in range(trials):
+        n1, n0 = rng.integers(300, 3000, size=2)
+        a1, a0 = rng.binomial(n1, 0.09), rng.binomial(n0, 0.09)  # the same rate in both periods
+        calls += wording.rate_change_verdict(Rate("x", int(a1), int(n1), 0), Rate("x", int(a0), int(n0), 0))[0]
+    assert 0.035 <= calls / trials <= 0.065  # about one in twenty, as a 95% interval promises
+    found = sum(wording.rate_change_verdict(Rate("x", int(rng.binomial(4000, 0.12)), 4000, 0),
+                                            Rate("x", int(rng.binomial(4000, 0.09)), 4000, 0))[0]
+                for _ in range(500))
+    assert found / 500 >= 0.95  # 9% to 12% on 4,000 reports a period: found nearly always

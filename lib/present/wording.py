@@ -68,6 +68,32 @@ def rate_change(current: Rate, previous: Rate | None) -> str | None:
     return f"{(current.rate - previous.rate) * 100:+.1f} pp"
 
 
+def rate_change_verdict(current: Rate, previous: Rate | None) -> tuple[bool, str] | None:
+    """Return whether a rate's change against the previous period is clear, and a sentence saying so with its
+    interval; None where no change can be computed (no earlier period, nothing answered, a count hidden).
+
+    Clear means the 95% interval of the difference (Newcombe's hybrid score interval for two proportions)
+    excludes no change: on two periods with the same underlying rate, about one change in twenty is called
+    clear by chance (tests/test_wording.py checks the rate on simulated periods).
+    """
+    if rate_change(current, previous) is None or previous is None:
+        return None
+    from lib.analysis import stats
+
+    d = stats.rate_difference(current.numerator, current.denominator, previous.numerator, previous.denominator)
+    clear = bool(d.low > 0 or d.high < 0)
+    reading = (("a clear rise" if d.difference > 0 else "a clear fall") if clear
+               else "not a clear change: a difference this size could be chance")
+    return clear, (f"Change against the previous period: {d.difference * 100:+.1f} pp (95% interval "
+                   f"{_pp(d.low)} to {_pp(d.high)} pp), {reading}.")
+
+
+def _pp(value: float) -> str:
+    """Format a difference of proportions in percentage points, with a second decimal where one would read 0.0."""
+    text = f"{value * 100:+.1f}"
+    return f"{value * 100:+.2f}" if text in ("+0.0", "-0.0") and value != 0 else text
+
+
 def period_phrase(previous: Filters | None, previous_summary: Summary | None) -> str:
     """Say which period the changes compare against, and whether it holds any data."""
     if previous is None or previous.date_from is None or previous.date_to is None:
