@@ -68,7 +68,10 @@ if has_roster:
                 col.metric(f"Change in {training.MEASURES[measure]}", "suppressed",
                            help="Hidden: it rests on counts below the disclosure threshold.")
                 continue
+            # The interval under every estimate, grey: an estimate alone reads as more certain than it is.
             col.metric(f"Change in {training.MEASURES[measure]}", f"{result['estimate']:+.1%}",
+                       f"95% interval {result['ci_low']:+.1%} to {result['ci_high']:+.1%}", delta_color="off",
+                       delta_arrow="off",
                        help=f"95% interval {result['ci_low']:+.1%} to {result['ci_high']:+.1%}. {result['method']}. "
                             f"{training.verdict_label(result)}.")
         headline = found["reports"]

@@ -366,7 +366,8 @@ def training_event_study(frame: pd.DataFrame, measure_label: str, *, title: str 
                alt.Tooltip("ci_high:Q", title="95% interval to", format="+.1%"),
                alt.Tooltip("officers:Q", title="Officers", format=","),
                alt.Tooltip("events:Q", title="Events", format=",")]
-    x = alt.X("months_since_training:Q", title="Months since training (0 = the training month, left out)")
+    x = alt.X("months_since_training:Q", title="Months since training (0, the training month, is left out)",
+              axis=alt.Axis(tickMinStep=1, format="d"))
     colour = alt.Color("after:N", title=None, scale=alt.Scale(domain=["Before training", "After training"],
                                                               range=[MUTED, ACCENT]))
     rules = alt.Chart(data).mark_rule(strokeWidth=2).encode(

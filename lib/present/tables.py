@@ -354,12 +354,21 @@ def overdue_table(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def event_study_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """Return the event-study estimates with readable headings."""
-    return pd.DataFrame({"Months since training": frame["months_since_training"],
+    """Return the event-study estimates with readable headings, as the chart reads them: month 0 (the training
+    month) is left out and says so; months after the last officer observed are not listed."""
+    since = frame["months_since_training"]
+    observed = pd.to_numeric(frame["officers"], errors="coerce").fillna(1) > 0  # hidden counts stay listed
+    frame = frame[observed | (since == 0)]
+    since = frame["months_since_training"]
+    note = np.where(since == 0, "The training month: left out (officers are part-trained in it)",
+                    np.where(since < 0, "Before training: the pre-trend test", "After training"))
+    return pd.DataFrame({"Months since training": since,
                          "Change (%)": (frame["estimate"] * 100).round(1),
                          "95% from (%)": (frame["ci_low"] * 100).round(1),
                          "95% to (%)": (frame["ci_high"] * 100).round(1),
-                         "Officers": counts(frame["officers"]), "Events": counts(frame["events"])})
+                         "Officers": counts(frame["officers"]).where(since.to_numpy() != 0),
+                         "Events": counts(frame["events"]).where(since.to_numpy() != 0),
+                         "Reading": note}).reset_index(drop=True)
 
 
 def factors_table(frame: pd.DataFrame) -> pd.DataFrame:
