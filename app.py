@@ -67,7 +67,10 @@ if __name__ != "__main__":  # imported to be served: the server, with its start-
     # Streamlit's metrics endpoint answers without a login and has no setting to turn it off: not served.
     app = st.App(__file__, lifespan=_start, middleware=[Middleware(HiddenEndpoints)])
 else:
-    st.set_page_config(page_title="Officer Safety Explorer", page_icon=":material/shield:", layout="wide")
+    # The icon is a file of ours: a ":material/...:" icon as page icon is fetched from Google's font server on
+    # every load, which a force network blocks (or should not be asked to allow).
+    st.set_page_config(page_title="Officer Safety Explorer", page_icon=os.path.join(os.path.dirname(__file__), "data",
+                                                                                    "icon.png"), layout="wide")
 
     from lib.security import access
     from lib.ui import login  # (light: the login gate runs before the engine loads)

@@ -157,6 +157,28 @@ def test_a_us_export_with_a_misspelt_date_header_loads_right_in_six_clicks(tmp_p
         assert page.locator('[data-testid="stException"]').count() == 0
 
 
+def test_every_asset_comes_from_the_app_itself_nothing_from_the_internet():
+    # A force network blocks (and should not be asked for) font servers and CDNs: the page icon was fetched
+    # from Google's font server on every load.
+    from urllib.parse import urlsplit
+
+    with running_app() as url, browser_page() as page:
+        asked: list[str] = []
+        page.on("request", lambda request: asked.append(request.url))
+        page.goto(url)
+        settle(page)
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('[data-testid=stMetricValue]')].length >= 4", timeout=30000)
+        page.locator('[data-testid="stSidebarNav"] a').filter(has_text="Officer risk").first.click()
+        settle(page)
+        here = urlsplit(url).netloc
+        elsewhere = [u for u in asked if urlsplit(u).scheme in ("http", "https", "ws", "wss")
+                     and urlsplit(u).netloc != here]
+        assert asked and not elsewhere
+        icon = page.evaluate("() => document.querySelector('link[rel*=icon]')?.href || ''")
+        assert icon and (icon.startswith("data:") or urlsplit(icon).netloc == here)
+
+
 def test_a_deep_link_as_the_first_request_gets_the_app_navigation():
     """A fresh server's first run must not fall back to Streamlit's folder navigation."""
     with running_app() as url, browser_page() as page:
