@@ -75,6 +75,7 @@ else:
     from lib.security import access
     from lib.ui import login  # (light: the login gate runs before the engine loads)
 
+    UNFILTERED_PAGES = ("data", "admin")
     TITLES = {"overview": "Overview", "risk": "Officer risk", "tactics": "Tactics", "explore": "Explore",
               "training": "Training", "data": "Data", "quality": "Data quality", "admin": "Administration"}
 
@@ -105,7 +106,9 @@ else:
     # ... and publishes every count perturbed by the cell key method (lib/privacy/cellkey.py); analysts and
     # admins, whose role allows exact figures, keep them.
     scope = replace(user.scope, perturbed=protected)
-    filters = filter_sidebar(dataset, scope, whole_months=protected)
+    # The filters are drawn only on the pages they apply to: on Data and Administration they would do nothing.
+    filters = filter_sidebar(dataset, scope, whole_months=protected,
+                             shown=navigation.url_path not in UNFILTERED_PAGES)
     disclosure = datasets.disclosure_setting(user, demo, datasets.disclosure_default_threshold())
     context.set_context(context.Context(dataset=dataset, filters=filters, scope=scope, user=user,
                               officer_scope=user.officer_scope, disclosure=disclosure, demo=demo,

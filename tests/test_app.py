@@ -434,3 +434,17 @@ def test_the_overdue_list_shows_the_furthest_behind_and_says_the_downloads_hold_
     assert any(c.value == f"The first 1,000 of {overdue:,} rows are shown; the downloads hold all {overdue:,}."
                for c in at.caption)
     assert len(at.get("download_button")) >= 2
+
+
+def test_the_filters_are_drawn_only_on_pages_they_apply_to_and_survive_a_visit_to_the_others():
+    at = run_app()
+    at.multiselect(key="flt_shifts").set_value(["Night"]).run()
+    night = metric(at, "Reports")
+    at.switch_page("app_pages/data.py").run()
+    assert not at.exception
+    assert not [m for m in at.multiselect if (m.key or "").startswith("flt_")]  # nothing that would do nothing
+    assert not any("apply to every page" in m.value for m in at.sidebar.markdown)
+    at.switch_page("app_pages/overview.py").run()
+    assert at.multiselect(key="flt_shifts").value == ["Night"] and metric(at, "Reports") == night
+    at.switch_page("app_pages/quality.py").run()
+    assert any("apply to every page" in m.value for m in at.sidebar.markdown)

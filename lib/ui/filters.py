@@ -92,15 +92,28 @@ def _clamp(d: date | None, ds: Dataset) -> date | None:
     return min(max(d, ds.first.date()), ds.last.date())
 
 
-def filter_sidebar(ds: Dataset, scope: Scope, whole_months: bool = False) -> Filters:
+KEPT_KEY = "_ose_filters_kept"  # (dataset id, filters) of the last page that drew the filters
+
+
+def filter_sidebar(ds: Dataset, scope: Scope, whole_months: bool = False, shown: bool = True) -> Filters:
     """Draw the global filters in the sidebar, keep them in the URL, and return them.
 
     With `whole_months` (forced disclosure control) the period is picked, and always returned, in
-    whole calendar months, whatever the URL says.
+    whole calendar months, whatever the URL says. Not `shown` (a page the filters do not apply to, such as
+    Data), nothing is drawn and the filters last drawn are returned; the next page that draws them starts from
+    them (Streamlit forgets a widget's value in a run that does not draw it).
     """
     options = cache.filter_options(ds, scope)
     first, last = _day(ds.first), _day(ds.last)
     months = _months(ds) if whole_months else []
+    kept = st.session_state.get(KEPT_KEY)
+    if not shown:
+        if kept is not None and kept[0] == ds.id:
+            return kept[1]
+        return _opening(ds, whole_months)
+    if kept is not None and kept[0] == ds.id and st.session_state.get(FILTER_DATASET_KEY) == ds.id \
+            and not all(_widget_key(kind.field) in st.session_state for kind in FILTER_KINDS):
+        _apply_to_widgets(kept[1], options, months)  # back from a page without the filters
     if st.session_state.get(FILTER_DATASET_KEY) != ds.id:
         first_visit = FILTER_DATASET_KEY not in st.session_state
         initial = _opening(ds, whole_months)
@@ -145,6 +158,7 @@ def filter_sidebar(ds: Dataset, scope: Scope, whole_months: bool = False) -> Fil
     side.button("Reset filters", on_click=_reset, args=(ds, options, whole_months), width="stretch")
     filters = Filters(date_from=date_from, date_to=date_to, **chosen)
     _write_url(filters)
+    st.session_state[KEPT_KEY] = (ds.id, filters)
     return filters
 
 
