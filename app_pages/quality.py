@@ -25,8 +25,8 @@ with st.expander("Table behind this chart"):
 level = st.radio("Recorded characteristics by", ["force", "area"], horizontal=True, key="quality_level")
 by = cache.cached_query(quality.completeness_by, ds, filters, scope, level)
 render.table(tables.completeness_by_table(by), f"completeness by {level}")
-st.caption("Share of reports recording each field, like HMICFRS's table of records with age, sex and "
-           "ethnicity. " + sentence + ".")
+st.caption("Percentage of reports recording each field (of the subject, unless it says otherwise), like "
+           "HMICFRS's table of records with age, sex and ethnicity. " + sentence + ".")
 
 st.subheader("Values outside the national vocabularies")
 invalid = cache.cached_query(quality.invalid_codes, ds, filters, scope)
@@ -55,6 +55,7 @@ months = cache.cached_query(quality.coverage, ds, filters, scope)
 if len(months):
     render.chart(charts.monthly_coverage, months)
     late = cache.cached_query(quality.late_recorded, ds, filters, scope)
-    st.caption(tables.coverage_sentence(months, late) + f" {sentence}.")
+    said = tables.coverage_sentence(months, late, (filters.date_from, filters.date_to))
+    st.caption((said + " " if said else "") + f"{sentence}.")
     with st.expander("Table behind this chart"):
-        render.table(months, "coverage in time")
+        render.table(tables.coverage_table(months), "coverage in time")

@@ -1,6 +1,7 @@
 """AppTest: the app shell and the Overview page, run as Streamlit runs them."""
 from __future__ import annotations
 
+import json
 import re
 from datetime import date
 
@@ -188,9 +189,19 @@ def test_data_quality_page_shows_completeness_contradictions_and_the_rows_behind
     assert not at.exception
     assert [h.value for h in at.subheader][:2] == ["How complete is each field?",
                                                    "Values outside the national vocabularies"]
-    complete = at.dataframe[0].value.set_index("Field")
-    assert complete.loc["officer_injured", "Reports answering"] == 9
-    assert complete.loc["subject_ethnicity", "Answered (%)"] == 90.0
+    complete = at.dataframe[0].value.set_index("Field")  # fields by their plain names
+    assert complete.loc["Officer injured", "Reports answering"] == 9
+    assert complete.loc["Subject ethnicity", "Answered (%)"] == 90.0
+    by_force = at.dataframe[1].value
+    assert by_force.columns[:5].tolist() == ["Force", "Reports", "Age band", "Gender", "Ethnicity"]
+    assert not any("_" in str(c) for d in at.dataframe for c in d.value.columns)  # no raw field name anywhere
+    # Whole numbers are shown with thousands separators.
+    reports = json.loads(by_force_proto(at).proto.columns)["Reports"]
+    assert reports["type_config"]["format"] == "localized"
+
+
+def by_force_proto(at: AppTest):
+    return next(d for d in at.dataframe if "Age band" in d.value.columns)
 
 
 def test_every_page_runs_without_error_on_the_sample():

@@ -183,7 +183,7 @@ def most_used_tactics(frame: pd.DataFrame, *, top: int = 12,
 def completeness_by_field(frame: pd.DataFrame, *, title: str | None = None) -> alt.TopLevelMixin:
     """Draw the share of reports answering each field, least complete first."""
     data = drop_hidden(frame, "share", "answered", "total")
-    data = data.assign(missing=1 - data["share"])
+    data = data.assign(missing=1 - data["share"], field=data["field"].map(lambda f: schema.FIELD_LABELS.get(f, f)))
     chart = alt.Chart(data, **({"title": title} if title else {})).mark_bar(color=MAIN).encode(
         y=alt.Y("field:N", title=None, sort=data["field"].tolist()),
         x=alt.X("share:Q", title="Share of reports answering", axis=alt.Axis(format="%", tickCount=5),

@@ -191,27 +191,51 @@ def items_sentence(report: dict) -> str:
     return text
 
 
+def field_label(field: str) -> str:
+    """Return a canonical field's plain name ("Subject ethnicity" for subject_ethnicity)."""
+    return schema.FIELD_LABELS.get(field, field.replace("_", " ").capitalize())
+
+
+# Short headings for a table with one column per field (a page 1,366 pixels wide holds them all).
+SHORT_LABELS = {"subject_age_band": "Age band", "subject_gender": "Gender", "subject_ethnicity": "Ethnicity",
+                "subject_physical_disability": "Physical disability", "subject_mental_disability": "Mental disability",
+                "location_type": "Type of place", "reasons": "Reasons"}
+
+
 def completeness_rows(frame: pd.DataFrame) -> pd.DataFrame:
     """Return per-field completeness with readable headings."""
-    return pd.DataFrame({"Field": frame["field"], "Reports answering": counts(frame["answered"]),
+    return pd.DataFrame({"Field": frame["field"].map(field_label), "Reports answering": counts(frame["answered"]),
                          "Reports it applies to": counts(frame["total"]),
                          "Answered (%)": (frame["share"] * 100).round(1)})
 
 
 def completeness_by_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """Return completeness per force or area with shares as percentages."""
+    """Return completeness per force or area: reports, then the share (%) recording each field, short headings."""
     keep = ("force", "area", "reports")
     out = frame.drop(columns=["suppressed"], errors="ignore")
     for col in out.columns:
         if col not in keep:
             out[col] = (out[col].astype("float64") * 100).round(1)
     out["reports"] = counts(out["reports"])
-    return out.rename(columns=lambda c: c if c in keep else f"{c} (%)")
+    names = {"force": "Force", "area": "Area", "reports": "Reports"}
+    return out.rename(columns=lambda c: names.get(c) or SHORT_LABELS.get(c) or field_label(c))
 
 
 def invalid_codes_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Return off-vocabulary values with readable headings."""
-    return pd.DataFrame({"Field": frame["field"], "Value": frame["value"], "Reports": counts(frame["reports"])})
+    return pd.DataFrame({"Field": frame["field"].map(field_label), "Value": frame["value"],
+                         "Reports": counts(frame["reports"])})
+
+
+def coverage_table(months: pd.DataFrame) -> pd.DataFrame:
+    """Return reports per month with readable headings."""
+    return pd.DataFrame({"Month": pd.to_datetime(months["month"]).dt.strftime("%b %Y"),
+                         "Reports": counts(months["reports"]),
+                         "First report": pd.to_datetime(months["first"]).dt.strftime("%-d %b %Y"),
+                         "Last report": pd.to_datetime(months["last"]).dt.strftime("%-d %b %Y"),
+                         "Against the median month (%)": (months["share_of_median"].astype("float64") * 100).round(0),
+                         "No reports": months["gap"].map({True: "yes", False: ""}),
+                         "Far fewer than usual": months["thin"].map({True: "yes", False: ""})})
 
 
 def contradictions_table(frame: pd.DataFrame) -> pd.DataFrame:
@@ -231,12 +255,15 @@ def report_rows(frame: pd.DataFrame, extra: tuple[str, ...]) -> pd.DataFrame:
     return frame[list(dict.fromkeys(cols))]
 
 
-def coverage_sentence(months: pd.DataFrame, late: pd.DataFrame) -> str:
-    """Say the date span, the months with no reports and the months that look incomplete."""
+def coverage_sentence(months: pd.DataFrame, late: pd.DataFrame, period: tuple | None = None) -> str:
+    """Say the date span (unless it is the period in view, `period` = (from, to), said beside it already), the
+    months with no reports and the months that look incomplete."""
     first, last = pd.to_datetime(months["first"]).min(), pd.to_datetime(months["last"]).max()
     # Under disclosure control a thin month's first and last dates are hidden: the span is the shown months'.
-    text = (f"Reports from {first:%d %b %Y} to {last:%d %b %Y}." if pd.notna(first) and pd.notna(last)
+    text = (f"Reports from {first:%-d %b %Y} to {last:%-d %b %Y}." if pd.notna(first) and pd.notna(last)
             else "The dates of the reports are hidden: too few to show.")
+    if period is not None and pd.notna(first) and pd.notna(last) and (first.date(), last.date()) == tuple(period):
+        text = ""
     gaps = months.loc[months["gap"].fillna(False).astype(bool), "month"]
     if len(gaps):
         text += " No reports in " + ", ".join(f"{pd.Timestamp(m):%b %Y}" for m in gaps) + "."
@@ -246,7 +273,7 @@ def coverage_sentence(months: pd.DataFrame, late: pd.DataFrame) -> str:
     if len(late):
         text += (" The last " + (f"{len(late)} months look" if len(late) > 1 else "month looks")
                  + " incomplete: forms may still be coming in.")
-    return text
+    return text.strip()
 
 
 def grid_table(frame: pd.DataFrame, rows: str, cols: str) -> pd.DataFrame:

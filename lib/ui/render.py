@@ -105,12 +105,23 @@ def table(frame: pd.DataFrame, name: str, *, what: str = "table", shown: int | N
     shown: show only the first rows on the page (a list of hundreds of thousands is read in a download, not in
     the browser); the downloads hold them all, and a caption says so.
     """
-    if shown is not None and len(frame) > shown:
-        st.dataframe(frame.head(shown), hide_index=True, width="stretch")
+    on_page = frame.head(shown) if shown is not None and len(frame) > shown else frame
+    readable, config = _readable(on_page)
+    st.dataframe(readable, column_config=config, hide_index=True, width="stretch")
+    if on_page is not frame:
         st.caption(f"The first {shown:,} of {len(frame):,} rows are shown; the downloads hold all {len(frame):,}.")
-    else:
-        st.dataframe(frame, hide_index=True, width="stretch")
     download(frame, name, what=what)
+
+
+def _readable(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """Return a table as a person reads it: whole numbers with thousands separators (24,901), and an empty cell,
+    not the word "None", where a text has no value. The downloads keep the frame as it is."""
+    config = {c: st.column_config.NumberColumn(format="localized") for c in frame.columns
+              if pd.api.types.is_integer_dtype(frame[c].dtype) and not pd.api.types.is_bool_dtype(frame[c].dtype)}
+    texts = [c for c in frame.columns if frame[c].dtype == object and frame[c].isna().any()]
+    if texts:
+        frame = frame.assign(**{c: frame[c].where(frame[c].notna(), "") for c in texts})
+    return frame, config
 
 
 def download(frame: pd.DataFrame, name: str, *, what: str = "table", label: str | None = None,
