@@ -144,8 +144,13 @@ elif not exposure.differ:
     st.info(risk.exposure_verdict(exposure))
 else:
     st.markdown(risk.exposure_verdict(exposure))
-    render.table(tables.exposure_table(exposure.table, measure, raw_ids=ds.raw_officer_ids),
-                 "officers with most exposure")
+    # On the page, the few columns a supervisor reads (each rate with its interval, the rank in words); every
+    # column (counts, peers in the same role, the same incidents) in the expander and its downloads.
+    st.dataframe(tables.exposure_summary(exposure.table, measure, raw_ids=ds.raw_officer_ids), hide_index=True,
+                 width="stretch")
+    with st.expander("Every column: raw rates, peers in the same role, the same incidents"):
+        render.table(tables.exposure_table(exposure.table, measure, raw_ids=ds.raw_officer_ids),
+                     "officers with most exposure")
     st.caption(f"{sentence}. Top {len(exposure.table)} of {render.count_text(exposure.officers)} officers by "
                "shrunken rate (empirical-Bayes beta-binomial, prior by maximum likelihood); mix compared with all "
                "officers in the same role. Counting unit: reports.")

@@ -7,6 +7,9 @@ views), and what `risk.officer_exposure` and the same-incident queries return fo
 measures, as computed by the code before issue 17's Officer risk speed work (`python -m tests.test_risk_figures`
 wrote it then). The rank intervals are Monte Carlo with the seed the page uses, so they are pinned exactly too.
 Counts and words must be equal; rates and intervals equal to 1e-12 relative (the order of floating-point sums).
+The page pictures were re-taken once for issue 18 after checking that every chart's data and every table were
+unchanged: the heatmaps gained white numbers on dark cells and level labels, the funnel's volume axis spaced labels,
+the officer list a short table (rates with intervals, ranks in words) above the full one.
 """
 from __future__ import annotations
 

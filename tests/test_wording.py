@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import date
 
 import numpy as np
+import pytest
 
 from lib.engine.query import Filters, Rate, Summary
 from lib.present import wording
@@ -60,3 +61,17 @@ def test_change_verdicts_fire_at_their_nominal_rate_on_periods_with_nothing_plan
                                             Rate("x", int(rng.binomial(4000, 0.09)), 4000, 0))[0]
                 for _ in range(500))
     assert found / 500 >= 0.95  # 9% to 12% on 4,000 reports a period: found nearly always
+
+
+@pytest.mark.parametrize(("low", "high", "n", "reading"), [
+    (11, 3998, 5304, "11th to 3,998th highest of 5,304: too uncertain to place; could be near the top or below the "
+                     "middle"),
+    (1, 40, 5304, "1st to 40th highest of 5,304: clearly among the highest 1%"),
+    (2, 250, 5304, "2nd to 250th highest of 5,304: clearly among the highest 5%"),
+    (3, 1100, 5304, "3rd to 1,100th highest of 5,304: in the highest quarter; where in it is uncertain"),
+    (12, 2500, 5304, "12th to 2,500th highest of 5,304: in the higher half, but the rank is very uncertain"),
+])
+def test_a_rank_interval_gets_a_plain_reading(low, high, n, reading):
+    from lib.present import tables
+
+    assert tables.rank_reading(low, high, n) == reading

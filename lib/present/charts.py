@@ -215,6 +215,10 @@ def monthly_coverage(frame: pd.DataFrame, *, title: str | None = None) -> alt.To
     return _style(chart)
 
 
+# A funnel's volume axis: labels that would touch ("1,0001,100" at 1,366 pixels) are left out, not overlapped.
+VOLUME_AXIS = alt.Axis(format=",d", labelOverlap="greedy", labelSeparation=12, tickCount=8)
+
+
 def rate_heatmap(frame: pd.DataFrame, rows: str, cols: str, row_label: str, col_label: str, measure_label: str, *,
                  title: str | None = None, row_order: list | None = None,
                  col_order: list | None = None, unit: str = "reports") -> alt.TopLevelMixin:
@@ -227,6 +231,9 @@ def rate_heatmap(frame: pd.DataFrame, rows: str, cols: str, row_label: str, col_
     # Colour from a copy with no gaps: Vega-Lite drops a mark whose colour field is empty, and a hidden cell
     # must still be drawn (grey). The tooltip keeps the real, possibly empty, value.
     data["shade"] = data["per_100"].where(data["enough"], 0.0)
+    # White numbers on the darkest cells: black on dark red could not be read.
+    top = float(data["shade"].max()) if len(data) else 0.0
+    data["dark"] = data["shade"] > 0.6 * top if top > 0 else False
     tooltip = [alt.Tooltip(f"{rows}:O", title=row_label), alt.Tooltip(f"{cols}:O", title=col_label),
                alt.Tooltip("per_100:Q", title=f"{measure_label} per 100 {unit}", format=".1f"),
                alt.Tooltip("low_100:Q", title="95% interval from", format=".1f"),
@@ -234,13 +241,14 @@ def rate_heatmap(frame: pd.DataFrame, rows: str, cols: str, row_label: str, col_
                alt.Tooltip("yes:Q", title="Yes", format=","),
                alt.Tooltip("answered:Q", title=f"{unit.capitalize()} answering", format=",")]
     base = alt.Chart(data, **({"title": title} if title else {})).encode(
-        x=alt.X(f"{cols}:O", title=col_label, sort=col_order),
+        x=alt.X(f"{cols}:O", title=col_label, sort=col_order, axis=alt.Axis(labelAngle=0)),
         y=alt.Y(f"{rows}:O", title=row_label, sort=row_order), tooltip=tooltip)
     cells = base.mark_rect(stroke="white").encode(
         color=alt.ColorValue("#E5E5E5", condition={
             "test": "datum.enough", "field": "shade", "type": "quantitative",
             "title": f"{measure_label} per 100 {unit}", "scale": {"scheme": "orangered", "zero": True}}))
-    text = base.mark_text(fontSize=11).encode(text=alt.Text("label:N"))
+    text = base.mark_text(fontSize=11).encode(text=alt.Text("label:N"),
+                                              color=alt.condition("datum.dark", alt.value("white"), alt.value("black")))
     # Streamlit fits the whole chart (axes and the legend below) into the height: leave room for them.
     return _style((cells + text).properties(height=max(120, 28 * data[rows].nunique()) + 110))
 
@@ -325,7 +333,7 @@ def funnel_plot(points: pd.DataFrame, limits: pd.DataFrame, level_label: str, me
                         var_name="limit", value_name="rate")
     lines["band"] = np.where(lines["limit"].str.endswith("998"), "99.8% limits", "95% limits")
     limit_lines = alt.Chart(lines).mark_line(strokeDash=[4, 3], clip=True).encode(
-        x=alt.X("denominator:Q", title=x_title),
+        x=alt.X("denominator:Q", title=x_title, axis=VOLUME_AXIS),
         y=alt.Y("rate:Q", title=y_title, axis=y_axis, scale=y_scale),
         detail=alt.Detail("limit:N"),
         color=alt.Color("band:N", title=None, scale=alt.Scale(domain=["95% limits", "99.8% limits"],

@@ -364,6 +364,47 @@ def exposure_table(frame: pd.DataFrame, measure: str, *, raw_ids: bool = False) 
     return pd.DataFrame(out)
 
 
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n:,}{suffix}"
+
+
+def rank_reading(low: float, high: float, officers: float) -> str | None:
+    """Say in plain words what a rank interval ("between 11 and 3,998 of 5,304") tells a supervisor."""
+    if pd.isna(low) or pd.isna(high) or pd.isna(officers) or not officers:
+        return None
+    low, high, n = int(low), int(high), int(officers)
+    where = f"{_ordinal(low)} to {_ordinal(high)} highest of {n:,}"
+    share = high / n
+    if share <= 0.01:
+        return f"{where}: clearly among the highest 1%"
+    if share <= 0.05:
+        return f"{where}: clearly among the highest 5%"
+    if share <= 0.25:
+        return f"{where}: in the highest quarter; where in it is uncertain"
+    if share <= 0.5:
+        return f"{where}: in the higher half, but the rank is very uncertain"
+    return f"{where}: too uncertain to place; could be near the top or below the middle"
+
+
+def exposure_summary(frame: pd.DataFrame, measure: str, *, raw_ids: bool = False) -> pd.DataFrame:
+    """Return the officers' table as a supervisor reads it on the page: a few columns, each rate with its interval
+    and the rank in words (`exposure_table` has every column, for the download)."""
+    if frame.empty:
+        return pd.DataFrame()
+    yes, answered = frame[f"{measure}_yes"], frame[f"{measure}_answered"]
+    return pd.DataFrame({
+        officer_id_heading(raw_ids): frame["officer"], "Role": frame["role"],
+        "Reports (yes of answered)": [None if pd.isna(y) or pd.isna(a) else f"{int(y):,} of {int(a):,}"
+                                      for y, a in zip(yes, answered, strict=True)],
+        "Likely rate (95% interval)": [None if pd.isna(r) else f"{r:.1%} ({lo:.1%} to {hi:.1%})"
+                                       for r, lo, hi in zip(frame["shrunken"], frame["low"], frame["high"],
+                                                            strict=True)],
+        "Where the officer ranks": [rank_reading(lo, hi, n) for lo, hi, n in
+                                    zip(frame["rank_low"], frame["rank_high"], frame["officers"], strict=True)],
+    })
+
+
 def compliance_table(frame: pd.DataFrame, group: str) -> pd.DataFrame:
     """Return compliance with the hours standard per group."""
     return pd.DataFrame({
