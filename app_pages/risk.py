@@ -45,12 +45,19 @@ render.table_behind(tables.rates_table(monthly, ("month",), now.per_incident),
                     f"{sentence}. {wording.counting_unit(now)} 95% interval band.", source=monthly)
 
 st.subheader("By hour of day and day of week")
-hours = cache.cached_query(risk.rate_grid, ds, filters, scope, measure, "weekday", "hour")
-render.chart(charts.rate_heatmap, hours, "weekday", "hour", "Day of week", "Hour of day", label,
-                             row_order=list(query.DIMENSION_ORDER["weekday"]), unit=unit)
-render.table_behind(tables.grid_table(hours, "weekday", "hour"),
-                f"{sentence}. Per 100 {unit} answering; grey cells rest on fewer than {risk.MIN_CELL} answers.",
-                source=hours)
+# Under disclosure control (a demonstration, a viewer) four-hour bands: single hours would hide most cells.
+by_hour = "hours" if scope.perturbed else "hour"
+hours = cache.cached_query(risk.rate_grid, ds, filters, scope, measure, "weekday", by_hour)
+if risk.no_time_of_day(hours, by_hour):
+    st.info("This extract records no time of day (every report is at midnight), so reports cannot be placed by "
+            "hour.")
+else:
+    render.chart(charts.rate_heatmap, hours, "weekday", by_hour, "Day of week", query.DIMENSION_LABELS[by_hour],
+                 label, row_order=list(query.DIMENSION_ORDER["weekday"]), unit=unit)
+    render.table_behind(tables.grid_table(hours, "weekday", by_hour),
+                        f"{sentence}. Per 100 {unit} answering; grey cells rest on fewer than {risk.MIN_CELL} "
+                        "answers." + (" Four-hour bands: single hours would rest on too few reports to show."
+                                      if scope.perturbed else ""), source=hours)
 
 # Sections with their own choices are fragments: a choice there reruns that section alone, not the page's queries
 # and charts above (a filter in the sidebar still reruns the page).
@@ -86,9 +93,9 @@ def rate_ratio_section(ds: Dataset, filters: Filters, scope: Scope, measure: str
 def funnel_section(ds: Dataset, filters: Filters, scope: Scope, measure: str, label: str, unit: str,
                    sentence: str) -> None:
     """Draw the funnel plot of the level chosen, crude or against the case mix, with the groups flagged."""
-    st.subheader("Areas, teams and officers against the average (funnel plot)")
     # Officer-level views are never offered where counts are perturbed (viewers, demonstrations): see below.
     officers = context.may_see_officers() and not scope.perturbed
+    st.subheader(f"{'Areas, teams and officers' if officers else 'Areas and teams'} against the average (funnel plot)")
     levels = [*risk.FUNNEL_LEVELS, *([risk.OFFICER_LEVEL] if officers else [])]
     level = st.radio("Compare", levels, horizontal=True, key="risk_level")
     level_scope = context.officer_scope("officer funnel") if level == risk.OFFICER_LEVEL else scope

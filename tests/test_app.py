@@ -459,3 +459,25 @@ def test_the_filters_are_drawn_only_on_pages_they_apply_to_and_survive_a_visit_t
     assert at.multiselect(key="flt_shifts").value == ["Night"] and metric(at, "Reports") == night
     at.switch_page("app_pages/quality.py").run()
     assert any("apply to every page" in m.value for m in at.sidebar.markdown)
+
+
+def test_an_extract_without_time_of_day_says_so_instead_of_putting_every_report_at_midnight(monkeypatch, tmp_path):
+    from lib import synth
+
+    data = synth.generate(3000, seed=5).reports
+    frame = data.to_pandas() if hasattr(data, "to_pandas") else data
+    frame = frame.assign(occurred_at=pd.to_datetime(frame["occurred_at"]).dt.normalize())  # dates only
+    path = tmp_path / "dates_only.csv"
+    frame.to_csv(path, index=False)
+    monkeypatch.setenv("OSE_DATASET", str(path))
+    at = run_app().switch_page("app_pages/risk.py").run()
+    assert not at.exception
+    assert any("records no time of day" in i.value for i in at.info)
+    assert not any("Hour of day" in el.proto.spec for el in at.get("vega_lite_chart"))
+    # With times, the same page draws the hour-by-day grid.
+    timed = tmp_path / "timed.csv"
+    (data.to_pandas() if hasattr(data, "to_pandas") else data).to_csv(timed, index=False)
+    monkeypatch.setenv("OSE_DATASET", str(timed))
+    at = run_app().switch_page("app_pages/risk.py").run()
+    assert any("Hour of day" in el.proto.spec for el in at.get("vega_lite_chart"))
+    assert not any("records no time of day" in i.value for i in at.info)

@@ -98,3 +98,20 @@ def test_a_bad_threshold_setting_stops_the_app_with_a_message(monkeypatch):
     assert not at.exception
     assert any("will not start" in e.value and "OSE_DISCLOSURE_THRESHOLD" in e.value for e in at.error)
     assert not at.metric and not at.get("vega_lite_chart")
+
+
+def test_a_demonstration_shows_hours_in_bands_not_a_wall_of_hidden_cells_and_says_it_is_one():
+    at = open_page("risk")
+    assert not at.exception
+    heatmaps = [json.loads(el.proto.spec) for el in at.get("vega_lite_chart")]
+    by_hours = next(el for el, spec in zip(at.get("vega_lite_chart"), heatmaps, strict=True)
+                    if "Hours of day" in json.dumps(spec))
+    rows = [r for d in by_hours.proto.datasets for r in pa.ipc.open_stream(d.data.data).read_all().to_pylist()]
+    assert {r["hours"] for r in rows} >= {"00:00-03:59", "20:00-23:59"} and "hour" not in rows[0]
+    hidden = sum(r["label"] == "hidden" for r in rows)
+    assert len(rows) == 42 and hidden <= 42 // 4  # single hours hid 119 of 168 cells (71%) of this view
+    assert not any("Hour of day" in json.dumps(spec) for spec in heatmaps)
+    assert any("Demonstration" in c.value for c in at.sidebar.caption)
+    assert not any("single-user" in c.value for c in at.sidebar.caption)
+    assert not [d for d in at.dataframe if any("Officer" in str(c) and "pseudonym" in str(c) for c in d.value.columns)]
+    assert not any("officers against the average" in h.value for h in at.subheader)

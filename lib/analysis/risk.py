@@ -55,6 +55,20 @@ def rate_grid(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, measu
     return out
 
 
+def no_time_of_day(grid: pd.DataFrame, hour: str = "hour") -> bool:
+    """Say whether a grid by hour (or four-hour band) shows an extract with no time of day: nearly every report
+    with a time at midnight (a date without a time is read as 00:00), which would draw as a spike at hour 0."""
+    if hour not in grid or "reports" not in grid:
+        return False
+    first = 0 if hour == "hour" else query.DIMENSION_ORDER["hours"][0]
+    known = grid[grid[hour].astype(str) != query.NOT_RECORDED]
+    reports = pd.to_numeric(known["reports"], errors="coerce")
+    total = float(reports.sum())
+    at_first = float(reports[known[hour] == first].sum())
+    others = reports[known[hour] != first]
+    return total >= 20 and at_first / total >= 0.95 and not (others.fillna(0) >= MIN_CELL).any()
+
+
 def rate_ratios(engine: Engine, ds: Dataset, filters: Filters, scope: Scope, measure: str,
                 dimension: str, reference: str | None = None, adjust_for: tuple[str, ...] = ()) -> pd.DataFrame:
     """Return each group's rate ratio against a reference group (default: the largest), with 95% intervals.

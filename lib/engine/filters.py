@@ -143,6 +143,9 @@ def filtered_reports(engine: Engine, ds: Dataset, filters: Filters, scope: Scope
 
 
 # A dimension is a canonical column or a derived expression over the reports.
+HOUR_BANDS = ("00:00-03:59", "04:00-07:59", "08:00-11:59", "12:00-15:59", "16:00-19:59", "20:00-23:59")
+
+
 DIMENSIONS: dict[str, Callable[[ibis.Table], ibis.Expr]] = {
     "month": lambda t: t.occurred_at.truncate("M").cast("date"),
     "force": lambda t: t.force.cast("string"),
@@ -155,6 +158,8 @@ DIMENSIONS: dict[str, Callable[[ibis.Table], ibis.Expr]] = {
     "subject_gender": lambda t: t.subject_gender.cast("string"),
     "subject_ethnicity": lambda t: t.subject_ethnicity.cast("string"),
     "hour": lambda t: t.occurred_at.hour(),
+    # Four-hour bands: what a demonstration shows in place of single hours, most of whose cells it would hide.
+    "hours": lambda t: ibis.cases(*((t.occurred_at.hour() < 4 * (i + 1), HOUR_BANDS[i]) for i in range(6))),
     "weekday": lambda t: t.occurred_at.day_of_week.full_name(),
     # Unknown crewing stays unknown (ifelse would put it with "Double crewed").
     "single_crewed": lambda t: ibis.cases((t.single_crewed, "Single crewed"), (~t.single_crewed, "Double crewed")),
@@ -165,7 +170,7 @@ DIMENSION_LABELS: dict[str, str] = {
     "month": "Month", "force": "Force", "area": "Area", "team": "Team",
     "officer_role": "Officer role", "shift": "Shift", "location_type": "Location",
     "subject_age_band": "Subject age", "subject_gender": "Subject gender",
-    "subject_ethnicity": "Subject ethnicity", "hour": "Hour of day", "weekday": "Day of week",
+    "subject_ethnicity": "Subject ethnicity", "hour": "Hour of day", "hours": "Hours of day", "weekday": "Day of week",
     "single_crewed": "Crewing", "tactic_group": "Type of force used",
 }
 
@@ -176,7 +181,7 @@ DIMENSION_ORDER: dict[str, tuple[str, ...]] = {
     "location_type": schema.LOCATION_TYPES, "subject_age_band": schema.AGE_BANDS,
     "subject_gender": schema.GENDERS, "subject_ethnicity": schema.ETHNICITIES,
     "weekday": ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
-    "single_crewed": ("Double crewed", "Single crewed"),
+    "single_crewed": ("Double crewed", "Single crewed"), "hours": HOUR_BANDS,
 }
 
 

@@ -324,10 +324,12 @@ def change_password(user: User, current: str, new: str, repeat: str) -> str | No
 
 
 def account_sidebar(user: User) -> None:
-    """Draw who is signed in, with logout and password change (login mode only)."""
+    """Draw who is signed in, with logout and password change (login mode only); a demonstration says so."""
     side = st.sidebar
     if config() is None:
-        side.caption("Local single-user mode: serving 127.0.0.1 only, no login.")
+        side.caption("**Demonstration** on synthetic data, shown as a viewer sees it: small numbers hidden, counts "
+                     "adjusted, no officer-level detail." if demo_mode() else
+                     "Local single-user mode: serving 127.0.0.1 only, no login.")
         return
     side.caption(f"Signed in as **{user.name}** ({user.role})" +
                  (f" · {user.scope.describe()}" if user.forces is not None or user.areas is not None else ""))
