@@ -481,3 +481,21 @@ def test_an_extract_without_time_of_day_says_so_instead_of_putting_every_report_
     at = run_app().switch_page("app_pages/risk.py").run()
     assert any("Hour of day" in el.proto.spec for el in at.get("vega_lite_chart"))
     assert not any("records no time of day" in i.value for i in at.info)
+
+
+@pytest.mark.parametrize(("named", "said"), [
+    ("session", "an upload explored for one session only"),
+    ("lib:Kent Q1", "the saved dataset 'Kent Q1', which is not in the library or not open to your account"),
+])
+def test_a_link_to_a_dataset_not_here_says_so_and_does_not_apply_its_filters_to_another(engine, named, said):
+    # The link of an uploaded dataset, opened elsewhere: it used to open the sample on the upload's one-day window.
+    at = run_app(dataset=named, **{"from": "2014-06-07", "to": "2014-06-07", "shifts": "Night"})
+    assert not at.exception
+    warning = next(w.value for w in at.warning if "This link was made on" in w.value)
+    assert said in warning and "Synthetic sample (not real data)" in warning
+    assert "its filters are not applied" in warning
+    defaults = query.default_filters(engine.open(SAMPLE_DIR))
+    assert metric(at, "Reports") == f"{reports_in_sample(engine, defaults):,}"  # the opening view, not one day
+    assert at.multiselect(key="flt_shifts").value == []
+    at.run()  # said once: the next run does not repeat it
+    assert not any("This link was made on" in w.value for w in at.warning)

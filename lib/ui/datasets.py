@@ -102,6 +102,24 @@ def _warn_unopened(source: Source, reason: str) -> None:
         st.sidebar.warning(f"Could not open {source.label} at {source.path}: {reason}.", icon="⚠️")
 
 
+LINK_MISSED_KEY = "_ose_link_missed"  # set when a link named a dataset not available: its filters are not applied
+
+
+def missing_link_message(wanted: str, offered: list[str]) -> str:
+    """Say that a link's dataset is not available here, why it may be, and what is offered instead."""
+    if wanted == "session":
+        what = "an upload explored for one session only, which lives only in the browser session that loaded it"
+    elif wanted.startswith("lib:"):
+        what = f"the saved dataset '{wanted[4:]}', which is not in the library or not open to your account"
+    elif wanted == "env":
+        what = "the dataset this server was started with, which is not available to you"
+    else:
+        what = f"a dataset ('{wanted}') this app does not know"
+    return (f"This link was made on {what}. It is not opened here, and its filters are not applied to another "
+            f"dataset. Showing {offered[0]} at its opening view; the datasets open to you are: "
+            f"{'; '.join(offered)} (pick one in the sidebar).")
+
+
 def dataset_picker(user: access.User, demo: bool = False) -> Dataset:
     """Draw the dataset picker of the datasets this user may open and return the chosen one (else the sample)."""
     usable: list[tuple[Source, Dataset]] = []
@@ -123,6 +141,9 @@ def dataset_picker(user: access.User, demo: bool = False) -> Dataset:
     if "dataset_choice" not in st.session_state or st.session_state["dataset_choice"] not in labels:
         wanted = st.query_params.get("dataset")
         st.session_state["dataset_choice"] = labels[keys.index(wanted)] if wanted in keys else labels[0]
+        if wanted and wanted not in keys:  # a link to a dataset not here: say so, never a silent substitute
+            st.session_state[LINK_MISSED_KEY] = wanted
+            st.warning(missing_link_message(wanted, labels), icon=":material/link_off:")
     choice = st.sidebar.selectbox("Dataset", labels, key="dataset_choice")
     source, ds = usable[labels.index(choice)]
     # The URL names the dataset only when it is not the default, so plain links stay short.

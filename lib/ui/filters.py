@@ -117,7 +117,9 @@ def filter_sidebar(ds: Dataset, scope: Scope, whole_months: bool = False, shown:
     if st.session_state.get(FILTER_DATASET_KEY) != ds.id:
         first_visit = FILTER_DATASET_KEY not in st.session_state
         initial = _opening(ds, whole_months)
-        shared = _filters_from_url(options) if first_visit else None
+        # A link whose dataset is not here (lib/ui/datasets.py) brings no filters: they were another dataset's.
+        missed = st.session_state.pop("_ose_link_missed", None)
+        shared = _filters_from_url(options) if first_visit and missed is None else None
         if shared is not None:  # a shared link: its values, the opening dates where it has none
             initial = replace(shared, date_from=shared.date_from or initial.date_from,
                               date_to=shared.date_to or initial.date_to)
