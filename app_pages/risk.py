@@ -10,11 +10,15 @@ from lib.engine.store import Dataset
 from lib.model import schema
 from lib.present import charts, tables, wording
 from lib.ui import cache, context, render
+from lib.ui.filters import keep_in_link, linked
 
 ds, filters, scope, sentence = render.page_header("risk", "Officer risk", "reports (one officer, one subject)")
 
+# The page's choices travel in its link, like the filters (lib/ui/filters.py: linked, keep_in_link).
+linked("risk_measure", list(schema.HARM_FIELDS))
 measure = st.radio("Measure", list(schema.HARM_FIELDS), format_func=schema.HARM_FIELDS.get, horizontal=True,
                    key="risk_measure")
+keep_in_link("risk_measure", measure, next(iter(schema.HARM_FIELDS)))
 label = schema.HARM_FIELDS[measure]
 now = cache.summary(ds, filters, scope)
 render.stop_if_empty(now, sentence)
@@ -66,14 +70,18 @@ def rate_ratio_section(ds: Dataset, filters: Filters, scope: Scope, measure: str
                        sentence: str) -> None:
     """Draw the rate ratios of the groups chosen, crude or adjusted, with their table."""
     st.subheader("Rate ratios, with 95% intervals")
+    linked("risk_dimension", list(risk.RATIO_DIMENSIONS))
     dimension = st.selectbox("Compare groups of", list(risk.RATIO_DIMENSIONS), format_func=risk.RATIO_LABELS.get,
                              key="risk_dimension")
+    keep_in_link("risk_dimension", dimension, next(iter(risk.RATIO_DIMENSIONS)))
     reference = None
     if dimension not in adjust.TACTIC_DIMENSIONS:  # each tactic or type of force is compared with reports not using it
         groups = cache.breakdown(ds, filters, scope, (dimension,))[dimension].tolist()
         groups = [g for g in groups if g != query.NOT_RECORDED]
         if groups:
+            linked(f"risk_reference_{dimension}", groups)
             reference = st.selectbox("Against the reference group", groups, key=f"risk_reference_{dimension}")
+            keep_in_link(f"risk_reference_{dimension}", reference, groups[0])
     basis = st.radio("Comparison", ["Crude", "Adjusted for case mix"], horizontal=True, key="risk_basis",
                      help="Adjusted: a Poisson regression of each report's outcome on the compared groups and the case "
                           "mix chosen, with robust intervals clustered by incident.")
@@ -97,7 +105,9 @@ def funnel_section(ds: Dataset, filters: Filters, scope: Scope, measure: str, la
     officers = context.may_see_officers() and not scope.perturbed
     st.subheader(f"{'Areas, teams and officers' if officers else 'Areas and teams'} against the average (funnel plot)")
     levels = [*risk.FUNNEL_LEVELS, *([risk.OFFICER_LEVEL] if officers else [])]
+    linked("risk_level", levels)
     level = st.radio("Compare", levels, horizontal=True, key="risk_level")
+    keep_in_link("risk_level", level, levels[0])
     level_scope = context.officer_scope("officer funnel") if level == risk.OFFICER_LEVEL else scope
     funnel_basis = st.radio("Judge", ["Crude rates", "Observed against expected for the case mix"], horizontal=True,
                             key="risk_funnel_basis",

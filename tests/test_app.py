@@ -499,3 +499,25 @@ def test_a_link_to_a_dataset_not_here_says_so_and_does_not_apply_its_filters_to_
     assert at.multiselect(key="flt_shifts").value == []
     at.run()  # said once: the next run does not repeat it
     assert not any("This link was made on" in w.value for w in at.warning)
+
+
+def test_the_officer_risk_page_choices_travel_in_its_link():
+    at = run_app().switch_page("app_pages/risk.py").run()
+    at.radio(key="risk_measure").set_value("officer_assaulted").run()
+    at.radio(key="risk_level").set_value("team").run()
+    at.selectbox(key="risk_reference_shift").set_value("Night").run()
+    assert not at.exception
+    link = {k: at.query_params[k] for k in at.query_params}
+    assert (link["risk_measure"], link["risk_level"], link["risk_reference_shift"]) == (
+        "officer_assaulted", "team", "Night")
+    at.multiselect(key="flt_shifts").set_value(["Night", "Late"]).run()  # a filter rewrites the link: choices stay
+    assert at.query_params["risk_measure"] == "officer_assaulted"
+    # Someone else opens the link: the same choices.
+    opened = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    for key, value in link.items():
+        opened.query_params[key] = value
+    opened.run().switch_page("app_pages/risk.py").run()
+    assert not opened.exception
+    assert opened.radio(key="risk_measure").value == "officer_assaulted"
+    assert opened.radio(key="risk_level").value == "team"
+    assert opened.selectbox(key="risk_reference_shift").value == "Night"

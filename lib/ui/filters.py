@@ -164,8 +164,35 @@ def filter_sidebar(ds: Dataset, scope: Scope, whole_months: bool = False, shown:
     return filters
 
 
+# Page choices kept in the link beside the filters (a measure, a funnel level, a reference group): the parameter is
+# the widget's key. `_write_url` keeps them when it rewrites the filters.
+CHOICE_PREFIXES = ("risk_",)
+
+
+def linked(key: str, options: list) -> None:
+    """Before a page draws the widget `key`: take its value from the link if the session has none (a shared link)."""
+    if not key.startswith(CHOICE_PREFIXES):
+        raise ValueError(f"{key} is not a page choice kept in links")
+    if key not in st.session_state:
+        wanted = st.query_params.get(key)
+        match = next((o for o in options if str(o) == wanted), None)
+        if match is not None:
+            st.session_state[key] = match
+
+
+def keep_in_link(key: str, value: object, default: object) -> None:
+    """After a page drew the widget `key`: put its value in the link, or take it out when it is the default."""
+    current = st.query_params.get(key)
+    if value is None or value == default:
+        if current is not None:
+            del st.query_params[key]
+    elif current != str(value):
+        st.query_params[key] = str(value)
+
+
 def _write_url(filters: Filters) -> None:
-    params: dict[str, list[str]] = {}
+    params: dict[str, list[str]] = {k: st.query_params.get_all(k) for k in st.query_params
+                                    if k.startswith(CHOICE_PREFIXES)}
     key = st.session_state.get("_ose_dataset_param")
     if key:
         params["dataset"] = [key]
