@@ -42,7 +42,7 @@ render.table_behind(tables.grid_table(grid, "officer_role", "shift"),
                 f"{sentence}. Per 100 {unit} answering; grey cells rest on fewer than {risk.MIN_CELL} answers "
                 "and are not coloured.", source=grid)
 
-st.subheader("Month by month")
+st.subheader("Month by month", help=wording.glossary("interval"))
 monthly = cache.breakdown(ds, filters, scope, ("month",))
 render.chart(charts.rate_by_month, monthly, measure, title="", unit=unit)
 render.table_behind(tables.rates_table(monthly, ("month",), now.per_incident),
@@ -69,7 +69,7 @@ else:
 def rate_ratio_section(ds: Dataset, filters: Filters, scope: Scope, measure: str, label: str, unit: str,
                        sentence: str) -> None:
     """Draw the rate ratios of the groups chosen, crude or adjusted, with their table."""
-    st.subheader("Rate ratios, with 95% intervals")
+    st.subheader("Rate ratios, with 95% intervals", help=wording.glossary("rate ratio", "interval", "case mix"))
     linked("risk_dimension", list(risk.RATIO_DIMENSIONS))
     dimension = st.selectbox("Compare groups of", list(risk.RATIO_DIMENSIONS), format_func=risk.RATIO_LABELS.get,
                              key="risk_dimension")
@@ -103,7 +103,8 @@ def funnel_section(ds: Dataset, filters: Filters, scope: Scope, measure: str, la
     """Draw the funnel plot of the level chosen, crude or against the case mix, with the groups flagged."""
     # Officer-level views are never offered where counts are perturbed (viewers, demonstrations): see below.
     officers = context.may_see_officers() and not scope.perturbed
-    st.subheader(f"{'Areas, teams and officers' if officers else 'Areas and teams'} against the average (funnel plot)")
+    st.subheader(f"{'Areas, teams and officers' if officers else 'Areas and teams'} against the average (funnel plot)",
+                 help=wording.glossary("funnel plot", "case mix"))
     levels = [*risk.FUNNEL_LEVELS, *([risk.OFFICER_LEVEL] if officers else [])]
     linked("risk_level", levels)
     level = st.radio("Compare", levels, horizontal=True, key="risk_level")
@@ -135,7 +136,7 @@ def funnel_section(ds: Dataset, filters: Filters, scope: Scope, measure: str, la
 rate_ratio_section(ds, filters, scope, measure, label, unit, sentence)
 funnel_section(ds, filters, scope, measure, label, unit, sentence)
 
-st.subheader("Officers with most exposure to harm")
+st.subheader("Officers with most exposure to harm", help=wording.glossary("shrunken rate", "rank interval", "interval"))
 if not context.may_see_officers():
     st.info("Officer-level views are not open to your role: the sections above compare roles, shifts, areas "
             "and teams.")

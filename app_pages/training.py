@@ -4,7 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from lib.analysis import debriefs, training
-from lib.present import charts, tables
+from lib.present import charts, tables, wording
 from lib.ui import cache, context, render, roster
 
 OVERDUE_SHOWN = 1_000  # officers overdue listed on the page, furthest behind first; the downloads hold them all
@@ -55,7 +55,7 @@ if has_roster:
         with st.expander(f"Officers overdue you may see ({len(mine):,}, pseudonymised ids)"):
             render.table(tables.overdue_table(mine), "officers overdue", shown=OVERDUE_SHOWN)
 
-    st.subheader("Is the training working?")
+    st.subheader("Is the training working?", help=wording.glossary("difference in differences", "interval"))
     results = roster.training_results(ds, filters, scope)
     if results is None:
         st.info("Shifts worked per officer-month are needed to compare rates before and after training; load an "

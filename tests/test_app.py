@@ -521,3 +521,16 @@ def test_the_officer_risk_page_choices_travel_in_its_link():
     assert opened.radio(key="risk_measure").value == "officer_assaulted"
     assert opened.radio(key="risk_level").value == "team"
     assert opened.selectbox(key="risk_reference_shift").value == "Night"
+
+
+def test_statistical_headings_explain_their_terms_in_one_plain_sentence_each():
+    from lib.present import wording
+
+    at = run_app().switch_page("app_pages/risk.py").run()
+    helps = {h.value: h.proto.help for h in at.subheader}
+    assert wording.GLOSSARY["rate ratio"] in helps["Rate ratios, with 95% intervals"]
+    assert wording.GLOSSARY["funnel plot"] in next(v for k, v in helps.items() if "funnel plot" in k)
+    assert wording.GLOSSARY["shrunken rate"] in helps["Officers with most exposure to harm"]
+    assert wording.GLOSSARY["rank interval"] in helps["Officers with most exposure to harm"]
+    for sentence in wording.GLOSSARY.values():  # one sentence, short enough to read in a tooltip
+        assert sentence.count(". ") == 0 and sentence.endswith(".") and len(sentence) < 260

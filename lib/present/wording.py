@@ -8,6 +8,30 @@ from datetime import date
 from lib.engine.query import Filters, Rate, Summary
 from lib.privacy.disclosure import DEFAULT_THRESHOLD
 
+# One sentence each, for a supervisor with no statistics training: the tooltip of every heading that uses the term.
+GLOSSARY: dict[str, str] = {
+    "interval": "A 95% interval is the range the true figure very likely lies in, given how many reports there "
+                "are: wide when there are few, narrow when there are many.",
+    "rate ratio": "A rate ratio compares two groups' rates: 2 means twice as often as the reference group, 0.5 "
+                  "half as often, and an interval that includes 1 means the data cannot tell them apart.",
+    "funnel plot": "A funnel plot puts each group at its size: small groups swing more by chance, so the limits "
+                   "widen for them, and only a group outside the limits is higher or lower than expected.",
+    "shrunken rate": "A shrunken rate is an officer's rate pulled towards the average in proportion to how little "
+                     "is known about them, so a handful of reports cannot put someone at the top by luck.",
+    "rank interval": "A rank interval is the range of places an officer could hold once chance is allowed for: "
+                     "'1st to 1,100th' means the data cannot say they are near the top.",
+    "difference in differences": "Trained officers are compared with officers not yet trained over the same "
+                                 "months, so a change that hit everyone (a new policy, the season) is not "
+                                 "credited to training.",
+    "case mix": "Adjusted for case mix means compared as if the groups had faced the same kinds of incident (role, "
+                "shift, resistance, crewing, place), so a group is not blamed for harder work.",
+}
+
+
+def glossary(*terms: str) -> str:
+    """Return the glossary sentences of these terms, for a heading's tooltip."""
+    return " ".join(GLOSSARY[t] for t in terms)
+
 
 def hidden(threshold: int = DEFAULT_THRESHOLD) -> str:
     """Say that disclosure control hides a value ('suppressed (<10)')."""
