@@ -58,7 +58,11 @@ render.table_behind(tables.rates_table(monthly, ("month",), now.per_incident),
 for dimension, frame in view.groups.items():
     label = query.DIMENSION_LABELS[dimension]
     st.subheader(f"By {label.lower()}")
-    render.vega_lite(drawn[dimension])
+    if drawn[dimension] is not None:
+        render.vega_lite(drawn[dimension])
+    else:  # one plain sentence, not a chart of empty rates
+        st.caption(f"No injury or assault rate by {label.lower()}: this extract records none of them. The reports "
+                   f"per {label.lower()} are in the table below.")
     render.table_behind(tables.rates_table(frame, (dimension,), now.per_incident),
                     f"{sentence}. {wording.counting_unit(now)} Rates are over those that answered; "
                     f"grey points rest on fewer than {charts.MIN_DENOMINATOR} answers.", source=frame)

@@ -181,6 +181,9 @@ def test_extract_without_injury_fields_says_why_rates_are_unavailable(monkeypatc
     assert metric(at, "Reports") == "2"
     assert metric(at, "Officer injury rate") == "Not recorded"
     assert any("Not in this extract" in i.value and "officer injury" in i.value for i in at.info)
+    # No chart of empty rates (it drew "0.000000%" axes): one sentence per section instead.
+    assert len(at.get("vega_lite_chart")) == 2  # reports per month, and most-used tactics
+    assert any("No injury or assault rate by officer role" in c.value for c in at.caption)
 
 
 def test_data_quality_page_shows_completeness_contradictions_and_the_rows_behind_them(monkeypatch):

@@ -60,9 +60,12 @@ def charts(view: Overview) -> dict[str, ChartCall | None]:
                                   {"title": "", "unit": view.now.rates["officer_injured"].unit})
                                  if view.now.rates["officer_injured"].denominator else None),
     }
+    # No harm measure answered at all (an extract without injury fields): no rate to draw by group.
+    no_rates = not any(rate.denominator for rate in view.now.rates.values())
     for dimension, frame in view.groups.items():
-        found[dimension] = (builders.harm_rates_by_group, (frame, dimension, query.DIMENSION_LABELS[dimension]),
-                            {"per_incident": view.now.per_incident} if view.now.per_incident else {})
+        found[dimension] = None if no_rates else (
+            builders.harm_rates_by_group, (frame, dimension, query.DIMENSION_LABELS[dimension]),
+            {"per_incident": view.now.per_incident} if view.now.per_incident else {})
     found["tactics"] = (builders.most_used_tactics, (view.tactics,), {})
     return found
 
