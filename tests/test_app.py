@@ -537,3 +537,23 @@ def test_statistical_headings_explain_their_terms_in_one_plain_sentence_each():
     assert wording.GLOSSARY["rank interval"] in helps["Officers with most exposure to harm"]
     for sentence in wording.GLOSSARY.values():  # one sentence, short enough to read in a tooltip
         assert sentence.count(". ") == 0 and sentence.endswith(".") and len(sentence) < 260
+
+
+def test_a_part_month_at_the_end_of_the_data_is_flagged_on_the_trends(monkeypatch, tmp_path):
+    from lib import synth
+
+    data = synth.generate(3000, seed=5).reports
+    frame = data.to_pandas() if hasattr(data, "to_pandas") else data
+    when = pd.to_datetime(frame["occurred_at"])
+    cut = (when.max() - pd.Timedelta(days=40)).normalize()
+    cut = cut.replace(day=4)  # the data stop on the 4th of a month
+    path = tmp_path / "part_month.csv"
+    frame[when < cut + pd.Timedelta(days=1)].to_csv(path, index=False)
+    monkeypatch.setenv("OSE_DATASET", str(path))
+    at = run_app()
+    assert not at.exception
+    # The opening view is the last 365 days: it ends on the 4th and starts part-way through a month too.
+    said = f"{cut:%B %Y} holds data up to 4 {cut:%b} only"
+    assert any(c.value.startswith("Part months: ") and said in c.value for c in at.caption)
+    at.switch_page("app_pages/risk.py").run()
+    assert any(c.value.startswith("Part months: ") and said in c.value for c in at.caption)

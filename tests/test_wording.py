@@ -75,3 +75,13 @@ def test_a_rank_interval_gets_a_plain_reading(low, high, n, reading):
     from lib.present import tables
 
     assert tables.rank_reading(low, high, n) == reading
+
+
+def test_part_months_at_either_end_of_a_trend_are_flagged():
+    whole = Filters(date_from=date(2024, 4, 1), date_to=date(2025, 3, 31))
+    assert wording.part_months_note(whole, date(2023, 4, 1), date(2025, 3, 31)) == ""
+    # The data stop on 4 March: March is a part month (its 4 reports plotted at 75%, unflagged).
+    note = wording.part_months_note(whole, date(2023, 4, 1), date(2025, 3, 4))
+    assert note.startswith("Part month: March 2025 holds data up to 4 Mar only.")
+    both = wording.part_months_note(Filters(), date(2024, 4, 15), date(2025, 3, 4))
+    assert "April 2024 holds data from 15 Apr only; March 2025 holds data up to 4 Mar only" in both

@@ -118,6 +118,30 @@ def _pp(value: float) -> str:
     return f"{value * 100:+.2f}" if text in ("+0.0", "-0.0") and value != 0 else text
 
 
+def part_months_note(filters: Filters, first: date | None, last: date | None) -> str:
+    """Say which months at either end of a trend hold only part of a month's data ('' when none), so a short bar or
+    a rate on few reports at the edge is not read as a change."""
+    if first is None or last is None:
+        return ""
+    start = max(filters.date_from or first, first)
+    end = min(filters.date_to or last, last)
+    if end < start:
+        return ""
+    parts = []
+    if start.day != 1:
+        parts.append(f"{start:%B %Y} holds data from {start.day} {start:%b} only")
+    following = date(end.year + end.month // 12, end.month % 12 + 1, 1)
+    if (following - end).days != 1 and not (start.year == end.year and start.month == end.month and parts):
+        parts.append(f"{end:%B %Y} holds data up to {end.day} {end:%b} only")
+    if not parts:
+        return ""
+    if len(parts) == 1:
+        return (f"Part month: {parts[0]}. Its count is short and its rate rests on fewer reports: read it as "
+                "incomplete, not as a change.")
+    return (f"Part months: {'; '.join(parts)}. Their counts are short and their rates rest on fewer reports: read "
+            "them as incomplete, not as changes.")
+
+
 def period_phrase(previous: Filters | None, previous_summary: Summary | None) -> str:
     """Say which period the changes compare against, and whether it holds any data."""
     if previous is None or previous.date_from is None or previous.date_to is None:
