@@ -6,7 +6,8 @@ by the code before issue 17's capacity work (`python -m tests.test_overview_figu
 metric with its change, captions, headings, every chart's Vega-Lite spec with its data decoded from Arrow
 (column types and rows), and every table behind a chart. Counts and words must be equal; rates and intervals
 equal to 1e-12 relative (the order of floating-point sums). The metrics' tooltips were re-taken once for issue 18,
-after checking that nothing else had changed: each gained the change's interval and whether it is clear.
+after checking that nothing else had changed: each gained the change's interval and whether it is clear; and the
+widths of the "By ..." charts' panels (220 to 170 pixels, to fit a 1,366-pixel screen).
 """
 from __future__ import annotations
 

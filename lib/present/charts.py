@@ -109,6 +109,10 @@ def rate_by_month(frame: pd.DataFrame, measure: str = "officer_injured", *,
     return _style(alt.layer(band, line, **({"title": title} if title else {})).properties(height=260))
 
 
+# Three panels and their labels fit the page at 1,366 pixels wide (at 220 each the third was cut off).
+GROUP_PANEL_WIDTH = 170
+
+
 def harm_rates_by_group(frame: pd.DataFrame, dimension: str, dimension_label: str, *,
                         title: str | None = None,
                         measures: tuple[str, ...] = ("officer_injured", "officer_assaulted"),
@@ -125,7 +129,7 @@ def harm_rates_by_group(frame: pd.DataFrame, dimension: str, dimension_label: st
                            for m in measures})
     y = alt.Y(f"{dimension}:N", title=dimension_label, sort=frame[dimension].tolist())
     group = alt.Tooltip(f"{dimension}:N", title=dimension_label)
-    counts = alt.Chart(title="Reports", width=220, transform=[_shown("reports")]).mark_bar(color=MAIN).encode(
+    counts = alt.Chart(title="Reports", width=GROUP_PANEL_WIDTH, transform=[_shown("reports")]).mark_bar(color=MAIN).encode(
         y=y, x=alt.X("reports:Q", title="Reports"),
         tooltip=[group, alt.Tooltip("reports:Q", title="Reports", format=",")])
     panels = [counts]
@@ -147,7 +151,7 @@ def harm_rates_by_group(frame: pd.DataFrame, dimension: str, dimension_label: st
         point = alt.Chart().mark_point(filled=True, size=70).encode(
             y=y, x=alt.X(f"{measure}_rate:Q"), color=colour, tooltip=tooltip)
         panel_title = label + (" (per incident)" if unit != "reports" else "")
-        panels.append(alt.LayerChart(layer=[rule, point], title=panel_title, width=220,
+        panels.append(alt.LayerChart(layer=[rule, point], title=panel_title, width=GROUP_PANEL_WIDTH,
                                      transform=[_shown(f"{measure}_rate")]))
     chart = alt.HConcatChart(hconcat=panels, data=data, resolve=alt.Resolve(scale=alt.ScaleResolveMap(y="shared")),
                              **({"title": title} if title else {}))

@@ -136,7 +136,7 @@ def harm_rates_by_group(frame: pd.DataFrame, dimension: str, dimension_label: st
                            "encoding": {"tooltip": [group(), _quantity("reports", "Reports", ",")],
                                         "x": {"field": "reports", "title": "Reports", "type": "quantitative"},
                                         "y": y()},
-                           "title": "Reports", "transform": [_shown("reports")], "width": 220}]
+                           "title": "Reports", "transform": [_shown("reports")], "width": charts.GROUP_PANEL_WIDTH}]
     for measure in measures:
         label = schema.HARM_FIELDS[measure]
         unit = "incidents" if measure in per_incident else "reports"
@@ -162,7 +162,7 @@ def harm_rates_by_group(frame: pd.DataFrame, dimension: str, dimension_label: st
                  "encoding": {"color": colour(), "tooltip": tooltip(),
                               "x": {"field": f"{measure}_rate", "type": "quantitative"}, "y": y()}}
         panels.append({"layer": [rule, point], "title": label + (" (per incident)" if unit != "reports" else ""),
-                       "transform": [_shown(f"{measure}_rate")], "width": 220})
+                       "transform": [_shown(f"{measure}_rate")], "width": charts.GROUP_PANEL_WIDTH})
     datasets: dict[str, bytes] = {}
     spec: Spec = {"config": _config(), "hconcat": panels, "data": store_arrow(data, datasets),
                   "resolve": {"scale": {"y": "shared"}}}
