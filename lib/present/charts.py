@@ -129,7 +129,8 @@ def harm_rates_by_group(frame: pd.DataFrame, dimension: str, dimension_label: st
                            for m in measures})
     y = alt.Y(f"{dimension}:N", title=dimension_label, sort=frame[dimension].tolist())
     group = alt.Tooltip(f"{dimension}:N", title=dimension_label)
-    counts = alt.Chart(title="Reports", width=GROUP_PANEL_WIDTH, transform=[_shown("reports")]).mark_bar(color=MAIN).encode(
+    counts = alt.Chart(title="Reports", width=GROUP_PANEL_WIDTH, transform=[_shown("reports")]).mark_bar(
+        color=MAIN).encode(
         y=y, x=alt.X("reports:Q", title="Reports"),
         tooltip=[group, alt.Tooltip("reports:Q", title="Reports", format=",")])
     panels = [counts]
