@@ -128,7 +128,7 @@ def funnel_section(ds: Dataset, filters: Filters, scope: Scope, measure: str, la
         if len(flagged):
             st.markdown(f"**Higher than expected** ({len(flagged)}): above the 99.8% limit for their volume, "
                         f"with a false discovery rate under {risk.FUNNEL_FDR:.0%}")
-            render.table(tables.funnel_table(flagged, level), f"higher than expected {level}")
+            render.table(tables.funnel_flagged_table(flagged, level), f"higher than expected {level}")
         render.table_behind(tables.funnel_table(points, level),
                             f"{sentence}. Counting unit: {risk.funnel_unit(points, level, unit)}. "
                             f"{risk.funnel_method(limits)}", source=points)

@@ -9,8 +9,9 @@ wrote it then). The rank intervals are Monte Carlo with the seed the page uses, 
 Counts and words must be equal; rates and intervals equal to 1e-12 relative (the order of floating-point sums).
 The page pictures were re-taken once for issue 18 after checking that every chart's data and every table were
 unchanged: the heatmaps gained white numbers on dark cells and level labels, the funnel's volume axis spaced labels,
-the officer list a short table (rates with intervals, ranks in words) above the full one; the demonstration
-views show hours in four-hour bands (7 of 42 cells hidden at the opening view, where single hours hid 119 of 168).
+the officer list and the funnel's flagged groups short tables (rates with intervals, ranks in words) above the
+full ones; the demonstration views show hours in four-hour bands (7 of 42 cells hidden at the opening view,
+where single hours hid 119 of 168).
 """
 from __future__ import annotations
 

@@ -63,25 +63,15 @@ def test_change_verdicts_fire_at_their_nominal_rate_on_periods_with_nothing_plan
     assert found / 500 >= 0.95  # 9% to 12% on 4,000 reports a period: found nearly always
 
 
-@pytest.mark.parametrize(("low", "high", "n", "reading"), [
-    (11, 3998, 5304, "11th to 3,998th highest of 5,304: too uncertain to place; could be near the top or below the "
-                     "middle"),
-    (1, 40, 5304, "1st to 40th highest of 5,304: clearly among the highest 1%"),
-    (2, 250, 5304, "2nd to 250th highest of 5,304: clearly among the highest 5%"),
-    (3, 1100, 5304, "3rd to 1,100th highest of 5,304: in the highest quarter; where in it is uncertain"),
-    (12, 2500, 5304, "12th to 2,500th highest of 5,304: in the higher half, but the rank is very uncertain"),
+@pytest.mark.parametrize(("low", "high", "n", "places", "reading"), [
+    (11, 3998, 5304, "11th to 3,998th of 5,304", "too uncertain to place"),
+    (1, 40, 5304, "1st to 40th of 5,304", "clearly in the highest 1%"),
+    (2, 250, 5304, "2nd to 250th of 5,304", "clearly in the highest 5%"),
+    (3, 1100, 5304, "3rd to 1,100th of 5,304", "highest quarter; place uncertain"),
+    (12, 2500, 5304, "12th to 2,500th of 5,304", "higher half; place very uncertain"),
+    (111, 113, 5304, "111th to 113th of 5,304", "clearly in the highest 5%"),
 ])
-def test_a_rank_interval_gets_a_plain_reading(low, high, n, reading):
+def test_a_rank_interval_gets_a_plain_reading(low, high, n, places, reading):
     from lib.present import tables
 
-    assert tables.rank_reading(low, high, n) == reading
-
-
-def test_part_months_at_either_end_of_a_trend_are_flagged():
-    whole = Filters(date_from=date(2024, 4, 1), date_to=date(2025, 3, 31))
-    assert wording.part_months_note(whole, date(2023, 4, 1), date(2025, 3, 31)) == ""
-    # The data stop on 4 March: March is a part month (its 4 reports plotted at 75%, unflagged).
-    note = wording.part_months_note(whole, date(2023, 4, 1), date(2025, 3, 4))
-    assert note.startswith("Part month: March 2025 holds data up to 4 Mar only.")
-    both = wording.part_months_note(Filters(), date(2024, 4, 15), date(2025, 3, 4))
-    assert "April 2024 holds data from 15 Apr only; March 2025 holds data up to 4 Mar only" in both
+    assert (tables.rank_places(low, high, n), tables.rank_reading(low, high, n)) == (places, reading)

@@ -369,22 +369,27 @@ def _ordinal(n: int) -> str:
     return f"{n:,}{suffix}"
 
 
-def rank_reading(low: float, high: float, officers: float) -> str | None:
-    """Say in plain words what a rank interval ("between 11 and 3,998 of 5,304") tells a supervisor."""
+def rank_places(low: float, high: float, officers: float) -> str | None:
+    """Return a rank interval as places ("1st to 1,100th of 5,304")."""
     if pd.isna(low) or pd.isna(high) or pd.isna(officers) or not officers:
         return None
-    low, high, n = int(low), int(high), int(officers)
-    where = f"{_ordinal(low)} to {_ordinal(high)} highest of {n:,}"
-    share = high / n
+    return f"{_ordinal(int(low))} to {_ordinal(int(high))} of {int(officers):,}"
+
+
+def rank_reading(low: float, high: float, officers: float) -> str | None:
+    """Say in a few plain words what a rank interval ("11th to 3,998th of 5,304") tells a supervisor."""
+    if pd.isna(low) or pd.isna(high) or pd.isna(officers) or not officers:
+        return None
+    share = int(high) / int(officers)
     if share <= 0.01:
-        return f"{where}: clearly among the highest 1%"
+        return "clearly in the highest 1%"
     if share <= 0.05:
-        return f"{where}: clearly among the highest 5%"
+        return "clearly in the highest 5%"
     if share <= 0.25:
-        return f"{where}: in the highest quarter; where in it is uncertain"
+        return "highest quarter; place uncertain"
     if share <= 0.5:
-        return f"{where}: in the higher half, but the rank is very uncertain"
-    return f"{where}: too uncertain to place; could be near the top or below the middle"
+        return "higher half; place very uncertain"
+    return "too uncertain to place"
 
 
 def exposure_summary(frame: pd.DataFrame, measure: str, *, raw_ids: bool = False) -> pd.DataFrame:
@@ -393,16 +398,34 @@ def exposure_summary(frame: pd.DataFrame, measure: str, *, raw_ids: bool = False
     if frame.empty:
         return pd.DataFrame()
     yes, answered = frame[f"{measure}_yes"], frame[f"{measure}_answered"]
+    ranks = list(zip(frame["rank_low"], frame["rank_high"], frame["officers"], strict=True))
     return pd.DataFrame({
         officer_id_heading(raw_ids): frame["officer"], "Role": frame["role"],
-        "Reports (yes of answered)": [None if pd.isna(y) or pd.isna(a) else f"{int(y):,} of {int(a):,}"
-                                      for y, a in zip(yes, answered, strict=True)],
+        "Yes of answered": [None if pd.isna(y) or pd.isna(a) else f"{int(y):,} of {int(a):,}"
+                            for y, a in zip(yes, answered, strict=True)],
         "Likely rate (95% interval)": [None if pd.isna(r) else f"{r:.1%} ({lo:.1%} to {hi:.1%})"
                                        for r, lo, hi in zip(frame["shrunken"], frame["low"], frame["high"],
                                                             strict=True)],
-        "Where the officer ranks": [rank_reading(lo, hi, n) for lo, hi, n in
-                                    zip(frame["rank_low"], frame["rank_high"], frame["officers"], strict=True)],
+        "Could rank": [rank_places(*r) for r in ranks],
+        "What the rank says": [rank_reading(*r) for r in ranks],
     })
+
+
+def funnel_flagged_table(frame: pd.DataFrame, level: str) -> pd.DataFrame:
+    """Return the groups a funnel flags in the few columns that say why (the full table is behind the chart)."""
+    expected = "model_expected" in frame.columns
+    out = {level.capitalize(): frame["group"],
+           "Yes of answered": [None if pd.isna(y) or pd.isna(a) else f"{int(y):,} of {int(a):,}"
+                               for y, a in zip(frame["yes"], frame["answered"], strict=True)],
+           "Rate (%)": (frame["rate"] * 100).round(2)}
+    if expected:
+        out |= {"Observed / expected": frame["ratio"].round(2), "99.8% limit to": frame["high"].round(2)}
+    else:
+        out |= {"Expected rate (%)": (frame["target"] * 100).round(2) if "target" in frame else None,
+                "99.8% limit to (%)": (frame["high"] * 100).round(2)}
+    if "q_value" in frame.columns:
+        out["q (false discovery rate)"] = frame["q_value"].map(_p_value)
+    return pd.DataFrame(out)
 
 
 def compliance_table(frame: pd.DataFrame, group: str) -> pd.DataFrame:
