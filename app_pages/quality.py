@@ -22,7 +22,8 @@ st.caption("Orange: fewer than 9 in 10 reports answer it. Injury levels count on
 with st.expander("Table behind this chart"):
     render.table(tables.completeness_rows(complete), "completeness of each field")
 
-level = st.radio("Recorded characteristics by", ["force", "area"], horizontal=True, key="quality_level")
+level = st.radio("Recorded characteristics by", ["force", "area"], horizontal=True, key="quality_level",
+                 format_func=str.capitalize)
 by = cache.cached_query(quality.completeness_by, ds, filters, scope, level)
 render.table(tables.completeness_by_table(by), f"completeness by {level}")
 st.caption("Percentage of reports recording each field (of the subject, unless it says otherwise), like "

@@ -110,7 +110,7 @@ def funnel_section(ds: Dataset, filters: Filters, scope: Scope, measure: str, la
                  help=wording.glossary("funnel plot", "case mix"))
     levels = [*risk.FUNNEL_LEVELS, *([risk.OFFICER_LEVEL] if officers else [])]
     linked("risk_level", levels)
-    level = st.radio("Compare", levels, horizontal=True, key="risk_level")
+    level = st.radio("Compare", levels, horizontal=True, key="risk_level", format_func=str.capitalize)
     keep_in_link("risk_level", level, levels[0])
     level_scope = context.officer_scope("officer funnel") if level == risk.OFFICER_LEVEL else scope
     funnel_basis = st.radio("Judge", ["Crude rates", "Observed against expected for the case mix"], horizontal=True,

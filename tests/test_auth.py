@@ -126,7 +126,7 @@ def test_viewer_has_small_numbers_hidden_and_no_officer_views(login_mode):
     assert not at.sidebar.toggle  # a viewer cannot switch disclosure control off
     at.switch_page("app_pages/risk.py").run()
     assert not at.exception
-    assert "officer" not in at.radio(key="risk_level").options
+    assert "Officer" not in at.radio(key="risk_level").options  # the options as shown
     assert any("not open to your role" in i.value for i in at.info)
 
 
@@ -134,7 +134,7 @@ def test_a_supervisor_sees_officers_of_their_own_teams_only(login_mode):
     at = sign_in(app(), "sarge")  # their team, "No team", has no reports
     at.switch_page("app_pages/risk.py").run()
     assert not at.exception
-    assert "officer" in at.radio(key="risk_level").options
+    assert "Officer" in at.radio(key="risk_level").options  # the options as shown
     at.radio(key="risk_level").set_value("officer").run()
     assert any("No officer in this view" in i.value or "No officer" in i.value for i in at.info)
     events = audit.read()

@@ -327,7 +327,7 @@ def test_a_demonstration_offers_no_officer_level_view_on_the_risk_page(fresh_cac
     at.run()
     at.switch_page("app_pages/risk.py").run()
     assert not at.exception
-    assert "officer" not in at.radio(key="risk_level").options
+    assert "Officer" not in at.radio(key="risk_level").options  # the options as shown
     assert any("not shown under disclosure control" in i.value for i in at.info)
     assert not any("Officer-level detail" in c.value for c in at.caption)
 
