@@ -178,3 +178,11 @@ def test_a_column_is_read_in_one_order_only_and_a_date_that_fits_only_the_other_
     assert reasons.iloc[0].startswith(f"Occured_date_time '{first}")
     assert reasons.iloc[0].endswith("is not a date day first (as 23/06/2014), the order the mapping reads")
     assert loaded is None or len(loaded) == len(truth) - len(unambiguous)
+
+
+def test_the_order_of_day_and_month_is_read_from_the_whole_date_column_not_its_first_rows():
+    from lib.ingest.formats.profile import propose_profile
+
+    dates = ["03/04/2014 10:00"] * 2500 + ["03/25/2014 11:00"] * 10  # only row 2,501 on settles it
+    raw = pd.DataFrame({"Incident Date": dates, "Officer Injured": ["No"] * len(dates)}, dtype="string")
+    assert propose_profile(raw, "late").dayfirst is False

@@ -973,7 +973,7 @@ def _sniff(name: str, cells: pd.Series, limit: int = 2000) -> _Sniff:
     norm = values.normalise_name(name)
     dates = values.to_datetime(date_part(sample), dayfirst=False) if len(sample) else sample
     looks_dated = sample.str.contains(r"\d{1,4}[/.-]\d{1,2}[/.-]\d{1,4}|\d{1,2} [A-Za-z]{3}", regex=True)
-    order = date_order(text)
+    order = date_order(sample)  # the sample's; the chosen date column's whole is read in propose_profile
     yesno = values.to_bool(values.split_list(sample).explode().dropna().astype("string")) if len(sample) \
         else sample
     return _Sniff(
@@ -1041,7 +1041,7 @@ def propose_profile(raw: pd.DataFrame, name: str) -> Profile:
     take(date_col, "occurred_at", _date_score(sniffs[date_col]) if date_col else 0)
     dayfirst = True
     if date_col:
-        s = sniffs[date_col]
+        s = date_order(body[date_col])  # every value of the column, not the sample: the first rows may not settle it
         dayfirst = not (s.month_first > 0 and s.day_first == 0)
         if s.month_first == 0 and s.day_first == 0:
             notes.append(f"{date_col}: no date settles whether the day or the month comes first, so day first "
