@@ -7,13 +7,19 @@ from lib.analysis import explore
 from lib.engine import query
 from lib.present import explore_charts, wording
 from lib.ui import cache, render
+from lib.ui.filters import keep_in_link, linked
 
 ds, filters, scope, sentence = render.page_header("explore", "Explore", "reports (one officer, one subject)")
 
 NO_FACET = "none"
+OPENING = {"explore_measure": "officer_injured", "explore_dimensions": ["officer_role"], "explore_facet": NO_FACET}
+# The page's choices travel in its link, like the filters (a shared link opens the same chart).
+linked("explore_measure", list(explore.MEASURES))
+linked("explore_dimensions", list(query.DIMENSIONS), many=True)
+linked("explore_facet", list(explore.FACET_DIMENSIONS))
 if "explore_measure" not in st.session_state:  # the opening question
-    st.session_state["explore_measure"] = "officer_injured"
-    st.session_state["explore_dimensions"] = ["officer_role"]
+    st.session_state["explore_measure"] = OPENING["explore_measure"]
+    st.session_state.setdefault("explore_dimensions", OPENING["explore_dimensions"])
 
 left, middle, right = st.columns([1, 2, 1])
 measure = left.selectbox("Measure", list(explore.MEASURES), format_func=explore.MEASURES.get, key="explore_measure")
@@ -26,6 +32,9 @@ if st.session_state.get("explore_facet", NO_FACET) not in facets:
     st.session_state["explore_facet"] = NO_FACET
 facet = right.selectbox("One small chart per", facets, key="explore_facet",
                         format_func=lambda d: "No small multiples" if d == NO_FACET else query.DIMENSION_LABELS[d])
+for key, value in (("explore_measure", measure), ("explore_dimensions", list(dimensions)),
+                   ("explore_facet", facet)):
+    keep_in_link(key, value, OPENING[key])
 facet = None if facet == NO_FACET else facet
 
 if not dimensions:

@@ -557,3 +557,21 @@ def test_a_part_month_at_the_end_of_the_data_is_flagged_on_the_trends(monkeypatc
     assert any(c.value.startswith("Part months: ") and said in c.value for c in at.caption)
     at.switch_page("app_pages/risk.py").run()
     assert any(c.value.startswith("Part months: ") and said in c.value for c in at.caption)
+
+
+def test_the_explore_page_choices_travel_in_its_link():
+    at = run_app().switch_page("app_pages/explore.py").run()
+    assert not at.exception
+    assert not any(k.startswith("explore_") for k in at.query_params)  # the opening question keeps the link short
+    at.selectbox(key="explore_measure").set_value("officer_assaulted").run()
+    at.multiselect(key="explore_dimensions").set_value(["shift", "officer_role"]).run()
+    link = {k: v if isinstance(v, list) else [v] for k, v in at.query_params.items()}  # AppTest: a dict
+    assert link["explore_measure"] == ["officer_assaulted"]
+    assert link["explore_dimensions"] == ["shift", "officer_role"]
+    opened = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    for key, values in link.items():
+        opened.query_params[key] = values
+    opened.run().switch_page("app_pages/explore.py").run()
+    assert not opened.exception
+    assert opened.selectbox(key="explore_measure").value == "officer_assaulted"
+    assert opened.multiselect(key="explore_dimensions").value == ["shift", "officer_role"]

@@ -166,22 +166,40 @@ def filter_sidebar(ds: Dataset, scope: Scope, whole_months: bool = False, shown:
 
 # Page choices kept in the link beside the filters (a measure, a funnel level, a reference group): the parameter is
 # the widget's key. `_write_url` keeps them when it rewrites the filters.
-CHOICE_PREFIXES = ("risk_",)
+CHOICE_PREFIXES = ("risk_", "explore_")
 
 
-def linked(key: str, options: list) -> None:
-    """Before a page draws the widget `key`: take its value from the link if the session has none (a shared link)."""
+def linked(key: str, options: list, many: bool = False) -> None:
+    """Before a page draws the widget `key`: take its value from the link if the session has none (a shared link).
+
+    `many`: the widget holds a list (a multiselect); the link lists its values, and only known ones are taken.
+    """
     if not key.startswith(CHOICE_PREFIXES):
         raise ValueError(f"{key} is not a page choice kept in links")
-    if key not in st.session_state:
-        wanted = st.query_params.get(key)
-        match = next((o for o in options if str(o) == wanted), None)
-        if match is not None:
-            st.session_state[key] = match
+    if key in st.session_state:
+        return
+    if many:
+        known = {str(o): o for o in options}
+        picked = list(dict.fromkeys(known[w] for w in st.query_params.get_all(key) if w in known))  # the link's order
+        if picked:
+            st.session_state[key] = picked
+        return
+    wanted = st.query_params.get(key)
+    match = next((o for o in options if str(o) == wanted), None)
+    if match is not None:
+        st.session_state[key] = match
 
 
 def keep_in_link(key: str, value: object, default: object) -> None:
     """After a page drew the widget `key`: put its value in the link, or take it out when it is the default."""
+    if isinstance(value, (list, tuple)):
+        values = [str(v) for v in value]
+        if not values or values == [str(v) for v in (default or [])]:
+            if key in st.query_params:
+                del st.query_params[key]
+        elif st.query_params.get_all(key) != values:
+            st.query_params[key] = values
+        return
     current = st.query_params.get(key)
     if value is None or value == default:
         if current is not None:
