@@ -109,8 +109,8 @@ def missing_link_message(wanted: str, offered: list[str]) -> str:
     """Say that a link's dataset is not available here, why it may be, and what is offered instead."""
     if wanted == "session":
         what = "an upload explored for one session only, which lives only in the browser session that loaded it"
-    elif wanted.startswith("lib:"):
-        what = f"the saved dataset '{wanted[4:]}', which is not in the library or not open to your account"
+    elif wanted.startswith("lib:"):  # its name is not repeated: whether another force has one by it is not ours to say
+        what = "a saved dataset that is not in the library or not open to your account"
     elif wanted == "env":
         what = "the dataset this server was started with, which is not available to you"
     else:
