@@ -52,9 +52,7 @@ with right:
         render.vega_lite(drawn["injury_rate_by_month"])
     else:
         st.caption("Unavailable: this extract does not record whether an officer was injured.")
-part = wording.part_months_note(filters, ds.first.date() if ds.first else None, ds.last.date() if ds.last else None)
-if part:
-    st.caption(part)
+render.part_months(ds, filters)
 render.table_behind(tables.rates_table(monthly, ("month",), now.per_incident),
                     f"{sentence}. {wording.counting_unit(now)}", source=monthly)
 

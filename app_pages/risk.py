@@ -45,9 +45,7 @@ render.table_behind(tables.grid_table(grid, "officer_role", "shift"),
 st.subheader("Month by month", help=wording.glossary("interval"))
 monthly = cache.breakdown(ds, filters, scope, ("month",))
 render.chart(charts.rate_by_month, monthly, measure, title="", unit=unit)
-part = wording.part_months_note(filters, ds.first.date() if ds.first else None, ds.last.date() if ds.last else None)
-if part:
-    st.caption(part)
+render.part_months(ds, filters)
 render.table_behind(tables.rates_table(monthly, ("month",), now.per_incident),
                     f"{sentence}. {wording.counting_unit(now)} 95% interval band.", source=monthly)
 

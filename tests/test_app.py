@@ -504,6 +504,16 @@ def test_a_link_to_a_dataset_not_here_says_so_and_does_not_apply_its_filters_to_
     assert not any("This link was made on" in w.value for w in at.warning)
 
 
+def open_link(link: dict, page: str) -> AppTest:
+    """Open a shared link's query parameters in a new session, on `page`."""
+    opened = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    for key, value in link.items():
+        opened.query_params[key] = value
+    opened.run().switch_page(page).run()
+    assert not opened.exception
+    return opened
+
+
 def test_the_officer_risk_page_choices_travel_in_its_link():
     at = run_app().switch_page("app_pages/risk.py").run()
     at.radio(key="risk_measure").set_value("officer_assaulted").run()
@@ -515,12 +525,7 @@ def test_the_officer_risk_page_choices_travel_in_its_link():
         "officer_assaulted", "team", "Night")
     at.multiselect(key="flt_shifts").set_value(["Night", "Late"]).run()  # a filter rewrites the link: choices stay
     assert at.query_params["risk_measure"] == "officer_assaulted"
-    # Someone else opens the link: the same choices.
-    opened = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    for key, value in link.items():
-        opened.query_params[key] = value
-    opened.run().switch_page("app_pages/risk.py").run()
-    assert not opened.exception
+    opened = open_link(link, "app_pages/risk.py")  # someone else opens the link: the same choices
     assert opened.radio(key="risk_measure").value == "officer_assaulted"
     assert opened.radio(key="risk_level").value == "team"
     assert opened.selectbox(key="risk_reference_shift").value == "Night"
@@ -568,10 +573,6 @@ def test_the_explore_page_choices_travel_in_its_link():
     link = {k: v if isinstance(v, list) else [v] for k, v in at.query_params.items()}  # AppTest: a dict
     assert link["explore_measure"] == ["officer_assaulted"]
     assert link["explore_dimensions"] == ["shift", "officer_role"]
-    opened = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    for key, values in link.items():
-        opened.query_params[key] = values
-    opened.run().switch_page("app_pages/explore.py").run()
-    assert not opened.exception
+    opened = open_link(link, "app_pages/explore.py")
     assert opened.selectbox(key="explore_measure").value == "officer_assaulted"
     assert opened.multiselect(key="explore_dimensions").value == ["shift", "officer_role"]

@@ -85,27 +85,12 @@ def _officer_examples(seen: pd.Series) -> str:
 def editor_frame(profile: Profile, raw: pd.DataFrame) -> pd.DataFrame:
     """Return one line per field: where the proposal takes it from, how sure, example values."""
     rows = []
-    officer_columns = set(_sources(profile.officer_id_column))
-    fields = [*SLOTS, TACTICS_FIELD, *MAPPABLE_FIELDS]
-    for fld in dict.fromkeys(fields):
-        if fld in SLOTS:
-            source = _first(getattr(profile, SLOTS[fld]))
-        elif fld == TACTICS_FIELD:
-            source = _first(profile.tactic_columns)
-        else:
-            source = _first(profile.columns.get(fld))
-        examples = ""
-        if source and source in raw.columns:
-            seen = _items(profile, raw, source).dropna().astype(str).str.strip()
-            seen = seen[seen != ""].drop_duplicates()
-            if fld == "officer_id" or source in officer_columns or pseudonym.is_officer_id_header(source):
-                examples = _officer_examples(seen)
-            else:
-                examples = ", ".join(seen.head(3).str.slice(0, 24))
+    for fld in dict.fromkeys([*SLOTS, TACTICS_FIELD, *MAPPABLE_FIELDS]):
+        source = proposed_source(profile, fld)
         rows.append({"Field": LABELS.get(fld, fld), "key": fld, "Source column": source or NONE,
                      "Confidence": round(float(profile.confidence.get(
                          CONFIDENCE_KEYS.get(fld, fld), 0.0 if not source else 0.5)), 2),
-                     "Example values": examples})
+                     "Example values": example_values(profile, raw, fld, source)})
     return pd.DataFrame(rows)
 
 
@@ -276,9 +261,10 @@ def apply(profile: Profile, edited: pd.DataFrame, name: str, force: str | None =
         raise ValueError("say what separates the officers' values in a cell (for example ' | ')")
     if not listed:
         notes = [n for n in notes if "list several officers" not in n]
-    if chosen.get("report_id") != _first(profile.report_id_column):  # the proposal's grouping went with its id
+    same_id = chosen.get("report_id") == _first(profile.report_id_column)  # the proposal's grouping went with its id
+    if not same_id:
         notes = [n for n in notes if "rows are folded" not in n]
-    group_by = profile.group_by if chosen.get("report_id") == _first(profile.report_id_column) else []
+    group_by = profile.group_by if same_id else []
     updated = replace(profile, name=safe_name(name), notes=notes, label=f"{name} (saved mapping)", columns=columns,
                       tactic_columns=tactics, force=force, tactic_map=tactic_map, list_columns=listed,
                       list_separator=separator if listed else profile.list_separator, group_by=group_by,

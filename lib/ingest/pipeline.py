@@ -91,10 +91,13 @@ def _check_header(columns: list[str], name: str, wanted: str, formats: Sequence[
         raise RejectedFile(_no_format(name, columns))
 
 
+# What to do about a layout no format knows, said after the reason (the app shows the reason and its own mapping step).
+NO_FORMAT_ADVICE = ("; map its columns in the app, pass --format profile:NAME, or --accept-proposed-mapping to load "
+                    "it with the mapping the app would propose")
+
+
 def _no_format(name: str, columns: list[str]) -> str:
-    return (f"{name}: {NO_FORMAT} ({', '.join(columns[:6])}{' ...' if len(columns) > 6 else ''}); "
-            "map its columns in the app, pass --format profile:NAME, or --accept-proposed-mapping to load it "
-            "with the mapping the app would propose")
+    return f"{name}: {NO_FORMAT} ({', '.join(columns[:6])}{' ...' if len(columns) > 6 else ''}){NO_FORMAT_ADVICE}"
 
 
 def choose_format(columns: list[str], wanted: str = AUTO,
@@ -438,12 +441,16 @@ def _distinct_objects(values: pd.Series) -> tuple[np.ndarray, np.ndarray, np.nda
     return cells[first], at, first
 
 
+def reason_kinds(reasons: pd.Series) -> pd.Series:
+    """Return the kind of each set-aside reason: its quoted values and numbers folded ("'…'", "N")."""
+    return reasons.astype(str).str.replace(r"'[^']*'", "'…'", regex=True).str.replace(r"\d[\d,]*", "N", regex=True)
+
+
 def reason_counts(quarantine: pd.DataFrame) -> dict[str, int]:
     """Count quarantined rows by the kind of reason (values in quotes folded together)."""
     if not len(quarantine):
         return {}
-    kinds = quarantine["reason"].astype(str).str.replace(r"'[^']*'", "'…'", regex=True)
-    kinds = kinds.str.replace(r"\d[\d,]*", "N", regex=True)
+    kinds = reason_kinds(quarantine["reason"])
     counts = quarantine.groupby(kinds)[ROWS].sum().sort_values(ascending=False)
     return {str(k): int(v) for k, v in counts.items()}
 

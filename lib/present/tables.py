@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from lib.engine.query import DIMENSION_LABELS
+from lib.ingest.pipeline import reason_kinds
 from lib.model import schema
 
 
@@ -67,7 +68,7 @@ def quarantine_reasons_table(report: dict, quarantine: pd.DataFrame | None = Non
         return frame
     lines = set_aside_download(quarantine[[c for c in ("_file", "_row", "reason") if c in quarantine]], report)
     text = lines["Why it was set aside"].astype(str)
-    kinds = text.str.replace(r"'[^']*'", "'…'", regex=True).str.replace(r"\d[\d,]*", "N", regex=True)
+    kinds = reason_kinds(text)  # as the report counts them
     examples = {}
     for kind, group in lines.assign(_kind=kinds.to_numpy(), _text=text.to_numpy()).groupby("_kind", sort=False):
         quoted = []

@@ -97,6 +97,16 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")[:60] or "table"
 
 
+def part_months(ds, filters) -> None:
+    """Under a monthly trend: say which month at either end holds only part of a month's data (nothing if none)."""
+    from lib.present import wording
+
+    note = wording.part_months_note(filters, ds.first.date() if ds.first else None,
+                                    ds.last.date() if ds.last else None)
+    if note:
+        st.caption(note)
+
+
 def table(frame: pd.DataFrame, name: str, *, what: str = "table", shown: int | None = None) -> None:
     """Show a table with our own download (formula-safe CSV and XLSX, audited) in place of Streamlit's.
 

@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from lib import ingest
-from lib.ingest import library, staging, worker
+from lib.ingest import library, pipeline, staging, worker
 from lib.model import schema
 from lib.model.scope import Actor
 from lib.present import tables
@@ -51,7 +51,7 @@ def read_uploads(payload: Sequence[staging.Upload], fmt: str, force: str | None,
         bar.empty()
         if ingest.NO_FORMAT in str(exc):
             st.session_state[MAPPING_KEY] = {"files": payload, "force": force, "duplicates": duplicates}
-            said = str(exc).split("; map its columns")[0]  # the rest is the command line's advice
+            said = str(exc).split(pipeline.NO_FORMAT_ADVICE)[0]  # the rest is the command line's advice
             st.warning(f"{said}. Map its columns below; the mapping is saved as a profile for next time.")
         else:
             st.error(f"This upload cannot be read: {exc}")
@@ -186,7 +186,6 @@ def mapping_step() -> None:
     if not pending:
         return
     from lib.ingest import mapping  # the mapping UI's pure parts
-    from lib.ingest.formats.profile import date_order
 
     name, data = pending["files"][0]
     raw = pending.get("raw")
@@ -215,6 +214,8 @@ def mapping_step() -> None:
     options = [mapping.NONE, *raw.columns]
     chosen: dict[str, str | None] = {}
     dayfirst = proposal.dayfirst
+    # Read once per column while the mapping is checked: each choice reruns the page, and a column can be long.
+    seen = pending.setdefault("seen", {})
     for group, keys in mapping.FIELD_GROUPS:
         st.markdown(f"**{group}**")
         cols = st.columns(3)
@@ -224,10 +225,11 @@ def mapping_step() -> None:
                 pick = st.selectbox(mapping.LABELS[key], options, key=f"map_{token}_{key}",
                                     index=options.index(proposed) if proposed in options else 0)
                 chosen[key] = None if pick == mapping.NONE else pick
-                st.caption(mapping.example_values(proposal, frame, key, chosen[key]) or " ")
+                if (key, chosen[key]) not in seen:
+                    seen[key, chosen[key]] = mapping.example_values(proposal, frame, key, chosen[key])
+                st.caption(seen[key, chosen[key]] or " ")
         if key == "shift" and chosen.get("date"):  # the end of the "When" group: the order of day and month
-            dayfirst = _date_order_step(mapping, frame[chosen["date"]], chosen["date"], token,
-                                        date_order(frame[chosen["date"]]), proposal.dayfirst)
+            dayfirst = _date_order_step(frame, chosen["date"], token, proposal.dayfirst, seen)
     tactic_names = mapping.tactic_frame(proposal, frame)
     tactics_edited = None
     if len(tactic_names):
@@ -275,9 +277,17 @@ DAY_FIRST_LABEL = "Day first (UK): 06/07/2014 is 6 July 2014"
 MONTH_FIRST_LABEL = "Month first (US): 06/07/2014 is 7 June 2014"
 
 
-def _date_order_step(mapping, cells: pd.Series, column: str, token: str, order, proposed: bool) -> bool:
-    """Show how the date column's values read and let the user choose the order; return dayfirst."""
-    readings = mapping.date_readings(cells)
+def _date_order_step(frame: pd.DataFrame, column: str, token: str, proposed: bool, seen: dict) -> bool:
+    """Show how the date column's values read and let the user choose the order; return dayfirst.
+
+    `seen` keeps what a column's values say (read once per column while the mapping step is open).
+    """
+    from lib.ingest import mapping
+    from lib.ingest.formats.profile import date_order
+
+    if ("order", column) not in seen:
+        seen["order", column] = date_order(frame[column]), mapping.date_readings(frame[column])
+    order, readings = seen["order", column]
     proven = order.dayfirst
     default = proposed if proven is None else proven
     if proven is not None:

@@ -431,7 +431,7 @@ class _Reader:
             self.mapping["occurred_at"] = f"{p.date_column} + {p.time_column}"
         else:
             # A date-time in one cell: read the date part and the clock part separately.
-            parts = text.str.extract(r"^(\S+)[ T](\d{1,2}[:.]\d{2}.*)$")
+            parts = text.str.extract(DATE_TIME)
             has_time = parts[0].notna()
             date_text = text.where(~has_time, parts[0])
             time_text = parts[1].astype("string")
