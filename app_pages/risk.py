@@ -43,7 +43,7 @@ render.table_behind(tables.grid_table(grid, "officer_role", "shift"),
                 "and are not coloured.", source=grid)
 
 st.subheader("Month by month", help=wording.glossary("interval"))
-monthly = cache.breakdown(ds, filters, scope, ("month",))
+monthly = render.mark_part_months(ds, filters, cache.breakdown(ds, filters, scope, ("month",)))
 render.chart(charts.rate_by_month, monthly, measure, title="", unit=unit)
 render.part_months(ds, filters)
 render.table_behind(tables.rates_table(monthly, ("month",), now.per_incident),

@@ -18,10 +18,11 @@ if cache.tactic_counts(ds, filters, scope).empty:
     st.stop()
 
 st.subheader("Tactic use over time")
-use = cache.cached_query(tactics.use_over_time, ds, filters, scope)
+use = render.mark_part_months(ds, filters, cache.cached_query(tactics.use_over_time, ds, filters, scope))
 measure = st.segmented_control("Show", ["Reports", "Share of reports"], default="Reports",
                                key="tactics_use_measure") or "Reports"
 render.chart(tactic_charts.tactic_use_by_month, use, measure="share" if measure == "Share of reports" else "reports")
+render.part_months(ds, filters)
 render.table_behind(tactic_charts.use_over_time_table(use),
                 f"{sentence}. Counting unit: reports. A report using two types of force counts in both, so the "
                 "lines add up to more than the month's reports; CED counts once per report, at its highest use.",

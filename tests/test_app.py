@@ -560,8 +560,32 @@ def test_a_part_month_at_the_end_of_the_data_is_flagged_on_the_trends(monkeypatc
     # The opening view is the last 365 days: it ends on the 4th and starts part-way through a month too.
     said = f"{cut:%B %Y} holds data up to 4 {cut:%b} only"
     assert any(c.value.startswith("Part months: ") and said in c.value for c in at.caption)
+    # The same months are marked on the charts (lighter bar, hollow point, a note in the tooltip) and in the table.
+    specs = [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
+    assert any("datum.part_month" in json.dumps(spec) for spec in specs)
+    monthly = next(df.value for df in at.dataframe if "Part month" in df.value.columns)
+    assert monthly["Part month"].iloc[-1] == f"Data up to 4 {cut:%b} only" and monthly["Part month"].iloc[1] == ""
+    # The data begin less than the 365 days in view before it: the period before is not whole in the data, so no
+    # change is drawn from part of one.
+    first = pd.to_datetime(frame["occurred_at"]).min()
+    assert any(f"No change is shown: the data start on {first.day} {first:%b %Y}" in c.value for c in at.caption)
+    assert not any(m.delta for m in at.metric)
     at.switch_page("app_pages/risk.py").run()
+    assert not at.exception
     assert any(c.value.startswith("Part months: ") and said in c.value for c in at.caption)
+    assert any("datum.part_month" in c.proto.spec for c in at.get("vega_lite_chart"))
+
+
+def test_a_period_chosen_mid_month_marks_its_part_months_on_the_tactics_trend():
+    at = open_link({"from": "2024-01-09", "to": "2024-06-04"}, "app_pages/tactics.py")
+    said = "January 2024 holds data from 9 Jan only; June 2024 holds data up to 4 Jun only"
+    assert any(c.value.startswith("Part months: ") and said in c.value for c in at.caption)
+    trend = next(json.loads(c.proto.spec) for c in at.get("vega_lite_chart") if "Type of force" in c.proto.spec)
+    hollow = trend["layer"][1]
+    assert hollow["transform"] == [{"filter": "datum.part_month"}] and hollow["mark"]["fill"] == "white"
+    table = next(df.value for df in at.dataframe if "Part month" in df.value.columns)
+    assert set(table.loc[table["Month"] == "Jan 2024", "Part month"]) == {"Data from 9 Jan only"}
+    assert set(table.loc[table["Month"] == "Mar 2024", "Part month"]) == {""}
 
 
 def test_the_explore_page_choices_travel_in_its_link():

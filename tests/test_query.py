@@ -124,10 +124,19 @@ def test_previous_period_is_same_length_just_before(small):
     assert prev.shifts == ("Night",)
     days = query.previous_period(Filters(date_from=date(2024, 3, 5), date_to=date(2024, 3, 14)), small)
     assert (days.date_from, days.date_to) == (date(2024, 2, 24), date(2024, 3, 4))
+    assert query.previous_period(Filters(), small) is None  # nothing in the data before its first day
+
+
+def test_a_period_compares_only_the_days_with_data(small):
+    """The data run 5 Jan to 30 Apr 2024: a period running past them is cut to them before the one before is
+    taken, so a part month or a year with one month of data is not compared with a whole one."""
     year = query.previous_period(Filters(date_from=date(2024, 4, 1), date_to=date(2025, 3, 31)), small)
-    assert (year.date_from, year.date_to) == (date(2023, 4, 1), date(2024, 3, 31))
-    unbounded = query.previous_period(Filters(), small)
-    assert unbounded.date_to == date(2024, 1, 4)
+    assert (year.date_from, year.date_to) == (date(2024, 3, 1), date(2024, 3, 31))  # April had data, March too
+    tail = query.previous_period(Filters(date_from=date(2024, 3, 10), date_to=date(2024, 5, 31)), small)
+    assert (tail.date_from, tail.date_to) == (date(2024, 1, 18), date(2024, 3, 9))  # 52 days with data, 52 before
+    # The data do not cover the whole period before (they start 5 Jan): no comparison, not half of one.
+    assert query.previous_period(Filters(date_from=date(2024, 2, 1), date_to=date(2024, 3, 31)), small) is None
+    assert query.previous_period(Filters(date_from=date(2024, 1, 1), date_to=date(2024, 1, 31)), small) is None
 
 
 def test_default_filters_cover_latest_twelve_months(small):

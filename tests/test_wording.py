@@ -35,6 +35,13 @@ def test_period_phrase_says_when_there_is_nothing_to_compare():
     assert "1 Apr 2023 to 31 Mar 2024" in wording.period_phrase(prev, Summary(10, 9, 8))
     assert "no change is shown" in wording.period_phrase(prev, Summary(0, 0, 0))
     assert wording.period_phrase(None, None) == "No earlier period to compare with."
+    # Why there is none: the data start inside the period before.
+    assert "the data start on 5 Jan 2024" in wording.period_phrase(None, None, first=date(2024, 1, 5))
+    # Whole months chosen round a last part month: the comparison is of the days with data, and says so.
+    months = Filters(date_from=date(2023, 7, 1), date_to=date(2024, 6, 30))
+    cut = wording.period_phrase(Filters(date_from=date(2022, 7, 17), date_to=date(2023, 6, 30)), Summary(10, 9, 8),
+                                current=months, last=date(2024, 6, 15))
+    assert "days with data (to 15 Jun 2024)" in cut and "17 Jul 2022 to 30 Jun 2023" in cut
 
 
 def test_a_change_is_clear_only_when_its_interval_excludes_no_change():

@@ -272,11 +272,24 @@ def describe_months(filters: Filters, first: date | None = None, last: date | No
 
 
 def previous_period(filters: Filters, ds: Dataset) -> Filters | None:
-    """Return the same filters over the period of equal length just before; None if unbounded."""
-    start = filters.date_from or (ds.first.date() if ds.first else None)
-    end = filters.date_to or (ds.last.date() if ds.last else None)
+    """Return the same filters over the period of equal length just before; None if there is none in the data.
+
+    Only days with data are compared: a period running past either end of the data (a part month at
+    the start or the end, whole months chosen round it) is cut to the data first, so a part month never
+    reads as a fall. None when there is no period (no data), or when the data do not cover the whole
+    period before: half a period of data against a whole one is no comparison.
+    """
+    first, last = _day_of(ds.first), _day_of(ds.last)
+    start, end = filters.date_from or first, filters.date_to or last
+    start = max(start, first) if start and first else start
+    end = min(end, last) if end and last else end
     if start is None or end is None or end < start:
         return None
+    previous = _period_before(filters, start, end)
+    return None if first is not None and previous.date_from < first else previous
+
+
+def _period_before(filters: Filters, start: date, end: date) -> Filters:
     if start.day == 1 and (end + timedelta(days=1)).day == 1:
         # Whole calendar months compare with the same number of months before, so a
         # financial year compares with the previous financial year whatever the leap days.

@@ -27,6 +27,7 @@ alt.utils.schemapi.disable_debug_mode()
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
 MAIN, ACCENT, MUTED = "#0072B2", "#D55E00", "#B0B0B0"
 FAINT = "#D9D9D9"  # groups too small to judge
+PART = "#A6CBE3"  # a month holding only part of its data: MAIN, lighter
 TACTIC_GROUP_COLOURS = dict(zip(schema.TACTIC_GROUPS, PALETTE, strict=False))
 
 
@@ -62,16 +63,38 @@ def _months(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def mark_part_months(frame: pd.DataFrame, marks: dict) -> pd.DataFrame:
+    """Return a monthly frame with a `part_month` note ("Data up to 15 Jun only", else "") from
+    `wording.part_month_marks`; the monthly charts draw the months that have one apart. Unchanged if none."""
+    if not marks or not len(frame):
+        return frame
+    months = pd.to_datetime(frame["month"]).dt.date
+    notes = months.map(marks).fillna("").astype(str)
+    return frame.assign(part_month=notes) if notes.ne("").any() else frame
+
+
+def _has_part_months(data: pd.DataFrame) -> bool:
+    return "part_month" in data.columns and bool(data["part_month"].ne("").any())
+
+
+def _part_tip() -> alt.Tooltip:
+    return alt.Tooltip("part_month:N", title="Part month")
+
+
 def reports_by_month(frame: pd.DataFrame, *, title: str | None = None) -> alt.TopLevelMixin:
-    """Draw reports per month as bars (counting unit: reports)."""
+    """Draw reports per month as bars (counting unit: reports); a part month (`mark_part_months`) lighter."""
     title = "Reports per month" if title is None else title
     data = _months(drop_hidden(frame, "reports"))
     x = alt.X("yearmonth(month):T", title="Month", axis=alt.Axis(format="%b %Y", labelAngle=-45))
+    tooltip = [alt.Tooltip("yearmonth(month):T", title="Month", format="%B %Y"),
+               alt.Tooltip("reports:Q", title="Reports", format=",")]
+    part = {"color": alt.condition("datum.part_month", alt.value(PART), alt.value(MAIN))} \
+        if _has_part_months(data) else {}
     chart = alt.Chart(data, **({"title": title} if title else {})).mark_bar(color=MAIN).encode(
         x=x,
         y=alt.Y("reports:Q", title="Reports (one officer, one subject)"),
-        tooltip=[alt.Tooltip("yearmonth(month):T", title="Month", format="%B %Y"),
-                 alt.Tooltip("reports:Q", title="Reports", format=",")],
+        tooltip=tooltip + [_part_tip()] if part else tooltip,
+        **part,
     )
     hidden = _months(frame[frame["reports"].isna()]) if "suppressed" in frame and len(frame) else frame.iloc[:0]
     if len(hidden):
@@ -97,16 +120,22 @@ def rate_by_month(frame: pd.DataFrame, measure: str = "officer_injured", *,
         y=alt.Y(f"{measure}_low:Q", title=f"% of answering {unit}",
                 axis=alt.Axis(format="%")),
         y2=alt.Y2(f"{measure}_high"))
+    tooltip = [alt.Tooltip("yearmonth(month):T", title="Month", format="%B %Y"),
+               alt.Tooltip(f"{measure}_rate:Q", title=label, format=".1%"),
+               alt.Tooltip(f"{measure}_yes:Q", title="Yes", format=","),
+               alt.Tooltip(f"{measure}_answered:Q", title=f"{unit.capitalize()} answering", format=","),
+               alt.Tooltip(f"{measure}_low:Q", title="95% interval from", format=".1%"),
+               alt.Tooltip(f"{measure}_high:Q", title="95% interval to", format=".1%")]
     line = base.mark_line(point=alt.OverlayMarkDef(color=ACCENT), color=ACCENT).encode(
-        y=alt.Y(f"{measure}_rate:Q"),
-        tooltip=[alt.Tooltip("yearmonth(month):T", title="Month", format="%B %Y"),
-                 alt.Tooltip(f"{measure}_rate:Q", title=label, format=".1%"),
-                 alt.Tooltip(f"{measure}_yes:Q", title="Yes", format=","),
-                 alt.Tooltip(f"{measure}_answered:Q", title=f"{unit.capitalize()} answering", format=","),
-                 alt.Tooltip(f"{measure}_low:Q", title="95% interval from", format=".1%"),
-                 alt.Tooltip(f"{measure}_high:Q", title="95% interval to", format=".1%")])
+        y=alt.Y(f"{measure}_rate:Q"), tooltip=tooltip)
+    layers = [band, line]
+    if _has_part_months(data):  # a part month's rate as a hollow point over the filled one
+        layers.append(base.mark_point(filled=True, color="white", stroke=ACCENT, strokeWidth=2, size=60,
+                                      opacity=1).encode(y=alt.Y(f"{measure}_rate:Q"),
+                                                        tooltip=tooltip + [_part_tip()])
+                      .transform_filter("datum.part_month"))
     title = f"{label} per month, with 95% interval" if title is None else title
-    return _style(alt.layer(band, line, **({"title": title} if title else {})).properties(height=260))
+    return _style(alt.layer(*layers, **({"title": title} if title else {})).properties(height=260))
 
 
 # Three panels and their labels fit the page at 1,366 pixels wide (at 220 each the third was cut off).

@@ -38,6 +38,8 @@ def rates_table(frame: pd.DataFrame, by: tuple[str, ...], per_incident: tuple[st
         if d == "month":
             values = pd.to_datetime(values).dt.strftime("%b %Y")
         out[DIMENSION_LABELS.get(d, d)] = values
+    if "part_month" in frame.columns:  # charts.mark_part_months: say which months hold part of their data
+        out["Part month"] = frame["part_month"]
     out["Reports"] = counts(frame["reports"])
     for col, label in schema.HARM_FIELDS.items():
         unit = " incidents" if col in per_incident else ""

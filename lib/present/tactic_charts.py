@@ -12,7 +12,16 @@ import pandas as pd
 
 from lib.analysis.tactics import INJURY_MEASURES, _group_order
 from lib.model import schema
-from lib.present.charts import ACCENT, MAIN, MIN_DENOMINATOR, MUTED, TACTIC_GROUP_COLOURS, _style, drop_hidden
+from lib.present.charts import (
+    ACCENT,
+    MAIN,
+    MIN_DENOMINATOR,
+    MUTED,
+    TACTIC_GROUP_COLOURS,
+    _has_part_months,
+    _style,
+    drop_hidden,
+)
 from lib.present.tables import counts
 
 ENOUGH = "Enough answers"
@@ -51,24 +60,33 @@ def tactic_use_by_month(frame: pd.DataFrame, *, measure: str = "reports",
     y_title = "Share of the month's reports using it" if share else "Reports using the type of force"
     default = ("Share of reports using each type of force per month" if share
                else "Reports using each type of force per month")
-    chart = alt.Chart(data, **_title(title, default)).mark_line(point=True).encode(
-        x=alt.X("yearmonth(month):T", title="Month", axis=alt.Axis(format="%b %Y", labelAngle=-45)),
-        y=alt.Y(f"{measure}:Q", title=y_title, axis=alt.Axis(format="%") if share else alt.Axis(tickMinStep=1)),
-        color=alt.Color("tactic_group:N", title="Type of force", scale=_group_scale(groups),
-                        legend=alt.Legend(orient="right", columns=1)),
-        tooltip=[alt.Tooltip("yearmonth(month):T", title="Month", format="%B %Y"),
-                 alt.Tooltip("tactic_group:N", title="Type of force"),
-                 alt.Tooltip("reports:Q", title="Reports using it", format=","),
-                 alt.Tooltip("total_reports:Q", title="Reports that month", format=","),
-                 alt.Tooltip("share:Q", title="Share of the month's reports", format=".1%")],
-    ).properties(height=300)
-    return _style(chart)
+    tooltip = [alt.Tooltip("yearmonth(month):T", title="Month", format="%B %Y"),
+               alt.Tooltip("tactic_group:N", title="Type of force"),
+               alt.Tooltip("reports:Q", title="Reports using it", format=","),
+               alt.Tooltip("total_reports:Q", title="Reports that month", format=","),
+               alt.Tooltip("share:Q", title="Share of the month's reports", format=".1%")]
+    encoding = {"x": alt.X("yearmonth(month):T", title="Month", axis=alt.Axis(format="%b %Y", labelAngle=-45)),
+                "y": alt.Y(f"{measure}:Q", title=y_title,
+                           axis=alt.Axis(format="%") if share else alt.Axis(tickMinStep=1)),
+                "color": alt.Color("tactic_group:N", title="Type of force", scale=_group_scale(groups),
+                                   legend=alt.Legend(orient="right", columns=1))}
+    if not _has_part_months(data):
+        return _style(alt.Chart(data, **_title(title, default)).mark_line(point=True).encode(
+            **encoding, tooltip=tooltip).properties(height=300))
+    # A month holding part of its data (charts.mark_part_months): its points hollow, the note in their tooltip.
+    lines = alt.Chart(data).mark_line(point=True).encode(**encoding, tooltip=tooltip)
+    hollow = alt.Chart(data).mark_point(filled=True, fill="white", strokeWidth=2, size=60, opacity=1).encode(
+        **encoding, stroke=alt.Stroke("tactic_group:N", scale=_group_scale(groups), legend=None),
+        tooltip=tooltip + [alt.Tooltip("part_month:N", title="Part month")]).transform_filter("datum.part_month")
+    return _style(alt.layer(lines, hollow, **_title(title, default)).properties(height=300))
 
 
 def use_over_time_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Return monthly use per type of force with readable headings."""
+    part = {"Part month": frame["part_month"]} if "part_month" in frame.columns else {}
     return pd.DataFrame({
         "Month": pd.to_datetime(frame["month"]).dt.strftime("%b %Y"),
+        **part,
         "Type of force": frame["tactic_group"],
         "Reports using it": counts(frame["reports"]),
         "Reports that month": counts(frame["total_reports"]),

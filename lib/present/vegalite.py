@@ -53,6 +53,9 @@ def _quantity(field: str, title: str, fmt: str) -> Spec:
     return {"field": field, "format": fmt, "title": title, "type": "quantitative"}
 
 
+_PART_TIP: Spec = {"field": "part_month", "title": "Part month", "type": "nominal"}
+
+
 def _months(frame: pd.DataFrame) -> pd.DataFrame:
     # As charts._months: the month as "YYYY-MM-DD" text (the Arrow bytes, and so the dataset names, must match).
     out = frame.copy()
@@ -64,11 +67,16 @@ def reports_by_month(frame: pd.DataFrame, *, title: str | None = None) -> Spec:
     """Return the spec of `charts.reports_by_month`: reports per month as bars, hidden months marked."""
     title = "Reports per month" if title is None else title
     datasets: dict[str, bytes] = {}
-    bars: Spec = {"data": store_arrow(_months(charts.drop_hidden(frame, "reports")), datasets),
-                  "mark": {"type": "bar", "color": charts.MAIN},
-                  "encoding": {"tooltip": [_month_tip(), _quantity("reports", "Reports", ",")], "x": _month_x(),
-                               "y": {"field": "reports", "title": "Reports (one officer, one subject)",
-                                     "type": "quantitative"}}}
+    shown = _months(charts.drop_hidden(frame, "reports"))
+    encoding: Spec = {"tooltip": [_month_tip(), _quantity("reports", "Reports", ",")], "x": _month_x(),
+                      "y": {"field": "reports", "title": "Reports (one officer, one subject)",
+                            "type": "quantitative"}}
+    if charts._has_part_months(shown):  # as charts.reports_by_month: a part month lighter, and named
+        encoding = {"color": {"condition": {"test": "datum.part_month", "value": charts.PART},
+                              "value": charts.MAIN}, **encoding}
+        encoding["tooltip"].append(_PART_TIP)
+    bars: Spec = {"data": store_arrow(shown, datasets), "mark": {"type": "bar", "color": charts.MAIN},
+                  "encoding": encoding}
     if title:
         bars["title"] = title
     hidden = _months(frame[frame["reports"].isna()]) if "suppressed" in frame and len(frame) else frame.iloc[:0]
@@ -95,7 +103,8 @@ def rate_by_month(frame: pd.DataFrame, measure: str = "officer_injured", *,
     """Return the spec of `charts.rate_by_month`: a monthly harm rate as a line with its 95% band."""
     label = schema.HARM_FIELDS[measure]
     datasets: dict[str, bytes] = {}
-    data = store_arrow(_months(frame), datasets)
+    shown = _months(frame)
+    data = store_arrow(shown, datasets)
     band = {"mark": {"type": "area", "color": charts.ACCENT, "opacity": 0.25},
             "encoding": {"x": _month_x(),
                          "y": {"axis": {"format": "%"}, "field": f"{measure}_low", "title": f"% of answering {unit}",
@@ -108,8 +117,15 @@ def rate_by_month(frame: pd.DataFrame, measure: str = "officer_injured", *,
                                      _quantity(f"{measure}_low", "95% interval from", ".1%"),
                                      _quantity(f"{measure}_high", "95% interval to", ".1%")],
                          "x": _month_x(), "y": {"field": f"{measure}_rate", "type": "quantitative"}}}
+    layers = [band, line]
+    if charts._has_part_months(shown):  # as charts.rate_by_month: a part month's rate as a hollow point
+        layers.append({"mark": {"type": "point", "color": "white", "filled": True, "opacity": 1, "size": 60,
+                                "stroke": charts.ACCENT, "strokeWidth": 2},
+                       "encoding": {"tooltip": [*line["encoding"]["tooltip"], _PART_TIP], "x": _month_x(),
+                                    "y": {"field": f"{measure}_rate", "type": "quantitative"}},
+                       "transform": [{"filter": "datum.part_month"}]})
     title = f"{label} per month, with 95% interval" if title is None else title
-    spec: Spec = {"config": _config(), "layer": [band, line], "data": data, "height": 260}
+    spec: Spec = {"config": _config(), "layer": layers, "data": data, "height": 260}
     if title:
         spec["title"] = title
     return _finish(spec, datasets)

@@ -118,39 +118,62 @@ def _pp(value: float) -> str:
     return f"{value * 100:+.2f}" if text in ("+0.0", "-0.0") and value != 0 else text
 
 
-def part_months_note(filters: Filters, first: date | None, last: date | None) -> str:
-    """Say which months at either end of a trend hold only part of a month's data ('' when none), so a short bar or
-    a rate on few reports at the edge is not read as a change."""
+def part_month_marks(filters: Filters, first: date | None, last: date | None) -> dict[date, str]:
+    """Return the months at either end of a view that hold only part of a month's data, by their first day,
+    each with its note ("Data from 16 Jun only"): the trends draw them apart and the caption names them."""
     if first is None or last is None:
-        return ""
+        return {}
     start = max(filters.date_from or first, first)
     end = min(filters.date_to or last, last)
     if end < start:
-        return ""
-    parts = []
-    if start.day != 1:
-        parts.append(f"{start:%B %Y} holds data from {start.day} {start:%b} only")
+        return {}
+    marks: dict[date, str] = {}
     following = date(end.year + end.month // 12, end.month % 12 + 1, 1)
-    if (following - end).days != 1 and not (start.year == end.year and start.month == end.month and parts):
-        parts.append(f"{end:%B %Y} holds data up to {end.day} {end:%b} only")
-    if not parts:
+    ends_early = (following - end).days != 1
+    if start.day != 1:
+        marks[start.replace(day=1)] = (f"Data from {start.day} {start:%b} to {end.day} {end:%b} only"
+                                       if ends_early and start.replace(day=1) == end.replace(day=1)
+                                       else f"Data from {start.day} {start:%b} only")
+    if ends_early and end.replace(day=1) not in marks:
+        marks[end.replace(day=1)] = f"Data up to {end.day} {end:%b} only"
+    return marks
+
+
+def part_months_note(filters: Filters, first: date | None, last: date | None) -> str:
+    """Say which months at either end of a trend hold only part of a month's data ('' when none), so a short bar or
+    a rate on few reports at the edge is not read as a change."""
+    marks = part_month_marks(filters, first, last)
+    if not marks:
         return ""
+    parts = [f"{month:%B %Y} holds {note[0].lower()}{note[1:]}" for month, note in marks.items()]
     if len(parts) == 1:
-        return (f"Part month: {parts[0]}. Its count is short and its rate rests on fewer reports: read it as "
-                "incomplete, not as a change.")
-    return (f"Part months: {'; '.join(parts)}. Their counts are short and their rates rest on fewer reports: read "
-            "them as incomplete, not as changes.")
+        return (f"Part month: {parts[0]} (a lighter bar or a hollow point on the charts). Its count is short and its "
+                "rate rests on fewer reports: read it as incomplete, not as a change.")
+    return (f"Part months: {'; '.join(parts)} (lighter bars or hollow points on the charts). Their counts are short "
+            "and their rates rest on fewer reports: read them as incomplete, not as changes.")
 
 
-def period_phrase(previous: Filters | None, previous_summary: Summary | None) -> str:
-    """Say which period the changes compare against, and whether it holds any data."""
+def period_phrase(previous: Filters | None, previous_summary: Summary | None, current: Filters | None = None,
+                  first: date | None = None, last: date | None = None) -> str:
+    """Say which period the changes compare against, and whether it holds any data.
+
+    current, first, last: this period and the data's first and last days. With them, a missing comparison
+    says why (the data start inside the period before), and a period cut to the last day of data says so.
+    """
     if previous is None or previous.date_from is None or previous.date_to is None:
+        if first is not None:
+            return (f"No change is shown: the data start on {_day(first)}, so they do not hold the whole period "
+                    "of the same length before this one.")
         return "No earlier period to compare with."
     span = f"{_day(previous.date_from)} to {_day(previous.date_to)}"
     if previous_summary is None or previous_summary.reports is None:
         return f"Too few reports in the previous period to compare ({span}), so no change is shown."
     if previous_summary.reports == 0:
         return f"No reports in the previous period of the same length ({span}), so no change is shown."
+    cut = (current is not None and current.date_to is not None and last is not None and current.date_to > last)
+    if cut:
+        return (f"Changes compare the days with data (to {_day(last)}) with as many days just before: {span}, so "
+                "the part month is not read as a fall.")
     return f"Changes compare with the previous period of the same length: {span}."
 
 

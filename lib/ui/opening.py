@@ -15,7 +15,7 @@ import streamlit as st
 from lib.engine import query
 from lib.engine.query import Filters, Scope, Summary
 from lib.engine.store import Dataset
-from lib.ui import cache, context
+from lib.ui import cache, context, render
 
 GROUPS = ("officer_role", "shift")  # the Overview's "By ..." sections, in order
 
@@ -38,7 +38,7 @@ def overview(ds: Dataset, filters: Filters, scope: Scope) -> Overview:
     return Overview(now=cache.summary(ds, filters, scope),
                     before=cache.summary(ds, previous, scope) if previous else None,
                     previous_filters=previous,
-                    monthly=cache.breakdown(ds, filters, scope, ("month",)),
+                    monthly=render.mark_part_months(ds, filters, cache.breakdown(ds, filters, scope, ("month",))),
                     groups={d: cache.breakdown(ds, filters, scope, (d,)) for d in GROUPS},
                     tactics=cache.tactic_counts(ds, filters, scope))
 

@@ -97,14 +97,24 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")[:60] or "table"
 
 
+def _data_days(ds) -> tuple:
+    return (ds.first.date() if ds.first else None, ds.last.date() if ds.last else None)
+
+
 def part_months(ds, filters) -> None:
     """Under a monthly trend: say which month at either end holds only part of a month's data (nothing if none)."""
     from lib.present import wording
 
-    note = wording.part_months_note(filters, ds.first.date() if ds.first else None,
-                                    ds.last.date() if ds.last else None)
+    note = wording.part_months_note(filters, *_data_days(ds))
     if note:
         st.caption(note)
+
+
+def mark_part_months(ds, filters, frame: pd.DataFrame) -> pd.DataFrame:
+    """Return a monthly frame with its part months noted (`charts.mark_part_months`), for its chart and table."""
+    from lib.present import charts, wording
+
+    return charts.mark_part_months(frame, wording.part_month_marks(filters, *_data_days(ds)))
 
 
 def table(frame: pd.DataFrame, name: str, *, what: str = "table", shown: int | None = None) -> None:
