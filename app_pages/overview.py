@@ -29,6 +29,7 @@ for col, field in zip(cols[1:], ("officer_injured", "officer_assaulted", "subjec
                wording.rate_change(rate, before.rates[field] if before else None),
                delta_color="inverse" if verdict and verdict[0] else "off",
                help=wording.rate_detail(rate) + (f". {verdict[1]}" if verdict else ""))
+    col.caption(wording.headline_interval(rate, before.rates[field] if before else None))
 if missing:
     st.info(wording.unavailable_message(missing))
 st.caption(f"{wording.incidents_phrase(now, render.count_phrase)}, "

@@ -70,6 +70,11 @@ def test_change_arrows_are_coloured_only_where_the_change_is_clear(engine):
     injury = next(m for m in at.metric if m.label == "Officer injury rate")
     assert injury.proto.delta.startswith("+") and injury.proto.color == Metric.MetricColor.GRAY
     assert "not a clear change" in injury.proto.help
+    # Each headline rate shows its interval and its change's on the page, not only in the tooltip.
+    under = [c.value for c in at.caption if c.value.startswith("95% interval")][:3]  # under the cards, in order
+    assert under == [wording.headline_interval(now.rates[f], before.rates[f])
+                     for f in ("officer_injured", "officer_assaulted", "subject_injured")]
+    assert all(text.count("95% interval") == 1 and " pp (" in text for text in under)
 
 
 def test_changing_the_shift_filter_changes_the_numbers(engine):

@@ -56,6 +56,16 @@ def test_a_change_is_clear_only_when_its_interval_excludes_no_change():
     assert wording.rate_change_verdict(Rate("x", None, 100, 0), Rate("x", 5, 100, 0)) is None  # hidden
 
 
+def test_a_headline_rate_shows_its_interval_and_its_changes_under_it():
+    # Newcombe (1998), example (a) again; the Wilson interval of 56/70 is 0.6920 to 0.8769 (his table I).
+    assert wording.headline_interval(Rate("x", 56, 70, 0), Rate("x", 48, 80, 0)) == (
+        "95% interval 69.2% to 87.7%. Change +20.0 pp (+5.2 to +33.4): a clear rise.")
+    assert wording.headline_interval(Rate("x", 97, 1000, 0), Rate("x", 100, 1000, 0)).endswith(": not a clear change.")
+    assert wording.headline_interval(Rate("x", 56, 70, 0), None) == "95% interval 69.2% to 87.7%."
+    assert wording.headline_interval(Rate("x", None, 100, 0), None) == ""  # hidden: no interval of a hidden rate
+    assert wording.headline_interval(Rate("x", 0, 0, 5), None) == ""  # nothing answered
+
+
 def test_change_verdicts_fire_at_their_nominal_rate_on_periods_with_nothing_planted_and_find_a_planted_change():
     rng = np.random.default_rng(17)
     trials, calls = 4000, 0

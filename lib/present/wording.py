@@ -100,16 +100,37 @@ def rate_change_verdict(current: Rate, previous: Rate | None) -> tuple[bool, str
     excludes no change: on two periods with the same underlying rate, about one change in twenty is called
     clear by chance (tests/test_wording.py checks the rate on simulated periods).
     """
-    if rate_change(current, previous) is None or previous is None:
+    d = _difference(current, previous)
+    if d is None:
         return None
-    from lib.analysis import stats
-
-    d = stats.rate_difference(current.numerator, current.denominator, previous.numerator, previous.denominator)
     clear = bool(d.low > 0 or d.high < 0)
     reading = (("a clear rise" if d.difference > 0 else "a clear fall") if clear
                else "not a clear change: a difference this size could be chance")
     return clear, (f"Change against the previous period: {d.difference * 100:+.1f} pp (95% interval "
                    f"{_pp(d.low)} to {_pp(d.high)} pp), {reading}.")
+
+
+def _difference(current: Rate, previous: Rate | None):
+    if rate_change(current, previous) is None or previous is None:
+        return None
+    from lib.analysis import stats
+
+    return stats.rate_difference(current.numerator, current.denominator, previous.numerator, previous.denominator)
+
+
+def headline_interval(current: Rate, previous: Rate | None) -> str:
+    """Say, under a headline rate, its 95% interval and its change's ('' when the rate is hidden or not recorded):
+    an estimate shown alone reads as more certain than it is."""
+    if current.hidden or not current.denominator:
+        return ""
+    low, high = current.interval
+    text = f"95% interval {percent(low)} to {percent(high)}"
+    d = _difference(current, previous)
+    if d is None:
+        return text + "."
+    clear = d.low > 0 or d.high < 0
+    reading = ("a clear rise" if d.difference > 0 else "a clear fall") if clear else "not a clear change"
+    return f"{text}. Change {_pp(d.difference)} pp ({_pp(d.low)} to {_pp(d.high)}): {reading}."
 
 
 def _pp(value: float) -> str:
