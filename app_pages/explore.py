@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lib.analysis import explore
+from lib.analysis import explore, risk
 from lib.engine import query
 from lib.present import explore_charts, wording
 from lib.ui import cache, render
@@ -12,21 +12,27 @@ from lib.ui.filters import keep_in_link, linked
 ds, filters, scope, sentence = render.page_header("explore", "Explore", "reports (one officer, one subject)")
 
 NO_FACET = "none"
-OPENING = {"explore_measure": "officer_injured", "explore_dimensions": ["officer_role"], "explore_facet": NO_FACET}
+# Under disclosure control roles come grouped and hours in four-hour bands: single ones would be mostly hidden.
+choices = explore.dimension_choices(scope.perturbed)
+facet_choices = explore.dimension_choices(scope.perturbed, explore.FACET_DIMENSIONS)
+OPENING = {"explore_measure": "officer_injured", "explore_facet": NO_FACET,
+           "explore_dimensions": [explore.GROUPED["officer_role"] if scope.perturbed else "officer_role"]}
 # The page's choices travel in its link, like the filters (a shared link opens the same chart).
 linked("explore_measure", list(explore.MEASURES))
-linked("explore_dimensions", list(query.DIMENSIONS), many=True)
-linked("explore_facet", list(explore.FACET_DIMENSIONS))
+linked("explore_dimensions", choices, many=True)
+linked("explore_facet", facet_choices)
 if "explore_measure" not in st.session_state:  # the opening question
     st.session_state["explore_measure"] = OPENING["explore_measure"]
     st.session_state.setdefault("explore_dimensions", OPENING["explore_dimensions"])
+if any(d not in choices for d in st.session_state.get("explore_dimensions", [])):  # kept from a view that had them
+    st.session_state["explore_dimensions"] = [d for d in st.session_state["explore_dimensions"] if d in choices]
 
 left, middle, right = st.columns([1, 2, 1])
 measure = left.selectbox("Measure", list(explore.MEASURES), format_func=explore.MEASURES.get, key="explore_measure")
 dimensions = tuple(middle.multiselect(
-    "By (one or two)", list(query.DIMENSIONS), format_func=query.DIMENSION_LABELS.get, max_selections=2,
+    "By (one or two)", choices, format_func=query.DIMENSION_LABELS.get, max_selections=2,
     key="explore_dimensions", help="Month or hour draws lines; two sets of groups draw a grid."))
-facets = [NO_FACET, *(d for d in explore.FACET_DIMENSIONS if d not in dimensions)]
+facets = [NO_FACET, *(d for d in facet_choices if d not in dimensions)]
 # The facet's options change with the dimensions: reset a facet that is now charted, before drawing it.
 if st.session_state.get("explore_facet", NO_FACET) not in facets:
     st.session_state["explore_facet"] = NO_FACET
@@ -48,11 +54,18 @@ if measure in now.rates and explore.MEASURES[measure] in wording.unavailable(now
     st.stop()
 
 frame = cache.cached_query(explore.explore_frame, ds, filters, scope, measure, dimensions, facet)
+timed = next((d for d in (*dimensions, facet) if d in ("hour", "hours")), None)
+if timed and risk.no_time_of_day(frame, timed):  # not a spike at midnight: one plain sentence instead
+    st.info(f"This extract records no time of day (every report is at midnight), so reports cannot be placed by "
+            f"{query.DIMENSION_LABELS[timed].lower()}. Pick another dimension.")
+    st.stop()
 unit = now.rates[measure].unit if measure in now.rates else "reports"  # incidents for a field recorded per incident
 spec = explore_charts.explore_chart(frame, measure, dimensions, facet, unit=unit)
 event = st.altair_chart(spec, on_select="rerun", key="explore_chart", theme=None)
 
 charted = (*dimensions, facet) if facet else dimensions
+if "role_group" in charted:
+    st.caption(wording.ROLE_GROUPING)
 pick = explore.picked(event, charted)
 chosen = explore.apply_selection(filters, event, charted)
 changes = explore.filter_changes(filters, chosen, cache.filter_options(ds, scope))

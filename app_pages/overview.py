@@ -68,7 +68,8 @@ for dimension, frame in view.groups.items():
                    f"per {label.lower()} are in the table below.")
     render.table_behind(tables.rates_table(frame, (dimension,), now.per_incident),
                     f"{sentence}. {wording.counting_unit(now)} Rates are over those that answered; "
-                    f"grey points rest on fewer than {charts.MIN_DENOMINATOR} answers.", source=frame)
+                    f"grey points rest on fewer than {charts.MIN_DENOMINATOR} answers."
+                    + (f" {wording.ROLE_GROUPING}" if dimension == "role_group" else ""), source=frame)
 
 st.subheader("Most-used tactics")
 tactics = view.tactics

@@ -34,13 +34,16 @@ if unit != "reports":
     st.caption(wording.unit_note(now.rates[measure]))
 
 st.subheader("By role and shift")
-grid = cache.cached_query(risk.rate_grid, ds, filters, scope, measure, "officer_role", "shift")
-render.chart(charts.rate_heatmap, grid, "officer_role", "shift", "Officer role", "Shift", label,
-                             row_order=[*schema.OFFICER_ROLES, query.NOT_RECORDED],
+# Under disclosure control (a demonstration, a viewer) roles grouped: the smaller single roles would be hidden.
+by_role = "role_group" if scope.perturbed else "officer_role"
+grid = cache.cached_query(risk.rate_grid, ds, filters, scope, measure, by_role, "shift")
+render.chart(charts.rate_heatmap, grid, by_role, "shift", query.DIMENSION_LABELS[by_role], "Shift", label,
+                             row_order=[*query.DIMENSION_ORDER[by_role], query.NOT_RECORDED],
                              col_order=[*schema.SHIFTS, query.NOT_RECORDED], unit=unit)
-render.table_behind(tables.grid_table(grid, "officer_role", "shift"),
+render.table_behind(tables.grid_table(grid, by_role, "shift"),
                 f"{sentence}. Per 100 {unit} answering; grey cells rest on fewer than {risk.MIN_CELL} answers "
-                "and are not coloured.", source=grid)
+                "and are not coloured." + (f" {wording.ROLE_GROUPING}" if scope.perturbed else ""),
+                source=grid)
 
 st.subheader("Month by month", help=wording.glossary("interval"))
 monthly = render.mark_part_months(ds, filters, cache.breakdown(ds, filters, scope, ("month",)))
@@ -71,10 +74,10 @@ def rate_ratio_section(ds: Dataset, filters: Filters, scope: Scope, measure: str
                        sentence: str) -> None:
     """Draw the rate ratios of the groups chosen, crude or adjusted, with their table."""
     st.subheader("Rate ratios, with 95% intervals", help=wording.glossary("rate ratio", "interval", "case mix"))
-    linked("risk_dimension", list(risk.RATIO_DIMENSIONS))
-    dimension = st.selectbox("Compare groups of", list(risk.RATIO_DIMENSIONS), format_func=risk.RATIO_LABELS.get,
-                             key="risk_dimension")
-    keep_in_link("risk_dimension", dimension, next(iter(risk.RATIO_DIMENSIONS)))
+    dimensions = risk.ratio_dimensions(scope.perturbed)
+    linked("risk_dimension", dimensions)
+    dimension = st.selectbox("Compare groups of", dimensions, format_func=risk.RATIO_LABELS.get, key="risk_dimension")
+    keep_in_link("risk_dimension", dimension, dimensions[0])
     reference = None
     if dimension not in adjust.TACTIC_DIMENSIONS:  # each tactic or type of force is compared with reports not using it
         groups = cache.breakdown(ds, filters, scope, (dimension,))[dimension].tolist()
@@ -90,8 +93,9 @@ def rate_ratio_section(ds: Dataset, filters: Filters, scope: Scope, measure: str
     if basis == "Adjusted for case mix":
         # Keyed per compared dimension: the options change with it (a dimension is not adjusted for itself).
         adjust_for = tuple(st.multiselect(
-            "Adjust for", [d for d in adjust.COVARIATES if d != dimension],
-            default=[d for d in adjust.DEFAULT_ADJUSTMENT if d != dimension], format_func=adjust.LABELS.get,
+            "Adjust for", [d for d in adjust.COVARIATES if d not in adjust.within(dimension)],
+            default=[d for d in adjust.DEFAULT_ADJUSTMENT if d not in adjust.within(dimension)],
+            format_func=adjust.LABELS.get,
             key=f"risk_adjust_for_{dimension}"))
     ratios = cache.cached_query(risk.rate_ratios, ds, filters, scope, measure, dimension, reference, adjust_for)
     render.chart(charts.forest_plot, ratios, label)

@@ -482,6 +482,14 @@ def test_an_extract_without_time_of_day_says_so_instead_of_putting_every_report_
     assert not at.exception
     assert any("records no time of day" in i.value for i in at.info)
     assert not any("Hour of day" in el.proto.spec for el in at.get("vega_lite_chart"))
+    # Explore by hour says the same, in place of a line at midnight; by shift it still draws.
+    at.switch_page("app_pages/explore.py").run()
+    at.multiselect(key="explore_dimensions").set_value(["hour"]).run()
+    assert not at.exception
+    assert any("records no time of day" in i.value and "hour of day" in i.value for i in at.info)
+    assert not at.get("vega_lite_chart") and not at.get("arrow_vega_lite_chart")
+    at.multiselect(key="explore_dimensions").set_value(["shift"]).run()
+    assert not any("records no time of day" in i.value for i in at.info)
     # With times, the same page draws the hour-by-day grid.
     timed = tmp_path / "timed.csv"
     (data.to_pandas() if hasattr(data, "to_pandas") else data).to_csv(timed, index=False)

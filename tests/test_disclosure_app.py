@@ -7,6 +7,7 @@ import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from lib.present import wording
 from lib.privacy import disclosure
 
 from .conftest import ROOT
@@ -115,3 +116,34 @@ def test_a_demonstration_shows_hours_in_bands_not_a_wall_of_hidden_cells_and_say
     assert not any("single-user" in c.value for c in at.sidebar.caption)
     assert not [d for d in at.dataframe if any("Officer" in str(c) and "pseudonym" in str(c) for c in d.value.columns)]
     assert not any("officers against the average" in h.value for h in at.subheader)
+
+
+def _rows(element) -> list[dict]:
+    return [r for d in element.proto.datasets for r in pa.ipc.open_stream(d.data.data).read_all().to_pylist()]
+
+
+def test_a_demonstration_groups_roles_rather_than_hiding_the_small_ones():
+    """Single roles hid 12 of 27 role-by-shift cells of the demonstration's Officer risk page, and two roles on the
+    Overview and in Explore: grouped, every cell is shown, and the pages say how they are grouped."""
+    groups = ["Response", "Neighbourhood", "Custody", "Specialist and other roles"]
+    at = open_page("risk")
+    assert not at.exception
+    grid = next(el for el in at.get("vega_lite_chart") if "Officer role (grouped)" in el.proto.spec)
+    cells = _rows(grid)
+    assert len(cells) == 12 and {r["role_group"] for r in cells} == set(groups)
+    assert not [r for r in cells if r["label"] == "hidden"]
+    assert any(wording.ROLE_GROUPING in c.value for c in at.caption)
+    assert not any('"officer_role"' in el.proto.spec for el in at.get("vega_lite_chart"))
+    assert at.selectbox(key="risk_dimension").options[1] == "Officer role (grouped)"
+
+    at.switch_page("app_pages/overview.py").run()
+    assert [h.value for h in at.subheader if h.value.startswith("By ")] == ["By officer role (grouped)", "By shift"]
+    table = next(d.value for d in at.dataframe if "Officer role (grouped)" in d.value.columns)
+    assert table["Officer role (grouped)"].tolist() == groups and table.notna().all().all()
+
+    at.switch_page("app_pages/explore.py").run()
+    assert not at.exception
+    assert at.multiselect(key="explore_dimensions").value == ["role_group"]
+    assert "Officer role" not in at.multiselect(key="explore_dimensions").options
+    assert "Hour of day" not in at.multiselect(key="explore_dimensions").options
+    assert any(wording.ROLE_GROUPING in c.value for c in at.caption)

@@ -69,6 +69,13 @@ SHORT_NAMES: dict[str, str] = {
     "subject_ethnicity": "subject ethnicity", "force": "force", "weekday": "day of week",
 }
 TACTIC_DIMENSIONS = ("tactic_group", "tactic")
+# A compared dimension that groups a finer one is not adjusted for that one: its groups are made of its values.
+_GROUPS_OF = {"role_group": "officer_role"}
+
+
+def within(dimension: str) -> tuple[str, ...]:
+    """Return the covariates a comparison of `dimension` cannot be adjusted for: itself, and what it groups."""
+    return (dimension, *((_GROUPS_OF[dimension],) if dimension in _GROUPS_OF else ()))
 METHOD = ("Poisson regression (log link, modified Poisson) with robust intervals clustered by incident")
 CRUDE_METHOD = "crude (no adjustment): Katz log interval"
 RATIO_COLUMNS = ["dimension", "group", "reference", "ratio", "ci_low", "ci_high", "yes", "answered",
@@ -327,7 +334,7 @@ def adjusted_ratios(engine: Engine, ds: Dataset, filters: Filters, scope: Scope,
     """Return each group's rate ratio adjusted for case mix, shaped like risk.rate_ratios."""
     if measure not in schema.HARM_FIELDS:
         raise ValueError(f"unknown measure {measure!r}; measures are {', '.join(schema.HARM_FIELDS)}")
-    covariates = [d for d in _columns(adjust_for) if d != dimension]
+    covariates = [d for d in _columns(adjust_for) if d not in within(dimension)]
     if dimension in TACTIC_DIMENSIONS:
         return _using_ratios(engine, ds, filters, scope, measure, dimension, covariates)
     if dimension not in query.DIMENSIONS and dimension not in COVARIATES:

@@ -39,6 +39,15 @@ MEASURES: dict[str, str] = {REPORTS: "Reports", **schema.HARM_FIELDS}
 TIME_AXES: tuple[str, ...] = ("month", "hour")
 # A facet draws one panel per group: time axes would give dozens of panels, so they are left out.
 FACET_DIMENSIONS: tuple[str, ...] = tuple(d for d in DIMENSIONS if d not in TIME_AXES)
+# Each fine dimension and its grouped form: a view under disclosure control (a demonstration, a viewer) offers the
+# grouped one, whose cells are large enough to show; any other view offers the fine one.
+GROUPED: dict[str, str] = {"officer_role": "role_group", "hour": "hours"}
+
+
+def dimension_choices(perturbed: bool, dimensions: tuple[str, ...] = tuple(DIMENSIONS)) -> list[str]:
+    """Return the dimensions a view may break down by, in order: grouped ones under disclosure control."""
+    left_out = set(GROUPED) if perturbed else set(GROUPED.values())
+    return [d for d in dimensions if d not in left_out]
 SELECTION = "pick"
 UNIT = "reports (one officer's use of force on one subject)"
 
@@ -229,6 +238,8 @@ FILTER_BY_DIMENSION: dict[str, FilterKind] = {
 NOT_FILTERABLE_HINTS: dict[str, str] = {
     "month": "set the dates in the sidebar instead",
     "hour": "no filter selects hours of the day",
+    "hours": "no filter selects hours of the day",
+    "role_group": "choose the roles in the sidebar's Officer role filter instead",
     "weekday": "no filter selects days of the week",
     "team": "narrow by force or area in the sidebar instead",
     "single_crewed": "no filter selects single or double crewing",

@@ -35,6 +35,12 @@ RATIO_DIMENSIONS = ("shift", "officer_role", "location_type", "single_crewed", "
 RATIO_LABELS: dict[str, str] = adjust.LABELS  # the dimensions' names, and "Each tactic"
 
 
+def ratio_dimensions(perturbed: bool) -> list[str]:
+    """Return the groups a rate ratio may compare: roles grouped under disclosure control (a demonstration, a
+    viewer), where the smaller single roles would be hidden."""
+    return [("role_group" if perturbed and d == "officer_role" else d) for d in RATIO_DIMENSIONS]
+
+
 def _check_measure(measure: str) -> None:
     if measure not in schema.HARM_FIELDS:
         raise ValueError(f"unknown measure {measure!r}; measures are {', '.join(schema.HARM_FIELDS)}")

@@ -144,6 +144,9 @@ def filtered_reports(engine: Engine, ds: Dataset, filters: Filters, scope: Scope
 
 # A dimension is a canonical column or a derived expression over the reports.
 HOUR_BANDS = ("00:00-03:59", "04:00-07:59", "08:00-11:59", "12:00-15:59", "16:00-19:59", "20:00-23:59")
+# Roles grouped: what a demonstration shows in place of single roles, the smaller of which it would hide. The three
+# largest keep their names; every other recorded role joins the fourth group.
+ROLE_GROUPS = ("Response", "Neighbourhood", "Custody", "Specialist and other roles")
 
 
 DIMENSIONS: dict[str, Callable[[ibis.Table], ibis.Expr]] = {
@@ -160,6 +163,9 @@ DIMENSIONS: dict[str, Callable[[ibis.Table], ibis.Expr]] = {
     "hour": lambda t: t.occurred_at.hour(),
     # Four-hour bands: what a demonstration shows in place of single hours, most of whose cells it would hide.
     "hours": lambda t: ibis.cases(*((t.occurred_at.hour() < 4 * (i + 1), HOUR_BANDS[i]) for i in range(6))),
+    "role_group": lambda t: ibis.cases(*((t.officer_role.cast("string") == g, g) for g in ROLE_GROUPS[:3]),
+                                       else_=ibis.ifelse(t.officer_role.isnull(), ibis.null("string"),
+                                                         ROLE_GROUPS[3])),
     "weekday": lambda t: t.occurred_at.day_of_week.full_name(),
     # Unknown crewing stays unknown (ifelse would put it with "Double crewed").
     "single_crewed": lambda t: ibis.cases((t.single_crewed, "Single crewed"), (~t.single_crewed, "Double crewed")),
@@ -168,7 +174,8 @@ DIMENSIONS: dict[str, Callable[[ibis.Table], ibis.Expr]] = {
 
 DIMENSION_LABELS: dict[str, str] = {
     "month": "Month", "force": "Force", "area": "Area", "team": "Team",
-    "officer_role": "Officer role", "shift": "Shift", "location_type": "Location",
+    "officer_role": "Officer role", "role_group": "Officer role (grouped)", "shift": "Shift",
+    "location_type": "Location",
     "subject_age_band": "Subject age", "subject_gender": "Subject gender",
     "subject_ethnicity": "Subject ethnicity", "hour": "Hour of day", "hours": "Hours of day", "weekday": "Day of week",
     "single_crewed": "Crewing", "tactic_group": "Type of force used",
@@ -177,7 +184,7 @@ DIMENSION_LABELS: dict[str, str] = {
 
 # Vocabulary order for sorting breakdowns, so Early/Late/Night read in time order.
 DIMENSION_ORDER: dict[str, tuple[str, ...]] = {
-    "officer_role": schema.OFFICER_ROLES, "shift": schema.SHIFTS,
+    "officer_role": schema.OFFICER_ROLES, "role_group": ROLE_GROUPS, "shift": schema.SHIFTS,
     "location_type": schema.LOCATION_TYPES, "subject_age_band": schema.AGE_BANDS,
     "subject_gender": schema.GENDERS, "subject_ethnicity": schema.ETHNICITIES,
     "weekday": ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),

@@ -118,6 +118,11 @@ def _difference(current: Rate, previous: Rate | None):
     return stats.rate_difference(current.numerator, current.denominator, previous.numerator, previous.denominator)
 
 
+ROLE_GROUPING = ("Roles grouped: Response, Neighbourhood and Custody as recorded, every other role (roads policing, "
+                 "public order, armed response, investigation, dog handler, other) in 'Specialist and other roles', "
+                 "so that no group is too small to show.")
+
+
 def headline_interval(current: Rate, previous: Rate | None) -> str:
     """Say, under a headline rate, its 95% interval and its change's ('' when the rate is hidden or not recorded):
     an estimate shown alone reads as more certain than it is."""

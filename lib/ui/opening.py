@@ -18,6 +18,8 @@ from lib.engine.store import Dataset
 from lib.ui import cache, context, render
 
 GROUPS = ("officer_role", "shift")  # the Overview's "By ..." sections, in order
+# Under disclosure control roles come grouped: the smaller single roles would be mostly hidden.
+PERTURBED_GROUPS = ("role_group", "shift")
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,8 @@ def overview(ds: Dataset, filters: Filters, scope: Scope) -> Overview:
                     before=cache.summary(ds, previous, scope) if previous else None,
                     previous_filters=previous,
                     monthly=render.mark_part_months(ds, filters, cache.breakdown(ds, filters, scope, ("month",))),
-                    groups={d: cache.breakdown(ds, filters, scope, (d,)) for d in GROUPS},
+                    groups={d: cache.breakdown(ds, filters, scope, (d,))
+                            for d in (PERTURBED_GROUPS if scope.perturbed else GROUPS)},
                     tactics=cache.tactic_counts(ds, filters, scope))
 
 
