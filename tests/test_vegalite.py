@@ -57,7 +57,8 @@ def test_part_months_are_drawn_apart_in_both_builders(engine):
     last = ds.last.date()
     filters = Filters(date_from=date(last.year - 1, 1, 9), date_to=date(last.year - 1, 6, 4))
     marks = wording.part_month_marks(filters, ds.first.date(), last)
-    assert marks == {date(last.year - 1, 1, 1): "Data from 9 Jan only", date(last.year - 1, 6, 1): "Data up to 4 Jun only"}
+    assert marks == {date(last.year - 1, 1, 1): "Data from 9 Jan only",
+                     date(last.year - 1, 6, 1): "Data up to 4 Jun only"}
     monthly = charts.mark_part_months(query.breakdown(engine, ds, filters, UNRESTRICTED, ("month",)), marks)
     assert monthly["part_month"].tolist() == ["Data from 9 Jan only", "", "", "", "", "Data up to 4 Jun only"]
     for builder, args in (("reports_by_month", (monthly,)), ("rate_by_month", (monthly, "officer_injured"))):
@@ -68,10 +69,9 @@ def test_part_months_are_drawn_apart_in_both_builders(engine):
         assert '"title": "Part month"' in text and "datum.part_month" in text
     bars = vegalite.reports_by_month(monthly)["encoding"]["color"]
     assert bars == {"condition": {"test": "datum.part_month", "value": charts.PART}, "value": charts.MAIN}
-    whole = query.breakdown(engine, ds, Filters(date_from=date(last.year - 1, 1, 1), date_to=date(last.year - 1, 6, 30)),
-                            UNRESTRICTED, ("month",))
-    assert wording.part_month_marks(Filters(date_from=date(last.year - 1, 1, 1), date_to=date(last.year - 1, 6, 30)),
-                                    ds.first.date(), last) == {}
+    months = Filters(date_from=date(last.year - 1, 1, 1), date_to=date(last.year - 1, 6, 30))
+    whole = query.breakdown(engine, ds, months, UNRESTRICTED, ("month",))
+    assert wording.part_month_marks(months, ds.first.date(), last) == {}
     assert "part_month" not in json.dumps(vegalite.rate_by_month(charts.mark_part_months(whole, {})), default=repr)
 
 
