@@ -319,6 +319,17 @@ def test_forest_plot_draws_only_groups_it_can_compare_and_lists_the_rest_with_th
     assert "counting unit: reports" in title and "crude" in title
 
 
+def test_forest_plot_axis_spans_the_intervals_drawn_and_one_not_whole_powers_of_ten():
+    """Ratios of 1.1 to 1.6 drew on a log axis running to 10, squeezed into its first third."""
+    near = ratios_frame().iloc[:2].assign(ratio=[1.0, 1.3], ci_low=[1.0, 1.1], ci_high=[1.0, 1.6])
+    scale = charts.forest_plot(near, "Officer injury rate").to_dict()["layer"][0]["encoding"]["x"]["scale"]
+    assert scale["type"] == "log" and scale["nice"] is False
+    low, high = scale["domain"]
+    assert 0.85 < low < 1.0 and 1.6 < high < 1.9  # 1 (no difference) and the interval, a little room either side
+    wide = charts.forest_plot(ratios_frame(), "Officer injury rate").to_dict()["layer"][0]["encoding"]["x"]["scale"]
+    assert wide["domain"][0] < 0.7 and wide["domain"][1] > 2.2  # B's interval, 0.7 to 2.2, fits whole
+
+
 def test_forest_plot_of_tactics_names_each_tactic_and_says_once_what_it_is_compared_with():
     frame = ratios_frame().assign(group=lambda f: "Using " + f["group"], reference="not using it")
     spec = charts.forest_plot(frame, "Officer injury rate").to_dict()

@@ -176,7 +176,7 @@ def harm_rates_by_group(frame: pd.DataFrame, dimension: str, dimension_label: st
                    alt.Tooltip(f"{measure}_high:Q", title="95% interval to", format=".1%")]
         rule = alt.Chart().mark_rule(strokeWidth=2).encode(
             y=y, x=alt.X(f"{measure}_low:Q", title=f"{label}, % of {unit} (95% interval)" if unit != "reports"
-                         else f"{label} (95% interval)", axis=alt.Axis(format="%")),
+                         else f"{label} (95% interval)", axis=alt.Axis(format="%", tickCount=4)),
             x2=alt.X2(f"{measure}_high"), color=colour, tooltip=tooltip)
         point = alt.Chart().mark_point(filled=True, size=70).encode(
             y=y, x=alt.X(f"{measure}_rate:Q"), color=colour, tooltip=tooltip)
@@ -287,6 +287,19 @@ def rate_heatmap(frame: pd.DataFrame, rows: str, cols: str, row_label: str, col_
     return _style((cells + text).properties(height=max(120, 28 * data[rows].nunique()) + 110))
 
 
+def ratio_domain(drawn: pd.DataFrame) -> list[float]:
+    """Return a forest plot's log axis: the intervals drawn and 1 (no difference), a little room either side.
+
+    Vega-Lite's own log axis rounds out to whole powers of ten: ratios of 1.1 to 1.6 drew on an axis to 10,
+    squeezed into its first third.
+    """
+    ends = pd.to_numeric(pd.concat([drawn.get("ci_low", pd.Series(dtype=float)),
+                                    drawn.get("ci_high", pd.Series(dtype=float))]), errors="coerce")
+    ends = ends[np.isfinite(ends) & (ends > 0)]
+    low, high = min(float(ends.min()) if len(ends) else 0.8, 1.0), max(float(ends.max()) if len(ends) else 1.25, 1.0)
+    return [round(low / 1.12, 4), round(high * 1.12, 4)]
+
+
 def forest_plot(frame: pd.DataFrame, measure_label: str, *, title: str | None = None,
                 unit: str = "reports") -> alt.TopLevelMixin:
     """Draw rate ratios against each dimension's reference with 95% intervals on a log scale.
@@ -317,7 +330,7 @@ def forest_plot(frame: pd.DataFrame, measure_label: str, *, title: str | None = 
                alt.Tooltip("ci_low:Q", title="95% interval from", format=".2f"),
                alt.Tooltip("ci_high:Q", title="95% interval to", format=".2f"), *counts]
     basis = adjust.basis_of(frame)
-    x = alt.X("ci_low:Q", scale=alt.Scale(type="log"),
+    x = alt.X("ci_low:Q", scale=alt.Scale(type="log", domain=ratio_domain(drawn), nice=False),
               title=f"{measure_label}: rate ratio{', each against reports not using it' if using else ''}, {basis} "
                     f"(counting unit: {unit}; log scale, 95% interval)")
     y = alt.Y("label:N", title=None, sort=labels, scale=alt.Scale(domain=labels), axis=alt.Axis(labelLimit=360))
