@@ -28,7 +28,8 @@ if any(d not in choices for d in st.session_state.get("explore_dimensions", []))
     st.session_state["explore_dimensions"] = [d for d in st.session_state["explore_dimensions"] if d in choices]
 
 left, middle, right = st.columns([1, 2, 1])
-measure = left.selectbox("Measure", list(explore.MEASURES), format_func=explore.MEASURES.get, key="explore_measure")
+measure = left.selectbox("Measure", list(explore.MEASURES), format_func=explore.MEASURES.get, key="explore_measure",
+                         help=wording.glossary("counting unit", "interval"))
 dimensions = tuple(middle.multiselect(
     "By (one or two)", choices, format_func=query.DIMENSION_LABELS.get, max_selections=2,
     key="explore_dimensions", help="Month or hour draws lines; two sets of groups draw a grid."))

@@ -527,6 +527,24 @@ def open_link(link: dict, page: str) -> AppTest:
     return opened
 
 
+def test_the_tactics_page_choices_travel_in_its_link():
+    at = run_app().switch_page("app_pages/tactics.py").run()
+    assert not at.exception and not at.warning  # no clash between a control's default and Session State
+    assert not any(k.startswith("tactics_") for k in at.query_params)  # the opening choices keep the link short
+    at.segmented_control(key="tactics_use_measure").set_value("Share of reports").run()
+    at.segmented_control(key="tactics_harm_by").set_value("Type of force").run()
+    assert not at.exception
+    link = {k: at.query_params[k] for k in at.query_params}
+    assert (link["tactics_use_measure"], link["tactics_harm_by"]) == ("Share of reports", "Type of force")
+    opened = open_link(link, "app_pages/tactics.py")  # someone else opens the link: the same charts
+    assert not opened.warning
+    assert opened.segmented_control(key="tactics_use_measure").value == "Share of reports"
+    assert opened.segmented_control(key="tactics_harm_by").value == "Type of force"
+    assert any("Share of the month's reports using it" in c.proto.spec for c in opened.get("vega_lite_chart"))
+    opened.segmented_control(key="tactics_use_measure").set_value("Reports").run()  # back to the opening choice
+    assert "tactics_use_measure" not in opened.query_params
+
+
 def test_the_officer_risk_page_choices_travel_in_its_link():
     at = run_app().switch_page("app_pages/risk.py").run()
     at.radio(key="risk_measure").set_value("officer_assaulted").run()
@@ -553,6 +571,13 @@ def test_statistical_headings_explain_their_terms_in_one_plain_sentence_each():
     assert wording.GLOSSARY["funnel plot"] in next(v for k, v in helps.items() if "funnel plot" in k)
     assert wording.GLOSSARY["shrunken rate"] in helps["Officers with most exposure to harm"]
     assert wording.GLOSSARY["rank interval"] in helps["Officers with most exposure to harm"]
+    at.switch_page("app_pages/tactics.py").run()
+    helps = {h.value: h.proto.help for h in at.subheader}
+    assert wording.GLOSSARY["interval"] in helps["How often each tactic was effective"]
+    assert wording.GLOSSARY["counting unit"] in helps["Injuries when each tactic was used"]
+    assert wording.GLOSSARY["highest use"] in helps["The Taser ladder (highest use per report)"]
+    at.switch_page("app_pages/explore.py").run()
+    assert wording.GLOSSARY["interval"] in at.selectbox(key="explore_measure").help
     for sentence in wording.GLOSSARY.values():  # one sentence, short enough to read in a tooltip
         assert sentence.count(". ") == 0 and sentence.endswith(".") and len(sentence) < 260
 

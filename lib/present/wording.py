@@ -23,6 +23,10 @@ GLOSSARY: dict[str, str] = {
     "difference in differences": "Trained officers are compared with officers not yet trained over the same "
                                  "months, so a change that hit everyone (a new policy, the season) is not "
                                  "credited to training.",
+    "counting unit": "The counting unit is what one count stands for: a report is one officer's use of force on one "
+                     "subject, so an incident with three officers gives three reports.",
+    "highest use": "A Taser (CED) use counts once per report at its highest level, so a Taser drawn, aimed and then "
+                   "fired counts as fired only, as the national statistics count it.",
     "case mix": "Adjusted for case mix means compared as if the groups had faced the same kinds of incident (role, "
                 "shift, resistance, crewing, place), so a group is not blamed for harder work.",
 }
