@@ -171,11 +171,12 @@ else:
     # column (counts, peers in the same role, the same incidents) in the expander and its downloads.
     st.dataframe(tables.exposure_summary(exposure.table, measure, raw_ids=ds.raw_officer_ids), hide_index=True,
                  width="stretch")
-    with st.expander("Every column: raw rates, peers in the same role, the same incidents"):
-        render.table(tables.exposure_table(exposure.table, measure, raw_ids=ds.raw_officer_ids),
-                     "officers with most exposure")
+    with st.expander("Every column: raw rates, peers in the same role"
+                     + (", the same incidents" if ds.has_incidents else "")):
+        render.table(tables.exposure_table(exposure.table, measure, raw_ids=ds.raw_officer_ids,
+                                           incidents=ds.has_incidents), "officers with most exposure")
     st.caption(f"{sentence}. Top {len(exposure.table)} of {render.count_text(exposure.officers)} officers by "
                "shrunken rate (empirical-Bayes beta-binomial, prior by maximum likelihood); mix compared with all "
                "officers in the same role. Counting unit: reports.")
     st.caption(risk.regression_note(exposure))
-    st.caption(risk.same_incident_note(exposure))
+    st.caption(risk.same_incident_note(exposure, ds.has_incidents))

@@ -638,3 +638,26 @@ def test_the_explore_page_choices_travel_in_its_link():
     opened = open_link(link, "app_pages/explore.py")
     assert opened.selectbox(key="explore_measure").value == "officer_assaulted"
     assert opened.multiselect(key="explore_dimensions").value == ["shift", "officer_role"]
+
+
+def test_an_extract_with_no_incident_id_counts_no_incidents_on_any_page(monkeypatch, tmp_path):
+    from lib import synth
+
+    data = synth.generate(20_000, seed=3).reports
+    frame = data.to_pandas() if hasattr(data, "to_pandas") else data
+    # Plant officers who differ (ten of the busiest injured on most reports), so the officer table is drawn.
+    busiest = frame["officer_id"].value_counts().index[:10]
+    frame.loc[frame["officer_id"].isin(busiest) & frame["officer_injured"].notna(), "officer_injured"] = True
+    path = tmp_path / "no_incidents.csv"
+    frame.drop(columns=["incident_id"]).to_csv(path, index=False)
+    monkeypatch.setenv("OSE_DATASET", str(path))
+    at = run_app()
+    assert not at.exception
+    assert any(c.value.startswith("Incidents: not recorded in this extract") for c in at.caption)
+    at.switch_page("app_pages/risk.py").run()
+    assert not at.exception
+    assert any(c.value.startswith("This extract records no incident id") for c in at.caption)
+    assert not [e for e in at.expander if "same incidents" in e.label]
+    columns = [c for d in at.dataframe for c in d.value.columns]
+    assert "Compared with peers in the same role" in columns  # the officer table is there...
+    assert not [c for c in columns if "incident" in c.lower()]  # ...with no same-incident counts of zero

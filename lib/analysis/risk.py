@@ -581,8 +581,11 @@ def regression_note(exposure: Exposure) -> str:
     return text
 
 
-def same_incident_note(exposure: Exposure) -> str:
-    """Explain the same-incident comparison, or say why there is none."""
+def same_incident_note(exposure: Exposure, incidents: bool = True) -> str:
+    """Explain the same-incident comparison, or say why there is none (`incidents`: the extract records an id)."""
+    if not incidents:
+        return ("This extract records no incident id, so officers cannot be compared with the other officers at the "
+                "same incidents.")
     if not exposure.shared_incidents:
         return ("No incident in this view has reports from two or more officers (or no incident ids are recorded), "
                 "so officers cannot be compared with others at the same incidents.")

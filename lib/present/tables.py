@@ -337,8 +337,13 @@ def officer_id_heading(raw: bool) -> str:
     return "Officer (raw id, not pseudonymised)" if raw else "Officer (pseudonym)"
 
 
-def exposure_table(frame: pd.DataFrame, measure: str, *, raw_ids: bool = False) -> pd.DataFrame:
-    """Return officers' shrunken rates with rank intervals, drivers and the same-incident comparison, in words."""
+def exposure_table(frame: pd.DataFrame, measure: str, *, raw_ids: bool = False,
+                   incidents: bool = True) -> pd.DataFrame:
+    """Return officers' shrunken rates with rank intervals, drivers and the same-incident comparison, in words.
+
+    incidents: whether the extract records an incident id; without one there are no same-incident columns (they
+    would be rows of zeros, counts that cannot be made).
+    """
     from lib.analysis.risk import drivers, peer_verdict
 
     if frame.empty:
@@ -355,7 +360,7 @@ def exposure_table(frame: pd.DataFrame, measure: str, *, raw_ids: bool = False) 
         "Compared with peers in the same role": [None if pd.isna(row.get("reports")) else drivers(row)
                                                  for _, row in frame.iterrows()],
     }
-    if "shared_incidents" in frame:
+    if incidents and "shared_incidents" in frame:
         out |= {
             "Shared incidents": counts(frame["shared_incidents"]),
             "Same incidents: yes": counts(frame["shared_yes"]),
