@@ -171,8 +171,8 @@ def harm_rates_by_group(frame: pd.DataFrame, dimension: str, dimension_label: st
         axis_title = (f"{label}, % of {unit} (95% interval)" if unit != "reports" else f"{label} (95% interval)")
         rule = {"mark": {"type": "rule", "strokeWidth": 2},
                 "encoding": {"color": colour(), "tooltip": tooltip(),
-                             "x": {"axis": {"format": "%", "tickCount": 4}, "field": f"{measure}_low", "title": axis_title,
-                                   "type": "quantitative"},
+                             "x": {"axis": {"format": "%", "tickCount": 4}, "field": f"{measure}_low",
+                                   "title": axis_title, "type": "quantitative"},
                              "x2": {"field": f"{measure}_high"}, "y": y()}}
         point = {"mark": {"type": "point", "filled": True, "size": 70},
                  "encoding": {"color": colour(), "tooltip": tooltip(),
