@@ -53,19 +53,21 @@ render.table_behind(tables.rates_table(monthly, ("month",), now.per_incident),
                     f"{sentence}. {wording.counting_unit(now)} 95% interval band.", source=monthly)
 
 st.subheader("By hour of day and day of week")
-# Under disclosure control (a demonstration, a viewer) four-hour bands: single hours would hide most cells.
-by_hour = "hours" if scope.perturbed else "hour"
-hours = cache.cached_query(risk.rate_grid, ds, filters, scope, measure, "weekday", by_hour)
+# Under disclosure control (a demonstration, a viewer) four-hour bands and weekdays together: single hours of seven
+# days would hide most cells.
+by_hour, by_day = ("hours", "days") if scope.perturbed else ("hour", "weekday")
+hours = cache.cached_query(risk.rate_grid, ds, filters, scope, measure, by_day, by_hour)
 if risk.no_time_of_day(hours, by_hour):
     st.info("This extract records no time of day (every report is at midnight), so reports cannot be placed by "
             "hour.")
 else:
-    render.chart(charts.rate_heatmap, hours, "weekday", by_hour, "Day of week", query.DIMENSION_LABELS[by_hour],
-                 label, row_order=list(query.DIMENSION_ORDER["weekday"]), unit=unit)
-    render.table_behind(tables.grid_table(hours, "weekday", by_hour),
+    render.chart(charts.rate_heatmap, hours, by_day, by_hour, query.DIMENSION_LABELS[by_day],
+                 query.DIMENSION_LABELS[by_hour], label, row_order=list(query.DIMENSION_ORDER[by_day]), unit=unit)
+    render.table_behind(tables.grid_table(hours, by_day, by_hour),
                         f"{sentence}. Per 100 {unit} answering; grey cells rest on fewer than {risk.MIN_CELL} "
-                        "answers." + (" Four-hour bands: single hours would rest on too few reports to show."
-                                      if scope.perturbed else ""), source=hours)
+                        "answers." + (" Four-hour bands, Monday to Friday together: single hours of single days "
+                                      "would rest on too few reports to show." if scope.perturbed else ""),
+                        source=hours)
 
 # Sections with their own choices are fragments: a choice there reruns that section alone, not the page's queries
 # and charts above (a filter in the sidebar still reruns the page).

@@ -176,6 +176,22 @@ def test_link_can_name_a_dataset_other_than_the_default(monkeypatch):
     assert at.query_params["dataset"] in ("sample", ["sample"])
 
 
+def test_extract_with_only_the_subjects_injury_draws_that_rate_by_group_and_no_empty_officer_panels(
+        monkeypatch, tmp_path):
+    from lib import synth
+
+    frame = synth.generate(3000, seed=11).reports.to_pandas().drop(columns=["officer_injured", "officer_assaulted"])
+    path = tmp_path / "subject_only.csv"
+    frame.to_csv(path, index=False)
+    monkeypatch.setenv("OSE_DATASET", str(path))
+    at = run_app()
+    assert not at.exception
+    by_group = [json.loads(c.proto.spec) for c in at.get("vega_lite_chart") if '"hconcat"' in c.proto.spec]
+    assert len(by_group) == 2  # by role and by shift
+    for spec in by_group:  # the reports, and the subject injury rate: no panel of a rate nobody answered
+        assert [p.get("title") for p in spec["hconcat"]] == ["Reports", "Subject injury rate"]
+
+
 def test_extract_without_injury_fields_says_why_rates_are_unavailable(monkeypatch, tmp_path):
     path = tmp_path / "no_injuries.csv"
     path.write_text("report_id,occurred_at,force,officer_id,officer_role\n"

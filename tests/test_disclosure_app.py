@@ -110,7 +110,10 @@ def test_a_demonstration_shows_hours_in_bands_not_a_wall_of_hidden_cells_and_say
     rows = [r for d in by_hours.proto.datasets for r in pa.ipc.open_stream(d.data.data).read_all().to_pylist()]
     assert {r["hours"] for r in rows} >= {"00:00-03:59", "20:00-23:59"} and "hour" not in rows[0]
     hidden = sum(r["label"] == "hidden" for r in rows)
-    assert len(rows) == 42 and hidden <= 42 // 4  # single hours hid 119 of 168 cells (71%) of this view
+    # Single hours of seven days hid 119 of 168 cells (71%) of this view; four-hour bands of seven days 7 of 42;
+    # four-hour bands of Monday to Friday, Saturday and Sunday none.
+    assert len(rows) == 18 and hidden == 0
+    assert {r["days"] for r in rows} == {"Monday to Friday", "Saturday", "Sunday"}
     assert not any("Hour of day" in json.dumps(spec) for spec in heatmaps)
     assert any("Demonstration" in c.value for c in at.sidebar.caption)
     assert not any("single-user" in c.value for c in at.sidebar.caption)

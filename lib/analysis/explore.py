@@ -41,7 +41,7 @@ TIME_AXES: tuple[str, ...] = ("month", "hour")
 FACET_DIMENSIONS: tuple[str, ...] = tuple(d for d in DIMENSIONS if d not in TIME_AXES)
 # Each fine dimension and its grouped form: a view under disclosure control (a demonstration, a viewer) offers the
 # grouped one, whose cells are large enough to show; any other view offers the fine one.
-GROUPED: dict[str, str] = {"officer_role": "role_group", "hour": "hours"}
+GROUPED: dict[str, str] = {"officer_role": "role_group", "hour": "hours", "weekday": "days"}
 
 
 def dimension_choices(perturbed: bool, dimensions: tuple[str, ...] = tuple(DIMENSIONS)) -> list[str]:
@@ -239,6 +239,7 @@ NOT_FILTERABLE_HINTS: dict[str, str] = {
     "month": "set the dates in the sidebar instead",
     "hour": "no filter selects hours of the day",
     "hours": "no filter selects hours of the day",
+    "days": "no filter selects days of the week",
     "role_group": "choose the roles in the sidebar's Officer role filter instead",
     "weekday": "no filter selects days of the week",
     "team": "narrow by force or area in the sidebar instead",

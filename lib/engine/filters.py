@@ -147,6 +147,8 @@ HOUR_BANDS = ("00:00-03:59", "04:00-07:59", "08:00-11:59", "12:00-15:59", "16:00
 # Roles grouped: what a demonstration shows in place of single roles, the smaller of which it would hide. The three
 # largest keep their names; every other recorded role joins the fourth group.
 ROLE_GROUPS = ("Response", "Neighbourhood", "Custody", "Specialist and other roles")
+# Weekdays together, the weekend's two days apart: what a demonstration shows in place of seven days by the hour.
+DAY_GROUPS = ("Monday to Friday", "Saturday", "Sunday")
 
 
 DIMENSIONS: dict[str, Callable[[ibis.Table], ibis.Expr]] = {
@@ -167,6 +169,9 @@ DIMENSIONS: dict[str, Callable[[ibis.Table], ibis.Expr]] = {
                                        else_=ibis.ifelse(t.officer_role.isnull(), ibis.null("string"),
                                                          ROLE_GROUPS[3])),
     "weekday": lambda t: t.occurred_at.day_of_week.full_name(),
+    "days": lambda t: ibis.cases((t.occurred_at.day_of_week.index() == 5, DAY_GROUPS[1]),
+                                 (t.occurred_at.day_of_week.index() == 6, DAY_GROUPS[2]),
+                                 (t.occurred_at.notnull(), DAY_GROUPS[0])),
     # Unknown crewing stays unknown (ifelse would put it with "Double crewed").
     "single_crewed": lambda t: ibis.cases((t.single_crewed, "Single crewed"), (~t.single_crewed, "Double crewed")),
 }
@@ -178,6 +183,7 @@ DIMENSION_LABELS: dict[str, str] = {
     "location_type": "Location",
     "subject_age_band": "Subject age", "subject_gender": "Subject gender",
     "subject_ethnicity": "Subject ethnicity", "hour": "Hour of day", "hours": "Hours of day", "weekday": "Day of week",
+    "days": "Days of week",
     "single_crewed": "Crewing", "tactic_group": "Type of force used",
 }
 
@@ -188,7 +194,7 @@ DIMENSION_ORDER: dict[str, tuple[str, ...]] = {
     "location_type": schema.LOCATION_TYPES, "subject_age_band": schema.AGE_BANDS,
     "subject_gender": schema.GENDERS, "subject_ethnicity": schema.ETHNICITIES,
     "weekday": ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
-    "single_crewed": ("Double crewed", "Single crewed"), "hours": HOUR_BANDS,
+    "single_crewed": ("Double crewed", "Single crewed"), "hours": HOUR_BANDS, "days": DAY_GROUPS,
 }
 
 

@@ -20,6 +20,7 @@ from lib.ui import cache, context, render
 GROUPS = ("officer_role", "shift")  # the Overview's "By ..." sections, in order
 # Under disclosure control roles come grouped: the smaller single roles would be mostly hidden.
 PERTURBED_GROUPS = ("role_group", "shift")
+GROUP_MEASURES = ("officer_injured", "officer_assaulted")  # the rates drawn by group, where the extract has them
 
 
 @dataclass(frozen=True)
@@ -63,12 +64,16 @@ def charts(view: Overview) -> dict[str, ChartCall | None]:
                                   {"title": "", "unit": view.now.rates["officer_injured"].unit})
                                  if view.now.rates["officer_injured"].denominator else None),
     }
-    # No harm measure answered at all (an extract without injury fields): no rate to draw by group.
-    no_rates = not any(rate.denominator for rate in view.now.rates.values())
+    # Only the rates the extract answers are drawn by group (an empty panel drew "0.000000%" axes): the officer
+    # rates, else the subject's; none at all (an extract without injury fields), no chart.
+    answered = [m for m, rate in view.now.rates.items() if rate.denominator]
+    measures = tuple(m for m in GROUP_MEASURES if m in answered) or tuple(m for m in answered if m not in GROUP_MEASURES)
     for dimension, frame in view.groups.items():
-        found[dimension] = None if no_rates else (
-            builders.harm_rates_by_group, (frame, dimension, query.DIMENSION_LABELS[dimension]),
-            {"per_incident": view.now.per_incident} if view.now.per_incident else {})
+        options: dict[str, Any] = {"per_incident": view.now.per_incident} if view.now.per_incident else {}
+        if measures != GROUP_MEASURES:
+            options["measures"] = measures
+        found[dimension] = None if not measures else (
+            builders.harm_rates_by_group, (frame, dimension, query.DIMENSION_LABELS[dimension]), options)
     found["tactics"] = (builders.most_used_tactics, (view.tactics,), {})
     return found
 
