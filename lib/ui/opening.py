@@ -67,7 +67,8 @@ def charts(view: Overview) -> dict[str, ChartCall | None]:
     # Only the rates the extract answers are drawn by group (an empty panel drew "0.000000%" axes): the officer
     # rates, else the subject's; none at all (an extract without injury fields), no chart.
     answered = [m for m, rate in view.now.rates.items() if rate.denominator]
-    measures = tuple(m for m in GROUP_MEASURES if m in answered) or tuple(m for m in answered if m not in GROUP_MEASURES)
+    measures = (tuple(m for m in GROUP_MEASURES if m in answered)
+                or tuple(m for m in answered if m not in GROUP_MEASURES))
     for dimension, frame in view.groups.items():
         options: dict[str, Any] = {"per_incident": view.now.per_incident} if view.now.per_incident else {}
         if measures != GROUP_MEASURES:
