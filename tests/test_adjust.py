@@ -266,7 +266,7 @@ def test_grouped_roles_are_compared_adjusted_for_the_rest_of_the_case_mix_but_no
     assert adjust.within("role_group") == ("role_group", "officer_role") and adjust.within("shift") == ("shift",)
     found = risk.rate_ratios(engine, ds, ALL, UNRESTRICTED, "officer_injured", "role_group", "Response",
                              adjust.DEFAULT_ADJUSTMENT)
-    assert set(found["group"]) == {"Response", "Neighbourhood", "Custody", "Specialist and other roles"}
+    assert set(found["group"]) == {"Response", "Neighbourhood", "Custody", "Other roles"}
     assert set(found["adjusted_for"].iloc[0]) == {"shift", "resistance", "single_crewed", "location_type"}
     compared = found[found["group"] != "Response"]  # the reference's own row has no interval
     assert np.isfinite(compared["ratio"]).all() and (compared["ci_low"] < compared["ratio"]).all()

@@ -128,7 +128,7 @@ def _rows(element) -> list[dict]:
 def test_a_demonstration_groups_roles_rather_than_hiding_the_small_ones():
     """Single roles hid 12 of 27 role-by-shift cells of the demonstration's Officer risk page, and two roles on the
     Overview and in Explore: grouped, every cell is shown, and the pages say how they are grouped."""
-    groups = ["Response", "Neighbourhood", "Custody", "Specialist and other roles"]
+    groups = ["Response", "Neighbourhood", "Custody", "Other roles"]
     at = open_page("risk")
     assert not at.exception
     grid = next(el for el in at.get("vega_lite_chart") if "Officer role (grouped)" in el.proto.spec)

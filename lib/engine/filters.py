@@ -146,7 +146,7 @@ def filtered_reports(engine: Engine, ds: Dataset, filters: Filters, scope: Scope
 HOUR_BANDS = ("00:00-03:59", "04:00-07:59", "08:00-11:59", "12:00-15:59", "16:00-19:59", "20:00-23:59")
 # Roles grouped: what a demonstration shows in place of single roles, the smaller of which it would hide. The three
 # largest keep their names; every other recorded role joins the fourth group.
-ROLE_GROUPS = ("Response", "Neighbourhood", "Custody", "Specialist and other roles")
+ROLE_GROUPS = ("Response", "Neighbourhood", "Custody", "Other roles")
 # Weekdays together, the weekend's two days apart: what a demonstration shows in place of seven days by the hour.
 DAY_GROUPS = ("Monday to Friday", "Saturday", "Sunday")
 

@@ -123,7 +123,7 @@ def _difference(current: Rate, previous: Rate | None):
 
 
 ROLE_GROUPING = ("Roles grouped: Response, Neighbourhood and Custody as recorded, every other role (roads policing, "
-                 "public order, armed response, investigation, dog handler, other) in 'Specialist and other roles', "
+                 "public order, armed response, investigation, dog handler, other) in 'Other roles', "
                  "so that no group is too small to show.")
 
 
