@@ -7,6 +7,7 @@ from lib.analysis import quality
 from lib.ingest import library
 from lib.present import charts, tables
 from lib.ui import cache, render
+from lib.ui.filters import keep_in_link, linked
 
 ds, filters, scope, sentence = render.page_header("quality", "Data quality", "reports")
 
@@ -22,8 +23,11 @@ st.caption("Orange: fewer than 9 in 10 reports answer it. Injury levels count on
 with st.expander("Table behind this chart"):
     render.table(tables.completeness_rows(complete), "completeness of each field")
 
+# The page's choices travel in its link, like the filters.
+linked("quality_level", ["force", "area"])
 level = st.radio("Recorded characteristics by", ["force", "area"], horizontal=True, key="quality_level",
                  format_func=str.capitalize)
+keep_in_link("quality_level", level, "force")
 by = cache.cached_query(quality.completeness_by, ds, filters, scope, level)
 render.table(tables.completeness_by_table(by), f"completeness by {level}")
 st.caption("Percentage of reports recording each field (of the subject, unless it says otherwise), like "
@@ -41,9 +45,11 @@ rules = cache.cached_query(quality.contradictions, ds, filters, scope)
 render.table(tables.contradictions_table(rules), "contradictions")
 broken = rules[rules["reports"].fillna(0) > 0]
 if len(broken):
+    linked("quality_rule", broken["rule"].tolist())
     rule = st.selectbox("Show the reports behind", broken["rule"].tolist(),
                         format_func=dict(zip(rules["rule"], rules["explanation"], strict=True)).get,
                         key="quality_rule")
+    keep_in_link("quality_rule", rule, broken["rule"].iloc[0])
     rows = cache.contradiction_rows(ds, filters, scope, rule)
     if rows is None:
         st.caption("Single reports are not shown to your role, or while small numbers are hidden.")

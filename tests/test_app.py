@@ -561,6 +561,16 @@ def test_the_tactics_page_choices_travel_in_its_link():
     assert "tactics_use_measure" not in opened.query_params
 
 
+def test_the_data_quality_page_choices_travel_in_its_link():
+    at = run_app().switch_page("app_pages/quality.py").run()
+    assert not at.exception and "quality_level" not in at.query_params
+    at.radio(key="quality_level").set_value("area").run()
+    assert at.query_params["quality_level"] == "area"
+    opened = open_link({k: at.query_params[k] for k in at.query_params}, "app_pages/quality.py")
+    assert opened.radio(key="quality_level").value == "area"
+    assert any("Area" in d.value.columns for d in opened.dataframe)  # the table by area, not by force
+
+
 def test_the_officer_risk_page_choices_travel_in_its_link():
     at = run_app().switch_page("app_pages/risk.py").run()
     at.radio(key="risk_measure").set_value("officer_assaulted").run()

@@ -166,7 +166,7 @@ def filter_sidebar(ds: Dataset, scope: Scope, whole_months: bool = False, shown:
 
 # Page choices kept in the link beside the filters (a measure, a funnel level, a reference group): the parameter is
 # the widget's key. `_write_url` keeps them when it rewrites the filters.
-CHOICE_PREFIXES = ("risk_", "explore_", "tactics_")
+CHOICE_PREFIXES = ("risk_", "explore_", "tactics_", "quality_")
 
 
 def linked(key: str, options: list, many: bool = False) -> None:
