@@ -108,8 +108,9 @@ def rate_ratio_section(ds: Dataset, filters: Filters, scope: Scope, measure: str
 def funnel_section(ds: Dataset, filters: Filters, scope: Scope, measure: str, label: str, unit: str,
                    sentence: str) -> None:
     """Draw the funnel plot of the level chosen, crude or against the case mix, with the groups flagged."""
-    # Officer-level views are never offered where counts are perturbed (viewers, demonstrations): see below.
-    officers = context.may_see_officers() and not scope.perturbed
+    # Officer-level views are never offered where counts are perturbed (viewers, demonstrations): see below. Nor
+    # where no report in view carries an officer id: there is no officer to place.
+    officers = context.may_see_officers() and not scope.perturbed and bool(cache.summary(ds, filters, scope).officers)
     st.subheader(f"{'Areas, teams and officers' if officers else 'Areas and teams'} against the average (funnel plot)",
                  help=wording.glossary("funnel plot", "case mix"))
     levels = [*risk.FUNNEL_LEVELS, *([risk.OFFICER_LEVEL] if officers else [])]

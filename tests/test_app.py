@@ -687,3 +687,21 @@ def test_an_extract_with_no_incident_id_counts_no_incidents_on_any_page(monkeypa
     columns = [c for d in at.dataframe for c in d.value.columns]
     assert "Compared with peers in the same role" in columns  # the officer table is there...
     assert not [c for c in columns if "incident" in c.lower()]  # ...with no same-incident counts of zero
+
+
+def test_an_extract_with_no_officer_ids_offers_no_officer_level_and_counts_no_officers(monkeypatch, tmp_path):
+    from lib import synth
+
+    frame = synth.generate(3000, seed=3).reports.to_pandas().assign(officer_id="")
+    path = tmp_path / "no_officer_ids.csv"
+    frame.to_csv(path, index=False)
+    monkeypatch.setenv("OSE_DATASET", str(path))
+    at = run_app()
+    assert not at.exception
+    assert any("officers: not recorded in this extract" in c.value for c in at.caption)
+    assert not any(re.search(r"\b0 officers", c.value) for c in at.caption)
+    at.switch_page("app_pages/risk.py").run()
+    assert not at.exception
+    assert at.radio(key="risk_level").options == ["Area", "Team"]  # no officer to place on a funnel
+    assert any(h.value == "Areas and teams against the average (funnel plot)" for h in at.subheader)
+    assert any("No officer identifiers in this view" in i.value for i in at.info)
