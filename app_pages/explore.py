@@ -55,6 +55,8 @@ if measure in now.rates and explore.MEASURES[measure] in wording.unavailable(now
     st.stop()
 
 frame = cache.cached_query(explore.explore_frame, ds, filters, scope, measure, dimensions, facet)
+if "month" in dimensions:  # a line over months: the part months at either end are named on it
+    frame = render.mark_part_months(ds, filters, frame)
 timed = next((d for d in (*dimensions, facet) if d in ("hour", "hours")), None)
 if timed and risk.no_time_of_day(frame, timed):  # not a spike at midnight: one plain sentence instead
     st.info(f"This extract records no time of day (every report is at midnight), so reports cannot be placed by "
@@ -65,6 +67,8 @@ spec = explore_charts.explore_chart(frame, measure, dimensions, facet, unit=unit
 event = st.altair_chart(spec, on_select="rerun", key="explore_chart", theme=None)
 
 charted = (*dimensions, facet) if facet else dimensions
+if "month" in dimensions:
+    render.part_months(ds, filters, ("labelled 'part month'", "each labelled 'part month'"))
 if "role_group" in charted:
     st.caption(wording.ROLE_GROUPING)
 pick = explore.picked(event, charted)

@@ -503,7 +503,7 @@ def test_an_extract_without_time_of_day_says_so_instead_of_putting_every_report_
     at.multiselect(key="explore_dimensions").set_value(["hour"]).run()
     assert not at.exception
     assert any("records no time of day" in i.value and "hour of day" in i.value for i in at.info)
-    assert not at.get("vega_lite_chart") and not at.get("arrow_vega_lite_chart")
+    assert not at.get("vega_lite_chart")
     at.multiselect(key="explore_dimensions").set_value(["shift"]).run()
     assert not any("records no time of day" in i.value for i in at.info)
     # With times, the same page draws the hour-by-day grid.
@@ -638,6 +638,16 @@ def test_a_part_month_at_the_end_of_the_data_is_flagged_on_the_trends(monkeypatc
     assert not at.exception
     assert any(c.value.startswith("Part months: ") and said in c.value for c in at.caption)
     assert any("datum.part_month" in c.proto.spec for c in at.get("vega_lite_chart"))
+
+
+def test_a_period_chosen_mid_month_names_its_part_months_on_the_explore_line():
+    at = open_link({"from": "2024-01-09", "to": "2024-06-04", "explore_dimensions": "month"}, "app_pages/explore.py")
+    assert at.multiselect(key="explore_dimensions").value == ["month"]
+    assert any(c.value.startswith("Part months: January 2024 holds data from 9 Jan only") and "labelled 'part month'"
+               in c.value for c in at.caption)
+    spec = next(json.loads(c.proto.spec) for c in at.get("vega_lite_chart"))
+    named = [layer for layer in spec["layer"] if layer.get("transform") == [{"filter": "datum.part_month"}]]
+    assert len(named) == 1 and named[0]["encoding"]["text"] == {"value": "part month"}
 
 
 def test_a_period_chosen_mid_month_marks_its_part_months_on_the_tactics_trend():

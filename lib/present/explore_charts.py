@@ -25,7 +25,7 @@ from lib.analysis.explore import (
     is_other,
 )
 from lib.engine.query import NOT_RECORDED, Filters, describe
-from lib.present.charts import ACCENT, MAIN, MIN_DENOMINATOR, MUTED, _style, drop_hidden
+from lib.present.charts import ACCENT, MAIN, MIN_DENOMINATOR, MUTED, _has_part_months, _style, drop_hidden
 from lib.present.tables import counts
 
 
@@ -192,6 +192,14 @@ def _line_view(data: pd.DataFrame, measure: str, dimensions: tuple[str, ...],
     hollow = base.transform_filter(~alt.datum.enough).mark_circle(color="white", size=16, opacity=1).encode(
         y="value:Q")
     layers = [line, points.add_params(pick), hollow]
+    if x == "month" and _has_part_months(data):
+        # A month holding part of its data (charts.mark_part_months): named at the top of its column, the note in
+        # its tooltip (hollow points already mean too few answers here).
+        layers.append(base.transform_filter("datum.part_month").mark_text(
+            baseline="top", dy=2, color=MUTED, fontSize=10, fontStyle="italic").encode(
+            y=alt.value(0), text=alt.value("part month"),
+            tooltip=[alt.Tooltip("yearmonth(month):T", title="Month", format="%B %Y"),
+                     alt.Tooltip("part_month:N", title="Part month")]))
     if measure != REPORTS:
         band = base.mark_area().encode(
             y=alt.Y("low:Q", title=_value_axis_title(measure, facet is not None, unit)), y2="high:Q", color=colour,

@@ -169,18 +169,20 @@ def part_month_marks(filters: Filters, first: date | None, last: date | None) ->
     return marks
 
 
-def part_months_note(filters: Filters, first: date | None, last: date | None) -> str:
+def part_months_note(filters: Filters, first: date | None, last: date | None,
+                     drawn: tuple[str, str] = ("a lighter bar or a hollow point", "lighter bars or hollow points"),
+                     ) -> str:
     """Say which months at either end of a trend hold only part of a month's data ('' when none), so a short bar or
-    a rate on few reports at the edge is not read as a change."""
+    a rate on few reports at the edge is not read as a change. `drawn`: how the charts mark one, and several."""
     marks = part_month_marks(filters, first, last)
     if not marks:
         return ""
     parts = [f"{month:%B %Y} holds {note[0].lower()}{note[1:]}" for month, note in marks.items()]
     if len(parts) == 1:
-        return (f"Part month: {parts[0]} (a lighter bar or a hollow point on the charts). Its count is short and its "
-                "rate rests on fewer reports: read it as incomplete, not as a change.")
-    return (f"Part months: {'; '.join(parts)} (lighter bars or hollow points on the charts). Their counts are short "
-            "and their rates rest on fewer reports: read them as incomplete, not as changes.")
+        return (f"Part month: {parts[0]} ({drawn[0]} on the charts). Its count is short and its rate rests on fewer "
+                "reports: read it as incomplete, not as a change.")
+    return (f"Part months: {'; '.join(parts)} ({drawn[1]} on the charts). Their counts are short and their rates "
+            "rest on fewer reports: read them as incomplete, not as changes.")
 
 
 def period_phrase(previous: Filters | None, previous_summary: Summary | None, current: Filters | None = None,

@@ -101,11 +101,12 @@ def _data_days(ds) -> tuple:
     return (ds.first.date() if ds.first else None, ds.last.date() if ds.last else None)
 
 
-def part_months(ds, filters) -> None:
-    """Under a monthly trend: say which month at either end holds only part of a month's data (nothing if none)."""
+def part_months(ds, filters, drawn: tuple[str, str] | None = None) -> None:
+    """Under a monthly trend: say which month at either end holds only part of a month's data (nothing if none).
+    drawn: how the chart marks one part month, and several (the trends' lighter bars and hollow points if None)."""
     from lib.present import wording
 
-    note = wording.part_months_note(filters, *_data_days(ds))
+    note = wording.part_months_note(filters, *_data_days(ds), **({"drawn": drawn} if drawn else {}))
     if note:
         st.caption(note)
 
