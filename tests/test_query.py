@@ -1,7 +1,7 @@
 """Filters, measures and breakdowns against hand-counted values and conservation properties."""
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
 import pandas as pd
 import pytest
@@ -134,6 +134,14 @@ def test_a_period_compares_only_the_days_with_data(small):
     assert (year.date_from, year.date_to) == (date(2024, 3, 1), date(2024, 3, 31))  # April had data, March too
     tail = query.previous_period(Filters(date_from=date(2024, 3, 10), date_to=date(2024, 5, 31)), small)
     assert (tail.date_from, tail.date_to) == (date(2024, 1, 18), date(2024, 3, 9))  # 52 days with data, 52 before
+    # Whole months chosen round a part month of the data (as a viewer picks them): a part month is not compared
+    # with a whole one, nor is a period of odd days published in their place.
+    from types import SimpleNamespace
+
+    mid_june = SimpleNamespace(first=datetime(2020, 1, 1), last=datetime(2024, 6, 15, 10))
+    assert query.previous_period(Filters(date_from=date(2023, 7, 1), date_to=date(2024, 6, 30)), mid_june) is None
+    may = query.previous_period(Filters(date_from=date(2023, 6, 1), date_to=date(2024, 5, 31)), mid_june)
+    assert (may.date_from, may.date_to) == (date(2022, 6, 1), date(2023, 5, 31))
     # The data do not cover the whole period before (they start 5 Jan): no comparison, not half of one.
     assert query.previous_period(Filters(date_from=date(2024, 2, 1), date_to=date(2024, 3, 31)), small) is None
     assert query.previous_period(Filters(date_from=date(2024, 1, 1), date_to=date(2024, 1, 31)), small) is None

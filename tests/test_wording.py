@@ -37,11 +37,18 @@ def test_period_phrase_says_when_there_is_nothing_to_compare():
     assert wording.period_phrase(None, None) == "No earlier period to compare with."
     # Why there is none: the data start inside the period before.
     assert "the data start on 5 Jan 2024" in wording.period_phrase(None, None, first=date(2024, 1, 5))
-    # Whole months chosen round a last part month: the comparison is of the days with data, and says so.
+    # A period of days running past the data's last day: the comparison is of the days with data, and says so.
+    days = Filters(date_from=date(2023, 7, 10), date_to=date(2024, 6, 30))
+    cut = wording.period_phrase(Filters(date_from=date(2022, 7, 26), date_to=date(2023, 7, 9)), Summary(10, 9, 8),
+                                current=days, last=date(2024, 6, 15))
+    assert "days with data (to 15 Jun 2024)" in cut and "26 Jul 2022 to 9 Jul 2023" in cut
+    # Whole months chosen round a part month (a viewer picks whole months): no change, and how to get one.
     months = Filters(date_from=date(2023, 7, 1), date_to=date(2024, 6, 30))
-    cut = wording.period_phrase(Filters(date_from=date(2022, 7, 17), date_to=date(2023, 6, 30)), Summary(10, 9, 8),
-                                current=months, last=date(2024, 6, 15))
-    assert "days with data (to 15 Jun 2024)" in cut and "17 Jul 2022 to 30 Jun 2023" in cut
+    assert wording.period_phrase(None, None, months, date(2020, 1, 1), date(2024, 6, 15)) == (
+        "No change is shown: June 2024 holds data up to 15 Jun only, and a part month is not compared with a whole "
+        "one. End the period in May 2024 to compare whole months.")
+    assert "Start the period in August 2023" in wording.period_phrase(None, None, months, date(2023, 7, 20),
+                                                                      date(2024, 6, 30))
 
 
 def test_a_change_is_clear_only_when_its_interval_excludes_no_change():

@@ -287,10 +287,11 @@ def describe_months(filters: Filters, first: date | None = None, last: date | No
 def previous_period(filters: Filters, ds: Dataset) -> Filters | None:
     """Return the same filters over the period of equal length just before; None if there is none in the data.
 
-    Only days with data are compared: a period running past either end of the data (a part month at
-    the start or the end, whole months chosen round it) is cut to the data first, so a part month never
-    reads as a fall. None when there is no period (no data), or when the data do not cover the whole
-    period before: half a period of data against a whole one is no comparison.
+    Only days with data are compared: a period running past either end of the data is cut to the data
+    first, so days without data never read as a fall. None when there is no period (no data), when whole
+    months were chosen round a part month of the data (a part month is not compared with a whole one), or
+    when the data do not cover the whole period before: half a period of data against a whole one is no
+    comparison.
     """
     first, last = _day_of(ds.first), _day_of(ds.last)
     start, end = filters.date_from or first, filters.date_to or last
@@ -298,8 +299,16 @@ def previous_period(filters: Filters, ds: Dataset) -> Filters | None:
     end = min(end, last) if end and last else end
     if start is None or end is None or end < start:
         return None
+    if _whole_months(filters.date_from, filters.date_to) and not _whole_months(start, end):
+        # Whole months chosen round a part month of the data: no comparison rather than one over odd days (whole
+        # months are what disclosure control lets a viewer pick, so no period of odd days is published either).
+        return None
     previous = _period_before(filters, start, end)
     return None if first is not None and previous.date_from < first else previous
+
+
+def _whole_months(start: date | None, end: date | None) -> bool:
+    return start is not None and end is not None and start.day == 1 and (end + timedelta(days=1)).day == 1
 
 
 def _period_before(filters: Filters, start: date, end: date) -> Filters:

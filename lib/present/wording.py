@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from datetime import date
+from datetime import date, timedelta
 
 from lib.engine.query import Filters, Rate, Summary
 from lib.privacy.disclosure import DEFAULT_THRESHOLD
@@ -193,6 +193,9 @@ def period_phrase(previous: Filters | None, previous_summary: Summary | None, cu
     says why (the data start inside the period before), and a period cut to the last day of data says so.
     """
     if previous is None or previous.date_from is None or previous.date_to is None:
+        part = _part_month_reason(current, first, last)
+        if part:
+            return part
         if first is not None:
             return (f"No change is shown: the data start on {_day(first)}, so they do not hold the whole period "
                     "of the same length before this one.")
@@ -205,8 +208,23 @@ def period_phrase(previous: Filters | None, previous_summary: Summary | None, cu
     cut = (current is not None and current.date_to is not None and last is not None and current.date_to > last)
     if cut:
         return (f"Changes compare the days with data (to {_day(last)}) with as many days just before: {span}, so "
-                "the part month is not read as a fall.")
+                "days without data are not read as a fall.")
     return f"Changes compare with the previous period of the same length: {span}."
+
+
+def _part_month_reason(current: Filters | None, first: date | None, last: date | None) -> str:
+    """Say why whole months chosen round a part month of the data get no change ('' if that is not why)."""
+    if current is None or current.date_from is None or current.date_to is None:
+        return ""
+    if last is not None and current.date_to > last and (last + timedelta(days=1)).day != 1:
+        month_before = last.replace(day=1) - timedelta(days=1)
+        return (f"No change is shown: {last:%B %Y} holds data up to {last.day} {last:%b} only, and a part month is "
+                f"not compared with a whole one. End the period in {month_before:%B %Y} to compare whole months.")
+    if first is not None and current.date_from < first and first.day != 1:
+        month_after = (first.replace(day=28) + timedelta(days=4)).replace(day=1)
+        return (f"No change is shown: {first:%B %Y} holds data from {first.day} {first:%b} only, and a part month is "
+                f"not compared with a whole one. Start the period in {month_after:%B %Y} to compare whole months.")
+    return ""
 
 
 def _day(d: date) -> str:
