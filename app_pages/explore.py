@@ -16,7 +16,7 @@ NO_FACET = "none"
 choices = explore.dimension_choices(scope.perturbed)
 facet_choices = explore.dimension_choices(scope.perturbed, explore.FACET_DIMENSIONS)
 OPENING = {"explore_measure": "officer_injured", "explore_facet": NO_FACET,
-           "explore_dimensions": [explore.GROUPED["officer_role"] if scope.perturbed else "officer_role"]}
+           "explore_dimensions": [query.shown_dimension("officer_role", scope.perturbed)]}
 # The page's choices travel in its link, like the filters (a shared link opens the same chart).
 linked("explore_measure", list(explore.MEASURES))
 linked("explore_dimensions", choices, many=True)

@@ -35,8 +35,7 @@ if missing:
 st.caption(f"{wording.incidents_phrase(now, render.count_phrase)}, "
            f"{wording.officers_phrase(now, render.count_phrase)}. "
            + (wording.counting_unit(now) + " " if now.per_incident else "")
-           + wording.period_phrase(previous_filters, before, filters, ds.first.date() if ds.first else None,
-                                   ds.last.date() if ds.last else None))
+           + wording.period_phrase(previous_filters, before, filters, *render.data_days(ds)))
 with st.expander("How these rates are counted"):
     for rate in now.rates.values():
         st.markdown("- " + wording.rate_detail(rate))

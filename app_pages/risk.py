@@ -35,7 +35,7 @@ if unit != "reports":
 
 st.subheader("By role and shift")
 # Under disclosure control (a demonstration, a viewer) roles grouped: the smaller single roles would be hidden.
-by_role = "role_group" if scope.perturbed else "officer_role"
+by_role = query.shown_dimension("officer_role", scope.perturbed)
 grid = cache.cached_query(risk.rate_grid, ds, filters, scope, measure, by_role, "shift")
 render.chart(charts.rate_heatmap, grid, by_role, "shift", query.DIMENSION_LABELS[by_role], "Shift", label,
                              row_order=[*query.DIMENSION_ORDER[by_role], query.NOT_RECORDED],
@@ -55,7 +55,7 @@ render.table_behind(tables.rates_table(monthly, ("month",), now.per_incident),
 st.subheader("By hour of day and day of week")
 # Under disclosure control (a demonstration, a viewer) four-hour bands and weekdays together: single hours of seven
 # days would hide most cells.
-by_hour, by_day = ("hours", "days") if scope.perturbed else ("hour", "weekday")
+by_hour, by_day = query.shown_dimension("hour", scope.perturbed), query.shown_dimension("weekday", scope.perturbed)
 hours = cache.cached_query(risk.rate_grid, ds, filters, scope, measure, by_day, by_hour)
 if risk.no_time_of_day(hours, by_hour):
     st.info("This extract records no time of day (every report is at midnight), so reports cannot be placed by "

@@ -70,12 +70,14 @@ SHORT_NAMES: dict[str, str] = {
 }
 TACTIC_DIMENSIONS = ("tactic_group", "tactic")
 # A compared dimension that groups a finer one is not adjusted for that one: its groups are made of its values.
-_GROUPS_OF = {"role_group": "officer_role"}
+_GROUPS_OF = {grouped: fine for fine, grouped in query.GROUPED.items()}
 
 
 def within(dimension: str) -> tuple[str, ...]:
     """Return the covariates a comparison of `dimension` cannot be adjusted for: itself, and what it groups."""
     return (dimension, *((_GROUPS_OF[dimension],) if dimension in _GROUPS_OF else ()))
+
+
 METHOD = ("Poisson regression (log link, modified Poisson) with robust intervals clustered by incident")
 CRUDE_METHOD = "crude (no adjustment): Katz log interval"
 RATIO_COLUMNS = ["dimension", "group", "reference", "ratio", "ci_low", "ci_high", "yes", "answered",

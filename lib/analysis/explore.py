@@ -23,6 +23,7 @@ from lib.engine.query import (
     DIMENSION_ORDER,
     DIMENSIONS,
     FILTER_KINDS,
+    GROUPED,
     NOT_RECORDED,
     FilterKind,
     Filters,
@@ -39,17 +40,16 @@ MEASURES: dict[str, str] = {REPORTS: "Reports", **schema.HARM_FIELDS}
 TIME_AXES: tuple[str, ...] = ("month", "hour")
 # A facet draws one panel per group: time axes would give dozens of panels, so they are left out.
 FACET_DIMENSIONS: tuple[str, ...] = tuple(d for d in DIMENSIONS if d not in TIME_AXES)
-# Each fine dimension and its grouped form: a view under disclosure control (a demonstration, a viewer) offers the
-# grouped one, whose cells are large enough to show; any other view offers the fine one.
-GROUPED: dict[str, str] = {"officer_role": "role_group", "hour": "hours", "weekday": "days"}
+SELECTION = "pick"
+UNIT = "reports (one officer's use of force on one subject)"
 
 
 def dimension_choices(perturbed: bool, dimensions: tuple[str, ...] = tuple(DIMENSIONS)) -> list[str]:
-    """Return the dimensions a view may break down by, in order: grouped ones under disclosure control."""
+    """Return the dimensions a view may break down by, in order: grouped ones under disclosure control
+    (`query.GROUPED`), the fine ones otherwise."""
     left_out = set(GROUPED) if perturbed else set(GROUPED.values())
     return [d for d in dimensions if d not in left_out]
-SELECTION = "pick"
-UNIT = "reports (one officer's use of force on one subject)"
+
 
 # --- choosing the chart -------------------------------------------------------------------
 

@@ -38,7 +38,7 @@ RATIO_LABELS: dict[str, str] = adjust.LABELS  # the dimensions' names, and "Each
 def ratio_dimensions(perturbed: bool) -> list[str]:
     """Return the groups a rate ratio may compare: roles grouped under disclosure control (a demonstration, a
     viewer), where the smaller single roles would be hidden."""
-    return [("role_group" if perturbed and d == "officer_role" else d) for d in RATIO_DIMENSIONS]
+    return [query.shown_dimension(d, perturbed) for d in RATIO_DIMENSIONS]
 
 
 def _check_measure(measure: str) -> None:

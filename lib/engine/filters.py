@@ -177,6 +177,16 @@ DIMENSIONS: dict[str, Callable[[ibis.Table], ibis.Expr]] = {
 }
 
 
+# Each fine dimension and its grouped form: a view under disclosure control (a demonstration, a viewer) shows the
+# grouped one, whose cells are large enough to show, where any other view shows the fine one.
+GROUPED: dict[str, str] = {"officer_role": "role_group", "hour": "hours", "weekday": "days"}
+
+
+def shown_dimension(dimension: str, perturbed: bool) -> str:
+    """Return the dimension a view shows in place of `dimension`: its grouped form under disclosure control."""
+    return GROUPED.get(dimension, dimension) if perturbed else dimension
+
+
 DIMENSION_LABELS: dict[str, str] = {
     "month": "Month", "force": "Force", "area": "Area", "team": "Team",
     "officer_role": "Officer role", "role_group": "Officer role (grouped)", "shift": "Shift",

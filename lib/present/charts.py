@@ -77,7 +77,7 @@ def _has_part_months(data: pd.DataFrame) -> bool:
     return "part_month" in data.columns and bool(data["part_month"].ne("").any())
 
 
-def _part_tip() -> alt.Tooltip:
+def part_tip() -> alt.Tooltip:
     return alt.Tooltip("part_month:N", title="Part month")
 
 
@@ -93,7 +93,7 @@ def reports_by_month(frame: pd.DataFrame, *, title: str | None = None) -> alt.To
     chart = alt.Chart(data, **({"title": title} if title else {})).mark_bar(color=MAIN).encode(
         x=x,
         y=alt.Y("reports:Q", title="Reports (one officer, one subject)"),
-        tooltip=tooltip + [_part_tip()] if part else tooltip,
+        tooltip=tooltip + [part_tip()] if part else tooltip,
         **part,
     )
     hidden = _months(frame[frame["reports"].isna()]) if "suppressed" in frame and len(frame) else frame.iloc[:0]
@@ -132,7 +132,7 @@ def rate_by_month(frame: pd.DataFrame, measure: str = "officer_injured", *,
     if _has_part_months(data):  # a part month's rate as a hollow point over the filled one
         layers.append(base.mark_point(filled=True, color="white", stroke=ACCENT, strokeWidth=2, size=60,
                                       opacity=1).encode(y=alt.Y(f"{measure}_rate:Q"),
-                                                        tooltip=tooltip + [_part_tip()])
+                                                        tooltip=tooltip + [part_tip()])
                       .transform_filter("datum.part_month"))
     title = f"{label} per month, with 95% interval" if title is None else title
     return _style(alt.layer(*layers, **({"title": title} if title else {})).properties(height=260))

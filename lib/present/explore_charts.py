@@ -25,7 +25,16 @@ from lib.analysis.explore import (
     is_other,
 )
 from lib.engine.query import NOT_RECORDED, Filters, describe
-from lib.present.charts import ACCENT, MAIN, MIN_DENOMINATOR, MUTED, _has_part_months, _style, drop_hidden
+from lib.present.charts import (
+    ACCENT,
+    MAIN,
+    MIN_DENOMINATOR,
+    MUTED,
+    _has_part_months,
+    _style,
+    drop_hidden,
+    part_tip,
+)
 from lib.present.tables import counts
 
 
@@ -198,8 +207,7 @@ def _line_view(data: pd.DataFrame, measure: str, dimensions: tuple[str, ...],
         layers.append(base.transform_filter("datum.part_month").mark_text(
             baseline="top", dy=2, color=MUTED, fontSize=10, fontStyle="italic").encode(
             y=alt.value(0), text=alt.value("part month"),
-            tooltip=[alt.Tooltip("yearmonth(month):T", title="Month", format="%B %Y"),
-                     alt.Tooltip("part_month:N", title="Part month")]))
+            tooltip=[alt.Tooltip("yearmonth(month):T", title="Month", format="%B %Y"), part_tip()]))
     if measure != REPORTS:
         band = base.mark_area().encode(
             y=alt.Y("low:Q", title=_value_axis_title(measure, facet is not None, unit)), y2="high:Q", color=colour,

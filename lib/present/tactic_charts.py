@@ -21,6 +21,7 @@ from lib.present.charts import (
     _has_part_months,
     _style,
     drop_hidden,
+    part_tip,
 )
 from lib.present.tables import counts
 
@@ -77,7 +78,7 @@ def tactic_use_by_month(frame: pd.DataFrame, *, measure: str = "reports",
     lines = alt.Chart(data).mark_line(point=True).encode(**encoding, tooltip=tooltip)
     hollow = alt.Chart(data).mark_point(filled=True, fill="white", strokeWidth=2, size=60, opacity=1).encode(
         **encoding, stroke=alt.Stroke("tactic_group:N", scale=_group_scale(groups), legend=None),
-        tooltip=tooltip + [alt.Tooltip("part_month:N", title="Part month")]).transform_filter("datum.part_month")
+        tooltip=[*tooltip, part_tip()]).transform_filter("datum.part_month")
     return _style(alt.layer(lines, hollow, **_title(title, default)).properties(height=300))
 
 

@@ -107,9 +107,9 @@ def rate_change_verdict(current: Rate, previous: Rate | None) -> tuple[bool, str
     d = _difference(current, previous)
     if d is None:
         return None
-    clear = bool(d.low > 0 or d.high < 0)
-    reading = (("a clear rise" if d.difference > 0 else "a clear fall") if clear
-               else "not a clear change: a difference this size could be chance")
+    clear, reading = _reading(d)
+    if not clear:
+        reading += ": a difference this size could be chance"
     return clear, (f"Change against the previous period: {d.difference * 100:+.1f} pp (95% interval "
                    f"{_pp(d.low)} to {_pp(d.high)} pp), {reading}.")
 
@@ -120,6 +120,12 @@ def _difference(current: Rate, previous: Rate | None):
     from lib.analysis import stats
 
     return stats.rate_difference(current.numerator, current.denominator, previous.numerator, previous.denominator)
+
+
+def _reading(d) -> tuple[bool, str]:
+    """Read a difference: clear when its interval excludes no change ('a clear rise'), else 'not a clear change'."""
+    clear = bool(d.low > 0 or d.high < 0)
+    return clear, ("a clear rise" if d.difference > 0 else "a clear fall") if clear else "not a clear change"
 
 
 ROLE_GROUPING = ("Roles grouped: Response, Neighbourhood and Custody as recorded, every other role (roads policing, "
@@ -137,9 +143,7 @@ def headline_interval(current: Rate, previous: Rate | None) -> str:
     d = _difference(current, previous)
     if d is None:
         return text + "."
-    clear = d.low > 0 or d.high < 0
-    reading = ("a clear rise" if d.difference > 0 else "a clear fall") if clear else "not a clear change"
-    return f"{text}. Change {_pp(d.difference)} pp ({_pp(d.low)} to {_pp(d.high)}): {reading}."
+    return f"{text}. Change {_pp(d.difference)} pp ({_pp(d.low)} to {_pp(d.high)}): {_reading(d)[1]}."
 
 
 def _pp(value: float) -> str:

@@ -17,9 +17,8 @@ from lib.engine.query import Filters, Scope, Summary
 from lib.engine.store import Dataset
 from lib.ui import cache, context, render
 
-GROUPS = ("officer_role", "shift")  # the Overview's "By ..." sections, in order
-# Under disclosure control roles come grouped: the smaller single roles would be mostly hidden.
-PERTURBED_GROUPS = ("role_group", "shift")
+# The Overview's "By ..." sections, in order; roles grouped under disclosure control (query.shown_dimension).
+GROUPS = ("officer_role", "shift")
 GROUP_MEASURES = ("officer_injured", "officer_assaulted")  # the rates drawn by group, where the extract has them
 
 
@@ -43,7 +42,7 @@ def overview(ds: Dataset, filters: Filters, scope: Scope) -> Overview:
                     previous_filters=previous,
                     monthly=render.mark_part_months(ds, filters, cache.breakdown(ds, filters, scope, ("month",))),
                     groups={d: cache.breakdown(ds, filters, scope, (d,))
-                            for d in (PERTURBED_GROUPS if scope.perturbed else GROUPS)},
+                            for d in (query.shown_dimension(g, scope.perturbed) for g in GROUPS)},
                     tactics=cache.tactic_counts(ds, filters, scope))
 
 

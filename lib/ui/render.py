@@ -97,7 +97,8 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")[:60] or "table"
 
 
-def _data_days(ds) -> tuple:
+def data_days(ds) -> tuple:
+    """Return the dataset's first and last days (None when it is empty)."""
     return (ds.first.date() if ds.first else None, ds.last.date() if ds.last else None)
 
 
@@ -106,7 +107,7 @@ def part_months(ds, filters, drawn: tuple[str, str] | None = None) -> None:
     drawn: how the chart marks one part month, and several (the trends' lighter bars and hollow points if None)."""
     from lib.present import wording
 
-    note = wording.part_months_note(filters, *_data_days(ds), **({"drawn": drawn} if drawn else {}))
+    note = wording.part_months_note(filters, *data_days(ds), **({"drawn": drawn} if drawn else {}))
     if note:
         st.caption(note)
 
@@ -115,7 +116,7 @@ def mark_part_months(ds, filters, frame: pd.DataFrame) -> pd.DataFrame:
     """Return a monthly frame with its part months noted (`charts.mark_part_months`), for its chart and table."""
     from lib.present import charts, wording
 
-    return charts.mark_part_months(frame, wording.part_month_marks(filters, *_data_days(ds)))
+    return charts.mark_part_months(frame, wording.part_month_marks(filters, *data_days(ds)))
 
 
 def table(frame: pd.DataFrame, name: str, *, what: str = "table", shown: int | None = None) -> None:
